@@ -1,0 +1,233 @@
+//! The order store: an ordered key-value model with serializable transactions and a per-cell,
+//! append-only event log. This is the model FoundationDB gives; the embedded default backend
+//! (redb) gives the same one on a single machine, so a fresh checkout runs with no server.
+//!
+//! # Layout
+//! - `lib.rs`: the [`Kv`] and [`Txn`] traits (the one place the model is defined), errors,
+//!   and [`transact`]/[`read`], the generic entry points callers use.
+//! - `keys.rs`: tuple-encoded key helpers (`foundationdb-tuple` on both backends, so the data
+//!   layout is identical) and the event-log key space.
+//!
+//! # Contract
+//! - `transact` runs the closure in a serializable read-write transaction and retries it on
+//!   conflict; it resolves only once the commit is durable (fsync'd / FDB-committed).
+//! - The closure may be run more than once: it must have no effects outside the [`Txn`].
+//! - Events appended in a transaction get gap-free, strictly increasing positions per log,
+//!   assigned at commit in commit order.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub mod keys;
+
+/// Errors at the store boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the data directory.
+    #[error("data directory {path} is already in use by another process")]
+    AlreadyOpen { path: String },
+    /// A transaction kept conflicting past the retry limit.
+    #[error("transaction still conflicting after {attempts} attempts")]
+    TooManyRetries { attempts: u32 },
+    /// The backend failed (I/O, corruption, cluster unavailable).
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// Stored bytes do not decode as the caller expected.
+    #[error("corrupt record at {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    /// The store is shutting down.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// What a transaction closure may fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError<E> {
+    /// The store failed; conflicts never reach the caller (they are retried).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The closure decided to abort: nothing it wrote is committed.
+    #[error("transaction aborted")]
+    Abort(E),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A boxed future borrowing the transaction.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One key-value pair from a range read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// A range read: keys in `[begin, end)`, at most `limit` (0 = no limit), ascending unless
+/// `reverse`.
+#[derive(Debug, Clone)]
+pub struct RangeRequest {
+    pub begin: Vec<u8>,
+    pub end: Vec<u8>,
+    pub limit: usize,
+    pub reverse: bool,
+}
+
+impl RangeRequest {
+    /// Every key starting with `prefix`.
+    pub fn prefix(prefix: &[u8]) -> Self {
+        Self {
+            begin: prefix.to_vec(),
+            end: keys::prefix_end(prefix),
+            limit: 0,
+            reverse: false,
+        }
+    }
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+    pub fn reverse(mut self) -> Self {
+        self.reverse = true;
+        self
+    }
+}
+
+/// Names one event log (one per cell). Positions are per log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LogId(pub u16);
+
+/// A position in an event log: gap-free, starting at 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct LogPos(pub u64);
+
+/// An event read back from a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub pos: LogPos,
+    pub payload: Vec<u8>,
+}
+
+/// Operations inside one transaction. Reads see the transaction's own writes.
+pub trait Txn: Send + Sync {
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFut<'a, Result<Option<Vec<u8>>>>;
+    fn get_range(&self, range: RangeRequest) -> BoxFut<'_, Result<Vec<KeyValue>>>;
+    fn set(&self, key: &[u8], value: &[u8]);
+    fn clear(&self, key: &[u8]);
+    /// Clears keys in `[begin, end)`.
+    fn clear_range(&self, begin: &[u8], end: &[u8]);
+    /// Appends an event to `log`; its position is assigned at commit.
+    fn append_event(&self, log: LogId, payload: &[u8]);
+}
+
+/// The closure type `transact` runs; `'static` because it may run on a backend's own thread
+/// and more than once.
+pub type TxnFn<T, E> = Arc<
+    dyn for<'t> Fn(&'t dyn Txn) -> BoxFut<'t, std::result::Result<T, TxnError<E>>> + Send + Sync,
+>;
+
+/// A store backend. Object safe: the cell holds an `Arc<dyn Kv>`.
+pub trait Kv: Send + Sync + 'static {
+    /// Runs `f` in a serializable read-write transaction, retrying on conflict; resolves after
+    /// the commit is durable. Type-erased: use [`transact`].
+    fn transact_erased(
+        &self,
+        f: TxnFn<Box<dyn std::any::Any + Send>, Box<dyn std::any::Any + Send>>,
+    ) -> BoxFut<
+        '_,
+        std::result::Result<Box<dyn std::any::Any + Send>, TxnError<Box<dyn std::any::Any + Send>>>,
+    >;
+
+    /// Runs `f` on a consistent snapshot; writes made through the `Txn` are discarded. Never
+    /// blocks or is blocked by writers.
+    fn read_erased(
+        &self,
+        f: TxnFn<Box<dyn std::any::Any + Send>, Box<dyn std::any::Any + Send>>,
+    ) -> BoxFut<
+        '_,
+        std::result::Result<Box<dyn std::any::Any + Send>, TxnError<Box<dyn std::any::Any + Send>>>,
+    >;
+
+    /// Events of `log` with positions `>= from`, at most `limit`, in order.
+    fn read_events(&self, log: LogId, from: LogPos, limit: usize)
+    -> BoxFut<'_, Result<Vec<Event>>>;
+
+    /// The highest committed position of `log` (0 when empty).
+    fn log_head(&self, log: LogId) -> BoxFut<'_, Result<LogPos>>;
+
+    /// Resolves with the new head once `log` has a durable event after `after` (immediately if
+    /// it already has). Lets event consumers wake on commit instead of polling.
+    fn wait_for_events(&self, log: LogId, after: LogPos) -> BoxFut<'_, Result<LogPos>>;
+
+    /// A short name for logs and metrics ("redb", "fdb").
+    fn backend_name(&self) -> &'static str;
+}
+
+type AnyBox = Box<dyn std::any::Any + Send>;
+
+fn erase<T, E, F>(f: F) -> TxnFn<AnyBox, AnyBox>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    F: for<'t> Fn(&'t dyn Txn) -> BoxFut<'t, std::result::Result<T, TxnError<E>>>
+        + Send
+        + Sync
+        + 'static,
+{
+    Arc::new(move |txn| {
+        let fut = f(txn);
+        Box::pin(async move {
+            match fut.await {
+                Ok(t) => Ok(Box::new(t) as AnyBox),
+                Err(TxnError::Store(e)) => Err(TxnError::Store(e)),
+                Err(TxnError::Abort(e)) => Err(TxnError::Abort(Box::new(e) as AnyBox)),
+            }
+        })
+    })
+}
+
+fn unerase<T: 'static, E: 'static>(
+    r: std::result::Result<AnyBox, TxnError<AnyBox>>,
+) -> std::result::Result<T, TxnError<E>> {
+    // The boxes were made by `erase` with these very types, so the downcasts cannot fail.
+    match r {
+        Ok(t) => Ok(*t.downcast::<T>().expect("transact result type")),
+        Err(TxnError::Store(e)) => Err(TxnError::Store(e)),
+        Err(TxnError::Abort(e)) => Err(TxnError::Abort(*e.downcast::<E>().expect("abort type"))),
+    }
+}
+
+/// Runs `f` in a serializable read-write transaction (retried on conflict, durable on return).
+///
+/// ```ignore
+/// let n = store::transact(&*kv, |txn| Box::pin(async move {
+///     let v = txn.get(b"k").await?;
+///     txn.set(b"k", b"v");
+///     Ok::<_, store::TxnError<()>>(v.is_some())
+/// })).await?;
+/// ```
+pub async fn transact<T, E, F>(kv: &dyn Kv, f: F) -> std::result::Result<T, TxnError<E>>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    F: for<'t> Fn(&'t dyn Txn) -> BoxFut<'t, std::result::Result<T, TxnError<E>>>
+        + Send
+        + Sync
+        + 'static,
+{
+    unerase(kv.transact_erased(erase(f)).await)
+}
+
+/// Runs `f` on a consistent read-only snapshot.
+pub async fn read<T, E, F>(kv: &dyn Kv, f: F) -> std::result::Result<T, TxnError<E>>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    F: for<'t> Fn(&'t dyn Txn) -> BoxFut<'t, std::result::Result<T, TxnError<E>>>
+        + Send
+        + Sync
+        + 'static,
+{
+    unerase(kv.read_erased(erase(f)).await)
+}
