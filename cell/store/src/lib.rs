@@ -127,27 +127,22 @@ pub type TxnFn<T, E> = Arc<
     dyn for<'t> Fn(&'t dyn Txn) -> BoxFut<'t, std::result::Result<T, TxnError<E>>> + Send + Sync,
 >;
 
+/// A type-erased value crossing the object-safe [`Kv`] boundary.
+pub type AnyBox = Box<dyn std::any::Any + Send>;
+/// The closure [`Kv::transact_erased`] runs.
+pub type ErasedTxnFn = TxnFn<AnyBox, AnyBox>;
+/// What [`Kv::transact_erased`] returns.
+pub type ErasedResult = std::result::Result<AnyBox, TxnError<AnyBox>>;
+
 /// A store backend. Object safe: the cell holds an `Arc<dyn Kv>`.
 pub trait Kv: Send + Sync + 'static {
     /// Runs `f` in a serializable read-write transaction, retrying on conflict; resolves after
     /// the commit is durable. Type-erased: use [`transact`].
-    fn transact_erased(
-        &self,
-        f: TxnFn<Box<dyn std::any::Any + Send>, Box<dyn std::any::Any + Send>>,
-    ) -> BoxFut<
-        '_,
-        std::result::Result<Box<dyn std::any::Any + Send>, TxnError<Box<dyn std::any::Any + Send>>>,
-    >;
+    fn transact_erased(&self, f: ErasedTxnFn) -> BoxFut<'_, ErasedResult>;
 
     /// Runs `f` on a consistent snapshot; writes made through the `Txn` are discarded. Never
     /// blocks or is blocked by writers.
-    fn read_erased(
-        &self,
-        f: TxnFn<Box<dyn std::any::Any + Send>, Box<dyn std::any::Any + Send>>,
-    ) -> BoxFut<
-        '_,
-        std::result::Result<Box<dyn std::any::Any + Send>, TxnError<Box<dyn std::any::Any + Send>>>,
-    >;
+    fn read_erased(&self, f: ErasedTxnFn) -> BoxFut<'_, ErasedResult>;
 
     /// Events of `log` with positions `>= from`, at most `limit`, in order.
     fn read_events(&self, log: LogId, from: LogPos, limit: usize)
@@ -163,8 +158,6 @@ pub trait Kv: Send + Sync + 'static {
     /// A short name for logs and metrics ("redb", "fdb").
     fn backend_name(&self) -> &'static str;
 }
-
-type AnyBox = Box<dyn std::any::Any + Send>;
 
 fn erase<T, E, F>(f: F) -> TxnFn<AnyBox, AnyBox>
 where
@@ -187,9 +180,7 @@ where
     })
 }
 
-fn unerase<T: 'static, E: 'static>(
-    r: std::result::Result<AnyBox, TxnError<AnyBox>>,
-) -> std::result::Result<T, TxnError<E>> {
+fn unerase<T: 'static, E: 'static>(r: ErasedResult) -> std::result::Result<T, TxnError<E>> {
     // The boxes were made by `erase` with these very types, so the downcasts cannot fail.
     match r {
         Ok(t) => Ok(*t.downcast::<T>().expect("transact result type")),
