@@ -1,0 +1,465 @@
+//! The order state machine: one status enum, one transition table, who may cause each
+//! transition, and the payment effect it requires. No I/O, no clock, no storage: the order
+//! service reads the order, asks [`decide`], then writes the transition, its history row and
+//! its event in one store transaction.
+//!
+//! Headline path: pending → confirmed → preparing → ready_for_pickup → driver_assigned →
+//! driver_at_restaurant → picked_up → delivering → delivered; cancelled from every state
+//! before pickup. Matching starts at confirmation, so a driver is often assigned while the
+//! kitchen is still working: then the headline status is `driver_assigned` and the kitchen's
+//! later steps (preparing, ready) advance [`KitchenStage`] with their own events.
+
+use crate::ids::{CustomerId, DeliveryId, DriverId, RestaurantId};
+use crate::order::{EventKind, KitchenStage, Order, PaymentState};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The one order status enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Preparing,
+    ReadyForPickup,
+    DriverAssigned,
+    DriverAtRestaurant,
+    PickedUp,
+    Delivering,
+    Delivered,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 10] = [
+        OrderStatus::Pending,
+        OrderStatus::Confirmed,
+        OrderStatus::Preparing,
+        OrderStatus::ReadyForPickup,
+        OrderStatus::DriverAssigned,
+        OrderStatus::DriverAtRestaurant,
+        OrderStatus::PickedUp,
+        OrderStatus::Delivering,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Confirmed => "confirmed",
+            OrderStatus::Preparing => "preparing",
+            OrderStatus::ReadyForPickup => "ready_for_pickup",
+            OrderStatus::DriverAssigned => "driver_assigned",
+            OrderStatus::DriverAtRestaurant => "driver_at_restaurant",
+            OrderStatus::PickedUp => "picked_up",
+            OrderStatus::Delivering => "delivering",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// No transition leaves a terminal status.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, OrderStatus::Delivered | OrderStatus::Cancelled)
+    }
+
+    /// Active orders are those a restaurant tablet or a driver still acts on.
+    pub fn is_active(self) -> bool {
+        !self.is_terminal()
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OrderStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        OrderStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// Who causes a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "role", content = "id", rename_all = "snake_case")]
+pub enum Actor {
+    Customer(CustomerId),
+    Restaurant(RestaurantId),
+    Driver(DriverId),
+    /// The cell itself: matching, timers, payment failures.
+    System,
+    /// An operator acting through the admin API.
+    Admin,
+}
+
+/// What someone asks of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    Accept,
+    Reject {
+        reason: String,
+    },
+    StartPreparing,
+    MarkReady,
+    AssignDriver {
+        driver: DriverId,
+        delivery: DeliveryId,
+    },
+    UnassignDriver,
+    ArriveAtRestaurant,
+    PickUp,
+    StartDelivering,
+    Deliver,
+    Cancel {
+        reason: String,
+    },
+    FlagDelayed,
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Accept => "accept",
+            Command::Reject { .. } => "reject",
+            Command::StartPreparing => "start_preparing",
+            Command::MarkReady => "mark_ready",
+            Command::AssignDriver { .. } => "assign_driver",
+            Command::UnassignDriver => "unassign_driver",
+            Command::ArriveAtRestaurant => "arrive_at_restaurant",
+            Command::PickUp => "pick_up",
+            Command::StartDelivering => "start_delivering",
+            Command::Deliver => "deliver",
+            Command::Cancel { .. } => "cancel",
+            Command::FlagDelayed => "flag_delayed",
+        }
+    }
+}
+
+/// What the payment gateway must do for a transition, before it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentAction {
+    Capture,
+    Void,
+    Refund,
+}
+
+impl PaymentAction {
+    /// The payment state once the action succeeded.
+    pub fn resulting_state(self) -> PaymentState {
+        match self {
+            PaymentAction::Capture => PaymentState::Captured,
+            PaymentAction::Void => PaymentState::Voided,
+            PaymentAction::Refund => PaymentState::Refunded,
+        }
+    }
+}
+
+/// The decision for one command: apply it with [`Transition::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    pub kitchen: KitchenStage,
+    pub event: EventKind,
+    pub payment: Option<PaymentAction>,
+    /// `Some(Some(..))` assigns, `Some(None)` unassigns, `None` leaves the driver alone.
+    pub driver: Option<Option<(DriverId, DeliveryId)>>,
+    pub delayed: Option<bool>,
+    pub cancel_reason: Option<String>,
+}
+
+/// Why a command was refused: a value, never a panic (HTTP maps it to 409 or 403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("cannot {command} an order that is {from}")]
+    Invalid {
+        from: OrderStatus,
+        command: &'static str,
+    },
+    #[error("{actor} may not {command} this order")]
+    Forbidden {
+        actor: &'static str,
+        command: &'static str,
+    },
+}
+
+fn actor_name(actor: &Actor) -> &'static str {
+    match actor {
+        Actor::Customer(_) => "customer",
+        Actor::Restaurant(_) => "restaurant",
+        Actor::Driver(_) => "driver",
+        Actor::System => "system",
+        Actor::Admin => "admin",
+    }
+}
+
+/// Parties an order admits for a command.
+#[derive(Clone, Copy)]
+struct Who {
+    customer: bool,
+    restaurant: bool,
+    driver: bool,
+    system: bool,
+}
+
+const RESTAURANT: Who = Who {
+    customer: false,
+    restaurant: true,
+    driver: false,
+    system: false,
+};
+const SYSTEM: Who = Who {
+    customer: false,
+    restaurant: false,
+    driver: false,
+    system: true,
+};
+const DRIVER: Who = Who {
+    customer: false,
+    restaurant: false,
+    driver: true,
+    system: false,
+};
+const DRIVER_OR_SYSTEM: Who = Who {
+    customer: false,
+    restaurant: false,
+    driver: true,
+    system: true,
+};
+const ANY_PARTY: Who = Who {
+    customer: true,
+    restaurant: true,
+    driver: false,
+    system: true,
+};
+
+/// Admin may do anything a party may; a party must be *this order's* customer, restaurant or
+/// assigned driver.
+fn permitted(who: Who, actor: &Actor, order: &Order) -> bool {
+    match actor {
+        Actor::Admin => true,
+        Actor::System => who.system,
+        Actor::Customer(c) => who.customer && *c == order.customer_id,
+        Actor::Restaurant(r) => who.restaurant && *r == order.restaurant_id,
+        Actor::Driver(d) => who.driver && order.driver_id == Some(*d),
+    }
+}
+
+/// The transition table. Every (command, status) pair is listed: no `_` arm, so adding a
+/// status or a command forces a decision here.
+pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition, TransitionError> {
+    use OrderStatus::*;
+    let from = order.status;
+    let invalid = || TransitionError::Invalid {
+        from,
+        command: cmd.name(),
+    };
+    let k = order.kitchen;
+    let base = |to: OrderStatus, kitchen: KitchenStage, event: EventKind| Transition {
+        from,
+        to,
+        kitchen,
+        event,
+        payment: None,
+        driver: None,
+        delayed: None,
+        cancel_reason: None,
+    };
+
+    // (who may, transition) for this command in this status.
+    let (who, t) = match cmd {
+        Command::Accept => match from {
+            Pending => (
+                RESTAURANT,
+                Transition {
+                    payment: Some(PaymentAction::Capture),
+                    ..base(Confirmed, KitchenStage::Accepted, EventKind::OrderConfirmed)
+                },
+            ),
+            Confirmed | Preparing | ReadyForPickup | DriverAssigned | DriverAtRestaurant
+            | PickedUp | Delivering | Delivered | Cancelled => return Err(invalid()),
+        },
+        Command::Reject { reason } => match from {
+            Pending => (
+                RESTAURANT,
+                Transition {
+                    payment: Some(PaymentAction::Void),
+                    cancel_reason: Some(reason.clone()),
+                    ..base(Cancelled, k, EventKind::OrderRejected)
+                },
+            ),
+            Confirmed | Preparing | ReadyForPickup | DriverAssigned | DriverAtRestaurant
+            | PickedUp | Delivering | Delivered | Cancelled => return Err(invalid()),
+        },
+        Command::StartPreparing => match from {
+            Confirmed => (
+                RESTAURANT,
+                base(
+                    Preparing,
+                    KitchenStage::Preparing,
+                    EventKind::OrderPreparing,
+                ),
+            ),
+            DriverAssigned | DriverAtRestaurant if k == KitchenStage::Accepted => (
+                RESTAURANT,
+                base(from, KitchenStage::Preparing, EventKind::OrderPreparing),
+            ),
+            DriverAssigned | DriverAtRestaurant | Pending | Preparing | ReadyForPickup
+            | PickedUp | Delivering | Delivered | Cancelled => return Err(invalid()),
+        },
+        Command::MarkReady => match from {
+            Confirmed | Preparing => (
+                RESTAURANT,
+                base(ReadyForPickup, KitchenStage::Ready, EventKind::OrderReady),
+            ),
+            DriverAssigned | DriverAtRestaurant if k < KitchenStage::Ready => (
+                RESTAURANT,
+                base(from, KitchenStage::Ready, EventKind::OrderReady),
+            ),
+            DriverAssigned | DriverAtRestaurant | Pending | ReadyForPickup | PickedUp
+            | Delivering | Delivered | Cancelled => return Err(invalid()),
+        },
+        Command::AssignDriver { driver, delivery } => match from {
+            Confirmed | Preparing | ReadyForPickup if order.driver_id.is_none() => (
+                SYSTEM,
+                Transition {
+                    driver: Some(Some((*driver, *delivery))),
+                    ..base(DriverAssigned, k, EventKind::DriverAssigned)
+                },
+            ),
+            Confirmed | Preparing | ReadyForPickup | Pending | DriverAssigned
+            | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled => {
+                return Err(invalid());
+            }
+        },
+        Command::UnassignDriver => match from {
+            DriverAssigned | DriverAtRestaurant => {
+                // Back to the status the kitchen's progress implies.
+                let to = match k {
+                    KitchenStage::Received | KitchenStage::Accepted => Confirmed,
+                    KitchenStage::Preparing => Preparing,
+                    KitchenStage::Ready => ReadyForPickup,
+                };
+                (
+                    SYSTEM,
+                    Transition {
+                        driver: Some(None),
+                        ..base(to, k, EventKind::DriverUnassigned)
+                    },
+                )
+            }
+            Pending | Confirmed | Preparing | ReadyForPickup | PickedUp | Delivering
+            | Delivered | Cancelled => return Err(invalid()),
+        },
+        Command::ArriveAtRestaurant => match from {
+            DriverAssigned => (
+                DRIVER,
+                base(DriverAtRestaurant, k, EventKind::DriverAtRestaurant),
+            ),
+            Pending | Confirmed | Preparing | ReadyForPickup | DriverAtRestaurant | PickedUp
+            | Delivering | Delivered | Cancelled => return Err(invalid()),
+        },
+        Command::PickUp => match from {
+            // A driver may skip the "arrived" tap; handing over the food means it was ready.
+            DriverAssigned | DriverAtRestaurant => (
+                DRIVER,
+                base(PickedUp, KitchenStage::Ready, EventKind::OrderPickedUp),
+            ),
+            Pending | Confirmed | Preparing | ReadyForPickup | PickedUp | Delivering
+            | Delivered | Cancelled => return Err(invalid()),
+        },
+        Command::StartDelivering => match from {
+            PickedUp => (
+                DRIVER_OR_SYSTEM,
+                base(Delivering, k, EventKind::OrderDelivering),
+            ),
+            Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
+            | DriverAtRestaurant | Delivering | Delivered | Cancelled => return Err(invalid()),
+        },
+        Command::Deliver => match from {
+            PickedUp | Delivering => (DRIVER, base(Delivered, k, EventKind::OrderDelivered)),
+            Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
+            | DriverAtRestaurant | Delivered | Cancelled => return Err(invalid()),
+        },
+        Command::Cancel { reason } => match from {
+            Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
+            | DriverAtRestaurant => {
+                let payment = match order.payment_state {
+                    PaymentState::Authorized => Some(PaymentAction::Void),
+                    PaymentState::Captured => Some(PaymentAction::Refund),
+                    PaymentState::Voided | PaymentState::Refunded => None,
+                };
+                (
+                    ANY_PARTY,
+                    Transition {
+                        payment,
+                        cancel_reason: Some(reason.clone()),
+                        ..base(Cancelled, k, EventKind::OrderCancelled)
+                    },
+                )
+            }
+            PickedUp | Delivering | Delivered | Cancelled => return Err(invalid()),
+        },
+        Command::FlagDelayed => match from {
+            Confirmed | Preparing | ReadyForPickup if !order.delayed => (
+                SYSTEM,
+                Transition {
+                    delayed: Some(true),
+                    ..base(from, k, EventKind::OrderDelayed)
+                },
+            ),
+            Confirmed | Preparing | ReadyForPickup | Pending | DriverAssigned
+            | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled => {
+                return Err(invalid());
+            }
+        },
+    };
+    if !permitted(who, actor, order) {
+        return Err(TransitionError::Forbidden {
+            actor: actor_name(actor),
+            command: cmd.name(),
+        });
+    }
+    Ok(t)
+}
+
+impl Transition {
+    /// Applies the decision to the record (the caller writes it, the history row and the
+    /// event in one transaction). Call it only after the transition's payment action, if
+    /// any, succeeded at the gateway: it records the resulting payment state.
+    pub fn apply(&self, order: &mut Order, now: crate::time::UnixMs) {
+        assert_eq!(
+            order.status, self.from,
+            "a transition applies to the state it was decided on"
+        );
+        order.status = self.to;
+        order.kitchen = self.kitchen;
+        if let Some(driver) = self.driver {
+            order.driver_id = driver.map(|(d, _)| d);
+            order.delivery_id = driver.map(|(_, del)| del);
+        }
+        if let Some(delayed) = self.delayed {
+            order.delayed = delayed;
+        }
+        if let Some(reason) = &self.cancel_reason {
+            order.cancel_reason = Some(reason.clone());
+        }
+        if let Some(action) = self.payment {
+            order.payment_state = action.resulting_state();
+        }
+        order.updated_at = now;
+    }
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

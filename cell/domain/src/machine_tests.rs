@@ -1,0 +1,250 @@
+use super::*;
+use crate::ids::{CustomerId, DeliveryId, DriverId, OrderId, RestaurantId};
+use crate::money::Cents;
+use crate::order::{Address, Order};
+use crate::time::UnixMs;
+use proptest::prelude::*;
+
+const CUSTOMER: CustomerId = CustomerId(7);
+const RESTAURANT_ID: RestaurantId = RestaurantId(11);
+const DRIVER_A: DriverId = DriverId(21);
+const DRIVER_B: DriverId = DriverId(22);
+
+pub(crate) fn new_order() -> Order {
+    Order {
+        id: OrderId(1),
+        customer_id: CUSTOMER,
+        restaurant_id: RESTAURANT_ID,
+        restaurant_name: "Test".into(),
+        restaurant_lat: 0.0,
+        restaurant_lng: 0.0,
+        status: OrderStatus::Pending,
+        kitchen: KitchenStage::Received,
+        driver_id: None,
+        delivery_id: None,
+        items: vec![],
+        delivery_address: Address {
+            lat: 0.0,
+            lng: 0.0,
+            formatted: String::new(),
+        },
+        subtotal: Cents(1000),
+        delivery_fee: Cents(299),
+        tax: Cents(83),
+        total: Cents(1382),
+        payment_state: PaymentState::Authorized,
+        payment_ref: "auth_1".into(),
+        estimated_delivery_min: UnixMs(0),
+        estimated_delivery_max: UnixMs(0),
+        delayed: false,
+        cancel_reason: None,
+        created_at: UnixMs(0),
+        updated_at: UnixMs(0),
+    }
+}
+
+fn step(order: &mut Order, cmd: Command, actor: Actor) -> Result<Transition, TransitionError> {
+    let t = decide(order, &cmd, &actor)?;
+    t.apply(order, UnixMs(1));
+    Ok(t)
+}
+
+#[test]
+fn happy_path_with_driver_assigned_while_preparing() {
+    let mut o = new_order();
+    let r = Actor::Restaurant(RESTAURANT_ID);
+    let d = Actor::Driver(DRIVER_A);
+    assert_eq!(
+        step(&mut o, Command::Accept, r).unwrap().payment,
+        Some(PaymentAction::Capture)
+    );
+    assert_eq!(o.payment_state, PaymentState::Captured);
+    step(&mut o, Command::StartPreparing, r).unwrap();
+    let assign = Command::AssignDriver {
+        driver: DRIVER_A,
+        delivery: DeliveryId(5),
+    };
+    step(&mut o, assign, Actor::System).unwrap();
+    assert_eq!(o.status, OrderStatus::DriverAssigned);
+    assert_eq!(o.driver_id, Some(DRIVER_A));
+    // The kitchen keeps going while the driver drives over.
+    let ready = step(&mut o, Command::MarkReady, r).unwrap();
+    assert_eq!(
+        (ready.to, ready.event),
+        (OrderStatus::DriverAssigned, EventKind::OrderReady)
+    );
+    assert_eq!(o.kitchen, KitchenStage::Ready);
+    step(&mut o, Command::ArriveAtRestaurant, d).unwrap();
+    step(&mut o, Command::PickUp, d).unwrap();
+    step(&mut o, Command::StartDelivering, d).unwrap();
+    step(&mut o, Command::Deliver, d).unwrap();
+    assert_eq!(o.status, OrderStatus::Delivered);
+}
+
+#[test]
+fn parties_are_checked() {
+    let mut o = new_order();
+    // Another restaurant, the customer, a driver: none may accept.
+    for actor in [
+        Actor::Restaurant(RestaurantId(99)),
+        Actor::Customer(CUSTOMER),
+        Actor::Driver(DRIVER_A),
+    ] {
+        assert!(matches!(
+            decide(&o, &Command::Accept, &actor),
+            Err(TransitionError::Forbidden { .. })
+        ));
+    }
+    // Another customer may not cancel; the order's customer may.
+    let cancel = Command::Cancel {
+        reason: "changed mind".into(),
+    };
+    assert!(decide(&o, &cancel, &Actor::Customer(CustomerId(8))).is_err());
+    let t = decide(&o, &cancel, &Actor::Customer(CUSTOMER)).unwrap();
+    assert_eq!(t.payment, Some(PaymentAction::Void));
+    // Only the assigned driver may report progress.
+    step(&mut o, Command::Accept, Actor::Restaurant(RESTAURANT_ID)).unwrap();
+    let assign = Command::AssignDriver {
+        driver: DRIVER_A,
+        delivery: DeliveryId(5),
+    };
+    step(&mut o, assign, Actor::System).unwrap();
+    assert!(decide(&o, &Command::PickUp, &Actor::Driver(DRIVER_B)).is_err());
+    // A second assignment is refused: an order never has two drivers.
+    let again = Command::AssignDriver {
+        driver: DRIVER_B,
+        delivery: DeliveryId(6),
+    };
+    assert!(matches!(
+        decide(&o, &again, &Actor::System),
+        Err(TransitionError::Invalid { .. })
+    ));
+    // Cancelling after capture refunds.
+    let t = decide(&o, &cancel, &Actor::Customer(CUSTOMER)).unwrap();
+    assert_eq!(t.payment, Some(PaymentAction::Refund));
+}
+
+#[test]
+fn terminal_states_refuse_everything() {
+    for cmd in all_commands() {
+        for status in [OrderStatus::Delivered, OrderStatus::Cancelled] {
+            let mut o = new_order();
+            o.status = status;
+            o.driver_id = Some(DRIVER_A);
+            assert!(matches!(
+                decide(&o, &cmd, &Actor::Admin),
+                Err(TransitionError::Invalid { .. })
+            ));
+        }
+    }
+}
+
+fn all_commands() -> Vec<Command> {
+    vec![
+        Command::Accept,
+        Command::Reject {
+            reason: "closed".into(),
+        },
+        Command::StartPreparing,
+        Command::MarkReady,
+        Command::AssignDriver {
+            driver: DRIVER_A,
+            delivery: DeliveryId(5),
+        },
+        Command::AssignDriver {
+            driver: DRIVER_B,
+            delivery: DeliveryId(6),
+        },
+        Command::UnassignDriver,
+        Command::ArriveAtRestaurant,
+        Command::PickUp,
+        Command::StartDelivering,
+        Command::Deliver,
+        Command::Cancel { reason: "x".into() },
+        Command::FlagDelayed,
+    ]
+}
+
+fn all_actors() -> Vec<Actor> {
+    vec![
+        Actor::Customer(CUSTOMER),
+        Actor::Customer(CustomerId(8)),
+        Actor::Restaurant(RESTAURANT_ID),
+        Actor::Restaurant(RestaurantId(12)),
+        Actor::Driver(DRIVER_A),
+        Actor::Driver(DRIVER_B),
+        Actor::System,
+        Actor::Admin,
+    ]
+}
+
+/// The statuses reachable in one step from `s` (any command, any actor): the table, read back.
+fn successors(s: OrderStatus) -> Vec<OrderStatus> {
+    use OrderStatus::*;
+    match s {
+        Pending => vec![Confirmed, Cancelled],
+        Confirmed => vec![
+            Preparing,
+            ReadyForPickup,
+            DriverAssigned,
+            Confirmed,
+            Cancelled,
+        ],
+        Preparing => vec![ReadyForPickup, DriverAssigned, Preparing, Cancelled],
+        ReadyForPickup => vec![DriverAssigned, ReadyForPickup, Cancelled],
+        DriverAssigned => vec![
+            DriverAssigned,
+            DriverAtRestaurant,
+            PickedUp,
+            Confirmed,
+            Preparing,
+            ReadyForPickup,
+            Cancelled,
+        ],
+        DriverAtRestaurant => vec![
+            DriverAtRestaurant,
+            PickedUp,
+            Confirmed,
+            Preparing,
+            ReadyForPickup,
+            Cancelled,
+        ],
+        PickedUp => vec![Delivering, Delivered],
+        Delivering => vec![Delivered],
+        Delivered | Cancelled => vec![],
+    }
+}
+
+proptest! {
+    /// Random (command, actor) sequences: the machine never panics, every accepted step is an
+    /// edge of the table, terminal states stay terminal, a driver is attached exactly while
+    /// the status says so, and payment only moves forward.
+    #[test]
+    fn random_sequences_keep_invariants(steps in prop::collection::vec((0usize..13, 0usize..8), 0..60)) {
+        let cmds = all_commands();
+        let actors = all_actors();
+        let mut o = new_order();
+        for (c, a) in steps {
+            let before = o.clone();
+            match decide(&o, &cmds[c], &actors[a]) {
+                Ok(t) => {
+                    prop_assert!(!before.status.is_terminal());
+                    prop_assert!(successors(before.status).contains(&t.to), "{:?} -> {:?}", before.status, t.to);
+                    t.apply(&mut o, UnixMs(1));
+                    prop_assert!(o.kitchen >= before.kitchen, "kitchen never goes back");
+                    use OrderStatus::*;
+                    let needs_driver = matches!(o.status, DriverAssigned | DriverAtRestaurant | PickedUp | Delivering | Delivered);
+                    if needs_driver { prop_assert!(o.driver_id.is_some()); }
+                    if matches!(o.status, Pending | Confirmed | Preparing | ReadyForPickup) { prop_assert!(o.driver_id.is_none()); }
+                    if o.status == Cancelled {
+                        prop_assert!(matches!(o.payment_state, PaymentState::Voided | PaymentState::Refunded));
+                    }
+                    if before.payment_state != PaymentState::Authorized {
+                        prop_assert!(o.payment_state != PaymentState::Authorized);
+                    }
+                }
+                Err(_) => prop_assert_eq!(&o, &before),
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The order record as stored (the seed's `orders` table), its items snapshot, the status
+//! history rows (`order_status_history`) and the events appended to the cell's log.
+
+use crate::ids::{CustomerId, DeliveryId, DriverId, MenuItemId, OrderId, RestaurantId};
+use crate::machine::{Actor, OrderStatus};
+use crate::money::Cents;
+use crate::time::UnixMs;
+use serde::{Deserialize, Serialize};
+
+/// A delivery address. `formatted` is shown to the assigned driver only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Address {
+    pub lat: f64,
+    pub lng: f64,
+    #[serde(default)]
+    pub formatted: String,
+}
+
+/// A chosen customization option, priced from the menu at order time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenOption {
+    pub group: String,
+    pub option: String,
+    pub price_delta: Cents,
+}
+
+/// One line of the items snapshot: what was ordered, at the menu's price then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderItem {
+    pub item_id: MenuItemId,
+    pub name: String,
+    pub quantity: u32,
+    /// Base price of one unit.
+    pub unit_price: Cents,
+    pub customizations: Vec<ChosenOption>,
+    /// `quantity × (unit_price + Σ price_delta)`.
+    pub line_total: Cents,
+}
+
+/// The kitchen's progress, tracked apart from the headline status once a driver is assigned
+/// (drivers are usually assigned while the food is still being prepared).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum KitchenStage {
+    #[default]
+    Received,
+    Accepted,
+    Preparing,
+    Ready,
+}
+
+/// Where the payment for an order stands at the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentState {
+    /// Funds held at placement.
+    #[default]
+    Authorized,
+    /// Charged when the restaurant accepted.
+    Captured,
+    /// Hold released (rejected, or cancelled before capture).
+    Voided,
+    /// Charged, then refunded (cancelled after capture).
+    Refunded,
+}
+
+/// The order record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub customer_id: CustomerId,
+    pub restaurant_id: RestaurantId,
+    /// Restaurant name and location, copied at placement so matching and tracking never
+    /// depend on the catalog (which may move to another cell).
+    pub restaurant_name: String,
+    pub restaurant_lat: f64,
+    pub restaurant_lng: f64,
+    pub status: OrderStatus,
+    pub kitchen: KitchenStage,
+    pub driver_id: Option<DriverId>,
+    pub delivery_id: Option<DeliveryId>,
+    pub items: Vec<OrderItem>,
+    pub delivery_address: Address,
+    pub subtotal: Cents,
+    pub delivery_fee: Cents,
+    pub tax: Cents,
+    pub total: Cents,
+    pub payment_state: PaymentState,
+    /// The gateway's authorization reference.
+    pub payment_ref: String,
+    /// ETA window, as absolute times.
+    pub estimated_delivery_min: UnixMs,
+    pub estimated_delivery_max: UnixMs,
+    /// Set when matching found no driver after widening: the customer was told of a delay.
+    pub delayed: bool,
+    pub cancel_reason: Option<String>,
+    pub created_at: UnixMs,
+    pub updated_at: UnixMs,
+}
+
+/// One row of `order_status_history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The headline status after this step.
+    pub status: OrderStatus,
+    /// What happened (a kitchen step can leave the headline status unchanged).
+    pub event: EventKind,
+    pub at: UnixMs,
+    pub by: Actor,
+}
+
+/// Kinds of events in the cell's log. Names are stable: consumers and webhooks see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    OrderCreated,
+    OrderConfirmed,
+    OrderRejected,
+    OrderPreparing,
+    OrderReady,
+    DriverAssigned,
+    DriverUnassigned,
+    DriverAtRestaurant,
+    OrderPickedUp,
+    OrderDelivering,
+    OrderDelivered,
+    OrderCancelled,
+    OrderDelayed,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::OrderCreated => "order_created",
+            EventKind::OrderConfirmed => "order_confirmed",
+            EventKind::OrderRejected => "order_rejected",
+            EventKind::OrderPreparing => "order_preparing",
+            EventKind::OrderReady => "order_ready",
+            EventKind::DriverAssigned => "driver_assigned",
+            EventKind::DriverUnassigned => "driver_unassigned",
+            EventKind::DriverAtRestaurant => "driver_at_restaurant",
+            EventKind::OrderPickedUp => "order_picked_up",
+            EventKind::OrderDelivering => "order_delivering",
+            EventKind::OrderDelivered => "order_delivered",
+            EventKind::OrderCancelled => "order_cancelled",
+            EventKind::OrderDelayed => "order_delayed",
+        }
+    }
+}
+
+/// The payload of one event in the cell's log: enough for every consumer (matching,
+/// tracking, notifications) to act without re-reading the order in the common case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    pub kind: EventKind,
+    pub order_id: OrderId,
+    pub customer_id: CustomerId,
+    pub restaurant_id: RestaurantId,
+    pub status: OrderStatus,
+    pub driver_id: Option<DriverId>,
+    pub at: UnixMs,
+}
+
+impl OrderEvent {
+    pub fn for_order(order: &Order, kind: EventKind, at: UnixMs) -> OrderEvent {
+        OrderEvent {
+            kind,
+            order_id: order.id,
+            customer_id: order.customer_id,
+            restaurant_id: order.restaurant_id,
+            status: order.status,
+            driver_id: order.driver_id,
+            at,
+        }
+    }
+}
