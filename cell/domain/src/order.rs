@@ -109,6 +109,9 @@ pub struct HistoryEntry {
     pub event: EventKind,
     pub at: UnixMs,
     pub by: Actor,
+    /// The driver attached to the order after this step, so assignments are auditable.
+    #[serde(default)]
+    pub driver_id: Option<DriverId>,
 }
 
 /// Kinds of events in the cell's log. Names are stable: consumers and webhooks see them.

@@ -1,0 +1,364 @@
+//! Orders in the store: every write is one transaction that updates the record, its history
+//! row, its index entries and the cell's event log together. No gateway calls here: the
+//! service calls the payment gateway before it asks the repository to write.
+
+use super::keys;
+use domain::machine::decide;
+use domain::{
+    Actor, Command, CustomerId, DriverId, EventKind, HistoryEntry, Order, OrderEvent, OrderId,
+    OrderStatus, RestaurantId, Transition, TransitionError, UnixMs,
+};
+use std::sync::Arc;
+use store::{Kv, LogId, RangeRequest, StoreError, Txn, TxnError};
+
+/// Why a repository call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("order {0} not found")]
+    NotFound(OrderId),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// Another transition moved the order between the decision and the write.
+    #[error("order {id} changed concurrently (now {now})")]
+    Changed { id: OrderId, now: OrderStatus },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TxnError<RepoError>> for RepoError {
+    fn from(e: TxnError<RepoError>) -> Self {
+        match e {
+            TxnError::Store(s) => RepoError::Store(s),
+            TxnError::Abort(r) => r,
+        }
+    }
+}
+
+/// Result of an idempotent create.
+#[derive(Debug, Clone)]
+pub enum Created {
+    /// Written now.
+    New(Order),
+    /// The idempotency key was used before: the existing order, nothing written.
+    Existing(Order),
+}
+
+type TxnResult<T> = Result<T, TxnError<RepoError>>;
+
+fn corrupt(key: &[u8], e: impl std::fmt::Display) -> TxnError<RepoError> {
+    TxnError::Store(StoreError::Corrupt {
+        key: format!("{key:?}"),
+        reason: e.to_string(),
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // Our own types always serialize: a failure here is a programming error.
+    serde_json::to_vec(v).expect("order types serialize to JSON")
+}
+
+pub(crate) async fn load(txn: &dyn Txn, id: OrderId) -> TxnResult<Option<Order>> {
+    let key = keys::order(id);
+    match txn.get(&key).await? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| corrupt(&key, e)),
+    }
+}
+
+async fn load_by_idempotency(
+    txn: &dyn Txn,
+    customer: CustomerId,
+    idem: &str,
+) -> TxnResult<Option<Order>> {
+    let Some(raw) = txn.get(&keys::idempotency(customer, idem)).await? else {
+        return Ok(None);
+    };
+    let id = raw
+        .try_into()
+        .map(|b: [u8; 8]| OrderId(u64::from_be_bytes(b)))
+        .map_err(|_| corrupt(b"idem", "idempotency record is not 8 bytes"))?;
+    // An idempotency record always points at an order written in the same transaction.
+    load(txn, id)
+        .await?
+        .map(Some)
+        .ok_or_else(|| corrupt(&keys::order(id), "idempotency target missing"))
+}
+
+async fn next_history_seq(txn: &dyn Txn, id: OrderId) -> TxnResult<u32> {
+    let last = txn
+        .get_range(
+            RangeRequest::prefix(&keys::history_prefix(id))
+                .reverse()
+                .limit(1),
+        )
+        .await?;
+    match last.first() {
+        None => Ok(0),
+        Some(kv) => {
+            let (_, _, seq): (String, u64, u32) =
+                store::keys::unpack(&kv.key).map_err(|e| corrupt(&kv.key, e))?;
+            Ok(seq + 1)
+        }
+    }
+}
+
+fn write_indexes(txn: &dyn Txn, o: &Order) {
+    txn.set(&keys::by_restaurant(o.restaurant_id, o.status, o.id), b"");
+    if let Some(d) = o.driver_id {
+        txn.set(&keys::by_driver(d, o.status, o.id), b"");
+    }
+}
+
+fn clear_indexes(txn: &dyn Txn, o: &Order) {
+    txn.clear(&keys::by_restaurant(o.restaurant_id, o.status, o.id));
+    if let Some(d) = o.driver_id {
+        txn.clear(&keys::by_driver(d, o.status, o.id));
+    }
+}
+
+fn record_step(
+    txn: &dyn Txn,
+    log: LogId,
+    o: &Order,
+    seq: u32,
+    event: EventKind,
+    by: Actor,
+    at: UnixMs,
+) {
+    let entry = HistoryEntry {
+        status: o.status,
+        event,
+        at,
+        by,
+        driver_id: o.driver_id,
+    };
+    txn.set(&keys::history(o.id, seq), &to_json(&entry));
+    txn.append_event(log, &to_json(&OrderEvent::for_order(o, event, at)));
+}
+
+/// Writes a new pending order, unless `idem` was used by this customer before, in which case
+/// the earlier order is returned and nothing is written.
+pub async fn create(
+    kv: &dyn Kv,
+    log: LogId,
+    order: Order,
+    idem: Option<String>,
+) -> Result<Created, RepoError> {
+    let order = Arc::new(order);
+    let idem = Arc::new(idem);
+    let r = store::transact(kv, move |txn| {
+        let order = order.clone();
+        let idem = idem.clone();
+        Box::pin(async move {
+            if let Some(key) = idem.as_deref() {
+                if let Some(existing) = load_by_idempotency(txn, order.customer_id, key).await? {
+                    return Ok(Created::Existing(existing));
+                }
+            }
+            let okey = keys::order(order.id);
+            if txn.get(&okey).await?.is_some() {
+                return Err(corrupt(&okey, "order id allocated twice"));
+            }
+            txn.set(&okey, &to_json(&*order));
+            txn.set(
+                &keys::by_customer(order.customer_id, order.created_at.0, order.id),
+                b"",
+            );
+            write_indexes(txn, &order);
+            if let Some(key) = idem.as_deref() {
+                txn.set(
+                    &keys::idempotency(order.customer_id, key),
+                    &order.id.0.to_be_bytes(),
+                );
+            }
+            let by = Actor::Customer(order.customer_id);
+            record_step(
+                txn,
+                log,
+                &order,
+                0,
+                EventKind::OrderCreated,
+                by,
+                order.created_at,
+            );
+            Ok(Created::New((*order).clone()))
+        })
+    })
+    .await?;
+    Ok(r)
+}
+
+/// The order an idempotency key points at, if any (read-only).
+pub async fn find_by_idempotency(
+    kv: &dyn Kv,
+    customer: CustomerId,
+    idem: String,
+) -> Result<Option<Order>, RepoError> {
+    let idem = Arc::new(idem);
+    Ok(store::read(kv, move |txn| {
+        let idem = idem.clone();
+        Box::pin(async move { load_by_idempotency(txn, customer, &idem).await })
+    })
+    .await?)
+}
+
+/// Decides `cmd` on the current order and writes the transition, history row, index changes
+/// and event in one transaction. `expect` guards a decision made earlier (e.g. before a
+/// payment call): if the order's status moved since, nothing is written.
+pub async fn transition(
+    kv: &dyn Kv,
+    log: LogId,
+    id: OrderId,
+    cmd: Command,
+    actor: Actor,
+    expect: Option<OrderStatus>,
+    now: UnixMs,
+) -> Result<(Order, Transition), RepoError> {
+    let cmd = Arc::new(cmd);
+    Ok(store::transact(kv, move |txn| {
+        let cmd = cmd.clone();
+        Box::pin(async move {
+            let Some(mut order) = load(txn, id).await? else {
+                return Err(TxnError::Abort(RepoError::NotFound(id)));
+            };
+            if let Some(expected) = expect {
+                if order.status != expected {
+                    return Err(TxnError::Abort(RepoError::Changed {
+                        id,
+                        now: order.status,
+                    }));
+                }
+            }
+            let t = decide(&order, &cmd, &actor).map_err(|e| TxnError::Abort(e.into()))?;
+            let seq = next_history_seq(txn, id).await?;
+            clear_indexes(txn, &order);
+            t.apply(&mut order, now);
+            write_indexes(txn, &order);
+            txn.set(&keys::order(id), &to_json(&order));
+            record_step(txn, log, &order, seq, t.event, actor, now);
+            Ok((order, t))
+        })
+    })
+    .await?)
+}
+
+/// Reads an order (snapshot).
+pub async fn get(kv: &dyn Kv, id: OrderId) -> Result<Option<Order>, RepoError> {
+    Ok(store::read(kv, move |txn| Box::pin(async move { load(txn, id).await })).await?)
+}
+
+/// Reads an order with its status history, oldest first.
+pub async fn get_with_history(
+    kv: &dyn Kv,
+    id: OrderId,
+) -> Result<Option<(Order, Vec<HistoryEntry>)>, RepoError> {
+    Ok(store::read(kv, move |txn| {
+        Box::pin(async move {
+            let Some(order) = load(txn, id).await? else {
+                return Ok(None);
+            };
+            let rows = txn
+                .get_range(RangeRequest::prefix(&keys::history_prefix(id)))
+                .await?;
+            let mut history = Vec::with_capacity(rows.len());
+            for row in rows {
+                history.push(serde_json::from_slice(&row.value).map_err(|e| corrupt(&row.key, e))?);
+            }
+            Ok(Some((order, history)))
+        })
+    })
+    .await?)
+}
+
+async fn load_ids(txn: &dyn Txn, ids: Vec<OrderId>) -> TxnResult<Vec<Order>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        match load(txn, id).await? {
+            Some(o) => out.push(o),
+            None => return Err(corrupt(&keys::order(id), "index points at a missing order")),
+        }
+    }
+    Ok(out)
+}
+
+/// A customer's orders, newest first: at most `limit` created strictly before `before`
+/// (a cursor: the `created_at` of the last order of the previous page).
+pub async fn list_for_customer(
+    kv: &dyn Kv,
+    customer: CustomerId,
+    before: Option<(UnixMs, OrderId)>,
+    limit: usize,
+) -> Result<Vec<Order>, RepoError> {
+    Ok(store::read(kv, move |txn| {
+        Box::pin(async move {
+            let prefix = keys::by_customer_prefix(customer);
+            let mut range = RangeRequest::prefix(&prefix).reverse().limit(limit);
+            if let Some((at, id)) = before {
+                range.end = keys::by_customer(customer, at.0, id);
+            }
+            let rows = txn.get_range(range).await?;
+            let ids = rows
+                .iter()
+                .filter_map(|kv| keys::trailing_order_id(&kv.key))
+                .collect();
+            load_ids(txn, ids).await
+        })
+    })
+    .await?)
+}
+
+/// A restaurant's orders in the given statuses, oldest first within each status.
+pub async fn list_for_restaurant(
+    kv: &dyn Kv,
+    restaurant: RestaurantId,
+    statuses: Vec<OrderStatus>,
+    limit: usize,
+) -> Result<Vec<Order>, RepoError> {
+    let statuses = Arc::new(statuses);
+    Ok(store::read(kv, move |txn| {
+        let statuses = statuses.clone();
+        Box::pin(async move {
+            let mut ids = Vec::new();
+            for s in statuses.iter() {
+                let prefix = keys::by_restaurant_status_prefix(restaurant, *s);
+                let rows = txn
+                    .get_range(RangeRequest::prefix(&prefix).limit(limit))
+                    .await?;
+                ids.extend(
+                    rows.iter()
+                        .filter_map(|kv| keys::trailing_order_id(&kv.key)),
+                );
+            }
+            ids.sort();
+            ids.truncate(limit);
+            load_ids(txn, ids).await
+        })
+    })
+    .await?)
+}
+
+/// A driver's orders in active statuses (at most one by the matching invariant).
+pub async fn active_for_driver(kv: &dyn Kv, driver: DriverId) -> Result<Vec<Order>, RepoError> {
+    Ok(store::read(kv, move |txn| {
+        Box::pin(async move { active_for_driver_in(txn, driver).await })
+    })
+    .await?)
+}
+
+pub(crate) async fn active_for_driver_in(txn: &dyn Txn, driver: DriverId) -> TxnResult<Vec<Order>> {
+    let mut ids = Vec::new();
+    for s in OrderStatus::ALL.into_iter().filter(|s| s.is_active()) {
+        let rows = txn
+            .get_range(RangeRequest::prefix(&keys::by_driver_status_prefix(
+                driver, s,
+            )))
+            .await?;
+        ids.extend(
+            rows.iter()
+                .filter_map(|kv| keys::trailing_order_id(&kv.key)),
+        );
+    }
+    load_ids(txn, ids).await
+}

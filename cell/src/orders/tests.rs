@@ -1,0 +1,259 @@
+//! The repository against the real embedded store: idempotent creation, and random command
+//! sequences checked against the invariants (the history is a valid path through the
+//! transition table, one event per transition, indexes agree with the records).
+
+use super::{keys, repo};
+use domain::machine::decide;
+use domain::order::{Address, OrderEvent};
+use domain::{
+    Actor, Cents, Command, CustomerId, DeliveryId, DriverId, KitchenStage, Order, OrderId,
+    OrderStatus, PaymentState, RestaurantId, UnixMs,
+};
+use proptest::prelude::*;
+use std::sync::Arc;
+use store::{Kv, LogId, LogPos, RangeRequest};
+
+const LOG: LogId = LogId(1);
+
+fn open() -> (tempfile::TempDir, Arc<dyn Kv>) {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap();
+    (dir, Arc::new(kv))
+}
+
+fn order(id: u64, customer: u64, restaurant: u64, at: i64) -> Order {
+    Order {
+        id: OrderId(id),
+        customer_id: CustomerId(customer),
+        restaurant_id: RestaurantId(restaurant),
+        restaurant_name: "R".into(),
+        restaurant_lat: 52.5,
+        restaurant_lng: 13.4,
+        status: OrderStatus::Pending,
+        kitchen: KitchenStage::Received,
+        driver_id: None,
+        delivery_id: None,
+        items: vec![],
+        delivery_address: Address {
+            lat: 52.51,
+            lng: 13.41,
+            formatted: "x".into(),
+        },
+        subtotal: Cents(1000),
+        delivery_fee: Cents(199),
+        tax: Cents(88),
+        total: Cents(1287),
+        payment_state: PaymentState::Authorized,
+        payment_ref: "pi_1".into(),
+        estimated_delivery_min: UnixMs(at),
+        estimated_delivery_max: UnixMs(at),
+        delayed: false,
+        cancel_reason: None,
+        created_at: UnixMs(at),
+        updated_at: UnixMs(at),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn idempotent_create_returns_the_first_order_and_writes_nothing() {
+    rt().block_on(async {
+        let (_d, kv) = open();
+        let first = repo::create(&*kv, LOG, order(10, 1, 5, 1_000), Some("k1".into()))
+            .await
+            .unwrap();
+        assert!(matches!(first, repo::Created::New(_)));
+        // A retry allocates a fresh id but the key maps back to order 10.
+        let again = repo::create(&*kv, LOG, order(11, 1, 5, 2_000), Some("k1".into()))
+            .await
+            .unwrap();
+        match again {
+            repo::Created::Existing(o) => assert_eq!(o.id, OrderId(10)),
+            repo::Created::New(_) => panic!("idempotency key ignored"),
+        }
+        assert!(repo::get(&*kv, OrderId(11)).await.unwrap().is_none());
+        assert_eq!(
+            kv.log_head(LOG).await.unwrap(),
+            LogPos(1),
+            "the retry appended no event"
+        );
+        // Keys are per customer: another customer's "k1" is a different order.
+        let other = repo::create(&*kv, LOG, order(12, 2, 5, 3_000), Some("k1".into()))
+            .await
+            .unwrap();
+        assert!(matches!(other, repo::Created::New(_)));
+    });
+}
+
+#[test]
+fn customer_history_is_newest_first_and_pages() {
+    rt().block_on(async {
+        let (_d, kv) = open();
+        for i in 0..5u64 {
+            repo::create(&*kv, LOG, order(100 + i, 1, 5, 1_000 + i as i64), None)
+                .await
+                .unwrap();
+        }
+        let page1 = repo::list_for_customer(&*kv, CustomerId(1), None, 2)
+            .await
+            .unwrap();
+        let ids: Vec<_> = page1.iter().map(|o| o.id.0).collect();
+        assert_eq!(ids, vec![104, 103]);
+        let last = page1.last().unwrap();
+        let page2 =
+            repo::list_for_customer(&*kv, CustomerId(1), Some((last.created_at, last.id)), 10)
+                .await
+                .unwrap();
+        let ids: Vec<_> = page2.iter().map(|o| o.id.0).collect();
+        assert_eq!(ids, vec![102, 101, 100]);
+    });
+}
+
+fn commands() -> Vec<(Command, Actor)> {
+    let r = Actor::Restaurant(RestaurantId(5));
+    let d1 = Actor::Driver(DriverId(1));
+    let d2 = Actor::Driver(DriverId(2));
+    vec![
+        (Command::Accept, r),
+        (
+            Command::Reject {
+                reason: "busy".into(),
+            },
+            r,
+        ),
+        (Command::StartPreparing, r),
+        (Command::MarkReady, r),
+        (
+            Command::AssignDriver {
+                driver: DriverId(1),
+                delivery: DeliveryId(9),
+            },
+            Actor::System,
+        ),
+        (
+            Command::AssignDriver {
+                driver: DriverId(2),
+                delivery: DeliveryId(8),
+            },
+            Actor::System,
+        ),
+        (Command::UnassignDriver, Actor::System),
+        (Command::ArriveAtRestaurant, d1),
+        (Command::PickUp, d2),
+        (Command::PickUp, d1),
+        (Command::StartDelivering, d1),
+        (Command::Deliver, d1),
+        (
+            Command::Cancel { reason: "x".into() },
+            Actor::Customer(CustomerId(1)),
+        ),
+        (Command::FlagDelayed, Actor::System),
+    ]
+}
+
+async fn check_invariants(kv: &dyn Kv, ids: &[OrderId], accepted_steps: usize) {
+    // One event per write (creates + accepted transitions), gap-free.
+    let events = kv.read_events(LOG, LogPos(1), 0).await.unwrap();
+    assert_eq!(events.len(), ids.len() + accepted_steps);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.pos, LogPos(i as u64 + 1));
+        let _: OrderEvent = serde_json::from_slice(&e.payload).unwrap();
+    }
+    for id in ids {
+        let (o, history) = repo::get_with_history(kv, *id).await.unwrap().unwrap();
+        // The history replays through the transition table to the stored status.
+        assert_eq!(history[0].status, OrderStatus::Pending);
+        assert_eq!(history.last().unwrap().status, o.status);
+        let mut replay = order(id.0, 1, 5, 0);
+        for h in &history[1..] {
+            // Find a command that yields this step from the replayed state.
+            let found = commands().into_iter().find_map(|(c, a)| {
+                let t = decide(&replay, &c, &a).ok()?;
+                let mut next = replay.clone();
+                t.apply(&mut next, h.at);
+                (t.to == h.status
+                    && t.event == h.event
+                    && a == h.by
+                    && next.driver_id == h.driver_id)
+                    .then_some(t)
+            });
+            let t = found.unwrap_or_else(|| panic!("history step {h:?} is not in the table"));
+            t.apply(&mut replay, h.at);
+        }
+        assert_eq!(replay.status, o.status);
+        // Indexes agree with the record: exactly one restaurant entry, at the current status.
+        let all = kv.read_events(LOG, LogPos(1), 0).await.unwrap().len();
+        assert!(all > 0);
+        for s in OrderStatus::ALL {
+            let rows = store::read(kv, {
+                let key = keys::by_restaurant(o.restaurant_id, s, o.id);
+                move |txn| {
+                    let key = key.clone();
+                    Box::pin(
+                        async move { Ok::<_, store::TxnError<()>>(txn.get(&key).await?.is_some()) },
+                    )
+                }
+            })
+            .await
+            .unwrap();
+            assert_eq!(rows, s == o.status, "restaurant index for {s}");
+        }
+        let active = match o.driver_id {
+            Some(d) => repo::active_for_driver(kv, d).await.unwrap(),
+            None => vec![],
+        };
+        if let Some(d) = o.driver_id {
+            let mine: Vec<_> = active.iter().filter(|a| a.id == o.id).collect();
+            assert_eq!(
+                mine.len(),
+                usize::from(o.status.is_active()),
+                "driver {d} index"
+            );
+        }
+    }
+    let by_customer = store::read(kv, |txn| {
+        Box::pin(async move {
+            Ok::<_, store::TxnError<()>>(
+                txn.get_range(RangeRequest::prefix(&keys::by_customer_prefix(CustomerId(
+                    1,
+                ))))
+                .await?
+                .len(),
+            )
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(by_customer, ids.len());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn random_transitions_keep_store_invariants(steps in prop::collection::vec((0usize..3, 0usize..14), 1..40)) {
+        rt().block_on(async {
+            let (_d, kv) = open();
+            let ids: Vec<_> = (0..3).map(|i| OrderId(1000 + i)).collect();
+            for id in &ids {
+                repo::create(&*kv, LOG, order(id.0, 1, 5, id.0 as i64), None).await.unwrap();
+            }
+            let cmds = commands();
+            let mut accepted = 0;
+            for (n, (o, c)) in steps.into_iter().enumerate() {
+                let (cmd, actor) = cmds[c].clone();
+                match repo::transition(&*kv, LOG, ids[o], cmd, actor, None, UnixMs(10_000 + n as i64)).await {
+                    Ok(_) => accepted += 1,
+                    Err(repo::RepoError::Transition(_)) => {}
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            check_invariants(&*kv, &ids, accepted).await;
+        });
+    }
+}
