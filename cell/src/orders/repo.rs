@@ -152,10 +152,10 @@ pub async fn create(
         let order = order.clone();
         let idem = idem.clone();
         Box::pin(async move {
-            if let Some(key) = idem.as_deref() {
-                if let Some(existing) = load_by_idempotency(txn, order.customer_id, key).await? {
-                    return Ok(Created::Existing(existing));
-                }
+            if let Some(key) = idem.as_deref()
+                && let Some(existing) = load_by_idempotency(txn, order.customer_id, key).await?
+            {
+                return Ok(Created::Existing(existing));
             }
             let okey = keys::order(order.id);
             if txn.get(&okey).await?.is_some() {
@@ -223,13 +223,13 @@ pub async fn transition(
             let Some(mut order) = load(txn, id).await? else {
                 return Err(TxnError::Abort(RepoError::NotFound(id)));
             };
-            if let Some(expected) = expect {
-                if order.status != expected {
-                    return Err(TxnError::Abort(RepoError::Changed {
-                        id,
-                        now: order.status,
-                    }));
-                }
+            if let Some(expected) = expect
+                && order.status != expected
+            {
+                return Err(TxnError::Abort(RepoError::Changed {
+                    id,
+                    now: order.status,
+                }));
             }
             let t = decide(&order, &cmd, &actor).map_err(|e| TxnError::Abort(e.into()))?;
             let seq = next_history_seq(txn, id).await?;
