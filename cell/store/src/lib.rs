@@ -7,6 +7,15 @@
 //!   and [`transact`]/[`read`], the generic entry points callers use.
 //! - `keys.rs`: tuple-encoded key helpers (`foundationdb-tuple` on both backends, so the data
 //!   layout is identical) and the event-log key space.
+//! - `redb.rs` (+ `redb/tests.rs`): [`RedbStore`], the embedded default backend: one redb file,
+//!   a single writer thread with group commit (one fsync per batch of transactions).
+//! - `overlay.rs`: a transaction's private write buffer over a snapshot (read-your-writes;
+//!   nothing reaches the table unless the closure succeeds).
+//! - `fdb.rs` (feature `fdb`): `FdbStore` on FoundationDB.
+//! - `conformance.rs` (tests, feature `testing`): the backend-independent conformance suite.
+//! - `synthetic.rs`: an order-shaped transaction for `storebench` and the crash test.
+//! - `bin/storebench.rs`: group commit vs one fsync per transaction; `bin/store-crash-writer.rs`:
+//!   the process the SIGKILL durability test (`tests/crash.rs`) kills.
 //!
 //! # Contract
 //! - `transact` runs the closure in a serializable read-write transaction and retries it on
@@ -19,7 +28,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod keys;
+mod overlay;
+pub mod redb;
+pub mod synthetic;
+
+pub use crate::redb::{RedbOptions, RedbStore};
 
 /// Errors at the store boundary.
 #[derive(Debug, thiserror::Error)]

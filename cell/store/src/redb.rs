@@ -1,0 +1,462 @@
+//! The embedded default backend: one redb file, one ordered table of raw bytes (the layout
+//! FoundationDB would hold), a single writer thread with group commit.
+//!
+//! # Group commit
+//! `transact` sends the closure to the writer thread and awaits the answer. The writer takes
+//! every job that is queued (up to `max_batch`), runs them one after another in ONE redb write
+//! transaction, then commits it once with `Durability::Immediate` (fsync) and only then answers
+//! all of them. While it is fsyncing, new jobs queue up and form the next batch, so under load
+//! many transactions share one fsync; with a single writer it degrades to one fsync per commit.
+//!
+//! Each job runs against an [`OverlayTxn`]: it reads the batch's write transaction (so it sees
+//! every earlier job of the batch) through its own write buffer, and its buffer is applied to the
+//! table only if the closure returns `Ok`. An aborted, failing or panicking job therefore writes
+//! nothing, events included. Jobs run strictly one at a time on the current state, so the
+//! schedule is serial: serializable with no conflicts to retry.
+//!
+//! # What a reader can see
+//! Readers (`read_erased`, `read_events`, `log_head`) use redb read transactions: an MVCC
+//! snapshot of the last *committed* write transaction. The only commits are the durable batch
+//! commits, so a reader never sees data that a crash could take away. Every answer of a batch,
+//! aborts included (an abort may be decided on an earlier job's writes), is sent after the fsync.
+//! A failed commit fails every job of its batch.
+//!
+//! # Event log
+//! Positions are assigned when a successful job's writes are applied, from the head key
+//! `("evh", log)` of the batch's write transaction: strictly in commit order, gap-free (a job
+//! that fails assigns nothing; a batch that fails to commit leaves the heads where they were).
+//! `wait_for_events` subscribers are woken after the fsync.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::{oneshot, watch};
+
+use crate::overlay::{Base, OverlayTxn, WriteSet};
+use crate::{
+    BoxFut, ErasedResult, ErasedTxnFn, Event, Kv, LogId, LogPos, Result, StoreError, TxnError, keys,
+};
+
+/// The single table holding every key.
+const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+/// Name of the redb file inside the data directory.
+pub const FILE_NAME: &str = "store.redb";
+
+/// Tuning of the embedded backend.
+#[derive(Debug, Clone)]
+pub struct RedbOptions {
+    /// redb page cache, bytes.
+    pub cache_size: usize,
+    /// Most transactions sharing one commit.
+    pub max_batch: usize,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        Self {
+            cache_size: 256 << 20,
+            max_batch: 1024,
+        }
+    }
+}
+
+struct Job {
+    f: ErasedTxnFn,
+    reply: oneshot::Sender<ErasedResult>,
+}
+
+struct Shared {
+    db: redb::Database,
+    path: PathBuf,
+    /// One watch per log someone waits on, holding the durable head.
+    watches: Mutex<HashMap<u16, watch::Sender<u64>>>,
+}
+
+/// The embedded backend. Dropping it stops the writer (after the queued jobs) and closes the
+/// file.
+pub struct RedbStore {
+    shared: Arc<Shared>,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) the store in `dir`. Fails with [`StoreError::AlreadyOpen`]
+    /// when another process (or another `RedbStore`) holds it.
+    pub fn open(dir: &Path, opts: RedbOptions) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| backend(format!("creating {}: {e}", dir.display())))?;
+        let path = dir.join(FILE_NAME);
+        let db = redb::Database::builder()
+            .set_cache_size(opts.cache_size)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
+                    path: dir.display().to_string(),
+                },
+                e => backend(format!("opening {}: {e}", path.display())),
+            })?;
+        let w = db.begin_write().map_err(backend)?;
+        w.open_table(DATA).map_err(backend)?;
+        w.commit().map_err(backend)?;
+
+        let shared = Arc::new(Shared {
+            db,
+            path,
+            watches: Mutex::new(HashMap::new()),
+        });
+        let (tx, rx) = mpsc::channel();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let writer_shared = shared.clone();
+        let max_batch = opts.max_batch.max(1);
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(&writer_shared, &rx, runtime, max_batch))
+            .map_err(backend)?;
+        Ok(Self {
+            shared,
+            jobs: Some(tx),
+            writer: Some(writer),
+        })
+    }
+
+    /// The redb file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Shared {
+    fn read_head(&self, log: LogId) -> Result<u64> {
+        let rtx = self.db.begin_read().map_err(backend)?;
+        let table = rtx.open_table(DATA).map_err(backend)?;
+        head_in(&table, log)
+    }
+}
+
+fn head_in(table: &impl ReadableTable<&'static [u8], &'static [u8]>, log: LogId) -> Result<u64> {
+    let key = keys::event_head_key(log.0);
+    match table.get(key.as_slice()).map_err(backend)? {
+        None => Ok(0),
+        Some(v) => keys::decode_head(v.value()).map_err(|reason| StoreError::Corrupt {
+            key: format!("{key:?}"),
+            reason,
+        }),
+    }
+}
+
+/// A redb table (read-only or in the write transaction) as an overlay base.
+impl<T> Base for Mutex<T>
+where
+    T: ReadableTable<&'static [u8], &'static [u8]> + Send,
+{
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let t = lock(self);
+        Ok(t.get(key).map_err(backend)?.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        reverse: bool,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        let t = lock(self);
+        let range = t.range::<&[u8]>(begin..end).map_err(backend)?;
+        let mut visit = |item: std::result::Result<_, redb::StorageError>| -> Result<bool> {
+            let (k, v): (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>) =
+                item.map_err(backend)?;
+            Ok(f(k.value(), v.value()))
+        };
+        if reverse {
+            for item in range.rev() {
+                if !visit(item)? {
+                    break;
+                }
+            }
+        } else {
+            for item in range {
+                if !visit(item)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+type Table<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+
+/// Stamps events of one batch: `commit_seq ++ job index` and the event's index in its job.
+struct Stamper {
+    seq: Option<u64>,
+}
+
+impl Stamper {
+    fn stamp(
+        &mut self,
+        table: &mut Table<'_>,
+        job: usize,
+        event: usize,
+    ) -> Result<keys::Versionstamp> {
+        let seq = match self.seq {
+            Some(s) => s,
+            None => {
+                let key = keys::commit_seq_key();
+                let prev = match table.get(key.as_slice()).map_err(backend)? {
+                    None => 0,
+                    Some(v) => {
+                        keys::decode_head(v.value()).map_err(|reason| StoreError::Corrupt {
+                            key: "commit_seq".into(),
+                            reason,
+                        })?
+                    }
+                };
+                let seq = prev + 1;
+                table
+                    .insert(key.as_slice(), keys::encode_head(seq).as_slice())
+                    .map_err(backend)?;
+                self.seq = Some(seq);
+                seq
+            }
+        };
+        let mut tr = [0u8; 10];
+        tr[..8].copy_from_slice(&seq.to_be_bytes());
+        tr[8..].copy_from_slice(&(job as u16).to_be_bytes());
+        Ok(keys::Versionstamp::complete(tr, event as u16))
+    }
+}
+
+/// Applies a successful job's writes; records the new heads in `heads`.
+fn apply(
+    table: &mut Table<'_>,
+    ws: WriteSet,
+    job: usize,
+    stamper: &mut Stamper,
+    heads: &mut HashMap<u16, u64>,
+) -> Result<()> {
+    for (b, e) in &ws.cleared {
+        table
+            .retain_in::<&[u8], _>(b.as_slice()..e.as_slice(), |_, _| false)
+            .map_err(backend)?;
+    }
+    for (k, v) in &ws.points {
+        match v {
+            Some(v) => table.insert(k.as_slice(), v.as_slice()).map(drop),
+            None => table.remove(k.as_slice()).map(drop),
+        }
+        .map_err(backend)?;
+    }
+    for (i, (log, payload)) in ws.events.iter().enumerate() {
+        let head = match heads.get(&log.0) {
+            Some(h) => *h,
+            None => head_in(&*table, *log)?,
+        };
+        let pos = head + 1;
+        let stamp = stamper.stamp(table, job, i)?;
+        let value = keys::event_value(&stamp, payload);
+        table
+            .insert(keys::event_key(log.0, pos).as_slice(), value.as_slice())
+            .map_err(backend)?;
+        table
+            .insert(
+                keys::event_head_key(log.0).as_slice(),
+                keys::encode_head(pos).as_slice(),
+            )
+            .map_err(backend)?;
+        heads.insert(log.0, pos);
+    }
+    Ok(())
+}
+
+fn writer_loop(
+    shared: &Shared,
+    jobs: &mpsc::Receiver<Job>,
+    runtime: Option<tokio::runtime::Handle>,
+    max_batch: usize,
+) {
+    // Closures may use tokio types (timers, channels) even though we drive them here.
+    let _rt = runtime.as_ref().map(|h| h.enter());
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        run_batch(shared, batch);
+    }
+}
+
+fn run_batch(shared: &Shared, batch: Vec<Job>) {
+    let started = Instant::now();
+    let n = batch.len();
+    let mut results: Vec<ErasedResult> = Vec::with_capacity(n);
+    let mut heads = HashMap::new();
+    let outcome = (|| -> Result<()> {
+        let wtx = shared.db.begin_write().map_err(backend)?;
+        {
+            let txn = OverlayTxn::new(Mutex::new(wtx.open_table(DATA).map_err(backend)?));
+            let mut stamper = Stamper { seq: None };
+            for (i, job) in batch.iter().enumerate() {
+                let run = catch_unwind(AssertUnwindSafe(|| {
+                    futures::executor::block_on((job.f)(&txn))
+                }));
+                let writes = txn.take_writes();
+                let result = run.unwrap_or_else(|_| {
+                    Err(TxnError::Store(StoreError::Backend(
+                        "transaction closure panicked".into(),
+                    )))
+                });
+                if result.is_ok() {
+                    let mut table = lock(&txn.base);
+                    apply(&mut table, writes, i, &mut stamper, &mut heads)?;
+                }
+                results.push(result);
+            }
+        }
+        wtx.commit().map_err(backend)?;
+        Ok(())
+    })();
+    metrics::histogram!("store_commit_batch_size").record(n as f64);
+    metrics::histogram!("store_commit_seconds").record(started.elapsed().as_secs_f64());
+
+    match outcome {
+        Ok(()) => {
+            let watches = lock(&shared.watches);
+            for (log, head) in &heads {
+                if let Some(w) = watches.get(log) {
+                    w.send_modify(|h| *h = (*h).max(*head));
+                }
+            }
+            drop(watches);
+            for (job, result) in batch.into_iter().zip(results) {
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, jobs = n, "store commit failed");
+            for job in batch {
+                let _ = job
+                    .reply
+                    .send(Err(TxnError::Store(StoreError::Backend(format!(
+                        "commit failed: {e}"
+                    )))));
+            }
+        }
+    }
+}
+
+impl Kv for RedbStore {
+    fn transact_erased(&self, f: ErasedTxnFn) -> BoxFut<'_, ErasedResult> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;
+            jobs.send(Job { f, reply })
+                .map_err(|_| StoreError::Closed)?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn read_erased(&self, f: ErasedTxnFn) -> BoxFut<'_, ErasedResult> {
+        Box::pin(async move {
+            let rtx = self.shared.db.begin_read().map_err(backend)?;
+            let table = rtx.open_table(DATA).map_err(backend)?;
+            let txn = OverlayTxn::new(Mutex::new(table));
+            f(&txn).await
+        })
+    }
+
+    fn read_events(
+        &self,
+        log: LogId,
+        from: LogPos,
+        limit: usize,
+    ) -> BoxFut<'_, Result<Vec<Event>>> {
+        Box::pin(async move {
+            let rtx = self.shared.db.begin_read().map_err(backend)?;
+            let table = rtx.open_table(DATA).map_err(backend)?;
+            let begin = keys::event_key(log.0, from.0.max(1));
+            let end = keys::prefix_end(&keys::event_prefix(log.0));
+            let limit = if limit == 0 { usize::MAX } else { limit };
+            let mut out = Vec::new();
+            for item in table
+                .range::<&[u8]>(begin.as_slice()..end.as_slice())
+                .map_err(backend)?
+                .take(limit)
+            {
+                let (k, v) = item.map_err(backend)?;
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    key: format!("{:?}", k.value()),
+                    reason,
+                };
+                let (_, _, pos): (String, u16, u64) =
+                    keys::unpack(k.value()).map_err(|e| corrupt(format!("{e:?}")))?;
+                let (_, payload) = keys::decode_event_value(v.value()).map_err(corrupt)?;
+                out.push(Event {
+                    pos: LogPos(pos),
+                    payload,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn log_head(&self, log: LogId) -> BoxFut<'_, Result<LogPos>> {
+        Box::pin(async move { self.shared.read_head(log).map(LogPos) })
+    }
+
+    fn wait_for_events(&self, log: LogId, after: LogPos) -> BoxFut<'_, Result<LogPos>> {
+        Box::pin(async move {
+            let mut rx = {
+                // The writer notifies under this lock after its commit, so reading the head
+                // while holding it cannot miss a commit.
+                let mut watches = lock(&self.shared.watches);
+                match watches.get(&log.0) {
+                    Some(w) => w.subscribe(),
+                    None => {
+                        let (tx, rx) = watch::channel(self.shared.read_head(log)?);
+                        watches.insert(log.0, tx);
+                        rx
+                    }
+                }
+            };
+            let head = rx
+                .wait_for(|h| *h > after.0)
+                .await
+                .map_err(|_| StoreError::Closed)?;
+            Ok(LogPos(*head))
+        })
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "redb"
+    }
+}
+
+#[cfg(test)]
+mod tests;
