@@ -21,6 +21,9 @@ pub enum RepoError {
     /// Another transition moved the order between the decision and the write.
     #[error("order {id} changed concurrently (now {now})")]
     Changed { id: OrderId, now: OrderStatus },
+    /// The idempotency key was used before for a different request.
+    #[error("idempotency key was already used for a different request")]
+    IdempotencyMismatch,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -67,23 +70,75 @@ pub(crate) async fn load(txn: &dyn Txn, id: OrderId) -> TxnResult<Option<Order>>
     }
 }
 
-async fn load_by_idempotency(
+/// What an idempotency key maps to: the order id reserved for it and a fingerprint of the
+/// request that reserved it (a reused key with a different request is refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct IdemRecord {
+    order_id: OrderId,
+    fingerprint: u64,
+}
+
+async fn load_idem(
     txn: &dyn Txn,
     customer: CustomerId,
-    idem: &str,
-) -> TxnResult<Option<Order>> {
-    let Some(raw) = txn.get(&keys::idempotency(customer, idem)).await? else {
-        return Ok(None);
-    };
-    let id = raw
-        .try_into()
-        .map(|b: [u8; 8]| OrderId(u64::from_be_bytes(b)))
-        .map_err(|_| corrupt(b"idem", "idempotency record is not 8 bytes"))?;
-    // An idempotency record always points at an order written in the same transaction.
-    load(txn, id)
-        .await?
-        .map(Some)
-        .ok_or_else(|| corrupt(&keys::order(id), "idempotency target missing"))
+    key: &str,
+) -> TxnResult<Option<IdemRecord>> {
+    let k = keys::idempotency(customer, key);
+    match txn.get(&k).await? {
+        None => Ok(None),
+        Some(v) => serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| corrupt(&k, e)),
+    }
+}
+
+/// The outcome of [`reserve`].
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    /// The order id to use for this request (fresh, or the one reserved by an earlier try).
+    pub order_id: OrderId,
+    /// Set when an earlier try already wrote the order: return it, do nothing else.
+    pub existing: Option<Order>,
+}
+
+/// Step one of placing an order: binds the client's idempotency key to an order id, durably,
+/// before the payment is authorized. A retry (after a timeout, a crash, a lost response)
+/// finds the same order id, so the payment gateway sees the same idempotency key and holds
+/// the funds once.
+pub async fn reserve(
+    kv: &dyn Kv,
+    customer: CustomerId,
+    key: String,
+    fresh: OrderId,
+    fingerprint: u64,
+) -> Result<Reservation, RepoError> {
+    let key = Arc::new(key);
+    Ok(store::transact(kv, move |txn| {
+        let key = key.clone();
+        Box::pin(async move {
+            match load_idem(txn, customer, &key).await? {
+                Some(rec) if rec.fingerprint != fingerprint => {
+                    Err(TxnError::Abort(RepoError::IdempotencyMismatch))
+                }
+                Some(rec) => Ok(Reservation {
+                    order_id: rec.order_id,
+                    existing: load(txn, rec.order_id).await?,
+                }),
+                None => {
+                    let rec = IdemRecord {
+                        order_id: fresh,
+                        fingerprint,
+                    };
+                    txn.set(&keys::idempotency(customer, &key), &to_json(&rec));
+                    Ok(Reservation {
+                        order_id: fresh,
+                        existing: None,
+                    })
+                }
+            }
+        })
+    })
+    .await?)
 }
 
 async fn next_history_seq(txn: &dyn Txn, id: OrderId) -> TxnResult<u32> {
@@ -138,41 +193,23 @@ fn record_step(
     txn.append_event(log, &to_json(&OrderEvent::for_order(o, event, at)));
 }
 
-/// Writes a new pending order, unless `idem` was used by this customer before, in which case
-/// the earlier order is returned and nothing is written.
-pub async fn create(
-    kv: &dyn Kv,
-    log: LogId,
-    order: Order,
-    idem: Option<String>,
-) -> Result<Created, RepoError> {
+/// Step two of placing an order: writes the pending order (record, indexes, history row,
+/// `order_created` event) in one transaction. If an earlier try already wrote it, returns
+/// that order and writes nothing.
+pub async fn create(kv: &dyn Kv, log: LogId, order: Order) -> Result<Created, RepoError> {
     let order = Arc::new(order);
-    let idem = Arc::new(idem);
     let r = store::transact(kv, move |txn| {
         let order = order.clone();
-        let idem = idem.clone();
         Box::pin(async move {
-            if let Some(key) = idem.as_deref()
-                && let Some(existing) = load_by_idempotency(txn, order.customer_id, key).await?
-            {
+            if let Some(existing) = load(txn, order.id).await? {
                 return Ok(Created::Existing(existing));
             }
-            let okey = keys::order(order.id);
-            if txn.get(&okey).await?.is_some() {
-                return Err(corrupt(&okey, "order id allocated twice"));
-            }
-            txn.set(&okey, &to_json(&*order));
+            txn.set(&keys::order(order.id), &to_json(&*order));
             txn.set(
                 &keys::by_customer(order.customer_id, order.created_at.0, order.id),
                 b"",
             );
             write_indexes(txn, &order);
-            if let Some(key) = idem.as_deref() {
-                txn.set(
-                    &keys::idempotency(order.customer_id, key),
-                    &order.id.0.to_be_bytes(),
-                );
-            }
             let by = Actor::Customer(order.customer_id);
             record_step(
                 txn,
@@ -188,20 +225,6 @@ pub async fn create(
     })
     .await?;
     Ok(r)
-}
-
-/// The order an idempotency key points at, if any (read-only).
-pub async fn find_by_idempotency(
-    kv: &dyn Kv,
-    customer: CustomerId,
-    idem: String,
-) -> Result<Option<Order>, RepoError> {
-    let idem = Arc::new(idem);
-    Ok(store::read(kv, move |txn| {
-        let idem = idem.clone();
-        Box::pin(async move { load_by_idempotency(txn, customer, &idem).await })
-    })
-    .await?)
 }
 
 /// Decides `cmd` on the current order and writes the transition, history row, index changes

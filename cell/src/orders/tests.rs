@@ -62,32 +62,48 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 #[test]
-fn idempotent_create_returns_the_first_order_and_writes_nothing() {
+fn idempotent_placement_reuses_the_reserved_order_id_and_writes_nothing_twice() {
     rt().block_on(async {
         let (_d, kv) = open();
-        let first = repo::create(&*kv, LOG, order(10, 1, 5, 1_000), Some("k1".into()))
+        let c = CustomerId(1);
+        let r1 = repo::reserve(&*kv, c, "k1".into(), OrderId(10), 77)
+            .await
+            .unwrap();
+        assert_eq!((r1.order_id, r1.existing.is_none()), (OrderId(10), true));
+        // A retry before the order was written (e.g. the payment call timed out) gets the
+        // same id back, not its own fresh one.
+        let r2 = repo::reserve(&*kv, c, "k1".into(), OrderId(11), 77)
+            .await
+            .unwrap();
+        assert_eq!((r2.order_id, r2.existing.is_none()), (OrderId(10), true));
+        let first = repo::create(&*kv, LOG, order(10, 1, 5, 1_000))
             .await
             .unwrap();
         assert!(matches!(first, repo::Created::New(_)));
-        // A retry allocates a fresh id but the key maps back to order 10.
-        let again = repo::create(&*kv, LOG, order(11, 1, 5, 2_000), Some("k1".into()))
+        let r3 = repo::reserve(&*kv, c, "k1".into(), OrderId(12), 77)
             .await
             .unwrap();
-        match again {
-            repo::Created::Existing(o) => assert_eq!(o.id, OrderId(10)),
-            repo::Created::New(_) => panic!("idempotency key ignored"),
-        }
-        assert!(repo::get(&*kv, OrderId(11)).await.unwrap().is_none());
+        assert_eq!(r3.existing.map(|o| o.id), Some(OrderId(10)));
+        let again = repo::create(&*kv, LOG, order(10, 1, 5, 1_000))
+            .await
+            .unwrap();
+        assert!(matches!(again, repo::Created::Existing(_)));
         assert_eq!(
             kv.log_head(LOG).await.unwrap(),
             LogPos(1),
             "the retry appended no event"
         );
+        // The same key with a different request is refused.
+        let mismatch = repo::reserve(&*kv, c, "k1".into(), OrderId(13), 78).await;
+        assert!(matches!(
+            mismatch,
+            Err(repo::RepoError::IdempotencyMismatch)
+        ));
         // Keys are per customer: another customer's "k1" is a different order.
-        let other = repo::create(&*kv, LOG, order(12, 2, 5, 3_000), Some("k1".into()))
+        let other = repo::reserve(&*kv, CustomerId(2), "k1".into(), OrderId(14), 77)
             .await
             .unwrap();
-        assert!(matches!(other, repo::Created::New(_)));
+        assert_eq!(other.order_id, OrderId(14));
     });
 }
 
@@ -96,7 +112,7 @@ fn customer_history_is_newest_first_and_pages() {
     rt().block_on(async {
         let (_d, kv) = open();
         for i in 0..5u64 {
-            repo::create(&*kv, LOG, order(100 + i, 1, 5, 1_000 + i as i64), None)
+            repo::create(&*kv, LOG, order(100 + i, 1, 5, 1_000 + i as i64))
                 .await
                 .unwrap();
         }
@@ -241,7 +257,7 @@ proptest! {
             let (_d, kv) = open();
             let ids: Vec<_> = (0..3).map(|i| OrderId(1000 + i)).collect();
             for id in &ids {
-                repo::create(&*kv, LOG, order(id.0, 1, 5, id.0 as i64), None).await.unwrap();
+                repo::create(&*kv, LOG, order(id.0, 1, 5, id.0 as i64)).await.unwrap();
             }
             let cmds = commands();
             let mut accepted = 0;
