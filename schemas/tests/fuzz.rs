@@ -199,3 +199,22 @@ fn every_single_byte_mutation_and_truncation_is_handled() {
     }
     println!("{mutants} mutants decoded without panic; {accepted} still passed every check");
 }
+
+/// Writes the samples as the seed corpus of the cargo-fuzz target:
+/// `cargo test -p schemas --test fuzz -- --ignored write_fuzz_seed_corpus`.
+#[test]
+#[ignore = "writes files; run by hand to refresh fuzz/corpus/decode"]
+fn write_fuzz_seed_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
+    std::fs::create_dir_all(&dir).expect("create corpus dir");
+    let mut fbb = flatbuffers::FlatBufferBuilder::new();
+    for (i, sample) in samples().into_iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i:02}")), &sample).expect("write seed");
+        // The same message as a frame, for the split_frame path.
+        if let Ok(msg) = DriverMsg::decode(&sample) {
+            let mut framed = Vec::new();
+            msg.encode_framed(&mut fbb, &mut framed);
+            std::fs::write(dir.join(format!("seed-{i:02}-framed")), framed).expect("write seed");
+        }
+    }
+}
