@@ -210,11 +210,18 @@ fn write_fuzz_seed_corpus() {
     let mut fbb = flatbuffers::FlatBufferBuilder::new();
     for (i, sample) in samples().into_iter().enumerate() {
         std::fs::write(dir.join(format!("seed-{i:02}")), &sample).expect("write seed");
-        // The same message as a frame, for the split_frame path.
-        if let Ok(msg) = DriverMsg::decode(&sample) {
-            let mut framed = Vec::new();
-            msg.encode_framed(&mut fbb, &mut framed);
-            std::fs::write(dir.join(format!("seed-{i:02}-framed")), framed).expect("write seed");
+        // Control messages again as frames, for the split_frame path. Sample 0 is the ping,
+        // 1..=5 driver messages, the rest cell messages (see `samples`).
+        let mut framed = Vec::new();
+        match i {
+            0 => continue,
+            1..=5 => DriverMsg::decode(&sample)
+                .expect("driver sample")
+                .encode_framed(&mut fbb, &mut framed),
+            _ => CellMsg::decode(&sample)
+                .expect("cell sample")
+                .encode_framed(&mut fbb, &mut framed),
         }
+        std::fs::write(dir.join(format!("seed-{i:02}-framed")), framed).expect("write seed");
     }
 }
