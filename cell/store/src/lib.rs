@@ -30,12 +30,16 @@ use std::sync::Arc;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+#[cfg(feature = "fdb")]
+pub mod fdb;
 pub mod keys;
 mod overlay;
 pub mod redb;
 pub mod synthetic;
 
-pub use crate::redb::{RedbOptions, RedbStore};
+#[cfg(feature = "fdb")]
+pub use crate::fdb::{FdbOptions, FdbStore};
+pub use crate::redb::{CommitStats, RedbOptions, RedbStore};
 
 /// Errors at the store boundary.
 #[derive(Debug, thiserror::Error)]

@@ -30,6 +30,7 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -70,8 +71,19 @@ struct Job {
     reply: oneshot::Sender<ErasedResult>,
 }
 
+/// Counters of the group commit, for benchmarks and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Durable commits (fsyncs) of the writer.
+    pub batches: u64,
+    /// Transactions those commits carried (aborted ones included).
+    pub transactions: u64,
+}
+
 struct Shared {
     db: redb::Database,
+    batches: AtomicU64,
+    transactions: AtomicU64,
     path: PathBuf,
     /// One watch per log someone waits on, holding the durable head.
     watches: Mutex<HashMap<u16, watch::Sender<u64>>>,
@@ -115,6 +127,8 @@ impl RedbStore {
 
         let shared = Arc::new(Shared {
             db,
+            batches: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
             path,
             watches: Mutex::new(HashMap::new()),
         });
@@ -136,6 +150,14 @@ impl RedbStore {
     /// The redb file.
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// How many commits the writer made and how many transactions they carried.
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            batches: self.shared.batches.load(Ordering::Relaxed),
+            transactions: self.shared.transactions.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -347,6 +369,8 @@ fn run_batch(shared: &Shared, batch: Vec<Job>) {
 
     match outcome {
         Ok(()) => {
+            shared.batches.fetch_add(1, Ordering::Relaxed);
+            shared.transactions.fetch_add(n as u64, Ordering::Relaxed);
             let watches = lock(&shared.watches);
             for (log, head) in &heads {
                 if let Some(w) = watches.get(log) {
