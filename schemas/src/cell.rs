@@ -73,8 +73,8 @@ impl HelloAck {
 
 /// A pickup or dropoff location.
 ///
-/// Decoding checks: coordinates in range, `name` at most [`crate::MAX_PLACE_NAME_BYTES`]
-/// (empty = absent on the wire), `address` 1..=[`crate::MAX_ADDRESS_BYTES`].
+/// Decoding checks: coordinates in range, `name` at most [`crate::limits::MAX_PLACE_NAME_BYTES`]
+/// (empty = absent on the wire), `address` 1..=[`crate::limits::MAX_ADDRESS_BYTES`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Place {
     /// Latitude, degrees.
@@ -327,7 +327,7 @@ impl Cancellation {
 /// Reconnect to another cell; this connection closes with [`CloseReason::Handover`] soon after.
 ///
 /// Decoding checks: `addr` parses as `ip:port`, `server_name`
-/// 1..=[`crate::MAX_SERVER_NAME_BYTES`] bytes.
+/// 1..=[`crate::limits::MAX_SERVER_NAME_BYTES`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Handover {
     /// The new cell's QUIC endpoint.
@@ -381,7 +381,7 @@ impl Handover {
 /// A request failed (codes `100..`), or the connection is about to close (codes `0..=99`;
 /// the QUIC close then carries the same code).
 ///
-/// Decoding checks: `message` at most [`crate::MAX_ERROR_MESSAGE_BYTES`] (empty = absent).
+/// Decoding checks: `message` at most [`crate::limits::MAX_ERROR_MESSAGE_BYTES`] (empty = absent).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ErrorMsg {
     /// What went wrong.

@@ -14,8 +14,8 @@ use crate::{Ack, LocationPing, frame};
 
 /// First message on the control stream: authenticate and maybe resume a session.
 ///
-/// Decoding checks: `token` 1..=[`crate::MAX_TOKEN_BYTES`] bytes, `app_version`
-/// 1..=[`crate::MAX_APP_VERSION_BYTES`], optional ids non-zero. The token's signature and the
+/// Decoding checks: `token` 1..=[`crate::limits::MAX_TOKEN_BYTES`] bytes, `app_version`
+/// 1..=[`crate::limits::MAX_APP_VERSION_BYTES`], optional ids non-zero. The token's signature and the
 /// protocol version are for the gateway to judge.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Hello {

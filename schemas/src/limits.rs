@@ -2,7 +2,7 @@
 //!
 //! The verifier bounds the work done on a hostile buffer (`max_tables`, `max_depth`,
 //! `max_apparent_size`); the byte limits are checked before the verifier runs, and the string
-//! bounds after it (see [`crate::check`]). The numbers are sized from the schema: the largest
+//! bounds after it. The numbers are sized from the schema: the largest
 //! legitimate control message is a `Hello` with a 4 KiB token, or an `Offer` with two places.
 
 use flatbuffers::VerifierOptions;
