@@ -1,0 +1,319 @@
+//! Geometry: the one distance function every answer is ranked by, coordinate quantization, and
+//! the cheap conservative bounds that let scans skip exact distance computations.
+//!
+//! Exactness rests on two rules. (1) Ranking always uses [`haversine_m`] on the *stored*
+//! (quantized) coordinates, so a brute-force scan that calls the same function gets bit-identical
+//! distances. (2) Every shortcut (a hint skip, a bucket skip, the fast same-cell test) is a
+//! rigorous bound with a safety margin, so it can only cost work, never change an answer.
+
+use crate::{Error, Result};
+use h3o::{CellIndex, LatLng, Resolution};
+
+/// Mean Earth radius (IUGG), metres. The same constant is used everywhere, including brute force.
+pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// Degrees per stored unit: coordinates are kept as E7 fixed point (≈ 1.1 cm at the equator),
+/// which packs a position into one `u64` so it can be read and written atomically.
+pub const E7: f64 = 1e7;
+
+/// Great-circle distance in metres from `(lat1, lng1)` to `(lat2, lng2)` (degrees).
+///
+/// This is the canonical metric: [`crate::GeoStore::nearest`] returns exactly the set and order a
+/// brute-force scan using this function (on stored coordinates) returns.
+#[must_use]
+pub fn haversine_m(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
+    Origin::new(lat1, lng1).distance_m(lat2, lng2)
+}
+
+/// Rounds a latitude/longitude to the stored E7 grid, as [`crate::GeoStore::upsert`] does.
+///
+/// # Errors
+/// [`Error::InvalidCoordinates`] for NaN, infinite or out-of-range input.
+pub fn quantize(lat: f64, lng: f64) -> Result<(f64, f64)> {
+    let p = Pos::new(lat, lng)?;
+    Ok((p.lat(), p.lng()))
+}
+
+/// A query origin with its trigonometry precomputed once per query.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Origin {
+    pub lat: f64,
+    pub lng: f64,
+    phi: f64,
+    cos_phi: f64,
+}
+
+impl Origin {
+    pub fn new(lat: f64, lng: f64) -> Self {
+        let phi = lat.to_radians();
+        Self {
+            lat,
+            lng,
+            phi,
+            cos_phi: phi.cos(),
+        }
+    }
+
+    /// The canonical haversine; [`haversine_m`] calls this, so both paths are bit-identical.
+    #[inline]
+    pub fn distance_m(&self, lat2: f64, lng2: f64) -> f64 {
+        let phi2 = lat2.to_radians();
+        let a = ((phi2 - self.phi) * 0.5).sin();
+        let b = ((lng2 - self.lng).to_radians() * 0.5).sin();
+        let h = a * a + self.cos_phi * phi2.cos() * b * b;
+        2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+    }
+
+    /// A lower bound on `haversine` in "hav space" (`sin²(d / 2R)`), from E7 integers, using
+    /// only multiplications: `sin x ≥ x − x³/6` and `cos φ₂ ≥ cos φ₁ − |Δφ|` (cos is
+    /// 1-Lipschitz). Scans compare it with [`hav_threshold`] to skip far entries cheaply.
+    #[inline]
+    pub fn hav_lower_bound(&self, pos: Pos) -> f64 {
+        let dphi = (pos.lat() - self.lat).abs().to_radians();
+        let mut dl = (pos.lng() - self.lng).abs();
+        if dl > 180.0 {
+            dl = 360.0 - dl;
+        }
+        let x = dphi * 0.5;
+        let y = dl.to_radians() * 0.5;
+        let s1 = (x - x * x * x / 6.0).max(0.0);
+        let s2 = (y - y * y * y / 6.0).max(0.0);
+        let cos2 = (self.cos_phi - dphi).max(0.0);
+        s1 * s1 + self.cos_phi * cos2 * s2 * s2
+    }
+}
+
+/// The hav-space threshold above which [`Origin::hav_lower_bound`] proves `distance > bound_m`.
+/// The relative margin (1e-9) dwarfs floating-point error in the canonical formula.
+pub(crate) fn hav_threshold(bound_m: f64) -> f64 {
+    let half = bound_m / (2.0 * EARTH_RADIUS_M);
+    if half >= std::f64::consts::FRAC_PI_2 {
+        return f64::INFINITY;
+    }
+    let s = half.sin();
+    s * s * (1.0 + 1e-9) + 1e-300
+}
+
+/// A stored position: E7 latitude and longitude packed into one `u64` (lat high, lng low).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pos(pub u64);
+
+impl Pos {
+    pub fn new(lat: f64, lng: f64) -> Result<Self> {
+        if !lat.is_finite() || !lng.is_finite() || lat.abs() > 90.0 || lng.abs() > 180.0 {
+            return Err(Error::InvalidCoordinates { lat, lng });
+        }
+        // Rounding cannot leave the range: |lat| ≤ 90 → |lat_e7| ≤ 9e8 < 2^31.
+        let la = (lat * E7).round() as i32;
+        let lo = (lng * E7).round() as i32;
+        Ok(Self::from_e7(la, lo))
+    }
+    pub fn from_e7(lat_e7: i32, lng_e7: i32) -> Self {
+        Self((u64::from(lat_e7 as u32) << 32) | u64::from(lng_e7 as u32))
+    }
+    pub fn lat_e7(self) -> i32 {
+        (self.0 >> 32) as u32 as i32
+    }
+    pub fn lng_e7(self) -> i32 {
+        self.0 as u32 as i32
+    }
+    pub fn lat(self) -> f64 {
+        f64::from(self.lat_e7()) / E7
+    }
+    pub fn lng(self) -> f64 {
+        f64::from(self.lng_e7()) / E7
+    }
+    pub fn cell(self, res: Resolution) -> CellIndex {
+        // Stored coordinates are always valid, so `new` cannot fail here.
+        LatLng::new(self.lat(), self.lng())
+            .expect("stored coordinates are valid")
+            .to_cell(res)
+    }
+}
+
+/// Geometry of one H3 cell, computed once when its bucket is created.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CellGeo {
+    pub lat: f64,
+    pub lng: f64,
+    pub cos_lat: f64,
+    /// Upper bound on the distance from the centre to any point of the cell (metres): used to
+    /// skip whole buckets in queries (`dist(q, centre) − circ_m` is a lower bound).
+    pub circ_m: f64,
+    /// hav-space radius of a disc around the centre that lies inside the cell, or 0 where we do
+    /// not trust the planar estimate (near the poles): the upsert fast path that skips h3o.
+    pub h_safe: f64,
+}
+
+impl CellGeo {
+    pub fn new(cell: CellIndex) -> Self {
+        let c = LatLng::from(cell);
+        let (lat, lng) = (c.lat(), c.lng());
+        let o = Origin::new(lat, lng);
+        let verts: Vec<(f64, f64)> = cell.boundary().iter().map(|v| (v.lat(), v.lng())).collect();
+        let far = verts
+            .iter()
+            .map(|&(a, b)| o.distance_m(a, b))
+            .fold(0.0, f64::max);
+        // 1 % + 1 m covers edges that bulge and h3o's rounding at cell borders.
+        let circ_m = far * 1.01 + 1.0;
+        let cos_lat = lat.to_radians().cos();
+        let mut h_safe = 0.0;
+        if lat.abs() < 80.0 && !verts.is_empty() {
+            // Local tangent plane (metres); accurate to far better than the 10 % margin at cell
+            // scale away from the poles.
+            let xy = |(a, b): (f64, f64)| {
+                let mut dl = b - lng;
+                if dl > 180.0 {
+                    dl -= 360.0;
+                } else if dl < -180.0 {
+                    dl += 360.0;
+                }
+                (
+                    dl.to_radians() * cos_lat * EARTH_RADIUS_M,
+                    (a - lat).to_radians() * EARTH_RADIUS_M,
+                )
+            };
+            let mut inr = f64::INFINITY;
+            for i in 0..verts.len() {
+                let (p, q) = (xy(verts[i]), xy(verts[(i + 1) % verts.len()]));
+                inr = inr.min(point_segment(p, q));
+            }
+            let r = inr * 0.9;
+            let half = r / (2.0 * EARTH_RADIUS_M) / 1.000_001;
+            h_safe = half * half;
+        }
+        Self {
+            lat,
+            lng,
+            cos_lat,
+            circ_m,
+            h_safe,
+        }
+    }
+
+    /// True when `pos` is certainly inside the cell (within the inscribed safe disc). Uses an
+    /// upper bound of hav: `sin x ≤ x`, `cos φ₂ ≤ cos φ₁ + |Δφ|`.
+    #[inline]
+    pub fn surely_contains(&self, pos: Pos) -> bool {
+        let dphi = (pos.lat() - self.lat).abs().to_radians();
+        let mut dl = (pos.lng() - self.lng).abs();
+        if dl > 180.0 {
+            dl = 360.0 - dl;
+        }
+        let x = dphi * 0.5;
+        let y = dl.to_radians() * 0.5;
+        let h = x * x + self.cos_lat * (self.cos_lat + dphi) * y * y;
+        h < self.h_safe
+    }
+}
+
+/// Distance from the origin to segment pq in the plane.
+fn point_segment(p: (f64, f64), q: (f64, f64)) -> f64 {
+    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 {
+        (-(p.0 * dx + p.1 * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let (x, y) = (p.0 + t * dx, p.1 + t * dy);
+    (x * x + y * y).sqrt()
+}
+
+/// A bound on the circumradius of *any* cell at `res`, for cells that have no bucket (and hence
+/// no cached geometry). H3 cells vary about 2× in area over the globe; twice the average edge
+/// length covers the largest; `tests::circumradius_bound_holds` checks it on sampled cells,
+/// pentagons and their neighbours.
+pub(crate) fn max_circumradius_m(res: Resolution) -> f64 {
+    2.0 * res.edge_length_m() + 1.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haversine_known_values() {
+        // Paris → Shanghai, cross-checked against h3o's own great-circle distance.
+        let d = haversine_m(48.864716, 2.349014, 31.224361, 121.469170);
+        let h = LatLng::new(48.864716, 2.349014)
+            .unwrap()
+            .distance_m(LatLng::new(31.224361, 121.469170).unwrap());
+        assert!((d - h).abs() / h < 1e-3, "{d} vs {h}");
+        assert_eq!(haversine_m(10.0, 20.0, 10.0, 20.0), 0.0);
+        // Across the antimeridian: 0.2° of longitude at the equator.
+        let a = haversine_m(0.0, 179.9, 0.0, -179.9);
+        assert!((a - 0.2f64.to_radians() * EARTH_RADIUS_M).abs() < 1e-6);
+    }
+
+    #[test]
+    fn lower_bound_is_below_exact() {
+        let mut s = 7u64;
+        for _ in 0..100_000 {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let f = |k: u32| ((s >> k) & 0xFFFF) as f64 / 65535.0;
+            let (la, lo) = (f(0) * 180.0 - 90.0, f(16) * 360.0 - 180.0);
+            let spread = [0.001, 0.1, 10.0][(s >> 60) as usize % 3];
+            let p = Pos::new(
+                (la + (f(32) - 0.5) * spread).clamp(-90.0, 90.0),
+                ((lo + (f(48) - 0.5) * spread + 540.0) % 360.0) - 180.0,
+            )
+            .unwrap();
+            let o = Origin::new(la, lo);
+            let d = o.distance_m(p.lat(), p.lng());
+            assert!(
+                o.hav_lower_bound(p) <= hav_threshold(d),
+                "{la},{lo} -> {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn circumradius_bound_holds() {
+        for res in [
+            Resolution::Seven,
+            Resolution::Nine,
+            Resolution::Ten,
+            Resolution::Eleven,
+        ] {
+            let bound = max_circumradius_m(res);
+            let mut cells: Vec<CellIndex> = CellIndex::base_cells()
+                .flat_map(|b| b.center_child(res))
+                .collect();
+            for p in res.pentagons() {
+                cells.extend(p.grid_disk::<Vec<_>>(2));
+            }
+            let mut s = 11u64;
+            for _ in 0..2_000 {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let la = ((s >> 11) as f64 / (1u64 << 53) as f64) * 180.0 - 90.0;
+                let lo = ((s >> 20) % 3_600_000) as f64 / 1e4 - 180.0;
+                cells.push(LatLng::new(la, lo).unwrap().to_cell(res));
+            }
+            for c in cells {
+                let g = CellGeo::new(c);
+                assert!(g.circ_m <= bound, "{c} {} > {bound}", g.circ_m);
+                let ll = LatLng::from(c);
+                assert_eq!(Pos::new(ll.lat(), ll.lng()).unwrap().cell(res), c);
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_bad_coordinates() {
+        for (a, b) in [
+            (f64::NAN, 0.0),
+            (0.0, f64::INFINITY),
+            (90.1, 0.0),
+            (0.0, -180.5),
+        ] {
+            assert!(Pos::new(a, b).is_err());
+        }
+        assert!(Pos::new(-90.0, 180.0).is_ok());
+    }
+}
