@@ -1,0 +1,342 @@
+//! [`Catalog`]: the store is the source of truth, memory serves every read.
+//!
+//! # Keys
+//! `("rest", restaurant_id)` → [`Restaurant`] JSON and `("menu", restaurant_id)` → [`Menu`]
+//! JSON. Two keys so the frequent small writes (the open/close toggle, availability) rewrite
+//! only what they change. Ids sort by region first (the region is in the id's top bits), so a
+//! region's restaurants are one contiguous key range.
+//!
+//! # Writes
+//! Every write is: validate → one store transaction (durable on return) → build a new
+//! [`Listing`] → swap it into the in-memory index. Writers are serialized by an async mutex
+//! held across the commit and the swap, so memory applies commits in commit order. The
+//! read-modify-write toggles read the *stored* record inside the transaction, so memory can
+//! never feed a stale record back into the store.
+
+use crate::error::{CatalogError, Result};
+use crate::geo::Index;
+use crate::listing::Listing;
+use crate::model::{Menu, Restaurant, validate};
+use crate::pricing::{CartError, CartRequest, PricedCart, PricingConfig, price_cart_tz};
+use crate::search::{QueryError, SearchPage, SearchQuery};
+use bytes::Bytes;
+use domain::{MenuItemId, RegionId, RestaurantId, UnixMs};
+use parking_lot::RwLock;
+use std::sync::Arc;
+use store::keys::pack;
+use store::{Kv, RangeRequest, Txn, TxnError};
+
+/// Key space of restaurant records.
+pub const REST: &str = "rest";
+/// Key space of menus.
+pub const MENU: &str = "menu";
+/// Restaurants per import transaction: keeps one commit to a few MB of menus.
+const IMPORT_CHUNK: usize = 200;
+/// Keys per range read while loading.
+const LOAD_PAGE: usize = 512;
+
+pub fn rest_key(id: RestaurantId) -> Vec<u8> {
+    pack(&(REST, id.0))
+}
+
+pub fn menu_key(id: RestaurantId) -> Vec<u8> {
+    pack(&(MENU, id.0))
+}
+
+/// The restaurants and menus of this cell.
+pub struct Catalog {
+    kv: Arc<dyn Kv>,
+    /// Read by every search and menu request; written only by the swap at the end of a
+    /// write, which holds it for a few microseconds.
+    index: RwLock<Index>,
+    /// Serializes writers across commit and swap (see the module doc).
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("restaurants", &self.len())
+            .field("backend", &self.kv.backend_name())
+            .finish()
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T> {
+    serde_json::from_slice(value).map_err(|e| CatalogError::Corrupt {
+        key: format!("{:?}", store::keys::Bytes::from(key)),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("catalog records always serialize")
+}
+
+/// Every key-value pair under `space`, read page by page inside one snapshot.
+async fn scan(txn: &dyn Txn, space: &str) -> store::Result<Vec<store::KeyValue>> {
+    let prefix = pack(&(space,));
+    let mut range = RangeRequest::prefix(&prefix).limit(LOAD_PAGE);
+    let mut out = Vec::new();
+    loop {
+        let page = txn.get_range(range.clone()).await?;
+        let full = page.len() == LOAD_PAGE;
+        if let Some(last) = page.last() {
+            // The smallest key after `last`.
+            range.begin = [last.key.as_slice(), &[0]].concat();
+        }
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+impl Catalog {
+    /// Loads every restaurant and menu from `kv` into memory (startup).
+    pub async fn load(kv: Arc<dyn Kv>) -> Result<Catalog> {
+        let started = std::time::Instant::now();
+        let (rests, menus) = store::read(&*kv, |txn| {
+            Box::pin(async move {
+                let rests = scan(txn, REST).await?;
+                let menus = scan(txn, MENU).await?;
+                Ok::<_, TxnError<CatalogError>>((rests, menus))
+            })
+        })
+        .await?;
+        let mut menus: std::collections::HashMap<Vec<u8>, store::KeyValue> =
+            menus.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+        let mut index = Index::default();
+        for kv_pair in rests {
+            let r: Restaurant = decode(&kv_pair.key, &kv_pair.value)?;
+            let mk = menu_key(r.id);
+            let menu_kv = menus.remove(&mk).ok_or_else(|| CatalogError::Corrupt {
+                key: format!("{:?}", store::keys::Bytes::from(mk.as_slice())),
+                reason: format!("restaurant {} has no menu", r.id),
+            })?;
+            let menu: Menu = decode(&menu_kv.key, &menu_kv.value)?;
+            validate(&r, &menu).map_err(|e| CatalogError::Corrupt {
+                key: format!("rest/{}", r.id),
+                reason: e.to_string(),
+            })?;
+            index.put(Arc::new(Listing::build(r, menu)));
+        }
+        if !menus.is_empty() {
+            tracing::warn!(orphans = menus.len(), "menus without a restaurant ignored");
+        }
+        tracing::info!(
+            restaurants = index.listings.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "catalog loaded"
+        );
+        Ok(Catalog {
+            kv,
+            index: RwLock::new(index),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Number of restaurants.
+    pub fn len(&self) -> usize {
+        self.index.read().listings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inserts or replaces a restaurant and its menu (idempotent).
+    pub async fn upsert(&self, restaurant: Restaurant, menu: Menu) -> Result<()> {
+        self.import(vec![(restaurant, menu)]).await.map(|_| ())
+    }
+
+    /// Upserts many restaurants (a region moving in, the demo seeder); idempotent, so a
+    /// retried or repeated import converges to the same state. Everything is validated before
+    /// anything is written; then chunks of [`IMPORT_CHUNK`] commit one after another, so a
+    /// failure part-way leaves a prefix written, which the retry completes.
+    pub async fn import(&self, batch: Vec<(Restaurant, Menu)>) -> Result<usize> {
+        for (r, m) in &batch {
+            validate(r, m)?;
+        }
+        let n = batch.len();
+        let _w = self.writer.lock().await;
+        let mut rest = batch.into_iter().peekable();
+        while rest.peek().is_some() {
+            let chunk: Vec<(Restaurant, Menu)> = rest.by_ref().take(IMPORT_CHUNK).collect();
+            let writes: Arc<Vec<(Vec<u8>, Vec<u8>)>> = Arc::new(
+                chunk
+                    .iter()
+                    .flat_map(|(r, m)| [(rest_key(r.id), encode(r)), (menu_key(r.id), encode(m))])
+                    .collect(),
+            );
+            store::transact(&*self.kv, move |txn| {
+                let writes = writes.clone();
+                Box::pin(async move {
+                    for (k, v) in writes.iter() {
+                        txn.set(k, v);
+                    }
+                    Ok::<_, TxnError<CatalogError>>(())
+                })
+            })
+            .await?;
+            let listings: Vec<_> = chunk
+                .into_iter()
+                .map(|(r, m)| Arc::new(Listing::build(r, m)))
+                .collect();
+            let mut index = self.index.write();
+            for l in listings {
+                index.put(l);
+            }
+        }
+        tracing::debug!(restaurants = n, "catalog import committed");
+        Ok(n)
+    }
+
+    /// Marks a menu item available or sold out.
+    pub async fn set_item_available(
+        &self,
+        restaurant: RestaurantId,
+        item: MenuItemId,
+        available: bool,
+    ) -> Result<()> {
+        self.modify(restaurant, move |_, menu| {
+            let it = menu
+                .item_mut(item)
+                .ok_or(CatalogError::UnknownItem { restaurant, item })?;
+            let changed = it.available != available;
+            it.available = available;
+            Ok((false, changed))
+        })
+        .await
+    }
+
+    /// The owner's open/close toggle: `open = false` closes the restaurant regardless of its
+    /// hours; `open = true` lifts that (it is then open whenever its hours say so).
+    pub async fn set_open(&self, restaurant: RestaurantId, open: bool) -> Result<()> {
+        self.modify(restaurant, move |r, _| {
+            let changed = r.manually_closed == open;
+            r.manually_closed = !open;
+            Ok((changed, false))
+        })
+        .await
+    }
+
+    /// Read-modify-write of one restaurant inside a transaction. `f` returns which of
+    /// (restaurant, menu) it changed; unchanged records are not rewritten, and when nothing
+    /// changed nothing is committed.
+    async fn modify<F>(&self, id: RestaurantId, f: F) -> Result<()>
+    where
+        F: Fn(&mut Restaurant, &mut Menu) -> Result<(bool, bool)> + Send + Sync + 'static,
+    {
+        let _w = self.writer.lock().await;
+        let f = Arc::new(f);
+        let updated = store::transact(&*self.kv, move |txn| {
+            let f = f.clone();
+            Box::pin(async move {
+                let (rk, mk) = (rest_key(id), menu_key(id));
+                let (Some(rv), Some(mv)) = (txn.get(&rk).await?, txn.get(&mk).await?) else {
+                    return Err(TxnError::Abort(CatalogError::UnknownRestaurant(id)));
+                };
+                let mut r: Restaurant = decode(&rk, &rv).map_err(TxnError::Abort)?;
+                let mut m: Menu = decode(&mk, &mv).map_err(TxnError::Abort)?;
+                let (rest_changed, menu_changed) = f(&mut r, &mut m).map_err(TxnError::Abort)?;
+                if rest_changed {
+                    txn.set(&rk, &encode(&r));
+                }
+                if menu_changed {
+                    txn.set(&mk, &encode(&m));
+                }
+                Ok((r, m))
+            })
+        })
+        .await?;
+        let (r, m) = updated;
+        validate(&r, &m).map_err(|e| CatalogError::Corrupt {
+            key: format!("rest/{id}"),
+            reason: e.to_string(),
+        })?;
+        // Rebuild even when nothing changed: memory then surely matches the store.
+        let listing = Arc::new(Listing::build(r, m));
+        self.index.write().put(listing);
+        Ok(())
+    }
+
+    /// Every restaurant of `region` with its menu, ordered by id: what moves to another cell.
+    pub fn export_region(&self, region: RegionId) -> Vec<(Restaurant, Menu)> {
+        let index = self.index.read();
+        let mut out: Vec<_> = index
+            .listings
+            .iter()
+            .filter(|(id, _)| id.region().is_ok_and(|r| r == region))
+            .map(|(_, (_, l))| (l.restaurant.clone(), l.menu.clone()))
+            .collect();
+        out.sort_by_key(|(r, _)| r.id);
+        out
+    }
+
+    /// Deletes every restaurant of `region` (after the region moved to another cell and the
+    /// router's map points there). Returns how many were removed.
+    pub async fn remove_region(&self, region: RegionId) -> Result<usize> {
+        let _w = self.writer.lock().await;
+        let ids: Vec<RestaurantId> = self
+            .export_region(region)
+            .into_iter()
+            .map(|(r, _)| r.id)
+            .collect();
+        let begin = RestaurantId::new(region, 0);
+        let end = RestaurantId(begin.0 + (1 << 41));
+        store::transact(&*self.kv, move |txn| {
+            Box::pin(async move {
+                for space in [REST, MENU] {
+                    txn.clear_range(&pack(&(space, begin.0)), &pack(&(space, end.0)));
+                }
+                Ok::<_, TxnError<CatalogError>>(())
+            })
+        })
+        .await?;
+        let mut index = self.index.write();
+        for id in &ids {
+            index.remove(*id);
+        }
+        Ok(ids.len())
+    }
+
+    /// The restaurant and its menu, as of the last write.
+    pub fn menu(&self, id: RestaurantId) -> Option<Arc<Listing>> {
+        self.index.read().get(id).cloned()
+    }
+
+    /// The pre-serialized menu body (see [`crate::MenuBody`]): a reference-count bump.
+    pub fn menu_json(&self, id: RestaurantId) -> Option<Bytes> {
+        self.index.read().get(id).map(|l| l.menu_json.clone())
+    }
+
+    /// Open restaurants delivering to the query point, nearest first (see [`crate::search`]).
+    pub fn search(
+        &self,
+        q: &SearchQuery,
+        now: UnixMs,
+        pricing: &PricingConfig,
+    ) -> std::result::Result<SearchPage, QueryError> {
+        crate::search::search(&self.index.read(), q, now, pricing)
+    }
+
+    /// Validates and prices a cart for restaurant `id` (see [`crate::price_cart`]).
+    pub fn price_cart(
+        &self,
+        id: RestaurantId,
+        cart: &CartRequest,
+        now: UnixMs,
+        pricing: &PricingConfig,
+    ) -> std::result::Result<PricedCart, CartError> {
+        let listing = self.menu(id).ok_or(CartError::UnknownRestaurant(id))?;
+        price_cart_tz(
+            &listing.restaurant,
+            listing.tz,
+            &listing.menu,
+            cart,
+            now,
+            pricing,
+        )
+    }
+}

@@ -1,0 +1,226 @@
+//! The catalog over the real embedded store: round trips through restarts, toggles, menu
+//! bodies, export/import.
+
+use crate::demo::{self, DemoSpec};
+use crate::pricing::{CartError, CartLine, CartRequest, PricingConfig};
+use crate::search::SearchQuery;
+use crate::test_util::{self, LAT, LNG, NOON, rid};
+use crate::{Catalog, CatalogError};
+use domain::{Address, MenuItemId, RegionId, RestaurantId};
+use std::sync::Arc;
+use store::{Kv, RedbOptions, RedbStore};
+
+fn open(dir: &std::path::Path) -> Arc<dyn Kv> {
+    Arc::new(RedbStore::open(dir, RedbOptions::default()).unwrap())
+}
+
+fn search_ids(c: &Catalog) -> Vec<RestaurantId> {
+    let q = SearchQuery {
+        lat: LAT,
+        lng: LNG,
+        radius_m: 5_000,
+        cuisine: None,
+        page: 1,
+        page_size: 50,
+    };
+    let page = c.search(&q, NOON, &PricingConfig::default()).unwrap();
+    page.restaurants.iter().map(|h| h.id).collect()
+}
+
+#[tokio::test]
+async fn upsert_then_load_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = Catalog::load(open(dir.path())).await.unwrap();
+        assert!(c.is_empty());
+        c.upsert(test_util::restaurant(1), test_util::menu())
+            .await
+            .unwrap();
+        // Idempotent.
+        c.upsert(test_util::restaurant(1), test_util::menu())
+            .await
+            .unwrap();
+        c.upsert(test_util::restaurant(2), test_util::menu())
+            .await
+            .unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(search_ids(&c), vec![rid(1), rid(2)]);
+    }
+    let c = Catalog::load(open(dir.path())).await.unwrap();
+    assert_eq!(c.len(), 2);
+    let l = c.menu(rid(1)).unwrap();
+    assert_eq!(l.restaurant, test_util::restaurant(1));
+    assert_eq!(l.menu, test_util::menu());
+    assert_eq!(search_ids(&c), vec![rid(1), rid(2)]);
+    assert!(c.menu(rid(3)).is_none() && c.menu_json(rid(3)).is_none());
+}
+
+#[tokio::test]
+async fn menu_body_has_the_seed_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::load(open(dir.path())).await.unwrap();
+    c.upsert(test_util::restaurant(1), test_util::menu())
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&c.menu_json(rid(1)).unwrap()).unwrap();
+    assert_eq!(body["restaurant"]["name"], "Test Kitchen 1");
+    assert_eq!(body["restaurant"]["address"], "1 Main St, Berlin");
+    assert_eq!(body["restaurant"]["hours"]["mon"][0]["open"], "11:00");
+    assert_eq!(body["restaurant"]["rating"], 4.5);
+    assert_eq!(body["restaurant"]["id"], rid(1).to_string());
+    let item = &body["categories"][0]["items"][0];
+    assert_eq!(item["id"], "1");
+    assert_eq!(item["price"], 1000);
+    assert_eq!(item["available"], true);
+    assert_eq!(item["customizations"][0]["options"][2]["name"], "Large");
+    assert_eq!(item["customizations"][0]["options"][2]["price_delta"], 300);
+}
+
+#[tokio::test]
+async fn availability_and_open_toggles_are_durable_and_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let cart = CartRequest {
+        items: vec![CartLine {
+            item_id: MenuItemId(2),
+            quantity: 1,
+            customizations: vec![],
+        }],
+        address: Address {
+            lat: LAT,
+            lng: LNG,
+            formatted: String::new(),
+        },
+    };
+    let cfg = PricingConfig::default();
+    {
+        let c = Catalog::load(open(dir.path())).await.unwrap();
+        c.upsert(test_util::restaurant(1), test_util::menu())
+            .await
+            .unwrap();
+        let before = c.menu_json(rid(1)).unwrap();
+        assert!(c.price_cart(rid(1), &cart, NOON, &cfg).is_ok());
+
+        c.set_item_available(rid(1), MenuItemId(2), false)
+            .await
+            .unwrap();
+        // The next read sees it: listing, cached body and pricing.
+        assert!(
+            !c.menu(rid(1))
+                .unwrap()
+                .menu
+                .item(MenuItemId(2))
+                .unwrap()
+                .available
+        );
+        assert_ne!(c.menu_json(rid(1)).unwrap(), before);
+        assert_eq!(
+            c.price_cart(rid(1), &cart, NOON, &cfg),
+            Err(CartError::ItemUnavailable(MenuItemId(2), "Cola".into()))
+        );
+        // A reader holding the old snapshot keeps a consistent view.
+        assert!(before.windows(5).any(|w| w == b"\"Cola"));
+
+        c.set_open(rid(1), false).await.unwrap();
+        c.set_open(rid(1), false).await.unwrap(); // idempotent
+        assert!(search_ids(&c).is_empty());
+        assert_eq!(
+            c.price_cart(rid(1), &cart, NOON, &cfg),
+            Err(CartError::ItemUnavailable(MenuItemId(2), "Cola".into()))
+        );
+
+        assert!(matches!(
+            c.set_item_available(rid(1), MenuItemId(99), true).await,
+            Err(CatalogError::UnknownItem { .. })
+        ));
+        assert!(matches!(
+            c.set_open(rid(7), true).await,
+            Err(CatalogError::UnknownRestaurant(_))
+        ));
+        assert_eq!(
+            c.price_cart(rid(7), &cart, NOON, &cfg),
+            Err(CartError::UnknownRestaurant(rid(7)))
+        );
+    }
+    // After a restart both changes are still there.
+    let c = Catalog::load(open(dir.path())).await.unwrap();
+    let l = c.menu(rid(1)).unwrap();
+    assert!(l.restaurant.manually_closed);
+    assert!(!l.menu.item(MenuItemId(2)).unwrap().available);
+    c.set_open(rid(1), true).await.unwrap();
+    c.set_item_available(rid(1), MenuItemId(2), true)
+        .await
+        .unwrap();
+    assert_eq!(search_ids(&c), vec![rid(1)]);
+    assert!(c.price_cart(rid(1), &cart, NOON, &cfg).is_ok());
+}
+
+#[tokio::test]
+async fn invalid_records_are_rejected_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::load(open(dir.path())).await.unwrap();
+    let mut bad = test_util::restaurant(1);
+    bad.timezone = "Nowhere/Special".into();
+    assert!(matches!(
+        c.upsert(bad, test_util::menu()).await,
+        Err(CatalogError::Invalid(_))
+    ));
+    let mut menu = test_util::menu();
+    menu.categories[1].items[0].customizations = menu.categories[0].items[0].customizations.clone();
+    menu.categories[1].items[0].customizations[1].options[0].name = "large".into();
+    let err = c.upsert(test_util::restaurant(1), menu).await.unwrap_err();
+    assert!(err.to_string().contains("repeats"), "{err}");
+    // A batch with one bad record writes nothing.
+    let mut worse = test_util::restaurant(3);
+    worse.lat = 200.0;
+    let batch = vec![
+        (test_util::restaurant(2), test_util::menu()),
+        (worse, test_util::menu()),
+    ];
+    assert!(c.import(batch).await.is_err());
+    assert!(c.is_empty());
+    drop(c);
+    assert!(Catalog::load(open(dir.path())).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn export_import_moves_a_region_idempotently() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let dst_dir = tempfile::tempdir().unwrap();
+    let city = demo::generate(&DemoSpec {
+        restaurants: 400,
+        ..DemoSpec::berlin(3)
+    })
+    .unwrap();
+    let src = Catalog::load(open(src_dir.path())).await.unwrap();
+    assert_eq!(src.import(city.clone()).await.unwrap(), 400);
+    assert_eq!(src.import(city.clone()).await.unwrap(), 400); // again: same state
+    assert_eq!(src.len(), 400);
+
+    let region: RegionId = RegionId::from_latlng(LAT, LNG).unwrap();
+    let moving = src.export_region(region);
+    let expected = city
+        .iter()
+        .filter(|(r, _)| r.id.region().unwrap() == region)
+        .count();
+    assert_eq!(moving.len(), expected);
+    assert!(!moving.is_empty() && moving.len() < 400, "{}", moving.len());
+    assert!(moving.windows(2).all(|w| w[0].0.id < w[1].0.id));
+
+    let dst = Catalog::load(open(dst_dir.path())).await.unwrap();
+    dst.import(moving.clone()).await.unwrap();
+    dst.import(moving.clone()).await.unwrap();
+    assert_eq!(dst.export_region(region), moving);
+    drop(dst);
+    let dst = Catalog::load(open(dst_dir.path())).await.unwrap();
+    assert_eq!(dst.export_region(region), moving);
+    assert_eq!(dst.len(), moving.len());
+
+    // The source drops the region once it has moved; the rest stays, also after a restart.
+    assert_eq!(src.remove_region(region).await.unwrap(), moving.len());
+    assert!(src.export_region(region).is_empty());
+    assert_eq!(src.len(), 400 - moving.len());
+    drop(src);
+    let src = Catalog::load(open(src_dir.path())).await.unwrap();
+    assert_eq!(src.len(), 400 - moving.len());
+    assert!(src.export_region(region).is_empty());
+}

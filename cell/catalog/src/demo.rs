@@ -1,0 +1,387 @@
+//! A deterministic demo city: the same [`DemoSpec`] always gives the same restaurants, menus
+//! and ids, on every machine (ChaCha8, no floats from the OS, no clock).
+//!
+//! Restaurant `i` draws from its own ChaCha stream (`seed`, stream `i`), so it does not depend
+//! on how many restaurants are generated: a 100-restaurant city is a prefix of a 5,000 one.
+//!
+//! # Ids
+//! - Restaurant: `RestaurantId::new(region of its location, local)` with
+//!   `local = seed_tag << 18 | i`, where `seed_tag` is 17 bits mixed from the seed. So two
+//!   demo cities with different seeds in the same region do not collide, and `local < 2^35`.
+//! - Menu item: `region << 41 | local << 6 | index` (index < 64 on a menu of ≤ 60 items),
+//!   so item ids are unique platform-wide as long as restaurant ids are.
+
+use crate::demo_data::{
+    CUISINES, CuisineDef, DESSERTS, DRINK_SIZES, DRINKS, Item, SPICE_LEVELS, STREET_KINDS, STREETS,
+    VARIANT_PREFIXES,
+};
+use crate::error::ValidationError;
+use crate::hours::{Interval, WeeklyHours};
+use crate::model::{Category, CustomOption, CustomizationGroup, Menu, MenuItem, Restaurant};
+use domain::{Cents, MenuItemId, RegionId, RestaurantId};
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Most restaurants one spec may generate (`i` has 18 bits in the id).
+pub const MAX_RESTAURANTS: usize = 1 << 18;
+const MIN_ITEMS: usize = 20;
+const MAX_ITEMS: usize = 60;
+
+/// What city to generate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSpec {
+    pub seed: u64,
+    pub center_lat: f64,
+    pub center_lng: f64,
+    /// Restaurants are spread over this radius, denser towards the centre.
+    pub radius_km: f64,
+    pub restaurants: usize,
+    pub city_name: String,
+    /// IANA zone for every restaurant's hours.
+    pub timezone: String,
+}
+
+impl DemoSpec {
+    /// A 3,000-restaurant city around Berlin's centre.
+    pub fn berlin(seed: u64) -> DemoSpec {
+        DemoSpec {
+            seed,
+            center_lat: 52.5200,
+            center_lng: 13.4050,
+            radius_km: 12.0,
+            restaurants: 3_000,
+            city_name: "Berlin".into(),
+            timezone: "Europe/Berlin".into(),
+        }
+    }
+}
+
+/// Generates the city. Errors only for an unusable spec (bad centre, radius, time zone, or
+/// more than [`MAX_RESTAURANTS`]).
+pub fn generate(spec: &DemoSpec) -> Result<Vec<(Restaurant, Menu)>, ValidationError> {
+    if !crate::geo::valid_coordinates(spec.center_lat, spec.center_lng)
+        || spec.center_lat.abs() > 80.0
+    {
+        return Err(ValidationError::new(
+            "demo centre must be a valid point within ±80° latitude",
+        ));
+    }
+    if !(spec.radius_km.is_finite() && (0.1..=100.0).contains(&spec.radius_km)) {
+        return Err(ValidationError::new("demo radius_km must be 0.1..=100"));
+    }
+    if spec.restaurants > MAX_RESTAURANTS {
+        return Err(ValidationError::new(format!(
+            "at most {MAX_RESTAURANTS} demo restaurants"
+        )));
+    }
+    if spec.timezone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(ValidationError::new("demo timezone is not an IANA zone"));
+    }
+    let tag = seed_tag(spec.seed);
+    (0..spec.restaurants)
+        .map(|i| {
+            let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+            rng.set_stream(i as u64);
+            restaurant(spec, tag, i, &mut rng)
+        })
+        .collect()
+}
+
+/// 17 bits of the seed, mixed (splitmix64 finalizer) so nearby seeds get distant tags.
+fn seed_tag(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) & ((1 << 17) - 1)
+}
+
+/// The platform-wide item id for item `index` of a demo restaurant (see the module doc).
+pub fn item_id(restaurant: RestaurantId, index: usize) -> MenuItemId {
+    let region = restaurant.0 >> 41;
+    let local = restaurant.0 & ((1 << 35) - 1);
+    MenuItemId((region << 41) | (local << 6) | (index as u64 & 63))
+}
+
+fn restaurant(
+    spec: &DemoSpec,
+    tag: u64,
+    i: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Restaurant, Menu), ValidationError> {
+    let (lat, lng) = location(spec, rng);
+    let region = RegionId::from_latlng(lat, lng)
+        .map_err(|e| ValidationError::new(format!("demo location: {e}")))?;
+    let id = RestaurantId::new(region, (tag << 18) | i as u64);
+    let c = pick_cuisine(rng);
+    let name = if rng.random_bool(0.15) {
+        format!(
+            "{} {}",
+            spec.city_name,
+            c.name_second.choose(rng).expect("names")
+        )
+    } else {
+        format!(
+            "{} {}",
+            c.name_first.choose(rng).expect("names"),
+            c.name_second.choose(rng).expect("names")
+        )
+    };
+    let address = format!(
+        "{} {} {}, {}",
+        rng.random_range(1..400),
+        STREETS.choose(rng).expect("streets"),
+        STREET_KINDS.choose(rng).expect("kinds"),
+        spec.city_name
+    );
+    // Ratings cluster around 4.1 (three dice), 3.2 to 5.0.
+    let rating_tenths = 32 + (0..3).map(|_| rng.random_range(0..=6u8)).sum::<u8>();
+    let delivery_radius_m = *[2_000, 3_000, 4_000, 4_000, 5_000, 5_000, 6_000, 8_000]
+        .choose(rng)
+        .expect("radii");
+    let r = Restaurant {
+        id,
+        name,
+        address,
+        lat,
+        lng,
+        cuisine: c.tag.to_string(),
+        rating_tenths,
+        delivery_radius_m,
+        timezone: spec.timezone.clone(),
+        hours: hours(c, rng),
+        manually_closed: rng.random_bool(0.02),
+        prep_time_min: rng.random_range(c.prep.0..=c.prep.1),
+        thumbnail_url: format!("https://img.example.com/restaurants/{id}.jpg"),
+    };
+    let menu = menu(id, c, rng);
+    Ok((r, menu))
+}
+
+/// A point within `radius_km` of the centre: half uniform over the disc, half with density
+/// falling off from the centre (a downtown).
+fn location(spec: &DemoSpec, rng: &mut ChaCha8Rng) -> (f64, f64) {
+    let u: f64 = rng.random();
+    let r = spec.radius_km * 1000.0 * if rng.random_bool(0.5) { u.sqrt() } else { u };
+    let bearing = rng.random_range(0.0..std::f64::consts::TAU);
+    let dlat = (r * bearing.cos() / crate::geo::EARTH_RADIUS_M).to_degrees();
+    let dlng = (r * bearing.sin()
+        / (crate::geo::EARTH_RADIUS_M * spec.center_lat.to_radians().cos()))
+    .to_degrees();
+    let mut lng = spec.center_lng + dlng;
+    if lng > 180.0 {
+        lng -= 360.0;
+    } else if lng < -180.0 {
+        lng += 360.0;
+    }
+    (spec.center_lat + dlat, lng)
+}
+
+fn pick_cuisine(rng: &mut ChaCha8Rng) -> &'static CuisineDef {
+    let total: u32 = CUISINES.iter().map(|c| c.weight).sum();
+    let mut x = rng.random_range(0..total);
+    for c in CUISINES {
+        if x < c.weight {
+            return c;
+        }
+        x -= c.weight;
+    }
+    &CUISINES[0]
+}
+
+fn hours(c: &CuisineDef, rng: &mut ChaCha8Rng) -> WeeklyHours {
+    let mut h = if c.bakery_hours {
+        let open = *[(6, 0), (6, 30), (7, 0), (8, 0)]
+            .choose(rng)
+            .expect("times");
+        let close = *[(14, 0), (15, 0), (16, 0), (18, 0)]
+            .choose(rng)
+            .expect("times");
+        WeeklyHours::every_day(&[Interval::hm(open, close)])
+    } else {
+        let u: f64 = rng.random();
+        if u < 0.07 {
+            // Round the clock.
+            WeeklyHours::every_day(&[Interval::all_day()])
+        } else if u < 0.19 {
+            // Late night, past midnight, later at the weekend.
+            let mut h = WeeklyHours::every_day(&[Interval::hm((17, 0), (2, 0))]);
+            h.fri = vec![Interval::hm((17, 0), (3, 30))];
+            h.sat = vec![Interval::hm((12, 0), (3, 30))];
+            h
+        } else if u < 0.31 {
+            // Lunch and dinner service.
+            WeeklyHours::every_day(&[
+                Interval::hm((11, 30), (14, 30)),
+                Interval::hm((17, 30), (22, 0)),
+            ])
+        } else {
+            let open = *[(10, 0), (11, 0), (11, 0), (11, 30), (12, 0)]
+                .choose(rng)
+                .expect("times");
+            let close = *[(21, 0), (22, 0), (22, 0), (22, 30), (23, 0)]
+                .choose(rng)
+                .expect("times");
+            let mut h = WeeklyHours::every_day(&[Interval::hm(open, close)]);
+            // Weekends run past midnight at some places.
+            if rng.random_bool(0.3) {
+                h.fri = vec![Interval::hm(open, (0, 30))];
+                h.sat = vec![Interval::hm(open, (0, 30))];
+            }
+            h
+        }
+    };
+    // A weekly closing day, usually Monday.
+    if rng.random_bool(0.15) {
+        let day = if rng.random_bool(0.6) {
+            0
+        } else {
+            rng.random_range(0..7)
+        };
+        h.day_mut(day).clear();
+    }
+    h
+}
+
+/// A price near `base`, ending in 9 cents like real menus.
+fn price_near(base: i64, rng: &mut ChaCha8Rng) -> Cents {
+    let p = (base as f64 * rng.random_range(0.85..1.25)) as i64;
+    Cents((p / 10) * 10 + 9)
+}
+
+fn menu(id: RestaurantId, c: &CuisineDef, rng: &mut ChaCha8Rng) -> Menu {
+    // Every candidate: (category, name, typical price, is main course).
+    let mut pool: Vec<(&'static str, String, i64, bool)> = Vec::new();
+    for (cat, items) in c.categories {
+        for (name, price) in items.iter() {
+            pool.push((cat, name.to_string(), *price, true));
+        }
+    }
+    let mains = pool.clone();
+    let extra = |cat: &'static str, items: &[Item]| {
+        items
+            .iter()
+            .map(move |(n, p)| (cat, n.to_string(), *p, false))
+            .collect::<Vec<_>>()
+    };
+    pool.extend(extra("Desserts", DESSERTS));
+    pool.extend(extra("Drinks", DRINKS));
+    let n = rng.random_range(MIN_ITEMS..=MAX_ITEMS);
+    if n <= pool.len() {
+        // Keep a random `n`, in menu order.
+        let mut keep: Vec<usize> = (0..pool.len()).collect();
+        keep.shuffle(rng);
+        keep.truncate(n);
+        keep.sort_unstable();
+        pool = keep.into_iter().map(|k| pool[k].clone()).collect();
+    } else {
+        // Variants of main courses ("Chef's Pad Thai") fill the menu up to `n`.
+        'fill: for prefix in VARIANT_PREFIXES {
+            for (cat, name, price, _) in &mains {
+                if pool.len() >= n {
+                    break 'fill;
+                }
+                pool.push((cat, format!("{prefix} {name}"), price + price / 5, true));
+            }
+        }
+        pool.sort_by_key(|(cat, ..)| category_rank(c, cat));
+    }
+
+    let mut categories: Vec<Category> = Vec::new();
+    for (index, (cat, name, base, main)) in pool.into_iter().enumerate() {
+        let item = MenuItem {
+            id: item_id(id, index),
+            description: description(&name, c, cat == "Drinks", rng),
+            price: price_near(base, rng),
+            available: !rng.random_bool(0.03),
+            customizations: customizations(c, cat, main, rng),
+            name,
+        };
+        match categories.last_mut() {
+            Some(last) if last.name == cat => last.items.push(item),
+            _ => categories.push(Category {
+                name: cat.to_string(),
+                items: vec![item],
+            }),
+        }
+    }
+    Menu { categories }
+}
+
+fn category_rank(c: &CuisineDef, cat: &str) -> usize {
+    c.categories
+        .iter()
+        .position(|(n, _)| *n == cat)
+        .unwrap_or(if cat == "Desserts" { 100 } else { 101 })
+}
+
+fn description(name: &str, c: &CuisineDef, drink: bool, rng: &mut ChaCha8Rng) -> String {
+    if drink {
+        return format!("{name}, served chilled.");
+    }
+    let picked: Vec<&&str> = c.ingredients.choose_multiple(rng, 3).collect();
+    format!(
+        "{name} with {}, {} and {}.",
+        picked[0], picked[1], picked[2]
+    )
+}
+
+fn group(name: &str, required: bool, max: u8, options: Vec<CustomOption>) -> CustomizationGroup {
+    CustomizationGroup {
+        name: name.to_string(),
+        required,
+        min: u8::from(required),
+        max,
+        options,
+    }
+}
+
+fn opts(list: &[(&str, i64)]) -> Vec<CustomOption> {
+    list.iter()
+        .map(|(n, d)| CustomOption {
+            name: n.to_string(),
+            price_delta: Cents(*d),
+        })
+        .collect()
+}
+
+fn customizations(
+    c: &CuisineDef,
+    cat: &str,
+    main: bool,
+    rng: &mut ChaCha8Rng,
+) -> Vec<CustomizationGroup> {
+    let mut groups = Vec::new();
+    if cat == "Drinks" {
+        if rng.random_bool(0.5) {
+            groups.push(group("Size", true, 1, opts(DRINK_SIZES)));
+        }
+        return groups;
+    }
+    if !main {
+        return groups;
+    }
+    if rng.random_bool(0.6) {
+        groups.push(group("Size", true, 1, opts(c.sizes)));
+    }
+    if c.spicy && rng.random_bool(0.5) {
+        let levels: Vec<_> = SPICE_LEVELS.iter().map(|s| (*s, 0)).collect();
+        groups.push(group("Spice level", true, 1, opts(&levels)));
+    }
+    if rng.random_bool(0.5) {
+        let max = c.extras.len().min(3) as u8;
+        groups.push(group("Extras", false, max, opts(c.extras)));
+    }
+    if rng.random_bool(0.6) {
+        let removals: Vec<_> = c.removals.iter().map(|s| (*s, 0)).collect();
+        groups.push(group(
+            "Remove",
+            false,
+            removals.len() as u8,
+            opts(&removals),
+        ));
+    }
+    groups
+}

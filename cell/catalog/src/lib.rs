@@ -1,0 +1,56 @@
+//! The cell's catalog: restaurants and menus. The store is the source of truth (the catalog
+//! is the cell's durable data, and moves between cells with its H3 region via
+//! [`Catalog::export_region`] / [`Catalog::import`]); every read is served from memory.
+//!
+//! - Discovery ([`Catalog::search`]): an H3 index (resolution 7) of restaurants; a query
+//!   visits the grid disk covering its radius and filters exactly by haversine distance,
+//!   delivery radius, cuisine and opening hours in each restaurant's own time zone.
+//! - Menus ([`Catalog::menu`], [`Catalog::menu_json`]): an immutable [`Listing`] per
+//!   restaurant with its response body pre-serialized, rebuilt on every write.
+//! - Ordering ([`price_cart`]): pure cart validation, totals in integer cents and the ETA,
+//!   configured per cell by [`PricingConfig`].
+//! - Demo data ([`demo::generate`]): a deterministic city for the quickstart and tests.
+//!
+//! Nothing here reads the clock: every time-dependent call takes `now`.
+//!
+//! # Layout
+//! - `model.rs`: [`Restaurant`], [`Menu`] and their validation (every write passes it).
+//! - `hours.rs`: [`WeeklyHours`], past-midnight intervals, local time via `chrono-tz`.
+//! - `listing.rs`: [`Listing`] and the menu response body [`MenuBody`].
+//! - `geo.rs`: haversine and the H3 bucket index.
+//! - `search.rs`: [`SearchQuery`] validation, the search, paging.
+//! - `pricing.rs`: [`price_cart`], [`CartError`], the delivery tariff and the ETA model.
+//! - `catalog.rs`: [`Catalog`]: store keys, load, writes, export/import.
+//! - `demo.rs`, `demo_data.rs`: the generator and its word lists.
+//! - `error.rs`: [`CatalogError`], [`ValidationError`].
+
+mod catalog;
+pub mod demo;
+mod demo_data;
+mod error;
+pub mod geo;
+pub mod hours;
+mod listing;
+pub mod model;
+pub mod pricing;
+pub mod search;
+
+pub use catalog::{Catalog, MENU, REST, menu_key, rest_key};
+pub use error::{CatalogError, Result, ValidationError};
+pub use hours::{ClockTime, Interval, WeeklyHours};
+pub use listing::{Listing, MenuBody};
+pub use model::{Category, CustomOption, CustomizationGroup, Menu, MenuItem, Restaurant};
+pub use pricing::{
+    CartError, CartLine, CartRequest, CustomizationProblem, PricedCart, PricingConfig,
+    delivery_fee, eta_range_min, price_cart,
+};
+pub use search::{QueryError, SearchHit, SearchPage, SearchQuery, parse_radius};
+
+#[cfg(test)]
+mod catalog_tests;
+#[cfg(test)]
+mod pricing_tests;
+#[cfg(test)]
+mod search_tests;
+#[cfg(test)]
+pub(crate) mod test_util;

@@ -1,0 +1,267 @@
+//! Restaurant discovery (seed 5.1): open restaurants that deliver to the address, within the
+//! search radius, nearest first.
+
+use crate::geo::{INDEX_RESOLUTION, Index, Row, disk_k, haversine_m};
+use crate::hours::local_day_minute;
+use crate::pricing::{PricingConfig, delivery_fee, eta_label, eta_range_min};
+use domain::{Cents, RestaurantId, UnixMs};
+use serde::Serialize;
+
+/// Largest search radius: 20 km covers a metro area; farther restaurants cannot deliver
+/// anyway (see [`crate::model::MAX_DELIVERY_RADIUS_M`]) and the grid disk grows with r².
+pub const MAX_RADIUS_M: u32 = 20_000;
+/// The radius when the client gives none (the seed's example uses 5 km).
+pub const DEFAULT_RADIUS_M: u32 = 5_000;
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 50;
+/// Deepest page: nobody scrolls past a few hundred restaurants, and a bound keeps a crafted
+/// `page=4000000000` from costing anything.
+pub const MAX_PAGE: u32 = 500;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    pub lat: f64,
+    pub lng: f64,
+    pub radius_m: u32,
+    /// Case-insensitive exact match on the restaurant's cuisine.
+    pub cuisine: Option<String>,
+    /// 1-based.
+    pub page: u32,
+    pub page_size: u32,
+}
+
+/// A rejected query: all 400s.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    #[error("lat and lng must be finite, lat within ±90 and lng within ±180")]
+    InvalidCoordinates,
+    #[error("radius must be 1..={MAX_RADIUS_M} m")]
+    RadiusOutOfRange,
+    #[error("page must be 1..={MAX_PAGE}")]
+    PageOutOfRange,
+    #[error("page_size must be 1..={MAX_PAGE_SIZE}")]
+    PageSizeOutOfRange,
+    #[error("cuisine filter is too long")]
+    CuisineTooLong,
+    #[error("radius {0:?} is not a distance like \"5km\", \"2.5km\", \"800m\" or \"800\"")]
+    BadRadius(String),
+}
+
+impl QueryError {
+    /// A stable machine-readable code for the API's error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::InvalidCoordinates => "search.invalid_coordinates",
+            QueryError::RadiusOutOfRange | QueryError::BadRadius(_) => "search.invalid_radius",
+            QueryError::PageOutOfRange => "search.invalid_page",
+            QueryError::PageSizeOutOfRange => "search.invalid_page_size",
+            QueryError::CuisineTooLong => "search.invalid_cuisine",
+        }
+    }
+}
+
+/// Parses the seed's `radius=5km` parameter: "5km", "2.5km", "800m" or bare metres "800".
+pub fn parse_radius(s: &str) -> Result<u32, QueryError> {
+    let bad = || QueryError::BadRadius(s.chars().take(32).collect());
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("km") {
+        (n, 1000.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 1.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num.trim().parse().map_err(|_| bad())?;
+    let m = (v * scale).round();
+    if !m.is_finite() || m < 1.0 || m > f64::from(MAX_RADIUS_M) {
+        return Err(QueryError::RadiusOutOfRange);
+    }
+    Ok(m as u32)
+}
+
+impl SearchQuery {
+    pub fn validate(&self) -> Result<(), QueryError> {
+        if !crate::geo::valid_coordinates(self.lat, self.lng) {
+            return Err(QueryError::InvalidCoordinates);
+        }
+        if self.radius_m == 0 || self.radius_m > MAX_RADIUS_M {
+            return Err(QueryError::RadiusOutOfRange);
+        }
+        if self.page == 0 || self.page > MAX_PAGE {
+            return Err(QueryError::PageOutOfRange);
+        }
+        if self.page_size == 0 || self.page_size > MAX_PAGE_SIZE {
+            return Err(QueryError::PageSizeOutOfRange);
+        }
+        if self.cuisine.as_ref().is_some_and(|c| c.len() > 64) {
+            return Err(QueryError::CuisineTooLong);
+        }
+        Ok(())
+    }
+}
+
+/// One result, with the seed's fields.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    pub id: RestaurantId,
+    pub name: String,
+    pub cuisine_type: String,
+    pub rating: f32,
+    /// For this address, by the cell's tariff.
+    pub delivery_fee: Cents,
+    /// "25-35 min".
+    pub estimated_time: String,
+    pub eta_min_minutes: u32,
+    pub eta_max_minutes: u32,
+    /// Straight-line distance from the address, rounded to whole metres.
+    pub distance_m: u32,
+    pub thumbnail_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchPage {
+    pub restaurants: Vec<SearchHit>,
+    pub next_page: Option<u32>,
+    /// Matches over all pages.
+    pub total: usize,
+}
+
+/// A matching row with its sort key: distance in whole metres, ties by id.
+struct Match<'a> {
+    key: (u32, RestaurantId),
+    row: &'a Row,
+}
+
+/// Caches "local weekday and minute" per time zone for one query: a city's restaurants share
+/// one zone, so the conversion runs about once per request instead of once per candidate.
+struct LocalClock {
+    now: UnixMs,
+    seen: Vec<(chrono_tz::Tz, (u8, u16))>,
+}
+
+impl LocalClock {
+    fn at(&mut self, tz: chrono_tz::Tz) -> (u8, u16) {
+        if let Some((_, dm)) = self.seen.iter().find(|(t, _)| *t == tz) {
+            return *dm;
+        }
+        let dm = local_day_minute(tz, self.now);
+        self.seen.push((tz, dm));
+        dm
+    }
+}
+
+pub(crate) fn search(
+    index: &Index,
+    q: &SearchQuery,
+    now: UnixMs,
+    pricing: &PricingConfig,
+) -> Result<SearchPage, QueryError> {
+    q.validate()?;
+    // Nobody delivers farther than the largest delivery radius: no need to look farther.
+    let reach = f64::from(q.radius_m.min(index.max_delivery_m));
+    let radius = f64::from(q.radius_m);
+    let origin = h3o::LatLng::new(q.lat, q.lng)
+        .expect("validated coordinates")
+        .to_cell(INDEX_RESOLUTION);
+    let cuisine = q
+        .cuisine
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let mut clock = LocalClock {
+        now,
+        seen: Vec::with_capacity(2),
+    };
+    let mut matches: Vec<Match<'_>> = Vec::new();
+    if index.max_delivery_m > 0 {
+        for cell in origin.grid_disk::<Vec<_>>(disk_k(reach)) {
+            let Some(bucket) = index.buckets.get(&cell) else {
+                continue;
+            };
+            // Triangle inequality: every member is at least (centre distance − reach) away.
+            let to_centre = haversine_m(q.lat, q.lng, bucket.center_lat, bucket.center_lng);
+            let nearest_possible = to_centre - bucket.reach_m;
+            if nearest_possible > reach || nearest_possible > f64::from(bucket.max_delivery_m) {
+                continue;
+            }
+            for row in &bucket.rows {
+                if let Some(m) = row_matches(row, q.lat, q.lng, radius, cuisine, &mut clock) {
+                    matches.push(m);
+                }
+            }
+        }
+    }
+    Ok(page(matches, q, pricing))
+}
+
+/// The exact filter, shared with the brute-force model in the tests.
+fn row_matches<'a>(
+    row: &'a Row,
+    lat: f64,
+    lng: f64,
+    radius: f64,
+    cuisine: Option<&str>,
+    clock: &mut LocalClock,
+) -> Option<Match<'a>> {
+    let d = haversine_m(lat, lng, row.lat, row.lng);
+    if d > radius || d > f64::from(row.delivery_radius_m) {
+        return None;
+    }
+    let r = &row.listing.restaurant;
+    if cuisine.is_some_and(|c| !r.cuisine.eq_ignore_ascii_case(c)) || r.manually_closed {
+        return None;
+    }
+    let (day, minute) = clock.at(row.listing.tz);
+    if !r.hours.is_open_local(day, minute) {
+        return None;
+    }
+    Some(Match {
+        key: (d.round() as u32, row.id),
+        row,
+    })
+}
+
+fn page(mut matches: Vec<Match<'_>>, q: &SearchQuery, pricing: &PricingConfig) -> SearchPage {
+    let total = matches.len();
+    let size = q.page_size as usize;
+    let start = (q.page as usize - 1) * size;
+    let end = (start + size).min(total);
+    if start >= total {
+        return SearchPage {
+            restaurants: Vec::new(),
+            next_page: None,
+            total,
+        };
+    }
+    // Only the first `end` need ordering: select them, then sort that prefix.
+    if end < total {
+        matches.select_nth_unstable_by_key(end - 1, |m| m.key);
+    }
+    matches[..end].sort_unstable_by_key(|m| m.key);
+    let restaurants = matches[start..end]
+        .iter()
+        .map(|m| {
+            let r = &m.row.listing.restaurant;
+            let distance_m = m.key.0;
+            let (lo, hi) = eta_range_min(r.prep_time_min, distance_m, pricing);
+            SearchHit {
+                id: r.id,
+                name: r.name.clone(),
+                cuisine_type: r.cuisine.clone(),
+                rating: r.rating(),
+                delivery_fee: delivery_fee(distance_m, pricing),
+                estimated_time: eta_label(lo, hi),
+                eta_min_minutes: lo,
+                eta_max_minutes: hi,
+                distance_m,
+                thumbnail_url: r.thumbnail_url.clone(),
+            }
+        })
+        .collect();
+    let next_page = (end < total && q.page < MAX_PAGE).then_some(q.page + 1);
+    SearchPage {
+        restaurants,
+        next_page,
+        total,
+    }
+}
