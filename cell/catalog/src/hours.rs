@@ -220,8 +220,10 @@ mod tests {
 
     #[test]
     fn past_midnight_spills_into_next_day_only() {
-        let mut h = WeeklyHours::default();
-        h.fri = vec![Interval::hm((18, 0), (2, 0))];
+        let mut h = WeeklyHours {
+            fri: vec![Interval::hm((18, 0), (2, 0))],
+            ..Default::default()
+        };
         assert!(h.is_open_local(4, 23 * 60)); // Friday 23:00
         assert!(h.is_open_local(5, 60)); // Saturday 01:00
         assert!(!h.is_open_local(5, 2 * 60)); // Saturday 02:00: closed
@@ -271,8 +273,10 @@ mod tests {
             (6, 3 * 60)
         );
         // Fall back (2026-11-01): 01:30 local happens twice; both are inside a 01:00–02:00 shift.
-        let mut late = WeeklyHours::default();
-        late.sun = vec![Interval::hm((1, 0), (2, 0))];
+        let late = WeeklyHours {
+            sun: vec![Interval::hm((1, 0), (2, 0))],
+            ..Default::default()
+        };
         assert!(late.is_open_at(America::New_York, utc(2026, 11, 1, 5, 30))); // 01:30 EDT
         assert!(late.is_open_at(America::New_York, utc(2026, 11, 1, 6, 30))); // 01:30 EST
         assert!(!late.is_open_at(America::New_York, utc(2026, 11, 1, 7, 0))); // 02:00 EST
@@ -281,8 +285,10 @@ mod tests {
     #[test]
     fn past_midnight_across_a_dst_change() {
         // Saturday 22:00 – 03:00, Berlin, the night clocks go forward (2026-03-29 02:00 → 03:00).
-        let mut h = WeeklyHours::default();
-        h.sat = vec![Interval::hm((22, 0), (3, 0))];
+        let h = WeeklyHours {
+            sat: vec![Interval::hm((22, 0), (3, 0))],
+            ..Default::default()
+        };
         // 00:30 UTC = 01:30 CET: open. 01:00 UTC = 03:00 CEST: closed (the night was shorter).
         assert!(h.is_open_at(Europe::Berlin, utc(2026, 3, 29, 0, 30)));
         assert!(!h.is_open_at(Europe::Berlin, utc(2026, 3, 29, 1, 0)));
