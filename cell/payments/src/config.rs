@@ -1,0 +1,253 @@
+//! [`PaymentsConfig`]: which provider, and how patiently to talk to it. Durations are
+//! `*_ms` integers in the file and `Duration` in code.
+
+use crate::breaker::BreakerConfig;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// The `[payments]` section of the cell's config. Every field has a default, so an empty
+/// section is a working sandbox setup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentsConfig {
+    /// Which provider to call.
+    pub provider: ProviderConfig,
+    /// Per-attempt timeout. The seed's section 12 says 5 s: long enough for a slow card
+    /// network, short enough that a customer is still looking at the checkout screen.
+    pub timeout_ms: u64,
+    /// Retries after the first attempt, for timeouts and unavailability only.
+    pub max_retries: u32,
+    /// First backoff; doubles per retry, with jitter.
+    pub backoff_base_ms: u64,
+    /// Upper bound on any one backoff.
+    pub backoff_max_ms: u64,
+    /// Consecutive provider failures (attempts, not calls) that open the circuit.
+    pub breaker_failure_threshold: u32,
+    /// How long an open circuit fails fast before letting one trial call through.
+    pub breaker_cooldown_ms: u64,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        PaymentsConfig {
+            provider: ProviderConfig::default(),
+            timeout_ms: 5_000,
+            max_retries: 2,
+            backoff_base_ms: 100,
+            backoff_max_ms: 2_000,
+            breaker_failure_threshold: 5,
+            breaker_cooldown_ms: 30_000,
+        }
+    }
+}
+
+impl PaymentsConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn backoff_base(&self) -> Duration {
+        Duration::from_millis(self.backoff_base_ms)
+    }
+
+    pub fn backoff_max(&self) -> Duration {
+        Duration::from_millis(self.backoff_max_ms)
+    }
+
+    pub fn breaker(&self) -> BreakerConfig {
+        BreakerConfig {
+            failure_threshold: self.breaker_failure_threshold,
+            cooldown: Duration::from_millis(self.breaker_cooldown_ms),
+        }
+    }
+
+    /// Every problem at once, so one edit fixes the file.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.timeout_ms == 0 {
+            problems.push("payments.timeout_ms must be > 0".to_string());
+        }
+        if self.max_retries > 10 {
+            problems.push(format!(
+                "payments.max_retries={} is more than 10; each retry may wait timeout_ms",
+                self.max_retries
+            ));
+        }
+        if self.backoff_max_ms < self.backoff_base_ms {
+            problems.push("payments.backoff_max_ms must be >= backoff_base_ms".to_string());
+        }
+        if self.breaker_failure_threshold == 0 {
+            problems.push("payments.breaker_failure_threshold must be >= 1".to_string());
+        }
+        if let ProviderConfig::Stripe(stripe) = &self.provider {
+            if reqwest::Url::parse(&stripe.base_url).is_err() {
+                problems.push(format!(
+                    "payments.provider.base_url={:?} is not a URL",
+                    stripe.base_url
+                ));
+            }
+            if stripe.secret_key.is_empty() {
+                problems.push("payments.provider.secret_key is empty".to_string());
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// The provider, tagged by `kind = "sandbox" | "stripe"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProviderConfig {
+    Sandbox(SandboxConfig),
+    Stripe(StripeConfig),
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig::Sandbox(SandboxConfig::default())
+    }
+}
+
+/// Settings of the in-memory [`SandboxGateway`](crate::SandboxGateway).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// How long `pm_card_timeout` takes to answer. Longer than `timeout_ms` by default so
+    /// it times out; tests shorten both.
+    pub timeout_card_delay_ms: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            timeout_card_delay_ms: 60_000,
+        }
+    }
+}
+
+/// Settings of the [`StripeGateway`](crate::StripeGateway).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeConfig {
+    /// `https://api.stripe.com` in production; the test server's address in tests.
+    pub base_url: String,
+    /// The secret API key (`sk_...`). Never logged: `Debug` redacts it.
+    pub secret_key: String,
+    /// TCP + TLS connect timeout, separate from the per-call timeout so a dead host fails
+    /// quickly and leaves time for a retry.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Whole-request safety net for a gateway used without the resilient wrapper. Above
+    /// the wrapper's `timeout_ms` by default, so normally the wrapper's timeout fires first.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+
+impl StripeConfig {
+    pub fn new(base_url: impl Into<String>, secret_key: impl Into<String>) -> Self {
+        StripeConfig {
+            base_url: base_url.into(),
+            secret_key: secret_key.into(),
+            connect_timeout_ms: default_connect_timeout_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+        }
+    }
+}
+
+impl fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("base_url", &self.base_url)
+            .field("secret_key", &"<redacted>")
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let cfg = PaymentsConfig::default();
+        assert_eq!(cfg.timeout(), Duration::from_secs(5));
+        assert_eq!(cfg.max_retries, 2);
+        assert_eq!(cfg.backoff_base(), Duration::from_millis(100));
+        assert_eq!(cfg.breaker().failure_threshold, 5);
+        assert_eq!(cfg.breaker().cooldown, Duration::from_secs(30));
+        assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn default_round_trips_and_empty_is_default() {
+        let cfg = PaymentsConfig::default();
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<PaymentsConfig>(&json).unwrap(), cfg);
+        assert_eq!(serde_json::from_str::<PaymentsConfig>("{}").unwrap(), cfg);
+    }
+
+    #[test]
+    fn every_key_parses() {
+        let json = r#"{
+            "provider": {"kind": "stripe", "base_url": "http://127.0.0.1:9/",
+                         "secret_key": "sk_test_x", "connect_timeout_ms": 100,
+                         "request_timeout_ms": 200},
+            "timeout_ms": 1, "max_retries": 0, "backoff_base_ms": 1, "backoff_max_ms": 2,
+            "breaker_failure_threshold": 1, "breaker_cooldown_ms": 3
+        }"#;
+        let cfg: PaymentsConfig = serde_json::from_str(json).unwrap();
+        assert!(matches!(&cfg.provider, ProviderConfig::Stripe(s) if s.connect_timeout_ms == 100));
+        assert_eq!(cfg.breaker_cooldown_ms, 3);
+        assert!(cfg.validate().is_ok());
+        let sandbox = r#"{"provider": {"kind": "sandbox", "timeout_card_delay_ms": 7}}"#;
+        let cfg: PaymentsConfig = serde_json::from_str(sandbox).unwrap();
+        assert_eq!(
+            cfg.provider,
+            ProviderConfig::Sandbox(SandboxConfig {
+                timeout_card_delay_ms: 7
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        assert!(serde_json::from_str::<PaymentsConfig>(r#"{"timeout": 5}"#).is_err());
+        let bad_stripe = r#"{"provider": {"kind": "stripe", "base_url": "http://x",
+                             "secret_key": "k", "secret": "oops"}}"#;
+        assert!(serde_json::from_str::<PaymentsConfig>(bad_stripe).is_err());
+    }
+
+    #[test]
+    fn validate_reports_every_problem() {
+        let cfg = PaymentsConfig {
+            provider: ProviderConfig::Stripe(StripeConfig::new("not a url", "")),
+            timeout_ms: 0,
+            breaker_failure_threshold: 0,
+            backoff_base_ms: 10,
+            backoff_max_ms: 1,
+            ..PaymentsConfig::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().len(), 5);
+    }
+
+    #[test]
+    fn debug_redacts_the_secret() {
+        let s = format!("{:?}", StripeConfig::new("http://x", "sk_live_secret"));
+        assert!(!s.contains("sk_live_secret"), "{s}");
+    }
+}
