@@ -219,3 +219,22 @@ async fn outage_fails_everything_without_effects() {
     gw.authorize(&req(PM_VISA, 1000, 1)).await.unwrap();
     assert_eq!(gw.ledger().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_apply_once() {
+    let gw = std::sync::Arc::new(sandbox());
+    let auth = gw.authorize(&req(PM_VISA, 1000, 1)).await.unwrap();
+    let k = key(1, Op::Capture);
+    let calls = (0..16).map(|_| {
+        let (gw, id, k) = (gw.clone(), auth.id.clone(), k.clone());
+        tokio::spawn(async move { gw.capture(&id, Cents(1000), &k).await })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        assert_eq!(
+            call.await.unwrap().unwrap().status,
+            AuthorizationStatus::Captured
+        );
+    }
+    assert_eq!(gw.entry(&auth.id).unwrap().effects.capture, 1);
+    assert_eq!(gw.stats().replays, 15);
+}

@@ -146,9 +146,14 @@ impl StripeGateway {
             }),
             // 3-D Secure or another customer step: we have no way to show it at this point
             // of checkout, so it is a decline the customer can resolve with another card.
-            "requires_action" | "requires_payment_method" => Err(PaymentError::Declined {
+            "requires_action" => Err(PaymentError::Declined {
                 code: "authentication_required".into(),
                 message: "The card needs an authentication step this checkout cannot do.".into(),
+            }),
+            // Confirmation failed without an error body (Stripe normally answers 402).
+            "requires_payment_method" => Err(PaymentError::Declined {
+                code: "card_declined".into(),
+                message: "The payment method was not accepted.".into(),
             }),
             other => Err(unexpected_status("authorize", other)),
         }
