@@ -21,6 +21,8 @@ const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 
 struct Args {
     secs: u64,
+    /// Group-commit linger (max, gap) in µs; the store's defaults unless given.
+    linger: Option<(u64, u64)>,
     writers: Vec<usize>,
     dir: PathBuf,
 }
@@ -28,6 +30,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         secs: 5,
+        linger: None,
         writers: vec![1, 8, 64],
         dir: std::env::temp_dir(),
     };
@@ -43,6 +46,14 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?
             }
             "--dir" => a.dir = val()?.into(),
+            "--linger-us" => {
+                let v = val()?;
+                let (max, gap) = v.split_once(',').ok_or("--linger-us MAX,GAP")?;
+                a.linger = Some((
+                    max.parse().map_err(|e| format!("--linger-us: {e}"))?,
+                    gap.parse().map_err(|e| format!("--linger-us: {e}"))?,
+                ));
+            }
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
@@ -69,6 +80,9 @@ struct Outcome {
     p50_ms: f64,
     p99_ms: f64,
     txns_per_fsync: f64,
+    /// Writer time per batch: running closures + applying, and the durable commit, ms.
+    run_ms: f64,
+    commit_ms: f64,
 }
 
 /// Shared by the workers of one run.
@@ -119,6 +133,7 @@ fn run_one(
     writers: usize,
     secs: u64,
     root: &std::path::Path,
+    opts: &RedbOptions,
 ) -> Result<Outcome, Box<dyn std::error::Error>> {
     let dir = root.join(format!(
         "storebench-{}-{}-{writers}",
@@ -138,7 +153,7 @@ fn run_one(
     let mut tasks = Vec::new();
     match mode {
         Mode::Group => {
-            let kv = Arc::new(RedbStore::open(dir.as_path(), RedbOptions::default())?);
+            let kv = Arc::new(RedbStore::open(dir.as_path(), opts.clone())?);
             store = Some(kv.clone());
             for _ in 0..writers {
                 let (kv, run) = (kv.clone(), run.clone());
@@ -212,17 +227,24 @@ fn run_one(
     drop(store);
     std::fs::remove_dir_all(&dir)?;
     lat.sort_unstable();
-    let txns_per_fsync = match (stats0, stats1) {
+    let (txns_per_fsync, run_ms, commit_ms) = match (stats0, stats1) {
         (Some(a), Some(b)) if b.batches > a.batches => {
-            (b.transactions - a.transactions) as f64 / (b.batches - a.batches) as f64
+            let batches = (b.batches - a.batches) as f64;
+            (
+                (b.transactions - a.transactions) as f64 / batches,
+                (b.run_micros - a.run_micros) as f64 / batches / 1000.0,
+                (b.commit_micros - a.commit_micros) as f64 / batches / 1000.0,
+            )
         }
-        _ => 1.0,
+        _ => (1.0, f64::NAN, f64::NAN),
     };
     Ok(Outcome {
         per_sec: lat.len() as f64 / elapsed,
         p50_ms: percentile(&lat, 0.50),
         p99_ms: percentile(&lat, 0.99),
         txns_per_fsync,
+        run_ms,
+        commit_ms,
     })
 }
 
@@ -253,25 +275,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "machine: {cpu}, {cores} cores; data dir {}; {date}",
         args.dir.display()
     );
+    let mut opts = RedbOptions::default();
+    if let Some((max, gap)) = args.linger {
+        opts.linger_max = Duration::from_micros(max);
+        opts.linger_gap = Duration::from_micros(gap);
+    }
+    println!(
+        "group commit linger: up to {:?} while transactions arrive within {:?}",
+        opts.linger_max, opts.linger_gap
+    );
     let rt = tokio::runtime::Runtime::new()?;
     let mut rows = Vec::new();
     for &w in &args.writers {
         for mode in [Mode::Baseline, Mode::Group] {
             eprintln!("  running {} with {w} writers", mode.name());
-            rows.push((w, mode, run_one(&rt, mode, w, args.secs, &args.dir)?));
+            rows.push((w, mode, run_one(&rt, mode, w, args.secs, &args.dir, &opts)?));
         }
     }
     println!();
-    println!("| writers | mode | commits/s | p50 ms | p99 ms | txns/fsync |");
-    println!("|--------:|------|----------:|-------:|-------:|-----------:|");
+    println!(
+        "| writers | mode | commits/s | p50 ms | p99 ms | txns/fsync | run ms/batch | fsync ms/batch |"
+    );
+    println!(
+        "|--------:|------|----------:|-------:|-------:|-----------:|-------------:|---------------:|"
+    );
+    let ms = |v: f64| {
+        if v.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{v:.2}")
+        }
+    };
     for (w, mode, o) in &rows {
         println!(
-            "| {w} | {} | {:.0} | {:.2} | {:.2} | {:.1} |",
+            "| {w} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} |",
             mode.name(),
             o.per_sec,
             o.p50_ms,
             o.p99_ms,
-            o.txns_per_fsync
+            o.txns_per_fsync,
+            ms(o.run_ms),
+            ms(o.commit_ms)
         );
     }
     println!();
