@@ -140,9 +140,13 @@ pub(crate) struct CellGeo {
     /// Upper bound on the distance from the centre to any point of the cell (metres): used to
     /// skip whole buckets in queries (`dist(q, centre) − circ_m` is a lower bound).
     pub circ_m: f64,
-    /// hav-space radius of a disc around the centre that lies inside the cell, or 0 where we do
-    /// not trust the planar estimate (near the poles): the upsert fast path that skips h3o.
-    pub h_safe: f64,
+    /// Inner half-planes of the cell's edges in the local tangent plane (metres about the
+    /// centre), shrunk by a margin: a point inside all of them is surely in the cell, so an
+    /// upsert can skip the h3o computation. Empty where the planar view is not trusted (near the
+    /// poles). The intersection of edge half-planes is inside the polygon even if it were not
+    /// convex, so the test stays conservative.
+    edges: [[f32; 3]; 6],
+    n_edges: u8,
 }
 
 impl CellGeo {
@@ -158,67 +162,67 @@ impl CellGeo {
         // 1 % + 1 m covers edges that bulge and h3o's rounding at cell borders.
         let circ_m = far * 1.01 + 1.0;
         let cos_lat = lat.to_radians().cos();
-        let mut h_safe = 0.0;
-        if lat.abs() < 80.0 && !verts.is_empty() {
-            // Local tangent plane (metres); accurate to far better than the 10 % margin at cell
-            // scale away from the poles.
-            let xy = |(a, b): (f64, f64)| {
-                let mut dl = b - lng;
-                if dl > 180.0 {
-                    dl -= 360.0;
-                } else if dl < -180.0 {
-                    dl += 360.0;
-                }
-                (
-                    dl.to_radians() * cos_lat * EARTH_RADIUS_M,
-                    (a - lat).to_radians() * EARTH_RADIUS_M,
-                )
-            };
-            let mut inr = f64::INFINITY;
-            for i in 0..verts.len() {
-                let (p, q) = (xy(verts[i]), xy(verts[(i + 1) % verts.len()]));
-                inr = inr.min(point_segment(p, q));
-            }
-            let r = inr * 0.9;
-            let half = r / (2.0 * EARTH_RADIUS_M) / 1.000_001;
-            h_safe = half * half;
-        }
-        Self {
+        let mut g = Self {
             lat,
             lng,
             cos_lat,
             circ_m,
-            h_safe,
+            edges: [[0.0; 3]; 6],
+            n_edges: 0,
+        };
+        // Cells with extra (face-crossing) vertices are rare: they skip the fast path.
+        if lat.abs() < 80.0 && (3..=6).contains(&verts.len()) {
+            let mut xy: Vec<(f64, f64)> = verts.iter().map(|&(a, b)| g.local(a, b)).collect();
+            let area: f64 = (0..xy.len())
+                .map(|i| {
+                    let (p, q) = (xy[i], xy[(i + 1) % xy.len()]);
+                    p.0 * q.1 - q.0 * p.1
+                })
+                .sum();
+            if area < 0.0 {
+                xy.reverse();
+            }
+            // Metre-scale margin: far above the curvature of edges in this projection (mm) and
+            // h3o's floating-point decisions at borders.
+            let margin = 1.0 + 0.005 * circ_m;
+            for i in 0..xy.len() {
+                let (a, b) = (xy[i], xy[(i + 1) % xy.len()]);
+                let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+                let len = (dx * dx + dy * dy).sqrt();
+                let (nx, ny) = (-dy / len, dx / len);
+                g.edges[i] = [nx as f32, ny as f32, (nx * a.0 + ny * a.1 + margin) as f32];
+            }
+            g.n_edges = xy.len() as u8;
         }
+        g
     }
 
-    /// True when `pos` is certainly inside the cell (within the inscribed safe disc). Uses an
-    /// upper bound of hav: `sin x ≤ x`, `cos φ₂ ≤ cos φ₁ + |Δφ|`.
+    /// Local tangent-plane coordinates (metres east, north of the centre).
+    #[inline]
+    fn local(&self, lat: f64, lng: f64) -> (f64, f64) {
+        let mut dl = lng - self.lng;
+        if dl > 180.0 {
+            dl -= 360.0;
+        } else if dl < -180.0 {
+            dl += 360.0;
+        }
+        (
+            dl.to_radians() * self.cos_lat * EARTH_RADIUS_M,
+            (lat - self.lat).to_radians() * EARTH_RADIUS_M,
+        )
+    }
+
+    /// True when `pos` is certainly inside the cell (inside every shrunk edge half-plane).
     #[inline]
     pub fn surely_contains(&self, pos: Pos) -> bool {
-        let dphi = (pos.lat() - self.lat).abs().to_radians();
-        let mut dl = (pos.lng() - self.lng).abs();
-        if dl > 180.0 {
-            dl = 360.0 - dl;
+        if self.n_edges == 0 {
+            return false;
         }
-        let x = dphi * 0.5;
-        let y = dl.to_radians() * 0.5;
-        let h = x * x + self.cos_lat * (self.cos_lat + dphi) * y * y;
-        h < self.h_safe
+        let (x, y) = self.local(pos.lat(), pos.lng());
+        self.edges[..self.n_edges as usize]
+            .iter()
+            .all(|e| f64::from(e[0]) * x + f64::from(e[1]) * y >= f64::from(e[2]))
     }
-}
-
-/// Distance from the origin to segment pq in the plane.
-fn point_segment(p: (f64, f64), q: (f64, f64)) -> f64 {
-    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
-    let len2 = dx * dx + dy * dy;
-    let t = if len2 > 0.0 {
-        (-(p.0 * dx + p.1 * dy) / len2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let (x, y) = (p.0 + t * dx, p.1 + t * dy);
-    (x * x + y * y).sqrt()
 }
 
 /// A bound on the circumradius of *any* cell at `res`, for cells that have no bucket (and hence
@@ -302,6 +306,42 @@ mod tests {
                 assert_eq!(Pos::new(ll.lat(), ll.lng()).unwrap().cell(res), c);
             }
         }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_h3o() {
+        let mut s = 5u64;
+        let mut hits = 0;
+        for res in [Resolution::Nine, Resolution::Ten, Resolution::Eleven] {
+            for _ in 0..20_000 {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let la = ((s >> 11) as f64 / (1u64 << 53) as f64) * 170.0 - 85.0;
+                let lo = ((s >> 20) % 3_600_000) as f64 / 1e4 - 180.0;
+                let p = Pos::new(la, lo).unwrap();
+                let cell = p.cell(res);
+                let g = CellGeo::new(cell);
+                // Points scattered around the centre, inside and outside the cell.
+                for j in 0..8u64 {
+                    let f = |k: u64| {
+                        (((s >> (k * 7 + j)) & 0x3FF) as f64 / 1023.0 - 0.5) * 2.5 * g.circ_m
+                            / 111_000.0
+                    };
+                    let Ok(q) = Pos::new(
+                        (g.lat + f(1)).clamp(-90.0, 90.0),
+                        ((g.lng + f(2) / g.cos_lat + 540.0) % 360.0) - 180.0,
+                    ) else {
+                        continue;
+                    };
+                    if g.surely_contains(q) {
+                        hits += 1;
+                        assert_eq!(q.cell(res), cell, "{q:?} claimed inside {cell}");
+                    }
+                }
+            }
+        }
+        assert!(hits > 50_000, "fast path almost never taken: {hits}");
     }
 
     #[test]

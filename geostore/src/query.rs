@@ -95,6 +95,8 @@ struct Search<'a> {
     all: Vec<Cand>,
     transit: Vec<Cand>,
     scanned: Vec<(u32, u64)>,
+    /// Scratch for `scan`: (hav lower bound, entry index).
+    order: Vec<(f64, u32)>,
     bound: f64,
     thr: f64,
 }
@@ -111,6 +113,7 @@ impl<'a> Search<'a> {
             all: Vec::new(),
             transit: Vec::new(),
             scanned: Vec::with_capacity(64),
+            order: Vec::new(),
             bound: radius,
             thr: hav_threshold(radius),
         }
@@ -138,12 +141,33 @@ impl<'a> Search<'a> {
         let b = self.st.buckets.get(bi);
         self.scanned.push((bi, b.ver.load(Acquire)));
         let m = b.members(g);
+        // First pass over the hints only (sequential memory): keep entries that may be within
+        // the bound. Reading a slot is a cache miss, so for nearest they are then visited
+        // closest-first: once k are found the bound drops and the rest are skipped unread.
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
         for i in 0..m.len() {
             let h = m.hint(i);
-            if h == TOMB || (h != WILD && self.q.hav_lower_bound(Pos(h)) > self.thr) {
+            if h == TOMB {
                 continue;
             }
-            let snap = self.st.slots.get(m.slot(i)).read();
+            let lb = if h == WILD {
+                0.0
+            } else {
+                self.q.hav_lower_bound(Pos(h))
+            };
+            if lb <= self.thr {
+                order.push((lb, i as u32));
+            }
+        }
+        if self.k != usize::MAX {
+            order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        for &(lb, i) in &order {
+            if lb > self.thr {
+                break;
+            }
+            let snap = self.st.slots.get(m.slot(i as usize)).read();
             if !snap.live() || (!snap.transit() && snap.bucket() != bi) {
                 continue;
             }
@@ -164,6 +188,7 @@ impl<'a> Search<'a> {
                 self.tighten();
             }
         }
+        self.order = order;
     }
 
     fn tighten(&mut self) {
@@ -189,6 +214,7 @@ impl<'a> Search<'a> {
         let rmax = max_circumradius_m(self.st.cfg.resolution);
         let mut visited = 0usize;
         let mut empties = Vec::new();
+        let mut occupied: Vec<(f64, u32)> = Vec::new();
         for r in 0u32.. {
             let ring: Vec<CellIndex> = origin.grid_ring(r);
             visited += ring.len();
@@ -200,17 +226,24 @@ impl<'a> Search<'a> {
             }
             let mut ring_lb = f64::INFINITY;
             empties.clear();
+            occupied.clear();
             for c in ring {
                 match self.st.cells.get(u64::from(c), g) {
                     Some(bi) => {
                         let lb = self.bucket_lb(bi);
                         ring_lb = ring_lb.min(lb);
-                        if lb <= self.bound {
-                            self.scan(bi, g);
-                        }
+                        occupied.push((lb, bi));
                     }
                     None => empties.push(c),
                 }
+            }
+            // Closest buckets first: the k-th distance tightens sooner, so more are skipped.
+            occupied.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+            for &(lb, bi) in &occupied {
+                if lb > self.bound {
+                    break;
+                }
+                self.scan(bi, g);
             }
             // Empty cells still belong to the fence; their centres cost an h3o call, so only
             // compute them when the occupied ones alone would let us stop.
