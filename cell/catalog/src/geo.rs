@@ -6,6 +6,7 @@
 //! centre and how far its farthest member is from it), and filters the rest exactly by
 //! haversine distance.
 
+use crate::hours::CompactWeek;
 use crate::listing::Listing;
 use domain::RestaurantId;
 use h3o::{CellIndex, LatLng, Resolution};
@@ -27,13 +28,76 @@ pub fn valid_coordinates(lat: f64, lng: f64) -> bool {
     lat.is_finite() && lng.is_finite() && lat.abs() <= 90.0 && lng.abs() <= 180.0
 }
 
-/// Great-circle distance in metres.
+/// Great-circle distance in metres (haversine).
 pub fn haversine_m(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
-    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-    let dp = p2 - p1;
-    let dl = (lng2 - lng1).to_radians();
-    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    a_to_m(Point::new(lat1, lng1).a_to(&Point::new(lat2, lng2)))
+}
+
+/// A point with the trigonometry of the haversine formula precomputed, so the search loop
+/// computes the haversine term `a` with a few multiplications per candidate (no `sin`), using
+/// `sin((x₂−x₁)/2) = sin(x₂/2)·cos(x₁/2) − cos(x₂/2)·sin(x₁/2)`. [`haversine_m`] uses the very
+/// same arithmetic, so pricing, search and tests agree to the bit; it is symmetric, and
+/// exactly 0 for equal points.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Point {
+    sin_hlat: f64,
+    cos_hlat: f64,
+    sin_hlng: f64,
+    cos_hlng: f64,
+    cos_lat: f64,
+}
+
+impl Point {
+    pub fn new(lat: f64, lng: f64) -> Point {
+        let (hlat, hlng) = (lat.to_radians() / 2.0, lng.to_radians() / 2.0);
+        Point {
+            sin_hlat: hlat.sin(),
+            cos_hlat: hlat.cos(),
+            sin_hlng: hlng.sin(),
+            cos_hlng: hlng.cos(),
+            cos_lat: lat.to_radians().cos(),
+        }
+    }
+
+    /// The haversine term `a = sin²(Δφ/2) + cos φ₁ · cos φ₂ · sin²(Δλ/2)`.
+    #[inline]
+    pub fn a_to(&self, o: &Point) -> f64 {
+        let s_lat = o.sin_hlat * self.cos_hlat - o.cos_hlat * self.sin_hlat;
+        let s_lng = o.sin_hlng * self.cos_hlng - o.cos_hlng * self.sin_hlng;
+        s_lat * s_lat + self.cos_lat * o.cos_lat * (s_lng * s_lng)
+    }
+}
+
+/// Distance in metres for a haversine term `a` (monotonic in `a`).
+#[inline]
+pub(crate) fn a_to_m(a: f64) -> f64 {
     2.0 * EARTH_RADIUS_M * a.sqrt().min(1.0).asin()
+}
+
+/// Bounds on `a` for a distance of `m` metres: below `inside` a point is surely within `m`,
+/// above `outside` surely beyond it; only in between (a relative band of 1e-9, far wider than
+/// rounding error) must the distance itself be computed and compared.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ABounds {
+    pub inside: f64,
+    pub outside: f64,
+}
+
+impl ABounds {
+    pub fn new(m: f64) -> ABounds {
+        let half = (m / (2.0 * EARTH_RADIUS_M)).min(std::f64::consts::FRAC_PI_2);
+        let a = half.sin().powi(2);
+        ABounds {
+            inside: a * (1.0 - 1e-9),
+            outside: a * (1.0 + 1e-9) + 1e-18,
+        }
+    }
+
+    /// Is a point with term `a` within `m` metres? Exact: same answer as `a_to_m(a) <= m`.
+    #[inline]
+    pub fn contains(&self, a: f64, m: f64) -> bool {
+        a <= self.inside || (a <= self.outside && a_to_m(a) <= m)
+    }
 }
 
 /// Grid distance `k` whose disk around the query's cell covers a circle of `radius_m`.
@@ -57,9 +121,20 @@ pub(crate) struct Row {
     pub id: RestaurantId,
     pub lat: f64,
     pub lng: f64,
+    pub point: Point,
     pub delivery_radius_m: u32,
+    pub delivery: ABounds,
+    /// Copies of what the filter reads, so a non-match never touches the listing.
+    pub manually_closed: bool,
+    pub cuisine: CuisineId,
+    pub tz: chrono_tz::Tz,
+    /// `None` for the rare restaurant with more than two intervals on some day.
+    pub hours: Option<CompactWeek>,
     pub listing: Arc<Listing>,
 }
+
+/// An interned, lowercased cuisine tag.
+pub(crate) type CuisineId = u32;
 
 /// Restaurants of one H3 cell.
 #[derive(Debug)]
@@ -109,9 +184,24 @@ pub(crate) struct Index {
     /// Largest delivery radius in the catalog: no search needs to look farther. Only grows
     /// (until a rebuild), which is conservative.
     pub max_delivery_m: u32,
+    /// Lowercased cuisine tag → id. Never shrinks: there are a few dozen tags at most.
+    pub cuisines: HashMap<String, CuisineId>,
 }
 
 impl Index {
+    fn intern_cuisine(&mut self, cuisine: &str) -> CuisineId {
+        let key = cuisine.trim().to_ascii_lowercase();
+        let next = self.cuisines.len() as CuisineId;
+        *self.cuisines.entry(key).or_insert(next)
+    }
+
+    /// The id of a cuisine filter; `None` if no restaurant ever had it.
+    pub fn cuisine_id(&self, cuisine: &str) -> Option<CuisineId> {
+        self.cuisines
+            .get(&cuisine.trim().to_ascii_lowercase())
+            .copied()
+    }
+
     /// Inserts or replaces a listing. Coordinates were validated on write.
     pub fn put(&mut self, listing: Arc<Listing>) {
         let r = &listing.restaurant;
@@ -123,7 +213,13 @@ impl Index {
             id: r.id,
             lat: r.lat,
             lng: r.lng,
+            point: Point::new(r.lat, r.lng),
             delivery_radius_m: r.delivery_radius_m,
+            delivery: ABounds::new(f64::from(r.delivery_radius_m)),
+            manually_closed: r.manually_closed,
+            cuisine: self.intern_cuisine(&r.cuisine),
+            tz: listing.tz,
+            hours: CompactWeek::new(&r.hours),
             listing: listing.clone(),
         };
         self.max_delivery_m = self.max_delivery_m.max(r.delivery_radius_m);
@@ -173,6 +269,22 @@ mod tests {
         let d = haversine_m(52.5200, 13.4050, 48.8566, 2.3522);
         assert!((d - 878_000.0).abs() < 2_000.0, "{d}");
         assert_eq!(haversine_m(10.0, 20.0, 10.0, 20.0), 0.0);
+        // Symmetric to the bit; across the antimeridian.
+        let (a, b) = (
+            haversine_m(1.5, 2.5, -3.25, 7.0),
+            haversine_m(-3.25, 7.0, 1.5, 2.5),
+        );
+        assert_eq!(a.to_bits(), b.to_bits());
+        let d = haversine_m(0.0, 179.9, 0.0, -179.9);
+        assert!((d - 22_239.0).abs() < 5.0, "{d}");
+        // Short distances stay precise despite the difference formula.
+        let d = haversine_m(
+            52.52,
+            13.405,
+            52.52 + (1.0 / EARTH_RADIUS_M).to_degrees(),
+            13.405,
+        );
+        assert!((d - 1.0).abs() < 1e-6, "{d}");
         // Antipodes do not produce NaN.
         assert!(haversine_m(0.0, 0.0, 0.0, 180.0).is_finite());
     }

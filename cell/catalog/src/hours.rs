@@ -79,10 +79,6 @@ impl Interval {
     pub fn all_day() -> Interval {
         Interval::hm((0, 0), (24, 0))
     }
-
-    fn past_midnight(self) -> bool {
-        self.close < self.open
-    }
 }
 
 /// Opening intervals per weekday (local time). A missing day means closed that day.
@@ -141,20 +137,8 @@ impl WeeklyHours {
 
     /// Open at local weekday `d` (0 = Monday), minute of day `minute` (0..1440)?
     pub fn is_open_local(&self, d: u8, minute: u16) -> bool {
-        let m = ClockTime(minute);
-        let today = self.day(d).iter().any(|i| {
-            if i.past_midnight() {
-                m >= i.open
-            } else {
-                m >= i.open && m < i.close
-            }
-        });
-        // Yesterday's past-midnight intervals spill into the small hours of today.
-        today
-            || self
-                .day(d + 6)
-                .iter()
-                .any(|i| i.past_midnight() && m < i.close)
+        let pairs = |d: u8| self.day(d).iter().map(|i| (i.open.0, i.close.0));
+        open_at(pairs(d), pairs(d + 6), minute)
     }
 
     /// Open at `now` in time zone `tz`?
@@ -181,6 +165,59 @@ impl WeeklyHours {
             }
         }
         Ok(())
+    }
+}
+
+/// The one definition of "open": an interval of `today` covers `m` (to midnight if it runs
+/// past it), or one of `yesterday` runs past midnight beyond `m`. Intervals are
+/// (open, close) minutes.
+fn open_at(
+    today: impl IntoIterator<Item = (u16, u16)>,
+    yesterday: impl IntoIterator<Item = (u16, u16)>,
+    m: u16,
+) -> bool {
+    let today = today.into_iter().any(|(open, close)| {
+        if close < open {
+            m >= open
+        } else {
+            m >= open && m < close
+        }
+    });
+    today
+        || yesterday
+            .into_iter()
+            .any(|(open, close)| close < open && m < close)
+}
+
+/// Up to two intervals per weekday inline (almost every restaurant has one or two), so the
+/// search loop checks hours from the row it is already scanning instead of chasing pointers to
+/// the listing. `(0, 0)` marks an unused slot: validation forbids `open == close`, and such
+/// an interval never matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompactWeek {
+    days: [[(u16, u16); 2]; 7],
+}
+
+impl CompactWeek {
+    /// `None` when a day has more than two intervals.
+    pub fn new(h: &WeeklyHours) -> Option<CompactWeek> {
+        let mut days = [[(0, 0); 2]; 7];
+        for (d, slots) in days.iter_mut().enumerate() {
+            let day = h.day(d as u8);
+            if day.len() > 2 {
+                return None;
+            }
+            for (slot, i) in slots.iter_mut().zip(day) {
+                *slot = (i.open.0, i.close.0);
+            }
+        }
+        Some(CompactWeek { days })
+    }
+
+    #[inline]
+    pub fn is_open_local(&self, d: u8, minute: u16) -> bool {
+        let d = usize::from(d % 7);
+        open_at(self.days[d], self.days[(d + 6) % 7], minute)
     }
 }
 
@@ -292,6 +329,27 @@ mod tests {
         // 00:30 UTC = 01:30 CET: open. 01:00 UTC = 03:00 CEST: closed (the night was shorter).
         assert!(h.is_open_at(Europe::Berlin, utc(2026, 3, 29, 0, 30)));
         assert!(!h.is_open_at(Europe::Berlin, utc(2026, 3, 29, 1, 0)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn compact_week_agrees_with_weekly_hours(
+            raw in proptest::collection::vec(
+                proptest::collection::vec((0u16..1440, 1u16..=1440), 0..3), 7),
+            d in 0u8..7,
+            m in 0u16..1440,
+        ) {
+            let mut h = WeeklyHours::default();
+            for (day, ivs) in raw.iter().enumerate() {
+                *h.day_mut(day as u8) = ivs
+                    .iter()
+                    .filter(|(o, c)| o != c)
+                    .map(|&(o, c)| Interval { open: ClockTime(o), close: ClockTime(c) })
+                    .collect();
+            }
+            let c = CompactWeek::new(&h).unwrap();
+            proptest::prop_assert_eq!(c.is_open_local(d, m), h.is_open_local(d, m));
+        }
     }
 
     #[test]

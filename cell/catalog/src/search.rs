@@ -1,7 +1,9 @@
 //! Restaurant discovery (seed 5.1): open restaurants that deliver to the address, within the
 //! search radius, nearest first.
 
-use crate::geo::{INDEX_RESOLUTION, Index, Row, disk_k, haversine_m};
+use crate::geo::{
+    ABounds, CuisineId, INDEX_RESOLUTION, Index, Point, Row, a_to_m, disk_k, haversine_m,
+};
 use crate::hours::local_day_minute;
 use crate::pricing::{PricingConfig, delivery_fee, eta_label, eta_range_min};
 use domain::{Cents, RestaurantId, UnixMs};
@@ -126,9 +128,11 @@ pub struct SearchPage {
     pub total: usize,
 }
 
-/// A matching row with its sort key: distance in whole metres, ties by id.
+/// A matching row with its sort key: the haversine term `a` (monotonic in the distance; the
+/// bits of a non-negative float sort like the float), ties by id. Only the rows on the page
+/// pay for the arcsine that turns `a` into metres.
 struct Match<'a> {
-    key: (u32, RestaurantId),
+    key: (u64, RestaurantId),
     row: &'a Row,
 }
 
@@ -163,11 +167,23 @@ pub(crate) fn search(
     let origin = h3o::LatLng::new(q.lat, q.lng)
         .expect("validated coordinates")
         .to_cell(INDEX_RESOLUTION);
-    let cuisine = q
+    // A cuisine no restaurant has matches nothing; otherwise rows compare interned ids.
+    let cuisine = match q
         .cuisine
         .as_deref()
         .map(str::trim)
-        .filter(|c| !c.is_empty());
+        .filter(|c| !c.is_empty())
+    {
+        None => None,
+        Some(c) => match index.cuisine_id(c) {
+            Some(id) => Some(id),
+            None => return Ok(page(Vec::new(), q, pricing)),
+        },
+    };
+    let probe = Filter {
+        at: Point::new(q.lat, q.lng),
+        radius: ABounds::new(radius),
+    };
     let mut clock = LocalClock {
         now,
         seen: Vec::with_capacity(2),
@@ -185,7 +201,7 @@ pub(crate) fn search(
                 continue;
             }
             for row in &bucket.rows {
-                if let Some(m) = row_matches(row, q.lat, q.lng, radius, cuisine, &mut clock) {
+                if let Some(m) = row_matches(row, &probe, radius, cuisine, &mut clock) {
                     matches.push(m);
                 }
             }
@@ -194,29 +210,36 @@ pub(crate) fn search(
     Ok(page(matches, q, pricing))
 }
 
-/// The exact filter, shared with the brute-force model in the tests.
+/// The query point and its radius bound.
+struct Filter {
+    at: Point,
+    radius: ABounds,
+}
+
+/// The exact filter: distance (haversine, in metres) within the radius and the restaurant's
+/// delivery radius, cuisine, manual toggle, hours.
 fn row_matches<'a>(
     row: &'a Row,
-    lat: f64,
-    lng: f64,
+    f: &Filter,
     radius: f64,
-    cuisine: Option<&str>,
+    cuisine: Option<CuisineId>,
     clock: &mut LocalClock,
 ) -> Option<Match<'a>> {
-    let d = haversine_m(lat, lng, row.lat, row.lng);
-    if d > radius || d > f64::from(row.delivery_radius_m) {
+    let a = f.at.a_to(&row.point);
+    if !f.radius.contains(a, radius)
+        || !row.delivery.contains(a, f64::from(row.delivery_radius_m))
+        || row.manually_closed
+        || cuisine.is_some_and(|c| c != row.cuisine)
+    {
         return None;
     }
-    let r = &row.listing.restaurant;
-    if cuisine.is_some_and(|c| !r.cuisine.eq_ignore_ascii_case(c)) || r.manually_closed {
-        return None;
-    }
-    let (day, minute) = clock.at(row.listing.tz);
-    if !r.hours.is_open_local(day, minute) {
-        return None;
-    }
-    Some(Match {
-        key: (d.round() as u32, row.id),
+    let (day, minute) = clock.at(row.tz);
+    let open = match &row.hours {
+        Some(week) => week.is_open_local(day, minute),
+        None => row.listing.restaurant.hours.is_open_local(day, minute),
+    };
+    open.then_some(Match {
+        key: (a.to_bits(), row.id),
         row,
     })
 }
@@ -242,7 +265,7 @@ fn page(mut matches: Vec<Match<'_>>, q: &SearchQuery, pricing: &PricingConfig) -
         .iter()
         .map(|m| {
             let r = &m.row.listing.restaurant;
-            let distance_m = m.key.0;
+            let distance_m = a_to_m(f64::from_bits(m.key.0)).round() as u32;
             let (lo, hi) = eta_range_min(r.prep_time_min, distance_m, pricing);
             SearchHit {
                 id: r.id,

@@ -32,31 +32,30 @@ fn city() -> &'static Index {
 
 /// The model: every restaurant, checked with the public per-restaurant predicates.
 fn brute_force(index: &Index, q: &SearchQuery, now: UnixMs) -> (Vec<(u32, RestaurantId)>, usize) {
-    let mut all: Vec<(u32, RestaurantId)> = index
+    let mut all: Vec<(f64, RestaurantId)> = index
         .listings
         .values()
         .map(|(_, l)| &l.restaurant)
-        .filter(|r| {
+        .filter_map(|r| {
             let d = haversine_m(q.lat, q.lng, r.lat, r.lng);
-            d <= f64::from(q.radius_m)
+            let hit = d <= f64::from(q.radius_m)
                 && d <= f64::from(r.delivery_radius_m)
                 && r.is_open(now)
                 && q.cuisine
                     .as_ref()
-                    .is_none_or(|c| r.cuisine.eq_ignore_ascii_case(c))
-        })
-        .map(|r| {
-            let d = haversine_m(q.lat, q.lng, r.lat, r.lng);
-            (d.round() as u32, r.id)
+                    .is_none_or(|c| r.cuisine.eq_ignore_ascii_case(c));
+            hit.then_some((d, r.id))
         })
         .collect();
-    all.sort_unstable();
+    // Nearest first by exact distance, ties by id.
+    all.sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
     let total = all.len();
     let start = ((q.page - 1) * q.page_size) as usize;
     let page = all
         .into_iter()
         .skip(start)
         .take(q.page_size as usize)
+        .map(|(d, id)| (d.round() as u32, id))
         .collect();
     (page, total)
 }
@@ -119,7 +118,7 @@ fn hits_carry_fee_eta_and_card_fields() {
     assert_eq!(page.next_page, Some(2));
     let cfg = PricingConfig::default();
     for w in page.restaurants.windows(2) {
-        assert!((w[0].distance_m, w[0].id) < (w[1].distance_m, w[1].id));
+        assert!(w[0].distance_m <= w[1].distance_m);
     }
     for h in &page.restaurants {
         assert_eq!(h.delivery_fee, crate::delivery_fee(h.distance_m, &cfg));
