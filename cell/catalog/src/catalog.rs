@@ -152,7 +152,7 @@ impl Catalog {
 
     /// Upserts many restaurants (a region moving in, the demo seeder); idempotent, so a
     /// retried or repeated import converges to the same state. Everything is validated before
-    /// anything is written; then chunks of [`IMPORT_CHUNK`] commit one after another, so a
+    /// anything is written; then chunks of 200 restaurants commit one after another, so a
     /// failure part-way leaves a prefix written, which the retry completes.
     pub async fn import(&self, batch: Vec<(Restaurant, Menu)>) -> Result<usize> {
         for (r, m) in &batch {

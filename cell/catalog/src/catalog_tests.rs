@@ -224,3 +224,19 @@ async fn export_import_moves_a_region_idempotently() {
     assert_eq!(src.len(), 400 - moving.len());
     assert!(src.export_region(region).is_empty());
 }
+
+/// Handlers run on a multi-threaded runtime: the catalog and its futures must be Send.
+#[allow(dead_code, clippy::let_underscore_future)]
+fn futures_are_send(c: &Catalog) {
+    fn send<T: Send + Sync>(_: &T) {}
+    fn send_fut<T: Send>(_: &T) {}
+    send(c);
+    send_fut(&c.upsert(test_util::restaurant(1), test_util::menu()));
+    send_fut(&c.import(Vec::new()));
+    send_fut(&c.set_item_available(rid(1), MenuItemId(1), true));
+    send_fut(&c.set_open(rid(1), true));
+    send_fut(&c.remove_region(RegionId::from_latlng(LAT, LNG).unwrap()));
+    send_fut(&Catalog::load(Arc::new(
+        RedbStore::open(std::path::Path::new("/"), RedbOptions::default()).unwrap(),
+    )));
+}

@@ -13,6 +13,11 @@
 //!
 //! Nothing here reads the clock: every time-dependent call takes `now`.
 //!
+//! Performance (`examples/catalog_bench.rs`, release, one core of this 2-core machine, 5,000
+//! restaurants around Berlin, 5 km radius, ~600 matches per query): search p50 ≈ 37 µs,
+//! p99 ≈ 80 µs; `menu_json` ≈ 0.3 µs (an `Arc` clone). Menu bodies take ≈ 16 KB per
+//! restaurant (80 MB for 5,000).
+//!
 //! # Layout
 //! - `model.rs`: [`Restaurant`], [`Menu`] and their validation (every write passes it).
 //! - `hours.rs`: [`WeeklyHours`], past-midnight intervals, local time via `chrono-tz`.
@@ -23,6 +28,12 @@
 //! - `catalog.rs`: [`Catalog`]: store keys, load, writes, export/import.
 //! - `demo.rs`, `demo_data.rs`: the generator and its word lists.
 //! - `error.rs`: [`CatalogError`], [`ValidationError`].
+//! - `*_tests.rs`, `test_util.rs`: unit tests next to the code (search against a brute-force
+//!   scan, every cart error, store round trips on the redb backend).
+//! - `examples/catalog_bench.rs`: the numbers above.
+//!
+//! `serde_json` is built with `float_roundtrip` so stored coordinates read back bit-exact
+//! (the default parser may be one ULP off, and an export must equal what was imported).
 
 mod catalog;
 pub mod demo;
