@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod repo;
+pub mod service;
 
 #[cfg(test)]
 mod tests;

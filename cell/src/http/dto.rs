@@ -1,0 +1,368 @@
+//! Wire types of the REST API (JSON). Storage types stay out of the wire format: each
+//! response is built here from the domain record. Amounts are integer cents, ids strings.
+
+use crate::auth::Role;
+use domain::{HistoryEntry, Order, OrderStatus};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Every error: `{"error": {"code", "message"}}`; `status` only for a refused transition.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    pub lat: Option<f64>,
+    pub lng: Option<f64>,
+    /// "5km", "2.5km", "800m" or metres; default 5 km, at most 20 km.
+    pub radius: Option<String>,
+    pub cuisine: Option<String>,
+    /// 1-based.
+    pub page: Option<u32>,
+    pub page_size: Option<u32>,
+}
+
+/// One search result (seed 5.1).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestaurantSummary {
+    pub id: String,
+    pub name: String,
+    pub cuisine_type: String,
+    pub rating: f32,
+    /// Cents, for this address.
+    pub delivery_fee: i64,
+    /// "25-35 min".
+    pub estimated_time: String,
+    pub eta_min_minutes: u32,
+    pub eta_max_minutes: u32,
+    pub distance_m: u32,
+    pub thumbnail_url: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchResponse {
+    pub restaurants: Vec<RestaurantSummary>,
+    pub next_page: Option<u32>,
+    pub total: usize,
+}
+
+/// The menu body (seed 5.2), served pre-serialized from the catalog's cache.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MenuResponse {
+    pub restaurant: serde_json::Value,
+    pub categories: Vec<MenuCategory>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MenuCategory {
+    pub name: String,
+    pub items: Vec<MenuItemDto>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MenuItemDto {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// Cents.
+    pub price: i64,
+    pub available: bool,
+    pub customizations: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemAvailability {
+    pub available: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestaurantOpen {
+    pub open: bool,
+}
+
+#[derive(Deserialize, Serialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CartLineDto {
+    pub item_id: String,
+    pub quantity: u32,
+    /// Option names, e.g. ["Large", "No onions"].
+    #[serde(default)]
+    pub customizations: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AddressDto {
+    pub lat: f64,
+    pub lng: f64,
+    #[serde(default)]
+    pub formatted: String,
+}
+
+/// `POST /api/v1/orders` (seed 5.3) and `POST /api/v1/orders/quote` (without payment).
+#[derive(Deserialize, Serialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    pub restaurant_id: String,
+    pub items: Vec<CartLineDto>,
+    pub delivery_address: AddressDto,
+    /// Required to place; ignored by the quote.
+    #[serde(default)]
+    pub payment_method_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct QuoteResponse {
+    pub restaurant_id: String,
+    pub items: Vec<OrderItemDto>,
+    pub subtotal: i64,
+    pub delivery_fee: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub currency: String,
+    /// "35-45 min".
+    pub estimated_delivery: String,
+    pub eta_min_minutes: u32,
+    pub eta_max_minutes: u32,
+    pub distance_m: u32,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PlaceOrderResponse {
+    pub order_id: String,
+    pub status: String,
+    pub estimated_delivery: String,
+    pub subtotal: i64,
+    pub delivery_fee: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub currency: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct OrderItemDto {
+    pub item_id: String,
+    pub name: String,
+    pub quantity: u32,
+    pub unit_price: i64,
+    pub customizations: Vec<String>,
+    pub line_total: i64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RestaurantRef {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct DriverRef {
+    pub id: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HistoryDto {
+    pub status: String,
+    pub event: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    pub by: String,
+}
+
+/// `GET /api/v1/orders/{id}` (seed 5.4).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct OrderResponse {
+    pub order_id: String,
+    pub status: String,
+    pub kitchen: String,
+    pub restaurant: RestaurantRef,
+    pub items: Vec<OrderItemDto>,
+    pub driver: Option<DriverRef>,
+    pub delivery_address: AddressDto,
+    pub subtotal: i64,
+    pub delivery_fee: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub payment_status: String,
+    pub estimated_delivery: String,
+    pub estimated_delivery_min_at: i64,
+    pub estimated_delivery_max_at: i64,
+    pub delayed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_history: Option<Vec<HistoryDto>>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct OrderList {
+    pub orders: Vec<OrderResponse>,
+    /// Pass as `cursor` for the next (older) page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderListParams {
+    /// Only `me` (the caller) is supported.
+    pub customer: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RestaurantOrdersParams {
+    /// `active` (default) or one status name.
+    pub status: Option<String>,
+}
+
+/// `PATCH /api/v1/restaurants/orders/{id}` (seed 5.8).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestaurantStatusUpdate {
+    /// accepted | preparing | ready_for_pickup | rejected
+    pub status: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct StatusResponse {
+    pub order_id: String,
+    pub status: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevTokenRequest {
+    #[schema(value_type = String)]
+    pub role: Role,
+    pub sub: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DevTokenResponse {
+    pub token: String,
+    pub expires_in_s: u64,
+}
+
+fn item_dto(i: &domain::OrderItem) -> OrderItemDto {
+    OrderItemDto {
+        item_id: i.item_id.to_string(),
+        name: i.name.clone(),
+        quantity: i.quantity,
+        unit_price: i.unit_price.0,
+        customizations: i.customizations.iter().map(|c| c.option.clone()).collect(),
+        line_total: i.line_total.0,
+    }
+}
+
+pub fn items_dto(items: &[domain::OrderItem]) -> Vec<OrderItemDto> {
+    items.iter().map(item_dto).collect()
+}
+
+fn actor_label(a: &domain::Actor) -> String {
+    match a {
+        domain::Actor::Customer(_) => "customer".into(),
+        domain::Actor::Restaurant(_) => "restaurant".into(),
+        domain::Actor::Driver(d) => format!("driver:{d}"),
+        domain::Actor::System => "system".into(),
+        domain::Actor::Admin => "admin".into(),
+    }
+}
+
+pub fn eta_label(o: &Order, now: domain::UnixMs) -> String {
+    if o.status.is_terminal() {
+        return String::new();
+    }
+    let lo = o.estimated_delivery_min.0.saturating_sub(now.0).max(0) / 60_000;
+    let hi = o.estimated_delivery_max.0.saturating_sub(now.0).max(0) / 60_000;
+    format!("{lo}-{hi} min")
+}
+
+impl OrderResponse {
+    pub fn build(o: &Order, history: Option<&[HistoryEntry]>, now: domain::UnixMs) -> Self {
+        OrderResponse {
+            order_id: o.id.to_string(),
+            status: o.status.as_str().into(),
+            kitchen: serde_json::to_value(o.kitchen)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            restaurant: RestaurantRef {
+                id: o.restaurant_id.to_string(),
+                name: o.restaurant_name.clone(),
+            },
+            items: items_dto(&o.items),
+            driver: o.driver_id.map(|d| DriverRef { id: d.to_string() }),
+            delivery_address: AddressDto {
+                lat: o.delivery_address.lat,
+                lng: o.delivery_address.lng,
+                formatted: o.delivery_address.formatted.clone(),
+            },
+            subtotal: o.subtotal.0,
+            delivery_fee: o.delivery_fee.0,
+            tax: o.tax.0,
+            total: o.total.0,
+            payment_status: serde_json::to_value(o.payment_state)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            estimated_delivery: eta_label(o, now),
+            estimated_delivery_min_at: o.estimated_delivery_min.0,
+            estimated_delivery_max_at: o.estimated_delivery_max.0,
+            delayed: o.delayed,
+            cancel_reason: o.cancel_reason.clone(),
+            created_at: o.created_at.0,
+            updated_at: o.updated_at.0,
+            status_history: history.map(|h| {
+                h.iter()
+                    .map(|e| HistoryDto {
+                        status: e.status.as_str().into(),
+                        event: e.event.as_str().into(),
+                        at: e.at.0,
+                        by: actor_label(&e.by),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// Statuses a restaurant tablet lists as "active".
+pub fn active_statuses() -> Vec<OrderStatus> {
+    OrderStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_active())
+        .collect()
+}

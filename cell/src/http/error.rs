@@ -1,0 +1,180 @@
+//! The one error type of the HTTP API and its one mapping to status codes. Handlers return
+//! only [`ApiError`]; the body is always `{"error": {"code", "message"}}` (plus `status` for
+//! a refused transition). Internal causes are logged once and never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::OrderStatus;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: malformed or invalid input; `code` is stable (e.g. `cart.unknown_item`).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 401: no token, or a bad or expired one.
+    #[error("{0}")]
+    Unauthorized(#[from] crate::auth::AuthError),
+    /// 403: a valid token for the wrong party.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    /// 402: the payment was declined.
+    #[error("{message}")]
+    PaymentRequired { code: String, message: String },
+    /// 409: the order's state does not allow this.
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        status: Option<OrderStatus>,
+    },
+    /// 413.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// 422: well-formed but not possible now (restaurant closed, address out of range).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// 503 with Retry-After: a dependency (payment provider, store) is unavailable.
+    #[error("{message}")]
+    Unavailable {
+        code: &'static str,
+        message: String,
+        retry_after_s: u32,
+    },
+    /// 500: logged with its cause, answered with a generic message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<OrderStatus>,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: &'static str, id: impl ToString) -> Self {
+        ApiError::NotFound {
+            what,
+            id: id.to_string(),
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+
+    /// Status, stable code and public message. Exhaustive: no `_` arm.
+    fn parts(&self) -> (StatusCode, &str, String) {
+        match self {
+            ApiError::BadRequest { code, message } => {
+                (StatusCode::BAD_REQUEST, code, message.clone())
+            }
+            ApiError::Unauthorized(e) => {
+                (StatusCode::UNAUTHORIZED, "auth.unauthorized", e.to_string())
+            }
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "auth.forbidden", m.clone()),
+            ApiError::NotFound { what, id } => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} {id} not found"),
+            ),
+            ApiError::PaymentRequired { code, message } => {
+                (StatusCode::PAYMENT_REQUIRED, code.as_str(), message.clone())
+            }
+            ApiError::Conflict { code, message, .. } => {
+                (StatusCode::CONFLICT, code, message.clone())
+            }
+            ApiError::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request.too_large",
+                self.to_string(),
+            ),
+            ApiError::Unprocessable { code, message } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone())
+            }
+            ApiError::Unavailable { code, message, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, code, message.clone())
+            }
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; it has been logged".to_string(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let current = match &self {
+            ApiError::Conflict { status, .. } => *status,
+            _ => None,
+        };
+        let body = Body {
+            error: Detail {
+                code,
+                message,
+                status: current,
+            },
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let ApiError::Unavailable { retry_after_s, .. } = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        }
+        resp
+    }
+}
+
+impl From<crate::orders::repo::RepoError> for ApiError {
+    fn from(e: crate::orders::repo::RepoError) -> Self {
+        use crate::orders::repo::RepoError;
+        match e {
+            RepoError::NotFound(id) => ApiError::not_found("order", id),
+            RepoError::Transition(t) => transition_error(t),
+            RepoError::Changed { id, now } => ApiError::Conflict {
+                code: "order.changed",
+                message: format!("order {id} changed concurrently; it is now {now}"),
+                status: Some(now),
+            },
+            RepoError::IdempotencyMismatch => ApiError::Unprocessable {
+                code: "idempotency.mismatch",
+                message: "this Idempotency-Key was already used for a different request".into(),
+            },
+            RepoError::Store(s) => ApiError::internal(s),
+        }
+    }
+}
+
+pub fn transition_error(e: domain::TransitionError) -> ApiError {
+    match e {
+        domain::TransitionError::Invalid { from, .. } => ApiError::Conflict {
+            code: "order.invalid_transition",
+            message: e.to_string(),
+            status: Some(from),
+        },
+        domain::TransitionError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
+    }
+}

@@ -1,0 +1,94 @@
+//! Extractors whose rejections are [`ApiError`]s, so bad input gets our JSON error body, and
+//! the bearer-token extractor.
+
+use super::error::ApiError;
+use crate::app::App;
+use crate::auth::{AuthError, Principal};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+/// JSON body; a bad body is a 400 (or 413) with our error shape.
+pub struct AppJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(AppJson(v)),
+            Err(JsonRejection::BytesRejection(b))
+                if b.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::PayloadTooLarge {
+                    limit: super::MAX_BODY_BYTES,
+                })
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
+                "request.content_type",
+                "expected Content-Type: application/json",
+            )),
+            Err(e) => Err(ApiError::bad_request("request.invalid_json", e.body_text())),
+        }
+    }
+}
+
+/// Query string; a bad one is a 400 naming the problem.
+pub struct AppQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| AppQuery(q.0))
+            .map_err(|e: QueryRejection| {
+                ApiError::bad_request("request.invalid_query", e.body_text())
+            })
+    }
+}
+
+/// Path parameters; a malformed id is a 400 (an unknown one is a 404 from the handler).
+pub struct AppPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| AppPath(p.0))
+            .map_err(|e: PathRejection| {
+                ApiError::bad_request("request.invalid_path", e.body_text())
+            })
+    }
+}
+
+/// The caller, from `Authorization: Bearer <jwt>`. 401 when absent or invalid.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<App> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized(AuthError::Missing))?;
+        let (who, _) = app.jwt().verify(token, app.now())?;
+        Ok(Auth(who))
+    }
+}
+
+/// Reads the bearer token from the header, or from `?token=` (browsers cannot set headers
+/// on a WebSocket upgrade).
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
+        return h.to_str().ok()?.strip_prefix("Bearer ").map(str::trim);
+    }
+    parts
+        .uri
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+}

@@ -1,0 +1,116 @@
+//! The REST API (seed section 5, under `/api/v1`) and the operational endpoints.
+//!
+//! Only this module knows HTTP status codes: handlers return [`ApiError`], mapped once in
+//! `error.rs`. Routes are registered through `utoipa-axum`, so the OpenAPI document served
+//! at `/api/v1/openapi.json` is generated from the same handlers that serve the requests.
+
+pub mod dto;
+pub mod error;
+pub mod extract;
+mod ops;
+mod orders;
+mod restaurants;
+
+use crate::app::App;
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use std::time::{Duration, Instant};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::ApiError;
+
+/// Largest accepted request body. An order with 100 lines of customizations is ~20 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Delivery city cell API", description = "Customer, restaurant and driver API of one city cell. Every amount is in integer cents; every id is a decimal string."),
+    components(schemas(dto::ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document and the API routes, from one registration.
+fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(restaurants::routes())
+        .merge(orders::routes())
+        .split_for_parts()
+}
+
+/// The OpenAPI document (also written by `cell openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The whole HTTP service of a cell.
+pub fn router(app: App) -> Router {
+    let (api, doc) = api();
+    let doc_json = doc
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
+    let timeout = Duration::from_millis(app.config().http.request_timeout_ms);
+    let dev = if app.config().demo.enabled {
+        ops::dev_routes()
+    } else {
+        Router::new()
+    };
+    api.merge(dev)
+        .merge(ops::routes(doc_json))
+        .fallback(|| async { ApiError::not_found("route", "") })
+        .layer(middleware::from_fn(track_metrics))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, timeout))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // Path and request id only: query strings can carry tokens and addresses.
+            let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            tracing::info_span!("http", method = %req.method(), route = path.as_deref().unwrap_or("-"), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(app)
+}
+
+/// Request count and latency per route and status, for `/metrics`.
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("cell_http_requests_total", &labels).increment(1);
+    metrics::histogram!("cell_http_request_duration_seconds", &labels[..2])
+        .record(start.elapsed().as_secs_f64());
+    resp
+}

@@ -1,0 +1,71 @@
+//! Operational endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document,
+//! and the demo-only token endpoint.
+
+use super::dto::{DevTokenRequest, DevTokenResponse};
+use super::error::ApiError;
+use super::extract::AppJson;
+use crate::app::App;
+use crate::auth::{Principal, Role};
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use domain::{CustomerId, DriverId, RestaurantId};
+use std::time::Duration;
+
+pub(super) fn routes(openapi_json: String) -> Router<App> {
+    Router::new()
+        .route("/live", get(|| async { "ok" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(render_metrics))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let body = openapi_json.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+            }),
+        )
+}
+
+pub(super) fn dev_routes() -> Router<App> {
+    Router::new().route("/api/v1/dev/token", post(dev_token))
+}
+
+/// Ready once the store is open and the catalog loaded (both happen before we serve).
+async fn ready(State(app): State<App>) -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "ready": true,
+        "cell": app.config().cell.id,
+        "restaurants": app.catalog().len(),
+        "store": app.kv().backend_name(),
+    }))
+}
+
+async fn render_metrics(State(app): State<App>) -> impl IntoResponse {
+    let body = app.metrics().map(|h| h.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// Demo mode only: a token for any party, so a newcomer can drive the API with curl.
+async fn dev_token(
+    State(app): State<App>,
+    AppJson(req): AppJson<DevTokenRequest>,
+) -> Result<axum::Json<DevTokenResponse>, ApiError> {
+    let id: u64 = req
+        .sub
+        .parse()
+        .map_err(|_| ApiError::bad_request("request.invalid_sub", "sub must be a decimal id"))?;
+    let who = match req.role {
+        Role::Customer => Principal::Customer(CustomerId(id)),
+        Role::Restaurant => Principal::Restaurant(RestaurantId(id)),
+        Role::Driver => Principal::Driver(DriverId(id)),
+        Role::Admin => Principal::Admin,
+    };
+    let ttl = Duration::from_secs(app.config().auth.token_ttl_s);
+    let token = app.jwt().issue(who, req.name, ttl, app.now());
+    Ok(axum::Json(DevTokenResponse {
+        token,
+        expires_in_s: ttl.as_secs(),
+    }))
+}

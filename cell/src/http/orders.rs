@@ -1,0 +1,354 @@
+//! Customer ordering (seed 5.3, 5.4 and Flow 1): quote, place with an idempotency key,
+//! read one order, order history, cancel.
+
+use super::dto::*;
+use super::error::ApiError;
+use super::extract::{AppJson, AppPath, AppQuery, Auth};
+use super::restaurants::parse_restaurant;
+use crate::app::App;
+use crate::auth::Principal;
+use crate::orders::service::{Draft, OrderError};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use catalog::{CartError, CartLine, CartRequest, PricedCart};
+use domain::order::Address;
+use domain::{Command, CustomerId, MenuItemId, Order, OrderId, UnixMs};
+use payments::PaymentError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(quote))
+        .routes(routes!(place, list))
+        .routes(routes!(get_order))
+        .routes(routes!(cancel))
+}
+
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+
+pub(super) fn order_error(e: OrderError) -> ApiError {
+    match e {
+        OrderError::Repo(r) => r.into(),
+        OrderError::Payment(p) => payment_error(p),
+    }
+}
+
+fn payment_error(e: PaymentError) -> ApiError {
+    match e {
+        PaymentError::Declined { code, message } => ApiError::PaymentRequired {
+            code: format!("payment.{code}"),
+            message,
+        },
+        PaymentError::Timeout | PaymentError::Unavailable => ApiError::Unavailable {
+            code: "payment.unavailable",
+            message: "the payment provider is not answering; retry with the same Idempotency-Key"
+                .into(),
+            retry_after_s: 5,
+        },
+        PaymentError::Invalid(m) => ApiError::bad_request("payment.invalid", m),
+        PaymentError::Provider(m) => ApiError::internal(format!("payment provider: {m}")),
+    }
+}
+
+fn cart_error(e: CartError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        CartError::EmptyCart => ApiError::bad_request("cart.empty", message),
+        CartError::TooManyLines { .. } => ApiError::bad_request("cart.too_many_lines", message),
+        CartError::UnknownItem(_) => ApiError::bad_request("cart.unknown_item", message),
+        CartError::ItemUnavailable(..) => ApiError::bad_request("cart.item_unavailable", message),
+        CartError::InvalidCustomization { .. } => {
+            ApiError::bad_request("cart.invalid_customization", message)
+        }
+        CartError::QuantityOutOfRange { .. } => {
+            ApiError::bad_request("cart.invalid_quantity", message)
+        }
+        CartError::InvalidAddress => ApiError::bad_request("cart.invalid_address", message),
+        CartError::RestaurantClosed => ApiError::Unprocessable {
+            code: "restaurant.closed",
+            message,
+        },
+        CartError::OutsideDeliveryRadius { .. } => ApiError::Unprocessable {
+            code: "address.out_of_range",
+            message,
+        },
+        CartError::UnknownRestaurant(id) => ApiError::not_found("restaurant", id),
+    }
+}
+
+fn customer(who: &Principal) -> Result<CustomerId, ApiError> {
+    match who {
+        Principal::Customer(c) => Ok(*c),
+        Principal::Restaurant(_) | Principal::Driver(_) | Principal::Admin => Err(
+            ApiError::Forbidden("only customers place and list their orders".into()),
+        ),
+    }
+}
+
+fn parse_order(id: &str) -> Result<OrderId, ApiError> {
+    id.parse().map_err(|_| {
+        ApiError::bad_request("request.invalid_id", format!("{id:?} is not an order id"))
+    })
+}
+
+/// Validates and prices the cart from the menu (prices never come from the client).
+fn price(
+    app: &App,
+    req: &PlaceOrderRequest,
+    now: UnixMs,
+) -> Result<(domain::RestaurantId, PricedCart), ApiError> {
+    let rid = parse_restaurant(&req.restaurant_id)?;
+    let mut items = Vec::with_capacity(req.items.len());
+    for line in &req.items {
+        let item_id: MenuItemId = line.item_id.parse().map_err(|_| {
+            ApiError::bad_request(
+                "cart.unknown_item",
+                format!("item {:?} is not a menu item id", line.item_id),
+            )
+        })?;
+        items.push(CartLine {
+            item_id,
+            quantity: line.quantity,
+            customizations: line.customizations.clone(),
+        });
+    }
+    let a = &req.delivery_address;
+    let cart = CartRequest {
+        items,
+        address: Address {
+            lat: a.lat,
+            lng: a.lng,
+            formatted: a.formatted.clone(),
+        },
+    };
+    let priced = app
+        .catalog()
+        .price_cart(rid, &cart, now, &app.config().pricing)
+        .map_err(cart_error)?;
+    Ok((rid, priced))
+}
+
+/// Totals and delivery estimate for a cart, before placing it.
+#[utoipa::path(post, path = "/api/v1/orders/quote", request_body = PlaceOrderRequest, security(("bearer" = [])),
+    responses((status = 200, body = QuoteResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn quote(
+    State(app): State<App>,
+    Auth(who): Auth,
+    AppJson(req): AppJson<PlaceOrderRequest>,
+) -> Result<axum::Json<QuoteResponse>, ApiError> {
+    customer(&who)?;
+    let (rid, p) = price(&app, &req, app.now())?;
+    Ok(axum::Json(QuoteResponse {
+        restaurant_id: rid.to_string(),
+        items: items_dto(&p.items),
+        subtotal: p.subtotal.0,
+        delivery_fee: p.delivery_fee.0,
+        tax: p.tax.0,
+        total: p.total.0,
+        currency: app.config().pricing_currency(),
+        estimated_delivery: p.estimated_time(),
+        eta_min_minutes: p.eta_min_minutes,
+        eta_max_minutes: p.eta_max_minutes,
+        distance_m: p.distance_m,
+    }))
+}
+
+/// Place an order (seed 5.3). `Idempotency-Key` is required: a retry with the same key
+/// returns the same order (200) and charges nothing twice.
+#[utoipa::path(post, path = "/api/v1/orders", request_body = PlaceOrderRequest, security(("bearer" = [])),
+    params(("Idempotency-Key" = String, Header, description = "client-generated, unique per order attempt")),
+    responses((status = 201, body = PlaceOrderResponse), (status = 200, body = PlaceOrderResponse, description = "idempotent replay"),
+        (status = 400, body = ErrorBody), (status = 402, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn place(
+    State(app): State<App>,
+    Auth(who): Auth,
+    headers: HeaderMap,
+    AppJson(req): AppJson<PlaceOrderRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let customer = customer(&who)?;
+    let idem = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "request.missing_idempotency_key",
+                "the Idempotency-Key header is required",
+            )
+        })?;
+    if idem.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(ApiError::bad_request(
+            "request.invalid_idempotency_key",
+            "Idempotency-Key is longer than 255 bytes",
+        ));
+    }
+    let payment_method_id = req
+        .payment_method_id
+        .clone()
+        .filter(|p| !p.is_empty() && p.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::bad_request("payment.missing_method", "payment_method_id is required")
+        })?;
+    let now = app.now();
+    let (rid, p) = price(&app, &req, now)?;
+    let listing = app
+        .catalog()
+        .menu(rid)
+        .ok_or_else(|| ApiError::not_found("restaurant", rid))?;
+    let draft = Draft {
+        customer,
+        restaurant_id: rid,
+        restaurant_name: listing.restaurant.name.clone(),
+        restaurant_lat: listing.restaurant.lat,
+        restaurant_lng: listing.restaurant.lng,
+        address: Address {
+            lat: req.delivery_address.lat,
+            lng: req.delivery_address.lng,
+            formatted: req.delivery_address.formatted.clone(),
+        },
+        items: p.items,
+        subtotal: p.subtotal,
+        delivery_fee: p.delivery_fee,
+        tax: p.tax,
+        total: p.total,
+        eta_min_minutes: p.eta_min_minutes,
+        eta_max_minutes: p.eta_max_minutes,
+        payment_method_id,
+    };
+    let (order, created) = app
+        .orders()
+        .place(draft, idem.to_string(), now)
+        .await
+        .map_err(order_error)?;
+    let body = PlaceOrderResponse {
+        order_id: order.id.to_string(),
+        status: order.status.as_str().into(),
+        estimated_delivery: eta_label(&order, now),
+        subtotal: order.subtotal.0,
+        delivery_fee: order.delivery_fee.0,
+        tax: order.tax.0,
+        total: order.total.0,
+        currency: app.config().pricing_currency(),
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(body)))
+}
+
+/// May `who` see this order? Its customer, its restaurant, its driver, admins.
+fn can_see(who: &Principal, o: &Order) -> bool {
+    match who {
+        Principal::Customer(c) => *c == o.customer_id,
+        Principal::Restaurant(r) => *r == o.restaurant_id,
+        Principal::Driver(d) => o.driver_id == Some(*d),
+        Principal::Admin => true,
+    }
+}
+
+/// One order with its status history (seed 5.4).
+#[utoipa::path(get, path = "/api/v1/orders/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = OrderResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_order(
+    State(app): State<App>,
+    Auth(who): Auth,
+    AppPath(id): AppPath<String>,
+) -> Result<axum::Json<OrderResponse>, ApiError> {
+    let id = parse_order(&id)?;
+    let (order, history) = crate::orders::repo::get_with_history(&**app.kv(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order", id))?;
+    if !can_see(&who, &order) {
+        return Err(ApiError::Forbidden(
+            "this order belongs to someone else".into(),
+        ));
+    }
+    Ok(axum::Json(OrderResponse::build(
+        &order,
+        Some(&history),
+        app.now(),
+    )))
+}
+
+/// The caller's orders, newest first (`customer=me`), paged by `cursor`.
+#[utoipa::path(get, path = "/api/v1/orders", params(OrderListParams), security(("bearer" = [])),
+    responses((status = 200, body = OrderList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list(
+    State(app): State<App>,
+    Auth(who): Auth,
+    AppQuery(p): AppQuery<OrderListParams>,
+) -> Result<axum::Json<OrderList>, ApiError> {
+    let me = customer(&who)?;
+    if p.customer.as_deref().is_some_and(|c| c != "me") {
+        return Err(ApiError::bad_request(
+            "request.invalid_customer",
+            "only customer=me is supported",
+        ));
+    }
+    let limit = p.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "request.invalid_limit",
+            format!("limit must be 1..={MAX_PAGE}"),
+        ));
+    }
+    let before = match p.cursor.as_deref() {
+        None => None,
+        Some(c) => {
+            let (at, id) = c.split_once('_').ok_or_else(|| {
+                ApiError::bad_request("request.invalid_cursor", "malformed cursor")
+            })?;
+            let at: i64 = at
+                .parse()
+                .map_err(|_| ApiError::bad_request("request.invalid_cursor", "malformed cursor"))?;
+            Some((UnixMs(at), parse_order(id)?))
+        }
+    };
+    let orders = crate::orders::repo::list_for_customer(&**app.kv(), me, before, limit).await?;
+    let next_cursor = (orders.len() == limit)
+        .then(|| {
+            orders
+                .last()
+                .map(|o| format!("{}_{}", o.created_at.0, o.id))
+        })
+        .flatten();
+    let now = app.now();
+    Ok(axum::Json(OrderList {
+        orders: orders
+            .iter()
+            .map(|o| OrderResponse::build(o, None, now))
+            .collect(),
+        next_cursor,
+    }))
+}
+
+/// Cancel before pickup: the hold is released, or the charge refunded if already captured.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = String, Path)), request_body = CancelRequest,
+    security(("bearer" = [])), responses((status = 200, body = StatusResponse), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn cancel(
+    State(app): State<App>,
+    Auth(who): Auth,
+    AppPath(id): AppPath<String>,
+    AppJson(req): AppJson<CancelRequest>,
+) -> Result<axum::Json<StatusResponse>, ApiError> {
+    let id = parse_order(&id)?;
+    let reason = req.reason.unwrap_or_else(|| "cancelled by customer".into());
+    let (order, _) = app
+        .orders()
+        .transition(id, Command::Cancel { reason }, who.as_actor(), app.now())
+        .await
+        .map_err(order_error)?;
+    Ok(axum::Json(StatusResponse {
+        order_id: order.id.to_string(),
+        status: order.status.as_str().into(),
+    }))
+}

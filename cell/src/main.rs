@@ -1,0 +1,169 @@
+//! The `cell` binary: arguments → config → tracing → bind → run. Nothing else.
+
+use anyhow::Context;
+use cell::app::SystemClock;
+use cell::auth::{JwtKeys, Principal, Role};
+use cell::config::Config;
+use clap::{Parser, Subcommand};
+use domain::{CustomerId, DriverId, RestaurantId, UnixMs};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "cell", about = "A city cell of the delivery platform")]
+struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the cell.
+    Run {
+        /// Config file (TOML); unset keys keep their defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// HTTP listen address (overrides http.listen_addr); port 0 picks a free one.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory (overrides store.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Cell id (overrides cell.id).
+        #[arg(long)]
+        cell_id: Option<u32>,
+        /// Demo mode: seed demo restaurants and serve the dev token endpoint.
+        #[arg(long)]
+        demo: bool,
+        /// Log as JSON lines.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Mint a token signed with the config's secret.
+    Token {
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The customer, driver or restaurant id.
+        #[arg(long, default_value = "0")]
+        sub: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Args::parse().cmd {
+        Cmd::Run {
+            config,
+            listen,
+            data_dir,
+            cell_id,
+            demo,
+            log_json,
+        } => {
+            let mut cfg = Config::load(config.as_deref())?;
+            if let Some(a) = listen {
+                cfg.http.listen_addr = a;
+            }
+            if let Some(d) = data_dir {
+                cfg.store.data_dir = d;
+            }
+            if let Some(id) = cell_id {
+                cfg.cell.id = id;
+            }
+            cfg.demo.enabled |= demo;
+            init_tracing(log_json);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(run(cfg))
+        }
+        Cmd::Token {
+            role,
+            sub,
+            name,
+            config,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            let id: u64 = sub.parse().context("--sub must be a decimal id")?;
+            let who = match role {
+                Role::Customer => Principal::Customer(CustomerId(id)),
+                Role::Restaurant => Principal::Restaurant(RestaurantId(id)),
+                Role::Driver => Principal::Driver(DriverId(id)),
+                Role::Admin => Principal::Admin,
+            };
+            let keys = JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes());
+            println!(
+                "{}",
+                keys.issue(
+                    who,
+                    name,
+                    Duration::from_secs(cfg.auth.token_ttl_s),
+                    UnixMs::now()
+                )
+            );
+            Ok(())
+        }
+        Cmd::Openapi => {
+            println!("{}", cell::http::openapi().to_pretty_json()?);
+            Ok(())
+        }
+    }
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    tracing::info!(config = %cfg.redacted(), "starting cell");
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen_addr)
+        .await
+        .with_context(|| format!("binding {}", cfg.http.listen_addr))?;
+    let http_addr = listener.local_addr()?;
+    let cell_id = cfg.cell.id;
+    let name = cfg.cell.name.clone();
+    let app = cell::server::build(cfg, Arc::new(SystemClock), Some(metrics)).await?;
+    // One machine-readable line for harnesses and scripts: the bound addresses.
+    println!(
+        "READY {}",
+        serde_json::json!({ "cell": cell_id, "name": name, "http": http_addr.to_string(), "restaurants": app.catalog().len() })
+    );
+    tracing::info!(%http_addr, "cell ready");
+    cell::server::serve(app, listener, shutdown_signal()).await?;
+    tracing::info!("cell stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,125 @@
+//! Startup and shutdown of a cell: open the store, load (or seed) the catalog, build the
+//! payment gateway and the order service, serve HTTP until `shutdown` resolves.
+
+use crate::app::{App, Clock};
+use crate::config::{Backend, Config};
+use crate::orders::service::OrderService;
+use catalog::Catalog;
+use domain::{CellId, SnowflakeGen};
+use std::future::Future;
+use std::sync::Arc;
+use store::{Kv, LogId};
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] catalog::CatalogError),
+    #[error("demo data: {0}")]
+    Demo(#[from] catalog::ValidationError),
+    #[error("payments: {0}")]
+    Payments(#[from] payments::PaymentError),
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The cell's event log id: one log per cell.
+pub fn log_id(config: &Config) -> LogId {
+    LogId(config.cell.id as u16)
+}
+
+/// Opens the configured store backend.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Kv>, StartError> {
+    match config.store.backend {
+        Backend::Redb => {
+            std::fs::create_dir_all(&config.store.data_dir)?;
+            let kv = store::RedbStore::open(&config.store.data_dir, store::RedbOptions::default())?;
+            Ok(Arc::new(kv))
+        }
+        Backend::Fdb => open_fdb(config),
+    }
+}
+
+#[cfg(feature = "fdb")]
+fn open_fdb(config: &Config) -> Result<Arc<dyn Kv>, StartError> {
+    // The network thread must outlive every transaction: leak the guard for the process life.
+    // SAFETY: called once, before any other FoundationDB call, from the startup thread.
+    let network = unsafe { store::fdb::boot_network() };
+    std::mem::forget(network);
+    let file = (!config.store.fdb_cluster_file.is_empty())
+        .then(|| std::path::Path::new(&config.store.fdb_cluster_file));
+    Ok(Arc::new(store::FdbStore::open(
+        file,
+        store::FdbOptions::default(),
+    )?))
+}
+
+#[cfg(not(feature = "fdb"))]
+fn open_fdb(_: &Config) -> Result<Arc<dyn Kv>, StartError> {
+    Err(crate::config::ConfigError::Invalid(vec![
+        "store.backend=fdb needs a build with --features fdb".into(),
+    ])
+    .into())
+}
+
+/// Seeds the demo city when demo mode is on and the catalog is empty (idempotent).
+async fn seed_demo(config: &Config, catalog: &Catalog) -> Result<usize, StartError> {
+    if !config.demo.enabled || !catalog.is_empty() {
+        return Ok(0);
+    }
+    let d = &config.demo;
+    let spec = catalog::demo::DemoSpec {
+        seed: d.seed,
+        center_lat: d.center_lat,
+        center_lng: d.center_lng,
+        radius_km: d.radius_km,
+        restaurants: d.restaurants,
+        city_name: d.city_name.clone(),
+        timezone: d.timezone.clone(),
+    };
+    let data = catalog::demo::generate(&spec)?;
+    Ok(catalog.import(data).await?)
+}
+
+/// Builds the application from config: store, catalog, payments, order service.
+pub async fn build(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Result<App, StartError> {
+    config.validate()?;
+    let kv = open_store(&config)?;
+    let catalog = Catalog::load(kv.clone()).await?;
+    let seeded = seed_demo(&config, &catalog).await?;
+    if seeded > 0 {
+        tracing::info!(restaurants = seeded, city = %config.demo.city_name, "seeded demo catalog");
+    }
+    let gateway = Arc::new(payments::gateway_from_config(&config.payments)?);
+    let cell = CellId::new(config.cell.id)
+        .map_err(|e| crate::config::ConfigError::Invalid(vec![e.to_string()]))?;
+    let orders = OrderService::new(
+        kv.clone(),
+        log_id(&config),
+        SnowflakeGen::new(cell),
+        gateway,
+        config.cell.currency.clone(),
+    );
+    Ok(App::new(config, kv, catalog, orders, clock, metrics))
+}
+
+/// Serves the cell's HTTP API on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let router = crate::http::router(app);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
