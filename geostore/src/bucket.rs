@@ -159,7 +159,9 @@ impl Drop for Bucket {
 
 const SEG_BITS: u32 = 10;
 const SEG_LEN: usize = 1 << SEG_BITS;
-const MAX_SEGS: usize = 1 << 16;
+/// 4096 segments × 1024 = 4M buckets (a 30 × 30 km city holds ~8.6K at resolution 9); the
+/// small top-level table stays in cache.
+const MAX_SEGS: usize = 1 << 12;
 
 /// Segmented arena of boxed buckets: indices are stable and buckets live until the store drops.
 pub(crate) struct Arena {

@@ -7,11 +7,15 @@
 
 mod baselines;
 mod redis;
+mod report;
+mod vs_redis;
 
 use baselines::{Baseline, GridLock, Proj, RTreeLock};
 use geostore::{Config, DriverId, DriverState, Filter, GeoStore};
+use report::{Table, resolutions};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
+use vs_redis::redis_side;
 
 const LAT0: f64 = 52.37;
 const LNG0: f64 = 4.89;
@@ -41,20 +45,20 @@ fn span() -> (f64, f64) {
 }
 
 #[derive(Clone, Copy)]
-struct Ping {
-    id: u32,
-    lat: f64,
-    lng: f64,
-    ts: u64,
+pub struct Ping {
+    pub id: u32,
+    pub lat: f64,
+    pub lng: f64,
+    pub ts: u64,
 }
 
-struct Work {
-    fleet: Vec<(f64, f64)>,
-    avail: Vec<bool>,
+pub struct Work {
+    pub fleet: Vec<(f64, f64)>,
+    pub avail: Vec<bool>,
     /// One stream for the 1-writer run, then two (drivers split by parity) for 2 writers.
-    one: Vec<Ping>,
-    two: [Vec<Ping>; 2],
-    queries: Vec<(f64, f64)>,
+    pub one: Vec<Ping>,
+    pub two: [Vec<Ping>; 2],
+    pub queries: Vec<(f64, f64)>,
 }
 
 /// Random walk: each ping moves a random driver of the stream's share by up to ~15 m.
@@ -90,7 +94,7 @@ fn stream(
         .collect()
 }
 
-fn workload(n: usize, pings: usize, nq: usize) -> Work {
+pub fn workload(n: usize, pings: usize, nq: usize) -> Work {
     let mut rng = Rng(42 + n as u64);
     let (slat, slng) = span();
     let fleet: Vec<(f64, f64)> = (0..n)
@@ -117,13 +121,13 @@ fn workload(n: usize, pings: usize, nq: usize) -> Work {
     }
 }
 
-fn pct(v: &mut [u64], p: f64) -> f64 {
+pub fn pct(v: &mut [u64], p: f64) -> f64 {
     v.sort_unstable();
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0
 }
 
 /// Runs `f` over each stream in its own thread: all threads start on a barrier, elapsed is until the last ends.
-fn timed<T: Sync>(streams: &[&[T]], f: impl Fn(usize, &[T]) + Sync) -> f64 {
+pub fn timed<T: Sync>(streams: &[&[T]], f: impl Fn(usize, &[T]) + Sync) -> f64 {
     let b = Barrier::new(streams.len() + 1);
     let total: usize = streams.iter().map(|s| s.len()).sum();
     let mut t = Instant::now();
@@ -141,63 +145,9 @@ fn timed<T: Sync>(streams: &[&[T]], f: impl Fn(usize, &[T]) + Sync) -> f64 {
     total as f64 / t.elapsed().as_secs_f64()
 }
 
-struct Row {
-    what: String,
-    geo: String,
-    other: String,
-    other_val: String,
-    ratio: String,
-}
-
-struct Table(Vec<Row>);
-impl Table {
-    fn add(
-        &mut self,
-        what: &str,
-        geo: f64,
-        other: &str,
-        val: f64,
-        unit: &str,
-        higher_better: bool,
-    ) {
-        let ratio = if higher_better { geo / val } else { val / geo };
-        let row = Row {
-            what: what.to_string(),
-            geo: fmt(geo, unit),
-            other: other.to_string(),
-            other_val: fmt(val, unit),
-            ratio: format!("{ratio:.1}×"),
-        };
-        println!(
-            "  {:<44} geostore {:>12}  {:<26} {:>12}  → {}",
-            row.what, row.geo, row.other, row.other_val, row.ratio
-        );
-        self.0.push(row);
-    }
-    fn print(&self) {
-        println!("\n| workload | geostore | compared with | its figure | geostore advantage |");
-        println!("|---|---:|---|---:|---:|");
-        for r in &self.0 {
-            println!(
-                "| {} | {} | {} | {} | {} |",
-                r.what, r.geo, r.other, r.other_val, r.ratio
-            );
-        }
-    }
-}
-
-fn fmt(v: f64, unit: &str) -> String {
-    match unit {
-        "/s" if v >= 1e6 => format!("{:.2}M/s", v / 1e6),
-        "/s" => format!("{:.0}K/s", v / 1e3),
-        "us" => format!("{v:.1} µs"),
-        _ => format!("{v:.1} {unit}"),
-    }
-}
-
-struct Opts {
+pub struct Opts {
     quick: bool,
-    drivers: Vec<usize>,
+    pub drivers: Vec<usize>,
     mixed_secs: u64,
     redis: bool,
     baselines: bool,
@@ -243,7 +193,7 @@ fn opts() -> Opts {
     o
 }
 
-fn load(res: h3o::Resolution, w: &Work) -> GeoStore {
+pub fn load(res: h3o::Resolution, w: &Work) -> GeoStore {
     let st = GeoStore::new(Config {
         resolution: res,
         staleness: Duration::from_secs(86_400),
@@ -267,7 +217,7 @@ fn load(res: h3o::Resolution, w: &Work) -> GeoStore {
     st
 }
 
-fn geo_upserts(st: &GeoStore, streams: &[&[Ping]]) -> f64 {
+pub fn geo_upserts(st: &GeoStore, streams: &[&[Ping]]) -> f64 {
     timed(streams, |_, s| {
         for p in s {
             st.upsert(DriverId(u64::from(p.id)), p.lat, p.lng, 90.0, 8.0, p.ts)
@@ -289,7 +239,7 @@ fn cpu_ns() -> u64 {
 }
 
 /// Per-query wall-clock and on-CPU latencies (ns) of nearest(k=20, r=5 km, available).
-fn geo_latencies(st: &GeoStore, qs: &[(f64, f64)]) -> (Vec<u64>, Vec<u64>, usize) {
+pub fn geo_latencies(st: &GeoStore, qs: &[(f64, f64)]) -> (Vec<u64>, Vec<u64>, usize) {
     let mut found = 0;
     let mut cpu = Vec::with_capacity(qs.len());
     let lat = qs
@@ -419,6 +369,23 @@ fn main() {
             "/s",
             true,
         );
+        let (mp50, mp99, rate) = mixed(
+            &w,
+            o.mixed_secs,
+            |p, ts| {
+                st.upsert(DriverId(u64::from(p.id)), p.lat, p.lng, 0.0, 8.0, ts)
+                    .unwrap();
+            },
+            |la, lo| {
+                std::hint::black_box(
+                    st.nearest(la, lo, RADIUS_M, K, Filter::available(NOW))
+                        .unwrap(),
+                );
+            },
+        );
+        println!(
+            "  geostore mixed: {rate:.0} upserts/s achieved, query p50 {mp50:.1} µs p99 {mp99:.1} µs"
+        );
         if let Some(s) = &server {
             let r = redis_side(s.port, &w, o.quick);
             table.add(
@@ -485,10 +452,6 @@ fn main() {
                 "/s",
                 true,
             );
-            let (mp50, mp99, rate) = mixed_geo(&st, &w, o.mixed_secs);
-            println!(
-                "  geostore mixed: {rate:.0} upserts/s achieved, query p50 {mp50:.1} µs p99 {mp99:.1} µs"
-            );
             table.add(
                 &format!("mixed 100K upserts/s: query p99, {label}"),
                 mp99,
@@ -552,6 +515,26 @@ fn main() {
                     "us",
                     false,
                 );
+                let (_, bp99, _) = mixed(
+                    &w,
+                    o.mixed_secs,
+                    |p, _| b.upsert(p.id, p.lat, p.lng),
+                    |la, lo| {
+                        std::hint::black_box(b.nearest(la, lo, RADIUS_M, K));
+                    },
+                );
+                println!(
+                    "  {} mixed 100K upserts/s: query p99 {bp99:.1} µs",
+                    b.name()
+                );
+                table.add(
+                    &format!("mixed 100K upserts/s: query p99, {label}"),
+                    mp99,
+                    b.name(),
+                    bp99,
+                    "us",
+                    false,
+                );
             }
         }
     }
@@ -559,8 +542,14 @@ fn main() {
     drop(server);
 }
 
-/// geostore under a paced 100K upserts/s writer while one thread queries; (p50, p99, rate).
-fn mixed_geo(st: &GeoStore, w: &Work, secs: u64) -> (f64, f64, f64) {
+/// A paced 100K upserts/s writer while one thread queries: (query p50, p99, achieved rate).
+/// Generic so geostore and the locked baselines run the very same loop.
+fn mixed(
+    w: &Work,
+    secs: u64,
+    upsert: impl Fn(&Ping, u64) + Sync,
+    query: impl Fn(f64, f64),
+) -> (f64, f64, f64) {
     let stop = std::sync::atomic::AtomicBool::new(false);
     let mut lat = Vec::new();
     let mut done = 0usize;
@@ -573,10 +562,8 @@ fn mixed_geo(st: &GeoStore, w: &Work, secs: u64) -> (f64, f64, f64) {
                 // 100 pings per millisecond, paced against the wall clock.
                 let due = (t0.elapsed().as_micros() as usize / 1000 + 1) * 100;
                 while i < due {
-                    let p = w.one[i % w.one.len()];
                     ts += 1;
-                    st.upsert(DriverId(u64::from(p.id)), p.lat, p.lng, 0.0, 8.0, ts)
-                        .unwrap();
+                    upsert(&w.one[i % w.one.len()], ts);
                     i += 1;
                 }
                 std::thread::sleep(Duration::from_micros(200));
@@ -588,10 +575,7 @@ fn mixed_geo(st: &GeoStore, w: &Work, secs: u64) -> (f64, f64, f64) {
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let (la, lo) = w.queries[q % w.queries.len()];
             let t = Instant::now();
-            std::hint::black_box(
-                st.nearest(la, lo, RADIUS_M, K, Filter::available(NOW))
-                    .unwrap(),
-            );
+            query(la, lo);
             lat.push(t.elapsed().as_nanos() as u64);
             q += 1;
         }
@@ -602,254 +586,4 @@ fn mixed_geo(st: &GeoStore, w: &Work, secs: u64) -> (f64, f64, f64) {
         pct(&mut lat, 0.99),
         done as f64 / t0.elapsed().as_secs_f64(),
     )
-}
-
-struct RedisFig {
-    add_pipe: [f64; 2],
-    add_one: [f64; 2],
-    p50: f64,
-    p99: f64,
-    q_one: f64,
-    q_pipe: f64,
-    mixed_p99: f64,
-}
-
-fn geoadd(out: &mut Vec<u8>, w: &Work, p: &Ping) {
-    let key: &[u8] = if w.avail[p.id as usize] {
-        b"drv:avail"
-    } else {
-        b"drv:busy"
-    };
-    redis::encode(
-        out,
-        &[
-            b"GEOADD",
-            key,
-            p.lng.to_string().as_bytes(),
-            p.lat.to_string().as_bytes(),
-            format!("d{}", p.id).as_bytes(),
-        ],
-    );
-}
-
-fn geosearch(out: &mut Vec<u8>, la: f64, lo: f64) {
-    let (lo, la) = (lo.to_string(), la.to_string());
-    redis::encode(
-        out,
-        &[
-            b"GEOSEARCH",
-            b"drv:avail",
-            b"FROMLONLAT",
-            lo.as_bytes(),
-            la.as_bytes(),
-            b"BYRADIUS",
-            b"5",
-            b"km",
-            b"ASC",
-            b"COUNT",
-            b"20",
-        ],
-    );
-}
-
-/// Pre-encodes commands so the timed loops measure Redis, not our formatting.
-fn encoded<T>(items: &[T], f: impl Fn(&mut Vec<u8>, &T)) -> (Vec<u8>, Vec<usize>) {
-    let mut buf = Vec::new();
-    let mut ends = Vec::with_capacity(items.len());
-    for it in items {
-        f(&mut buf, it);
-        ends.push(buf.len());
-    }
-    (buf, ends)
-}
-
-/// Sends `ends.len()` pre-encoded commands `depth` at a time, reading replies per batch.
-fn pipeline(port: u16, buf: &[u8], ends: &[usize], depth: usize) -> usize {
-    let mut c = redis::Client::connect(port).unwrap();
-    let (mut start, mut items) = (0, 0);
-    for chunk in ends.chunks(depth) {
-        let end = *chunk.last().unwrap();
-        c.raw(&buf[start..end]).unwrap();
-        items += c.read_n(chunk.len()).unwrap();
-        start = end;
-    }
-    items
-}
-
-fn redis_side(port: u16, w: &Work, quick: bool) -> RedisFig {
-    let mut c = redis::Client::connect(port).unwrap();
-    c.cmd(&[b"FLUSHALL"]).unwrap();
-    let t = Instant::now();
-    for chunk in w.fleet.chunks(1000).enumerate() {
-        let (ci, pts) = chunk;
-        for key in [&b"drv:avail"[..], b"drv:busy"] {
-            let mut args: Vec<Vec<u8>> = vec![b"GEOADD".to_vec(), key.to_vec()];
-            for (j, &(la, lo)) in pts.iter().enumerate() {
-                let id = ci * 1000 + j;
-                if w.avail[id] == (key == b"drv:avail") {
-                    args.extend([
-                        lo.to_string().into_bytes(),
-                        la.to_string().into_bytes(),
-                        format!("d{id}").into_bytes(),
-                    ]);
-                }
-            }
-            if args.len() > 2 {
-                c.cmd(&args.iter().map(|a| a.as_slice()).collect::<Vec<_>>())
-                    .unwrap();
-            }
-        }
-    }
-    println!("  redis loaded in {:.2} s", t.elapsed().as_secs_f64());
-    let small = if quick { 20_000 } else { 100_000 };
-    let one = encoded(&w.one, |b, p| geoadd(b, w, p));
-    let two = [
-        encoded(&w.two[0], |b, p| geoadd(b, w, p)),
-        encoded(&w.two[1], |b, p| geoadd(b, w, p)),
-    ];
-    let mut fig = RedisFig {
-        add_pipe: [0.0; 2],
-        add_one: [0.0; 2],
-        p50: 0.0,
-        p99: 0.0,
-        q_one: 0.0,
-        q_pipe: 0.0,
-        mixed_p99: 0.0,
-    };
-    let cut = |e: &(Vec<u8>, Vec<usize>), n: usize| {
-        (
-            e.0[..e.1[n.min(e.1.len()) - 1]].to_vec(),
-            e.1[..n.min(e.1.len())].to_vec(),
-        )
-    };
-    let o1 = cut(&one, small);
-    fig.add_one[0] = timed(&[&o1.1[..]], |_, ends| {
-        pipeline(port, &o1.0, ends, 1);
-    });
-    let o2 = [cut(&two[0], small / 2), cut(&two[1], small / 2)];
-    fig.add_one[1] = timed(&[&o2[0].1[..], &o2[1].1[..]], |i, ends| {
-        pipeline(port, &o2[i].0, ends, 1);
-    });
-    fig.add_pipe[0] = timed(&[&one.1[..]], |_, ends| {
-        pipeline(port, &one.0, ends, 64);
-    });
-    fig.add_pipe[1] = timed(&[&two[0].1[..], &two[1].1[..]], |i, ends| {
-        pipeline(port, &two[i].0, ends, 64);
-    });
-    println!(
-        "  redis GEOADD: pipelined {:.0}K/s (1 conn) {:.0}K/s (2 conns); unpipelined {:.0}K/s (1) {:.0}K/s (2)",
-        fig.add_pipe[0] / 1e3,
-        fig.add_pipe[1] / 1e3,
-        fig.add_one[0] / 1e3,
-        fig.add_one[1] / 1e3
-    );
-    let nq = (w.queries.len() / 4).min(small);
-    let q = encoded(&w.queries[..nq], |b, &(la, lo)| geosearch(b, la, lo));
-    let mut lat = Vec::with_capacity(nq);
-    let mut hits = 0;
-    let t = Instant::now();
-    let mut start = 0;
-    for &end in &q.1 {
-        let t1 = Instant::now();
-        c.raw(&q.0[start..end]).unwrap();
-        hits += c.read_n(1).unwrap();
-        lat.push(t1.elapsed().as_nanos() as u64);
-        start = end;
-    }
-    fig.q_one = nq as f64 / t.elapsed().as_secs_f64();
-    (fig.p50, fig.p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
-    let h = q.1.len() / 2;
-    let (qa, qb) = (
-        encoded(&w.queries[..h], |b, &(la, lo)| geosearch(b, la, lo)),
-        encoded(&w.queries[h..nq], |b, &(la, lo)| geosearch(b, la, lo)),
-    );
-    fig.q_pipe = timed(&[&qa.1[..], &qb.1[..]], |i, ends| {
-        pipeline(port, if i == 0 { &qa.0 } else { &qb.0 }, ends, 64);
-    });
-    println!(
-        "  redis GEOSEARCH: p50 {:.1} µs p99 {:.1} µs, {:.0}K q/s unpipelined, {:.0}K q/s pipelined (2 conns), avg {:.1} hits",
-        fig.p50,
-        fig.p99,
-        fig.q_one / 1e3,
-        fig.q_pipe / 1e3,
-        hits as f64 / nq as f64
-    );
-    fig.mixed_p99 = mixed_redis(port, w, &one, if quick { 2 } else { 5 });
-    fig
-}
-
-/// Redis under a paced 100K GEOADD/s writer (batches of 100 per ms) while one client queries.
-fn mixed_redis(port: u16, w: &Work, adds: &(Vec<u8>, Vec<usize>), secs: u64) -> f64 {
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let t0 = Instant::now();
-    let mut lat = Vec::new();
-    let mut rate = 0.0;
-    std::thread::scope(|sc| {
-        let wr = sc.spawn(|| {
-            let mut c = redis::Client::connect(port).unwrap();
-            let (mut i, mut start) = (0usize, 0usize);
-            while t0.elapsed() < Duration::from_secs(secs) && i + 100 < adds.1.len() {
-                let due = (t0.elapsed().as_micros() as usize / 1000 + 1) * 100;
-                while i < due && i + 100 < adds.1.len() {
-                    let end = adds.1[i + 99];
-                    c.raw(&adds.0[start..end]).unwrap();
-                    c.read_n(100).unwrap();
-                    start = end;
-                    i += 100;
-                }
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            i as f64 / t0.elapsed().as_secs_f64()
-        });
-        let mut c = redis::Client::connect(port).unwrap();
-        let mut q = 0;
-        let mut b = Vec::new();
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let (la, lo) = w.queries[q % w.queries.len()];
-            b.clear();
-            geosearch(&mut b, la, lo);
-            let t = Instant::now();
-            c.raw(&b).unwrap();
-            c.read_n(1).unwrap();
-            lat.push(t.elapsed().as_nanos() as u64);
-            q += 1;
-        }
-        rate = wr.join().unwrap();
-    });
-    let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
-    println!(
-        "  redis mixed: {rate:.0} GEOADD/s achieved, GEOSEARCH p50 {p50:.1} µs p99 {p99:.1} µs"
-    );
-    p99
-}
-
-/// The resolution study behind `Config::resolution`'s default.
-fn resolutions(o: &Opts, pings: usize, nq: usize) {
-    println!(
-        "\n| resolution | drivers | memory B/driver | upserts/s (1 writer) | nearest p50 µs | nearest p99 µs | p99 on-CPU µs |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for &n in &o.drivers {
-        let w = workload(n, pings, nq / 2);
-        for res in [
-            h3o::Resolution::Eight,
-            h3o::Resolution::Nine,
-            h3o::Resolution::Ten,
-            h3o::Resolution::Eleven,
-        ] {
-            let st = load(res, &w);
-            let mem = st.memory_bytes() as f64 / n as f64;
-            let up = geo_upserts(&st, &[&w.one]);
-            let (mut lat, mut cpu, _) = geo_latencies(&st, &w.queries);
-            println!(
-                "| {} | {n} | {mem:.1} | {:.2}M | {:.1} | {:.1} | {:.1} |",
-                u8::from(res),
-                up / 1e6,
-                pct(&mut lat, 0.5),
-                pct(&mut lat, 0.99),
-                pct(&mut cpu, 0.99)
-            );
-        }
-    }
 }
