@@ -94,6 +94,17 @@ pub(crate) fn hav_threshold(bound_m: f64) -> f64 {
     s * s * (1.0 + 1e-9) + 1e-300
 }
 
+/// Round half away from zero, like `f64::round`, but with a truncating conversion: the baseline
+/// x86-64 target has no rounding instruction, so `round` is a libm call on the upsert path.
+#[inline]
+fn round_i32(x: f64) -> i32 {
+    if x >= 0.0 {
+        (x + 0.5) as i32
+    } else {
+        (x - 0.5) as i32
+    }
+}
+
 /// A stored position: E7 latitude and longitude packed into one `u64` (lat high, lng low).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Pos(pub u64);
@@ -104,9 +115,7 @@ impl Pos {
             return Err(Error::InvalidCoordinates { lat, lng });
         }
         // Rounding cannot leave the range: |lat| ≤ 90 → |lat_e7| ≤ 9e8 < 2^31.
-        let la = (lat * E7).round() as i32;
-        let lo = (lng * E7).round() as i32;
-        Ok(Self::from_e7(la, lo))
+        Ok(Self::from_e7(round_i32(lat * E7), round_i32(lng * E7)))
     }
     pub fn from_e7(lat_e7: i32, lng_e7: i32) -> Self {
         Self((u64::from(lat_e7 as u32) << 32) | u64::from(lng_e7 as u32))

@@ -95,7 +95,7 @@ struct Search<'a> {
     all: Vec<Cand>,
     transit: Vec<Cand>,
     scanned: Vec<(u32, u64)>,
-    /// Scratch for `scan`: (hav lower bound, entry index).
+    /// Scratch for `scan`: (hav lower bound, slot index).
     order: Vec<(f64, u32)>,
     bound: f64,
     thr: f64,
@@ -157,17 +157,24 @@ impl<'a> Search<'a> {
                 self.q.hav_lower_bound(Pos(h))
             };
             if lb <= self.thr {
-                order.push((lb, i as u32));
+                order.push((lb, m.slot(i)));
             }
         }
         if self.k != usize::MAX {
             order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         }
-        for &(lb, i) in &order {
+        const AHEAD: usize = 4;
+        for &(_, s) in order.iter().take(AHEAD) {
+            self.st.slots.prefetch(s);
+        }
+        for (j, &(lb, s)) in order.iter().enumerate() {
             if lb > self.thr {
                 break;
             }
-            let snap = self.st.slots.get(m.slot(i as usize)).read();
+            if let Some(&(_, next)) = order.get(j + AHEAD) {
+                self.st.slots.prefetch(next);
+            }
+            let snap = self.st.slots.get(s).read();
             if !snap.live() || (!snap.transit() && snap.bucket() != bi) {
                 continue;
             }

@@ -301,3 +301,50 @@ fn radius_zero_k_zero_and_stats() {
         (0, 2, 1, 2)
     );
 }
+
+/// Dense fleets: enough drivers per cell that ring search (not the all-buckets fallback) answers,
+/// and its stopping rule and bucket/hint pruning are what is being tested.
+fn dense_fleet() -> impl Strategy<Value = (f64, f64, Vec<(f64, f64, bool)>)> {
+    let spot = prop_oneof![
+        Just((52.37, 4.89)),
+        Just((0.0, 179.995)),
+        Just((89.9, 10.0)),
+        Just((-33.9, 151.2))
+    ];
+    (spot, 50usize..600).prop_flat_map(|((lat, lng), n)| {
+        let pts = prop::collection::vec(
+            (-0.01f64..0.01, -0.01f64..0.01, prop::bool::weighted(0.6)),
+            n,
+        );
+        (Just(lat), Just(lng), pts)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn dense_fleets_match_brute_force(
+        res in prop_oneof![Just(h3o::Resolution::Nine), Just(h3o::Resolution::Ten), Just(h3o::Resolution::Eleven)],
+        (lat0, lng0, pts) in dense_fleet(),
+        queries in prop::collection::vec((-0.012f64..0.012, -0.012f64..0.012, 0.0f64..1_500.0, 1usize..40), 1..16),
+    ) {
+        let store = GeoStore::new(Config { resolution: res, staleness: Duration::from_millis(STALE_MS), expected_drivers: 64 });
+        let mut model = HashMap::new();
+        let wrap = |x: f64| if x > 180.0 { x - 360.0 } else if x < -180.0 { x + 360.0 } else { x };
+        for (i, &(a, b, avail)) in pts.iter().enumerate() {
+            let (la, lo) = ((lat0 + a).clamp(-90.0, 90.0), wrap(lng0 + b));
+            apply(&store, &mut model, &Op::Upsert { id: i as u64, lat: la, lng: lo, ts: NOW });
+            if !avail {
+                apply(&store, &mut model, &Op::State { id: i as u64, state: DriverState::OnDelivery });
+            }
+        }
+        for (a, b, r, k) in queries {
+            let (la, lo) = ((lat0 + a).clamp(-90.0, 90.0), wrap(lng0 + b));
+            for f in [Filter::available(NOW), Filter::any(NOW)] {
+                let got: Vec<(u64, f64)> = store.nearest(la, lo, r, k, f).unwrap().iter().map(|h| (h.driver.id.0, h.distance_m)).collect();
+                prop_assert_eq!(&got, &brute(&model, la, lo, r, k, f), "nearest at ({}, {}) r={} k={}", la, lo, r, k);
+            }
+        }
+    }
+}
