@@ -6,8 +6,9 @@
 //! not reading, then bumps `seq`. A reader loads the control word, reads buffer `seq & 1` and
 //! re-checks `seq`: it retries only if a writer *finished* a publish meanwhile, so a writer
 //! stalled mid-update never holds a reader up (lock-free, not just "short critical sections").
-//! The driver state lives in the control word itself so that matching can compare-and-set
-//! `available → offered` with a single CAS, without the writer lock.
+//! The driver state lives in the control word itself, so it is part of every snapshot; state
+//! changes (matching's compare-and-set `available → offered`) take the driver's writer lock for a
+//! few instructions, which lets every other control-word update be a plain store.
 
 use crate::DriverState;
 use crate::geo::Pos;
@@ -176,14 +177,17 @@ impl Slot {
         }
     }
 
+    /// Releases the writer lock. A plain store: while the lock is held nobody else writes the
+    /// control word (state changes take the lock too), which saves a locked instruction.
     pub fn unlock(&self) {
-        self.ctrl.fetch_and(!LOCK, Release);
+        let c = self.ctrl.load(Relaxed);
+        self.ctrl.store(c & !LOCK, Release);
     }
 
     /// Publishes a new record (lock held): writes the buffer readers of the current `seq` do
     /// not read, then bumps `seq` and replaces bucket/live/transit. Optionally sets the state.
     pub fn publish(&self, pos: Pos, meta: Meta, new_flags: u64, state: Option<DriverState>) {
-        let mut c = self.ctrl.load(Relaxed);
+        let c = self.ctrl.load(Relaxed);
         debug_assert!(c & LOCK != 0);
         let next = (c >> SEQ_SHIFT).wrapping_add(1);
         let b = (next & 1) as usize;
@@ -192,45 +196,38 @@ impl Slot {
         fence(Release);
         self.rec[b][0].store(pos.0, Relaxed);
         self.rec[b][1].store(meta.0, Relaxed);
-        loop {
-            let mut n = (c & !PUBLISHED) | new_flags | (next << SEQ_SHIFT);
-            if let Some(s) = state {
-                n = (n & !STATE_MASK) | s.bits();
-            }
-            match self.ctrl.compare_exchange_weak(c, n, Release, Relaxed) {
-                Ok(_) => return,
-                // Only the state bits can change under us (a concurrent CAS from matching).
-                Err(cur) => c = cur,
-            }
+        let mut n = (c & !PUBLISHED) | new_flags | (next << SEQ_SHIFT);
+        if let Some(s) = state {
+            n = (n & !STATE_MASK) | s.bits();
         }
+        // Only the lock holder writes the control word, so a plain store suffices.
+        self.ctrl.store(n, Release);
     }
 
-    /// Compare-and-set of the state bits; `expected = None` means any state. Returns the state
-    /// found, and whether it was replaced. Fails (returns `None`) if the slot no longer holds
-    /// `id` or is not live.
+    /// Compare-and-set of the state bits under the writer lock; `expected = None` means any
+    /// state. Returns the state found and whether it was replaced, or `None` if the slot no
+    /// longer holds a live `id`. Readers are unaffected (state changes do not bump `seq`; a
+    /// snapshot takes the state from its second control-word read).
     pub fn cas_state(
         &self,
         id: u64,
         expected: Option<DriverState>,
         new: DriverState,
     ) -> Option<(DriverState, bool)> {
-        let mut c = self.ctrl.load(Acquire);
-        loop {
-            // The id is only changed while the slot is not live, and a reuse bumps `seq`, so a
-            // successful CAS on `c` proves the id we checked still owns the slot.
-            if c & LIVE == 0 || self.id.load(Acquire) != id {
-                return None;
-            }
-            let cur = DriverState::from_bits(c & STATE_MASK);
-            if expected.is_some_and(|e| e != cur) {
-                return Some((cur, false));
-            }
-            let n = (c & !STATE_MASK) | new.bits();
-            match self.ctrl.compare_exchange_weak(c, n, AcqRel, Acquire) {
-                Ok(_) => return Some((cur, true)),
-                Err(x) => c = x,
-            }
+        let cur = self.lock();
+        if !cur.live() || cur.id != id {
+            self.unlock();
+            return None;
         }
+        let st = cur.state();
+        if expected.is_some_and(|e| e != st) {
+            self.unlock();
+            return Some((st, false));
+        }
+        let c = self.ctrl.load(Relaxed);
+        self.ctrl
+            .store(((c & !STATE_MASK) | new.bits()) & !LOCK, Release);
+        Some((st, true))
     }
 }
 

@@ -90,7 +90,8 @@ pub struct Stats {
 
 #[derive(Clone, Copy)]
 pub(crate) enum Ctr {
-    Upserts,
+    /// Same-bucket updates that needed h3o (the fast-path ones count under `Fast`).
+    Slow,
     Inserts,
     Ignored,
     Moves,
@@ -216,7 +217,7 @@ impl GeoStore {
         }
         let meta = Meta::pack(ts_ms, heading_deg, speed_mps);
         let g = epoch::pin();
-        self.ctr.add(Ctr::Upserts, 1);
+        // One counter per upsert (which path it took): `upserts_total` is their sum.
         loop {
             let Some(s) = self.drivers.get(id.0, &self.slots, &g) else {
                 match self.insert(id, pos, meta, &g)? {
@@ -251,13 +252,9 @@ impl GeoStore {
         let bi = cur.bucket();
         let b = self.buckets.get(bi);
         let e = slot.entry();
-        let same = if b.geo.surely_contains(pos) {
-            self.ctr.add(Ctr::Fast, 1);
-            true
-        } else {
-            u64::from(pos.cell(self.cfg.resolution)) == b.cell
-        };
-        if same {
+        let fast = b.geo.surely_contains(pos);
+        if fast || u64::from(pos.cell(self.cfg.resolution)) == b.cell {
+            self.ctr.add(if fast { Ctr::Fast } else { Ctr::Slow }, 1);
             // The hint must never show an outdated position: WILD while the record changes.
             b.set_hint(e, WILD, g);
             slot.publish(pos, meta, flags(bi, true, false), None);
@@ -350,7 +347,7 @@ impl GeoStore {
         (snap.live() && snap.id == id.0).then(|| to_driver(&snap))
     }
 
-    /// Sets the state unconditionally. Lock-free (one CAS on the driver's control word).
+    /// Sets the state unconditionally (under the driver's writer lock; readers never wait).
     ///
     /// # Errors
     /// [`Error::UnknownDriver`] if `id` is not tracked.
@@ -473,7 +470,10 @@ impl GeoStore {
         Stats {
             drivers: self.len() as u64,
             buckets: u64::from(self.buckets.len()),
-            upserts_total: self.ctr.sum(Ctr::Upserts),
+            upserts_total: [Ctr::Fast, Ctr::Slow, Ctr::Moves, Ctr::Inserts, Ctr::Ignored]
+                .into_iter()
+                .map(|c| self.ctr.sum(c))
+                .sum(),
             inserts_total: self.ctr.sum(Ctr::Inserts),
             ignored_older_total: self.ctr.sum(Ctr::Ignored),
             bucket_moves_total: self.ctr.sum(Ctr::Moves),
