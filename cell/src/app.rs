@@ -3,7 +3,9 @@
 
 use crate::auth::JwtKeys;
 use crate::config::Config;
+use crate::dispatch::Dispatch;
 use crate::orders::service::OrderService;
+use crate::tracking::Tracker;
 use catalog::Catalog;
 use domain::UnixMs;
 use std::sync::Arc;
@@ -30,18 +32,23 @@ struct Inner {
     config: Config,
     kv: Arc<dyn Kv>,
     catalog: Catalog,
-    orders: OrderService,
+    orders: Arc<OrderService>,
+    dispatch: Arc<Dispatch>,
+    tracker: Arc<Tracker>,
     jwt: JwtKeys,
     clock: Arc<dyn Clock>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl App {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         kv: Arc<dyn Kv>,
         catalog: Catalog,
-        orders: OrderService,
+        orders: Arc<OrderService>,
+        dispatch: Arc<Dispatch>,
+        tracker: Arc<Tracker>,
         clock: Arc<dyn Clock>,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> App {
@@ -51,6 +58,8 @@ impl App {
             kv,
             catalog,
             orders,
+            dispatch,
+            tracker,
             jwt,
             clock,
             metrics,
@@ -66,8 +75,17 @@ impl App {
     pub fn catalog(&self) -> &Catalog {
         &self.0.catalog
     }
-    pub fn orders(&self) -> &OrderService {
+    pub fn orders(&self) -> &Arc<OrderService> {
         &self.0.orders
+    }
+    pub fn dispatch(&self) -> &Arc<Dispatch> {
+        &self.0.dispatch
+    }
+    pub fn tracker(&self) -> &Arc<Tracker> {
+        &self.0.tracker
+    }
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.0.clock.clone()
     }
     pub fn jwt(&self) -> &JwtKeys {
         &self.0.jwt

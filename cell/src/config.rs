@@ -19,6 +19,10 @@ pub struct Config {
     pub pricing: catalog::PricingConfig,
     #[serde(default)]
     pub payments: payments::PaymentsConfig,
+    #[serde(default)]
+    pub dispatch: crate::dispatch::DispatchConfig,
+    #[serde(default)]
+    pub tracking: crate::tracking::TrackingConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

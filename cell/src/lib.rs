@@ -9,11 +9,19 @@
 //! - `orders`: key layout, the transactional repository, and the order service (payments
 //!   around state-machine transitions).
 //! - `http`: the REST API, its one error type, extractors, DTOs, ops endpoints, OpenAPI.
-//! - `server`: startup (store, catalog, demo seed, payments) and serving.
+//! - `dispatch`: driver sessions, GPS pings into the geostore, matching (sans-IO
+//!   `dispatch::matcher`), delivery progress. The QUIC gateway and REST call the same methods.
+//! - `tracking`: the fan-out hub, ETA updates and the WebSocket endpoints.
+//! - `events`: event-log consumers with durable or live cursors.
+//! - `server`: startup (store, catalog, demo seed, payments, recovery) and serving.
 
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod dispatch;
+pub mod events;
+pub mod gateway;
 pub mod http;
 pub mod orders;
 pub mod server;
+pub mod tracking;

@@ -3,13 +3,18 @@
 
 use crate::app::{App, Clock};
 use crate::config::{Backend, Config};
+use crate::dispatch::Dispatch;
 use crate::orders::service::OrderService;
+use crate::tracking::Tracker;
 use catalog::Catalog;
+use domain::EventKind;
 use domain::{CellId, SnowflakeGen};
+use geostore::GeoStore;
 use std::future::Future;
 use std::sync::Arc;
 use store::{Kv, LogId};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -23,6 +28,8 @@ pub enum StartError {
     Demo(#[from] catalog::ValidationError),
     #[error("payments: {0}")]
     Payments(#[from] payments::PaymentError),
+    #[error("recovering orders: {0}")]
+    Recover(#[from] crate::orders::repo::RepoError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -101,14 +108,78 @@ pub async fn build(
     let gateway = Arc::new(payments::gateway_from_config(&config.payments)?);
     let cell = CellId::new(config.cell.id)
         .map_err(|e| crate::config::ConfigError::Invalid(vec![e.to_string()]))?;
-    let orders = OrderService::new(
+    let orders = Arc::new(OrderService::new(
         kv.clone(),
         log_id(&config),
         SnowflakeGen::new(cell),
         gateway,
         config.cell.currency.clone(),
-    );
-    Ok(App::new(config, kv, catalog, orders, clock, metrics))
+    ));
+    let tracker = Arc::new(Tracker::new(
+        config.tracking.clone(),
+        config.pricing.avg_speed_kmh,
+        config.pricing.road_factor,
+    ));
+    let geo = Arc::new(GeoStore::new(geostore::Config::default()));
+    let dispatch = Arc::new(Dispatch::new(
+        config.dispatch.clone(),
+        geo,
+        orders.clone(),
+        tracker.clone(),
+    ));
+    dispatch.recover(clock.now()).await?;
+    Ok(App::new(
+        config, kv, catalog, orders, dispatch, tracker, clock, metrics,
+    ))
+}
+
+/// Starts the cell's background work: the matching loop and the event-log consumers
+/// (matching: durable cursor; tracking fan-out: live from the head).
+pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) {
+    let log = log_id(app.config());
+    tokio::spawn(app.dispatch().clone().run(app.clock(), shutdown.clone()));
+    let a = app.clone();
+    tokio::spawn(crate::events::consume(
+        app.kv().clone(),
+        log,
+        crate::events::Start::Durable("matching"),
+        move |_pos, ev| {
+            let a = a.clone();
+            async move {
+                let order = match ev.kind {
+                    EventKind::OrderConfirmed
+                    | EventKind::OrderCancelled
+                    | EventKind::OrderRejected => crate::orders::repo::get(&**a.kv(), ev.order_id)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    _ => None,
+                };
+                a.dispatch().on_event(&ev, order, a.now());
+                Ok(())
+            }
+        },
+        shutdown.clone(),
+    ));
+    let a = app.clone();
+    tokio::spawn(crate::events::consume(
+        app.kv().clone(),
+        log,
+        crate::events::Start::Head,
+        move |_pos, ev| {
+            let a = a.clone();
+            async move {
+                a.tracker().event(&ev);
+                // Keep the cached order of a driver on the way in sync (status for the ETA).
+                if ev.driver_id.is_some()
+                    && let Ok(Some(o)) = crate::orders::repo::get(&**a.kv(), ev.order_id).await
+                {
+                    a.dispatch().refresh_carried(&o);
+                }
+                Ok(())
+            }
+        },
+        shutdown,
+    ));
 }
 
 /// Serves the cell's HTTP API on `listener` until `shutdown` resolves, then drains.
@@ -117,9 +188,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    spawn_background(&app, stop_rx);
     let router = crate::http::router(app);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await?;
+    let _ = stop_tx.send(true);
     Ok(())
 }

@@ -159,6 +159,11 @@ impl From<crate::orders::repo::RepoError> for ApiError {
                 message: format!("order {id} changed concurrently; it is now {now}"),
                 status: Some(now),
             },
+            RepoError::DriverBusy { driver, order } => ApiError::Conflict {
+                code: "driver.busy",
+                message: format!("driver {driver} is already on order {order}"),
+                status: None,
+            },
             RepoError::IdempotencyMismatch => ApiError::Unprocessable {
                 code: "idempotency.mismatch",
                 message: "this Idempotency-Key was already used for a different request".into(),

@@ -4,6 +4,7 @@
 //! `error.rs`. Routes are registered through `utoipa-axum`, so the OpenAPI document served
 //! at `/api/v1/openapi.json` is generated from the same handlers that serve the requests.
 
+mod drivers;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -60,6 +61,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(restaurants::routes())
         .merge(orders::routes())
+        .merge(drivers::routes())
         .split_for_parts()
 }
 
@@ -81,6 +83,7 @@ pub fn router(app: App) -> Router {
         Router::new()
     };
     api.merge(dev)
+        .merge(crate::tracking::ws::routes())
         .merge(ops::routes(doc_json))
         .fallback(|| async { ApiError::not_found("route", "") })
         .layer(middleware::from_fn(track_metrics))

@@ -8,6 +8,7 @@
 //! | `("ir", restaurant_id, status, order_id)`   | empty            | a restaurant's orders by status  |
 //! | `("id", driver_id, status, order_id)`       | empty            | a driver's deliveries by status  |
 //! | `("idem", customer_id, key)`                | order id         | idempotent order creation        |
+//! | `("is", status, order_id)`                  | empty            | every order by status (recovery) |
 //!
 //! Index entries are written in the same transaction as the record they index.
 
@@ -48,6 +49,14 @@ pub fn by_driver(d: DriverId, s: OrderStatus, id: OrderId) -> Vec<u8> {
 
 pub fn by_driver_status_prefix(d: DriverId, s: OrderStatus) -> Vec<u8> {
     pack(&("id", d.0, s.as_str()))
+}
+
+pub fn by_status(s: OrderStatus, id: OrderId) -> Vec<u8> {
+    pack(&("is", s.as_str(), id.0))
+}
+
+pub fn by_status_prefix(s: OrderStatus) -> Vec<u8> {
+    pack(&("is", s.as_str()))
 }
 
 pub fn idempotency(c: CustomerId, key: &str) -> Vec<u8> {

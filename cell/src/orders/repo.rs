@@ -21,6 +21,9 @@ pub enum RepoError {
     /// Another transition moved the order between the decision and the write.
     #[error("order {id} changed concurrently (now {now})")]
     Changed { id: OrderId, now: OrderStatus },
+    /// The driver already carries another active order.
+    #[error("driver {driver} is already on order {order}")]
+    DriverBusy { driver: DriverId, order: OrderId },
     /// The idempotency key was used before for a different request.
     #[error("idempotency key was already used for a different request")]
     IdempotencyMismatch,
@@ -160,6 +163,7 @@ async fn next_history_seq(txn: &dyn Txn, id: OrderId) -> TxnResult<u32> {
 }
 
 fn write_indexes(txn: &dyn Txn, o: &Order) {
+    txn.set(&keys::by_status(o.status, o.id), b"");
     txn.set(&keys::by_restaurant(o.restaurant_id, o.status, o.id), b"");
     if let Some(d) = o.driver_id {
         txn.set(&keys::by_driver(d, o.status, o.id), b"");
@@ -167,6 +171,7 @@ fn write_indexes(txn: &dyn Txn, o: &Order) {
 }
 
 fn clear_indexes(txn: &dyn Txn, o: &Order) {
+    txn.clear(&keys::by_status(o.status, o.id));
     txn.clear(&keys::by_restaurant(o.restaurant_id, o.status, o.id));
     if let Some(d) = o.driver_id {
         txn.clear(&keys::by_driver(d, o.status, o.id));
@@ -242,26 +247,84 @@ pub async fn transition(
     let cmd = Arc::new(cmd);
     Ok(store::transact(kv, move |txn| {
         let cmd = cmd.clone();
+        Box::pin(async move { transition_in(txn, log, id, &cmd, actor, expect, now).await })
+    })
+    .await?)
+}
+
+/// Assigns `driver` to the order, in one transaction that also checks the driver has no
+/// other active order: an order never gets two drivers (the state machine refuses a second
+/// assignment) and a driver never carries two orders (this check), whatever races.
+pub async fn assign_driver(
+    kv: &dyn Kv,
+    log: LogId,
+    id: OrderId,
+    driver: DriverId,
+    delivery: domain::DeliveryId,
+    now: UnixMs,
+) -> Result<(Order, Transition), RepoError> {
+    Ok(store::transact(kv, move |txn| {
         Box::pin(async move {
-            let Some(mut order) = load(txn, id).await? else {
-                return Err(TxnError::Abort(RepoError::NotFound(id)));
-            };
-            if let Some(expected) = expect
-                && order.status != expected
-            {
-                return Err(TxnError::Abort(RepoError::Changed {
-                    id,
-                    now: order.status,
+            let busy = active_for_driver_in(txn, driver).await?;
+            if let Some(other) = busy.first() {
+                return Err(TxnError::Abort(RepoError::DriverBusy {
+                    driver,
+                    order: other.id,
                 }));
             }
-            let t = decide(&order, &cmd, &actor).map_err(|e| TxnError::Abort(e.into()))?;
-            let seq = next_history_seq(txn, id).await?;
-            clear_indexes(txn, &order);
-            t.apply(&mut order, now);
-            write_indexes(txn, &order);
-            txn.set(&keys::order(id), &to_json(&order));
-            record_step(txn, log, &order, seq, t.event, actor, now);
-            Ok((order, t))
+            let cmd = Command::AssignDriver { driver, delivery };
+            transition_in(txn, log, id, &cmd, Actor::System, None, now).await
+        })
+    })
+    .await?)
+}
+
+async fn transition_in(
+    txn: &dyn Txn,
+    log: LogId,
+    id: OrderId,
+    cmd: &Command,
+    actor: Actor,
+    expect: Option<OrderStatus>,
+    now: UnixMs,
+) -> TxnResult<(Order, Transition)> {
+    let Some(mut order) = load(txn, id).await? else {
+        return Err(TxnError::Abort(RepoError::NotFound(id)));
+    };
+    if let Some(expected) = expect
+        && order.status != expected
+    {
+        return Err(TxnError::Abort(RepoError::Changed {
+            id,
+            now: order.status,
+        }));
+    }
+    let t = decide(&order, cmd, &actor).map_err(|e| TxnError::Abort(e.into()))?;
+    let seq = next_history_seq(txn, id).await?;
+    clear_indexes(txn, &order);
+    t.apply(&mut order, now);
+    write_indexes(txn, &order);
+    txn.set(&keys::order(id), &to_json(&order));
+    record_step(txn, log, &order, seq, t.event, actor, now);
+    Ok((order, t))
+}
+
+/// Orders in `status` across the cell (recovery of matching and tracking at startup).
+pub async fn list_by_status(
+    kv: &dyn Kv,
+    status: OrderStatus,
+    limit: usize,
+) -> Result<Vec<Order>, RepoError> {
+    Ok(store::read(kv, move |txn| {
+        Box::pin(async move {
+            let rows = txn
+                .get_range(RangeRequest::prefix(&keys::by_status_prefix(status)).limit(limit))
+                .await?;
+            let ids = rows
+                .iter()
+                .filter_map(|kv| keys::trailing_order_id(&kv.key))
+                .collect();
+            load_ids(txn, ids).await
         })
     })
     .await?)

@@ -99,6 +99,14 @@ impl OrderService {
         }
     }
 
+    /// A fresh delivery id (a Snowflake of this cell).
+    pub fn next_delivery_id(&self, now: UnixMs) -> domain::DeliveryId {
+        self.ids
+            .lock()
+            .expect("id generator lock")
+            .next_delivery(now.0)
+    }
+
     pub fn kv(&self) -> &Arc<dyn Kv> {
         &self.kv
     }

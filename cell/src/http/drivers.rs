@@ -1,0 +1,243 @@
+//! The driver REST endpoints of the seed (5.6, 5.7) plus status updates: the same dispatch
+//! calls as the QUIC gateway, for drivers (and tools) that speak HTTP.
+
+use super::dto::ErrorBody;
+use super::error::ApiError;
+use super::extract::{AppJson, AppPath, Auth};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::dispatch::{DispatchError, DriverUpdate};
+use axum::extract::State;
+use domain::{DeliveryId, DriverId, Order};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(location))
+        .routes(routes!(accept))
+        .routes(routes!(decline))
+        .routes(routes!(status))
+        .routes(routes!(current))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationRequest {
+    pub lat: f64,
+    pub lng: f64,
+    /// Unix milliseconds (number) or RFC 3339 (string); default: now.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub timestamp: Option<serde_json::Value>,
+    #[serde(default)]
+    pub heading: Option<f32>,
+    #[serde(default)]
+    pub speed: Option<f32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ack {
+    pub ack: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryResponse {
+    pub delivery_id: String,
+    pub order_id: String,
+    pub status: String,
+    pub restaurant_name: String,
+    pub restaurant_location: [f64; 2],
+    pub customer_address: String,
+    pub customer_location: [f64; 2],
+    /// Minutes to the restaurant from the driver's last position.
+    pub pickup_eta_minutes: Option<u32>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    /// online | offline | arrived_at_restaurant | picked_up | delivered
+    pub status: String,
+    #[serde(default)]
+    pub delivery_id: Option<String>,
+}
+
+fn driver(who: &Principal) -> Result<DriverId, ApiError> {
+    match who {
+        Principal::Driver(d) => Ok(*d),
+        Principal::Customer(_) | Principal::Restaurant(_) | Principal::Admin => {
+            Err(ApiError::Forbidden("only drivers may do this".into()))
+        }
+    }
+}
+
+pub(crate) fn dispatch_error(e: DispatchError) -> ApiError {
+    match e {
+        DispatchError::UnknownDelivery(d) => ApiError::not_found("delivery", d),
+        DispatchError::OfferExpired => ApiError::Conflict {
+            code: "offer.expired",
+            message: e.to_string(),
+            status: None,
+        },
+        DispatchError::Order(o) => super::orders::order_error(o),
+    }
+}
+
+fn parse_delivery(id: &str) -> Result<DeliveryId, ApiError> {
+    id.parse().map_err(|_| {
+        ApiError::bad_request("request.invalid_id", format!("{id:?} is not a delivery id"))
+    })
+}
+
+fn delivery_body(app: &App, driver: DriverId, o: &Order) -> DeliveryResponse {
+    let pos = app.dispatch().geo().get(geostore::DriverId(driver.0));
+    DeliveryResponse {
+        delivery_id: o.delivery_id.map(|d| d.to_string()).unwrap_or_default(),
+        order_id: o.id.to_string(),
+        status: o.status.as_str().into(),
+        restaurant_name: o.restaurant_name.clone(),
+        restaurant_location: [o.restaurant_lat, o.restaurant_lng],
+        customer_address: o.delivery_address.formatted.clone(),
+        customer_location: [o.delivery_address.lat, o.delivery_address.lng],
+        pickup_eta_minutes: pos.map(|p| {
+            let m = geostore::haversine_m(p.lat, p.lng, o.restaurant_lat, o.restaurant_lng);
+            (m * 1.3 / (25.0 / 3.6) / 60.0).ceil() as u32
+        }),
+    }
+}
+
+/// A GPS ping over HTTP (seed 5.6); the QUIC datagram path is the fast one.
+#[utoipa::path(post, path = "/api/v1/drivers/location", request_body = LocationRequest, security(("bearer" = [])),
+    responses((status = 200, body = Ack), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn location(
+    State(app): State<App>,
+    Auth(who): Auth,
+    AppJson(req): AppJson<LocationRequest>,
+) -> Result<axum::Json<Ack>, ApiError> {
+    let d = driver(&who)?;
+    let now = app.now();
+    let ts = match req.timestamp {
+        None | Some(serde_json::Value::Null) => now.0 as u64,
+        Some(serde_json::Value::Number(n)) => n.as_u64().ok_or_else(|| {
+            ApiError::bad_request("location.invalid_timestamp", "timestamp must be Unix ms")
+        })?,
+        Some(serde_json::Value::String(s)) => chrono::DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.timestamp_millis().max(0) as u64)
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "location.invalid_timestamp",
+                    "timestamp must be RFC 3339 or Unix ms",
+                )
+            })?,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "location.invalid_timestamp",
+                "timestamp must be RFC 3339 or Unix ms",
+            ));
+        }
+    };
+    app.dispatch()
+        .ping(
+            d,
+            req.lat,
+            req.lng,
+            req.heading.unwrap_or(0.0),
+            req.speed.unwrap_or(0.0),
+            ts,
+            now,
+        )
+        .map_err(|e| ApiError::bad_request("location.rejected", e.to_string()))?;
+    Ok(axum::Json(Ack { ack: true }))
+}
+
+/// Accept a delivery offer (seed 5.7). 409 if it expired, 404 if it is not yours.
+#[utoipa::path(post, path = "/api/v1/drivers/deliveries/{delivery_id}/accept", params(("delivery_id" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = DeliveryResponse), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn accept(
+    State(app): State<App>,
+    Auth(who): Auth,
+    AppPath(id): AppPath<String>,
+) -> Result<axum::Json<DeliveryResponse>, ApiError> {
+    let d = driver(&who)?;
+    let delivery = parse_delivery(&id)?;
+    let order = app
+        .dispatch()
+        .respond(d, delivery, true, app.now())
+        .await
+        .map_err(dispatch_error)?;
+    let order = order.ok_or_else(|| ApiError::internal("accept returned no order"))?;
+    Ok(axum::Json(delivery_body(&app, d, &order)))
+}
+
+/// Decline a delivery offer (seed 5.7): it moves on to the next driver.
+#[utoipa::path(post, path = "/api/v1/drivers/deliveries/{delivery_id}/decline", params(("delivery_id" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = Ack), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn decline(
+    State(app): State<App>,
+    Auth(who): Auth,
+    AppPath(id): AppPath<String>,
+) -> Result<axum::Json<Ack>, ApiError> {
+    let d = driver(&who)?;
+    let delivery = parse_delivery(&id)?;
+    app.dispatch()
+        .respond(d, delivery, false, app.now())
+        .await
+        .map_err(dispatch_error)?;
+    Ok(axum::Json(Ack { ack: true }))
+}
+
+/// Online/offline, and progress through a delivery.
+#[utoipa::path(post, path = "/api/v1/drivers/status", request_body = StatusRequest, security(("bearer" = [])),
+    responses((status = 200, body = Ack), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn status(
+    State(app): State<App>,
+    Auth(who): Auth,
+    AppJson(req): AppJson<StatusRequest>,
+) -> Result<axum::Json<Ack>, ApiError> {
+    let d = driver(&who)?;
+    let delivery = || -> Result<DeliveryId, ApiError> {
+        parse_delivery(req.delivery_id.as_deref().ok_or_else(|| {
+            ApiError::bad_request("driver.missing_delivery", "delivery_id is required")
+        })?)
+    };
+    let update = match req.status.as_str() {
+        "online" => DriverUpdate::Online,
+        "offline" => DriverUpdate::Offline,
+        "arrived_at_restaurant" => DriverUpdate::ArrivedAtRestaurant(delivery()?),
+        "picked_up" => DriverUpdate::PickedUp(delivery()?),
+        "delivered" => DriverUpdate::Delivered(delivery()?),
+        other => {
+            return Err(ApiError::bad_request(
+                "driver.invalid_status",
+                format!("unknown status {other:?}"),
+            ));
+        }
+    };
+    app.dispatch()
+        .update(d, update, app.now())
+        .await
+        .map_err(dispatch_error)?;
+    Ok(axum::Json(Ack { ack: true }))
+}
+
+/// The driver's current delivery, or their open offer.
+#[utoipa::path(get, path = "/api/v1/drivers/me/delivery", security(("bearer" = [])),
+    responses((status = 200, body = DeliveryResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn current(
+    State(app): State<App>,
+    Auth(who): Auth,
+) -> Result<axum::Json<DeliveryResponse>, ApiError> {
+    let d = driver(&who)?;
+    if let Some(o) = app.dispatch().carrying(d) {
+        return Ok(axum::Json(delivery_body(&app, d, &o)));
+    }
+    match app.dispatch().open_offer(d) {
+        Some(o) => Ok(axum::Json(delivery_body(&app, d, &o))),
+        None => Err(ApiError::not_found("delivery", "current")),
+    }
+}
