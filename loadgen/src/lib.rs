@@ -1,1 +1,31 @@
-//! Placeholder until this crate is written.
+//! Load generator for the delivery platform: drives a cell (or the router) at a target
+//! rate with open-loop pacing and reports latency and errors per operation.
+//!
+//! Latency is measured from each request's *intended* send time, fixed in advance by the
+//! target rate, so a server stall shows up in the latency of every request it delayed
+//! (no coordinated omission). Results go into HDR histograms per operation; the report
+//! is a one-screen table, a JSON file, and an exit status for `--slo` objectives.
+//!
+//! # Layout
+//!
+//! - [`pacing`]: the open-loop schedule (intended send times, linear ramp-up) and
+//!   duration parsing.
+//! - [`driver`]: the dispatcher thread, in-flight cap, drain, live progress line and the
+//!   per-second timeline; protocol-agnostic.
+//! - [`scenarios`]: the [`scenarios::Scenario`] trait and the HTTP scenarios `search`,
+//!   `menu`, `browse`, `orders`, with their shared context, warm-up pool and carts.
+//!   QUIC pings and WebSocket trackers are meant to be added here as further scenarios.
+//! - [`http`]: the pooled keep-alive client and self-recording requests.
+//! - [`auth`]: tokens from the demo cell's dev endpoint or minted with the HS256 secret.
+//! - [`report`]: recorder and stats ([`report::stats`]), SLOs ([`report::slo`]), the
+//!   target's Prometheus deltas ([`report::metrics`]), machine and CPU facts
+//!   ([`report::machine`]), the summary table ([`report::summary`]) and the JSON report.
+//! - [`run`]: one run end to end, used by the `loadgen` binary (`src/main.rs`).
+
+pub mod auth;
+pub mod driver;
+pub mod http;
+pub mod pacing;
+pub mod report;
+pub mod run;
+pub mod scenarios;
