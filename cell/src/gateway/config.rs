@@ -1,0 +1,107 @@
+//! [`QuicConfig`]: the gateway's settings, each with its unit in the name.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::GatewayError;
+
+/// Settings of the QUIC driver gateway. Missing keys take the [`Default`] values; unknown keys
+/// are errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuicConfig {
+    /// UDP address to bind; port 0 picks a free port.
+    pub listen_addr: SocketAddr,
+    /// PEM certificate chain (leaf first). Empty, with `key_path` empty: dev mode.
+    pub cert_path: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+    /// Dev mode only: where the generated CA (`ca.pem`), leaf (`cert.pem`) and key (`key.pem`)
+    /// are written, and reused from on the next start so clients keep trusting them.
+    pub dev_cert_dir: PathBuf,
+    /// TLS server name clients connect with. Dev mode puts it (and `localhost`, 127.0.0.1,
+    /// ::1) in the generated certificate.
+    pub server_name: String,
+    /// Connections (including those still in the handshake) above which new ones are closed
+    /// with `too_many_connections`. An idle connection costs about 30 KiB.
+    pub max_connections: usize,
+    /// Deadline from the end of the handshake to a complete `Hello` frame.
+    pub hello_timeout_ms: u64,
+    /// A connection with no packet from the peer for this long is dropped.
+    pub idle_timeout_ms: u64,
+    /// Server-sent keep-alive interval; 0 = off. Drivers ping (and the client library sends
+    /// keep-alives), so the server need not spend a packet per connection per interval.
+    pub keep_alive_ms: u64,
+    /// Ping interval the cell asks for in `HelloAck`.
+    pub ping_interval_ms: u32,
+    /// Per-connection limit of received, not yet read datagram payload bytes (quinn's default
+    /// is about 1.25 MB, which let a flood grow the server to gigabytes).
+    pub datagram_recv_buffer_bytes: usize,
+    /// SO_RCVBUF asked of the kernel for the UDP socket; a warning is logged when it grants
+    /// less.
+    pub socket_recv_buffer_bytes: usize,
+    /// Largest control-stream frame body accepted; at most `schemas::MAX_CONTROL_MESSAGE_BYTES`.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for QuicConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([0, 0, 0, 0], 4433)),
+            cert_path: PathBuf::new(),
+            key_path: PathBuf::new(),
+            dev_cert_dir: PathBuf::from(".data/dev-certs"),
+            server_name: "localhost".to_owned(),
+            max_connections: 100_000,
+            hello_timeout_ms: 5_000,
+            idle_timeout_ms: 30_000,
+            keep_alive_ms: 0,
+            ping_interval_ms: 1_000,
+            datagram_recv_buffer_bytes: 32 * 1024,
+            socket_recv_buffer_bytes: 4 * 1024 * 1024,
+            max_frame_bytes: schemas::MAX_CONTROL_MESSAGE_BYTES,
+        }
+    }
+}
+
+impl QuicConfig {
+    /// Dev mode: no certificate configured, one is generated.
+    pub fn dev_mode(&self) -> bool {
+        self.cert_path.as_os_str().is_empty() && self.key_path.as_os_str().is_empty()
+    }
+
+    /// Rejects values the gateway cannot work with.
+    pub fn validate(&self) -> Result<(), GatewayError> {
+        let bad = |what: &str| Err(GatewayError::Config(what.to_owned()));
+        if self.cert_path.as_os_str().is_empty() != self.key_path.as_os_str().is_empty() {
+            return bad("cert_path and key_path must both be set, or both empty (dev mode)");
+        }
+        if self.server_name.is_empty() || self.server_name.len() > 253 {
+            return bad("server_name must be 1..=253 bytes");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be > 0");
+        }
+        if self.hello_timeout_ms == 0 || self.idle_timeout_ms == 0 || self.ping_interval_ms == 0 {
+            return bad("hello_timeout_ms, idle_timeout_ms and ping_interval_ms must be > 0");
+        }
+        if self.keep_alive_ms != 0 && self.keep_alive_ms >= self.idle_timeout_ms {
+            return bad("keep_alive_ms must be below idle_timeout_ms (or 0)");
+        }
+        // One datagram must fit, or every datagram is dropped.
+        if self.datagram_recv_buffer_bytes < 1500 {
+            return bad("datagram_recv_buffer_bytes must be >= 1500");
+        }
+        if !(64..=schemas::MAX_CONTROL_MESSAGE_BYTES).contains(&self.max_frame_bytes) {
+            return bad("max_frame_bytes must be in 64..=8192");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn hello_timeout(&self) -> Duration {
+        Duration::from_millis(self.hello_timeout_ms)
+    }
+}

@@ -1,0 +1,93 @@
+//! [`DriverPort`]: what the gateway needs from the rest of the cell.
+//!
+//! The gateway owns transport concerns only (QUIC, framing, verified decoding, deadlines,
+//! close codes); every decision about drivers, offers and deliveries is behind this trait. The
+//! cell's dispatch implements it, and the REST driver endpoints call the same dispatch, so a
+//! driver behaves the same whichever way it talks to the cell.
+
+use futures::future::BoxFuture;
+use schemas::{CellBody, CloseReason, LocationPing, OfferResponse, StatusChange};
+use tokio::sync::mpsc;
+
+/// The cell side of driver sessions. Methods are called from the gateway's connection tasks,
+/// concurrently for different drivers; the synchronous ones are on the hot path (one `ping`
+/// per datagram) and must not block.
+pub trait DriverPort: Send + Sync + 'static {
+    /// Verifies the hello token; returns the driver id or a close reason.
+    fn authenticate(&self, token: &str) -> Result<domain::DriverId, CloseReason>;
+
+    /// A driver's session opened; returns the session id and its outbox. `resume` is the
+    /// hello's resume session id.
+    ///
+    /// Dropping the outbox's sender ends the connection with
+    /// [`CloseReason::Superseded`] (the dispatch does so when the same driver connects again).
+    fn connected(&self, driver: domain::DriverId, resume: Option<u64>) -> Session;
+
+    /// The session's connection ended, for whatever reason. Called exactly once per
+    /// [`DriverPort::connected`].
+    fn disconnected(&self, driver: domain::DriverId, session: u64);
+
+    /// One verified ping (its `driver_id` is `driver`'s); `Err` is counted in metrics, not
+    /// sent back (datagrams have no answer).
+    fn ping(&self, driver: domain::DriverId, ping: &LocationPing) -> Result<(), PingRejected>;
+
+    /// A status change. `Err` with a code >= 100 is answered with an `ErrorMsg`; a code < 100
+    /// closes the connection with it.
+    fn status(
+        &self,
+        driver: domain::DriverId,
+        change: StatusChange,
+    ) -> BoxFuture<'_, Result<(), CloseReason>>;
+
+    /// An answer to an offer; errors as for [`DriverPort::status`].
+    fn respond(
+        &self,
+        driver: domain::DriverId,
+        resp: OfferResponse,
+    ) -> BoxFuture<'_, Result<(), CloseReason>>;
+}
+
+/// An open driver session, as [`DriverPort::connected`] returns it.
+#[derive(Debug)]
+pub struct Session {
+    /// Non-zero; sent in `HelloAck.session_id` and quoted by the driver to resume.
+    pub id: u64,
+    /// Messages for the driver. The gateway writes each as a framed `CellMsg`, in order.
+    /// A `Handover`, or an `ErrorMsg` whose code closes connections, is written and then the
+    /// connection is closed with that code.
+    pub outbox: mpsc::Receiver<CellBody>,
+    /// Whether `resume` was honoured (sent in `HelloAck.resumed`).
+    pub resumed: bool,
+}
+
+/// Why the cell refused a ping. Counted per kind in `cell_quic_datagrams_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PingRejected {
+    /// Fails a check the decoder cannot make (e.g. outside the cell's area, stale).
+    Invalid,
+    /// The client timestamp is ahead of the cell's clock by more than the allowed skew.
+    FromFuture,
+    /// Implausible speed between consecutive pings: likely GPS spoofing.
+    Spoofed,
+    /// For another driver than the session's (REST callers; the gateway checks this itself
+    /// and closes the connection).
+    WrongDriver,
+}
+
+impl PingRejected {
+    /// Snake-case name for metrics labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::FromFuture => "from_future",
+            Self::Spoofed => "spoofed",
+            Self::WrongDriver => "wrong_driver",
+        }
+    }
+}
+
+impl std::fmt::Display for PingRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
