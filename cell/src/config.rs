@@ -23,6 +23,8 @@ pub struct Config {
     pub dispatch: crate::dispatch::DispatchConfig,
     #[serde(default)]
     pub tracking: crate::tracking::TrackingConfig,
+    #[serde(default)]
+    pub quic: crate::gateway::QuicConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

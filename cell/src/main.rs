@@ -31,6 +31,9 @@ enum Cmd {
         /// Data directory (overrides store.data_dir).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// QUIC driver gateway address (overrides quic.listen_addr); port 0 picks a free one.
+        #[arg(long)]
+        quic_listen: Option<SocketAddr>,
         /// Cell id (overrides cell.id).
         #[arg(long)]
         cell_id: Option<u32>,
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Run {
             config,
             listen,
+            quic_listen,
             data_dir,
             cell_id,
             demo,
@@ -72,7 +76,14 @@ fn main() -> anyhow::Result<()> {
                 cfg.http.listen_addr = a;
             }
             if let Some(d) = data_dir {
+                // Dev certificates live with the data unless configured elsewhere.
+                if cfg.quic.dev_cert_dir == cell::gateway::QuicConfig::default().dev_cert_dir {
+                    cfg.quic.dev_cert_dir = d.join("dev-certs");
+                }
                 cfg.store.data_dir = d;
+            }
+            if let Some(q) = quic_listen {
+                cfg.quic.listen_addr = q;
             }
             if let Some(id) = cell_id {
                 cfg.cell.id = id;
@@ -126,16 +137,28 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.http.listen_addr))?;
     let http_addr = listener.local_addr()?;
+    let gateway = cell::gateway::bind(&cfg.quic)
+        .await
+        .context("starting the QUIC driver gateway")?;
     let cell_id = cfg.cell.id;
     let name = cfg.cell.name.clone();
     let app = cell::server::build(cfg, Arc::new(SystemClock), Some(metrics)).await?;
     // One machine-readable line for harnesses and scripts: the bound addresses.
     println!(
         "READY {}",
-        serde_json::json!({ "cell": cell_id, "name": name, "http": http_addr.to_string(), "restaurants": app.catalog().len() })
+        serde_json::json!({
+            "cell": cell_id,
+            "name": name,
+            "http": http_addr.to_string(),
+            "quic": gateway.local_addr().to_string(),
+            "quic_server_name": gateway.server_name(),
+            "quic_ca": gateway.ca_pem_path().map(|p| p.display().to_string()),
+            "quic_fingerprint": gateway.fingerprint(),
+            "restaurants": app.catalog().len(),
+        })
     );
     tracing::info!(%http_addr, "cell ready");
-    cell::server::serve(app, listener, shutdown_signal()).await?;
+    cell::server::serve(app, listener, Some(gateway), shutdown_signal()).await?;
     tracing::info!("cell stopped");
     Ok(())
 }

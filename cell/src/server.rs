@@ -182,18 +182,39 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) {
     ));
 }
 
-/// Serves the cell's HTTP API on `listener` until `shutdown` resolves, then drains.
+/// Serves the cell's HTTP API on `listener` (and the QUIC driver gateway, when given) until
+/// `shutdown` resolves, then drains.
 pub async fn serve(
     app: App,
     listener: TcpListener,
+    gateway: Option<crate::gateway::Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    spawn_background(&app, stop_rx);
+    spawn_background(&app, stop_rx.clone());
+    let quic = gateway.map(|gw| {
+        let port: Arc<dyn crate::gateway::DriverPort> =
+            Arc::new(crate::dispatch::port::DispatchPort(app.clone()));
+        let mut rx = stop_rx.clone();
+        tokio::spawn(crate::gateway::serve(gw, port, async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }))
+    });
     let router = crate::http::router(app);
+    let mut rx = stop_rx;
+    let stop = async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let trigger = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(stop)
         .await?;
-    let _ = stop_tx.send(true);
+    trigger.abort();
+    if let Some(q) = quic {
+        let _ = q.await;
+    }
     Ok(())
 }

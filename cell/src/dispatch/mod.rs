@@ -9,6 +9,7 @@
 
 pub mod matcher;
 pub mod pings;
+pub mod port;
 
 use crate::orders::repo::{self, RepoError};
 use crate::orders::service::{OrderError, OrderService};
@@ -387,6 +388,7 @@ impl Dispatch {
                 let _ = self.geo.set_state(to_geo(driver), DriverState::OnDelivery);
                 self.carrying.write().insert(driver, o.clone());
                 metrics::counter!("cell_offers_total", "outcome" => "accepted").increment(1);
+                metrics::gauge!("cell_matching_waiting").set(self.state.lock().matcher.waiting() as f64);
                 Ok(Some(o))
             }
             Err(e) => {

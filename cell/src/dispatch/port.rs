@@ -1,0 +1,114 @@
+//! The QUIC gateway's [`DriverPort`], implemented on the dispatch: the same calls the REST
+//! driver endpoints make.
+
+use super::{DispatchError, DriverUpdate};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::gateway::{DriverPort, PingRejected, Session};
+use crate::orders::service::OrderError;
+use domain::{DeliveryId, DriverId};
+use futures::future::BoxFuture;
+use schemas::{
+    CloseReason, DriverStatus, LocationPing, OfferDecision, OfferResponse, StatusChange,
+};
+
+pub struct DispatchPort(pub App);
+
+fn close_reason(e: &DispatchError) -> CloseReason {
+    match e {
+        DispatchError::UnknownDelivery(_) => CloseReason::UnknownDelivery,
+        DispatchError::OfferExpired => CloseReason::OfferExpired,
+        DispatchError::Order(OrderError::Repo(_)) => CloseReason::InvalidTransition,
+        DispatchError::Order(OrderError::Payment(_)) => CloseReason::InvalidTransition,
+    }
+}
+
+impl DriverPort for DispatchPort {
+    fn authenticate(&self, token: &str) -> Result<DriverId, CloseReason> {
+        match self.0.jwt().verify(token, self.0.now()) {
+            Ok((Principal::Driver(d), _)) => Ok(d),
+            _ => Err(CloseReason::BadToken),
+        }
+    }
+
+    fn connected(&self, driver: DriverId, _resume: Option<u64>) -> Session {
+        let (id, outbox, resumed) = self.0.dispatch().connect(driver, self.0.now());
+        Session {
+            id,
+            outbox,
+            resumed,
+        }
+    }
+
+    fn disconnected(&self, driver: DriverId, session: u64) {
+        self.0.dispatch().disconnect(driver, session, self.0.now());
+    }
+
+    fn ping(&self, driver: DriverId, p: &LocationPing) -> Result<(), PingRejected> {
+        if p.driver_id != driver.0 {
+            return Err(PingRejected::WrongDriver);
+        }
+        let now = self.0.now();
+        self.0
+            .dispatch()
+            .ping(
+                driver,
+                p.lat,
+                p.lng,
+                p.heading_deg,
+                p.speed_mps,
+                p.client_ts_ms,
+                now,
+            )
+            .map_err(|e| match e {
+                super::pings::PingRejection::FromFuture { .. } => PingRejected::FromFuture,
+                super::pings::PingRejection::Spoofed { .. } => PingRejected::Spoofed,
+                super::pings::PingRejection::InvalidCoordinates
+                | super::pings::PingRejection::TooOld => PingRejected::Invalid,
+            })
+    }
+
+    fn status(
+        &self,
+        driver: DriverId,
+        change: StatusChange,
+    ) -> BoxFuture<'_, Result<(), CloseReason>> {
+        Box::pin(async move {
+            let update = match change.status {
+                DriverStatus::Online => DriverUpdate::Online,
+                DriverStatus::Offline => DriverUpdate::Offline,
+                DriverStatus::ArrivedAtRestaurant { delivery_id } => {
+                    DriverUpdate::ArrivedAtRestaurant(DeliveryId(delivery_id))
+                }
+                DriverStatus::PickedUp { delivery_id } => {
+                    DriverUpdate::PickedUp(DeliveryId(delivery_id))
+                }
+                DriverStatus::Delivered { delivery_id } => {
+                    DriverUpdate::Delivered(DeliveryId(delivery_id))
+                }
+            };
+            self.0
+                .dispatch()
+                .update(driver, update, self.0.now())
+                .await
+                .map(|_| ())
+                .map_err(|e| close_reason(&e))
+        })
+    }
+
+    fn respond(
+        &self,
+        driver: DriverId,
+        resp: OfferResponse,
+    ) -> BoxFuture<'_, Result<(), CloseReason>> {
+        Box::pin(async move {
+            let accept = resp.decision == OfferDecision::Accept;
+            self.0
+                .dispatch()
+                .respond(driver, DeliveryId(resp.delivery_id), accept, self.0.now())
+                .await
+                .map(|_| ())
+                .map_err(|e| close_reason(&e))
+        })
+    }
+}
