@@ -11,7 +11,7 @@
 //! bumps `ver`; queries record `ver` before scanning and re-check it at the end (see
 //! `query.rs` for why that makes moves between buckets safe).
 
-use crate::geo::CellGeo;
+use crate::geo::{CellGeo, Pos};
 use crossbeam_epoch::{Atomic, Guard, Owned};
 use parking_lot::Mutex;
 use std::ptr;
@@ -19,6 +19,22 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
 pub(crate) const WILD: u64 = u64::MAX;
 pub(crate) const TOMB: u64 = u64::MAX - 1;
+
+/// Packs a position and "is available" into a hint. |lat_e7| ≤ 9e8 < 2^30, so the top two bits
+/// of the latitude field are equal; their XOR carries the flag, letting queries that filter on
+/// availability skip members without reading their slot. The two values that would collide with
+/// the sentinels become `WILD` (always safe: the reader reads the slot).
+pub(crate) fn hint_of(pos: Pos, available: bool) -> u64 {
+    let h = pos.0 ^ (u64::from(available) << 63);
+    if h >= TOMB { WILD } else { h }
+}
+
+/// Inverse of [`hint_of`] for a hint that is neither `WILD` nor `TOMB`.
+#[inline]
+pub(crate) fn unhint(h: u64) -> (Pos, bool) {
+    let available = ((h >> 63) ^ (h >> 62)) & 1;
+    (Pos(h ^ (available << 63)), available == 1)
+}
 
 pub(crate) struct Members {
     /// High-water mark of used entries; entries below it are live, `WILD` or `TOMB`.
@@ -230,6 +246,34 @@ impl Drop for Arena {
             }
             // SAFETY: reconstructs the boxed slice leaked in `push`.
             unsafe { drop(Box::from_raw(ptr::slice_from_raw_parts_mut(seg, SEG_LEN))) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_round_trip() {
+        for &(la, lo) in &[
+            (0, 0),
+            (-1, -1),
+            (900_000_000, 1_800_000_000),
+            (-900_000_000, -1_800_000_000),
+            (523_700_000, 48_900_000),
+            (-1, 0),
+            (0, -1),
+        ] {
+            for avail in [false, true] {
+                let p = Pos::from_e7(la, lo);
+                let h = hint_of(p, avail);
+                if h == WILD {
+                    continue;
+                }
+                assert_ne!(h, TOMB);
+                assert_eq!(unhint(h), (p, avail), "{la} {lo} {avail}");
+            }
         }
     }
 }

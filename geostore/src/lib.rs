@@ -103,6 +103,14 @@ impl Filter {
             now_ms,
         }
     }
+    /// Whether a driver known only to be available (or not) can pass.
+    pub(crate) fn allows_hint(&self, available: bool) -> bool {
+        if available {
+            self.states & 1 != 0
+        } else {
+            self.states & !1 != 0
+        }
+    }
     /// Whether `state` passes.
     #[must_use]
     pub fn allows(&self, state: DriverState) -> bool {

@@ -34,8 +34,8 @@
 //! bucket during the pass, so readers are lock-free (never waiting on a stalled writer); the
 //! retry count is exported in [`crate::Stats`].
 
-use crate::bucket::{TOMB, WILD};
-use crate::geo::{Origin, Pos, hav_threshold, max_circumradius_m};
+use crate::bucket::{TOMB, WILD, unhint};
+use crate::geo::{Origin, hav_threshold, max_circumradius_m};
 use crate::slot::Snap;
 use crate::store::{Ctr, GeoStore, to_driver};
 use crate::{Error, Filter, Hit, Result};
@@ -154,7 +154,11 @@ impl<'a> Search<'a> {
             let lb = if h == WILD {
                 0.0
             } else {
-                self.q.hav_lower_bound(Pos(h))
+                let (pos, available) = unhint(h);
+                if !self.filter.allows_hint(available) {
+                    continue;
+                }
+                self.q.hav_lower_bound(pos)
             };
             if lb <= self.thr {
                 order.push((lb, m.slot(i)));

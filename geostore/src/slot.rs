@@ -204,30 +204,12 @@ impl Slot {
         self.ctrl.store(n, Release);
     }
 
-    /// Compare-and-set of the state bits under the writer lock; `expected = None` means any
-    /// state. Returns the state found and whether it was replaced, or `None` if the slot no
-    /// longer holds a live `id`. Readers are unaffected (state changes do not bump `seq`; a
-    /// snapshot takes the state from its second control-word read).
-    pub fn cas_state(
-        &self,
-        id: u64,
-        expected: Option<DriverState>,
-        new: DriverState,
-    ) -> Option<(DriverState, bool)> {
-        let cur = self.lock();
-        if !cur.live() || cur.id != id {
-            self.unlock();
-            return None;
-        }
-        let st = cur.state();
-        if expected.is_some_and(|e| e != st) {
-            self.unlock();
-            return Some((st, false));
-        }
+    /// Replaces the state (lock held). State changes do not bump `seq`: a snapshot takes the
+    /// state from its second control-word read, so it is current at that instant.
+    pub fn set_state_locked(&self, new: DriverState) {
         let c = self.ctrl.load(Relaxed);
-        self.ctrl
-            .store(((c & !STATE_MASK) | new.bits()) & !LOCK, Release);
-        Some((st, true))
+        debug_assert!(c & LOCK != 0);
+        self.ctrl.store((c & !STATE_MASK) | new.bits(), Release);
     }
 }
 

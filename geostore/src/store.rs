@@ -5,7 +5,7 @@
 //! creation) → a bucket's member mutex. Upserts of known drivers take only their slot's lock
 //! and, when they change bucket, the two buckets' mutexes.
 
-use crate::bucket::{Arena, Bucket, WILD};
+use crate::bucket::{Arena, Bucket, WILD, hint_of};
 use crate::geo::Pos;
 use crate::slot::{MAX_SLOTS, MAX_TS_MS, Meta, Slab, Snap, flags};
 use crate::table::{CellMap, DriverMap, DriverMapCounts};
@@ -258,7 +258,7 @@ impl GeoStore {
             // The hint must never show an outdated position: WILD while the record changes.
             b.set_hint(e, WILD, g);
             slot.publish(pos, meta, flags(bi, true, false), None);
-            b.set_hint(e, pos.0, g);
+            b.set_hint(e, hint_of(pos, cur.state() == DriverState::Available), g);
             return;
         }
         // Moving between buckets. The transit flag marks every snapshot taken while the driver
@@ -272,7 +272,7 @@ impl GeoStore {
         let ne = nb.add(s, g); // (b) listed in both
         slot.set_entry(ne);
         slot.publish(pos, meta, flags(ni, true, true), None); // (c) new place, still transit
-        nb.set_hint(ne, pos.0, g);
+        nb.set_hint(ne, hint_of(pos, cur.state() == DriverState::Available), g);
         b.remove(e, g); // (d) listed in the new bucket only
         slot.publish(pos, meta, flags(ni, true, false), None); // (e) settled
     }
@@ -330,7 +330,7 @@ impl GeoStore {
             flags(bi, true, false),
             Some(DriverState::Available),
         );
-        b.set_hint(e, pos.0, g);
+        b.set_hint(e, hint_of(pos, true), g);
         slot.unlock();
         let Alloc { map, .. } = &mut *a;
         self.drivers.insert(id.0, s, &self.slots, map, g);
@@ -382,10 +382,26 @@ impl GeoStore {
             .drivers
             .get(id.0, &self.slots, &g)
             .ok_or(Error::UnknownDriver(id))?;
-        self.slots
-            .get(s)
-            .cas_state(id.0, expected, new)
-            .ok_or(Error::UnknownDriver(id))
+        let slot = self.slots.get(s);
+        // Under the driver's writer lock: the member hint carries "available", and like a
+        // position it must never be outdated, so it is WILD while the state changes.
+        let cur = slot.lock();
+        if !cur.live() || cur.id != id.0 {
+            slot.unlock();
+            return Err(Error::UnknownDriver(id));
+        }
+        let st = cur.state();
+        if expected.is_some_and(|e| e != st) {
+            slot.unlock();
+            return Ok((st, false));
+        }
+        let b = self.buckets.get(cur.bucket());
+        let e = slot.entry();
+        b.set_hint(e, WILD, &g);
+        slot.set_state_locked(new);
+        b.set_hint(e, hint_of(cur.pos, new == DriverState::Available), &g);
+        slot.unlock();
+        Ok((st, true))
     }
 
     /// Stops tracking `id` (going offline). Returns whether it was tracked.

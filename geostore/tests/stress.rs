@@ -38,6 +38,11 @@ fn moving_drivers_are_never_missing_nor_doubled() {
         store
             .upsert(DriverId(id), LAT + a, LNG + b, 0.0, 0.0, 1)
             .unwrap();
+        // The upper half is never available (its state flips between two busy states); the
+        // lower half always is: an `available` query must return exactly the lower half.
+        if id >= N / 2 {
+            store.set_state(DriverId(id), DriverState::Offered).unwrap();
+        }
     }
     let stop = Arc::new(AtomicBool::new(false));
     let moves = Arc::new(AtomicU64::new(0));
@@ -55,11 +60,11 @@ fn moving_drivers_are_never_missing_nor_doubled() {
                     store
                         .upsert(DriverId(id), LAT + a, LNG + b, 0.0, 0.0, ts)
                         .unwrap();
-                    if rng(&mut s) < 0.05 {
+                    if id >= N / 2 && rng(&mut s) < 0.1 {
                         let st = if rng(&mut s) < 0.5 {
                             DriverState::Offered
                         } else {
-                            DriverState::Available
+                            DriverState::OnDelivery
                         };
                         store.set_state(DriverId(id), st).unwrap();
                     }
@@ -88,6 +93,17 @@ fn moving_drivers_are_never_missing_nor_doubled() {
                 assert!(
                     ids.windows(2).all(|w| w[0] < w[1]),
                     "within: doubled driver"
+                );
+                let mut avail: Vec<u64> = store
+                    .within(LAT, LNG, 5_000.0, Filter::available(10))
+                    .unwrap()
+                    .map(|h| h.driver.id.0)
+                    .collect();
+                avail.sort_unstable();
+                assert_eq!(
+                    avail,
+                    (0..N / 2).collect::<Vec<_>>(),
+                    "available: missing or extra"
                 );
                 let hits = store
                     .nearest(
