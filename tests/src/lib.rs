@@ -1,1 +1,24 @@
-//! Placeholder until this crate is written.
+//! Cross-process integration tests: they start the real `cell` binary (built with
+//! `cargo build -p cell`), talk to it over HTTP like a client would, and kill it with
+//! SIGKILL to check durability.
+//!
+//! Each process gets its own temp dir and log file, kept (and named on stderr) when a test
+//! fails; readiness is the `READY {json}` line the cell prints once it serves, so there are
+//! no sleeps and no port races (`--listen 127.0.0.1:0`).
+//!
+//! # Layout
+//! - `harness`: [`harness::Cell`]: find the binary (`CELL_BIN` or next to the test
+//!   executable), start, wait for `READY`, `kill9`, `restart`, one shared cell per binary.
+//! - `client`: a blocking HTTP client, [`client::Resp`] and the error-shape assertion.
+//! - `fixtures`: open restaurants, valid carts from real menus, order short-hands.
+//! - `tests/api_flow.rs`: the customer/restaurant flow, payments, the state machine over
+//!   HTTP, durability across SIGKILL.
+//! - `tests/api_errors.rs`: every documented error status and its JSON shape.
+//! - `tests/api_authz.rs`: the authorization matrix over every endpoint of the OpenAPI doc.
+
+pub mod client;
+pub mod fixtures;
+pub mod harness;
+
+pub use client::{Resp, assert_error_shape};
+pub use harness::{Cell, CellOpts};
