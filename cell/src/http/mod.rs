@@ -18,7 +18,6 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use std::time::{Duration, Instant};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -87,7 +86,10 @@ pub fn router(app: App) -> Router {
         .merge(ops::routes(doc_json))
         .fallback(|| async { ApiError::not_found("route", "") })
         .layer(middleware::from_fn(track_metrics))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Enforced by the body extractors (`AppJson`), so an oversized body gets our JSON
+        // 413; tower-http's `RequestBodyLimitLayer` answered a too-large Content-Length
+        // with a plain-text 413 before any handler ran.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, timeout))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
