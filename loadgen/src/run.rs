@@ -168,7 +168,8 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
         );
     }
     if matches!(which, Which::Orders { .. }) {
-        for r in pool.iter().filter(|r| r.menu.is_some()) {
+        // Restaurants found later by live searches get theirs on first use.
+        for r in &pool {
             tokens.get("restaurant", &r.id).await?;
         }
     }
