@@ -241,7 +241,7 @@ impl<'a> Ticker<'a> {
         );
         if let Some(b) = &self.bar {
             b.set_message(msg);
-        } else if self.lines && (self.timeline.len() % 5 == 0) {
+        } else if self.lines && self.timeline.len().is_multiple_of(5) {
             eprintln!("[{:>5.1}s] {msg}", t.as_secs_f64());
         }
     }

@@ -251,8 +251,12 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
         _ => ServerDeltas::default(),
     };
     machine.loadavg_end = machine::loadavg();
-    let end = result.stopped.min(result.started + c.ramp_up + c.duration);
-    let window = end.saturating_duration_since(result.steady_from);
+    // The steady window is the schedule's unless Ctrl-C cut it short.
+    let window = if result.interrupted {
+        result.stopped.saturating_duration_since(result.steady_from)
+    } else {
+        c.duration
+    };
     let steady = rec.steady();
     let op_reports: Vec<OpReport> = ops
         .iter()
