@@ -242,6 +242,19 @@ const ANY_PARTY: Who = Who {
     system: true,
 };
 
+/// The parties a command admits, whatever the order's status.
+fn who_for(cmd: &Command) -> Who {
+    match cmd {
+        Command::Accept | Command::Reject { .. } | Command::StartPreparing | Command::MarkReady => {
+            RESTAURANT
+        }
+        Command::AssignDriver { .. } | Command::UnassignDriver | Command::FlagDelayed => SYSTEM,
+        Command::ArriveAtRestaurant | Command::PickUp | Command::Deliver => DRIVER,
+        Command::StartDelivering => DRIVER_OR_SYSTEM,
+        Command::Cancel { .. } => ANY_PARTY,
+    }
+}
+
 /// Admin may do anything a party may; a party must be *this order's* customer, restaurant or
 /// assigned driver.
 fn permitted(who: Who, actor: &Actor, order: &Order) -> bool {
@@ -263,6 +276,13 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
         from,
         command: cmd.name(),
     };
+    // Who may ask is checked first: a wrong party learns nothing about the order's state.
+    if !permitted(who_for(cmd), actor, order) {
+        return Err(TransitionError::Forbidden {
+            actor: actor_name(actor),
+            command: cmd.name(),
+        });
+    }
     let k = order.kitchen;
     let base = |to: OrderStatus, kitchen: KitchenStage, event: EventKind| Transition {
         from,
@@ -276,66 +296,51 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
     };
 
     // (who may, transition) for this command in this status.
-    let (who, t) = match cmd {
+    let t = match cmd {
         Command::Accept => match from {
-            Pending => (
-                RESTAURANT,
-                Transition {
-                    payment: Some(PaymentAction::Capture),
-                    ..base(Confirmed, KitchenStage::Accepted, EventKind::OrderConfirmed)
-                },
-            ),
+            Pending => Transition {
+                payment: Some(PaymentAction::Capture),
+                ..base(Confirmed, KitchenStage::Accepted, EventKind::OrderConfirmed)
+            },
             Confirmed | Preparing | ReadyForPickup | DriverAssigned | DriverAtRestaurant
             | PickedUp | Delivering | Delivered | Cancelled => return Err(invalid()),
         },
         Command::Reject { reason } => match from {
-            Pending => (
-                RESTAURANT,
-                Transition {
-                    payment: Some(PaymentAction::Void),
-                    cancel_reason: Some(reason.clone()),
-                    ..base(Cancelled, k, EventKind::OrderRejected)
-                },
-            ),
+            Pending => Transition {
+                payment: Some(PaymentAction::Void),
+                cancel_reason: Some(reason.clone()),
+                ..base(Cancelled, k, EventKind::OrderRejected)
+            },
             Confirmed | Preparing | ReadyForPickup | DriverAssigned | DriverAtRestaurant
             | PickedUp | Delivering | Delivered | Cancelled => return Err(invalid()),
         },
         Command::StartPreparing => match from {
-            Confirmed => (
-                RESTAURANT,
-                base(
-                    Preparing,
-                    KitchenStage::Preparing,
-                    EventKind::OrderPreparing,
-                ),
+            Confirmed => base(
+                Preparing,
+                KitchenStage::Preparing,
+                EventKind::OrderPreparing,
             ),
-            DriverAssigned | DriverAtRestaurant if k == KitchenStage::Accepted => (
-                RESTAURANT,
-                base(from, KitchenStage::Preparing, EventKind::OrderPreparing),
-            ),
+            DriverAssigned | DriverAtRestaurant if k == KitchenStage::Accepted => {
+                base(from, KitchenStage::Preparing, EventKind::OrderPreparing)
+            }
             DriverAssigned | DriverAtRestaurant | Pending | Preparing | ReadyForPickup
             | PickedUp | Delivering | Delivered | Cancelled => return Err(invalid()),
         },
         Command::MarkReady => match from {
-            Confirmed | Preparing => (
-                RESTAURANT,
-                base(ReadyForPickup, KitchenStage::Ready, EventKind::OrderReady),
-            ),
-            DriverAssigned | DriverAtRestaurant if k < KitchenStage::Ready => (
-                RESTAURANT,
-                base(from, KitchenStage::Ready, EventKind::OrderReady),
-            ),
+            Confirmed | Preparing => {
+                base(ReadyForPickup, KitchenStage::Ready, EventKind::OrderReady)
+            }
+            DriverAssigned | DriverAtRestaurant if k < KitchenStage::Ready => {
+                base(from, KitchenStage::Ready, EventKind::OrderReady)
+            }
             DriverAssigned | DriverAtRestaurant | Pending | ReadyForPickup | PickedUp
             | Delivering | Delivered | Cancelled => return Err(invalid()),
         },
         Command::AssignDriver { driver, delivery } => match from {
-            Confirmed | Preparing | ReadyForPickup if order.driver_id.is_none() => (
-                SYSTEM,
-                Transition {
-                    driver: Some(Some((*driver, *delivery))),
-                    ..base(DriverAssigned, k, EventKind::DriverAssigned)
-                },
-            ),
+            Confirmed | Preparing | ReadyForPickup if order.driver_id.is_none() => Transition {
+                driver: Some(Some((*driver, *delivery))),
+                ..base(DriverAssigned, k, EventKind::DriverAssigned)
+            },
             Confirmed | Preparing | ReadyForPickup | Pending | DriverAssigned
             | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled => {
                 return Err(invalid());
@@ -349,44 +354,34 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                     KitchenStage::Preparing => Preparing,
                     KitchenStage::Ready => ReadyForPickup,
                 };
-                (
-                    SYSTEM,
-                    Transition {
-                        driver: Some(None),
-                        ..base(to, k, EventKind::DriverUnassigned)
-                    },
-                )
+                Transition {
+                    driver: Some(None),
+                    ..base(to, k, EventKind::DriverUnassigned)
+                }
             }
             Pending | Confirmed | Preparing | ReadyForPickup | PickedUp | Delivering
             | Delivered | Cancelled => return Err(invalid()),
         },
         Command::ArriveAtRestaurant => match from {
-            DriverAssigned => (
-                DRIVER,
-                base(DriverAtRestaurant, k, EventKind::DriverAtRestaurant),
-            ),
+            DriverAssigned => base(DriverAtRestaurant, k, EventKind::DriverAtRestaurant),
             Pending | Confirmed | Preparing | ReadyForPickup | DriverAtRestaurant | PickedUp
             | Delivering | Delivered | Cancelled => return Err(invalid()),
         },
         Command::PickUp => match from {
             // A driver may skip the "arrived" tap; handing over the food means it was ready.
-            DriverAssigned | DriverAtRestaurant => (
-                DRIVER,
-                base(PickedUp, KitchenStage::Ready, EventKind::OrderPickedUp),
-            ),
+            DriverAssigned | DriverAtRestaurant => {
+                base(PickedUp, KitchenStage::Ready, EventKind::OrderPickedUp)
+            }
             Pending | Confirmed | Preparing | ReadyForPickup | PickedUp | Delivering
             | Delivered | Cancelled => return Err(invalid()),
         },
         Command::StartDelivering => match from {
-            PickedUp => (
-                DRIVER_OR_SYSTEM,
-                base(Delivering, k, EventKind::OrderDelivering),
-            ),
+            PickedUp => base(Delivering, k, EventKind::OrderDelivering),
             Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
             | DriverAtRestaurant | Delivering | Delivered | Cancelled => return Err(invalid()),
         },
         Command::Deliver => match from {
-            PickedUp | Delivering => (DRIVER, base(Delivered, k, EventKind::OrderDelivered)),
+            PickedUp | Delivering => base(Delivered, k, EventKind::OrderDelivered),
             Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
             | DriverAtRestaurant | Delivered | Cancelled => return Err(invalid()),
         },
@@ -398,37 +393,25 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                     PaymentState::Captured => Some(PaymentAction::Refund),
                     PaymentState::Voided | PaymentState::Refunded => None,
                 };
-                (
-                    ANY_PARTY,
-                    Transition {
-                        payment,
-                        cancel_reason: Some(reason.clone()),
-                        ..base(Cancelled, k, EventKind::OrderCancelled)
-                    },
-                )
+                Transition {
+                    payment,
+                    cancel_reason: Some(reason.clone()),
+                    ..base(Cancelled, k, EventKind::OrderCancelled)
+                }
             }
             PickedUp | Delivering | Delivered | Cancelled => return Err(invalid()),
         },
         Command::FlagDelayed => match from {
-            Confirmed | Preparing | ReadyForPickup if !order.delayed => (
-                SYSTEM,
-                Transition {
-                    delayed: Some(true),
-                    ..base(from, k, EventKind::OrderDelayed)
-                },
-            ),
+            Confirmed | Preparing | ReadyForPickup if !order.delayed => Transition {
+                delayed: Some(true),
+                ..base(from, k, EventKind::OrderDelayed)
+            },
             Confirmed | Preparing | ReadyForPickup | Pending | DriverAssigned
             | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled => {
                 return Err(invalid());
             }
         },
     };
-    if !permitted(who, actor, order) {
-        return Err(TransitionError::Forbidden {
-            actor: actor_name(actor),
-            command: cmd.name(),
-        });
-    }
     Ok(t)
 }
 

@@ -24,6 +24,8 @@ pub struct MatchConfig {
     pub offers_per_phase: u32,
     /// Once delayed, how often to look again.
     pub retry_delayed_ms: u64,
+    /// After a search found nobody, wait this long before the next round.
+    pub empty_retry_ms: u64,
     pub weight_distance: f64,
     pub weight_heading: f64,
     pub weight_acceptance: f64,
@@ -40,6 +42,7 @@ impl Default for MatchConfig {
             offer_ttl_ms: 30_000,
             offers_per_phase: 3,
             retry_delayed_ms: 30_000,
+            empty_retry_ms: 10_000,
             weight_distance: 0.6,
             weight_heading: 0.2,
             weight_acceptance: 0.2,
@@ -265,21 +268,35 @@ impl Matcher {
         Some(open)
     }
 
-    /// Nobody could be offered this attempt: widen, or flag delayed, or wait.
+    /// Nobody could be offered this attempt. An empty search counts as a round like a
+    /// declined offer: retry after `empty_retry`, widen after `offers_per_phase` rounds, flag
+    /// the order delayed after as many more at the wide radius.
     pub fn no_candidate(&mut self, order: OrderId, now: UnixMs, cfg: &MatchConfig) -> Step {
         let Some(job) = self.jobs.get_mut(&order) else {
             return Step::Idle;
         };
+        job.offers_in_phase += 1;
+        if job.offers_in_phase < cfg.offers_per_phase && job.phase != Phase::Delayed {
+            job.next_attempt = now.plus(Duration::from_millis(cfg.empty_retry_ms));
+            return Step::Idle;
+        }
+        self.advance_phase(order, now, cfg)
+    }
+
+    fn advance_phase(&mut self, order: OrderId, now: UnixMs, cfg: &MatchConfig) -> Step {
+        let Some(job) = self.jobs.get_mut(&order) else {
+            return Step::Idle;
+        };
+        job.offers_in_phase = 0;
         match job.phase {
             Phase::Near => {
                 job.phase = Phase::Wide;
-                job.offers_in_phase = 0;
                 job.next_attempt = now;
                 Step::Widened
             }
             Phase::Wide => {
                 job.phase = Phase::Delayed;
-                // Give everyone another chance on the next sweep.
+                // Everyone gets another chance on the next sweep.
                 job.tried.clear();
                 job.next_attempt = now.plus(Duration::from_millis(cfg.retry_delayed_ms));
                 Step::FlagDelayed
@@ -302,8 +319,8 @@ impl Matcher {
         }
         job.offers_in_phase += 1;
         job.next_attempt = now;
-        if job.offers_in_phase >= cfg.offers_per_phase {
-            return self.no_candidate(order, now, cfg);
+        if job.offers_in_phase >= cfg.offers_per_phase && job.phase != Phase::Delayed {
+            return self.advance_phase(order, now, cfg);
         }
         Step::Idle
     }
@@ -454,6 +471,12 @@ mod tests {
             false,
         );
         assert!(ranked.is_empty());
+        // Empty searches are rounds too, spaced by `empty_retry`: delayed after the third.
+        assert_eq!(m.no_candidate(OrderId(1), later, &cfg), Step::Idle);
+        assert!(m.due(later, &cfg).is_empty());
+        let later = later.plus(Duration::from_millis(cfg.empty_retry_ms));
+        assert_eq!(m.due(later, &cfg).len(), 1);
+        assert_eq!(m.no_candidate(OrderId(1), later, &cfg), Step::Idle);
         assert_eq!(m.no_candidate(OrderId(1), later, &cfg), Step::FlagDelayed);
         assert_eq!(m.phase(OrderId(1)), Some(Phase::Delayed));
         assert!(m.due(later, &cfg).is_empty(), "waits before retrying");

@@ -388,7 +388,8 @@ impl Dispatch {
                 let _ = self.geo.set_state(to_geo(driver), DriverState::OnDelivery);
                 self.carrying.write().insert(driver, o.clone());
                 metrics::counter!("cell_offers_total", "outcome" => "accepted").increment(1);
-                metrics::gauge!("cell_matching_waiting").set(self.state.lock().matcher.waiting() as f64);
+                metrics::gauge!("cell_matching_waiting")
+                    .set(self.state.lock().matcher.waiting() as f64);
                 Ok(Some(o))
             }
             Err(e) => {

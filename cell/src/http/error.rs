@@ -31,6 +31,9 @@ pub enum ApiError {
         message: String,
         status: Option<OrderStatus>,
     },
+    /// 405: the path exists, the method does not.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
     /// 413.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -102,6 +105,11 @@ impl ApiError {
             ApiError::Conflict { code, message, .. } => {
                 (StatusCode::CONFLICT, code, message.clone())
             }
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "request.method_not_allowed",
+                self.to_string(),
+            ),
             ApiError::PayloadTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request.too_large",

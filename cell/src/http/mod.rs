@@ -84,7 +84,8 @@ pub fn router(app: App) -> Router {
     api.merge(dev)
         .merge(crate::tracking::ws::routes())
         .merge(ops::routes(doc_json))
-        .fallback(|| async { ApiError::not_found("route", "") })
+        .fallback(|| async { ApiError::not_found("route", "for this path") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(track_metrics))
         // Enforced by the body extractors (`AppJson`), so an oversized body gets our JSON
         // 413; tower-http's `RequestBodyLimitLayer` answered a too-large Content-Length

@@ -196,6 +196,20 @@ async fn place(
             ApiError::bad_request("payment.missing_method", "payment_method_id is required")
         })?;
     let now = app.now();
+    let fp = crate::orders::service::fingerprint(&serde_json::to_vec(&req).unwrap_or_default());
+    // A retry of a placed order returns it before the cart is validated again: the menu or
+    // the opening hours may have changed since, but the order exists and is held.
+    if let Some(existing) = app
+        .orders()
+        .replay(customer, idem.to_string(), fp)
+        .await
+        .map_err(order_error)?
+    {
+        return Ok((
+            StatusCode::OK,
+            axum::Json(placed_body(&app, &existing, now)),
+        ));
+    }
     let (rid, p) = price(&app, &req, now)?;
     let listing = app
         .catalog()
@@ -223,25 +237,29 @@ async fn place(
     };
     let (order, created) = app
         .orders()
-        .place(draft, idem.to_string(), now)
+        .place(draft, idem.to_string(), fp, now)
         .await
         .map_err(order_error)?;
-    let body = PlaceOrderResponse {
-        order_id: order.id.to_string(),
-        status: order.status.as_str().into(),
-        estimated_delivery: eta_label(&order, now),
-        subtotal: order.subtotal.0,
-        delivery_fee: order.delivery_fee.0,
-        tax: order.tax.0,
-        total: order.total.0,
-        currency: app.config().pricing_currency(),
-    };
+    let body = placed_body(&app, &order, now);
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok((status, axum::Json(body)))
+}
+
+fn placed_body(app: &App, order: &Order, now: UnixMs) -> PlaceOrderResponse {
+    PlaceOrderResponse {
+        order_id: order.id.to_string(),
+        status: order.status.as_str().into(),
+        estimated_delivery: eta_label(order, now),
+        subtotal: order.subtotal.0,
+        delivery_fee: order.delivery_fee.0,
+        tax: order.tax.0,
+        total: order.total.0,
+        currency: app.config().pricing_currency(),
+    }
 }
 
 /// May `who` see this order? Its customer, its restaurant, its driver, admins.

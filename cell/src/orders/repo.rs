@@ -104,6 +104,30 @@ pub struct Reservation {
     pub existing: Option<Order>,
 }
 
+/// The order placed earlier under `key`, if it was written; `IdempotencyMismatch` if the
+/// key was used for a different request.
+pub async fn find_placed(
+    kv: &dyn Kv,
+    customer: CustomerId,
+    key: String,
+    fingerprint: u64,
+) -> Result<Option<Order>, RepoError> {
+    let key = Arc::new(key);
+    Ok(store::read(kv, move |txn| {
+        let key = key.clone();
+        Box::pin(async move {
+            match load_idem(txn, customer, &key).await? {
+                None => Ok(None),
+                Some(rec) if rec.fingerprint != fingerprint => {
+                    Err(TxnError::Abort(RepoError::IdempotencyMismatch))
+                }
+                Some(rec) => load(txn, rec.order_id).await,
+            }
+        })
+    })
+    .await?)
+}
+
 /// Step one of placing an order: binds the client's idempotency key to an order id, durably,
 /// before the payment is authorized. A retry (after a timeout, a crash, a lost response)
 /// finds the same order id, so the payment gateway sees the same idempotency key and holds

@@ -44,31 +44,15 @@ pub struct Draft {
     pub payment_method_id: String,
 }
 
-impl Draft {
-    /// A stable fingerprint of what was asked, so a reused idempotency key with a
-    /// different cart is refused (FNV-1a over the canonical fields).
-    pub fn fingerprint(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |bytes: &[u8]| {
-            for b in bytes {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
-        eat(&self.restaurant_id.0.to_le_bytes());
-        for i in &self.items {
-            eat(&i.item_id.0.to_le_bytes());
-            eat(&i.quantity.to_le_bytes());
-            for c in &i.customizations {
-                eat(c.option.as_bytes());
-                eat(&[0]);
-            }
-        }
-        eat(&self.address.lat.to_bits().to_le_bytes());
-        eat(&self.address.lng.to_bits().to_le_bytes());
-        eat(self.payment_method_id.as_bytes());
-        h
+/// A stable fingerprint of a request's bytes (FNV-1a), so a reused idempotency key with a
+/// different request is refused.
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
+    h
 }
 
 pub struct OrderService {
@@ -121,6 +105,7 @@ impl OrderService {
         &self,
         draft: Draft,
         idem: String,
+        fingerprint: u64,
         now: UnixMs,
     ) -> Result<(Order, bool), OrderError> {
         let fresh = self
@@ -129,7 +114,7 @@ impl OrderService {
             .expect("id generator lock")
             .next_order(now.0);
         let reservation =
-            repo::reserve(&*self.kv, draft.customer, idem, fresh, draft.fingerprint()).await?;
+            repo::reserve(&*self.kv, draft.customer, idem, fresh, fingerprint).await?;
         if let Some(existing) = reservation.existing {
             return Ok((existing, false));
         }
@@ -179,6 +164,17 @@ impl OrderService {
             }
             Created::Existing(o) => Ok((o, false)),
         }
+    }
+
+    /// The order an earlier request with this key already placed, if any: answered before
+    /// the cart is re-validated, so a retry returns the order even if the menu changed since.
+    pub async fn replay(
+        &self,
+        customer: CustomerId,
+        idem: String,
+        fingerprint: u64,
+    ) -> Result<Option<Order>, OrderError> {
+        Ok(repo::find_placed(&*self.kv, customer, idem, fingerprint).await?)
     }
 
     /// Applies `cmd` for `actor`, running the transition's payment effect first.
