@@ -87,6 +87,17 @@ pub enum DriverUpdate {
     Delivered(DeliveryId),
 }
 
+/// One GPS fix as a driver reports it (QUIC datagram or REST).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GpsFix {
+    pub lat: f64,
+    pub lng: f64,
+    pub heading: f32,
+    pub speed: f32,
+    /// Driver clock, Unix milliseconds.
+    pub ts_ms: u64,
+}
+
 struct Session {
     id: u64,
     tx: Option<mpsc::Sender<CellBody>>,
@@ -216,16 +227,14 @@ impl Dispatch {
 
     /// One GPS ping: checked, stored in the geostore, fanned out to the customer tracking
     /// the driver's order.
-    pub fn ping(
-        &self,
-        driver: DriverId,
-        lat: f64,
-        lng: f64,
-        heading: f32,
-        speed: f32,
-        ts_ms: u64,
-        now: UnixMs,
-    ) -> Result<(), PingRejection> {
+    pub fn ping(&self, driver: DriverId, fix: GpsFix, now: UnixMs) -> Result<(), PingRejection> {
+        let GpsFix {
+            lat,
+            lng,
+            heading,
+            speed,
+            ts_ms,
+        } = fix;
         let prev = self.geo.get(to_geo(driver)).map(|d| Fix {
             lat: d.lat,
             lng: d.lng,

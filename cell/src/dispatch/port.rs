@@ -49,15 +49,24 @@ impl DriverPort for DispatchPort {
             return Err(PingRejected::WrongDriver);
         }
         let now = self.0.now();
+        let fix = super::GpsFix {
+            lat: p.lat,
+            lng: p.lng,
+            heading: p.heading_deg,
+            speed: p.speed_mps,
+            ts_ms: p.client_ts_ms,
+        };
         self.0
             .dispatch()
             .ping(
                 driver,
-                p.lat,
-                p.lng,
-                p.heading_deg,
-                p.speed_mps,
-                p.client_ts_ms,
+                super::GpsFix {
+                    lat: p.lat,
+                    lng: p.lng,
+                    heading: p.heading_deg,
+                    speed: p.speed_mps,
+                    ts_ms: p.client_ts_ms,
+                },
                 now,
             )
             .map_err(|e| match e {

@@ -6,7 +6,7 @@ use super::error::ApiError;
 use super::extract::{AppJson, AppPath, Auth};
 use crate::app::App;
 use crate::auth::Principal;
-use crate::dispatch::{DispatchError, DriverUpdate};
+use crate::dispatch::{DispatchError, DriverUpdate, GpsFix};
 use axum::extract::State;
 use domain::{DeliveryId, DriverId, Order};
 use serde::{Deserialize, Serialize};
@@ -142,11 +142,13 @@ async fn location(
     app.dispatch()
         .ping(
             d,
-            req.lat,
-            req.lng,
-            req.heading.unwrap_or(0.0),
-            req.speed.unwrap_or(0.0),
-            ts,
+            GpsFix {
+                lat: req.lat,
+                lng: req.lng,
+                heading: req.heading.unwrap_or(0.0),
+                speed: req.speed.unwrap_or(0.0),
+                ts_ms: ts,
+            },
             now,
         )
         .map_err(|e| ApiError::bad_request("location.rejected", e.to_string()))?;
