@@ -58,17 +58,7 @@ impl DriverPort for DispatchPort {
         };
         self.0
             .dispatch()
-            .ping(
-                driver,
-                super::GpsFix {
-                    lat: p.lat,
-                    lng: p.lng,
-                    heading: p.heading_deg,
-                    speed: p.speed_mps,
-                    ts_ms: p.client_ts_ms,
-                },
-                now,
-            )
+            .ping(driver, fix, now)
             .map_err(|e| match e {
                 super::pings::PingRejection::FromFuture { .. } => PingRejected::FromFuture,
                 super::pings::PingRejection::Spoofed { .. } => PingRejected::Spoofed,

@@ -3,6 +3,7 @@
 //! to the hub before reading the snapshot, so nothing falls between the two.
 
 use super::Topic;
+use super::hub::Subscription;
 use crate::app::App;
 use crate::auth::Principal;
 use crate::http::ApiError;
@@ -13,7 +14,6 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use domain::{OrderId, RestaurantId};
 use serde_json::json;
-use std::sync::Arc;
 
 pub fn routes() -> axum::Router<App> {
     axum::Router::new()
@@ -88,35 +88,40 @@ async fn track_socket(mut socket: WebSocket, app: App, id: OrderId) {
         app.tracker().hub.unsubscribe(topic, sub.id);
         return;
     }
+    pump(&mut socket, &mut sub, is_terminal_status).await;
+    app.tracker().hub.unsubscribe(topic, sub.id);
+}
+
+/// Forwards the subscription to the socket until the client leaves, the hub drops a slow
+/// subscriber (close 1008), or `last` says a message ends the stream (close 1000 after it).
+async fn pump(socket: &mut WebSocket, sub: &mut Subscription, last: fn(&str) -> bool) {
     loop {
         tokio::select! {
             m = sub.rx.recv() => match m {
                 Some(text) => {
-                    let finished = is_terminal_status(&text);
                     if socket.send(Message::Text((*text).into())).await.is_err() {
-                        break;
+                        return;
                     }
-                    if finished {
+                    if last(&text) {
                         let _ = socket.send(close(CLOSE_DONE, "order finished")).await;
-                        break;
+                        return;
                     }
                 }
                 None => {
                     let _ = socket.send(close(CLOSE_SLOW, "too slow: updates dropped")).await;
-                    break;
+                    return;
                 }
             },
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 // Clients may ping or send anything; it is ignored.
                 Some(Ok(_)) => {}
             },
         }
     }
-    app.tracker().hub.unsubscribe(topic, sub.id);
 }
 
-fn is_terminal_status(text: &Arc<str>) -> bool {
+fn is_terminal_status(text: &str) -> bool {
     text.contains("\"type\":\"status_update\"")
         && (text.contains("\"status\":\"delivered\"") || text.contains("\"status\":\"cancelled\""))
 }
@@ -166,21 +171,7 @@ async fn feed_socket(mut socket: WebSocket, app: App, id: RestaurantId) {
         .await
         .is_ok()
     {
-        loop {
-            tokio::select! {
-                m = sub.rx.recv() => match m {
-                    Some(text) => if socket.send(Message::Text((*text).into())).await.is_err() { break },
-                    None => {
-                        let _ = socket.send(close(CLOSE_SLOW, "too slow: updates dropped")).await;
-                        break;
-                    }
-                },
-                incoming = socket.recv() => match incoming {
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => {}
-                },
-            }
-        }
+        pump(&mut socket, &mut sub, |_| false).await;
     }
     app.tracker().hub.unsubscribe(topic, sub.id);
 }
