@@ -8,7 +8,7 @@ use crate::report::machine::{self, CpuUse, Machine};
 use crate::report::metrics::{self, ServerDeltas};
 use crate::report::slo::{self, Slo};
 use crate::report::stats::Recorder;
-use crate::report::{OpReport, RampCounts, Report, summary};
+use crate::report::{OpReport, RampCounts, Report, steady_window, summary};
 use crate::scenarios::browse::Browse;
 use crate::scenarios::orders::{self, Orders};
 use crate::scenarios::{Area, Ctx, Menu, Scenario, Search, pool};
@@ -262,7 +262,10 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
         .iter()
         .enumerate()
         .zip(steady)
-        .map(|((i, name), s)| OpReport::build(name, rec.sent(i), s, window))
+        .map(|((i, name), s)| {
+            let w = steady_window(window, result.steady_from, s.last_done);
+            OpReport::build(name, rec.sent(i), s, w)
+        })
         .collect();
     let ramp = ops
         .iter()

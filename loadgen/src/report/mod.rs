@@ -60,8 +60,10 @@ pub struct OpReport {
     pub failed: BTreeMap<String, u64>,
     pub timed_out: u64,
     pub transport_errors: u64,
-    /// Successful responses per second over the steady-state window.
+    /// Successful responses per second over `rate_window_s`.
     pub rate_ok_per_s: f64,
+    /// The scheduled steady duration, or longer when answers came after it ended.
+    pub rate_window_s: f64,
     /// From the intended send time (what a user waiting on a schedule sees).
     pub latency_ms: Quantiles,
     /// From the actual send time (the server plus the network only).
@@ -93,6 +95,7 @@ impl OpReport {
             timed_out: stats.timed_out,
             transport_errors: stats.transport,
             rate_ok_per_s: rate(stats.ok, window),
+            rate_window_s: window.as_secs_f64(),
             latency_ms: Quantiles::of(&stats.latency),
             service_ms: Quantiles::of(&stats.service),
             latency_hist_b64: hist,
@@ -104,6 +107,18 @@ impl OpReport {
     pub fn quantile_ms(&self, q: f64) -> f64 {
         self.stats.latency_ms(q)
     }
+}
+
+/// The window an op's rate is computed over: the scheduled steady duration, or up to
+/// the last answer when answers kept coming after the schedule ended (so a target that
+/// fell behind shows the rate it really sustained).
+pub fn steady_window(
+    scheduled: Duration,
+    steady_from: std::time::Instant,
+    last_done: Option<std::time::Instant>,
+) -> Duration {
+    let answered = last_done.map_or(Duration::ZERO, |d| d.saturating_duration_since(steady_from));
+    scheduled.max(answered)
 }
 
 /// Counts of one op during ramp-up (not in the summary or the SLOs).

@@ -48,6 +48,9 @@ pub struct OpStats {
     pub failed: BTreeMap<u16, u64>,
     pub timed_out: u64,
     pub transport: u64,
+    /// When the last of these requests finished (rates are computed up to here when the
+    /// target fell behind and answers came after the schedule ended).
+    pub last_done: Option<Instant>,
 }
 
 impl Default for OpStats {
@@ -75,6 +78,7 @@ impl OpStats {
             failed: BTreeMap::new(),
             timed_out: 0,
             transport: 0,
+            last_done: None,
         }
     }
 
@@ -112,6 +116,7 @@ impl OpStats {
         }
         self.timed_out += other.timed_out;
         self.transport += other.transport;
+        self.last_done = self.last_done.max(other.last_done);
     }
 
     /// Requests that finished one way or another.
@@ -220,10 +225,11 @@ impl Recorder {
         let service = done.saturating_duration_since(sent);
         let ramp = self.steady_from.get().is_some_and(|s| intended < *s);
         let shard = MY_SHARD.with(|i| *i) % self.shards.len();
-        self.record_in(shard, op, ramp, outcome, latency, service);
+        self.record_in(shard, op, ramp, outcome, latency, service, Some(done));
     }
 
     /// Records into a given shard (the merge tests drive shards directly).
+    #[allow(clippy::too_many_arguments)]
     pub fn record_in(
         &self,
         shard: usize,
@@ -232,11 +238,13 @@ impl Recorder {
         outcome: Outcome,
         latency: Duration,
         service: Duration,
+        done: Option<Instant>,
     ) {
         let mut s = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
         let s = &mut *s;
         let main = if ramp { &mut s.ramp } else { &mut s.steady };
         main[op].record(outcome, latency, service);
+        main[op].last_done = main[op].last_done.max(done);
         s.interval[op].record(outcome, latency, service);
     }
 

@@ -57,6 +57,19 @@ pub fn render(r: &Report) -> String {
             errs
         );
     }
+    let late: Vec<String> = r
+        .ops
+        .iter()
+        .filter(|o| o.rate_window_s > r.steady_s + 0.5)
+        .map(|o| format!("{} {:.1}s", o.op, o.rate_window_s))
+        .collect();
+    if !late.is_empty() {
+        let _ = writeln!(
+            s,
+            "answers kept coming after the schedule ended; rates over: {}",
+            late.join(", ")
+        );
+    }
     if r.unfinished > 0 || r.in_flight_cap_waits > 0 {
         let _ = writeln!(
             s,

@@ -21,7 +21,7 @@ fn merging_shards_equals_recording_in_one() {
         } else {
             Outcome::Ok
         };
-        rec.record_in((i % 4) as usize, 0, false, outcome, lat, lat);
+        rec.record_in((i % 4) as usize, 0, false, outcome, lat, lat, None);
         single.record(outcome, lat, lat);
     }
     let merged = &rec.steady()[0];
@@ -41,8 +41,16 @@ fn merging_shards_equals_recording_in_one() {
 #[test]
 fn interval_is_taken_and_reset_but_totals_stay() {
     let rec = Recorder::with_shards(&["a"], 2);
-    rec.record_in(0, 0, false, Outcome::Ok, us(10), us(10));
-    rec.record_in(1, 0, true, Outcome::Timeout, us(5_000_000), us(5_000_000));
+    rec.record_in(0, 0, false, Outcome::Ok, us(10), us(10), None);
+    rec.record_in(
+        1,
+        0,
+        true,
+        Outcome::Timeout,
+        us(5_000_000),
+        us(5_000_000),
+        None,
+    );
     let iv = rec.take_interval();
     assert_eq!(iv[0].completed(), 2);
     assert_eq!(rec.take_interval()[0].completed(), 0);
@@ -257,4 +265,34 @@ fn quantiles_and_histogram_serialization() {
     assert!((r.latency_ms.p50 - 2.0).abs() < 0.01);
     assert!((r.latency_ms.max - 3.0).abs() < 0.01);
     assert!(!r.latency_hist_b64.is_empty());
+}
+
+#[test]
+fn rate_window_extends_to_the_last_answer_when_the_target_fell_behind() {
+    use std::time::Instant;
+    let rec = Recorder::with_shards(&["place"], 2);
+    let t0 = Instant::now();
+    // 1000 requests scheduled over 1 s, the last answered at 4 s.
+    for i in 0..1000u64 {
+        let done = t0 + Duration::from_millis(4 * i + 4);
+        rec.record_in(
+            (i % 2) as usize,
+            0,
+            false,
+            Outcome::Ok,
+            us(1),
+            us(1),
+            Some(done),
+        );
+    }
+    let s = &rec.steady()[0];
+    assert_eq!(s.last_done, Some(t0 + Duration::from_millis(4000)));
+    let w = super::steady_window(Duration::from_secs(1), t0, s.last_done);
+    assert_eq!(w, Duration::from_secs(4));
+    assert!((rate(s.ok, w) - 250.0).abs() < 1e-9);
+    // Answers within the schedule: the window is the schedule's.
+    assert_eq!(
+        super::steady_window(Duration::from_secs(5), t0, s.last_done),
+        Duration::from_secs(5)
+    );
 }
