@@ -29,8 +29,11 @@ pub struct CellOpts {
     pub demo: bool,
     /// `--cell-id`; `None` keeps the config's (1).
     pub cell_id: Option<u32>,
-    /// TOML written to `config.toml` in the temp dir and passed as `--config`.
+    /// TOML written to `config.toml` in the temp dir and passed as `--config` (unset keys
+    /// keep the cell's defaults), e.g. short matching timeouts for the real-time tests.
     pub config_toml: Option<String>,
+    /// Further arguments appended to `cell run ...` (after the harness's own).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for CellOpts {
@@ -39,6 +42,7 @@ impl Default for CellOpts {
             demo: true,
             cell_id: None,
             config_toml: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -52,6 +56,15 @@ pub struct Ready {
     /// The QUIC driver gateway, when the cell runs one.
     #[serde(default)]
     pub quic: Option<SocketAddr>,
+    /// The TLS server name drivers must ask for.
+    #[serde(default)]
+    pub quic_server_name: Option<String>,
+    /// The dev CA (PEM file) clients trust, in dev mode.
+    #[serde(default)]
+    pub quic_ca: Option<PathBuf>,
+    /// SHA-256 fingerprint of the gateway's leaf certificate.
+    #[serde(default)]
+    pub quic_fingerprint: Option<String>,
     pub restaurants: usize,
 }
 
@@ -302,6 +315,7 @@ fn spawn_cell(
     if opts.config_toml.is_some() {
         cmd.arg("--config").arg(dir.join("config.toml"));
     }
+    cmd.args(&opts.extra_args);
     cmd.env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

@@ -11,14 +11,19 @@
 //!   executable), start, wait for `READY`, `kill9`, `restart`, one shared cell per binary.
 //! - `client`: a blocking HTTP client, [`client::Resp`] and the error-shape assertion.
 //! - `fixtures`: open restaurants, valid carts from real menus, order short-hands.
+//! - `live`: QUIC drivers (`driver-client`) and WebSocket trackers for the real-time tests,
+//!   driven from synchronous tests through a tokio runtime.
 //! - `tests/api_flow.rs`: the customer/restaurant flow, payments, the state machine over
 //!   HTTP, durability across SIGKILL.
 //! - `tests/api_errors.rs`: every documented error status and its JSON shape.
 //! - `tests/api_authz.rs`: the authorization matrix over every endpoint of the OpenAPI doc.
+//! - `tests/realtime.rs`: a complete delivery over QUIC + WebSocket, declines/timeouts
+//!   widening the radius and flagging the order delayed, racing accepts.
 
 pub mod client;
 pub mod fixtures;
 pub mod harness;
+pub mod live;
 
 pub use client::{Resp, assert_error_shape};
 pub use harness::{Cell, CellOpts};

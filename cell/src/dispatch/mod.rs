@@ -132,6 +132,30 @@ pub struct Dispatch {
     wake: Notify,
 }
 
+/// A `Place` the wire accepts: `address` must be 1..=512 bytes (the coordinates when there
+/// is no address), `name` at most 256. An offer failing these checks is dropped by the
+/// gateway, so the driver would never see it.
+fn place(at: (f64, f64), name: &str, address: &str) -> Place {
+    fn clip(s: &str, max: usize) -> String {
+        let mut end = s.len().min(max);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_owned()
+    }
+    let address = if address.trim().is_empty() {
+        format!("{:.6}, {:.6}", at.0, at.1)
+    } else {
+        clip(address, 512)
+    };
+    Place {
+        lat: at.0,
+        lng: at.1,
+        name: clip(name, 256),
+        address,
+    }
+}
+
 fn to_geo(d: DriverId) -> geostore::DriverId {
     geostore::DriverId(d.0)
 }
@@ -512,18 +536,9 @@ impl Dispatch {
             offer_id,
             delivery_id: spec.delivery.0,
             order_id: order.id.0,
-            pickup: Place {
-                lat: spec.pickup.0,
-                lng: spec.pickup.1,
-                name: order.restaurant_name.clone(),
-                address: String::new(),
-            },
-            dropoff: Place {
-                lat: spec.dropoff.0,
-                lng: spec.dropoff.1,
-                name: String::new(),
-                address: order.delivery_address.formatted.clone(),
-            },
+            // The order keeps no restaurant address; the driver navigates by coordinates.
+            pickup: place(spec.pickup, &order.restaurant_name, ""),
+            dropoff: place(spec.dropoff, "", &order.delivery_address.formatted),
             payout_cents: self.cfg.payout_base_cents
                 + (km * self.cfg.payout_per_km_cents as f64).round() as i64,
             expires_at_ms: expires_at.0.max(0) as u64,

