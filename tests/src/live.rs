@@ -145,6 +145,11 @@ impl LiveDriver {
         Ok(d)
     }
 
+    /// The QUIC client, for sending from async code (e.g. racing other requests).
+    pub fn client(&self) -> Arc<DriverClient> {
+        self.client.clone()
+    }
+
     /// Where the background pings put the driver from now on.
     pub fn set_position(&self, at: (f64, f64)) {
         *self.pos.lock().unwrap_or_else(|p| p.into_inner()) = at;

@@ -16,8 +16,9 @@
 use itest::fixtures::*;
 use itest::live::*;
 use itest::{Cell, CellOpts};
-use schemas::{CellBody, CloseReason, DriverStatus};
+use schemas::{CancelReason, CancelTarget, CellBody, CloseReason, DriverStatus, Offer};
 use serde_json::Value;
+use std::time::{Duration, Instant};
 
 /// Fewer demo restaurants than the default 3,000: seeding dominates a debug cell's start.
 const SMALL_CITY: &str = "[demo]\nrestaurants = 500\n";
@@ -38,6 +39,17 @@ fn restaurant_at(cell: &Cell, slot: usize) -> (&Pick, (f64, f64)) {
         r["lng"].as_f64().expect("restaurant lng"),
     );
     (pick, at)
+}
+
+/// Places a one-line order from `pick` to `to` for `customer` and has the restaurant
+/// accept it (payment captured, `order_confirmed` starts matching). Returns the order id.
+fn place_and_accept(cell: &Cell, pick: &Pick, customer: &str, to: (f64, f64)) -> String {
+    let lines = valid_lines(&pick.menu, false);
+    let body = order_body(&pick.id, &[(&lines[0], 1)], to, PM_VISA);
+    let id = place_new(cell, customer, &body);
+    let rest = cell.token("restaurant", &pick.id);
+    set_status(cell, &rest, &id, "accepted").expect_status(200);
+    id
 }
 
 /// Waits for the `location_update` putting the driver at `at`.
@@ -213,5 +225,251 @@ fn complete_delivery_over_quic_and_websocket() {
             delivery_id: delivery
         }),
         Err(CloseReason::UnknownDelivery)
+    );
+}
+
+/// The next offer any of `drivers` receives: (index, offer).
+fn next_offer(drivers: &mut [LiveDriver], timeout: Duration) -> (usize, Offer) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        for (i, d) in drivers.iter_mut().enumerate() {
+            if let Some(m) = d.try_expect(Duration::from_millis(10), |b| {
+                matches!(b, CellBody::Offer(_))
+            }) && let CellBody::Offer(o) = m.body
+            {
+                return (i, o);
+            }
+        }
+    }
+    let seen: Vec<_> = drivers.iter().map(|d| (d.id, &d.seen)).collect();
+    panic!("no offer to any driver within {timeout:?}; they received {seen:#?}")
+}
+
+#[test]
+fn declines_and_timeouts_widen_the_radius_then_flag_delayed() {
+    // Offers lapse after 0.8 s; an empty search retries after 0.3 s; once delayed, the next
+    // look is a minute away (after the test).
+    let cell = start(
+        "[dispatch]\ntick_ms = 50\n[dispatch.matching]\noffer_ttl_ms = 800\n\
+         empty_retry_ms = 300\nretry_delayed_ms = 60000\n",
+    );
+    let rt = runtime();
+    let (pick, restaurant) = restaurant_at(&cell, 0);
+    let cust = cell.token("customer", 5101);
+
+    // Three drivers within 5 km of the restaurant, one 7 km away (inside 10 km).
+    let mut near: Vec<LiveDriver> = [500.0, 1_500.0, -2_500.0]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| LiveDriver::connect(&cell, &rt, 7101 + i as u64, north_of(restaurant, *m)))
+        .collect();
+    let mut far = LiveDriver::connect(&cell, &rt, 7199, north_of(restaurant, 7_000.0));
+
+    let order_id = place_and_accept(&cell, pick, &cust, CENTRE);
+    let mut ws = Tracker::connect(&cell, &rt, &order_id, &cust).expect("tracking socket");
+    ws.expect("snapshot", WAIT, |v| v["type"] == "snapshot");
+
+    // Round 1: declined.
+    let (first, offer) = next_offer(&mut near, WAIT);
+    assert_eq!(offer.order_id.to_string(), order_id);
+    near[first]
+        .answer(&offer, false)
+        .expect("decline acknowledged");
+
+    // Round 2: another near driver; left to expire, it is withdrawn with a reason.
+    let (second, offer2) = next_offer(&mut near, WAIT);
+    assert_ne!(second, first, "a driver who declined is not asked again");
+    assert_eq!(offer2.delivery_id, offer.delivery_id);
+    let cancel = near[second].expect("cancellation of the expired offer", WAIT, |b| {
+        matches!(b, CellBody::Cancellation(_))
+    });
+    let CellBody::Cancellation(c) = cancel.body else {
+        unreachable!()
+    };
+    assert_eq!(
+        (c.target, c.reason),
+        (
+            CancelTarget::Offer {
+                offer_id: offer2.offer_id,
+                delivery_id: offer2.delivery_id
+            },
+            CancelReason::OfferExpired
+        )
+    );
+    // Too late to accept now.
+    let late = near[second].answer(&offer2, true);
+    assert!(
+        matches!(
+            late,
+            Err(CloseReason::OfferExpired | CloseReason::UnknownDelivery)
+        ),
+        "{late:?}"
+    );
+
+    // Round 3: the last near driver declines; that ends the 5 km phase.
+    let (third, offer3) = next_offer(&mut near, WAIT);
+    assert!(third != first && third != second);
+    assert_eq!(metric(&cell, "cell_matching_widened_total"), 0.0);
+    assert!(far.offers_seen().is_empty(), "7 km is outside 5 km");
+    near[third]
+        .answer(&offer3, false)
+        .expect("decline acknowledged");
+
+    // Round 4, at 10 km: the far driver.
+    let offer4 = far.expect_offer(WAIT);
+    assert_eq!(offer4.delivery_id, offer.delivery_id);
+    assert_eq!(metric(&cell, "cell_matching_widened_total"), 1.0);
+    let o = get_order(&cell, &cust, &order_id);
+    assert_eq!(o["delayed"], false, "not delayed while offers are out");
+    far.answer(&offer4, false).expect("decline acknowledged");
+
+    // Nobody left within 10 km: after the wide phase's rounds the order is flagged delayed
+    // and the customer told.
+    let delayed = ws.expect("order_delayed", WAIT, |v| {
+        v["type"] == "status_update" && v["event"] == "order_delayed"
+    });
+    assert_eq!(
+        delayed["status"], "confirmed",
+        "the status stays; the flag is new"
+    );
+    let o = get_order(&cell, &cust, &order_id);
+    assert_eq!(o["delayed"], true);
+    assert!(o["driver"].is_null());
+    assert!(metric(&cell, "cell_matching_delayed_total") >= 1.0);
+    let events: Vec<String> = history_steps(&o).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(
+        events.iter().filter(|e| *e == "order_delayed").count(),
+        1,
+        "flagged once: {events:?}"
+    );
+
+    // Exactly four offers went out: one per driver.
+    let mut offers: Vec<Offer> = near
+        .iter_mut()
+        .flat_map(|d| {
+            d.drain();
+            d.offers_seen()
+        })
+        .collect();
+    far.drain();
+    offers.extend(far.offers_seen());
+    assert_eq!(offers.len(), 4, "{offers:#?}");
+}
+
+#[test]
+fn racing_accepts_assign_exactly_one_driver() {
+    let cell = start("[dispatch]\ntick_ms = 50\n");
+    let rt = runtime();
+    let (pick, restaurant) = restaurant_at(&cell, 0);
+    let cust = cell.token("customer", 5201);
+    let mut drivers: Vec<LiveDriver> = [300.0, -300.0]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| LiveDriver::connect(&cell, &rt, 7201 + i as u64, north_of(restaurant, *m)))
+        .collect();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client");
+    let base = format!("http://{}", cell.addr());
+    let tokens: Vec<String> = drivers.iter().map(|d| cell.token("driver", d.id)).collect();
+
+    // Order 1: the holder of the offer accepts over QUIC and REST at once, while the other
+    // driver tries to take the same delivery over REST and QUIC.
+    let first = place_and_accept(&cell, pick, &cust, CENTRE);
+    let (h, offer) = next_offer(&mut drivers, WAIT);
+    let o = 1 - h;
+    let rest_accept = |token: &str| {
+        http.post(format!(
+            "{base}/api/v1/drivers/deliveries/{}/accept",
+            offer.delivery_id
+        ))
+        .bearer_auth(token)
+        .send()
+    };
+    let (holder_quic, other_quic) = (drivers[h].client(), drivers[o].client());
+    let response = |decision| schemas::OfferResponse {
+        offer_id: offer.offer_id,
+        delivery_id: offer.delivery_id,
+        decision,
+    };
+    let accept = schemas::OfferDecision::Accept;
+    let (hq, hr, orr, oq) = rt.block_on(async {
+        futures::join!(
+            holder_quic.send(response(accept)),
+            rest_accept(&tokens[h]),
+            rest_accept(&tokens[o]),
+            other_quic.send(response(accept)),
+        )
+    });
+    let hr = hr.expect("holder's REST accept answered");
+    let orr = orr.expect("other's REST accept answered");
+    let holder_quic_ok = drivers[h].reply(hq.expect("sent"));
+    let other_quic = drivers[o].reply(oq.expect("sent"));
+    let holder_rest_ok = hr.status().as_u16() == 200;
+    assert!(
+        holder_quic_ok.is_ok() ^ holder_rest_ok,
+        "exactly one of the holder's accepts wins: QUIC {holder_quic_ok:?}, REST {}",
+        hr.status()
+    );
+    if !holder_rest_ok {
+        assert!(
+            matches!(hr.status().as_u16(), 404 | 409),
+            "the loser is refused: {}",
+            hr.status()
+        );
+    }
+    assert_eq!(orr.status().as_u16(), 404, "not the other driver's offer");
+    assert_eq!(other_quic, Err(CloseReason::UnknownDelivery));
+    drivers[h].expect("assignment", WAIT, |b| matches!(b, CellBody::Assignment(_)));
+
+    // Order 2 from the same restaurant: the busy holder is never offered it; the other
+    // driver gets it, and the holder cannot take it by naming its delivery.
+    let second = place_and_accept(&cell, pick, &cust, CENTRE);
+    let offer2 = drivers[o].expect_offer(WAIT);
+    assert_eq!(offer2.order_id.to_string(), second);
+    let steal = rt.block_on(
+        http.post(format!(
+            "{base}/api/v1/drivers/deliveries/{}/accept",
+            offer2.delivery_id
+        ))
+        .bearer_auth(&tokens[h])
+        .send(),
+    );
+    assert_eq!(steal.expect("answered").status().as_u16(), 404);
+    let seq = drivers[h].send(schemas::OfferResponse {
+        offer_id: offer2.offer_id,
+        delivery_id: offer2.delivery_id,
+        decision: accept,
+    });
+    assert_eq!(drivers[h].reply(seq), Err(CloseReason::UnknownDelivery));
+    drivers[o].answer(&offer2, true).expect("accepted");
+    drivers[o].expect("assignment", WAIT, |b| matches!(b, CellBody::Assignment(_)));
+
+    // Each order has exactly one driver, in its record and in its history.
+    for (id, d) in [(&first, &drivers[h]), (&second, &drivers[o])] {
+        let order = get_order(&cell, &cust, id);
+        assert_eq!(order["driver"]["id"], d.id.to_string().as_str());
+        let assigned = history_steps(&order)
+            .into_iter()
+            .filter(|(_, e)| e == "driver_assigned")
+            .count();
+        assert_eq!(assigned, 1, "one assignment of {id}: {order}");
+    }
+    for d in &mut drivers {
+        d.drain();
+        let n = d
+            .seen
+            .iter()
+            .filter(|m| matches!(m.body, CellBody::Assignment(_)))
+            .count();
+        assert_eq!(n, 1, "driver {} was assigned once", d.id);
+    }
+    assert!(
+        drivers[h]
+            .offers_seen()
+            .iter()
+            .all(|x| x.order_id != offer2.order_id),
+        "a busy driver is not offered a second order"
     );
 }
