@@ -22,6 +22,7 @@ pub mod dispatch;
 pub mod events;
 pub mod gateway;
 pub mod http;
+pub mod notify;
 pub mod orders;
 pub mod server;
 pub mod tracking;
