@@ -25,6 +25,9 @@
 //! - `tls.rs`: [`Trust`] (a CA PEM or a pinned SHA-256 fingerprint) and the rustls/quinn
 //!   client configuration.
 //! - `route.rs`: [`City`], [`Route`]: straight segments between random waypoints.
+//! - `bin/drivesim.rs` (+ `bin/drivesim/orders.rs`): the `drivesim` command, N simulated
+//!   drivers carrying deliveries end to end (and optionally customers and restaurants), so a
+//!   local city shows live deliveries: `cargo run -p driver-client --bin drivesim -- --help`.
 
 mod client;
 mod route;
