@@ -101,6 +101,10 @@ struct Job {
     offers_in_phase: u32,
     tried: HashSet<DriverId>,
     open: Option<OpenOffer>,
+    /// The open offer's driver accepted and the store is assigning: the offer neither
+    /// expires nor takes a second answer until [`Matcher::remove`] or
+    /// [`Matcher::assign_failed`].
+    accepting: bool,
     next_attempt: UnixMs,
 }
 
@@ -152,6 +156,7 @@ impl Matcher {
                 offers_in_phase: 0,
                 tried: HashSet::new(),
                 open: None,
+                accepting: false,
                 next_attempt: now,
             },
         );
@@ -337,8 +342,10 @@ impl Matcher {
         Ok((order, self.offer_failed(order, now, cfg)))
     }
 
-    /// A driver accepted: valid only for their open, unexpired offer. The caller then assigns
-    /// in the store and calls [`Matcher::remove`] (or [`Matcher::assign_failed`]).
+    /// A driver accepted: valid only for their open, unexpired offer, once. The caller then
+    /// assigns in the store and calls [`Matcher::remove`] (or [`Matcher::assign_failed`]);
+    /// meanwhile the offer cannot expire and a second answer is [`MatchError::NoSuchOffer`],
+    /// so no other driver can be offered the order while the store assigns it.
     pub fn accept(
         &mut self,
         driver: DriverId,
@@ -346,15 +353,21 @@ impl Matcher {
         now: UnixMs,
     ) -> Result<OrderId, MatchError> {
         let order = self.check(driver, delivery)?;
-        let job = &self.jobs[&order];
+        let Some(job) = self.jobs.get_mut(&order) else {
+            return Err(MatchError::NoSuchOffer);
+        };
         if job.open.as_ref().is_some_and(|o| o.expires_at <= now) {
             return Err(MatchError::Expired);
         }
+        job.accepting = true;
         Ok(order)
     }
 
     /// The store refused the assignment (driver busy, order gone): treat as a decline.
     pub fn assign_failed(&mut self, order: OrderId, now: UnixMs, cfg: &MatchConfig) -> Step {
+        if let Some(job) = self.jobs.get_mut(&order) {
+            job.accepting = false;
+        }
         self.offer_failed(order, now, cfg)
     }
 
@@ -366,6 +379,7 @@ impl Matcher {
         let open = self
             .jobs
             .get(order)
+            .filter(|j| !j.accepting)
             .and_then(|j| j.open.as_ref())
             .ok_or(MatchError::NoSuchOffer)?;
         if open.driver != driver {
@@ -379,6 +393,7 @@ impl Matcher {
         let expired: Vec<(OrderId, OpenOffer)> = self
             .jobs
             .values()
+            .filter(|j| !j.accepting)
             .filter_map(|j| {
                 j.open
                     .as_ref()
@@ -436,6 +451,38 @@ mod tests {
             speed_mps: 0.0,
             acceptance_rate: 1.0,
         }
+    }
+
+    #[test]
+    fn an_accept_in_progress_neither_expires_nor_takes_a_second_answer() {
+        let cfg = MatchConfig::default();
+        let mut m = Matcher::new();
+        let t0 = UnixMs(1_000_000);
+        m.add(spec(1), t0);
+        let o = m.offered(OrderId(1), DriverId(1), t0, &cfg).unwrap();
+        assert_eq!(m.accept(DriverId(1), DeliveryId(1001), t0), Ok(OrderId(1)));
+        // A second accept (a retry on another transport) or a decline while the store assigns.
+        assert_eq!(
+            m.accept(DriverId(1), DeliveryId(1001), t0),
+            Err(MatchError::NoSuchOffer)
+        );
+        assert_eq!(
+            m.decline(DriverId(1), DeliveryId(1001), t0, &cfg),
+            Err(MatchError::NoSuchOffer)
+        );
+        // The expiry passing meanwhile frees nothing: no other driver can be offered it.
+        assert!(m.expire(t0.plus(cfg.offer_ttl()), &cfg).is_empty());
+        assert!(m.due(t0.plus(cfg.offer_ttl()), &cfg).is_empty());
+        // Success: the removed offer is the accepter's own.
+        assert_eq!(m.remove(OrderId(1)), Some(o));
+
+        // Failure: the order moves on to the next driver.
+        m.add(spec(2), t0);
+        m.offered(OrderId(2), DriverId(1), t0, &cfg).unwrap();
+        m.accept(DriverId(1), DeliveryId(1002), t0).unwrap();
+        assert_eq!(m.assign_failed(OrderId(2), t0, &cfg), Step::Idle);
+        assert!(!m.has_offer(DriverId(1)));
+        assert_eq!(m.due(t0, &cfg).len(), 1);
     }
 
     #[test]
