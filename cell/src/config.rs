@@ -25,6 +25,8 @@ pub struct Config {
     pub tracking: crate::tracking::TrackingConfig,
     #[serde(default)]
     pub quic: crate::gateway::QuicConfig,
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

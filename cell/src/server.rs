@@ -30,6 +30,8 @@ pub enum StartError {
     Payments(#[from] payments::PaymentError),
     #[error("recovering orders: {0}")]
     Recover(#[from] crate::orders::repo::RepoError),
+    #[error("notifications: {0}")]
+    Notify(#[from] crate::notify::NotifyError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -134,9 +136,27 @@ pub async fn build(
 }
 
 /// Starts the cell's background work: the matching loop and the event-log consumers
-/// (matching: durable cursor; tracking fan-out: live from the head).
-pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) {
+/// (matching and notifications: durable cursors; tracking fan-out: live from the head).
+pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<(), StartError> {
     let log = log_id(app.config());
+    // Notifications are shed first under overload and catch up afterwards (seed §12).
+    let overload = Arc::new(crate::notify::Overload::new());
+    crate::notify::spawn(
+        app.kv().clone(),
+        log,
+        &app.config().notify,
+        overload.clone(),
+        shutdown.clone(),
+    )?;
+    let (a, mut stop) = (app.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => overload.set(a.dispatch().is_overloaded()),
+                _ = stop.changed() => return,
+            }
+        }
+    });
     tokio::spawn(app.dispatch().clone().run(app.clock(), shutdown.clone()));
     let a = app.clone();
     tokio::spawn(crate::events::consume(
@@ -180,6 +200,7 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) {
         },
         shutdown,
     ));
+    Ok(())
 }
 
 /// Serves the cell's HTTP API on `listener` (and the QUIC driver gateway, when given) until
@@ -191,7 +212,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    spawn_background(&app, stop_rx.clone());
+    spawn_background(&app, stop_rx.clone())?;
     let quic = gateway.map(|gw| {
         let port: Arc<dyn crate::gateway::DriverPort> =
             Arc::new(crate::dispatch::port::DispatchPort(app.clone()));

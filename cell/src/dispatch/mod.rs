@@ -772,6 +772,12 @@ impl Dispatch {
         Some(o)
     }
 
+    /// More orders wait for a driver than matching handles with scoring: the cell is
+    /// overloaded, and non-essential work (notifications) is shed.
+    pub fn is_overloaded(&self) -> bool {
+        self.state.lock().matcher.waiting() > self.cfg.matching.degrade_above_waiting
+    }
+
     /// The order a driver carries now, if any.
     pub fn carrying(&self, driver: DriverId) -> Option<Order> {
         self.carrying.read().get(&driver).cloned()
