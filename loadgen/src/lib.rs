@@ -14,7 +14,9 @@
 //!   per-second timeline; protocol-agnostic.
 //! - [`scenarios`]: the [`scenarios::Scenario`] trait and the HTTP scenarios `search`,
 //!   `menu`, `browse`, `orders`, with their shared context, warm-up pool and carts.
-//!   QUIC pings and WebSocket trackers are meant to be added here as further scenarios.
+//! - [`quic`]: the QUIC scenarios `pings`, `record`, `replay` (drivers pinging at a target
+//!   rate, loss from the cell's counters, the trace format) and `track` (WebSocket
+//!   trackers on live orders, ping → push latency).
 //! - [`http`]: the pooled keep-alive client and self-recording requests.
 //! - [`auth`]: tokens from the demo cell's dev endpoint or minted with the HS256 secret.
 //! - [`report`]: recorder and stats ([`report::stats`]), SLOs ([`report::slo`]), the
@@ -26,6 +28,7 @@ pub mod auth;
 pub mod driver;
 pub mod http;
 pub mod pacing;
+pub mod quic;
 pub mod report;
 pub mod run;
 pub mod scenarios;

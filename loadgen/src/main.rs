@@ -1,6 +1,7 @@
 //! `loadgen`: see the crate documentation and `loadgen/README.md`.
 
 use clap::{Parser, Subcommand};
+use loadgen::quic::{pings, track};
 use loadgen::run::{Common, Which, run};
 
 #[derive(Parser)]
@@ -41,10 +42,76 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Simulated drivers pinging over QUIC at a target aggregate rate; loss from /metrics.
+    Pings {
+        #[command(flatten)]
+        args: pings::PingArgs,
+    },
+    /// Like `pings`, and writes every ping sent to a trace file (CSV, see the README).
+    Record {
+        /// The trace to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        args: pings::PingArgs,
+    },
+    /// Plays a trace file at 1× or `--speed N`×.
+    Replay {
+        #[command(flatten)]
+        args: pings::ReplayArgs,
+    },
+    /// WebSocket trackers on live orders carried by QUIC drivers: ping → push latency.
+    Track {
+        #[command(flatten)]
+        args: track::TrackArgs,
+    },
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("loadgen: starting the runtime: {e}");
+            None
+        }
+    }
+}
+
+fn quic(cmd: Cmd) -> Result<std::process::ExitCode, Cmd> {
+    let Some(rt) = runtime() else {
+        return Ok(std::process::ExitCode::from(1));
+    };
+    let r = match cmd {
+        Cmd::Pings { args } => rt
+            .block_on(pings::run(pings::Mode::Synthetic(args, None)))
+            .map(|_| ()),
+        Cmd::Record { out, args } => rt
+            .block_on(pings::run(pings::Mode::Synthetic(args, Some(out))))
+            .map(|_| ()),
+        Cmd::Replay { args } => rt
+            .block_on(pings::run(pings::Mode::Replay(args)))
+            .map(|_| ()),
+        Cmd::Track { args } => rt.block_on(track::run(args)).map(|_| ()),
+        other => return Err(other),
+    };
+    Ok(match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    })
 }
 
 fn main() -> std::process::ExitCode {
-    let (which, common) = match Cli::parse().cmd {
+    let cmd = match quic(Cli::parse().cmd) {
+        Ok(code) => return code,
+        Err(cmd) => cmd,
+    };
+    let (which, common) = match cmd {
         Cmd::Search { common } => (Which::Search, common),
         Cmd::Menu { common } => (Which::Menu, common),
         Cmd::Browse {
@@ -55,16 +122,10 @@ fn main() -> std::process::ExitCode {
             checkout_only,
             common,
         } => (Which::Orders { checkout_only }, common),
+        _ => unreachable!("QUIC scenarios are run by quic()"),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("loadgen: starting the runtime: {e}");
-            return std::process::ExitCode::from(1);
-        }
+    let Some(rt) = runtime() else {
+        return std::process::ExitCode::from(1);
     };
     match rt.block_on(run(which, common)) {
         Ok(r) if r.slo_passed() => std::process::ExitCode::SUCCESS,

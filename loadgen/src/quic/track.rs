@@ -1,0 +1,407 @@
+//! `track`: M customers watching live orders over WebSocket while drivers carry them.
+//!
+//! Setup, in order: warm-up searches find open restaurants and their menus; M drivers
+//! connect over QUIC, each roaming within a few hundred metres of one restaurant, pinging
+//! every `--ping-interval`, and go `Online`; M orders are placed (customer i, a cart from
+//! the restaurant's menu); M trackers connect to `/ws/orders/{id}/track?token=…`; the
+//! restaurants accept the orders, which starts matching. Drivers accept every `Offer` on
+//! their control stream (`OfferResponse` Accept); once assigned, their pings are pushed to
+//! the order's tracker as `location_update`.
+//!
+//! Latency: for each `location_update`, receive time (wall clock, µs) − the ping's client
+//! timestamp carried in `ts` (ms, so up to 1 ms of truncation), into an HDR histogram.
+//! Client and cell share the machine's clock. The cell's own view
+//! (`cell_tracking_ping_to_push_seconds`, ping → hand-off to the socket) is scraped too.
+
+use super::fleet::{self, CpuMark, QuicTarget};
+use super::pings::parse_point;
+use super::{unix_ms, unix_us};
+use crate::pacing::parse_duration;
+use crate::report::machine::{self, CpuUse, Machine};
+use crate::scenarios::cart::build_cart;
+use crate::scenarios::{Area, pool};
+use anyhow::{Context, bail};
+use driver_client::{City, DriverClient, Route};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use schemas::{CellBody, DriverStatus, OfferDecision, OfferResponse, StatusChange};
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Options of `track`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrackArgs {
+    #[command(flatten)]
+    pub target: QuicTarget,
+    /// Trackers, orders and drivers (one each per order).
+    #[arg(long, default_value_t = 50)]
+    pub trackers: u64,
+    /// How long to watch once the orders are accepted.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Each driver's ping interval (the cell pushes at most one location per second per
+    /// tracker).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+    #[arg(long, default_value_t = 2_000_000)]
+    pub driver_id_base: u64,
+    #[arg(long, default_value = "52.52,13.405", value_parser = parse_point)]
+    pub center: (f64, f64),
+    #[arg(long, default_value_t = 5.0)]
+    pub spread_km: f64,
+    #[arg(long, default_value_t = 100)]
+    pub warmup_points: usize,
+    #[arg(long, default_value_t = 40)]
+    pub warmup_menus: usize,
+}
+
+/// Latency quantiles, ms.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Quantiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Quantiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let ms = |v: u64| v as f64 / 1000.0;
+        Self {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// The JSON report of `track`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackReport {
+    pub tool: &'static str,
+    pub scenario: &'static str,
+    pub target: String,
+    pub machine: Machine,
+    pub drivers_connected: u64,
+    pub connection_failures: u64,
+    pub orders_placed: u64,
+    pub orders_accepted: u64,
+    pub order_errors: Vec<String>,
+    pub trackers_connected: u64,
+    pub offers: u64,
+    pub assignments: u64,
+    pub pings_sent: u64,
+    pub location_updates: u64,
+    pub other_messages: u64,
+    /// Receive time − ping client timestamp, ms.
+    pub ping_to_push_ms: Quantiles,
+    /// The cell's mean `cell_tracking_ping_to_push_seconds` over the run, ms.
+    pub server_mean_ping_to_push_ms: Option<f64>,
+    pub cpu: CpuUse,
+}
+
+#[derive(Default)]
+struct Counts {
+    offers: AtomicU64,
+    assignments: AtomicU64,
+    pings: AtomicU64,
+    updates: AtomicU64,
+    other: AtomicU64,
+}
+
+/// One driver: ping at once and go online, then ping every `every` and accept offers.
+async fn drive(c: Arc<DriverClient>, id: u64, at: (f64, f64), every: Duration, n: Arc<Counts>) {
+    let city = City {
+        center_lat: at.0,
+        center_lng: at.1,
+        radius_m: 400.0,
+    };
+    let mut route = Route::new(city, id);
+    let mut last = unix_ms();
+    let _ = c.send_ping(&route.ping(id, last));
+    let online = StatusChange {
+        status: DriverStatus::Online,
+        client_ts_ms: last,
+    };
+    if c.send(online).await.is_err() {
+        return;
+    }
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            m = c.next_message() => match m.map(|m| m.body) {
+                None => return,
+                Some(CellBody::Offer(o)) => {
+                    n.offers.fetch_add(1, Ordering::Relaxed);
+                    let r = OfferResponse {
+                        offer_id: o.offer_id,
+                        delivery_id: o.delivery_id,
+                        decision: OfferDecision::Accept,
+                    };
+                    if c.send(r).await.is_err() {
+                        return;
+                    }
+                }
+                Some(CellBody::Assignment(_)) => {
+                    n.assignments.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(_) => {}
+            },
+            _ = tick.tick() => {
+                let now = unix_ms();
+                route.advance(now.saturating_sub(last) as f64 / 1000.0);
+                last = now;
+                if c.send_ping(&route.ping(id, now)).is_ok() {
+                    n.pings.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+async fn place(
+    http: &reqwest::Client,
+    base: &str,
+    customer: &str,
+    r: &pool::Restaurant,
+) -> anyhow::Result<String> {
+    let menu = r.menu.as_ref().context("no menu")?;
+    let cart = build_cart(menu, &mut rand::rng());
+    if cart.is_empty() {
+        bail!("restaurant {}: nothing available", r.id);
+    }
+    let body = serde_json::json!({
+        "restaurant_id": r.id,
+        "items": cart,
+        "delivery_address": { "lat": r.point.0, "lng": r.point.1, "formatted": "loadgen track" },
+        "payment_method_id": "pm_card_visa",
+    });
+    let key = format!("lgt-{:032x}", rand::random::<u128>());
+    let resp = http
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(customer)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    if !status.is_success() {
+        bail!("place: {status}: {}", &text[..text.len().min(200)]);
+    }
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    Ok(v["order_id"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v["order_id"].to_string()))
+}
+
+/// Runs `track`; prints and writes the report.
+pub async fn run(a: TrackArgs) -> anyhow::Result<TrackReport> {
+    let t = &a.target;
+    let base = t.target.trim_end_matches('/').to_string();
+    let mut machine = Machine::at_start();
+    let client = crate::http::client(Duration::from_secs(10), 256)?;
+    let tokens = Arc::new(t.tokens(client.clone())?);
+    let rec = Arc::new(crate::report::stats::Recorder::new(&["warmup"]));
+    let http = crate::http::Http::new(client.clone(), &base, rec);
+    let area = Area {
+        lat: a.center.0,
+        lng: a.center.1,
+        spread_km: a.spread_km,
+        radius: "3km".into(),
+    };
+    let first = tokens.get("customer", "1").await?;
+    let restaurants: Vec<_> = pool::warm_up(&http, &first, &area, a.warmup_points, a.warmup_menus)
+        .await?
+        .into_iter()
+        .filter(|r| r.menu.is_some())
+        .collect();
+    if restaurants.is_empty() {
+        bail!(
+            "warm-up found no open restaurant with a menu near {:?}",
+            a.center
+        );
+    }
+    let m = a.trackers as usize;
+    let pick = |i: usize| &restaurants[i % restaurants.len()];
+    let ids: Vec<u64> = (1..=a.trackers).map(|i| a.driver_id_base + i).collect();
+    let fleet = fleet::connect(t, tokens.clone(), &ids, None).await?;
+    let n = Arc::new(Counts::default());
+    for (i, (id, c)) in fleet.drivers.iter().enumerate() {
+        if let Some(c) = c {
+            tokio::spawn(drive(
+                c.clone(),
+                *id,
+                pick(i).point,
+                a.ping_interval,
+                n.clone(),
+            ));
+        }
+    }
+    eprintln!(
+        "{} drivers connected ({} failed); placing {m} orders at {} restaurants",
+        fleet.drivers.len() as u64 - fleet.failures,
+        fleet.failures,
+        restaurants.len()
+    );
+    let mut orders = Vec::new();
+    let mut errors = Vec::new();
+    for i in 0..m {
+        let customer = tokens.get("customer", &(i + 1).to_string()).await?;
+        match place(&client, &base, &customer, pick(i)).await {
+            Ok(id) => orders.push((i, id, customer)),
+            Err(e) if errors.len() < 5 => errors.push(format!("{e:#}")),
+            Err(_) => {}
+        }
+    }
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1,
+        600_000_000,
+        3,
+    )?));
+    let mut trackers = 0u64;
+    let ws_base = base.replacen("http", "ws", 1);
+    for (_, id, customer) in &orders {
+        let url = format!("{ws_base}/ws/orders/{id}/track?token={customer}");
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((ws, _)) => {
+                trackers += 1;
+                let (hist, n) = (hist.clone(), n.clone());
+                tokio::spawn(async move {
+                    let (_w, mut r) = ws.split();
+                    while let Some(Ok(msg)) = r.next().await {
+                        let Message::Text(text) = msg else { continue };
+                        let now_us = unix_us();
+                        let v: serde_json::Value = match serde_json::from_str(text.as_str()) {
+                            Ok(v) => v,
+                            Err(_) => continue,
+                        };
+                        match (v["type"].as_str(), v["ts"].as_u64()) {
+                            (Some("location_update"), Some(ts)) => {
+                                n.updates.fetch_add(1, Ordering::Relaxed);
+                                let lat = now_us.saturating_sub(ts * 1000).max(1);
+                                let mut h = hist.lock().unwrap_or_else(|e| e.into_inner());
+                                let _ = h.record(lat);
+                            }
+                            _ => {
+                                n.other.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) if errors.len() < 10 => errors.push(format!("tracker {id}: {e}")),
+            Err(_) => {}
+        }
+    }
+    let before = t.scrape(&client).await;
+    let cpu0 = CpuMark::now(t.target_pid);
+    let mut accepted = 0u64;
+    for (i, id, _) in &orders {
+        let token = tokens.get("restaurant", &pick(*i).id).await?;
+        let r = client
+            .patch(format!("{base}/api/v1/restaurants/orders/{id}"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "status": "accepted" }))
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status().is_success() => accepted += 1,
+            Ok(r) if errors.len() < 10 => errors.push(format!("accept {id}: {}", r.status())),
+            Err(e) if errors.len() < 10 => errors.push(format!("accept {id}: {e}")),
+            _ => {}
+        }
+    }
+    eprintln!(
+        "{} orders placed, {accepted} accepted, {trackers} trackers; watching for {:?}",
+        orders.len(),
+        a.duration
+    );
+    tokio::time::sleep(a.duration).await;
+    let cpu = cpu0.since(t.target_pid);
+    let after = t.scrape(&client).await;
+    fleet::close(&fleet).await;
+    machine.loadavg_end = machine::loadavg();
+    let server_mean = before.zip(after).and_then(|(b, a)| {
+        let d = |k: &str| a.get(k).copied().unwrap_or(0.0) - b.get(k).copied().unwrap_or(0.0);
+        let count = d("cell_tracking_ping_to_push_seconds_count");
+        (count > 0.0).then(|| d("cell_tracking_ping_to_push_seconds_sum") / count * 1000.0)
+    });
+    let q = Quantiles::of(&hist.lock().unwrap_or_else(|e| e.into_inner()));
+    let report = TrackReport {
+        tool: "loadgen",
+        scenario: "track",
+        target: base,
+        machine,
+        drivers_connected: fleet.drivers.len() as u64 - fleet.failures,
+        connection_failures: fleet.failures,
+        orders_placed: orders.len() as u64,
+        orders_accepted: accepted,
+        order_errors: errors,
+        trackers_connected: trackers,
+        offers: n.offers.load(Ordering::Relaxed),
+        assignments: n.assignments.load(Ordering::Relaxed),
+        pings_sent: n.pings.load(Ordering::Relaxed),
+        location_updates: n.updates.load(Ordering::Relaxed),
+        other_messages: n.other.load(Ordering::Relaxed),
+        ping_to_push_ms: q,
+        server_mean_ping_to_push_ms: server_mean,
+        cpu,
+    };
+    print!("{}", render(&report));
+    if let Some(p) = &t.report_json {
+        std::fs::write(p, serde_json::to_vec_pretty(&report)?)?;
+        println!("report: {}", p.display());
+    }
+    Ok(report)
+}
+
+fn render(r: &TrackReport) -> String {
+    let q = &r.ping_to_push_ms;
+    let mut s = format!(
+        "track against {} — drivers {} ({} failed), orders placed {} accepted {}, trackers {}\n",
+        r.target,
+        r.drivers_connected,
+        r.connection_failures,
+        r.orders_placed,
+        r.orders_accepted,
+        r.trackers_connected
+    );
+    s += &format!(
+        "offers {}  assignments {}  pings sent {}  location updates {}  other messages {}\n",
+        r.offers, r.assignments, r.pings_sent, r.location_updates, r.other_messages
+    );
+    s += &format!(
+        "ping → push ms: count {}  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}   cell-side mean {}\n",
+        q.count,
+        q.p50,
+        q.p90,
+        q.p99,
+        q.p999,
+        q.max,
+        r.server_mean_ping_to_push_ms
+            .map_or("-".into(), |v| format!("{v:.2}"))
+    );
+    s += &format!(
+        "CPU (cores): loadgen {:.2}, target {}   load avg {} -> {}\n",
+        r.cpu.loadgen_cores,
+        r.cpu
+            .target_cores
+            .map_or("-".to_string(), |c| format!("{c:.2}")),
+        r.machine.loadavg_start,
+        r.machine.loadavg_end
+    );
+    for e in &r.order_errors {
+        s += &format!("error sample: {e}\n");
+    }
+    s
+}
