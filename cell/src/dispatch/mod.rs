@@ -298,6 +298,13 @@ impl Dispatch {
         metrics::counter!("cell_pings_total").increment(1);
         let carrying = self.carrying.read().get(&driver).cloned();
         if let Some(order) = carrying {
+            // After a restart the geostore is empty and a first ping registers the driver as
+            // available: one carrying an order must not be offered another.
+            let _ = self.geo.compare_and_set_state(
+                to_geo(driver),
+                DriverState::Available,
+                DriverState::OnDelivery,
+            );
             self.tracker.location(&order, lat, lng, heading, ts_ms, now);
         }
         Ok(())
