@@ -14,7 +14,7 @@ struct Cli {
     cmd: Cmd,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone)]
 enum Cmd {
     /// Restaurant search at random points around the centre.
     Search {
@@ -80,11 +80,18 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn quic(cmd: Cmd) -> Result<std::process::ExitCode, Cmd> {
+/// Runs a QUIC scenario; `None` for the HTTP ones.
+fn quic(cmd: &Cmd) -> Option<std::process::ExitCode> {
+    if !matches!(
+        cmd,
+        Cmd::Pings { .. } | Cmd::Record { .. } | Cmd::Replay { .. } | Cmd::Track { .. }
+    ) {
+        return None;
+    }
     let Some(rt) = runtime() else {
-        return Ok(std::process::ExitCode::from(1));
+        return Some(std::process::ExitCode::from(1));
     };
-    let r = match cmd {
+    let r = match cmd.clone() {
         Cmd::Pings { args } => rt
             .block_on(pings::run(pings::Mode::Synthetic(args, None)))
             .map(|_| ()),
@@ -95,9 +102,9 @@ fn quic(cmd: Cmd) -> Result<std::process::ExitCode, Cmd> {
             .block_on(pings::run(pings::Mode::Replay(args)))
             .map(|_| ()),
         Cmd::Track { args } => rt.block_on(track::run(args)).map(|_| ()),
-        other => return Err(other),
+        _ => return None,
     };
-    Ok(match r {
+    Some(match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("loadgen: {e:#}");
@@ -107,10 +114,10 @@ fn quic(cmd: Cmd) -> Result<std::process::ExitCode, Cmd> {
 }
 
 fn main() -> std::process::ExitCode {
-    let cmd = match quic(Cli::parse().cmd) {
-        Ok(code) => return code,
-        Err(cmd) => cmd,
-    };
+    let cmd = Cli::parse().cmd;
+    if let Some(code) = quic(&cmd) {
+        return code;
+    }
     let (which, common) = match cmd {
         Cmd::Search { common } => (Which::Search, common),
         Cmd::Menu { common } => (Which::Menu, common),
