@@ -1,0 +1,368 @@
+//! Matching as the dispatch runs it: starting jobs from order events, the tick that
+//! expires offers and lost sessions, and offering waiting orders to ranked candidates. The
+//! decisions themselves are the sans-IO [`super::matcher::Matcher`]'s.
+
+use super::matcher::{Candidate, JobSpec, Step};
+use super::{Dispatch, to_geo};
+use crate::orders::repo::{self, RepoError};
+use domain::{
+    Actor, Command, DeliveryId, DriverId, EventKind, Order, OrderEvent, OrderId, OrderStatus,
+    UnixMs,
+};
+use geostore::{DriverState, Filter};
+use schemas::{CancelReason, CancelTarget, Cancellation, CellBody, Offer, Place};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Dispatch {
+    pub(super) async fn after_step(&self, order: OrderId, step: Step, now: UnixMs) {
+        match step {
+            Step::Idle => {}
+            Step::Widened => {
+                metrics::counter!("cell_matching_widened_total").increment(1);
+            }
+            Step::FlagDelayed => {
+                metrics::counter!("cell_matching_delayed_total").increment(1);
+                if let Err(e) = self
+                    .orders
+                    .transition(order, Command::FlagDelayed, Actor::System, now)
+                    .await
+                {
+                    tracing::debug!(%order, error = %e, "could not flag order delayed");
+                }
+            }
+        }
+    }
+
+    /// Starts matching an order (idempotent).
+    pub fn start_matching(&self, order: Order, now: UnixMs) {
+        if order.driver_id.is_some() || order.status.is_terminal() {
+            return;
+        }
+        let delivery = order
+            .delivery_id
+            .unwrap_or_else(|| self.orders.next_delivery_id(now));
+        let spec = JobSpec {
+            order: order.id,
+            delivery,
+            pickup: (order.restaurant_lat, order.restaurant_lng),
+            dropoff: (order.delivery_address.lat, order.delivery_address.lng),
+        };
+        let mut st = self.state.lock();
+        if st.matcher.add(spec, now) {
+            st.jobs.insert(order.id, order);
+            metrics::gauge!("cell_matching_waiting").set(st.matcher.waiting() as f64);
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Stops matching a cancelled order; tells a driver who had it.
+    pub fn order_cancelled(
+        &self,
+        order: OrderId,
+        driver: Option<DriverId>,
+        delivery: Option<DeliveryId>,
+    ) {
+        let mut st = self.state.lock();
+        if let Some(open) = st.matcher.remove(order) {
+            let _ = self.geo.compare_and_set_state(
+                to_geo(open.driver),
+                DriverState::Offered,
+                DriverState::Available,
+            );
+            let target = CancelTarget::Offer {
+                offer_id: open.offer_id,
+                delivery_id: open.delivery.0,
+            };
+            self.send(
+                &st,
+                open.driver,
+                CellBody::Cancellation(Cancellation {
+                    target,
+                    reason: CancelReason::OrderCancelled,
+                }),
+            );
+        }
+        st.jobs.remove(&order);
+        if let (Some(d), Some(del)) = (driver, delivery) {
+            let target = CancelTarget::Delivery { delivery_id: del.0 };
+            self.send(
+                &st,
+                d,
+                CellBody::Cancellation(Cancellation {
+                    target,
+                    reason: CancelReason::OrderCancelled,
+                }),
+            );
+            drop(st);
+            self.carrying.write().remove(&d);
+            let _ = self.geo.set_state(to_geo(d), DriverState::Available);
+        }
+    }
+
+    pub(super) fn offer_msg(
+        &self,
+        order: &Order,
+        spec: &JobSpec,
+        offer_id: u64,
+        expires_at: UnixMs,
+    ) -> Offer {
+        let km =
+            geostore::haversine_m(spec.pickup.0, spec.pickup.1, spec.dropoff.0, spec.dropoff.1)
+                / 1000.0;
+        Offer {
+            offer_id,
+            delivery_id: spec.delivery.0,
+            order_id: order.id.0,
+            // The order keeps no restaurant address; the driver navigates by coordinates.
+            pickup: place(spec.pickup, &order.restaurant_name, ""),
+            dropoff: place(spec.dropoff, "", &order.delivery_address.formatted),
+            payout_cents: self.cfg.payout_base_cents
+                + (km * self.cfg.payout_per_km_cents as f64).round() as i64,
+            expires_at_ms: expires_at.0.max(0) as u64,
+        }
+    }
+
+    /// One pass: expire offers and lost sessions, then offer waiting orders to drivers.
+    pub async fn tick(&self, now: UnixMs) {
+        let cfg = &self.cfg.matching;
+        let mut steps = Vec::new();
+        {
+            let mut st = self.state.lock();
+            for (order, open, step) in st.matcher.expire(now, cfg) {
+                let _ = self.geo.compare_and_set_state(
+                    to_geo(open.driver),
+                    DriverState::Offered,
+                    DriverState::Available,
+                );
+                metrics::counter!("cell_offers_total", "outcome" => "expired").increment(1);
+                self.send(
+                    &st,
+                    open.driver,
+                    CellBody::Cancellation(Cancellation {
+                        target: CancelTarget::Offer {
+                            offer_id: open.offer_id,
+                            delivery_id: open.delivery.0,
+                        },
+                        reason: CancelReason::OfferExpired,
+                    }),
+                );
+                steps.push((order, step));
+            }
+            // Drivers whose connection stayed lost past the grace period go offline.
+            let grace = Duration::from_millis(self.cfg.reconnect_grace_ms);
+            let gone: Vec<DriverId> = st
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.lost_at.is_some_and(|t| now.since(t) >= grace))
+                .map(|(d, _)| *d)
+                .collect();
+            for d in gone {
+                st.sessions.remove(&d);
+                if !self.carrying.read().contains_key(&d) {
+                    let _ = self.geo.set_state(to_geo(d), DriverState::Offline);
+                }
+                // An offer they held moves on at once.
+                if let Some((spec, _)) = st.matcher.open_offer_of(d)
+                    && let Ok((order, step)) = st.matcher.decline(d, spec.delivery, now, cfg)
+                {
+                    steps.push((order, step));
+                }
+            }
+        }
+        for (order, step) in steps {
+            self.after_step(order, step, now).await;
+        }
+        self.offer_waiting(now).await;
+    }
+
+    async fn offer_waiting(&self, now: UnixMs) {
+        let cfg = &self.cfg.matching;
+        let due = self.state.lock().matcher.due(now, cfg);
+        let degraded = due.len() > cfg.degrade_above_waiting;
+        if degraded {
+            metrics::counter!("cell_matching_degraded_total").increment(1);
+        }
+        for (spec, radius) in due {
+            let start = std::time::Instant::now();
+            let hits = self
+                .geo
+                .nearest(
+                    spec.pickup.0,
+                    spec.pickup.1,
+                    radius,
+                    cfg.candidates,
+                    Filter::available(now.0.max(0) as u64),
+                )
+                .unwrap_or_default();
+            let step = {
+                let mut st = self.state.lock();
+                let candidates: Vec<Candidate> = hits
+                    .iter()
+                    .map(|h| {
+                        let s = st.stats.get(&DriverId(h.driver.id.0));
+                        let rate = s
+                            .filter(|s| s.offers >= 3)
+                            .map_or(1.0, |s| s.accepts as f64 / s.offers as f64);
+                        Candidate {
+                            driver: DriverId(h.driver.id.0),
+                            distance_m: h.distance_m,
+                            lat: h.driver.lat,
+                            lng: h.driver.lng,
+                            heading_deg: h.driver.heading_deg,
+                            speed_mps: h.driver.speed_mps,
+                            acceptance_rate: rate,
+                        }
+                    })
+                    .collect();
+                let ranked = st.matcher.rank(spec.order, candidates, cfg, degraded);
+                let mut sent = false;
+                for c in ranked {
+                    // QUIC drivers must be connected; REST-only drivers (no session) poll for offers.
+                    let reachable = st.sessions.get(&c.driver).is_none_or(|s| s.tx.is_some());
+                    if !reachable {
+                        continue;
+                    }
+                    // Atomically claim the driver: a concurrent offer elsewhere loses this race.
+                    if self.geo.compare_and_set_state(
+                        to_geo(c.driver),
+                        DriverState::Available,
+                        DriverState::Offered,
+                    ) != Ok(true)
+                    {
+                        continue;
+                    }
+                    let Some(open) = st.matcher.offered(spec.order, c.driver, now, cfg) else {
+                        break;
+                    };
+                    let Some(order) = st.jobs.get(&spec.order) else {
+                        break;
+                    };
+                    let msg = CellBody::Offer(self.offer_msg(
+                        order,
+                        &spec,
+                        open.offer_id,
+                        open.expires_at,
+                    ));
+                    st.stats.entry(c.driver).or_default().offers += 1;
+                    // A full outbox keeps the offer open: it is sent again on reconnect or expires.
+                    self.send(&st, c.driver, msg);
+                    metrics::counter!("cell_offers_total", "outcome" => "sent").increment(1);
+                    sent = true;
+                    break;
+                }
+                let step = if sent {
+                    Step::Idle
+                } else {
+                    st.matcher.no_candidate(spec.order, now, cfg)
+                };
+                metrics::gauge!("cell_matching_waiting").set(st.matcher.waiting() as f64);
+                step
+            };
+            metrics::histogram!("cell_match_attempt_seconds").record(start.elapsed().as_secs_f64());
+            if step == Step::Widened {
+                metrics::counter!("cell_matching_widened_total").increment(1);
+                self.wake.notify_one();
+            } else {
+                self.after_step(spec.order, step, now).await;
+            }
+        }
+    }
+
+    /// Reacts to an order event from the log (the durable "matching" consumer).
+    pub fn on_event(&self, ev: &OrderEvent, order: Option<Order>, now: UnixMs) {
+        match ev.kind {
+            EventKind::OrderConfirmed => {
+                if let Some(o) = order {
+                    self.start_matching(o, now);
+                }
+            }
+            EventKind::OrderCancelled | EventKind::OrderRejected => {
+                let (driver, delivery) =
+                    order.map_or((None, None), |o| (o.driver_id, o.delivery_id));
+                self.order_cancelled(ev.order_id, driver, delivery);
+            }
+            EventKind::OrderCreated
+            | EventKind::OrderPreparing
+            | EventKind::OrderReady
+            | EventKind::DriverAssigned
+            | EventKind::DriverUnassigned
+            | EventKind::DriverAtRestaurant
+            | EventKind::OrderPickedUp
+            | EventKind::OrderDelivering
+            | EventKind::OrderDelivered
+            | EventKind::OrderDelayed => {}
+        }
+    }
+
+    /// Rebuilds matching and "who carries what" from the store after a restart.
+    pub async fn recover(&self, now: UnixMs) -> Result<(), RepoError> {
+        let kv = self.orders.kv().clone();
+        for s in [
+            OrderStatus::Confirmed,
+            OrderStatus::Preparing,
+            OrderStatus::ReadyForPickup,
+        ] {
+            for o in repo::list_by_status(&*kv, s, 100_000).await? {
+                self.start_matching(o, now);
+            }
+        }
+        for s in [
+            OrderStatus::DriverAssigned,
+            OrderStatus::DriverAtRestaurant,
+            OrderStatus::PickedUp,
+            OrderStatus::Delivering,
+        ] {
+            for o in repo::list_by_status(&*kv, s, 100_000).await? {
+                if let Some(d) = o.driver_id {
+                    self.carrying.write().insert(d, o);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the matching loop until `shutdown` flips: ticks on a timer and when woken.
+    pub async fn run(
+        self: Arc<Self>,
+        clock: Arc<dyn crate::app::Clock>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let every = Duration::from_millis(self.cfg.tick_ms.max(10));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+            self.tick(clock.now()).await;
+            let swept = self.geo.sweep(clock.now().0.max(0) as u64);
+            let _ = swept;
+        }
+    }
+}
+
+/// A `Place` the wire accepts: `address` must be 1..=512 bytes (the coordinates when there
+/// is no address), `name` at most 256. An offer failing these checks is dropped by the
+/// gateway, so the driver would never see it.
+fn place(at: (f64, f64), name: &str, address: &str) -> Place {
+    fn clip(s: &str, max: usize) -> String {
+        let mut end = s.len().min(max);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_owned()
+    }
+    let address = if address.trim().is_empty() {
+        format!("{:.6}, {:.6}", at.0, at.1)
+    } else {
+        clip(address, 512)
+    };
+    Place {
+        lat: at.0,
+        lng: at.1,
+        name: clip(name, 256),
+        address,
+    }
+}
