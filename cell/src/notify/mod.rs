@@ -125,22 +125,33 @@ pub struct Notifications {
     pub task: tokio::task::JoinHandle<()>,
 }
 
+/// The provider chosen in config.
+pub struct Configured {
+    pub provider: Arc<dyn PushProvider>,
+    /// Another handle on the provider when it is the sandbox, for [`LogPush::recent`].
+    pub sandbox: Option<Arc<LogPush>>,
+}
+
 /// Builds the configured provider (and the sandbox handle, when it is the sandbox).
-pub fn provider_from_config(
-    cfg: &NotifyConfig,
-) -> Result<(Arc<dyn PushProvider>, Option<Arc<LogPush>>), NotifyError> {
+pub fn provider_from_config(cfg: &NotifyConfig) -> Result<Configured, NotifyError> {
     if cfg.timeout_ms == 0 {
         return Err(NotifyError::Config("timeout_ms must be positive".into()));
     }
     Ok(match cfg.provider {
         ProviderKind::Log => {
             let sandbox = Arc::new(LogPush::new(cfg.log_keep));
-            (sandbox.clone() as Arc<dyn PushProvider>, Some(sandbox))
+            Configured {
+                provider: sandbox.clone(),
+                sandbox: Some(sandbox),
+            }
         }
         ProviderKind::Webhook => {
             let push = WebhookPush::new(cfg.webhook_settings())
                 .map_err(|e| NotifyError::Config(e.to_string()))?;
-            (Arc::new(push) as Arc<dyn PushProvider>, None)
+            Configured {
+                provider: Arc::new(push),
+                sandbox: None,
+            }
         }
     })
 }
@@ -154,7 +165,7 @@ pub fn spawn(
     overload: Arc<Overload>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Notifications, NotifyError> {
-    let (provider, sandbox) = provider_from_config(cfg)?;
+    let Configured { provider, sandbox } = provider_from_config(cfg)?;
     let task = tokio::spawn(run(kv, log, provider.clone(), overload, shutdown));
     Ok(Notifications {
         provider,
@@ -201,8 +212,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_log_provider_comes_with_its_sandbox_handle() {
-        let (p, sandbox) = provider_from_config(&NotifyConfig::default()).unwrap();
-        assert_eq!(p.name(), "log");
-        assert!(sandbox.is_some());
+        let c = provider_from_config(&NotifyConfig::default()).unwrap();
+        assert_eq!(c.provider.name(), "log");
+        assert!(c.sandbox.is_some());
     }
 }
