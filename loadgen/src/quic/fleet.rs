@@ -225,3 +225,66 @@ pub async fn close(fleet: &Fleet) {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
+
+/// The kernel's UDP counters (`/proc/net/snmp`, whole machine): datagrams delivered to
+/// sockets and datagrams dropped because a socket's receive buffer was full.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, PartialEq)]
+pub struct UdpStats {
+    pub in_datagrams: u64,
+    pub rcvbuf_errors: u64,
+}
+
+impl UdpStats {
+    /// Reads the counters; `None` off Linux.
+    pub fn read() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/net/snmp").ok()?)
+    }
+
+    /// Parses the `Udp:` header and value lines of `/proc/net/snmp`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
+        let (names, values) = (lines.next()?, lines.next()?);
+        let get = |want: &str| {
+            names
+                .split_whitespace()
+                .zip(values.split_whitespace())
+                .find(|(n, _)| *n == want)
+                .and_then(|(_, v)| v.parse().ok())
+        };
+        Some(Self {
+            in_datagrams: get("InDatagrams")?,
+            rcvbuf_errors: get("RcvbufErrors")?,
+        })
+    }
+
+    /// `self − earlier`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            in_datagrams: self.in_datagrams.saturating_sub(earlier.in_datagrams),
+            rcvbuf_errors: self.rcvbuf_errors.saturating_sub(earlier.rcvbuf_errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UdpStats;
+
+    #[test]
+    fn udp_counters() {
+        let text = "Ip: Forwarding\nIp: 1\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\nUdp: 100 2 3 50 7\nUdpLite: InDatagrams\nUdpLite: 0\n";
+        let s = UdpStats::parse(text).unwrap();
+        assert_eq!((s.in_datagrams, s.rcvbuf_errors), (100, 7));
+        let later = UdpStats {
+            in_datagrams: 150,
+            rcvbuf_errors: 9,
+        };
+        assert_eq!(
+            later.since(&s),
+            UdpStats {
+                in_datagrams: 50,
+                rcvbuf_errors: 2
+            }
+        );
+    }
+}

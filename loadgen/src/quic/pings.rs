@@ -47,9 +47,12 @@ pub struct PingArgs {
     /// Sender tasks (default: available cores).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Driver ids are base+1 ..= base+drivers (token `sub` and ping `driver_id`).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub driver_id_base: u64,
+    /// Driver ids are base+1 ..= base+drivers (token `sub` and ping `driver_id`). Default:
+    /// 10^9 + (Unix seconds mod 10^5) × 10^5, so back-to-back runs use fresh ids: a driver
+    /// id reused within a minute restarts from its route's first point, a "teleport" the
+    /// cell refuses as `spoofed` against the fix the previous run left.
+    #[arg(long)]
+    pub driver_id_base: Option<u64>,
     /// Centre of the city the drivers roam, "lat,lng".
     #[arg(long, default_value = "52.52,13.405", value_parser = parse_point)]
     pub center: (f64, f64),
@@ -121,10 +124,16 @@ pub struct PingReport {
     pub target_rate: f64,
     /// Pings/s sent in the steady window (after ramp-up).
     pub achieved_rate: f64,
-    /// Accepted pings/s over the send phase, by the server's counters.
+    /// Pings/s sent over the whole send phase (ramp included): compare with the ingest rate.
+    pub sent_rate_overall: f64,
+    /// Accepted pings/s over the send phase (ramp included), by the server's counters.
     pub server_ingest_rate: f64,
     pub server: ServerPings,
     pub loss: Loss,
+    /// The kernel's UDP counters over the send phase (whole machine: both directions of
+    /// loopback QUIC, so this counts the cell's received packets plus loadgen's received
+    /// ACK packets).
+    pub udp: Option<fleet::UdpStats>,
     pub cpu: CpuUse,
     /// Pings sent per second of the run.
     pub timeline_sent_per_s: Vec<u64>,
@@ -144,8 +153,13 @@ impl PingReport {
             self.connect_s
         );
         s += &format!(
-            "sent {} in {:.1}s   target {:.0}/s   achieved {:.0}/s (steady)   send errors {}\n",
-            self.sent, self.send_s, self.target_rate, self.achieved_rate, self.send_errors
+            "sent {} in {:.1}s ({:.0}/s)   target {:.0}/s   achieved {:.0}/s (steady)   send errors {}\n",
+            self.sent,
+            self.send_s,
+            self.sent_rate_overall,
+            self.target_rate,
+            self.achieved_rate,
+            self.send_errors
         );
         if self.server.scraped {
             s += &format!(
@@ -171,6 +185,12 @@ impl PingReport {
             );
         } else {
             s += "server: /metrics not scraped (loss unknown)\n";
+        }
+        if let Some(u) = &self.udp {
+            s += &format!(
+                "kernel UDP (whole machine): {} datagrams delivered, {} dropped for a full receive buffer\n",
+                u.in_datagrams, u.rcvbuf_errors
+            );
         }
         s += &format!(
             "CPU (cores): loadgen {:.2}, target {}   load avg {} -> {}   {} × {}\n",
@@ -343,7 +363,12 @@ pub async fn run(mode: Mode) -> anyhow::Result<PingReport> {
         Mode::Synthetic(..) => Vec::new(),
     };
     let ids: Vec<u64> = match &mode {
-        Mode::Synthetic(a, _) => (1..=a.drivers).map(|i| a.driver_id_base + i).collect(),
+        Mode::Synthetic(a, _) => {
+            let base = a
+                .driver_id_base
+                .unwrap_or(1_000_000_000 + (started_unix_s % 100_000) * 100_000);
+            (1..=a.drivers).map(|i| base + i).collect()
+        }
         Mode::Replay(_) => {
             let set: std::collections::BTreeSet<u64> =
                 trace_rows.iter().map(|r| r.driver).collect();
@@ -389,6 +414,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<PingReport> {
     }
     let before = t.scrape(&http).await;
     let cpu0 = CpuMark::now(t.target_pid);
+    let udp0 = fleet::UdpStats::read();
     let counters = Arc::new(Counters::default());
     let start = Instant::now();
     let (target_rate, steady_from, config) = match &mode {
@@ -397,7 +423,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<PingReport> {
             a.ramp_up,
             serde_json::json!({"rate": a.rate, "duration_s": a.duration.as_secs_f64(),
                 "ramp_up_s": a.ramp_up.as_secs_f64(), "share_sockets": a.share_sockets,
-                "workers": workers, "driver_id_base": a.driver_id_base,
+                "workers": workers, "first_driver_id": ids.first(),
                 "center": [a.center.0, a.center.1], "city_km": a.city_km,
                 "record": rec.as_ref().map(|p| p.display().to_string()),
                 "tokens": if t.jwt_secret.is_some() { "minted" } else { "dev endpoint" }}),
@@ -472,6 +498,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<PingReport> {
     // Let the last datagrams be read before the final scrape.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu = cpu0.since(t.target_pid);
+    let udp = fleet::UdpStats::read().zip(udp0).map(|(b, a)| b.since(&a));
     let after = t.scrape(&http).await;
     fleet::close(&fleet).await;
     machine.loadavg_end = machine::loadavg();
@@ -504,8 +531,10 @@ pub async fn run(mode: Mode) -> anyhow::Result<PingReport> {
         send_s,
         target_rate,
         achieved_rate: counters.steady_sent.load(Ordering::Relaxed) as f64 / steady_s,
+        sent_rate_overall: sent as f64 / send_s.max(1e-9),
         server_ingest_rate: server.accepted as f64 / send_s.max(1e-9),
         loss: Loss::new(sent, &server),
+        udp,
         server,
         cpu,
         timeline_sent_per_s: timeline,
