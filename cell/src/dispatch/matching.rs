@@ -330,15 +330,24 @@ impl Dispatch {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let every = Duration::from_millis(self.cfg.tick_ms.max(10));
+        // The sweep scans every slot: once a second is plenty against a 30 s staleness, and
+        // keeps a full scan off every matching tick (ticks also run on each wake-up).
+        let mut last_sweep: Option<UnixMs> = None;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = self.wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
-            self.tick(clock.now()).await;
-            let swept = self.geo.sweep(clock.now().0.max(0) as u64);
-            let _ = swept;
+            let now = clock.now();
+            self.tick(now).await;
+            if last_sweep.is_none_or(|t| now.since(t) >= Duration::from_secs(1)) {
+                last_sweep = Some(now);
+                let swept = self.geo.sweep(now.0.max(0) as u64);
+                metrics::counter!("cell_geostore_swept_total").increment(swept.scanned);
+                metrics::counter!("cell_geostore_expired_total").increment(swept.expired);
+                metrics::gauge!("cell_geostore_drivers").set(self.geo.len() as f64);
+            }
         }
     }
 }

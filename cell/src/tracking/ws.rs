@@ -24,6 +24,12 @@ pub fn routes() -> axum::Router<App> {
         )
 }
 
+/// Both endpoints only push: a small read buffer keeps an idle subscriber at a few KiB.
+fn sized(ws: WebSocketUpgrade, app: &App) -> WebSocketUpgrade {
+    ws.read_buffer_size(app.tracker().hub.config().ws_read_buffer_bytes)
+        .max_message_size(16 * 1024)
+}
+
 /// Close codes: 1000 normal (delivered), 1008 policy (too slow), 1001 going away.
 const CLOSE_DONE: u16 = 1000;
 const CLOSE_SLOW: u16 = 1008;
@@ -51,11 +57,7 @@ async fn track_order(
             "only the order's customer or restaurant may track it".into(),
         ));
     }
-    let buf = app.tracker().hub.config().ws_read_buffer_bytes;
-    Ok(ws
-        .read_buffer_size(buf)
-        .max_message_size(16 * 1024)
-        .on_upgrade(move |socket| track_socket(socket, app, id)))
+    Ok(sized(ws, &app).on_upgrade(move |socket| track_socket(socket, app, id)))
 }
 
 async fn track_socket(mut socket: WebSocket, app: App, id: OrderId) {
@@ -151,11 +153,7 @@ async fn restaurant_feed(
             ));
         }
     }
-    let buf = app.tracker().hub.config().ws_read_buffer_bytes;
-    Ok(ws
-        .read_buffer_size(buf)
-        .max_message_size(16 * 1024)
-        .on_upgrade(move |socket| feed_socket(socket, app, id)))
+    Ok(sized(ws, &app).on_upgrade(move |socket| feed_socket(socket, app, id)))
 }
 
 async fn feed_socket(mut socket: WebSocket, app: App, id: RestaurantId) {
