@@ -4,11 +4,14 @@
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::dispatch::Dispatch;
+use crate::http::admin::QuicInfo;
 use crate::orders::service::OrderService;
 use crate::tracking::Tracker;
+use arc_swap::ArcSwap;
 use catalog::Catalog;
+use cellmap::CellMap;
 use domain::UnixMs;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use store::Kv;
 
 /// Reads "now" for the outermost layer. Tests and simulations substitute a fixed clock.
@@ -38,6 +41,10 @@ struct Inner {
     jwt: JwtKeys,
     clock: Arc<dyn Clock>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The router's latest cell map (version 0 until one is pushed).
+    cell_map: ArcSwap<CellMap>,
+    /// The QUIC gateway's address and identity, once it is bound.
+    quic: OnceLock<QuicInfo>,
 }
 
 impl App {
@@ -63,6 +70,8 @@ impl App {
             jwt,
             clock,
             metrics,
+            cell_map: ArcSwap::from_pointee(CellMap::default()),
+            quic: OnceLock::new(),
         }))
     }
 
@@ -95,5 +104,43 @@ impl App {
     }
     pub fn metrics(&self) -> Option<&metrics_exporter_prometheus::PrometheusHandle> {
         self.0.metrics.as_ref()
+    }
+
+    /// The cell map the router pushed last (empty, version 0, before the first push).
+    pub fn cell_map(&self) -> Arc<CellMap> {
+        self.0.cell_map.load_full()
+    }
+
+    /// Keeps `map` unless a newer one is already held (pushes can race); returns the version
+    /// now held.
+    pub fn set_cell_map(&self, map: CellMap) -> u64 {
+        let map = Arc::new(map);
+        let held = self.0.cell_map.rcu(|cur| {
+            if map.version > cur.version {
+                map.clone()
+            } else {
+                cur.clone()
+            }
+        });
+        let version = held.version.max(map.version);
+        metrics::gauge!("cell_map_version").set(version as f64);
+        version
+    }
+
+    /// Whether another cell owns `region` in the current map (never true without a map).
+    pub fn owned_elsewhere(&self, region: domain::RegionId) -> Option<cellmap::CellInfo> {
+        let map = self.0.cell_map.load();
+        let me = self.0.config.cell.id;
+        map.owner(region)
+            .filter(|c| u32::from(c.id.get()) != me)
+            .cloned()
+    }
+
+    pub fn set_quic_info(&self, info: QuicInfo) {
+        let _ = self.0.quic.set(info);
+    }
+
+    pub fn quic_info(&self) -> Option<&QuicInfo> {
+        self.0.quic.get()
     }
 }

@@ -16,7 +16,7 @@
 //! - `server`: startup (store, catalog, demo seed, payments, recovery) and serving.
 
 pub mod app;
-pub mod auth;
+pub use ::auth;
 pub mod config;
 pub mod dispatch;
 pub mod events;

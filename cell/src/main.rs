@@ -143,6 +143,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let cell_id = cfg.cell.id;
     let name = cfg.cell.name.clone();
     let app = cell::server::build(cfg, Arc::new(SystemClock), Some(metrics)).await?;
+    app.set_quic_info(cell::http::admin::QuicInfo {
+        addr: gateway.local_addr().to_string(),
+        server_name: gateway.server_name().to_string(),
+        ca_pem: gateway
+            .ca_pem_path()
+            .and_then(|p| std::fs::read_to_string(p).ok()),
+        fingerprint: gateway.fingerprint().to_string(),
+    });
     // One machine-readable line for harnesses and scripts: the bound addresses.
     println!(
         "READY {}",

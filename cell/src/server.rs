@@ -158,6 +158,19 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
         }
     });
     tokio::spawn(app.dispatch().clone().run(app.clock(), shutdown.clone()));
+    let (a, mut stop) = (app.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let me = domain::CellId::new(a.config().cell.id).expect("validated at load");
+        let mut seen = crate::dispatch::handover::HandoverState::default();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                    a.dispatch().handover_pass(&a.cell_map(), me, &mut seen, a.now());
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    });
     let a = app.clone();
     tokio::spawn(crate::events::consume(
         app.kv().clone(),

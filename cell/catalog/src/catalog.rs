@@ -274,6 +274,17 @@ impl Catalog {
         out
     }
 
+    /// How many restaurants this cell holds per region.
+    pub fn region_counts(&self) -> Vec<(RegionId, usize)> {
+        let mut counts = std::collections::BTreeMap::new();
+        for id in self.index.read().listings.keys() {
+            if let Ok(r) = id.region() {
+                *counts.entry(r).or_insert(0) += 1;
+            }
+        }
+        counts.into_iter().collect()
+    }
+
     /// Deletes every restaurant of `region` (after the region moved to another cell and the
     /// router's map points there). Returns how many were removed.
     pub async fn remove_region(&self, region: RegionId) -> Result<usize> {

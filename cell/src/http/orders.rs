@@ -211,6 +211,18 @@ async fn place(
         ));
     }
     let (rid, p) = price(&app, &req, now)?;
+    // After a region moved, a router on an older map may still send its new orders here:
+    // refuse them, so every order of the region is created on its new owner.
+    if let Some(owner) = rid.region().ok().and_then(|r| app.owned_elsewhere(r)) {
+        return Err(ApiError::Conflict {
+            code: "order.region_moved",
+            message: format!(
+                "restaurant {rid} is now served by cell {} ({}); retry through the router",
+                owner.id, owner.name
+            ),
+            status: None,
+        });
+    }
     let listing = app
         .catalog()
         .menu(rid)

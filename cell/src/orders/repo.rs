@@ -354,6 +354,23 @@ pub async fn list_by_status(
     .await?)
 }
 
+/// Orders not yet delivered or cancelled (keys only: cheap enough for a health check).
+pub async fn count_active(kv: &dyn Kv) -> Result<u64, RepoError> {
+    Ok(store::read(kv, move |txn| {
+        Box::pin(async move {
+            let mut n = 0u64;
+            for s in OrderStatus::ALL.into_iter().filter(|s| s.is_active()) {
+                let rows = txn
+                    .get_range(RangeRequest::prefix(&keys::by_status_prefix(s)))
+                    .await?;
+                n += rows.len() as u64;
+            }
+            Ok::<_, TxnError<RepoError>>(n)
+        })
+    })
+    .await?)
+}
+
 /// Reads an order (snapshot).
 pub async fn get(kv: &dyn Kv, id: OrderId) -> Result<Option<Order>, RepoError> {
     Ok(store::read(kv, move |txn| Box::pin(async move { load(txn, id).await })).await?)

@@ -1,7 +1,10 @@
 //! Bearer tokens: HS256 JWTs whose subject and role say who is calling. Expiry is checked
 //! against a `now` passed in (the library's own clock check is off), so tests are exact.
+//!
+//! Shared by the cells and the router (which verifies the same tokens to rate-limit per token
+//! and to route requests that name no place, restaurant or order to the caller's home cell).
 
-use domain::{CustomerId, DriverId, RestaurantId, UnixMs};
+use domain::{CellId, CustomerId, DriverId, RestaurantId, UnixMs};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -55,6 +58,18 @@ struct Claims {
     iat: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    /// The caller's home cell: where the router sends requests that carry no other hint
+    /// (a customer's order list, a driver's status). Cells ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    home: Option<u16>,
+}
+
+/// Everything a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub principal: Principal,
+    pub name: Option<String>,
+    pub home: Option<CellId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,6 +117,18 @@ impl JwtKeys {
         ttl: Duration,
         now: UnixMs,
     ) -> String {
+        self.issue_with_home(who, name, None, ttl, now)
+    }
+
+    /// [`JwtKeys::issue`] with a home cell for the router.
+    pub fn issue_with_home(
+        &self,
+        who: Principal,
+        name: Option<String>,
+        home: Option<CellId>,
+        ttl: Duration,
+        now: UnixMs,
+    ) -> String {
         let (sub, role) = match who {
             Principal::Customer(c) => (c.0.to_string(), Role::Customer),
             Principal::Restaurant(r) => (r.0.to_string(), Role::Restaurant),
@@ -115,6 +142,7 @@ impl JwtKeys {
             iat,
             exp: iat + ttl.as_secs(),
             name,
+            home: home.map(CellId::get),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of our own claims cannot fail")
@@ -127,6 +155,11 @@ impl JwtKeys {
         token: &str,
         now: UnixMs,
     ) -> Result<(Principal, Option<String>), AuthError> {
+        self.verify_full(token, now).map(|v| (v.principal, v.name))
+    }
+
+    /// [`JwtKeys::verify`], also returning the home cell.
+    pub fn verify_full(&self, token: &str, now: UnixMs) -> Result<Verified, AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| AuthError::Invalid)?;
         let c = data.claims;
@@ -140,7 +173,15 @@ impl JwtKeys {
             Role::Driver => Principal::Driver(DriverId(id)),
             Role::Admin => Principal::Admin,
         };
-        Ok((who, c.name))
+        let home = match c.home {
+            Some(h) => Some(CellId::new(u32::from(h)).map_err(|_| AuthError::Invalid)?),
+            None => None,
+        };
+        Ok(Verified {
+            principal: who,
+            name: c.name,
+            home,
+        })
     }
 }
 
@@ -171,6 +212,18 @@ mod tests {
             Err(AuthError::Invalid)
         );
         assert_eq!(keys.verify("not.a.jwt", now), Err(AuthError::Invalid));
+        let homed = keys.issue_with_home(
+            Principal::Customer(CustomerId(3)),
+            None,
+            Some(CellId::new(2).unwrap()),
+            Duration::from_secs(60),
+            now,
+        );
+        assert_eq!(
+            keys.verify_full(&homed, now).unwrap().home,
+            CellId::new(2).ok()
+        );
+        assert_eq!(keys.verify_full(&t, now).unwrap().home, None);
         // A tampered payload fails the signature check.
         let mut parts: Vec<String> = t.split('.').map(String::from).collect();
         parts[1].insert(3, 'x');
