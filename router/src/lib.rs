@@ -1,1 +1,27 @@
-//! Placeholder until this crate is written.
+//! The global router: the one entry point for customer and restaurant apps, the place
+//! drivers ask which cell to stream to, and the SREs' tool to add, drain and rebalance cells.
+//!
+//! # Layout
+//! - `route.rs`: which cell a request belongs to (path, query, body), pure.
+//! - `table.rs`: the live map + per-cell health, swapped atomically (lock-free lookups).
+//! - `mapstore.rs`: the map and its audit log in the store (redb here, FoundationDB in prod).
+//! - `proxy.rs`: HTTP forwarding over pooled keep-alive connections, WebSocket splicing.
+//! - `limit.rs`: per-IP and per-token token buckets.
+//! - `cells.rs`: the client for the cells' admin API; `ops.rs`: add / move / drain / remove.
+//! - `health.rs`: health checks, map pushes and map refresh loops.
+//! - `server.rs` + `admin.rs`: the HTTP service; `boot.rs`: wiring and listeners (TLS).
+//! - `config.rs`: the typed configuration.
+
+pub mod admin;
+pub mod boot;
+pub mod cells;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod limit;
+pub mod mapstore;
+pub mod ops;
+pub mod proxy;
+pub mod route;
+pub mod server;
+pub mod table;

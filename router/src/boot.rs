@@ -1,0 +1,155 @@
+//! Wiring: open the map's store (or follow a leader), start the background loops, serve
+//! plain HTTP or HTTPS on the public listener until shutdown.
+
+use crate::cells::CellClient;
+use crate::config::{Backend, Config};
+use crate::mapstore::MapStore;
+use crate::ops::Control;
+use crate::server::RouterApp;
+use crate::table::Live;
+use auth::JwtKeys;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("cell map: {0}")]
+    Map(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+fn open_store(cfg: &Config) -> Result<Arc<dyn store::Kv>, BootError> {
+    match cfg.store.backend {
+        Backend::Redb => {
+            std::fs::create_dir_all(&cfg.store.data_dir)?;
+            Ok(Arc::new(store::RedbStore::open(
+                &cfg.store.data_dir,
+                store::RedbOptions::default(),
+            )?))
+        }
+        #[cfg(feature = "fdb")]
+        Backend::Fdb => {
+            // SAFETY: called once, before any other FoundationDB call, at startup.
+            let network = unsafe { store::fdb::boot_network() };
+            std::mem::forget(network);
+            let file = (!cfg.store.fdb_cluster_file.is_empty())
+                .then(|| std::path::Path::new(&cfg.store.fdb_cluster_file));
+            Ok(Arc::new(store::FdbStore::open(
+                file,
+                store::FdbOptions::default(),
+            )?))
+        }
+        #[cfg(not(feature = "fdb"))]
+        Backend::Fdb => Err(BootError::Config(
+            "store.backend=fdb needs a build with --features fdb".into(),
+        )),
+    }
+}
+
+/// Builds the router: map source, control, background loops.
+pub async fn build(
+    cfg: Config,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RouterApp, BootError> {
+    let live = Arc::new(Live::default());
+    let keys = JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes());
+    let cells = CellClient::new(keys, Duration::from_millis(cfg.http.upstream_timeout_ms));
+    let (store, follow) = if cfg.store.follow.is_empty() {
+        (Some(MapStore::new(open_store(&cfg)?)), None)
+    } else {
+        (None, Some(cfg.store.follow.clone()))
+    };
+    let control = Arc::new(Control::new(
+        live,
+        store,
+        follow,
+        cells,
+        Duration::from_millis(cfg.store.poll_ms),
+    ));
+    if let Err(e) = control.refresh().await {
+        // A follower may start before its leader; the refresh loop keeps trying.
+        tracing::warn!(error = %e, "initial map load failed");
+    }
+    crate::health::spawn(control.clone(), cfg.health.clone(), shutdown);
+    Ok(RouterApp::new(cfg, control, metrics))
+}
+
+fn tls_acceptor(cfg: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, BootError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    if cfg.tls.cert_file.is_empty() {
+        return Ok(None);
+    }
+    let chain = CertificateDer::pem_file_iter(&cfg.tls.cert_file)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| BootError::Tls(format!("{}: {e}", cfg.tls.cert_file)))?;
+    let key = PrivateKeyDer::from_pem_file(&cfg.tls.key_file)
+        .map_err(|e| BootError::Tls(format!("{}: {e}", cfg.tls.key_file)))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| BootError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| BootError::Tls(e.to_string()))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))))
+}
+
+/// Serves `app` on `listener` (HTTPS when `[tls]` is configured) until `shutdown` fires.
+pub async fn serve(
+    app: RouterApp,
+    cfg: &Config,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), BootError> {
+    let router = app.router();
+    let Some(acceptor) = tls_acceptor(cfg)? else {
+        let svc = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, svc)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.changed().await;
+            })
+            .await?;
+        return Ok(());
+    };
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, router) = (acceptor.clone(), router.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let mut r = router.clone();
+                async move {
+                    use tower::Service;
+                    r.call(req.map(axum::body::Body::new)).await
+                }
+            });
+            let _ = Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                .await;
+        });
+    }
+}

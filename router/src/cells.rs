@@ -1,0 +1,181 @@
+//! The router's client for the cells' admin API (status, regions, export/import, map push),
+//! authenticated with a short-lived admin token signed with the shared secret.
+
+use auth::{JwtKeys, Principal};
+use cellmap::{CellMap, RegionKey};
+use domain::UnixMs;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CellCallError {
+    #[error("cell at {addr} did not answer: {reason}")]
+    Unreachable { addr: String, reason: String },
+    #[error("cell at {addr} answered {status}: {body}")]
+    Refused {
+        addr: String,
+        status: u16,
+        body: String,
+    },
+}
+
+/// `GET /api/v1/admin/status` of a cell.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CellStatus {
+    pub cell_id: u16,
+    pub name: String,
+    pub map_version: u64,
+    pub active_orders: u64,
+    pub drivers_online: u64,
+    pub restaurants: u64,
+    pub quic: Option<QuicInfo>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QuicInfo {
+    pub addr: String,
+    pub server_name: String,
+    pub ca_pem: Option<String>,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportPage {
+    restaurants: Vec<Value>,
+    next_after: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RegionsResponse {
+    regions: BTreeMap<RegionKey, u64>,
+}
+
+#[derive(Clone)]
+pub struct CellClient {
+    http: reqwest::Client,
+    keys: JwtKeys,
+}
+
+impl CellClient {
+    pub fn new(keys: JwtKeys, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .expect("a reqwest client with rustls builds");
+        Self { http, keys }
+    }
+
+    fn token(&self) -> String {
+        self.keys.issue(
+            Principal::Admin,
+            Some("router".into()),
+            Duration::from_secs(300),
+            UnixMs::now(),
+        )
+    }
+
+    async fn call(
+        &self,
+        addr: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, CellCallError> {
+        let resp =
+            req.bearer_auth(self.token())
+                .send()
+                .await
+                .map_err(|e| CellCallError::Unreachable {
+                    addr: addr.into(),
+                    reason: e.to_string(),
+                })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        Err(CellCallError::Refused {
+            addr: addr.into(),
+            status,
+            body,
+        })
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        addr: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, CellCallError> {
+        self.call(addr, req)
+            .await?
+            .json()
+            .await
+            .map_err(|e| CellCallError::Unreachable {
+                addr: addr.into(),
+                reason: format!("unreadable answer: {e}"),
+            })
+    }
+
+    pub async fn status(&self, addr: &str) -> Result<CellStatus, CellCallError> {
+        let url = format!("http://{addr}/api/v1/admin/status");
+        self.json(addr, self.http.get(url)).await
+    }
+
+    /// Regions the cell holds restaurants in, with counts.
+    pub async fn regions(&self, addr: &str) -> Result<BTreeMap<RegionKey, u64>, CellCallError> {
+        let url = format!("http://{addr}/api/v1/admin/regions");
+        let r: RegionsResponse = self.json(addr, self.http.get(url)).await?;
+        Ok(r.regions)
+    }
+
+    /// Copies every restaurant and menu of `region` from one cell to another, page by page.
+    /// Idempotent (imports are upserts), so a copy that failed half-way is simply rerun.
+    pub async fn copy_region(
+        &self,
+        region: RegionKey,
+        from: &str,
+        to: &str,
+    ) -> Result<u64, CellCallError> {
+        let mut after = String::new();
+        let mut copied = 0;
+        loop {
+            // Restaurant ids are decimal: no escaping needed.
+            let url = format!(
+                "http://{from}/api/v1/admin/regions/{region}/export?after={after}&limit=500"
+            );
+            let page: ExportPage = self.json(from, self.http.get(url)).await?;
+            if !page.restaurants.is_empty() {
+                let n = page.restaurants.len() as u64;
+                let url = format!("http://{to}/api/v1/admin/regions/{region}/import");
+                let body = serde_json::json!({ "restaurants": page.restaurants });
+                self.call(to, self.http.post(url).json(&body)).await?;
+                copied += n;
+            }
+            match page.next_after {
+                Some(a) => after = a,
+                None => return Ok(copied),
+            }
+        }
+    }
+
+    /// Pushes the map; returns the version the cell holds afterwards.
+    pub async fn push_map(&self, addr: &str, map: &CellMap) -> Result<u64, CellCallError> {
+        #[derive(Deserialize)]
+        struct Ack {
+            version: u64,
+        }
+        let url = format!("http://{addr}/api/v1/admin/cellmap");
+        let ack: Ack = self.json(addr, self.http.put(url).json(map)).await?;
+        Ok(ack.version)
+    }
+}
+
+impl CellClient {
+    /// A leader router's map (`GET {base}/admin/v1/map`), for followers.
+    pub async fn fetch_map(&self, base: &str) -> Result<CellMap, CellCallError> {
+        let base = base.trim_end_matches('/');
+        let url = format!("{base}/admin/v1/map");
+        self.json(base, self.http.get(url)).await
+    }
+}

@@ -1,0 +1,91 @@
+//! Background loops: health checks of every cell (status, load, map version; the map is
+//! re-sent to a cell that holds an older one) and the map refresh (store or leader).
+//!
+//! Failure threshold: a cell is marked down after `health.failure_threshold` consecutive
+//! failed checks (default 3 × 1 s), or at once when a proxied request finds its port closed;
+//! one successful check marks it up again.
+
+use crate::ops::Control;
+use domain::UnixMs;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub fn spawn(
+    control: Arc<Control>,
+    cfg: crate::config::HealthSection,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (c, mut stop) = (control.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(c.poll_interval()) => {
+                    if let Err(e) = c.refresh().await {
+                        tracing::warn!(error = %e, "map refresh failed");
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    });
+    let mut stop = shutdown;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(cfg.interval_ms)) => {
+                    check_all(&control, &cfg).await;
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    });
+}
+
+async fn check_all(control: &Control, cfg: &crate::config::HealthSection) {
+    let table = control.live.load_full();
+    let checks = table.targets().map(|t| {
+        let t = t.clone();
+        let map = table.map.clone();
+        async move {
+            let status = tokio::time::timeout(
+                Duration::from_millis(cfg.timeout_ms),
+                control.cells.status(&t.info.http),
+            )
+            .await;
+            let up_gauge = metrics::gauge!("router_cell_up", "cell" => t.info.name.clone());
+            match status {
+                Ok(Ok(s)) => {
+                    let h = &t.health;
+                    h.ok(UnixMs::now().0.max(0) as u64);
+                    h.active_orders.store(s.active_orders, Ordering::Relaxed);
+                    h.drivers_online.store(s.drivers_online, Ordering::Relaxed);
+                    h.restaurants.store(s.restaurants, Ordering::Relaxed);
+                    h.map_version.store(s.map_version, Ordering::Relaxed);
+                    up_gauge.set(1.0);
+                    if s.map_version < map.version {
+                        match control.cells.push_map(&t.info.http, &map).await {
+                            Ok(v) => h.map_version.store(v, Ordering::Relaxed),
+                            Err(e) => {
+                                tracing::warn!(cell = %t.info.name, error = %e, "map push failed")
+                            }
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    if t.health.failed(cfg.failure_threshold) {
+                        up_gauge.set(0.0);
+                    }
+                    tracing::debug!(cell = %t.info.name, error = %e, "health check failed");
+                }
+                Err(_) => {
+                    if t.health.failed(cfg.failure_threshold) {
+                        up_gauge.set(0.0);
+                    }
+                }
+            }
+        }
+    });
+    futures::future::join_all(checks).await;
+}

@@ -1,0 +1,325 @@
+//! `router`: run the global router, or operate it (cells, regions, map, audit) through its
+//! admin API.
+
+use anyhow::{Context, bail};
+use auth::{JwtKeys, Principal, Role};
+use clap::{Parser, Subcommand};
+use domain::{CellId, CustomerId, DriverId, RestaurantId, UnixMs};
+use router::config::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "router", about = "Global router of the delivery platform")]
+struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Where the admin commands send their requests.
+#[derive(clap::Args)]
+struct Remote {
+    /// The router's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "ROUTER_URL")]
+    router: String,
+    /// Admin token; default: one signed with the config's secret.
+    #[arg(long, env = "ROUTER_TOKEN")]
+    token: Option<String>,
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the router.
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Follow another router's map instead of opening a store.
+        #[arg(long)]
+        follow: Option<String>,
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Print a signed token (dev and ops).
+    Token {
+        #[arg(long, value_enum)]
+        role: Role,
+        #[arg(long, default_value = "0")]
+        sub: String,
+        /// Home cell for requests that name no place (a customer's order list).
+        #[arg(long)]
+        home: Option<u32>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Cells: list, add, drain, remove.
+    Cells {
+        #[command(subcommand)]
+        op: CellsOp,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Regions: move one to another cell.
+    Regions {
+        #[command(subcommand)]
+        op: RegionsOp,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print the current map.
+    Map {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print the audit log (newest first).
+    Audit {
+        #[arg(long, default_value = "50")]
+        limit: usize,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum CellsOp {
+    /// Cells with state, health and load.
+    List,
+    /// Add the cell answering at HTTP address ADDR (host:port).
+    Add {
+        http: String,
+        /// H3 regions (resolution 5) to own; default: where it has restaurants, unowned.
+        #[arg(long = "region")]
+        regions: Vec<String>,
+    },
+    /// Move every region of cell ID to cell --to, then wait for its orders to end.
+    Drain {
+        id: u32,
+        #[arg(long)]
+        to: u32,
+    },
+    /// Remove a drained cell.
+    Remove { id: u32 },
+}
+
+#[derive(Subcommand)]
+enum RegionsOp {
+    /// Copy REGION's restaurants to cell --to, then route the region there.
+    Move {
+        region: String,
+        #[arg(long)]
+        to: u32,
+    },
+    /// The region (resolution-5 H3 cell) at a position.
+    At { lat: f64, lng: f64 },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.cmd {
+        Cmd::Run {
+            config,
+            listen,
+            data_dir,
+            follow,
+            log_json,
+        } => {
+            let mut cfg = Config::load(config.as_deref())?;
+            if let Some(a) = listen {
+                cfg.http.listen_addr = a;
+            }
+            if let Some(d) = data_dir {
+                cfg.store.data_dir = d;
+            }
+            if let Some(f) = follow {
+                cfg.store.follow = f;
+            }
+            cfg.validate()?;
+            init_tracing(log_json);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(run(cfg))
+        }
+        Cmd::Token {
+            role,
+            sub,
+            home,
+            name,
+            config,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            let id: u64 = sub.parse().context("--sub must be a decimal id")?;
+            let who = match role {
+                Role::Customer => Principal::Customer(CustomerId(id)),
+                Role::Restaurant => Principal::Restaurant(RestaurantId(id)),
+                Role::Driver => Principal::Driver(DriverId(id)),
+                Role::Admin => Principal::Admin,
+            };
+            let home = home.map(CellId::new).transpose()?;
+            let keys = JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes());
+            let ttl = Duration::from_secs(cfg.auth.token_ttl_s);
+            println!(
+                "{}",
+                keys.issue_with_home(who, name, home, ttl, UnixMs::now())
+            );
+            Ok(())
+        }
+        Cmd::Cells { op, remote } => {
+            let (method, path, body) = match op {
+                CellsOp::List => ("GET", "/admin/v1/cells".to_string(), None),
+                CellsOp::Add { http, regions } => {
+                    let regions = (!regions.is_empty()).then_some(regions);
+                    (
+                        "POST",
+                        "/admin/v1/cells".into(),
+                        Some(serde_json::json!({"http": http, "regions": regions})),
+                    )
+                }
+                CellsOp::Drain { id, to } => (
+                    "POST",
+                    format!("/admin/v1/cells/{id}/drain"),
+                    Some(serde_json::json!({"to": to.to_string()})),
+                ),
+                CellsOp::Remove { id } => ("DELETE", format!("/admin/v1/cells/{id}"), None),
+            };
+            admin_call(&remote, method, &path, body)
+        }
+        Cmd::Regions { op, remote } => match op {
+            RegionsOp::Move { region, to } => admin_call(
+                &remote,
+                "POST",
+                &format!("/admin/v1/regions/{region}/move"),
+                Some(serde_json::json!({"to": to.to_string()})),
+            ),
+            RegionsOp::At { lat, lng } => {
+                let r = domain::RegionId::from_latlng(lat, lng)
+                    .map_err(|e| anyhow::anyhow!("({lat}, {lng}): {e}"))?;
+                println!("{r}");
+                Ok(())
+            }
+        },
+        Cmd::Map { remote } => admin_call(&remote, "GET", "/admin/v1/map", None),
+        Cmd::Audit { limit, remote } => admin_call(
+            &remote,
+            "GET",
+            &format!("/admin/v1/audit?limit={limit}"),
+            None,
+        ),
+    }
+}
+
+/// One admin request; prints the JSON answer, fails on an error status.
+fn admin_call(
+    remote: &Remote,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<()> {
+    let token = match &remote.token {
+        Some(t) => t.clone(),
+        None => {
+            let cfg = Config::load(remote.config.as_deref())?;
+            JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes()).issue(
+                Principal::Admin,
+                Some(format!("cli:{}", whoami())),
+                Duration::from_secs(600),
+                UnixMs::now(),
+            )
+        }
+    };
+    let url = format!("{}{path}", remote.router.trim_end_matches('/'));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client
+            .request(method.parse()?, &url)
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(300));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        let pretty = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or(text);
+        println!("{pretty}");
+        if !status.is_success() {
+            bail!("{method} {path}: {status}");
+        }
+        Ok(())
+    })
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    tracing::info!(config = %cfg.redacted(), "starting router");
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen_addr)
+        .await
+        .with_context(|| format!("binding {}", cfg.http.listen_addr))?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = router::boot::build(cfg.clone(), Some(metrics), stop_rx.clone()).await?;
+    println!(
+        "READY {}",
+        serde_json::json!({
+            "http": addr.to_string(),
+            "tls": !cfg.tls.cert_file.is_empty(),
+            "map_version": app.control().live.version(),
+            "follow": cfg.store.follow,
+        })
+    );
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    router::boot::serve(app, &cfg, listener, stop_rx).await?;
+    tracing::info!("router stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term => {} }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,217 @@
+//! Forwarding to a cell: HTTP over a keep-alive connection pool (bodies stream both ways),
+//! and WebSocket upgrades spliced byte for byte once both sides have switched protocols.
+
+use crate::error::RouterError;
+use crate::table::Target;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Headers that describe one hop's connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+#[derive(Clone)]
+pub struct Upstream {
+    client: Client<HttpConnector, Body>,
+    timeout: Duration,
+}
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Headers named in `Connection` are hop-by-hop too.
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
+        .collect();
+    for n in HOP_BY_HOP.iter().chain(named.iter()) {
+        h.remove(n);
+    }
+}
+
+fn add_forwarded(h: &mut HeaderMap, client: IpAddr) {
+    let value = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {client}"),
+        None => client.to_string(),
+    };
+    if let Ok(v) = HeaderValue::try_from(value) {
+        h.insert("x-forwarded-for", v);
+    }
+}
+
+fn upstream_uri(target: &Target, uri: &Uri) -> Result<Uri, RouterError> {
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("http://{}{}", target.info.http, pq)
+        .parse()
+        .map_err(|e| RouterError::Internal(format!("bad upstream uri: {e}")))
+}
+
+fn upstream_error(target: &Target, reason: impl std::fmt::Display) -> RouterError {
+    RouterError::Upstream {
+        cell: target.info.name.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+impl Upstream {
+    pub fn new(timeout: Duration, max_idle_per_host: usize) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(max_idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(http);
+        Self { client, timeout }
+    }
+
+    /// Sends `req` to `target` and returns its answer, body streaming.
+    pub async fn forward(
+        &self,
+        target: &Target,
+        req: Request<Body>,
+        client: IpAddr,
+    ) -> Result<Response<Body>, RouterError> {
+        let (mut parts, body) = req.into_parts();
+        parts.uri = upstream_uri(target, &parts.uri)?;
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::HOST);
+        add_forwarded(&mut parts.headers, client);
+        let started = Instant::now();
+        let resp = tokio::time::timeout(
+            self.timeout,
+            self.client.request(Request::from_parts(parts, body)),
+        )
+        .await
+        .map_err(|_| upstream_error(target, "timed out"))?
+        .map_err(|e| {
+            if e.is_connect() {
+                // Refused: the cell is gone; do not wait for the checker to notice.
+                target.health.mark_down();
+            }
+            upstream_error(target, e)
+        })?;
+        metrics::histogram!("router_upstream_duration_seconds", "cell" => target.info.name.clone())
+            .record(started.elapsed().as_secs_f64());
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+
+    /// A WebSocket upgrade: handshake with the cell on a fresh connection; if it switches
+    /// protocols, answer 101 and splice the two connections until either side closes.
+    pub async fn upgrade(
+        &self,
+        target: &Target,
+        mut req: Request<Body>,
+        client: IpAddr,
+    ) -> Result<Response<Body>, RouterError> {
+        let from_client = hyper::upgrade::on(&mut req);
+        let stream = tokio::time::timeout(
+            self.timeout,
+            tokio::net::TcpStream::connect(target.info.http.as_str()),
+        )
+        .await
+        .map_err(|_| upstream_error(target, "connect timed out"))?
+        .map_err(|e| {
+            target.health.mark_down();
+            upstream_error(target, e)
+        })?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| upstream_error(target, e))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let (mut parts, _) = req.into_parts();
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = pq
+            .parse()
+            .map_err(|e| RouterError::Internal(format!("bad path: {e}")))?;
+        parts.headers.insert(
+            header::HOST,
+            HeaderValue::try_from(target.info.http.as_str())
+                .map_err(|e| RouterError::Internal(e.to_string()))?,
+        );
+        add_forwarded(&mut parts.headers, client);
+        let mut resp = tokio::time::timeout(
+            self.timeout,
+            sender.send_request(Request::from_parts(parts, Body::empty())),
+        )
+        .await
+        .map_err(|_| upstream_error(target, "timed out"))?
+        .map_err(|e| upstream_error(target, e))?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            // The cell refused (401, 403, 404…): pass its answer on.
+            let (parts, body) = resp.into_parts();
+            return Ok(Response::from_parts(parts, Body::new(body)));
+        }
+        let from_cell = hyper::upgrade::on(&mut resp);
+        let cell = target.info.name.clone();
+        tokio::spawn(async move {
+            let (Ok(a), Ok(b)) = (from_client.await, from_cell.await) else {
+                return;
+            };
+            let gauge = metrics::gauge!("router_ws_active");
+            gauge.increment(1.0);
+            let (mut a, mut b) = (TokioIo::new(a), TokioIo::new(b));
+            if let Err(e) = tokio::io::copy_bidirectional(&mut a, &mut b).await {
+                tracing::debug!(%cell, error = %e, "websocket splice ended");
+            }
+            gauge.decrement(1.0);
+        });
+        let mut out = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
+        for (k, v) in resp.headers() {
+            out = out.header(k, v);
+        }
+        out.body(Body::empty())
+            .map_err(|e| RouterError::Internal(e.to_string()))
+    }
+}
+
+/// Whether the request asks to switch to WebSocket.
+pub fn is_upgrade(h: &HeaderMap) -> bool {
+    h.get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_including_named_ones() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key(header::AUTHORIZATION));
+        add_forwarded(&mut h, "10.0.0.1".parse().unwrap());
+        add_forwarded(&mut h, "10.0.0.2".parse().unwrap());
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2");
+    }
+}

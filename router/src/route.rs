@@ -1,0 +1,266 @@
+//! Which cell a request belongs to, from its path, query and (for a few endpoints) body.
+//! Pure: no I/O, no map; [`crate::table`] turns a [`Hint`] into a cell.
+//!
+//! - Discovery is routed by `lat`/`lng` (the region they fall in).
+//! - Restaurants by the H3 region in their id: a moved restaurant keeps its id, and the
+//!   current map says which cell holds its region now.
+//! - Orders and deliveries by the cell id in their Snowflake: an order never moves, so its
+//!   tracking and every action on it reach the cell that created it, even after a move.
+//! - What names none of those (a customer's order list, a driver's status) goes to the home
+//!   cell in the caller's token.
+
+use domain::{CellId, DeliveryId, OrderId, RegionId, RestaurantId};
+use serde::Deserialize;
+
+/// Where a request should go, before the map is consulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hint {
+    Region(RegionId),
+    Cell(CellId),
+    /// The body decides; buffer it and call [`from_body`].
+    Body(BodyRoute),
+    /// The caller's home cell (token claim).
+    Home,
+    /// Answered by the router itself.
+    Local(Local),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRoute {
+    /// `restaurant_id` in the JSON body (place an order, quote).
+    Restaurant,
+    /// `lat`/`lng` in the body (a driver's REST location ping).
+    Position,
+    /// `delivery_id` if present, else the home cell (a driver's status change).
+    DeliveryOrHome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    /// `GET /api/v1/drivers/cell`: where a driver should stream.
+    DriverCell,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("no such endpoint")]
+    NotFound,
+    #[error("{0}")]
+    BadInput(String),
+    #[error(
+        "the request names no place, restaurant or order; pass lat/lng or use a token with a home cell"
+    )]
+    NoHint,
+}
+
+fn bad(what: &str, v: &str) -> RouteError {
+    RouteError::BadInput(format!("{v:?} is not a valid {what}"))
+}
+
+fn order_cell(s: &str) -> Result<Hint, RouteError> {
+    let id: OrderId = s.parse().map_err(|_| bad("order id", s))?;
+    Ok(Hint::Cell(id.cell()))
+}
+
+fn delivery_cell(s: &str) -> Result<Hint, RouteError> {
+    let id: DeliveryId = s.parse().map_err(|_| bad("delivery id", s))?;
+    Ok(Hint::Cell(id.cell()))
+}
+
+fn restaurant_region(s: &str) -> Result<Hint, RouteError> {
+    let id: RestaurantId = s.parse().map_err(|_| bad("restaurant id", s))?;
+    id.region()
+        .map(Hint::Region)
+        .map_err(|_| bad("restaurant id", s))
+}
+
+/// `lat` and `lng` from a query string, if both are present.
+pub fn query_position(query: Option<&str>) -> Result<Option<RegionId>, RouteError> {
+    let (mut lat, mut lng) = (None, None);
+    for pair in query.unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "lat" => lat = Some(v),
+            "lng" => lng = Some(v),
+            _ => {}
+        }
+    }
+    match (lat, lng) {
+        (Some(a), Some(b)) => position(a, b).map(Some),
+        (None, None) => Ok(None),
+        _ => Err(RouteError::BadInput("lat and lng go together".into())),
+    }
+}
+
+fn position(lat: &str, lng: &str) -> Result<RegionId, RouteError> {
+    let la: f64 = lat.parse().map_err(|_| bad("latitude", lat))?;
+    let ln: f64 = lng.parse().map_err(|_| bad("longitude", lng))?;
+    region_at(la, ln)
+}
+
+fn region_at(lat: f64, lng: f64) -> Result<RegionId, RouteError> {
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lng) {
+        return Err(RouteError::BadInput(format!(
+            "({lat}, {lng}) is not a coordinate"
+        )));
+    }
+    RegionId::from_latlng(lat, lng)
+        .map_err(|_| RouteError::BadInput(format!("({lat}, {lng}) is not a coordinate")))
+}
+
+/// The routing hint for a request. `method` is only used where one path has several owners.
+pub fn classify(method: &str, path: &str, query: Option<&str>) -> Result<Hint, RouteError> {
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match segs.as_slice() {
+        ["ws", "orders", id, "track"] => order_cell(id),
+        ["ws", "restaurants", id, "orders"] => restaurant_region(id),
+        ["api", "v1", rest @ ..] => classify_api(method, rest, query),
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+fn classify_api(method: &str, segs: &[&str], query: Option<&str>) -> Result<Hint, RouteError> {
+    match segs {
+        ["restaurants"] => query_position(query)?
+            .map(Hint::Region)
+            .ok_or_else(|| RouteError::BadInput("lat and lng are required".into())),
+        ["restaurants", "orders", id] => order_cell(id),
+        ["restaurants", id, ..] => restaurant_region(id),
+        ["orders"] if method == "POST" => Ok(Hint::Body(BodyRoute::Restaurant)),
+        ["orders"] => Ok(query_position(query)?.map_or(Hint::Home, Hint::Region)),
+        ["orders", "quote"] => Ok(Hint::Body(BodyRoute::Restaurant)),
+        ["orders", id, ..] => order_cell(id),
+        ["drivers", "cell"] => Ok(Hint::Local(Local::DriverCell)),
+        ["drivers", "location"] => Ok(Hint::Body(BodyRoute::Position)),
+        ["drivers", "deliveries", id, ..] => delivery_cell(id),
+        ["drivers", "status"] => Ok(Hint::Body(BodyRoute::DeliveryOrHome)),
+        ["drivers", ..] => Ok(query_position(query)?.map_or(Hint::Home, Hint::Region)),
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+#[derive(Deserialize)]
+struct BodyFields {
+    restaurant_id: Option<String>,
+    delivery_id: Option<String>,
+    lat: Option<f64>,
+    lng: Option<f64>,
+}
+
+/// Resolves a [`Hint::Body`] from the buffered JSON body.
+pub fn from_body(kind: BodyRoute, body: &[u8]) -> Result<Hint, RouteError> {
+    let f: BodyFields = serde_json::from_slice(body)
+        .map_err(|e| RouteError::BadInput(format!("request body is not valid JSON: {e}")))?;
+    match kind {
+        BodyRoute::Restaurant => match f.restaurant_id {
+            Some(id) => restaurant_region(&id),
+            None => Err(RouteError::BadInput("restaurant_id is required".into())),
+        },
+        BodyRoute::Position => match (f.lat, f.lng) {
+            (Some(lat), Some(lng)) => region_at(lat, lng).map(Hint::Region),
+            _ => Err(RouteError::BadInput("lat and lng are required".into())),
+        },
+        BodyRoute::DeliveryOrHome => match f.delivery_id {
+            Some(id) => delivery_cell(&id),
+            None => Ok(Hint::Home),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::SnowflakeGen;
+
+    fn cell(n: u32) -> CellId {
+        CellId::new(n).unwrap()
+    }
+
+    #[test]
+    fn orders_and_deliveries_route_by_their_cell_bits() {
+        let mut g = SnowflakeGen::new(cell(7));
+        let o = g.next_order(1_800_000_000_000);
+        let d = g.next_delivery(1_800_000_000_000);
+        for path in [
+            format!("/api/v1/orders/{o}"),
+            format!("/api/v1/orders/{o}/cancel"),
+            format!("/api/v1/restaurants/orders/{o}"),
+            format!("/ws/orders/{o}/track"),
+            format!("/api/v1/drivers/deliveries/{d}/accept"),
+        ] {
+            assert_eq!(
+                classify("GET", &path, None),
+                Ok(Hint::Cell(cell(7))),
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            classify("GET", "/api/v1/orders/abc", None),
+            Err(RouteError::BadInput(_))
+        ));
+    }
+
+    #[test]
+    fn restaurants_route_by_region_and_discovery_by_position() {
+        let region = RegionId::from_latlng(48.137, 11.575).unwrap();
+        let rid = RestaurantId::new(region, 99);
+        for path in [
+            format!("/api/v1/restaurants/{rid}/menu"),
+            format!("/api/v1/restaurants/{rid}"),
+            format!("/ws/restaurants/{rid}/orders"),
+        ] {
+            assert_eq!(classify("GET", &path, None), Ok(Hint::Region(region)));
+        }
+        assert_eq!(
+            classify(
+                "GET",
+                "/api/v1/restaurants",
+                Some("lat=48.137&lng=11.575&radius=2km")
+            ),
+            Ok(Hint::Region(region))
+        );
+        for q in [
+            None,
+            Some("lat=48.1"),
+            Some("lat=x&lng=1"),
+            Some("lat=91&lng=0"),
+        ] {
+            assert!(classify("GET", "/api/v1/restaurants", q).is_err(), "{q:?}");
+        }
+        let body = format!(r#"{{"restaurant_id":"{rid}","items":[]}}"#);
+        assert_eq!(
+            classify("POST", "/api/v1/orders", None),
+            Ok(Hint::Body(BodyRoute::Restaurant))
+        );
+        assert_eq!(
+            from_body(BodyRoute::Restaurant, body.as_bytes()),
+            Ok(Hint::Region(region))
+        );
+        assert!(from_body(BodyRoute::Restaurant, b"{").is_err());
+        assert!(from_body(BodyRoute::Restaurant, b"{}").is_err());
+        assert_eq!(
+            from_body(BodyRoute::Position, br#"{"lat":48.137,"lng":11.575}"#),
+            Ok(Hint::Region(region))
+        );
+    }
+
+    #[test]
+    fn the_rest_goes_home_or_nowhere() {
+        assert_eq!(classify("GET", "/api/v1/orders", None), Ok(Hint::Home));
+        assert_eq!(
+            classify("GET", "/api/v1/drivers/me/delivery", None),
+            Ok(Hint::Home)
+        );
+        assert_eq!(
+            from_body(BodyRoute::DeliveryOrHome, br#"{"status":"online"}"#),
+            Ok(Hint::Home)
+        );
+        assert_eq!(
+            classify("GET", "/api/v1/drivers/cell", Some("lat=1&lng=2")),
+            Ok(Hint::Local(Local::DriverCell))
+        );
+        for p in ["/", "/api/v2/orders", "/api/v1/admin/status", "/ws/other"] {
+            assert_eq!(classify("GET", p, None), Err(RouteError::NotFound), "{p}");
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The router's HTTP service: the public entry point (everything under `/api/v1` and `/ws`
+//! is proxied to its cell, after rate limits), the driver cell lookup, ops endpoints and the
+//! admin API (`admin.rs`).
+
+use crate::config::Config;
+use crate::error::RouterError;
+use crate::limit::Limiter;
+use crate::ops::Control;
+use crate::proxy::{Upstream, is_upgrade};
+use crate::route::{self, Hint, Local};
+use crate::table::Target;
+use auth::{JwtKeys, Principal, Verified};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::UnixMs;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+pub struct RouterApp(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub cfg: Config,
+    pub control: Arc<Control>,
+    pub upstream: Upstream,
+    pub jwt: JwtKeys,
+    pub per_ip: Limiter<IpAddr>,
+    pub per_token: Limiter<u64>,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl RouterApp {
+    pub fn new(
+        cfg: Config,
+        control: Arc<Control>,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Self {
+        let l = cfg.limits;
+        RouterApp(Arc::new(Inner {
+            upstream: Upstream::new(
+                Duration::from_millis(cfg.http.upstream_timeout_ms),
+                cfg.http.pool_max_idle_per_cell,
+            ),
+            jwt: JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes()),
+            per_ip: Limiter::new(l.per_ip_rps, l.per_ip_burst),
+            per_token: Limiter::new(l.per_token_rps, l.per_token_burst),
+            control,
+            metrics,
+            cfg,
+        }))
+    }
+
+    pub fn control(&self) -> &Arc<Control> {
+        &self.0.control
+    }
+
+    /// The whole service.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/live", axum::routing::get(|| async { "ok" }))
+            .route("/ready", axum::routing::get(ready))
+            .route("/metrics", axum::routing::get(metrics))
+            .merge(crate::admin::routes())
+            .fallback(proxy)
+            .with_state(self.clone())
+    }
+}
+
+async fn ready(State(app): State<RouterApp>) -> Response {
+    let table = app.0.control.live.load();
+    if table.map.version == 0 {
+        // Serving, but with no cell to send anything to.
+        return (
+            StatusCode::OK,
+            "ready (empty map: add cells with `router cells add`)",
+        )
+            .into_response();
+    }
+    format!("ready (map version {})", table.map.version).into_response()
+}
+
+async fn metrics(State(app): State<RouterApp>) -> Response {
+    match &app.0.metrics {
+        Some(h) => h.render().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The bearer token from the `Authorization` header, or `?token=` (browsers cannot set
+/// headers on a WebSocket).
+fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return v.strip_prefix("Bearer ").map(str::trim);
+    }
+    query?
+        .split('&')
+        .find_map(|p| p.strip_prefix("token="))
+        .filter(|t| !t.is_empty())
+}
+
+pub(crate) fn verify(app: &RouterApp, token: Option<&str>) -> Result<Verified, RouterError> {
+    let t = token.ok_or(RouterError::Unauthorized("missing bearer token"))?;
+    app.0
+        .jwt
+        .verify_full(t, UnixMs::now())
+        .map_err(|e| match e {
+            auth::AuthError::Expired => RouterError::Unauthorized("token expired"),
+            _ => RouterError::Unauthorized("invalid token"),
+        })
+}
+
+pub(crate) fn require_admin(app: &RouterApp, headers: &HeaderMap) -> Result<String, RouterError> {
+    let v = verify(app, bearer(headers, None))?;
+    match v.principal {
+        Principal::Admin => Ok(v.name.unwrap_or_else(|| "admin".into())),
+        _ => Err(RouterError::Forbidden),
+    }
+}
+
+fn now_ms() -> u64 {
+    UnixMs::now().0.max(0) as u64
+}
+
+fn token_key(t: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(t)
+}
+
+/// A route label with bounded cardinality: ids replaced by `{id}`.
+fn route_label(path: &str) -> String {
+    path.split('/')
+        .map(|s| {
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.len() > 6 {
+                "{id}"
+            } else {
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Everything not answered by the router itself.
+async fn proxy(
+    State(app): State<RouterApp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let path = req.uri().path().to_string();
+    let (result, cell) = route_and_forward(&app, peer.ip(), req).await;
+    let resp = result.unwrap_or_else(IntoResponse::into_response);
+    let route = if resp.status() == StatusCode::NOT_FOUND && cell.is_none() {
+        "unmatched".to_string()
+    } else {
+        route_label(&path)
+    };
+    metrics::counter!("router_requests_total",
+        "route" => route.clone(),
+        "cell" => cell.unwrap_or_else(|| "-".into()),
+        "status" => resp.status().as_u16().to_string())
+    .increment(1);
+    metrics::histogram!("router_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+async fn route_and_forward(
+    app: &RouterApp,
+    ip: IpAddr,
+    req: Request,
+) -> (Result<Response, RouterError>, Option<String>) {
+    let mut cell = None;
+    let r = async {
+        let now = now_ms();
+        if let Err(s) = app.0.per_ip.check(&ip, now) {
+            metrics::counter!("router_rate_limited_total", "scope" => "ip").increment(1);
+            return Err(RouterError::RateLimited { retry_after_s: s });
+        }
+        let query = req.uri().query().map(str::to_string);
+        let token = bearer(req.headers(), query.as_deref()).map(str::to_string);
+        if let Some(t) = &token
+            && let Err(s) = app.0.per_token.check(&token_key(t), now)
+        {
+            metrics::counter!("router_rate_limited_total", "scope" => "token").increment(1);
+            return Err(RouterError::RateLimited { retry_after_s: s });
+        }
+        let limit = app.0.cfg.http.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(RouterError::TooLarge { limit });
+        }
+        let mut hint = route::classify(req.method().as_str(), req.uri().path(), query.as_deref())?;
+        let mut req = req;
+        if let Hint::Body(kind) = hint {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, limit)
+                .await
+                .map_err(|_| RouterError::TooLarge { limit })?;
+            hint = route::from_body(kind, &bytes)?;
+            req = Request::from_parts(parts, Body::from(bytes));
+        }
+        if let Hint::Local(l) = hint {
+            return local(app, l, token.as_deref(), query.as_deref());
+        }
+        // The home cell is read from the token only when the route needs it; the cell
+        // verifies every token itself.
+        let home = if hint == Hint::Home {
+            verify(app, token.as_deref())?.home
+        } else {
+            None
+        };
+        let table = app.0.control.live.load_full();
+        let target: Arc<Target> = table.resolve(hint, home)?.clone();
+        cell = Some(target.info.name.clone());
+        if is_upgrade(req.headers()) && req.method() == Method::GET {
+            app.0.upstream.upgrade(&target, req, ip).await
+        } else {
+            let (parts, body) = req.into_parts();
+            let body = Body::new(http_body_util::Limited::new(body, limit));
+            app.0
+                .upstream
+                .forward(&target, Request::from_parts(parts, body), ip)
+                .await
+        }
+    }
+    .await;
+    (r, cell)
+}
+
+/// `GET /api/v1/drivers/cell?lat&lng`: the cell a driver at that position streams to.
+fn local(
+    app: &RouterApp,
+    l: Local,
+    token: Option<&str>,
+    query: Option<&str>,
+) -> Result<Response, RouterError> {
+    match l {
+        Local::DriverCell => {
+            verify(app, token)?;
+            let region = route::query_position(query)?
+                .ok_or_else(|| RouterError::BadRequest("lat and lng are required".into()))?;
+            let table = app.0.control.live.load_full();
+            let t = table.resolve(Hint::Region(region), None)?;
+            let i = &t.info;
+            let (Some(addr), Some(server_name)) = (&i.quic, &i.quic_server_name) else {
+                return Err(RouterError::Unroutable(crate::table::Unroutable::Down {
+                    name: format!("{} (no QUIC gateway)", i.name),
+                }));
+            };
+            Ok(axum::Json(serde_json::json!({
+                "cell_id": i.id,
+                "name": i.name,
+                "quic_addr": addr,
+                "server_name": server_name,
+                "ca_pem": i.quic_ca_pem,
+                "fingerprint": i.quic_fingerprint,
+                "map_version": table.map.version,
+            }))
+            .into_response())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels_hide_ids() {
+        assert_eq!(
+            route_label("/api/v1/orders/7345891234567/cancel"),
+            "/api/v1/orders/{id}/cancel"
+        );
+        assert_eq!(route_label("/api/v1/restaurants"), "/api/v1/restaurants");
+        assert_eq!(
+            route_label("/ws/restaurants/851f1d4bfffffff/orders"),
+            "/ws/restaurants/{id}/orders"
+        );
+    }
+
+    #[test]
+    fn bearer_from_header_or_query() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h, Some("a=1&token=abc")), Some("abc"));
+        assert_eq!(bearer(&h, Some("token=")), None);
+        h.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
+        assert_eq!(bearer(&h, Some("token=abc")), Some("xyz"));
+    }
+}
