@@ -52,6 +52,9 @@ struct RegionsResponse {
     regions: BTreeMap<RegionKey, u64>,
 }
 
+/// Restaurants per export/import page.
+const COPY_PAGE: usize = 50;
+
 #[derive(Clone)]
 pub struct CellClient {
     http: reqwest::Client,

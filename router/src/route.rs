@@ -29,7 +29,8 @@ pub enum Hint {
 pub enum BodyRoute {
     /// `restaurant_id` in the JSON body (place an order, quote).
     Restaurant,
-    /// `lat`/`lng` in the body (a driver's REST location ping).
+    /// `lat`/`lng` in the body (a driver's REST location ping), unless the driver's token
+    /// names a home cell: then that cell, which holds their delivery.
     Position,
     /// `delivery_id` if present, else the home cell (a driver's status change).
     DeliveryOrHome,

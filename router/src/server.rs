@@ -203,6 +203,15 @@ async fn route_and_forward(
         }
         let mut hint = route::classify(req.method().as_str(), req.uri().path(), query.as_deref())?;
         let mut req = req;
+        // A driver's REST pings go to the cell they stream to (their home), so a driver
+        // finishing a delivery across a region border stays with the cell holding the order.
+        if hint == Hint::Body(route::BodyRoute::Position)
+            && token.is_some()
+            && let Ok(v) = verify(app, token.as_deref())
+            && v.home.is_some()
+        {
+            hint = Hint::Home;
+        }
         if let Hint::Body(kind) = hint {
             let (parts, body) = req.into_parts();
             let bytes = axum::body::to_bytes(body, limit)

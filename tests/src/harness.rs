@@ -34,6 +34,9 @@ pub struct CellOpts {
     pub config_toml: Option<String>,
     /// Further arguments appended to `cell run ...` (after the harness's own).
     pub extra_args: Vec<String>,
+    /// HTTP and QUIC addresses; default `127.0.0.1:0` (any free port). Fixed ports let a
+    /// restarted cell come back where the router expects it.
+    pub listen: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl Default for CellOpts {
@@ -43,6 +46,7 @@ impl Default for CellOpts {
             cell_id: None,
             config_toml: None,
             extra_args: Vec::new(),
+            listen: None,
         }
     }
 }
@@ -299,11 +303,16 @@ fn spawn_cell(
         .with_context(|| format!("opening {}", log_path.display()))?;
     writeln!(log, "=== itest: starting {} ===", bin.display())?;
     let mut cmd = Command::new(&bin);
+    let (http, quic) = opts
+        .listen
+        .map_or(("127.0.0.1:0".into(), "127.0.0.1:0".into()), |(h, q)| {
+            (h.to_string(), q.to_string())
+        });
     cmd.arg("run")
         .arg("--listen")
-        .arg("127.0.0.1:0")
+        .arg(http)
         .arg("--quic-listen")
-        .arg("127.0.0.1:0")
+        .arg(quic)
         .arg("--data-dir")
         .arg(data_dir);
     if opts.demo {
@@ -359,7 +368,11 @@ fn spawn_cell(
     Ok((child, ready))
 }
 
-fn forward_stdout(stdout: std::process::ChildStdout, mut log: File, tx: mpsc::Sender<String>) {
+pub(crate) fn forward_stdout(
+    stdout: std::process::ChildStdout,
+    mut log: File,
+    tx: mpsc::Sender<String>,
+) {
     let mut tx = Some(tx);
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
@@ -378,7 +391,7 @@ fn forward_stdout(stdout: std::process::ChildStdout, mut log: File, tx: mpsc::Se
 /// Spawns `cmd` from one long-lived thread with `PR_SET_PDEATHSIG = SIGKILL`: the kernel
 /// kills the child when that thread, i.e. the test binary, goes away for any reason.
 /// (The signal follows the spawning *thread*, hence not the short-lived test thread.)
-fn spawn_tied_to_us(cmd: Command) -> std::io::Result<Child> {
+pub(crate) fn spawn_tied_to_us(cmd: Command) -> std::io::Result<Child> {
     type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
@@ -421,7 +434,7 @@ fn tie_to_parent(cmd: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn tie_to_parent(_cmd: &mut Command) {}
 
-fn sigkill(pid: u32) {
+pub(crate) fn sigkill(pid: u32) {
     // SAFETY: kill(2) with our own child's pid; an already-dead child gives ESRCH.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
 }

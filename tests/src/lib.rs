@@ -17,6 +17,9 @@
 //!   HTTP, durability across SIGKILL.
 //! - `tests/api_errors.rs`: every documented error status and its JSON shape.
 //! - `tests/api_authz.rs`: the authorization matrix over every endpoint of the OpenAPI doc.
+//! - `router`: [`router::Router`], a real `router` process, with admin helpers.
+//! - `tests/router.rs`: two cities through the router, a region moving while orders flow,
+//!   a drain, a killed cell answered with 503 and recovering, a follower router.
 //! - `tests/realtime.rs`: a complete delivery over QUIC + WebSocket, declines/timeouts
 //!   widening the radius and flagging the order delayed, racing accepts.
 
@@ -24,6 +27,7 @@ pub mod client;
 pub mod fixtures;
 pub mod harness;
 pub mod live;
+pub mod router;
 
 pub use client::{Resp, assert_error_shape};
 pub use harness::{Cell, CellOpts};

@@ -317,10 +317,17 @@ pub struct Tracker {
 impl Tracker {
     /// Opens the socket with `?token=`; an HTTP refusal is `Err` with its status.
     pub fn connect(cell: &Cell, rt: &Runtime, order_id: &str, token: &str) -> Result<Self, u16> {
-        let url = format!(
-            "ws://{}/ws/orders/{order_id}/track?token={token}",
-            cell.addr()
-        );
+        Self::connect_at(cell.addr(), rt, order_id, token)
+    }
+
+    /// [`Tracker::connect`] to any address serving the endpoint (a cell or the router).
+    pub fn connect_at(
+        addr: std::net::SocketAddr,
+        rt: &Runtime,
+        order_id: &str,
+        token: &str,
+    ) -> Result<Self, u16> {
+        let url = format!("ws://{addr}/ws/orders/{order_id}/track?token={token}");
         let ws = match rt.block_on(tokio_tungstenite::connect_async(url)) {
             Ok((ws, _)) => ws,
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {

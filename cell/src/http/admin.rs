@@ -22,6 +22,10 @@ use utoipa_axum::routes;
 /// Largest export page.
 const MAX_PAGE: usize = 1_000;
 
+/// Import pages carry whole menus (a demo restaurant with its menu is ~17 KiB), far above the
+/// public API's request limit; only admins reach these routes.
+pub const MAX_ADMIN_BODY_BYTES: usize = 32 * 1024 * 1024;
+
 pub(super) fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(status))
@@ -29,6 +33,8 @@ pub(super) fn routes() -> OpenApiRouter<App> {
         .routes(routes!(export_region))
         .routes(routes!(import_region))
         .routes(routes!(put_cellmap))
+        // Inner to the router-wide limit, so it wins for these routes.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
 }
 
 fn require_admin(who: &Principal) -> Result<(), ApiError> {
