@@ -154,6 +154,52 @@ pub fn check_metric_refs(exprs: &[Expr], exports: &Exports, recorded: &[String])
     p
 }
 
+/// HTTP routes a binary serves, from its sources: `.route("/x", ..)` and
+/// `#[utoipa::path(.., path = "/x", ..)]`, as the `route` label shows them (axum's matched path).
+pub fn served_routes(files: &[crate::source::SourceFile]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in files {
+        for pat in [".route(\"", "path = \""] {
+            for (pos, _) in f.text.match_indices(pat) {
+                if let Some(r) = f.text[pos + pat.len()..].split('"').next()
+                    && r.starts_with('/')
+                {
+                    out.push(r.to_owned());
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `route="..."` matchers on series whose name starts with `prefix` name a served route, so an
+/// alert on one route cannot go silent when the route is renamed.
+pub fn check_route_labels(exprs: &[Expr], prefix: &str, routes: &[String]) -> Problems {
+    let mut p = Vec::new();
+    for e in exprs {
+        let mut rest = e.expr.as_str();
+        while let Some(i) = rest.find(prefix) {
+            rest = &rest[i..];
+            let sel_end = rest.find(['{', ' ', ')', '[']).unwrap_or(rest.len());
+            if rest[sel_end..].starts_with('{') {
+                let body = rest[sel_end + 1..].split('}').next().unwrap_or("");
+                for m in body.split(',') {
+                    if let Some(v) = m.trim().strip_prefix("route=\"") {
+                        let v = v.trim_end_matches('"');
+                        if !routes.iter().any(|r| r == v) {
+                            p.push(format!("{}: route {v:?} is not a served route", e.at));
+                        }
+                    }
+                }
+            }
+            rest = &rest[prefix.len()..];
+        }
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +275,28 @@ mod tests {
         assert_eq!(p.len(), 3, "{p:?}");
         assert!(p[0].contains("lat_seconds_bucket") && p[1].contains("n_totl"));
         assert!(p[2].contains("does not lex"));
+    }
+    #[test]
+    fn route_matchers_must_name_served_routes() {
+        let src = crate::source::SourceFile {
+            path: "h.rs".into(),
+            text: "#[utoipa::path(post, path = \"/api/v1/orders\")]\n.route(\"/live\", get(x))"
+                .into(),
+        };
+        let routes = served_routes(&[src]);
+        assert_eq!(routes, ["/api/v1/orders", "/live"]);
+        let e = |s: &str| Expr {
+            at: "t".into(),
+            expr: s.into(),
+        };
+        let ok =
+            e(r#"max(cell_http_request_duration_seconds{route="/api/v1/orders", method="POST"})"#);
+        assert!(check_route_labels(&[ok], "cell_http_", &routes).is_empty());
+        let bad = e(
+            r#"cell_http_requests_total{method="GET"} + cell_http_request_duration_seconds{route="/api/v1/order"}"#,
+        );
+        let p = check_route_labels(&[bad], "cell_http_", &routes);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("/api/v1/order\""));
     }
 }

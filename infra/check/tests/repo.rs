@@ -70,6 +70,18 @@ fn prometheus_config_and_rules_reference_only_exported_metrics() {
         "rules.yml metrics",
         &prometheus::check_metric_refs(&exprs, &exported(), &recorded),
     );
+    assert_none(
+        "rules.yml routes",
+        &prometheus::check_route_labels(&exprs, "cell_http_", &cell_routes()),
+    );
+}
+
+/// The cell's HTTP routes as its `route` label shows them.
+fn cell_routes() -> Vec<String> {
+    let routes =
+        prometheus::served_routes(&rust_sources(&repo_root(), &["cell/src/http"]).unwrap());
+    assert!(routes.iter().any(|r| r == "/api/v1/orders"), "{routes:?}");
+    routes
 }
 
 #[test]
@@ -80,6 +92,10 @@ fn grafana_dashboard_references_only_exported_metrics() {
     assert_none(
         "delivery.json metrics",
         &prometheus::check_metric_refs(&exprs, &exported(), &recorded),
+    );
+    assert_none(
+        "delivery.json routes",
+        &prometheus::check_route_labels(&exprs, "cell_http_", &cell_routes()),
     );
     // The dashboard covers what issue 7 asks for.
     let all: String = exprs
