@@ -275,3 +275,27 @@ fn router_and_cells_share_the_jwt_secret() {
         }
     }
 }
+
+/// The scanner misses nothing a real cell exports: with `INFRA_CHECK_METRICS_DUMP` set to a
+/// saved `/metrics` page (`curl -s http://127.0.0.1:8081/metrics > dump.txt`), every series in
+/// it must be one the scanner derived from the sources. Skipped with a note otherwise.
+#[test]
+fn a_real_metrics_page_has_no_series_the_scanner_misses() {
+    let Ok(path) = std::env::var("INFRA_CHECK_METRICS_DUMP") else {
+        println!("skipped: set INFRA_CHECK_METRICS_DUMP to a saved /metrics page to run");
+        return;
+    };
+    let dump = read(Path::new(&path)).unwrap();
+    let ex = exported();
+    let mut missing: Vec<&str> = dump
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .filter(|n| !ex.contains(n))
+        .collect();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "series in {path} the scanner does not know: {missing:?}"
+    );
+}
