@@ -299,3 +299,22 @@ fn a_real_metrics_page_has_no_series_the_scanner_misses() {
         "series in {path} the scanner does not know: {missing:?}"
     );
 }
+
+/// The per-cell manifests and configs differ only in the cell's name and id, so a fix made to
+/// one cell cannot be forgotten in the other.
+#[test]
+fn cells_differ_only_in_name_and_id() {
+    for (a, b) in [
+        ("k8s/cell-berlin.yaml", "k8s/cell-munich.yaml"),
+        ("k8s/config/cell-berlin.toml", "k8s/config/cell-munich.toml"),
+    ] {
+        let berlin = infra(a).replace("id = 1\n", "id = N\n");
+        let munich = infra(b)
+            .replace("munich", "berlin")
+            .replace("id = 2\n", "id = N\n");
+        assert_eq!(
+            berlin, munich,
+            "{a} and {b} differ beyond the cell's name and id"
+        );
+    }
+}
