@@ -25,6 +25,7 @@
 //! - [`run`]: one run end to end, used by the `loadgen` binary (`src/main.rs`).
 
 pub mod auth;
+pub mod city;
 pub mod driver;
 pub mod http;
 pub mod pacing;
