@@ -400,6 +400,20 @@ fn table() -> Vec<Row> {
                 );
             },
         ),
+        ("get", "/api/v1/admin/pings", |c| {
+            c.check(
+                "get",
+                "/api/v1/admin/pings",
+                None,
+                &[
+                    (Nobody, 401),
+                    (CustomerA, 403),
+                    (RestaurantA, 403),
+                    (Driver, 403),
+                    (Admin, 200),
+                ],
+            );
+        }),
     ]
 }
 

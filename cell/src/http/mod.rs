@@ -4,6 +4,7 @@
 //! `error.rs`. Routes are registered through `utoipa-axum`, so the OpenAPI document served
 //! at `/api/v1/openapi.json` is generated from the same handlers that serve the requests.
 
+mod admin;
 mod drivers;
 pub mod dto;
 pub mod error;
@@ -61,6 +62,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(restaurants::routes())
         .merge(orders::routes())
         .merge(drivers::routes())
+        .merge(admin::routes())
         .split_for_parts()
 }
 

@@ -1,0 +1,100 @@
+//! Admin-only operational views of the cell (JSON under `/api/v1/admin`).
+
+use super::dto::ErrorBody;
+use super::error::ApiError;
+use super::extract::{AppQuery, Auth};
+use crate::app::App;
+use crate::auth::Principal;
+use axum::extract::State;
+use domain::DriverId;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(pings))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PingsParams {
+    /// Only this driver (decimal id).
+    pub driver: Option<String>,
+}
+
+/// One driver's pings since the cell started (kept across reconnects).
+#[derive(Serialize, ToSchema)]
+pub struct DriverPings {
+    pub driver_id: String,
+    /// Pings that arrived and decoded.
+    pub received: u64,
+    /// Written to the geostore.
+    pub accepted: u64,
+    /// Failed a check (coordinates, clock, speed).
+    pub rejected: u64,
+    /// Dropped: sequence number not above one already seen in the session.
+    pub stale: u64,
+    /// Highest `LocationPing.seq` seen (0: none).
+    pub max_seq: u64,
+}
+
+#[derive(Serialize, ToSchema, Default)]
+pub struct PingTotals {
+    pub received: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub stale: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PingsResponse {
+    pub drivers: Vec<DriverPings>,
+    /// Sums over `drivers`.
+    pub totals: PingTotals,
+}
+
+/// Per-driver ping accounting, so a load generator can measure loss per driver from
+/// `max_seq` and `received`. Admins only.
+#[utoipa::path(get, path = "/api/v1/admin/pings", params(PingsParams), security(("bearer" = [])),
+    responses((status = 200, body = PingsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn pings(
+    State(app): State<App>,
+    Auth(who): Auth,
+    AppQuery(p): AppQuery<PingsParams>,
+) -> Result<axum::Json<PingsResponse>, ApiError> {
+    if !matches!(who, Principal::Admin) {
+        return Err(ApiError::Forbidden("only admins may do this".into()));
+    }
+    let only = p
+        .driver
+        .map(|d| {
+            d.parse().map(DriverId).map_err(|_| {
+                ApiError::bad_request("request.invalid_id", format!("{d:?} is not a driver id"))
+            })
+        })
+        .transpose()?;
+    let mut totals = PingTotals::default();
+    let drivers = app
+        .dispatch()
+        .ping_counts(only)
+        .into_iter()
+        .map(|(d, c)| {
+            totals.received += c.received;
+            totals.accepted += c.accepted;
+            totals.rejected += c.rejected;
+            totals.stale += c.stale;
+            DriverPings {
+                driver_id: d.0.to_string(),
+                received: c.received,
+                accepted: c.accepted,
+                rejected: c.rejected,
+                stale: c.stale,
+                max_seq: c.max_seq,
+            }
+        })
+        .collect();
+    Ok(axum::Json(PingsResponse { drivers, totals }))
+}
