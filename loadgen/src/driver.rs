@@ -269,7 +269,7 @@ impl<'a> Ticker<'a> {
         let errors: u64 = self.so_far.iter().map(OpStats::errors).sum();
         let target = self.schedule.rate_at(t);
         let mut msg = format!(
-            "{} {:.0}/s (target {:.0})  ok {}  errors {}  p99 {:.2} ms  in flight {}",
+            "{} {:.0}/s (schedule {:.0}/s)  ok {}  errors {}  p99 {:.2} ms  in flight {}",
             self.rec.ops()[h],
             rate,
             target,
