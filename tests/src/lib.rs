@@ -19,6 +19,8 @@
 //! - `tests/api_authz.rs`: the authorization matrix over every endpoint of the OpenAPI doc.
 //! - `tests/realtime.rs`: a complete delivery over QUIC + WebSocket, declines/timeouts
 //!   widening the radius and flagging the order delayed, racing accepts.
+//! - `tests/loadgen.rs`: every `loadgen` scenario for a few seconds against real cells
+//!   (needs the `loadgen` binary too), reports and exit statuses checked.
 
 pub mod client;
 pub mod fixtures;
