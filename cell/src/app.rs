@@ -4,7 +4,7 @@
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::dispatch::Dispatch;
-use crate::http::admin::QuicInfo;
+use crate::http::cellops::QuicInfo;
 use crate::orders::service::OrderService;
 use crate::tracking::Tracker;
 use arc_swap::ArcSwap;

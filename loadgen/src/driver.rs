@@ -28,14 +28,19 @@ pub enum ProgressMode {
     Off,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DriveOpts {
     pub schedule: Schedule,
     pub max_in_flight: usize,
     /// How long to wait for answers after the last request was sent.
     pub drain: Duration,
     pub progress: ProgressMode,
+    /// More to show on the progress line (the city's pings and trackers).
+    pub extra_status: Option<StatusFn>,
 }
+
+/// Text appended to the progress line, asked for once a second.
+pub type StatusFn = Arc<dyn Fn() -> String + Send + Sync>;
 
 #[derive(Debug)]
 pub struct DriveResult {
@@ -170,23 +175,18 @@ fn stop_now(stop: &AtomicBool, stopped: Instant) -> bool {
     stop.load(Ordering::Relaxed) && stopped.elapsed() > Duration::from_secs(1)
 }
 
-/// Progress line and timeline, once a second.
-struct Ticker<'a> {
-    rec: &'a Recorder,
-    headline: usize,
-    started: Instant,
-    last: Instant,
-    so_far: Vec<OpStats>,
-    timeline: Vec<TimelinePoint>,
+/// The live progress display: an indicatif spinner line on a terminal (or with `bar`),
+/// otherwise a plain line every 5 updates; one update a second.
+pub struct Progress {
     bar: Option<ProgressBar>,
     lines: bool,
-    schedule: Schedule,
+    updates: usize,
 }
 
-impl<'a> Ticker<'a> {
-    fn new(rec: &'a Recorder, opts: &DriveOpts, headline: usize, started: Instant) -> Self {
+impl Progress {
+    pub fn new(mode: ProgressMode) -> Self {
         let tty = std::io::stderr().is_terminal();
-        let (bar, lines) = match opts.progress {
+        let (bar, lines) = match mode {
             ProgressMode::Off => (false, false),
             ProgressMode::Bar => (true, false),
             ProgressMode::Lines => (false, true),
@@ -202,15 +202,54 @@ impl<'a> Ticker<'a> {
             b
         });
         Self {
+            bar,
+            lines,
+            updates: 0,
+        }
+    }
+
+    /// Shows `msg` at `t` into the run.
+    pub fn update(&mut self, t: Duration, msg: &str) {
+        self.updates += 1;
+        if let Some(b) = &self.bar {
+            b.set_message(msg.to_string());
+        } else if self.lines && self.updates.is_multiple_of(5) {
+            eprintln!("[{:>5.1}s] {msg}", t.as_secs_f64());
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}
+
+/// Progress line and timeline, once a second.
+struct Ticker<'a> {
+    rec: &'a Recorder,
+    headline: usize,
+    started: Instant,
+    last: Instant,
+    so_far: Vec<OpStats>,
+    timeline: Vec<TimelinePoint>,
+    progress: Progress,
+    schedule: Schedule,
+    extra: Option<StatusFn>,
+}
+
+impl<'a> Ticker<'a> {
+    fn new(rec: &'a Recorder, opts: &DriveOpts, headline: usize, started: Instant) -> Self {
+        Self {
             rec,
             headline,
             started,
             last: started,
             so_far: (0..rec.ops().len()).map(|_| OpStats::new()).collect(),
             timeline: Vec::new(),
-            bar,
-            lines,
+            progress: Progress::new(opts.progress),
             schedule: opts.schedule,
+            extra: opts.extra_status.clone(),
         }
     }
 
@@ -228,9 +267,9 @@ impl<'a> Ticker<'a> {
         let h = self.headline;
         let rate = crate::report::stats::rate(iv[h].completed(), dt);
         let errors: u64 = self.so_far.iter().map(OpStats::errors).sum();
-        let target = target_rate(&self.schedule, t);
-        let msg = format!(
-            "{} {:.0}/s (target {:.0})  ok {}  errors {}  p99 {:.2} ms  in flight {}",
+        let target = self.schedule.rate_at(t);
+        let mut msg = format!(
+            "{} {:.0}/s (schedule {:.0}/s)  ok {}  errors {}  p99 {:.2} ms  in flight {}",
             self.rec.ops()[h],
             rate,
             target,
@@ -239,27 +278,14 @@ impl<'a> Ticker<'a> {
             self.so_far[h].latency_ms(0.99),
             in_flight
         );
-        if let Some(b) = &self.bar {
-            b.set_message(msg);
-        } else if self.lines && self.timeline.len().is_multiple_of(5) {
-            eprintln!("[{:>5.1}s] {msg}", t.as_secs_f64());
+        if let Some(f) = &self.extra {
+            msg += "  ";
+            msg += &f();
         }
+        self.progress.update(t, &msg);
     }
 
     fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish();
-        }
-    }
-}
-
-/// The schedule's rate at `t` (linear ramp, then flat).
-pub fn target_rate(s: &Schedule, t: Duration) -> f64 {
-    if t >= s.total() {
-        0.0
-    } else if t < s.ramp_up {
-        s.rate * t.as_secs_f64() / s.ramp_up.as_secs_f64()
-    } else {
-        s.rate
+        self.progress.finish();
     }
 }

@@ -1,19 +1,20 @@
 //! One run end to end: tokens, warm-up, metrics scrape, the driven scenario, the report.
 
 use crate::auth::{TokenSource, Tokens};
-use crate::driver::{DriveOpts, ProgressMode, drive};
+use crate::driver::{DriveOpts, StatusFn, drive};
 use crate::http::{Http, client};
-use crate::pacing::{Schedule, parse_duration};
+use crate::pacing::{Profile, Schedule, parse_duration};
 use crate::report::machine::{self, CpuUse, Machine};
 use crate::report::metrics::{self, ServerDeltas};
-use crate::report::slo::{self, Slo};
+use crate::report::output::OutputArgs;
+use crate::report::slo;
 use crate::report::stats::Recorder;
 use crate::report::{OpReport, RampCounts, Report, steady_window, summary};
 use crate::scenarios::browse::Browse;
+use crate::scenarios::city::CityMix;
 use crate::scenarios::orders::{self, Orders};
 use crate::scenarios::{Area, Ctx, Menu, Scenario, Search, pool};
 use anyhow::{Context, bail};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -38,13 +39,11 @@ pub struct Common {
     /// Per-request timeout; also how long to wait for stragglers at the end.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub report_json: Option<PathBuf>,
-    /// Objective `[op.]metric=value`, repeatable: p99_ms=2, search.p99_ms=2, errors=0,
-    /// error_pct=0.1, min_rate=4900, max_ms=50. Exit status 2 when one is missed.
-    #[arg(long, value_parser = |s: &str| s.parse::<Slo>())]
-    pub slo: Vec<Slo>,
+    /// How the rate moves after the ramp: flat, or dinner (base → 5× peak → base).
+    #[arg(long, value_enum, default_value_t = Profile::Flat)]
+    pub profile: Profile,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Get tokens from the demo cell's POST /api/v1/dev/token.
     #[arg(long, conflicts_with = "jwt_secret")]
     pub token_from_dev: bool,
@@ -69,8 +68,6 @@ pub struct Common {
     /// Menus read during warm-up (orders with --checkout-only build carts from them).
     #[arg(long, default_value_t = 300)]
     pub warmup_menus: usize,
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    pub progress: ProgressMode,
     /// PID of the target process, to report its CPU use (same machine only).
     #[arg(long)]
     pub target_pid: Option<u32>,
@@ -89,8 +86,16 @@ fn parse_point(s: &str) -> Result<(f64, f64), String> {
 pub enum Which {
     Search,
     Menu,
-    Browse { search_share: f64 },
-    Orders { checkout_only: bool },
+    Browse {
+        search_share: f64,
+    },
+    Orders {
+        checkout_only: bool,
+    },
+    /// The HTTP half of `city`: `read_ratio` browse requests per order flow.
+    City {
+        read_ratio: f64,
+    },
 }
 
 impl Which {
@@ -100,6 +105,7 @@ impl Which {
             Which::Menu => "menu",
             Which::Browse { .. } => "browse",
             Which::Orders { .. } => "orders",
+            Which::City { .. } => "city",
         }
     }
 
@@ -108,8 +114,12 @@ impl Which {
             Which::Search => &["search"],
             Which::Menu => &["menu"],
             Which::Browse { .. } => &["search", "menu"],
-            Which::Orders { .. } => orders::OPS,
+            Which::Orders { .. } | Which::City { .. } => orders::OPS,
         }
+    }
+
+    fn orders(&self) -> bool {
+        matches!(self, Which::Orders { .. } | Which::City { .. })
     }
 }
 
@@ -128,6 +138,25 @@ async fn scrape(http: &Http) -> Option<std::collections::BTreeMap<String, f64>> 
 
 /// Runs one scenario and returns its report (already printed and written).
 pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
+    let report = run_with(which, &c, Hooks::default()).await?;
+    c.out
+        .emit(&summary::render(&report), &report, report.page())?;
+    Ok(report)
+}
+
+/// How `city` runs the HTTP half next to the QUIC one.
+#[derive(Default, Clone)]
+pub struct Hooks {
+    /// Waited on after warm-up, right before the measured run (all halves start together).
+    pub gate: Option<Arc<tokio::sync::Barrier>>,
+    /// Appended to the progress line.
+    pub status: Option<StatusFn>,
+    /// Further metric families to scrape.
+    pub families: &'static [&'static str],
+}
+
+/// Runs one scenario and returns its report without printing or writing it.
+pub async fn run_with(which: Which, c: &Common, hooks: Hooks) -> anyhow::Result<Report> {
     if !(c.rate > 0.0 && c.rate.is_finite()) {
         bail!("--rate must be positive");
     }
@@ -153,11 +182,7 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
         spread_km: c.spread_km,
         radius: c.radius.clone(),
     };
-    let menus = if matches!(which, Which::Orders { .. }) {
-        c.warmup_menus
-    } else {
-        0
-    };
+    let menus = if which.orders() { c.warmup_menus } else { 0 };
     let pool = pool::warm_up(&http, &customers[0], &area, c.warmup_points, menus)
         .await
         .with_context(|| format!("warm-up against {}", c.target))?;
@@ -167,18 +192,19 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
             c.center
         );
     }
-    if matches!(which, Which::Orders { .. }) {
+    if which.orders() {
         // Restaurants found later by live searches get theirs on first use.
         for r in &pool {
             tokens.get("restaurant", &r.id).await?;
         }
     }
     eprintln!(
-        "{}: {} restaurants in the warm-up pool; {} customers; {} /s for {:?} after {:?} ramp-up",
+        "{}: {} restaurants in the warm-up pool; {} customers; {} /s ({:?}) for {:?} after {:?} ramp-up",
         which.name(),
         pool.len(),
         customers.len(),
         c.rate,
+        c.profile,
         c.duration,
         c.ramp_up
     );
@@ -189,6 +215,9 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
         pool,
         customers,
     });
+    if let Some(g) = &hooks.gate {
+        g.wait().await;
+    }
     let before = scrape(&http).await;
     let cpu0 = (
         machine::cpu_seconds(None),
@@ -200,10 +229,12 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
             rate: c.rate,
             ramp_up: c.ramp_up,
             duration: c.duration,
+            profile: c.profile,
         },
         max_in_flight: c.max_in_flight,
         drain: c.timeout,
-        progress: c.progress,
+        progress: c.out.progress,
+        extra_status: hooks.status.clone(),
     };
     let result = match &which {
         Which::Search => go(Search(ctx), &rec, opts).await,
@@ -230,6 +261,7 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
             )
             .await
         }
+        Which::City { read_ratio } => go(CityMix::new(ctx, *read_ratio), &rec, opts).await,
     };
     let wall = wall0.elapsed().as_secs_f64();
     let cpu = CpuUse {
@@ -247,7 +279,14 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
     };
     let after = scrape(&http).await;
     let server = match (&before, &after) {
-        (Some(b), Some(a)) => metrics::deltas(b, a, metrics::DEFAULT_FAMILIES),
+        (Some(b), Some(a)) => {
+            let fams: Vec<&str> = metrics::DEFAULT_FAMILIES
+                .iter()
+                .chain(hooks.families)
+                .copied()
+                .collect();
+            metrics::deltas(b, a, &fams)
+        }
         _ => ServerDeltas::default(),
     };
     machine.loadavg_end = machine::loadavg();
@@ -276,7 +315,7 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
             errors: s.errors(),
         })
         .collect();
-    let slo = slo::evaluate(&c.slo, &op_reports);
+    let slo = slo::evaluate(&c.out.slo, &op_reports);
     let report = Report {
         tool: "loadgen",
         version: env!("CARGO_PKG_VERSION"),
@@ -286,6 +325,7 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
         config: serde_json::json!({
             "scenario": format!("{which:?}"),
             "rate": c.rate,
+            "profile": format!("{:?}", c.profile),
             "duration_s": c.duration.as_secs_f64(),
             "ramp_up_s": c.ramp_up.as_secs_f64(),
             "max_in_flight": c.max_in_flight,
@@ -295,7 +335,7 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
             "radius": c.radius,
             "customers": c.customers,
             "tokens": if c.jwt_secret.is_some() { "minted" } else { "dev endpoint" },
-            "slo": c.slo.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "slo": c.out.slo.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "interrupted": result.interrupted,
         }),
         machine,
@@ -312,11 +352,6 @@ pub async fn run(which: Which, c: Common) -> anyhow::Result<Report> {
         error_samples: rec.error_samples(),
         timeline: result.timeline,
     };
-    print!("{}", summary::render(&report));
-    if let Some(p) = &c.report_json {
-        report.write_json(p)?;
-        println!("report: {}", p.display());
-    }
     Ok(report)
 }
 

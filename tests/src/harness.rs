@@ -266,10 +266,16 @@ impl Drop for Cell {
 /// Where the `cell` binary is: `$CELL_BIN`, else next to the test executable's directory
 /// (`target/<profile>/deps/<test>` → `target/<profile>/cell`).
 pub fn cell_bin() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("CELL_BIN") {
+    workspace_bin("cell", "CELL_BIN")
+}
+
+/// Where a workspace binary `name` is: `$env`, else next to the test executable's
+/// directory. `./dev test` (CI) builds every binary before the tests.
+pub fn workspace_bin(name: &str, env: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
         let p = PathBuf::from(p);
         if !p.is_file() {
-            bail!("CELL_BIN={} is not a file", p.display());
+            bail!("{env}={} is not a file", p.display());
         }
         return Ok(p);
     }
@@ -278,11 +284,11 @@ pub fn cell_bin() -> anyhow::Result<PathBuf> {
     if dir.file_name().is_some_and(|n| n == "deps") {
         dir = dir.parent().context("deps has no parent")?;
     }
-    let bin = dir.join("cell");
+    let bin = dir.join(name);
     if !bin.is_file() {
         bail!(
-            "the cell binary is not at {}: run `cargo build -p cell` first (with the same \
-             CARGO_TARGET_DIR and profile as the tests), or set CELL_BIN",
+            "the {name} binary is not at {}: run `cargo build -p {name}` first (with the same \
+             CARGO_TARGET_DIR and profile as the tests), or set {env}",
             bin.display()
         );
     }

@@ -22,6 +22,8 @@
 //!   a drain, a killed cell answered with 503 and recovering, a follower router.
 //! - `tests/realtime.rs`: a complete delivery over QUIC + WebSocket, declines/timeouts
 //!   widening the radius and flagging the order delayed, racing accepts.
+//! - `tests/loadgen.rs`: every `loadgen` scenario for a few seconds against real cells
+//!   (needs the `loadgen` binary too), reports and exit statuses checked.
 
 pub mod client;
 pub mod fixtures;

@@ -16,6 +16,7 @@ use schemas::{
     OfferResponse, StatusChange,
 };
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -66,12 +67,27 @@ pub fn north_of(p: (f64, f64), metres: f64) -> (f64, f64) {
     (p.0 + metres / 111_195.0, p.1)
 }
 
+/// A bare QUIC connection of driver `id` (dev token), trusting the cell's dev CA from the
+/// READY line: after `HelloAck`, nothing sent yet.
+pub fn quic_client(cell: &Cell, rt: &Runtime, id: u64) -> anyhow::Result<DriverClient> {
+    let ready = cell.ready();
+    let addr = ready.quic.context("the cell runs no QUIC gateway")?;
+    let ca = ready.quic_ca.as_ref().context("no quic_ca in READY")?;
+    let name = ready.quic_server_name.as_deref().unwrap_or("localhost");
+    let trust = Trust::ca_pem_file(ca)?;
+    let token = cell.token("driver", id);
+    Ok(rt.block_on(DriverClient::connect(addr, name, trust, &token, None))?)
+}
+
 /// One driver connected to a cell over QUIC, pinging its current position as datagrams
 /// every `ping_every` in the background. Dropping it closes the connection.
 pub struct LiveDriver {
     pub id: u64,
     client: Arc<DriverClient>,
     pos: Arc<Mutex<(f64, f64)>>,
+    /// The last ping sequence number used: one counter for every ping of the session (the
+    /// cell drops a ping whose number is not above one it has seen).
+    seq: Arc<AtomicU64>,
     inbox: Receiver<CellMsg>,
     /// Everything received so far (including what [`LiveDriver::expect`] skipped).
     pub seen: Vec<CellMsg>,
@@ -95,14 +111,7 @@ impl LiveDriver {
         at: (f64, f64),
         ping_every: Duration,
     ) -> anyhow::Result<LiveDriver> {
-        let ready = cell.ready();
-        let addr = ready.quic.context("the cell runs no QUIC gateway")?;
-        let ca = ready.quic_ca.as_ref().context("no quic_ca in READY")?;
-        let name = ready.quic_server_name.as_deref().unwrap_or("localhost");
-        let trust = Trust::ca_pem_file(ca)?;
-        let token = cell.token("driver", id);
-        let client = rt.block_on(DriverClient::connect(addr, name, trust, &token, None))?;
-        let client = Arc::new(client);
+        let client = Arc::new(quic_client(cell, rt, id)?);
         let pos = Arc::new(Mutex::new(at));
         let (tx, inbox) = channel();
         let reader = {
@@ -115,16 +124,16 @@ impl LiveDriver {
                 }
             })
         };
+        let seq = Arc::new(AtomicU64::new(0));
         let pinger = {
-            let (client, pos) = (client.clone(), pos.clone());
+            let (client, pos, seq) = (client.clone(), pos.clone(), seq.clone());
             rt.spawn(async move {
-                let mut seq = 1_000_000;
                 let mut every = tokio::time::interval(ping_every);
                 loop {
                     every.tick().await;
-                    seq += 1;
                     let at = *pos.lock().unwrap_or_else(|p| p.into_inner());
-                    if client.send_ping(&ping(id, at, seq)).is_err() {
+                    let n = seq.fetch_add(1, Ordering::Relaxed) + 1;
+                    if client.send_ping(&ping(id, at, n)).is_err() {
                         break;
                     }
                 }
@@ -134,12 +143,16 @@ impl LiveDriver {
             id,
             client,
             pos,
+            seq,
             inbox,
             seen: Vec::new(),
             rt: rt.handle().clone(),
             tasks: vec![reader, pinger],
         };
-        d.send(DriverBody::LocationPing(ping(id, at, 1)));
+        // If a datagram with a higher number overtakes it, this one is dropped as stale, but
+        // that datagram already stored the same position.
+        let n = d.next_seq();
+        d.send(DriverBody::LocationPing(ping(id, at, n)));
         d.status(DriverStatus::Online)
             .map_err(|r| anyhow::anyhow!("online refused: {r:?}"))?;
         Ok(d)
@@ -158,7 +171,12 @@ impl LiveDriver {
     /// Moves to `at` and sends a ping for it at once (as a datagram).
     pub fn ping_at(&self, at: (f64, f64)) {
         self.set_position(at);
-        let _ = self.client.send_ping(&ping(self.id, at, now_ms()));
+        let _ = self.client.send_ping(&ping(self.id, at, self.next_seq()));
+    }
+
+    /// The next ping sequence number of this session.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Sends a control-stream message; returns its `seq`.
@@ -284,7 +302,8 @@ impl Drop for LiveDriver {
     }
 }
 
-fn ping(driver_id: u64, at: (f64, f64), seq: u64) -> LocationPing {
+/// A ping of `driver_id` at `at`, taken now, with sequence number `seq`.
+pub fn ping(driver_id: u64, at: (f64, f64), seq: u64) -> LocationPing {
     LocationPing {
         driver_id,
         lat: at.0,

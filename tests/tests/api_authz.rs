@@ -400,6 +400,90 @@ fn table() -> Vec<Row> {
                 );
             },
         ),
+        ("get", "/api/v1/admin/pings", |c| {
+            c.check(
+                "get",
+                "/api/v1/admin/pings",
+                None,
+                &[
+                    (Nobody, 401),
+                    (CustomerA, 403),
+                    (RestaurantA, 403),
+                    (Driver, 403),
+                    (Admin, 200),
+                ],
+            );
+        }),
+        ("get", "/api/v1/admin/status", |c| {
+            c.check(
+                "get",
+                "/api/v1/admin/status",
+                None,
+                &[
+                    (Nobody, 401),
+                    (CustomerA, 403),
+                    (RestaurantA, 403),
+                    (Driver, 403),
+                    (Admin, 200),
+                ],
+            );
+        }),
+        ("get", "/api/v1/admin/regions", |c| {
+            c.check(
+                "get",
+                "/api/v1/admin/regions",
+                None,
+                &[
+                    (Nobody, 401),
+                    (CustomerA, 403),
+                    (RestaurantA, 403),
+                    (Driver, 403),
+                    (Admin, 200),
+                ],
+            );
+        }),
+        ("get", "/api/v1/admin/regions/{region}/export", |c| {
+            c.check(
+                "get",
+                "/api/v1/admin/regions/851f1d4bfffffff/export?limit=1",
+                None,
+                &[
+                    (Nobody, 401),
+                    (CustomerA, 403),
+                    (RestaurantA, 403),
+                    (Driver, 403),
+                    (Admin, 200),
+                ],
+            );
+        }),
+        ("post", "/api/v1/admin/regions/{region}/import", |c| {
+            c.check(
+                "post",
+                "/api/v1/admin/regions/851f1d4bfffffff/import",
+                Some(&json!({ "restaurants": [] })),
+                &[
+                    (Nobody, 401),
+                    (CustomerA, 403),
+                    (RestaurantA, 403),
+                    (Driver, 403),
+                    (Admin, 200),
+                ],
+            );
+        }),
+        ("put", "/api/v1/admin/cellmap", |c| {
+            c.check(
+                "put",
+                "/api/v1/admin/cellmap",
+                Some(&json!({ "version": 0, "cells": {}, "regions": {} })),
+                &[
+                    (Nobody, 401),
+                    (CustomerA, 403),
+                    (RestaurantA, 403),
+                    (Driver, 403),
+                    (Admin, 200),
+                ],
+            );
+        }),
     ]
 }
 

@@ -20,7 +20,7 @@ use domain::{Actor, Command, DeliveryId, DriverId, Order, OrderId, OrderStatus, 
 use geostore::{DriverState, GeoStore};
 use matcher::{MatchConfig, Matcher};
 use parking_lot::{Mutex, RwLock};
-use pings::{Fix, PingLimits, PingRejection};
+use pings::{Fix, Ledger, Outcome, PingCounters, PingLimits, PingRejection, SessionSeq};
 use schemas::{Assignment, CellBody};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -96,6 +96,13 @@ pub struct GpsFix {
     pub ts_ms: u64,
 }
 
+/// Per-driver state of the ping path, kept across reconnects. A QUIC session holds its
+/// driver's link, so a datagram touches only atomics here (no map lookup, no shared lock).
+#[derive(Debug, Default)]
+pub struct DriverLink {
+    pub pings: PingCounters,
+}
+
 struct Session {
     id: u64,
     tx: Option<mpsc::Sender<CellBody>>,
@@ -126,6 +133,7 @@ pub struct Dispatch {
     state: Mutex<State>,
     /// Driver → the order they carry: read on every ping to fan out locations.
     carrying: RwLock<HashMap<DriverId, Order>>,
+    links: Ledger<DriverLink>,
     next_session: AtomicU64,
     wake: Notify,
 }
@@ -153,6 +161,7 @@ impl Dispatch {
                 jobs: HashMap::new(),
             }),
             carrying: RwLock::new(HashMap::new()),
+            links: Ledger::default(),
             next_session: AtomicU64::new(1),
             wake: Notify::new(),
         }
@@ -223,9 +232,62 @@ impl Dispatch {
 
     // === pings ===
 
-    /// One GPS ping: checked, stored in the geostore, fanned out to the customer tracking
-    /// the driver's order.
+    /// The driver's ping-path state (created on first use). A session looks it up once.
+    pub fn link(&self, driver: DriverId) -> Arc<DriverLink> {
+        self.links.entry(driver)
+    }
+
+    /// Every driver's ping counters (or one driver's), sorted by driver id.
+    pub fn ping_counts(&self, only: Option<DriverId>) -> Vec<(DriverId, pings::PingCounts)> {
+        let links = match only {
+            Some(d) => self.links.get(d).map(|l| (d, l)).into_iter().collect(),
+            None => self.links.all(),
+        };
+        links
+            .into_iter()
+            .map(|(d, l)| (d, l.pings.snapshot()))
+            .collect()
+    }
+
+    /// One GPS ping without a sequence number (REST).
     pub fn ping(&self, driver: DriverId, fix: GpsFix, now: UnixMs) -> Result<(), PingRejection> {
+        self.session_ping(driver, &self.link(driver), None, fix, now)
+    }
+
+    /// One GPS ping of a session: `seq` is the ping's sequence number and the session's
+    /// highest so far (a ping not above it is dropped as stale). Counted in the driver's link.
+    pub fn session_ping(
+        &self,
+        driver: DriverId,
+        link: &DriverLink,
+        seq: Option<(u64, &SessionSeq)>,
+        fix: GpsFix,
+        now: UnixMs,
+    ) -> Result<(), PingRejection> {
+        link.pings.arrived(seq.map_or(0, |(s, _)| s));
+        if let Some((s, session)) = seq
+            && let Err(e) = session.advance(s)
+        {
+            link.pings.record(Outcome::Stale);
+            metrics::counter!("cell_pings_rejected_total", "reason" => e.as_str()).increment(1);
+            return Err(e);
+        }
+        let r = self.checked_ping(driver, fix, now);
+        link.pings.record(match r {
+            Ok(()) => Outcome::Accepted,
+            Err(_) => Outcome::Rejected,
+        });
+        r
+    }
+
+    /// Checked, stored in the geostore, fanned out to the customer tracking the driver's
+    /// order.
+    fn checked_ping(
+        &self,
+        driver: DriverId,
+        fix: GpsFix,
+        now: UnixMs,
+    ) -> Result<(), PingRejection> {
         let GpsFix {
             lat,
             lng,

@@ -1,8 +1,16 @@
 //! Checks on a GPS ping before it moves a driver: coordinates in range, not from the
 //! future, and physically possible given the driver's previous fix (a jump faster than any
 //! car is flagged as likely spoofing and not stored). Pure: time comes in as an argument.
+//!
+//! Also the per-driver ping accounting ([`PingCounters`], [`Ledger`]) behind
+//! `GET /api/v1/admin/pings`: atomics in a per-driver record that a QUIC session holds for its
+//! whole life, so the datagram path updates them without a map lookup or a lock.
 
-use domain::UnixMs;
+use domain::{DriverId, UnixMs};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Limits (`[pings]` in the cell config).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -47,6 +55,8 @@ pub enum PingRejection {
     TooOld,
     #[error("implied speed {implied_mps:.0} m/s: likely GPS spoofing")]
     Spoofed { implied_mps: f64 },
+    #[error("sequence number {seq} not above {max} already seen in this session")]
+    Stale { seq: u64, max: u64 },
 }
 
 impl PingRejection {
@@ -56,6 +66,7 @@ impl PingRejection {
             PingRejection::FromFuture { .. } => "from_future",
             PingRejection::TooOld => "too_old",
             PingRejection::Spoofed { .. } => "spoofed",
+            PingRejection::Stale { .. } => "stale",
         }
     }
 }
@@ -97,9 +108,204 @@ pub fn check(
     Ok(())
 }
 
+/// What happened to one ping, for [`PingCounters::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written to the geostore.
+    Accepted,
+    /// Failed a check (range, clock, speed).
+    Rejected,
+    /// Its sequence number was not above the session's highest: reordered or duplicated.
+    Stale,
+}
+
+/// One driver's ping accounting since the cell started. Kept across reconnects (keyed by
+/// driver id in the [`Ledger`]); every field is only ever increased.
+#[derive(Debug, Default)]
+pub struct PingCounters {
+    received: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    stale: AtomicU64,
+    max_seq: AtomicU64,
+}
+
+/// A snapshot of [`PingCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PingCounts {
+    /// Pings that arrived and decoded.
+    pub received: u64,
+    /// Written to the geostore.
+    pub accepted: u64,
+    /// Failed a check.
+    pub rejected: u64,
+    /// Dropped for a sequence number not above one already seen in the session.
+    pub stale: u64,
+    /// Highest sequence number seen (0: none carried one).
+    pub max_seq: u64,
+}
+
+impl PingCounters {
+    /// Counts a ping that arrived and decoded, carrying `seq` (0: none, e.g. REST).
+    pub fn arrived(&self, seq: u64) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        if seq > 0 {
+            self.max_seq.fetch_max(seq, Ordering::Relaxed);
+        }
+    }
+
+    pub fn record(&self, outcome: Outcome) {
+        let c = match outcome {
+            Outcome::Accepted => &self.accepted,
+            Outcome::Rejected => &self.rejected,
+            Outcome::Stale => &self.stale,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> PingCounts {
+        PingCounts {
+            received: self.received.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            stale: self.stale.load(Ordering::Relaxed),
+            max_seq: self.max_seq.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The highest sequence number of one session. Sequence numbers are per session (a
+/// reconnecting client may start again from 1), so this lives with the session, not the
+/// driver. 0 means "no sequence" and is never stale.
+#[derive(Debug, Default)]
+pub struct SessionSeq(AtomicU64);
+
+impl SessionSeq {
+    /// Takes `seq`; `Err` if it is not above every sequence number taken before.
+    pub fn advance(&self, seq: u64) -> Result<(), PingRejection> {
+        if seq == 0 {
+            return Ok(());
+        }
+        let max = self.0.fetch_max(seq, Ordering::Relaxed);
+        if max >= seq {
+            return Err(PingRejection::Stale { seq, max });
+        }
+        Ok(())
+    }
+}
+
+/// Per-driver records, sharded so neither the lookups of REST pings and new sessions nor the
+/// admin snapshot serialise the cell on one lock. QUIC sessions look their driver up once.
+pub struct Ledger<T> {
+    shards: Box<[Shard<T>]>,
+}
+
+type Shard<T> = RwLock<HashMap<DriverId, Arc<T>>>;
+
+const SHARDS: usize = 64;
+
+impl<T: Default> Default for Ledger<T> {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+        }
+    }
+}
+
+impl<T: Default> Ledger<T> {
+    fn shard(&self, d: DriverId) -> &Shard<T> {
+        // Driver ids are dense or random; a multiplicative hash spreads both.
+        let h = d.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
+        &self.shards[h as usize % SHARDS]
+    }
+
+    /// The driver's record, created on first use.
+    pub fn entry(&self, d: DriverId) -> Arc<T> {
+        if let Some(r) = self.shard(d).read().get(&d) {
+            return Arc::clone(r);
+        }
+        Arc::clone(self.shard(d).write().entry(d).or_default())
+    }
+
+    pub fn get(&self, d: DriverId) -> Option<Arc<T>> {
+        self.shard(d).read().get(&d).cloned()
+    }
+
+    /// Every record, sorted by driver id.
+    pub fn all(&self) -> Vec<(DriverId, Arc<T>)> {
+        let mut v: Vec<_> = self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                s.read()
+                    .iter()
+                    .map(|(d, r)| (*d, Arc::clone(r)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        v.sort_by_key(|(d, _)| d.0);
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_numbers_must_increase_within_a_session() {
+        let s = SessionSeq::default();
+        assert_eq!(s.advance(1), Ok(()));
+        assert_eq!(s.advance(3), Ok(()));
+        // Reordered and duplicated datagrams.
+        assert_eq!(s.advance(2), Err(PingRejection::Stale { seq: 2, max: 3 }));
+        assert_eq!(s.advance(3), Err(PingRejection::Stale { seq: 3, max: 3 }));
+        assert_eq!(s.advance(4), Ok(()));
+        // No sequence number: never stale.
+        assert_eq!(s.advance(0), Ok(()));
+        assert_eq!(s.advance(0), Ok(()));
+        // A new session may start again from 1.
+        assert_eq!(SessionSeq::default().advance(1), Ok(()));
+    }
+
+    #[test]
+    fn counters_count_each_outcome() {
+        let c = PingCounters::default();
+        c.arrived(5);
+        c.record(Outcome::Accepted);
+        c.arrived(4);
+        c.record(Outcome::Stale);
+        c.arrived(0);
+        c.record(Outcome::Rejected);
+        let one = c.snapshot();
+        assert_eq!(
+            one,
+            PingCounts {
+                received: 3,
+                accepted: 1,
+                rejected: 1,
+                stale: 1,
+                max_seq: 5
+            }
+        );
+    }
+
+    #[test]
+    fn ledger_keeps_one_record_per_driver() {
+        let l: Ledger<PingCounters> = Ledger::default();
+        let a = l.entry(DriverId(7));
+        a.arrived(1);
+        // The same record on the next lookup (a reconnect): counts carry on.
+        l.entry(DriverId(7)).arrived(2);
+        assert_eq!(a.snapshot().received, 2);
+        assert!(l.get(DriverId(8)).is_none());
+        for d in (0..1_000).rev() {
+            l.entry(DriverId(d * 977));
+        }
+        let all = l.all();
+        assert_eq!(all.len(), 1_001);
+        assert!(all.windows(2).all(|w| w[0].0.0 < w[1].0.0));
+    }
 
     #[test]
     fn rejects_impossible_pings() {

@@ -1,16 +1,18 @@
 //! The QUIC gateway's [`DriverPort`], implemented on the dispatch: the same calls the REST
 //! driver endpoints make.
 
-use super::{DispatchError, DriverUpdate};
+use super::pings::{PingRejection, SessionSeq};
+use super::{DispatchError, DriverLink, DriverUpdate};
 use crate::app::App;
 use crate::auth::Principal;
-use crate::gateway::{DriverPort, PingRejected, Session};
+use crate::gateway::{DriverPort, PingRejected, PingSink, Session};
 use crate::orders::service::OrderError;
 use domain::{DeliveryId, DriverId};
 use futures::future::BoxFuture;
 use schemas::{
     CloseReason, DriverStatus, LocationPing, OfferDecision, OfferResponse, StatusChange,
 };
+use std::sync::Arc;
 
 pub struct DispatchPort(pub App);
 
@@ -37,34 +39,17 @@ impl DriverPort for DispatchPort {
             id,
             outbox,
             resumed,
+            pings: Box::new(SessionPings {
+                app: self.0.clone(),
+                driver,
+                link: self.0.dispatch().link(driver),
+                seq: SessionSeq::default(),
+            }),
         }
     }
 
     fn disconnected(&self, driver: DriverId, session: u64) {
         self.0.dispatch().disconnect(driver, session, self.0.now());
-    }
-
-    fn ping(&self, driver: DriverId, p: &LocationPing) -> Result<(), PingRejected> {
-        if p.driver_id != driver.0 {
-            return Err(PingRejected::WrongDriver);
-        }
-        let now = self.0.now();
-        let fix = super::GpsFix {
-            lat: p.lat,
-            lng: p.lng,
-            heading: p.heading_deg,
-            speed: p.speed_mps,
-            ts_ms: p.client_ts_ms,
-        };
-        self.0
-            .dispatch()
-            .ping(driver, fix, now)
-            .map_err(|e| match e {
-                super::pings::PingRejection::FromFuture { .. } => PingRejected::FromFuture,
-                super::pings::PingRejection::Spoofed { .. } => PingRejected::Spoofed,
-                super::pings::PingRejection::InvalidCoordinates
-                | super::pings::PingRejection::TooOld => PingRejected::Invalid,
-            })
     }
 
     fn status(
@@ -109,5 +94,44 @@ impl DriverPort for DispatchPort {
                 .map(|_| ())
                 .map_err(|e| close_reason(&e))
         })
+    }
+}
+
+/// One QUIC session's pings: the driver's link (counters) and the session's sequence state,
+/// held for the session's life so a datagram needs no lookup.
+struct SessionPings {
+    app: App,
+    driver: DriverId,
+    link: Arc<DriverLink>,
+    seq: SessionSeq,
+}
+
+impl PingSink for SessionPings {
+    fn ping(&self, p: &LocationPing) -> Result<(), PingRejected> {
+        if p.driver_id != self.driver.0 {
+            return Err(PingRejected::WrongDriver);
+        }
+        let fix = super::GpsFix {
+            lat: p.lat,
+            lng: p.lng,
+            heading: p.heading_deg,
+            speed: p.speed_mps,
+            ts_ms: p.client_ts_ms,
+        };
+        self.app
+            .dispatch()
+            .session_ping(
+                self.driver,
+                &self.link,
+                Some((p.seq, &self.seq)),
+                fix,
+                self.app.now(),
+            )
+            .map_err(|e| match e {
+                PingRejection::FromFuture { .. } => PingRejected::FromFuture,
+                PingRejection::Spoofed { .. } => PingRejected::Spoofed,
+                PingRejection::Stale { .. } => PingRejected::Stale,
+                PingRejection::InvalidCoordinates | PingRejection::TooOld => PingRejected::Invalid,
+            })
     }
 }

@@ -16,7 +16,7 @@ use super::DriverPort;
 use super::endpoint::Shared;
 use super::frames::{FrameError, FrameReader, FrameWriter};
 use super::metrics::Ended;
-use super::port::Session;
+use super::port::{PingSink, Session};
 
 /// How long a closing message (`Handover`, a closing `ErrorMsg`) may take to be acknowledged
 /// before the connection is closed anyway.
@@ -156,6 +156,7 @@ async fn session(conn: &Connection, shared: &Shared) -> Ended {
         id,
         outbox,
         resumed,
+        pings,
     } = shared.drivers.connected(driver, hello.resume_session_id);
     let _connected = Connected {
         drivers: shared.drivers.as_ref(),
@@ -187,13 +188,18 @@ async fn session(conn: &Connection, shared: &Shared) -> Ended {
     // One task, three loops polled together: a slow port call in the control loop does not
     // hold up datagrams or outgoing messages. The first loop to finish decides the close.
     tokio::select! {
-        e = control_loop(reader, reply_tx, driver, shared) => e,
-        e = datagram_loop(conn, driver, shared) => e,
+        e = control_loop(reader, reply_tx, driver, &*pings, shared) => e,
+        e = datagram_loop(conn, driver, &*pings, shared) => e,
         e = writer_loop(writer, outbox, reply_rx, shared) => e,
     }
 }
 
-async fn datagram_loop(conn: &Connection, driver: DriverId, shared: &Shared) -> Ended {
+async fn datagram_loop(
+    conn: &Connection,
+    driver: DriverId,
+    sink: &dyn PingSink,
+    shared: &Shared,
+) -> Ended {
     loop {
         let bytes = match conn.read_datagram().await {
             Ok(b) => b,
@@ -203,7 +209,7 @@ async fn datagram_loop(conn: &Connection, driver: DriverId, shared: &Shared) -> 
             // A datagram can be mangled or forged without the sender being broken: drop it.
             Err(_) => shared.metrics.dg_undecodable.increment(1),
             Ok(ping) => {
-                if let Some(end) = on_ping(&ping, driver, shared) {
+                if let Some(end) = on_ping(&ping, driver, sink, shared) {
                     return end;
                 }
             }
@@ -212,13 +218,18 @@ async fn datagram_loop(conn: &Connection, driver: DriverId, shared: &Shared) -> 
 }
 
 /// A decoded ping, from a datagram or the control stream. `Some` ends the connection.
-fn on_ping(ping: &LocationPing, driver: DriverId, shared: &Shared) -> Option<Ended> {
+fn on_ping(
+    ping: &LocationPing,
+    driver: DriverId,
+    sink: &dyn PingSink,
+    shared: &Shared,
+) -> Option<Ended> {
     if ping.driver_id != driver.0 {
         // Inside an authenticated, encrypted connection this is a bug or an attack, not noise.
         shared.metrics.dg_wrong_driver.increment(1);
         return Some(Ended::Closed(CloseReason::ProtocolViolation));
     }
-    match shared.drivers.ping(driver, ping) {
+    match sink.ping(ping) {
         Ok(()) => shared.metrics.dg_ok.increment(1),
         Err(r) => shared.metrics.ping_rejected(r),
     }
@@ -229,6 +240,7 @@ async fn control_loop(
     mut reader: FrameReader,
     replies: mpsc::Sender<CellBody>,
     driver: DriverId,
+    sink: &dyn PingSink,
     shared: &Shared,
 ) -> Ended {
     loop {
@@ -241,7 +253,7 @@ async fn control_loop(
         shared.metrics.frame(Some(&msg.body));
         let result = match msg.body {
             DriverBody::Hello(_) => return Ended::Closed(CloseReason::ProtocolViolation),
-            DriverBody::LocationPing(ping) => match on_ping(&ping, driver, shared) {
+            DriverBody::LocationPing(ping) => match on_ping(&ping, driver, sink, shared) {
                 Some(end) => return end,
                 None => continue,
             },

@@ -11,7 +11,7 @@ pub(super) struct Metrics {
     pub dg_ok: Counter,
     pub dg_undecodable: Counter,
     pub dg_wrong_driver: Counter,
-    dg_rejected: [Counter; 4],
+    dg_rejected: [Counter; 5],
     frames: [Counter; 6],
 }
 
@@ -40,10 +40,11 @@ impl Ended {
     }
 }
 
-const REJECTED: [PingRejected; 4] = [
+const REJECTED: [PingRejected; 5] = [
     PingRejected::Invalid,
     PingRejected::FromFuture,
     PingRejected::Spoofed,
+    PingRejected::Stale,
     PingRejected::WrongDriver,
 ];
 const KINDS: [&str; 6] = [

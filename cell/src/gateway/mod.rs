@@ -14,7 +14,7 @@
 //!    `hello_timeout_ms` (`hello_timeout`), of [`schemas::PROTOCOL_VERSION`]
 //!    (`version_unsupported`), whose token [`DriverPort::authenticate`] accepts (`bad_token`).
 //! 3. [`DriverPort::connected`], then `HelloAck` (seq 1, pings as datagrams).
-//! 4. Three loops share the connection's task: datagrams -> [`DriverPort::ping`]; control
+//! 4. Three loops share the connection's task: datagrams -> the session's [`PingSink`]; control
 //!    frames -> [`DriverPort::status`]/[`DriverPort::respond`], answered with `Ack` or
 //!    `ErrorMsg`; the session outbox and those answers -> framed `CellMsg`s, seq increasing.
 //!    The first loop to end decides the close. A protocol violation (undecodable frame, second
@@ -52,7 +52,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::QuicConfig;
 pub use endpoint::{bind, serve};
-pub use port::{DriverPort, PingRejected, Session};
+pub use port::{DriverPort, PingRejected, PingSink, Session};
 pub use tls::fingerprint;
 
 /// TLS application protocol of the driver gateway.

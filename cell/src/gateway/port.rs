@@ -27,10 +27,6 @@ pub trait DriverPort: Send + Sync + 'static {
     /// [`DriverPort::connected`].
     fn disconnected(&self, driver: domain::DriverId, session: u64);
 
-    /// One verified ping (its `driver_id` is `driver`'s); `Err` is counted in metrics, not
-    /// sent back (datagrams have no answer).
-    fn ping(&self, driver: domain::DriverId, ping: &LocationPing) -> Result<(), PingRejected>;
-
     /// A status change. `Err` with a code >= 100 is answered with an `ErrorMsg`; a code < 100
     /// closes the connection with it.
     fn status(
@@ -48,7 +44,6 @@ pub trait DriverPort: Send + Sync + 'static {
 }
 
 /// An open driver session, as [`DriverPort::connected`] returns it.
-#[derive(Debug)]
 pub struct Session {
     /// Non-zero; sent in `HelloAck.session_id` and quoted by the driver to resume.
     pub id: u64,
@@ -58,6 +53,26 @@ pub struct Session {
     pub outbox: mpsc::Receiver<CellBody>,
     /// Whether `resume` was honoured (sent in `HelloAck.resumed`).
     pub resumed: bool,
+    /// Takes the session's pings (datagrams, or pings on the control stream).
+    pub pings: Box<dyn PingSink>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("resumed", &self.resumed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a session's pings go. One per session, so the port can keep per-driver and
+/// per-session state (counters, sequence numbers, rate limits) where the hot path reaches it
+/// without a lookup.
+pub trait PingSink: Send + Sync + 'static {
+    /// One verified ping (the gateway checked its `driver_id` is the session's); `Err` is
+    /// counted in metrics, not sent back (datagrams have no answer). Must not block.
+    fn ping(&self, ping: &LocationPing) -> Result<(), PingRejected>;
 }
 
 /// Why the cell refused a ping. Counted per kind in `cell_quic_datagrams_total{outcome}`.
@@ -69,6 +84,9 @@ pub enum PingRejected {
     FromFuture,
     /// Implausible speed between consecutive pings: likely GPS spoofing.
     Spoofed,
+    /// Its sequence number is not above one already seen in the session (reordered or
+    /// duplicated datagram): dropped.
+    Stale,
     /// For another driver than the session's (REST callers; the gateway checks this itself
     /// and closes the connection).
     WrongDriver,
@@ -81,6 +99,7 @@ impl PingRejected {
             Self::Invalid => "invalid",
             Self::FromFuture => "from_future",
             Self::Spoofed => "spoofed",
+            Self::Stale => "stale",
             Self::WrongDriver => "wrong_driver",
         }
     }

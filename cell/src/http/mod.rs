@@ -4,7 +4,8 @@
 //! `error.rs`. Routes are registered through `utoipa-axum`, so the OpenAPI document served
 //! at `/api/v1/openapi.json` is generated from the same handlers that serve the requests.
 
-pub mod admin;
+mod admin;
+pub mod cellops;
 mod drivers;
 pub mod dto;
 pub mod error;
@@ -63,6 +64,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(orders::routes())
         .merge(drivers::routes())
         .merge(admin::routes())
+        .merge(cellops::routes())
         .split_for_parts()
 }
 

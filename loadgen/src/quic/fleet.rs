@@ -39,9 +39,8 @@ pub struct QuicTarget {
     /// PID of the cell, to report its CPU use (same machine only).
     #[arg(long)]
     pub target_pid: Option<u32>,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub report_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: crate::report::output::OutputArgs,
     /// Connection handshakes (with their token fetches) in flight at once.
     #[arg(long, default_value_t = 64)]
     pub connect_parallel: usize,

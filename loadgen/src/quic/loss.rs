@@ -13,11 +13,9 @@
 //! refused. The figures are only exact when nothing else pings the cell during the run;
 //! a negative value (clamped to 0 here) says something else did.
 //!
-//! Per-driver sequence accounting would need the cell to expose, per driver, the highest
-//! and the count of `LocationPing.seq` values seen (e.g. `GET /api/v1/admin/drivers/{id}/pings`
-//! → `{"count":…, "max_seq":…}`, or a bulk `?since=` form); with it, loss per driver is
-//! `max_seq − first_seq + 1 − count`. No such endpoint exists yet, so this reports from
-//! the counters.
+//! Loss per driver, from the cell's own per-driver counters, is in [`super::seen`]; these
+//! totals stay in the report as the cross-check (and the only figure against a cell
+//! without that endpoint).
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -86,6 +84,36 @@ impl ServerPings {
             }
         }
         s
+    }
+
+    /// Rows for the HTML report's server table.
+    pub fn rows(&self) -> Vec<(String, f64)> {
+        if !self.scraped {
+            return Vec::new();
+        }
+        let mut v = vec![
+            (
+                "pings arrived at the gateway".to_string(),
+                self.arrived as f64,
+            ),
+            (
+                "cell_pings_total (accepted)".to_string(),
+                self.accepted as f64,
+            ),
+        ];
+        v.extend(self.rejected.iter().map(|(k, n)| {
+            (
+                format!("cell_pings_rejected_total{{reason={k}}}"),
+                *n as f64,
+            )
+        }));
+        v.extend(self.datagrams.iter().map(|(k, n)| {
+            (
+                format!("cell_quic_datagrams_total{{outcome={k}}}"),
+                *n as f64,
+            )
+        }));
+        v
     }
 
     /// Total rejected by the dispatch.

@@ -11,13 +11,17 @@
 //!
 //! - [`fleet`]: target flags, trust, tokens and connecting the drivers.
 //! - [`pings`]: the paced senders, the trace source, the report.
+//! - [`ping_run`]: one ping run end to end (also a phase of `city`).
 //! - [`loss`]: server-side counters and the loss math.
+//! - [`seen`]: per-driver loss from the cell's admin counters.
 //! - [`trace`]: the trace file format.
 //! - [`track`]: orders, drivers accepting offers, WebSocket trackers, ping → push latency.
 
 pub mod fleet;
 pub mod loss;
+pub mod ping_run;
 pub mod pings;
+pub mod seen;
 pub mod trace;
 pub mod track;
 

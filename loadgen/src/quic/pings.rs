@@ -9,16 +9,20 @@
 //! falls behind catches up in bursts, so "achieved" is what the box really sent. Replay
 //! instead sends each trace line at `ts_ms / speed` after the start.
 
-use super::fleet::{self, CpuMark, Fleet, QuicTarget};
+use super::fleet::{self, QuicTarget};
 use super::loss::{Loss, ServerPings};
-use super::trace::{self, TraceRow};
+use super::seen::PerDriver;
+use super::trace::TraceRow;
 use super::unix_ms;
-use crate::pacing::parse_duration;
-use crate::report::machine::{self, CpuUse, Machine};
-use anyhow::Context;
-use driver_client::{City, DriverClient, Route};
+use crate::pacing::{Schedule, parse_duration};
+use crate::report::html::Page;
+use crate::report::machine::{CpuUse, Machine};
+use crate::report::slo::SloResult;
+use crate::report::{OpReport, TimelineOp, TimelinePoint};
+use driver_client::{DriverClient, Route};
 use schemas::LocationPing;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,18 +90,6 @@ pub fn parse_point(s: &str) -> Result<(f64, f64), String> {
     Ok((p(a)?, p(b)?))
 }
 
-/// Pings owed by `t` into a schedule of `rate`/s after a linear ramp of `ramp_s`
-/// (the inverse of [`crate::pacing::Schedule::offset`]).
-pub fn due(rate: f64, ramp_s: f64, t_s: f64) -> f64 {
-    if t_s <= 0.0 {
-        0.0
-    } else if t_s < ramp_s {
-        rate * t_s * t_s / (2.0 * ramp_s)
-    } else {
-        rate * (ramp_s / 2.0 + (t_s - ramp_s))
-    }
-}
-
 /// The JSON report of a ping run.
 #[derive(Debug, Clone, Serialize)]
 pub struct PingReport {
@@ -129,7 +121,11 @@ pub struct PingReport {
     /// Accepted pings/s over the send phase (ramp included), by the server's counters.
     pub server_ingest_rate: f64,
     pub server: ServerPings,
+    /// From `/metrics` totals: exact only when nothing else pings the cell.
     pub loss: Loss,
+    /// Measured per driver from the cell's admin counters (`None` when the cell has no
+    /// `GET /api/v1/admin/pings`).
+    pub per_driver: Option<PerDriver>,
     /// The kernel's UDP counters over the send phase (whole machine: both directions of
     /// loopback QUIC, so this counts the cell's received packets plus loadgen's received
     /// ACK packets).
@@ -137,6 +133,9 @@ pub struct PingReport {
     pub cpu: CpuUse,
     /// Pings sent per second of the run.
     pub timeline_sent_per_s: Vec<u64>,
+    /// The `ping` op: sent, handed to QUIC in the steady window, failed sends, loss.
+    pub ops: Vec<OpReport>,
+    pub slo: Vec<SloResult>,
 }
 
 impl PingReport {
@@ -186,6 +185,42 @@ impl PingReport {
         } else {
             s += "server: /metrics not scraped (loss unknown)\n";
         }
+        match &self.per_driver {
+            Some(p) => {
+                s += &format!(
+                    "per driver (cell's admin counters): {} drivers sent {}, cell received {} (accepted {}, rejected {}, stale {}); lost {} ({:.3}%), {} drivers lost some{}\n",
+                    p.drivers,
+                    p.sent,
+                    p.received,
+                    p.accepted,
+                    p.rejected,
+                    p.stale,
+                    p.lost,
+                    p.loss_pct,
+                    p.drivers_with_loss,
+                    if p.drivers_over_counted > 0 {
+                        format!(
+                            ", {} over-counted (id shared with another client)",
+                            p.drivers_over_counted
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+                if !p.worst.is_empty() {
+                    let w: Vec<String> = p
+                        .worst
+                        .iter()
+                        .take(5)
+                        .map(|d| format!("{} {}/{}", d.driver_id, d.lost, d.sent))
+                        .collect();
+                    s += &format!("worst drivers (lost/sent): {}\n", w.join(", "));
+                }
+            }
+            None => {
+                s += "per driver: the cell has no GET /api/v1/admin/pings (loss from /metrics only)\n"
+            }
+        }
         if let Some(u) = &self.udp {
             s += &format!(
                 "kernel UDP (whole machine): {} datagrams delivered, {} dropped for a full receive buffer\n",
@@ -206,25 +241,123 @@ impl PingReport {
         for e in &self.failure_samples {
             s += &format!("connect error sample: {e}\n");
         }
+        s += &crate::report::slo::render(&self.slo);
         s
+    }
+
+    pub fn slo_passed(&self) -> bool {
+        self.slo.iter().all(|r| r.pass)
+    }
+
+    /// The loss to judge by: per driver when the cell counts it, else from `/metrics`.
+    pub fn loss_pct(&self) -> f64 {
+        self.per_driver
+            .as_ref()
+            .map_or(self.loss.loss_pct, |p| p.loss_pct)
+    }
+
+    /// Per-second points of the `ping` op (sent per second).
+    pub fn timeline(&self) -> Vec<TimelinePoint> {
+        self.timeline_sent_per_s
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| TimelinePoint {
+                t_s: (i + 1) as f64,
+                ops: BTreeMap::from([(
+                    "ping".to_string(),
+                    TimelineOp {
+                        ok_per_s: n as f64,
+                        errors: 0,
+                        p50_ms: 0.0,
+                        p99_ms: 0.0,
+                        max_ms: 0.0,
+                    },
+                )]),
+            })
+            .collect()
+    }
+
+    /// Facts for the HTML page.
+    pub fn facts(&self) -> Vec<(String, String)> {
+        let mut f = vec![
+            (
+                "drivers connected / failed".into(),
+                format!("{} / {}", self.connected, self.connection_failures),
+            ),
+            (
+                "pings sent (whole run) / steady rate".into(),
+                format!("{} / {:.0} per s", self.sent, self.achieved_rate),
+            ),
+            (
+                "server ingest (accepted per s over the send phase)".into(),
+                format!("{:.0}", self.server_ingest_rate),
+            ),
+            (
+                "loss from /metrics totals".into(),
+                format!(
+                    "{} of {} ({:.3}%): {} never read, {} refused",
+                    self.loss.lost,
+                    self.loss.sent,
+                    self.loss.loss_pct,
+                    self.loss.lost_in_transit,
+                    self.loss.refused
+                ),
+            ),
+        ];
+        if let Some(p) = &self.per_driver {
+            f.push((
+                "loss per driver (admin counters)".into(),
+                format!(
+                    "{} of {} ({:.3}%), {} drivers lost some",
+                    p.lost, p.sent, p.loss_pct, p.drivers_with_loss
+                ),
+            ));
+        }
+        f
+    }
+
+    /// The HTML page (timeline and figures borrowed from `self`).
+    pub fn page<'a>(&'a self, timeline: &'a [TimelinePoint]) -> Page<'a> {
+        Page {
+            title: format!("loadgen {} against {}", self.scenario, self.target),
+            summary: String::new(),
+            ops: &self.ops,
+            timeline,
+            slo: &self.slo,
+            server: self.server.rows(),
+            cpu: &self.cpu,
+            machine: &self.machine,
+            facts: self.facts(),
+        }
     }
 }
 
 /// One driver as a worker sees it.
-struct Slot {
-    id: u64,
-    client: Arc<DriverClient>,
-    route: Route,
-    last_ms: u64,
-    seq: u64,
-    dead: bool,
+pub(super) struct Slot {
+    pub(super) id: u64,
+    pub(super) client: Arc<DriverClient>,
+    pub(super) route: Route,
+    pub(super) last_ms: u64,
+    pub(super) seq: u64,
+    pub(super) dead: bool,
+    /// Pings handed to QUIC for this driver.
+    pub(super) sent: u64,
 }
 
+/// Live counters of a ping run (the progress line; `city` reads them too).
 #[derive(Default)]
-struct Counters {
-    sent: AtomicU64,
-    steady_sent: AtomicU64,
-    errors: AtomicU64,
+pub struct Counters {
+    pub sent: AtomicU64,
+    pub steady_sent: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// What a sender task hands back: the pings it recorded (for `record`) and each driver's
+/// sent count.
+pub(super) type Sent = (Vec<TraceRow>, Vec<(u64, u64)>);
+
+fn per_slot(slots: &[Slot]) -> Vec<(u64, u64)> {
+    slots.iter().map(|s| (s.id, s.sent)).collect()
 }
 
 impl Slot {
@@ -234,6 +367,7 @@ impl Slot {
         }
         match self.client.send_ping(p) {
             Ok(()) => {
+                self.sent += 1;
                 c.sent.fetch_add(1, Ordering::Relaxed);
                 if steady {
                     c.steady_sent.fetch_add(1, Ordering::Relaxed);
@@ -251,15 +385,14 @@ impl Slot {
 
 /// Synthetic worker: paced round-robin over its drivers; returns the pings it sent when
 /// `record` is set.
-async fn synthetic(
+pub(super) async fn synthetic(
     mut slots: Vec<Slot>,
-    rate: f64,
-    ramp: Duration,
-    total: Duration,
+    sched: Schedule,
     start: Instant,
     c: Arc<Counters>,
     record: bool,
-) -> Vec<TraceRow> {
+) -> Sent {
+    let (ramp, total) = (sched.ramp_up, sched.total());
     let mut rows = Vec::new();
     let (mut done, mut next) = (0u64, 0usize);
     let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -271,7 +404,7 @@ async fn synthetic(
         if t >= total || slots.is_empty() {
             break;
         }
-        let owed = due(rate, ramp.as_secs_f64(), t.as_secs_f64()) as u64;
+        let owed = sched.due(t) as u64;
         let now = unix_ms();
         let steady = t >= ramp;
         while done < owed {
@@ -295,17 +428,17 @@ async fn synthetic(
             }
         }
     }
-    rows
+    (rows, per_slot(&slots))
 }
 
 /// Replay worker: sends its rows (sorted by ts) at `ts_ms / speed` after `start`.
-async fn replayer(
+pub(super) async fn replayer(
     mut slots: Vec<Slot>,
     rows: Vec<(usize, TraceRow)>,
     speed: f64,
     start: Instant,
     c: Arc<Counters>,
-) -> Vec<TraceRow> {
+) -> Sent {
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut i = 0;
@@ -331,7 +464,7 @@ async fn replayer(
             s.send(&p, &c, true);
         }
     }
-    Vec::new()
+    (Vec::new(), per_slot(&slots))
 }
 
 /// What to run.
@@ -341,238 +474,13 @@ pub enum Mode {
     Replay(ReplayArgs),
 }
 
-/// Runs `pings`, `record` or `replay` end to end; prints and writes the report.
-pub async fn run(mode: Mode) -> anyhow::Result<PingReport> {
-    let (t, share, workers) = match &mode {
-        Mode::Synthetic(a, _) => (a.target.clone(), a.share_sockets, a.workers),
-        Mode::Replay(a) => (a.target.clone(), a.share_sockets, a.workers),
-    };
-    let workers = workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
-    let mut machine = Machine::at_start();
-    let started_unix_s = unix_ms() / 1000;
-    let http = crate::http::client(Duration::from_secs(10), 64)?;
-    let tokens = Arc::new(t.tokens(http.clone())?);
-    let trace_rows = match &mode {
-        Mode::Replay(a) => {
-            let f = std::fs::File::open(&a.trace)
-                .with_context(|| format!("opening {}", a.trace.display()))?;
-            trace::read(std::io::BufReader::new(f))?
-        }
-        Mode::Synthetic(..) => Vec::new(),
-    };
-    let ids: Vec<u64> = match &mode {
-        Mode::Synthetic(a, _) => {
-            let base = a
-                .driver_id_base
-                .unwrap_or(1_000_000_000 + (started_unix_s % 100_000) * 100_000);
-            (1..=a.drivers).map(|i| base + i).collect()
-        }
-        Mode::Replay(_) => {
-            let set: std::collections::BTreeSet<u64> =
-                trace_rows.iter().map(|r| r.driver).collect();
-            set.into_iter().collect()
-        }
-    };
-    eprintln!("connecting {} drivers ...", ids.len());
-    let fleet: Fleet = fleet::connect(&t, tokens, &ids, share).await?;
-    fleet::drain_control(&fleet);
-    let connected: Vec<(u64, Arc<DriverClient>)> = fleet
-        .drivers
-        .iter()
-        .filter_map(|(id, c)| c.clone().map(|c| (*id, c)))
-        .collect();
-    eprintln!(
-        "{} connected, {} failed in {:.1}s",
-        connected.len(),
-        fleet.failures,
-        fleet.connect_s
-    );
-    // Spread drivers over workers: driver j goes to worker j % workers, slot j / workers.
-    let now = unix_ms();
-    let mut per_worker: Vec<Vec<Slot>> = (0..workers).map(|_| Vec::new()).collect();
-    let mut where_is = std::collections::HashMap::new();
-    for (j, (id, client)) in connected.iter().enumerate() {
-        let city = match &mode {
-            Mode::Synthetic(a, _) => City {
-                center_lat: a.center.0,
-                center_lng: a.center.1,
-                radius_m: a.city_km * 1000.0,
-            },
-            Mode::Replay(_) => City::default(),
-        };
-        where_is.insert(*id, (j % workers, per_worker[j % workers].len()));
-        per_worker[j % workers].push(Slot {
-            id: *id,
-            client: client.clone(),
-            route: Route::new(city, *id),
-            last_ms: now,
-            seq: 0,
-            dead: false,
-        });
-    }
-    let before = t.scrape(&http).await;
-    let cpu0 = CpuMark::now(t.target_pid);
-    let udp0 = fleet::UdpStats::read();
-    let counters = Arc::new(Counters::default());
-    let start = Instant::now();
-    let (target_rate, steady_from, config) = match &mode {
-        Mode::Synthetic(a, rec) => (
-            a.rate,
-            a.ramp_up,
-            serde_json::json!({"rate": a.rate, "duration_s": a.duration.as_secs_f64(),
-                "ramp_up_s": a.ramp_up.as_secs_f64(), "share_sockets": a.share_sockets,
-                "workers": workers, "first_driver_id": ids.first(),
-                "center": [a.center.0, a.center.1], "city_km": a.city_km,
-                "record": rec.as_ref().map(|p| p.display().to_string()),
-                "tokens": if t.jwt_secret.is_some() { "minted" } else { "dev endpoint" }}),
-        ),
-        Mode::Replay(a) => {
-            let span_ms = trace_rows.last().map_or(0, |r| r.ts_ms).max(1) as f64 / a.speed;
-            (
-                trace_rows.len() as f64 * 1000.0 / span_ms,
-                Duration::ZERO,
-                serde_json::json!({"trace": a.trace.display().to_string(), "speed": a.speed,
-                    "rows": trace_rows.len(), "workers": workers, "share_sockets": a.share_sockets}),
-            )
-        }
-    };
-    let mut set = tokio::task::JoinSet::new();
-    match &mode {
-        Mode::Synthetic(a, rec) => {
-            let total = a.ramp_up + a.duration;
-            for slots in per_worker {
-                let share = a.rate / workers as f64;
-                set.spawn(synthetic(
-                    slots,
-                    share,
-                    a.ramp_up,
-                    total,
-                    start,
-                    counters.clone(),
-                    rec.is_some(),
-                ));
-            }
-        }
-        Mode::Replay(a) => {
-            let mut rows: Vec<Vec<(usize, TraceRow)>> = (0..workers).map(|_| Vec::new()).collect();
-            for r in &trace_rows {
-                if let Some(&(w, k)) = where_is.get(&r.driver) {
-                    rows[w].push((k, *r));
-                }
-            }
-            for (slots, rows) in per_worker.into_iter().zip(rows) {
-                set.spawn(replayer(slots, rows, a.speed, start, counters.clone()));
-            }
-        }
-    }
-    // Per-second timeline and a progress line every 5 s, until the senders are done.
-    let mut timeline = Vec::new();
-    let mut recorded = Vec::new();
-    let mut last = 0;
-    let mut every = tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_secs(1),
-        Duration::from_secs(1),
-    );
-    loop {
-        tokio::select! {
-            r = set.join_next() => match r {
-                Some(r) => recorded.extend(r.context("sender task")?),
-                None => break,
-            },
-            _ = every.tick() => {
-                let s = counters.sent.load(Ordering::Relaxed);
-                timeline.push(s - last);
-                last = s;
-                if timeline.len() % 5 == 0 {
-                    eprintln!("{:>4}s  sent {s}  {}/s  errors {}", timeline.len(), timeline[timeline.len() - 1],
-                        counters.errors.load(Ordering::Relaxed));
-                }
-            }
-        }
-    }
-    let send_s = start.elapsed().as_secs_f64();
-    let sent = counters.sent.load(Ordering::Relaxed);
-    timeline.push(sent - last);
-    // Let the last datagrams be read before the final scrape.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let cpu = cpu0.since(t.target_pid);
-    let udp = fleet::UdpStats::read().zip(udp0).map(|(b, a)| b.since(&a));
-    let after = t.scrape(&http).await;
-    fleet::close(&fleet).await;
-    machine.loadavg_end = machine::loadavg();
-    let server = match (&before, &after) {
-        (Some(b), Some(a)) => ServerPings::from_scrapes(b, a),
-        _ => ServerPings::default(),
-    };
-    let steady_s = (send_s - steady_from.as_secs_f64()).max(1e-9);
-    let report = PingReport {
-        tool: "loadgen",
-        scenario: match &mode {
-            Mode::Synthetic(_, None) => "pings",
-            Mode::Synthetic(_, Some(_)) => "record",
-            Mode::Replay(_) => "replay",
-        }
-        .to_string(),
-        target: t.target.clone(),
-        quic: t.quic.to_string(),
-        started_unix_s,
-        config,
-        machine,
-        drivers: ids.len() as u64,
-        connected: connected.len() as u64,
-        connection_failures: fleet.failures,
-        failure_samples: fleet.failure_samples.clone(),
-        connect_s: fleet.connect_s,
-        sockets: fleet.sockets,
-        sent,
-        send_errors: counters.errors.load(Ordering::Relaxed),
-        send_s,
-        target_rate,
-        achieved_rate: counters.steady_sent.load(Ordering::Relaxed) as f64 / steady_s,
-        sent_rate_overall: sent as f64 / send_s.max(1e-9),
-        server_ingest_rate: server.accepted as f64 / send_s.max(1e-9),
-        loss: Loss::new(sent, &server),
-        udp,
-        server,
-        cpu,
-        timeline_sent_per_s: timeline,
-    };
-    if let Mode::Synthetic(_, Some(path)) = &mode {
-        let f =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        trace::write(f, &mut recorded)?;
-        println!("trace: {} ({} pings)", path.display(), recorded.len());
-    }
-    print!("{}", report.render());
-    if let Some(p) = &t.report_json {
-        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", p.display()))?;
-        println!("report: {}", p.display());
-    }
-    Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn due_matches_the_schedule() {
-        assert_eq!(due(1000.0, 2.0, 0.0), 0.0);
-        assert!((due(1000.0, 2.0, 2.0) - 1000.0).abs() < 1e-9);
-        assert!((due(1000.0, 2.0, 3.0) - 2000.0).abs() < 1e-9);
-        assert!((due(1000.0, 0.0, 1.5) - 1500.0).abs() < 1e-9);
-        // The inverse of Schedule::offset.
-        let s = crate::pacing::Schedule {
-            rate: 1000.0,
-            ramp_up: Duration::from_secs(2),
-            duration: Duration::from_secs(2),
-        };
-        for i in [1u64, 10, 500, 999, 1500] {
-            let t = s.offset(i).unwrap().as_secs_f64();
-            assert!((due(1000.0, 2.0, t) - i as f64).abs() < 1e-6, "{i}");
+impl Mode {
+    pub fn target(&self) -> &QuicTarget {
+        match self {
+            Mode::Synthetic(a, _) => &a.target,
+            Mode::Replay(a) => &a.target,
         }
     }
 }
+
+pub use super::ping_run::{execute, run};

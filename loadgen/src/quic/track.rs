@@ -16,19 +16,23 @@
 use super::fleet::{self, CpuMark, QuicTarget};
 use super::pings::parse_point;
 use super::{unix_ms, unix_us};
+use crate::driver::{Progress, ProgressMode};
 use crate::pacing::parse_duration;
+use crate::report::html::Page;
 use crate::report::machine::{self, CpuUse, Machine};
+use crate::report::slo::{self, SloResult};
+use crate::report::stats::{Outcome, Recorder};
+use crate::report::{OpReport, Quantiles, TimelinePoint};
 use crate::scenarios::cart::build_cart;
 use crate::scenarios::{Area, pool};
 use anyhow::{Context, bail};
 use driver_client::{City, DriverClient, Route};
 use futures::StreamExt;
-use hdrhistogram::Histogram;
 use schemas::{CellBody, DriverStatus, OfferDecision, OfferResponse, StatusChange};
 use serde::Serialize;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Options of `track`.
@@ -58,31 +62,6 @@ pub struct TrackArgs {
     pub warmup_menus: usize,
 }
 
-/// Latency quantiles, ms.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Quantiles {
-    pub count: u64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-}
-
-impl Quantiles {
-    pub fn of(h: &Histogram<u64>) -> Self {
-        let ms = |v: u64| v as f64 / 1000.0;
-        Self {
-            count: h.len(),
-            p50: ms(h.value_at_quantile(0.5)),
-            p90: ms(h.value_at_quantile(0.9)),
-            p99: ms(h.value_at_quantile(0.99)),
-            p999: ms(h.value_at_quantile(0.999)),
-            max: ms(h.max()),
-        }
-    }
-}
-
 /// The JSON report of `track`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrackReport {
@@ -106,15 +85,77 @@ pub struct TrackReport {
     /// The cell's mean `cell_tracking_ping_to_push_seconds` over the run, ms.
     pub server_mean_ping_to_push_ms: Option<f64>,
     pub cpu: CpuUse,
+    /// The `push` op (ping → push latency, pushes per second).
+    pub ops: Vec<OpReport>,
+    pub slo: Vec<SloResult>,
+    pub timeline: Vec<TimelinePoint>,
+    /// Server metric deltas for the page (the ping-to-push histogram's sum and count).
+    #[serde(skip)]
+    server_rows: Vec<(String, f64)>,
 }
 
+/// Live counters of a `track` run (the city's progress line reads them).
 #[derive(Default)]
-struct Counts {
-    offers: AtomicU64,
-    assignments: AtomicU64,
-    pings: AtomicU64,
-    updates: AtomicU64,
-    other: AtomicU64,
+pub struct Counts {
+    pub offers: AtomicU64,
+    pub assignments: AtomicU64,
+    pub pings: AtomicU64,
+    pub updates: AtomicU64,
+    pub other: AtomicU64,
+}
+
+/// How `city` runs a `track` phase next to its other halves.
+#[derive(Default, Clone)]
+pub struct Hooks {
+    /// Waited on once orders are placed and trackers connected, before accepting them.
+    pub gate: Option<Arc<tokio::sync::Barrier>>,
+    pub counts: Option<Arc<Counts>>,
+    /// No progress display of its own.
+    pub quiet: bool,
+}
+
+impl TrackReport {
+    pub fn slo_passed(&self) -> bool {
+        self.slo.iter().all(|r| r.pass)
+    }
+
+    pub fn page(&self) -> Page<'_> {
+        Page {
+            title: format!("loadgen track against {}", self.target),
+            summary: String::new(),
+            ops: &self.ops,
+            timeline: &self.timeline,
+            slo: &self.slo,
+            server: self.server_rows.clone(),
+            cpu: &self.cpu,
+            machine: &self.machine,
+            facts: vec![
+                (
+                    "drivers / orders placed / accepted / trackers".into(),
+                    format!(
+                        "{} / {} / {} / {}",
+                        self.drivers_connected,
+                        self.orders_placed,
+                        self.orders_accepted,
+                        self.trackers_connected
+                    ),
+                ),
+                (
+                    "offers / assignments".into(),
+                    format!("{} / {}", self.offers, self.assignments),
+                ),
+                (
+                    "pings sent / location updates pushed".into(),
+                    format!("{} / {}", self.pings_sent, self.location_updates),
+                ),
+                (
+                    "cell-side mean ping → push (ms)".into(),
+                    self.server_mean_ping_to_push_ms
+                        .map_or("-".into(), |v| format!("{v:.2}")),
+                ),
+            ],
+        }
+    }
 }
 
 /// One driver: ping at once and go online, then ping every `every` and accept offers.
@@ -206,6 +247,15 @@ async fn place(
 
 /// Runs `track`; prints and writes the report.
 pub async fn run(a: TrackArgs) -> anyhow::Result<TrackReport> {
+    let report = execute(&a, Hooks::default()).await?;
+    a.target
+        .out
+        .emit(&render(&report), &report, report.page())?;
+    Ok(report)
+}
+
+/// Runs `track` and returns its report without printing it.
+pub async fn execute(a: &TrackArgs, hooks: Hooks) -> anyhow::Result<TrackReport> {
     let t = &a.target;
     let base = t.target.trim_end_matches('/').to_string();
     let mut machine = Machine::at_start();
@@ -235,7 +285,7 @@ pub async fn run(a: TrackArgs) -> anyhow::Result<TrackReport> {
     let pick = |i: usize| &restaurants[i % restaurants.len()];
     let ids: Vec<u64> = (1..=a.trackers).map(|i| a.driver_id_base + i).collect();
     let fleet = fleet::connect(t, tokens.clone(), &ids, None).await?;
-    let n = Arc::new(Counts::default());
+    let n = hooks.counts.clone().unwrap_or_default();
     for (i, (id, c)) in fleet.drivers.iter().enumerate() {
         if let Some(c) = c {
             tokio::spawn(drive(
@@ -263,11 +313,7 @@ pub async fn run(a: TrackArgs) -> anyhow::Result<TrackReport> {
             Err(_) => {}
         }
     }
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-        1,
-        600_000_000,
-        3,
-    )?));
+    let push = Arc::new(Recorder::new(&["push"]));
     let mut trackers = 0u64;
     let ws_base = base.replacen("http", "ws", 1);
     for (_, id, customer) in &orders {
@@ -275,7 +321,7 @@ pub async fn run(a: TrackArgs) -> anyhow::Result<TrackReport> {
         match tokio_tungstenite::connect_async(url).await {
             Ok((ws, _)) => {
                 trackers += 1;
-                let (hist, n) = (hist.clone(), n.clone());
+                let (push, n) = (push.clone(), n.clone());
                 tokio::spawn(async move {
                     let (_w, mut r) = ws.split();
                     while let Some(Ok(msg)) = r.next().await {
@@ -288,9 +334,11 @@ pub async fn run(a: TrackArgs) -> anyhow::Result<TrackReport> {
                         match (v["type"].as_str(), v["ts"].as_u64()) {
                             (Some("location_update"), Some(ts)) => {
                                 n.updates.fetch_add(1, Ordering::Relaxed);
-                                let lat = now_us.saturating_sub(ts * 1000).max(1);
-                                let mut h = hist.lock().unwrap_or_else(|e| e.into_inner());
-                                let _ = h.record(lat);
+                                push.mark_sent(0);
+                                let lat = Duration::from_micros(now_us.saturating_sub(ts * 1000));
+                                let done = Instant::now();
+                                let at = done.checked_sub(lat).unwrap_or(done);
+                                push.record(0, at, at, done, Outcome::Ok);
                             }
                             _ => {
                                 n.other.fetch_add(1, Ordering::Relaxed);
@@ -303,8 +351,12 @@ pub async fn run(a: TrackArgs) -> anyhow::Result<TrackReport> {
             Err(_) => {}
         }
     }
+    if let Some(g) = &hooks.gate {
+        g.wait().await;
+    }
     let before = t.scrape(&client).await;
     let cpu0 = CpuMark::now(t.target_pid);
+    let watch_from = Instant::now();
     let mut accepted = 0u64;
     for (i, id, _) in &orders {
         let token = tokens.get("restaurant", &pick(*i).id).await?;
@@ -326,17 +378,28 @@ pub async fn run(a: TrackArgs) -> anyhow::Result<TrackReport> {
         orders.len(),
         a.duration
     );
-    tokio::time::sleep(a.duration).await;
+    let timeline = watch(&push, &n, a.duration, watch_from, &hooks, t.out.progress).await;
     let cpu = cpu0.since(t.target_pid);
     let after = t.scrape(&client).await;
     fleet::close(&fleet).await;
     machine.loadavg_end = machine::loadavg();
+    let mut server_rows = Vec::new();
     let server_mean = before.zip(after).and_then(|(b, a)| {
         let d = |k: &str| a.get(k).copied().unwrap_or(0.0) - b.get(k).copied().unwrap_or(0.0);
+        for k in super::loss::FAMILIES {
+            server_rows.push(((*k).to_string(), d(k)));
+        }
         let count = d("cell_tracking_ping_to_push_seconds_count");
         (count > 0.0).then(|| d("cell_tracking_ping_to_push_seconds_sum") / count * 1000.0)
     });
-    let q = Quantiles::of(&hist.lock().unwrap_or_else(|e| e.into_inner()));
+    let stats = push.steady().remove(0);
+    let q = Quantiles::of(&stats.latency);
+    let window = stats
+        .last_done
+        .map_or(a.duration, |d| d.saturating_duration_since(watch_from))
+        .max(a.duration);
+    let ops = vec![OpReport::build("push", push.sent(0), stats, window)];
+    let slo = slo::evaluate(&t.out.slo, &ops);
     let report = TrackReport {
         tool: "loadgen",
         scenario: "track",
@@ -356,16 +419,60 @@ pub async fn run(a: TrackArgs) -> anyhow::Result<TrackReport> {
         ping_to_push_ms: q,
         server_mean_ping_to_push_ms: server_mean,
         cpu,
+        ops,
+        slo,
+        timeline,
+        server_rows,
     };
-    print!("{}", render(&report));
-    if let Some(p) = &t.report_json {
-        std::fs::write(p, serde_json::to_vec_pretty(&report)?)?;
-        println!("report: {}", p.display());
-    }
     Ok(report)
 }
 
-fn render(r: &TrackReport) -> String {
+/// Watches for `duration`: a timeline point and a progress update every second.
+async fn watch(
+    push: &Recorder,
+    n: &Counts,
+    duration: Duration,
+    from: Instant,
+    hooks: &Hooks,
+    mode: ProgressMode,
+) -> Vec<TimelinePoint> {
+    let mut progress = Progress::new(if hooks.quiet { ProgressMode::Off } else { mode });
+    let mut timeline = Vec::new();
+    let mut so_far = crate::report::stats::OpStats::new();
+    let mut last = Instant::now();
+    let mut every = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let end = tokio::time::Instant::now() + duration;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(end) => break,
+            _ = every.tick() => {
+                let now = Instant::now();
+                let dt = now.saturating_duration_since(last);
+                last = now;
+                let iv = push.take_interval();
+                so_far.merge(&iv[0]);
+                let t = now.saturating_duration_since(from);
+                timeline.push(TimelinePoint::build(t, dt, push.ops(), &iv));
+                progress.update(t, &format!(
+                    "push {:.0}/s  pushed {}  p99 {:.2} ms  assignments {}  pings {}",
+                    crate::report::stats::rate(iv[0].ok, dt),
+                    so_far.ok,
+                    so_far.latency_ms(0.99),
+                    n.assignments.load(Ordering::Relaxed),
+                    n.pings.load(Ordering::Relaxed)
+                ));
+            }
+        }
+    }
+    progress.finish();
+    timeline
+}
+
+/// The text summary of a `track` run.
+pub fn render(r: &TrackReport) -> String {
     let q = &r.ping_to_push_ms;
     let mut s = format!(
         "track against {} — drivers {} ({} failed), orders placed {} accepted {}, trackers {}\n",
@@ -403,5 +510,6 @@ fn render(r: &TrackReport) -> String {
     for e in &r.order_errors {
         s += &format!("error sample: {e}\n");
     }
+    s += &crate::report::slo::render(&r.slo);
     s
 }

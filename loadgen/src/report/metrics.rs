@@ -89,3 +89,18 @@ pub fn deltas(
     }
     d
 }
+
+impl ServerDeltas {
+    /// The family totals, then the non-zero per-series deltas, for a table (empty when
+    /// not scraped).
+    pub fn rows(&self) -> Vec<(String, f64)> {
+        if !self.scraped {
+            return Vec::new();
+        }
+        self.families
+            .iter()
+            .chain(self.series.iter())
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+}

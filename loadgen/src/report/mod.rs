@@ -1,8 +1,10 @@
 //! The report: per-operation results built from the recorder, the server's metric
 //! deltas, SLO verdicts, machine facts; rendered as a one-screen table and as JSON.
 
+pub mod html;
 pub mod machine;
 pub mod metrics;
+pub mod output;
 pub mod slo;
 pub mod stats;
 pub mod summary;
@@ -71,6 +73,12 @@ pub struct OpReport {
     /// The latency histogram, HdrHistogram V2 deflate, base64: merge reports with any
     /// HdrHistogram implementation.
     pub latency_hist_b64: String,
+    /// Share of what was sent that the server never counted, percent (ping ops only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
+    /// Whether the op has latencies (pings are fire-and-forget datagrams: counted, not
+    /// timed); latency SLOs without an `op.` prefix skip untimed ops.
+    pub timed: bool,
     #[serde(skip)]
     stats: OpStats,
 }
@@ -99,7 +107,23 @@ impl OpReport {
             latency_ms: Quantiles::of(&stats.latency),
             service_ms: Quantiles::of(&stats.service),
             latency_hist_b64: hist,
+            loss_pct: None,
+            timed: true,
             stats,
+        }
+    }
+
+    /// An op that is counted but not timed (datagrams): `ok` handed to the network over
+    /// `window`, `errors` failed sends.
+    pub fn untimed(op: &str, sent: u64, ok: u64, errors: u64, window: Duration) -> Self {
+        let stats = OpStats {
+            ok,
+            transport: errors,
+            ..OpStats::new()
+        };
+        Self {
+            timed: false,
+            ..Self::build(op, sent, stats, window)
         }
     }
 
@@ -207,8 +231,18 @@ impl Report {
         self.slo.iter().all(|r| r.pass)
     }
 
-    pub fn write_json(&self, path: &std::path::Path) -> anyhow::Result<()> {
-        let body = serde_json::to_vec_pretty(self)?;
-        std::fs::write(path, body).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    /// The HTML page of this report.
+    pub fn page(&self) -> html::Page<'_> {
+        html::Page {
+            title: format!("loadgen {} against {}", self.scenario, self.target),
+            summary: String::new(),
+            ops: &self.ops,
+            timeline: &self.timeline,
+            slo: &self.slo,
+            server: self.server.rows(),
+            cpu: &self.cpu,
+            machine: &self.machine,
+            facts: Vec::new(),
+        }
     }
 }

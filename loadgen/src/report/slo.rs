@@ -10,6 +10,10 @@
 //! | `errors`                             | at most N failed requests             |
 //! | `error_pct`                          | at most N % of finished requests fail |
 //! | `min_rate`                           | at least N successful requests/s      |
+//! | `loss_pct`                           | at most N % of pings lost (ping ops)  |
+//!
+//! Latency objectives without `op.` skip untimed ops (pings), and `loss_pct` without
+//! `op.` applies only to ops that measure loss.
 
 use super::OpReport;
 use serde::Serialize;
@@ -24,6 +28,18 @@ pub enum SloMetric {
     Errors,
     ErrorPct,
     MinRate,
+    LossPct,
+}
+
+impl SloMetric {
+    /// Whether an objective without `op.` applies to `r`.
+    fn applies_to(self, r: &OpReport) -> bool {
+        match self {
+            SloMetric::Quantile(_) | SloMetric::MaxMs => r.timed,
+            SloMetric::LossPct => r.loss_pct.is_some(),
+            _ => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +62,7 @@ fn parse_metric(key: &str) -> Result<SloMetric, String> {
         "errors" => SloMetric::Errors,
         "error_pct" => SloMetric::ErrorPct,
         "min_rate" => SloMetric::MinRate,
+        "loss_pct" => SloMetric::LossPct,
         "p999_ms" => SloMetric::Quantile(99.9),
         k => {
             let q = k
@@ -56,7 +73,7 @@ fn parse_metric(key: &str) -> Result<SloMetric, String> {
                 .ok_or_else(|| {
                     format!(
                         "unknown SLO metric {k:?} (p50_ms, p90_ms, p99_ms, p999_ms, pNN.N_ms, \
-                         max_ms, errors, error_pct, min_rate)"
+                         max_ms, errors, error_pct, min_rate, loss_pct)"
                     )
                 })?;
             SloMetric::Quantile(q)
@@ -110,11 +127,13 @@ pub struct SloResult {
 fn actual(metric: SloMetric, r: &OpReport) -> Option<f64> {
     let finished = r.ok + r.errors;
     match metric {
-        SloMetric::Quantile(q) => (r.ok > 0).then(|| r.quantile_ms(q / 100.0)),
-        SloMetric::MaxMs => (r.ok > 0).then_some(r.latency_ms.max),
+        // Untimed ops (pings) have no latency to judge.
+        SloMetric::Quantile(q) => (r.timed && r.ok > 0).then(|| r.quantile_ms(q / 100.0)),
+        SloMetric::MaxMs => (r.timed && r.ok > 0).then_some(r.latency_ms.max),
         SloMetric::Errors => Some(r.errors as f64),
         SloMetric::ErrorPct => (finished > 0).then(|| 100.0 * r.errors as f64 / finished as f64),
         SloMetric::MinRate => Some(r.rate_ok_per_s),
+        SloMetric::LossPct => r.loss_pct,
     }
 }
 
@@ -133,7 +152,10 @@ pub fn evaluate(slos: &[Slo], ops: &[OpReport]) -> Vec<SloResult> {
     for slo in slos {
         let targets: Vec<&OpReport> = match &slo.op {
             Some(name) => ops.iter().filter(|r| &r.op == name).collect(),
-            None => ops.iter().filter(|r| r.sent > 0).collect(),
+            None => ops
+                .iter()
+                .filter(|r| r.sent > 0 && slo.metric.applies_to(r))
+                .collect(),
         };
         if targets.is_empty() {
             out.push(SloResult {
@@ -156,4 +178,19 @@ pub fn evaluate(slos: &[Slo], ops: &[OpReport]) -> Vec<SloResult> {
         }
     }
     out
+}
+
+/// One line per verdict, for the text summaries.
+pub fn render(results: &[SloResult]) -> String {
+    let mut s = String::new();
+    for v in results {
+        s += &format!(
+            "SLO {:<22} {:<10} actual {:>10}  {}\n",
+            v.slo,
+            v.op,
+            v.actual.map_or("n/a".into(), |a| format!("{a:.3}")),
+            if v.pass { "ok" } else { "MISSED" }
+        );
+    }
+    s
 }

@@ -3,7 +3,8 @@
 use super::Report;
 use std::fmt::Write;
 
-fn ms(v: f64) -> String {
+/// A latency in ms with about three significant digits.
+pub fn ms(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
@@ -42,18 +43,23 @@ pub fn render(r: &Report) -> String {
             }
             errs = format!("{errs} ({})", parts.join(" "));
         }
+        // Untimed ops (pings: datagrams, no answer) show their loss instead.
+        let q = |v: f64| if o.timed { ms(v) } else { "-".into() };
+        if let Some(loss) = o.loss_pct {
+            errs = format!("{errs} (loss {loss:.3}%)");
+        }
         let _ = writeln!(
             s,
             "{:<10} {:>9} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
             o.op,
             o.sent,
             o.rate_ok_per_s,
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p99),
-            ms(l.p999),
-            ms(l.max),
-            ms(o.service_ms.p99),
+            q(l.p50),
+            q(l.p90),
+            q(l.p99),
+            q(l.p999),
+            q(l.max),
+            q(o.service_ms.p99),
             errs
         );
     }
@@ -120,16 +126,7 @@ pub fn render(r: &Report) -> String {
     } else {
         let _ = writeln!(s, "server: /metrics not scraped");
     }
-    for v in &r.slo {
-        let _ = writeln!(
-            s,
-            "SLO {:<22} {:<10} actual {:>10}  {}",
-            v.slo,
-            v.op,
-            v.actual.map_or("n/a".into(), |a| format!("{a:.3}")),
-            if v.pass { "ok" } else { "MISSED" }
-        );
-    }
+    s += &super::slo::render(&r.slo);
     for e in r.error_samples.iter().take(5) {
         let _ = writeln!(s, "error sample: {e}");
     }

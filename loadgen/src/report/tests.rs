@@ -3,7 +3,7 @@
 use super::slo::{Slo, SloMetric, evaluate};
 use super::stats::{OpStats, Outcome, Recorder, rate};
 use super::{OpReport, metrics};
-use crate::pacing::{Schedule, parse_duration};
+use crate::pacing::{Profile, Schedule, parse_duration};
 use std::time::Duration;
 
 fn us(n: u64) -> Duration {
@@ -191,12 +191,118 @@ fn slo_evaluation() {
 }
 
 #[test]
-fn schedule_is_open_loop_with_linear_ramp() {
-    let s = Schedule {
-        rate: 1000.0,
-        ramp_up: Duration::from_secs(2),
-        duration: Duration::from_secs(3),
+fn slo_on_untimed_ping_ops_and_loss() {
+    let w = Duration::from_secs(2);
+    let lat: Vec<u64> = (1..=100).map(|i| i * 100).collect(); // 0.1 .. 10 ms
+    let mut ping = OpReport::untimed("ping", 2100, 2000, 3, w);
+    ping.loss_pct = Some(0.4);
+    let ops = vec![op("push", &lat, 0, w), ping];
+    let slos: Vec<Slo> = [
+        "p99_ms=20",
+        "loss_pct=0.5",
+        "ping.loss_pct=0.1",
+        "min_rate=900",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    let r = evaluate(&slos, &ops);
+    let find = |slo: &str, op: &str| {
+        r.iter()
+            .find(|v| v.slo == slo && v.op == op)
+            .unwrap_or_else(|| panic!("{slo} {op}: {r:?}"))
     };
+    // A latency SLO without op skips the untimed ping op (no latency to judge)...
+    assert!(find("p99_ms=20", "push").pass);
+    assert!(!r.iter().any(|v| v.slo == "p99_ms=20" && v.op == "ping"));
+    // ... and loss applies only where loss is measured.
+    assert!(find("loss_pct=0.5", "ping").pass);
+    assert!(!r.iter().any(|v| v.slo == "loss_pct=0.5" && v.op == "push"));
+    let strict = find("ping.loss_pct=0.1", "ping");
+    assert!(!strict.pass);
+    assert_eq!(strict.actual, Some(0.4));
+    // The ping op's rate is what was handed to QUIC in the steady window: 2000 / 2 s.
+    assert!(find("min_rate=900", "ping").pass);
+    assert!(!find("min_rate=900", "push").pass); // 100 / 2 s
+    // A latency SLO aimed at the untimed op has nothing to judge: missed, not passed.
+    let r = evaluate(&["ping.p99_ms=1".parse().unwrap()], &ops);
+    assert!(!r[0].pass && r[0].actual.is_none());
+    assert_eq!(ops[1].errors, 3);
+}
+
+#[test]
+fn html_report_is_self_contained_with_plots_per_op() {
+    use super::TimelinePoint;
+    use super::html::Page;
+    let w = Duration::from_secs(3);
+    let lat: Vec<u64> = (1..=300).map(|i| i * 10).collect();
+    let mut ping = OpReport::untimed("ping", 300, 300, 0, w);
+    ping.loss_pct = Some(0.25);
+    let ops = vec![op("search", &lat, 2, w), ping];
+    let mut stats = vec![OpStats::new(), OpStats::new()];
+    for l in &lat {
+        stats[0].record(Outcome::Ok, us(*l), us(*l));
+    }
+    stats[1].ok = 100;
+    let timeline: Vec<TimelinePoint> = (1..=3)
+        .map(|i| {
+            TimelinePoint::build(
+                us(i * 1_000_000),
+                us(1_000_000),
+                &["search", "ping"],
+                &stats,
+            )
+        })
+        .collect();
+    let slo = evaluate(&["p99_ms=0.001".parse().unwrap()], &ops);
+    let (cpu, machine) = (
+        super::machine::CpuUse::default(),
+        super::machine::Machine::at_start(),
+    );
+    let page = Page {
+        title: "loadgen <test> & co".into(),
+        summary: "search  sent 302 <pre>".into(),
+        ops: &ops,
+        timeline: &timeline,
+        slo: &slo,
+        server: vec![("cell_http_requests_total".into(), 302.0)],
+        cpu: &cpu,
+        machine: &machine,
+        facts: vec![("loss".into(), "0.25%".into())],
+    };
+    let html = page.render();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // Latency and rate for the timed op, rate only for the untimed one.
+    assert!(html.contains("search: latency per second"));
+    assert!(html.contains("search: rate"));
+    assert!(html.contains("ping: rate"));
+    assert!(!html.contains("ping: latency"));
+    assert_eq!(html.matches("<svg").count(), 3);
+    assert_eq!(html.matches("<polyline").count(), 4); // p50, p99, two rates
+    // Three seconds plotted: three points on each line.
+    let line = html.split("<polyline").nth(1).unwrap();
+    let pts = line
+        .split("points=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert_eq!(pts.split(' ').count(), 3);
+    // The verdict, the server delta, the facts, escaped text; nothing fetched.
+    assert!(html.contains("MISSED"));
+    assert!(html.contains("cell_http_requests_total"));
+    assert!(html.contains("0.250")); // loss column
+    assert!(html.contains("loadgen &lt;test&gt; &amp; co"));
+    assert!(html.contains("&lt;pre&gt;"));
+    for external in ["<script", "<link", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(external), "{external}");
+    }
+}
+
+#[test]
+fn schedule_is_open_loop_with_linear_ramp() {
+    let s = Schedule::flat(1000.0, Duration::from_secs(2), Duration::from_secs(3));
     // Ramp sends rate·R/2 = 1000 requests, then 3000 more.
     assert_eq!(s.total_requests(), 4000);
     assert_eq!(s.offset(0), Some(Duration::ZERO));
@@ -209,14 +315,39 @@ fn schedule_is_open_loop_with_linear_ramp() {
     assert!((half - 2.0 * 0.5f64.sqrt()).abs() < 1e-9);
     assert!(s.offset(3999).is_some());
     assert!(s.offset(4000).is_none());
-    let flat = Schedule {
-        rate: 10.0,
-        ramp_up: Duration::ZERO,
-        duration: Duration::from_secs(1),
-    };
+    let flat = Schedule::flat(10.0, Duration::ZERO, Duration::from_secs(1));
     assert_eq!(flat.offset(3), Some(Duration::from_millis(300)));
     assert_eq!(flat.total_requests(), 10);
     assert!(flat.offset(10).is_none());
+}
+
+#[test]
+fn dinner_profile_rises_to_five_times_base_and_back() {
+    let s = Schedule {
+        profile: Profile::Dinner,
+        ..Schedule::flat(100.0, Duration::from_secs(1), Duration::from_secs(10))
+    };
+    let at = |t: f64| s.rate_at(Duration::from_secs_f64(t));
+    assert!((at(0.5) - 50.0).abs() < 1e-9); // ramp
+    assert!((at(2.0) - 100.0).abs() < 1e-9); // base
+    assert!((at(4.0) - 300.0).abs() < 1e-9); // rising
+    assert!((at(6.0) - 500.0).abs() < 1e-9); // peak
+    assert!((at(10.5) - 100.0).abs() < 1e-9); // base again
+    assert_eq!(at(11.5), 0.0);
+    // ramp 50 + base 200 + rise 600 + peak 1000 + fall 600 + base 200.
+    assert_eq!(s.total_requests(), 2650);
+    // offset() inverts due() across every segment, and the gaps follow the rate.
+    let mut prev = Duration::ZERO;
+    for i in (0..2650).step_by(7) {
+        let t = s.offset(i).unwrap();
+        assert!((s.due(t) - i as f64).abs() < 1e-6, "{i}");
+        assert!(t >= prev);
+        prev = t;
+    }
+    assert!(s.offset(2650).is_none());
+    let gap = |i| (s.offset(i + 1).unwrap() - s.offset(i).unwrap()).as_secs_f64();
+    assert!((gap(100) - 0.01).abs() < 1e-6); // base 100/s
+    assert!((gap(1500) - 0.002).abs() < 1e-6); // peak 500/s
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 pub mod browse;
 pub mod cart;
+pub mod city;
 pub mod orders;
 pub mod pool;
 

@@ -3,8 +3,8 @@
 //! an `Assignment` when it is accepted. Enough behaviour to exercise every gateway path.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use domain::DriverId;
@@ -16,7 +16,7 @@ use schemas::{
 };
 use tokio::sync::mpsc;
 
-use crate::gateway::{DriverPort, PingRejected, Session};
+use crate::gateway::{DriverPort, PingRejected, PingSink, Session};
 
 /// Faster than any car in a city: consecutive pings implying more are flagged as spoofed.
 const MAX_PLAUSIBLE_MPS: f64 = 70.0;
@@ -24,11 +24,22 @@ const MAX_PLAUSIBLE_MPS: f64 = 70.0;
 const MAX_SKEW_MS: u64 = 5_000;
 pub const UNKNOWN_DELIVERY: u64 = 999;
 
+/// The ping side, shared by every session's sink.
+#[derive(Default)]
+pub struct TestPings {
+    pub geo: GeoStore,
+    pub ok: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+struct Sink {
+    driver: DriverId,
+    pings: Arc<TestPings>,
+}
+
 #[derive(Default)]
 pub struct TestPort {
-    pub geo: GeoStore,
-    pub pings_ok: AtomicU64,
-    pub pings_rejected: AtomicU64,
+    pub pings: Arc<TestPings>,
     next_session: AtomicU64,
     next_offer: AtomicU64,
     /// Live sessions: driver -> (session id, outbox sender). Replacing one drops the old
@@ -114,6 +125,10 @@ impl DriverPort for TestPort {
             id,
             outbox,
             resumed,
+            pings: Box::new(Sink {
+                driver,
+                pings: Arc::clone(&self.pings),
+            }),
         }
     }
 
@@ -123,43 +138,6 @@ impl DriverPort for TestPort {
             sessions.remove(&driver.0);
         }
         self.disconnects.lock().unwrap().push((driver.0, session));
-    }
-
-    fn ping(&self, driver: DriverId, ping: &LocationPing) -> Result<(), PingRejected> {
-        let reject = |r| {
-            self.pings_rejected.fetch_add(1, Ordering::Relaxed);
-            Err(r)
-        };
-        if ping.driver_id != driver.0 {
-            return reject(PingRejected::WrongDriver);
-        }
-        if ping.client_ts_ms > now_ms() + MAX_SKEW_MS {
-            return reject(PingRejected::FromFuture);
-        }
-        let id = geostore::DriverId(driver.0);
-        if let Some(prev) = self.geo.get(id)
-            && ping.client_ts_ms > prev.ts_ms
-        {
-            let d = geostore::haversine_m(prev.lat, prev.lng, ping.lat, ping.lng);
-            let dt_s = (ping.client_ts_ms - prev.ts_ms) as f64 / 1000.0;
-            if d / dt_s > MAX_PLAUSIBLE_MPS {
-                return reject(PingRejected::Spoofed);
-            }
-        }
-        match self.geo.upsert(
-            id,
-            ping.lat,
-            ping.lng,
-            ping.heading_deg,
-            ping.speed_mps,
-            ping.client_ts_ms,
-        ) {
-            Ok(_) => {
-                self.pings_ok.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(_) => reject(PingRejected::Invalid),
-        }
     }
 
     fn status(
@@ -204,5 +182,45 @@ impl DriverPort for TestPort {
                 _ => Err(CloseReason::OfferExpired),
             }
         })
+    }
+}
+
+impl PingSink for Sink {
+    fn ping(&self, ping: &LocationPing) -> Result<(), PingRejected> {
+        let (driver, this) = (self.driver, &*self.pings);
+        let reject = |r| {
+            this.rejected.fetch_add(1, Ordering::Relaxed);
+            Err(r)
+        };
+        if ping.driver_id != driver.0 {
+            return reject(PingRejected::WrongDriver);
+        }
+        if ping.client_ts_ms > now_ms() + MAX_SKEW_MS {
+            return reject(PingRejected::FromFuture);
+        }
+        let id = geostore::DriverId(driver.0);
+        if let Some(prev) = this.geo.get(id)
+            && ping.client_ts_ms > prev.ts_ms
+        {
+            let d = geostore::haversine_m(prev.lat, prev.lng, ping.lat, ping.lng);
+            let dt_s = (ping.client_ts_ms - prev.ts_ms) as f64 / 1000.0;
+            if d / dt_s > MAX_PLAUSIBLE_MPS {
+                return reject(PingRejected::Spoofed);
+            }
+        }
+        match this.geo.upsert(
+            id,
+            ping.lat,
+            ping.lng,
+            ping.heading_deg,
+            ping.speed_mps,
+            ping.client_ts_ms,
+        ) {
+            Ok(_) => {
+                this.ok.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(_) => reject(PingRejected::Invalid),
+        }
     }
 }

@@ -161,10 +161,10 @@ async fn pings_reach_the_port_and_a_burst_is_counted() {
     }
     let port = &cell.port;
     eventually("50 paced pings", || {
-        port.pings_ok.load(Ordering::Relaxed) == 50
+        port.pings.ok.load(Ordering::Relaxed) == 50
     })
     .await;
-    let stored = port.geo.get(geostore::DriverId(42)).unwrap();
+    let stored = port.pings.geo.get(geostore::DriverId(42)).unwrap();
     let last = pings[49];
     assert!(geostore::haversine_m(stored.lat, stored.lng, last.lat, last.lng) < 0.1);
     assert_eq!(stored.ts_ms, last.client_ts_ms);
@@ -179,13 +179,13 @@ async fn pings_reach_the_port_and_a_burst_is_counted() {
     let mut seen = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = port.pings_ok.load(Ordering::Relaxed);
+        let now = port.pings.ok.load(Ordering::Relaxed);
         if now == seen || now == 5_050 || settle.elapsed() > Duration::from_secs(5) {
             break;
         }
         seen = now;
     }
-    let arrived = port.pings_ok.load(Ordering::Relaxed) - 50;
+    let arrived = port.pings.ok.load(Ordering::Relaxed) - 50;
     let stats = client.connection().stats();
     println!(
         "burst: 5000 datagram pings queued in {queued:?}, {arrived} reached the port \
@@ -196,7 +196,7 @@ async fn pings_reach_the_port_and_a_burst_is_counted() {
         stats.path.lost_packets
     );
     assert!(arrived > 0);
-    assert_eq!(port.pings_rejected.load(Ordering::Relaxed), 0);
+    assert_eq!(port.pings.rejected.load(Ordering::Relaxed), 0);
     assert!(client.close_reason().is_none());
     cell.stop().await;
 }
@@ -223,7 +223,7 @@ async fn garbage_datagram_is_dropped_and_counted_connection_survives() {
     client.send_ping(&ping).unwrap();
     let port = &cell.port;
     eventually("the valid ping", || {
-        port.pings_ok.load(Ordering::Relaxed) == 1
+        port.pings.ok.load(Ordering::Relaxed) == 1
     })
     .await;
     // A ping that fails the port's checks is counted by kind, not answered.
@@ -231,7 +231,7 @@ async fn garbage_datagram_is_dropped_and_counted_connection_survives() {
     future.lat += 0.0001;
     client.send_ping(&future).unwrap();
     eventually("the rejected ping", || {
-        port.pings_rejected.load(Ordering::Relaxed) == 1
+        port.pings.rejected.load(Ordering::Relaxed) == 1
     })
     .await;
 
@@ -343,7 +343,7 @@ async fn protocol_violations_close_the_connection() {
         port.disconnects.lock().unwrap().len() == 5
     })
     .await;
-    assert_eq!(port.pings_ok.load(Ordering::Relaxed), 0);
+    assert_eq!(port.pings.ok.load(Ordering::Relaxed), 0);
     cell.stop().await;
 }
 
