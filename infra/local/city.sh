@@ -1,60 +1,78 @@
 #!/usr/bin/env bash
-# Starts the local city: a Berlin cell with demo data (3,000 restaurants), then prints
-# where to look. Ctrl-C stops everything. Run through `./dev city`.
+# Starts the local city: the router in front of two cells (Berlin and Munich, each with demo
+# restaurants), registers the cells with the router, runs simulated drivers and customers,
+# then prints where to look. Ctrl-C stops everything. Run through `./dev city`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN=target/release/cell
+CELL=target/release/cell
+ROUTER=target/release/router
 SIM=target/release/drivesim
-CFG=infra/local/cell-berlin.toml
 mkdir -p .data
-LOG=.data/cell-berlin.log
+PIDS=()
+trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null; wait 2>/dev/null; echo; echo "city stopped"' EXIT INT TERM
 
-"$BIN" run --config "$CFG" >.data/cell-berlin.ready 2>"$LOG" &
-PID=$!
-SIMPID=
-trap 'kill $SIMPID $PID 2>/dev/null; wait $PID 2>/dev/null; echo; echo "city stopped"' EXIT INT TERM
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 
-printf 'starting the Berlin cell (first start seeds demo data)'
-for _ in $(seq 1 120); do
-  grep -q '^READY' .data/cell-berlin.ready 2>/dev/null && break
-  kill -0 $PID 2>/dev/null || { echo; echo "cell exited; see $LOG"; tail -20 "$LOG"; exit 1; }
-  printf '.'; sleep 0.5
+# start NAME CMD...: runs CMD with stdout to .data/NAME.ready, stderr to .data/NAME.log,
+# and waits for its READY line.
+start() {
+  local name=$1; shift
+  "$@" >".data/$name.ready" 2>".data/$name.log" &
+  local pid=$!
+  PIDS+=("$pid")
+  printf 'starting %s' "$name"
+  for _ in $(seq 1 240); do
+    grep -q '^READY' ".data/$name.ready" 2>/dev/null && { echo; return; }
+    kill -0 "$pid" 2>/dev/null || { echo; echo "$name exited; see .data/$name.log"; tail -20 ".data/$name.log"; exit 1; }
+    printf '.'; sleep 0.5
+  done
+  echo; echo "$name did not start in 2 minutes; see .data/$name.log"; exit 1
+}
+ready() { grep '^READY' ".data/$1.ready" | sed 's/^READY //'; }
+
+start cell-berlin "$CELL" run --config infra/local/cell-berlin.toml
+start cell-munich "$CELL" run --config infra/local/cell-munich.toml
+start router "$ROUTER" run --config infra/local/router.toml
+BERLIN=$(ready cell-berlin | json http)
+MUNICH=$(ready cell-munich | json http)
+ROUTER_HTTP=$(ready router | json http)
+export ROUTER_URL="http://$ROUTER_HTTP"
+# Registering is idempotent: a cell already in the map only gets its endpoints refreshed.
+"$ROUTER" cells add "$BERLIN" --config infra/local/router.toml >/dev/null
+"$ROUTER" cells add "$MUNICH" --config infra/local/router.toml >/dev/null
+
+# Live deliveries in both cities: simulated drivers over QUIC and customers ordering,
+# 10x faster than real time.
+for city in berlin munich; do
+  R=$(ready "cell-$city")
+  "$SIM" --http "http://$(echo "$R" | json http)" --quic "$(echo "$R" | json quic)" \
+    --ca "$(echo "$R" | json quic_ca)" --drivers 20 --orders-per-min 12 \
+    --dev-tokens --speedup 10 --status-every 10 >".data/drivesim-$city.log" 2>&1 &
+  PIDS+=("$!")
 done
-echo
-READY=$(grep '^READY' .data/cell-berlin.ready | sed 's/^READY //')
-HTTP=$(echo "$READY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["http"])')
-QUIC=$(echo "$READY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["quic"])')
-CA=$(echo "$READY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["quic_ca"])')
-CUST=$("$BIN" token --config "$CFG" --role customer --sub 42)
-
-# Live deliveries: 30 simulated drivers over QUIC and simulated customers ordering 20 a
-# minute, 10x faster than real time.
-"$SIM" --http "http://$HTTP" --quic "$QUIC" --ca "$CA" --drivers 30 --orders-per-min 20 \
-  --dev-tokens --speedup 10 --status-every 10 >.data/drivesim.log 2>&1 &
-SIMPID=$!
-DRV=$("$BIN" token --config "$CFG" --role driver --sub 7)
+CUST=$("$ROUTER" token --config infra/local/router.toml --role customer --sub 42 --home 1)
+ADMIN=$("$ROUTER" token --config infra/local/router.toml --role admin)
 
 cat <<MSG
 
-  Local city is up.
-    cell "berlin"   http://$HTTP     (REST + WebSocket)
-    driver QUIC     $QUIC           (dev CA: $CA)
-    metrics         http://$HTTP/metrics
-    OpenAPI         http://$HTTP/api/v1/openapi.json
-    logs            $LOG
-    live deliveries .data/drivesim.log (30 simulated drivers, 20 orders/min)
+  Local city is up: one router in front of two cells.
+    router          http://$ROUTER_HTTP     (the entry point: REST + WebSocket for both cities)
+    cell "berlin"   http://$BERLIN     cell "munich"   http://$MUNICH
+    metrics         http://$ROUTER_HTTP/metrics  http://$BERLIN/metrics  http://$MUNICH/metrics
+    logs            .data/router.log .data/cell-berlin.log .data/cell-munich.log
+    live deliveries .data/drivesim-berlin.log .data/drivesim-munich.log (20 drivers each)
 
-  Try it (a customer token is in \$CUST below):
+  Try it through the router (a customer token whose home cell is Berlin is in \$CUST):
     CUST=$CUST
-    curl -s -H "Authorization: Bearer \$CUST" "http://$HTTP/api/v1/restaurants?lat=52.52&lng=13.405&radius=2km" | head -c 600
-    curl -s -H "Authorization: Bearer \$CUST" "http://$HTTP/api/v1/restaurants/<id>/menu" | head -c 600
-  More tokens: ./dev token customer|restaurant|driver|admin <id>
-  A driver token (id 7): $DRV
-
-  Watch an order move: pick one from the simulator's log or list a customer's orders, then
-    curl -s -H "Authorization: Bearer \$CUST" "http://$HTTP/api/v1/orders?customer=me"
-    tail -f .data/drivesim.log
+    curl -s -H "Authorization: Bearer \$CUST" "http://$ROUTER_HTTP/api/v1/restaurants?lat=52.52&lng=13.405&radius=2km" | head -c 400
+    curl -s -H "Authorization: Bearer \$CUST" "http://$ROUTER_HTTP/api/v1/restaurants?lat=48.137&lng=11.575&radius=2km" | head -c 400
+    curl -s -H "Authorization: Bearer \$CUST" "http://$ROUTER_HTTP/api/v1/drivers/cell?lat=48.137&lng=11.575"
+  Operate it (ROUTER_URL=http://$ROUTER_HTTP):
+    target/release/router cells list
+    target/release/router regions move \$(target/release/router regions at 52.52 13.405) --to 2
+    target/release/router audit
+  More tokens: ./dev token customer|restaurant|driver|admin <id> [home cell]
 
   Ctrl-C to stop.
 MSG
-wait $PID
+wait "${PIDS[0]}"

@@ -143,9 +143,10 @@ impl CellClient {
         let mut after = String::new();
         let mut copied = 0;
         loop {
-            // Restaurant ids are decimal: no escaping needed.
+            // Restaurant ids are decimal: no escaping needed. A page is ~1 MiB (a restaurant with
+            // its menu is ~17 KiB), under the cells' 32 MiB admin request limit.
             let url = format!(
-                "http://{from}/api/v1/admin/regions/{region}/export?after={after}&limit=500"
+                "http://{from}/api/v1/admin/regions/{region}/export?after={after}&limit={COPY_PAGE}"
             );
             let page: ExportPage = self.json(from, self.http.get(url)).await?;
             if !page.restaurants.is_empty() {

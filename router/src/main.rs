@@ -21,12 +21,17 @@ struct Args {
 #[derive(clap::Args)]
 struct Remote {
     /// The router's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "ROUTER_URL")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:8080",
+        env = "ROUTER_URL"
+    )]
     router: String,
     /// Admin token; default: one signed with the config's secret.
-    #[arg(long, env = "ROUTER_TOKEN")]
+    #[arg(long, global = true, env = "ROUTER_TOKEN")]
     token: Option<String>,
-    #[arg(long)]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
 }
 

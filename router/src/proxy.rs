@@ -60,9 +60,17 @@ fn upstream_uri(target: &Target, uri: &Uri) -> Result<Uri, RouterError> {
 }
 
 fn upstream_error(target: &Target, reason: impl std::fmt::Display) -> RouterError {
+    let reason = reason.to_string();
+    let kind = if reason.contains("timed out") {
+        "timeout"
+    } else {
+        "connect"
+    };
+    metrics::counter!("router_upstream_errors_total", "cell" => target.info.name.clone(), "kind" => kind)
+        .increment(1);
     RouterError::Upstream {
         cell: target.info.name.clone(),
-        reason: reason.to_string(),
+        reason,
     }
 }
 
