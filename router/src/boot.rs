@@ -153,3 +153,40 @@ pub async fn serve(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn serves_https_when_a_certificate_is_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+        let mut cfg = Config::load(None).unwrap();
+        cfg.tls.cert_file = cert.display().to_string();
+        cfg.tls.key_file = key.display().to_string();
+        cfg.store.data_dir = dir.path().join("data");
+        let (_stop, rx) = watch::channel(false);
+        let app = build(cfg.clone(), None, rx.clone()).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { serve(app, &cfg, listener, rx).await });
+
+        let ca = reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap();
+        let tls = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .resolve("localhost", addr)
+            .build()
+            .unwrap();
+        let url = format!("https://localhost:{}/live", addr.port());
+        let resp = tls.get(&url).send().await.unwrap();
+        assert_eq!(resp.text().await.unwrap(), "ok");
+        // A client that does not trust the certificate is refused; plain HTTP gets nothing.
+        assert!(reqwest::get(&url).await.is_err());
+        let plain = format!("http://127.0.0.1:{}/live", addr.port());
+        assert!(reqwest::get(&plain).await.is_err());
+    }
+}
