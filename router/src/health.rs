@@ -2,8 +2,10 @@
 //! re-sent to a cell that holds an older one) and the map refresh (store or leader).
 //!
 //! Failure threshold: a cell is marked down after `health.failure_threshold` consecutive
-//! failed checks (default 3 × 1 s), or at once when a proxied request finds its port closed;
-//! one successful check marks it up again.
+//! failed checks (default 3 × 1 s) with no proxied request answered meanwhile (a busy cell
+//! that answers traffic but is slow to answer checks stays in rotation), or at once when a
+//! proxied request finds its port closed (connection refused); one successful check marks it
+//! up again.
 
 use crate::ops::Control;
 use domain::UnixMs;
@@ -55,10 +57,13 @@ async fn check_all(control: &Control, cfg: &crate::config::HealthSection) {
             )
             .await;
             let up_gauge = metrics::gauge!("router_cell_up", "cell" => t.info.name.clone());
+            let now = UnixMs::now().0.max(0) as u64;
+            // Proxied answers within the whole failure window count as being alive.
+            let grace = cfg.interval_ms * u64::from(cfg.failure_threshold);
             match status {
                 Ok(Ok(s)) => {
                     let h = &t.health;
-                    h.ok(UnixMs::now().0.max(0) as u64);
+                    h.ok(now);
                     h.active_orders.store(s.active_orders, Ordering::Relaxed);
                     h.drivers_online.store(s.drivers_online, Ordering::Relaxed);
                     h.restaurants.store(s.restaurants, Ordering::Relaxed);
@@ -74,13 +79,13 @@ async fn check_all(control: &Control, cfg: &crate::config::HealthSection) {
                     }
                 }
                 Ok(Err(e)) => {
-                    if t.health.failed(cfg.failure_threshold) {
+                    if t.health.failed(cfg.failure_threshold, now, grace) {
                         up_gauge.set(0.0);
                     }
                     tracing::debug!(cell = %t.info.name, error = %e, "health check failed");
                 }
                 Err(_) => {
-                    if t.health.failed(cfg.failure_threshold) {
+                    if t.health.failed(cfg.failure_threshold, now, grace) {
                         up_gauge.set(0.0);
                     }
                 }

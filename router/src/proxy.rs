@@ -106,12 +106,13 @@ impl Upstream {
         .await
         .map_err(|_| upstream_error(target, "timed out"))?
         .map_err(|e| {
-            if e.is_connect() {
-                // Refused: the cell is gone; do not wait for the checker to notice.
+            if refused(&e) {
+                // Nothing listens: the cell is gone; do not wait for the checker to notice.
                 target.health.mark_down();
             }
             upstream_error(target, e)
         })?;
+        target.health.answered(now_ms());
         metrics::histogram!("router_upstream_duration_seconds", "cell" => target.info.name.clone())
             .record(started.elapsed().as_secs_f64());
         let (mut parts, body) = resp.into_parts();
@@ -135,7 +136,9 @@ impl Upstream {
         .await
         .map_err(|_| upstream_error(target, "connect timed out"))?
         .map_err(|e| {
-            target.health.mark_down();
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                target.health.mark_down();
+            }
             upstream_error(target, e)
         })?;
         let _ = stream.set_nodelay(true);
@@ -189,6 +192,25 @@ impl Upstream {
         out.body(Body::empty())
             .map_err(|e| RouterError::Internal(e.to_string()))
     }
+}
+
+fn now_ms() -> u64 {
+    domain::UnixMs::now().0.max(0) as u64
+}
+
+/// Whether the error chain holds a refused TCP connect (timeouts and resets do not count:
+/// a busy cell is not a dead one).
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Whether the request asks to switch to WebSocket.

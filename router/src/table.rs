@@ -21,6 +21,9 @@ pub struct CellHealth {
     /// Map version the cell reported holding.
     pub map_version: AtomicU64,
     pub last_ok_ms: AtomicU64,
+    /// When a proxied request last got an answer: traffic that flows is proof of life, so a
+    /// health check that times out on a busy cell does not take it out of rotation.
+    last_answer_ms: AtomicU64,
 }
 
 impl CellHealth {
@@ -35,8 +38,20 @@ impl CellHealth {
         self.last_ok_ms.store(now_ms, Ordering::Relaxed);
     }
 
-    /// Records a failed check; returns whether the cell is now considered down.
-    pub fn failed(&self, threshold: u32) -> bool {
+    /// A proxied request got an answer from the cell.
+    pub fn answered(&self, now_ms: u64) {
+        // Skips the store when it would not change by much: this is on every request.
+        if now_ms.saturating_sub(self.last_answer_ms.load(Ordering::Relaxed)) >= 10 {
+            self.last_answer_ms.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a failed check; returns whether the cell is now considered down. A failure
+    /// while proxied requests were answered within `grace_ms` does not count.
+    pub fn failed(&self, threshold: u32, now_ms: u64, grace_ms: u64) -> bool {
+        if now_ms.saturating_sub(self.last_answer_ms.load(Ordering::Relaxed)) < grace_ms {
+            return !self.is_up();
+        }
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= threshold {
             self.down.store(true, Ordering::Relaxed);
@@ -208,8 +223,12 @@ mod tests {
             Unroutable::NoCell
         );
         let h = t.target(info.id).unwrap().health.clone();
-        assert!(!h.failed(2));
-        assert!(h.failed(2));
+        // Answers to proxied requests keep a cell up through failed checks.
+        h.answered(1_000);
+        assert!(!h.failed(2, 1_500, 3_000));
+        assert!(!h.failed(2, 1_600, 3_000));
+        assert!(!h.failed(2, 5_000, 3_000));
+        assert!(h.failed(2, 5_100, 3_000));
         assert!(matches!(
             t.resolve(Hint::Cell(info.id), None),
             Err(Unroutable::Down { .. })
