@@ -117,7 +117,14 @@ pub async fn serve(
 ) -> Result<(), BootError> {
     let router = app.router();
     let Some(acceptor) = tls_acceptor(cfg)? else {
+        use axum::serve::ListenerExt;
         let svc = router.into_make_service_with_connect_info::<SocketAddr>();
+        // Proxied bodies are written in several pieces (head, then body chunks as the cell
+        // sends them): without NODELAY, Nagle holds the second write for the client's delayed
+        // ACK, tens of milliseconds.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, svc)
             .with_graceful_shutdown(async move {
                 let _ = shutdown.changed().await;
