@@ -512,6 +512,16 @@ fn a_killed_cell_is_503_for_its_region_until_it_returns() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // Oversized bodies stop at the edge.
+    let big = json!({ "restaurant_id": "1", "pad": "x".repeat(100_000) });
+    router
+        .post("/api/v1/orders")
+        .token(&cust)
+        .header("Idempotency-Key", "big")
+        .json(&big)
+        .send()
+        .expect_error(413, "request.too_large");
+
     // The edge limits each token: past its burst, 429 with Retry-After.
     let greedy = router.token("customer", 802, None);
     let statuses: Vec<u16> = (0..60)
