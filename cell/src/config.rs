@@ -49,14 +49,7 @@ pub struct HttpSection {
     pub request_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Backend {
-    /// Embedded redb in `data_dir`: nothing to install.
-    Redb,
-    /// FoundationDB (build with `--features fdb`).
-    Fdb,
-}
+pub use store::Backend;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

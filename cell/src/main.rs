@@ -5,7 +5,7 @@ use cell::app::SystemClock;
 use cell::auth::{JwtKeys, Principal, Role};
 use cell::config::Config;
 use clap::{Parser, Subcommand};
-use domain::{CustomerId, DriverId, RestaurantId, UnixMs};
+use domain::UnixMs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -103,12 +103,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             let cfg = Config::load(config.as_deref())?;
             let id: u64 = sub.parse().context("--sub must be a decimal id")?;
-            let who = match role {
-                Role::Customer => Principal::Customer(CustomerId(id)),
-                Role::Restaurant => Principal::Restaurant(RestaurantId(id)),
-                Role::Driver => Principal::Driver(DriverId(id)),
-                Role::Admin => Principal::Admin,
-            };
+            let who = Principal::from_role(role, id);
             let keys = JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes());
             println!(
                 "{}",

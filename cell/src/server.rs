@@ -2,7 +2,7 @@
 //! payment gateway and the order service, serve HTTP until `shutdown` resolves.
 
 use crate::app::{App, Clock};
-use crate::config::{Backend, Config};
+use crate::config::Config;
 use crate::dispatch::Dispatch;
 use crate::orders::service::OrderService;
 use crate::tracking::Tracker;
@@ -43,39 +43,10 @@ pub fn log_id(config: &Config) -> LogId {
 
 /// Opens the configured store backend.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Kv>, StartError> {
-    match config.store.backend {
-        Backend::Redb => {
-            std::fs::create_dir_all(&config.store.data_dir)?;
-            let kv = store::RedbStore::open(&config.store.data_dir, store::RedbOptions::default())?;
-            Ok(Arc::new(kv))
-        }
-        Backend::Fdb => open_fdb(config),
-    }
+    let s = &config.store;
+    Ok(store::open(s.backend, &s.data_dir, &s.fdb_cluster_file)?)
 }
 
-#[cfg(feature = "fdb")]
-fn open_fdb(config: &Config) -> Result<Arc<dyn Kv>, StartError> {
-    // The network thread must outlive every transaction: leak the guard for the process life.
-    // SAFETY: called once, before any other FoundationDB call, from the startup thread.
-    let network = unsafe { store::fdb::boot_network() };
-    std::mem::forget(network);
-    let file = (!config.store.fdb_cluster_file.is_empty())
-        .then(|| std::path::Path::new(&config.store.fdb_cluster_file));
-    Ok(Arc::new(store::FdbStore::open(
-        file,
-        store::FdbOptions::default(),
-    )?))
-}
-
-#[cfg(not(feature = "fdb"))]
-fn open_fdb(_: &Config) -> Result<Arc<dyn Kv>, StartError> {
-    Err(crate::config::ConfigError::Invalid(vec![
-        "store.backend=fdb needs a build with --features fdb".into(),
-    ])
-    .into())
-}
-
-/// Seeds the demo city when demo mode is on and the catalog is empty (idempotent).
 async fn seed_demo(config: &Config, catalog: &Catalog) -> Result<usize, StartError> {
     if !config.demo.enabled || !catalog.is_empty() {
         return Ok(0);

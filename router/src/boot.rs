@@ -2,7 +2,7 @@
 //! plain HTTP or HTTPS on the public listener until shutdown.
 
 use crate::cells::CellClient;
-use crate::config::{Backend, Config};
+use crate::config::Config;
 use crate::mapstore::MapStore;
 use crate::ops::Control;
 use crate::server::RouterApp;
@@ -29,31 +29,8 @@ pub enum BootError {
 }
 
 fn open_store(cfg: &Config) -> Result<Arc<dyn store::Kv>, BootError> {
-    match cfg.store.backend {
-        Backend::Redb => {
-            std::fs::create_dir_all(&cfg.store.data_dir)?;
-            Ok(Arc::new(store::RedbStore::open(
-                &cfg.store.data_dir,
-                store::RedbOptions::default(),
-            )?))
-        }
-        #[cfg(feature = "fdb")]
-        Backend::Fdb => {
-            // SAFETY: called once, before any other FoundationDB call, at startup.
-            let network = unsafe { store::fdb::boot_network() };
-            std::mem::forget(network);
-            let file = (!cfg.store.fdb_cluster_file.is_empty())
-                .then(|| std::path::Path::new(&cfg.store.fdb_cluster_file));
-            Ok(Arc::new(store::FdbStore::open(
-                file,
-                store::FdbOptions::default(),
-            )?))
-        }
-        #[cfg(not(feature = "fdb"))]
-        Backend::Fdb => Err(BootError::Config(
-            "store.backend=fdb needs a build with --features fdb".into(),
-        )),
-    }
+    let s = &cfg.store;
+    Ok(store::open(s.backend, &s.data_dir, &s.fdb_cluster_file)?)
 }
 
 /// Builds the router: map source, control, background loops.

@@ -28,12 +28,7 @@ pub struct HttpSection {
     pub pool_max_idle_per_cell: usize,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Backend {
-    Redb,
-    Fdb,
-}
+pub use store::Backend;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

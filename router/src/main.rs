@@ -4,7 +4,7 @@
 use anyhow::{Context, bail};
 use auth::{JwtKeys, Principal, Role};
 use clap::{Parser, Subcommand};
-use domain::{CellId, CustomerId, DriverId, RestaurantId, UnixMs};
+use domain::{CellId, UnixMs};
 use router::config::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -162,12 +162,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             let cfg = Config::load(config.as_deref())?;
             let id: u64 = sub.parse().context("--sub must be a decimal id")?;
-            let who = match role {
-                Role::Customer => Principal::Customer(CustomerId(id)),
-                Role::Restaurant => Principal::Restaurant(RestaurantId(id)),
-                Role::Driver => Principal::Driver(DriverId(id)),
-                Role::Admin => Principal::Admin,
-            };
+            let who = Principal::from_role(role, id);
             let home = home.map(CellId::new).transpose()?;
             let keys = JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes());
             let ttl = Duration::from_secs(cfg.auth.token_ttl_s);

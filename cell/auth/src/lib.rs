@@ -20,6 +20,16 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// The principal a token with `role` and subject `id` speaks for (admins have no id).
+    pub fn from_role(role: Role, id: u64) -> Principal {
+        match role {
+            Role::Customer => Principal::Customer(CustomerId(id)),
+            Role::Restaurant => Principal::Restaurant(RestaurantId(id)),
+            Role::Driver => Principal::Driver(DriverId(id)),
+            Role::Admin => Principal::Admin,
+        }
+    }
+
     pub fn role(&self) -> Role {
         match self {
             Principal::Customer(_) => Role::Customer,
@@ -167,12 +177,7 @@ impl JwtKeys {
             return Err(AuthError::Expired);
         }
         let id: u64 = c.sub.parse().map_err(|_| AuthError::Invalid)?;
-        let who = match c.role {
-            Role::Customer => Principal::Customer(CustomerId(id)),
-            Role::Restaurant => Principal::Restaurant(RestaurantId(id)),
-            Role::Driver => Principal::Driver(DriverId(id)),
-            Role::Admin => Principal::Admin,
-        };
+        let who = Principal::from_role(c.role, id);
         let home = match c.home {
             Some(h) => Some(CellId::new(u32::from(h)).map_err(|_| AuthError::Invalid)?),
             None => None,

@@ -5,13 +5,12 @@ use super::dto::{DevTokenRequest, DevTokenResponse};
 use super::error::ApiError;
 use super::extract::AppJson;
 use crate::app::App;
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use domain::{CustomerId, DriverId, RestaurantId};
 use std::time::Duration;
 
 pub(super) fn routes(openapi_json: String) -> Router<App> {
@@ -56,12 +55,7 @@ async fn dev_token(
         .sub
         .parse()
         .map_err(|_| ApiError::bad_request("request.invalid_sub", "sub must be a decimal id"))?;
-    let who = match req.role {
-        Role::Customer => Principal::Customer(CustomerId(id)),
-        Role::Restaurant => Principal::Restaurant(RestaurantId(id)),
-        Role::Driver => Principal::Driver(DriverId(id)),
-        Role::Admin => Principal::Admin,
-    };
+    let who = Principal::from_role(req.role, id);
     let ttl = Duration::from_secs(app.config().auth.token_ttl_s);
     let token = app.jwt().issue(who, req.name, ttl, app.now());
     Ok(axum::Json(DevTokenResponse {

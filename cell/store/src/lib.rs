@@ -9,6 +9,7 @@
 //!   layout is identical) and the event-log key space.
 //! - `redb.rs` (+ `redb/tests.rs`): [`RedbStore`], the embedded default backend: one redb file,
 //!   a single writer thread with group commit (one fsync per batch of transactions).
+//! - `open.rs`: [`open`] the backend a configuration names ([`Backend`]).
 //! - `overlay.rs`: a transaction's private write buffer over a snapshot (read-your-writes;
 //!   nothing reaches the table unless the closure succeeds).
 //! - `fdb.rs` (feature `fdb`): `FdbStore` on FoundationDB.
@@ -33,12 +34,14 @@ pub mod conformance;
 #[cfg(feature = "fdb")]
 pub mod fdb;
 pub mod keys;
+mod open;
 mod overlay;
 pub mod redb;
 pub mod synthetic;
 
 #[cfg(feature = "fdb")]
 pub use crate::fdb::{FdbOptions, FdbStore};
+pub use crate::open::{Backend, open};
 pub use crate::redb::{CommitStats, RedbOptions, RedbStore};
 
 /// Errors at the store boundary.
