@@ -100,6 +100,7 @@ pub struct GpsFix {
 #[derive(Debug, Default)]
 pub struct DriverLink {
     pub pings: PingCounters,
+    rate: pings::RateGate,
 }
 
 struct Session {
@@ -133,6 +134,7 @@ pub struct Dispatch {
     /// Driver → the order they carry: read on every ping to fan out locations.
     carrying: RwLock<HashMap<DriverId, Order>>,
     links: Ledger<DriverLink>,
+    ping_metrics: pings::PingMetrics,
     next_session: AtomicU64,
     wake: Notify,
 }
@@ -161,6 +163,7 @@ impl Dispatch {
             }),
             carrying: RwLock::new(HashMap::new()),
             links: Ledger::default(),
+            ping_metrics: pings::PingMetrics::new(),
             next_session: AtomicU64::new(1),
             wake: Notify::new(),
         }
@@ -263,15 +266,25 @@ impl Dispatch {
         fix: GpsFix,
         now: UnixMs,
     ) -> Result<(), PingRejection> {
+        let entered = std::time::Instant::now();
         link.pings.arrived(seq.map_or(0, |(s, _)| s));
         if let Some((s, session)) = seq
             && let Err(e) = session.advance(s)
         {
             link.pings.record(Outcome::Stale);
-            metrics::counter!("cell_pings_rejected_total", "reason" => e.as_str()).increment(1);
+            self.ping_metrics.rejected(&e);
             return Err(e);
         }
-        let r = self.checked_ping(driver, fix, now);
+        let limits = &self.cfg.pings;
+        if !link
+            .rate
+            .admit(limits.max_pings_per_s, limits.ping_burst, now)
+        {
+            link.pings.record(Outcome::RateLimited);
+            self.ping_metrics.rejected(&PingRejection::RateLimited);
+            return Err(PingRejection::RateLimited);
+        }
+        let r = self.checked_ping(driver, fix, now, entered);
         link.pings.record(match r {
             Ok(()) => Outcome::Accepted,
             Err(_) => Outcome::Rejected,
@@ -286,6 +299,7 @@ impl Dispatch {
         driver: DriverId,
         fix: GpsFix,
         now: UnixMs,
+        entered: std::time::Instant,
     ) -> Result<(), PingRejection> {
         let GpsFix {
             lat,
@@ -300,7 +314,7 @@ impl Dispatch {
             ts_ms: d.ts_ms,
         });
         if let Err(e) = pings::check(&self.cfg.pings, prev, lat, lng, ts_ms, now) {
-            metrics::counter!("cell_pings_rejected_total", "reason" => e.as_str()).increment(1);
+            self.ping_metrics.rejected(&e);
             if matches!(e, PingRejection::Spoofed { .. }) {
                 self.state
                     .lock()
@@ -327,10 +341,11 @@ impl Dispatch {
             .upsert(to_geo(driver), lat, lng, heading, speed, ts_ms)
             .is_err()
         {
-            metrics::counter!("cell_pings_rejected_total", "reason" => "invalid").increment(1);
+            self.ping_metrics
+                .rejected(&PingRejection::InvalidCoordinates);
             return Err(PingRejection::InvalidCoordinates);
         }
-        metrics::counter!("cell_pings_total").increment(1);
+        self.ping_metrics.accepted();
         let carrying = self.carrying.read().get(&driver).cloned();
         if let Some(order) = carrying {
             // After a restart the geostore is empty and a first ping registers the driver as
@@ -340,7 +355,8 @@ impl Dispatch {
                 DriverState::Available,
                 DriverState::OnDelivery,
             );
-            self.tracker.location(&order, lat, lng, heading, ts_ms, now);
+            self.tracker
+                .location(&order, lat, lng, heading, ts_ms, now, entered);
         }
         Ok(())
     }
