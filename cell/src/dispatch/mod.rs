@@ -275,28 +275,21 @@ impl Dispatch {
             self.ping_metrics.rejected(&e);
             return Err(e);
         }
-        let limits = &self.cfg.pings;
-        if !link
-            .rate
-            .admit(limits.max_pings_per_s, limits.ping_burst, now)
-        {
-            link.pings.record(Outcome::RateLimited);
-            self.ping_metrics.rejected(&PingRejection::RateLimited);
-            return Err(PingRejection::RateLimited);
-        }
-        let r = self.checked_ping(driver, fix, now, entered);
+        let r = self.checked_ping(driver, link, fix, now, entered);
         link.pings.record(match r {
             Ok(()) => Outcome::Accepted,
+            Err(PingRejection::RateLimited) => Outcome::RateLimited,
             Err(_) => Outcome::Rejected,
         });
         r
     }
 
-    /// Checked, stored in the geostore, fanned out to the customer tracking the driver's
-    /// order.
+    /// Checked, within the driver's rate limit, stored in the geostore, fanned out to the
+    /// customer tracking the driver's order.
     fn checked_ping(
         &self,
         driver: DriverId,
+        link: &DriverLink,
         fix: GpsFix,
         now: UnixMs,
         entered: std::time::Instant,
@@ -325,6 +318,17 @@ impl Dispatch {
                 tracing::warn!(%driver, error = %e, "likely GPS spoofing");
             }
             return Err(e);
+        }
+        // After the checks (cheap, and a ping they refuse must not spend the driver's
+        // allowance), before the geostore write the limit protects.
+        let limits = &self.cfg.pings;
+        if !link.rate.admit(
+            limits.max_pings_per_s,
+            limits.ping_burst,
+            pings::rate_clock(limits, ts_ms, now),
+        ) {
+            self.ping_metrics.rejected(&PingRejection::RateLimited);
+            return Err(PingRejection::RateLimited);
         }
         let heading = if heading.is_finite() {
             heading.rem_euclid(360.0)

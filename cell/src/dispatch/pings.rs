@@ -24,8 +24,9 @@ pub struct PingLimits {
     pub max_speed_mps: f64,
     /// Jumps shorter than this are GPS noise, never spoofing.
     pub min_jump_m: f64,
-    /// Per-driver ping rate limit (pings per second, over QUIC and REST together); excess
-    /// pings are dropped and counted (`rate_limited`). 0 = no limit. A phone pings about
+    /// Per-driver ping rate limit (pings per second, over QUIC and REST together), measured
+    /// on the pings' own timestamps ([`rate_clock`]); excess pings are dropped and counted
+    /// (`rate_limited`). 0 = no limit. A phone pings about
     /// once a second; `loadgen pings` with 2,000 drivers at 100K/s sends 50/s per driver.
     pub max_pings_per_s: f64,
     /// Pings a driver may send at once above the rate (after a gap in coverage, say).
@@ -261,6 +262,15 @@ pub fn gcra(tat: u64, now_us: u64, interval_us: u64, tolerance_us: u64) -> Optio
     (start - now_us <= tolerance_us).then_some(start + interval_us)
 }
 
+/// The time a ping counts at for the rate limit: its own timestamp, clamped to the window
+/// the checks accept (`now - max_age_ms ..= now + max_future_skew_ms`). Not the arrival
+/// time: pings that queued in the network or in the cell (and then arrive together) are not
+/// the driver's burst. A client faking timestamps gains at most the window's worth of pings.
+pub fn rate_clock(limits: &PingLimits, ts_ms: u64, now: UnixMs) -> UnixMs {
+    let ts = i64::try_from(ts_ms).unwrap_or(i64::MAX);
+    UnixMs(ts.clamp(now.0 - limits.max_age_ms, now.0 + limits.max_future_skew_ms))
+}
+
 /// A driver's ping rate limit state ([`gcra`] in one atomic, so concurrent sessions of the
 /// same driver, or a session and REST, share the limit without a lock).
 #[derive(Debug, Default)]
@@ -386,6 +396,12 @@ mod tests {
         assert!((100..=103).contains(&n), "{n}");
         // No limit.
         assert!((0..1_000).all(|_| RateGate::default().admit(0.0, 1, t0)));
+        // The clock is the ping's timestamp within the accepted window.
+        let l = PingLimits::default();
+        let ts = t0.0 as u64;
+        assert_eq!(rate_clock(&l, ts - 1_000, t0), UnixMs(t0.0 - 1_000));
+        assert_eq!(rate_clock(&l, ts + 3_600_000, t0), UnixMs(t0.0 + 5_000));
+        assert_eq!(rate_clock(&l, 0, t0), UnixMs(t0.0 - 30_000));
         assert_eq!(gcra(0, 1_000, 100, 0), Some(1_100));
         assert_eq!(gcra(1_100, 1_000, 100, 0), None);
         assert_eq!(gcra(1_100, 1_000, 100, 100), Some(1_200));
