@@ -75,6 +75,9 @@ wire_enum! {
         Superseded,
         /// 10: a bug or an unavailable dependency on the cell.
         Internal,
+        /// 11: the driver did not read the control stream: a write stalled past the cell's
+        /// write timeout.
+        SlowReader,
         /// 100: the status change or offer response names a delivery the cell does not know
         /// for this driver.
         UnknownDelivery,
@@ -117,6 +120,7 @@ impl CloseReason {
             Self::VersionUnsupported => "version_unsupported",
             Self::Superseded => "superseded",
             Self::Internal => "internal",
+            Self::SlowReader => "slow_reader",
             Self::UnknownDelivery => "unknown_delivery",
             Self::InvalidTransition => "invalid_transition",
             Self::OfferExpired => "offer_expired",

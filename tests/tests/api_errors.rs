@@ -9,10 +9,11 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 /// Error statuses this file produces and checks.
-const COVERED: [u16; 9] = [400, 401, 402, 403, 404, 409, 413, 422, 503];
+const COVERED: [u16; 10] = [400, 401, 402, 403, 404, 409, 413, 422, 429, 503];
 
 /// A small second city with another JWT secret and a payment timeout of 200 ms, no retries:
-/// for tokens signed with another secret (401) and an unavailable provider (503).
+/// for tokens signed with another secret (401) and an unavailable provider (503); drivers
+/// may ping once a second with no burst (429).
 fn other_cell() -> &'static Cell {
     static OTHER: OnceLock<Cell> = OnceLock::new();
     OTHER.get_or_init(|| {
@@ -20,7 +21,8 @@ fn other_cell() -> &'static Cell {
             config_toml: Some(
                 "[auth]\njwt_secret = \"another-secret-for-itest\"\n\
                  [demo]\nrestaurants = 300\nradius_km = 3.0\n\
-                 [payments]\ntimeout_ms = 200\nmax_retries = 0\n"
+                 [payments]\ntimeout_ms = 200\nmax_retries = 0\n\
+                 [dispatch.pings]\nmax_pings_per_s = 1.0\nping_burst = 1\n"
                     .into(),
             ),
             ..CellOpts::default()
@@ -376,6 +378,28 @@ fn declined_card_is_402_and_provider_timeout_is_503() {
 }
 
 /// Fails when the OpenAPI document lists an error status that no test above produces.
+#[test]
+fn pings_over_the_drivers_rate_limit_are_429() {
+    let cell = other_cell();
+    let t = cell.token("driver", 6001);
+    let ping = || {
+        cell.post("/api/v1/drivers/location")
+            .token(&t)
+            .json(&json!({"lat": CENTRE.0, "lng": CENTRE.1}))
+            .send()
+    };
+    ping().expect_status(200);
+    // The same second: over 1/s with no burst.
+    let r = ping().expect_error(429, "location.rate_limited");
+    assert!(r.error_message().contains("rate limit"), "{}", r.text);
+    // Another driver has its own allowance.
+    cell.post("/api/v1/drivers/location")
+        .token(&cell.token("driver", 6002))
+        .json(&json!({"lat": CENTRE.0, "lng": CENTRE.1}))
+        .send()
+        .expect_status(200);
+}
+
 #[test]
 fn every_documented_error_status_is_covered() {
     let doc = Cell::shared()

@@ -1,7 +1,7 @@
 //! Per-driver ping accounting (`GET /api/v1/admin/pings`) against a real cell: exact counts
 //! for pings on the control stream (ordered, reliable), stale sequence numbers dropped,
-//! counters kept across a reconnect, datagrams and REST pings counted too, and the endpoint's
-//! filter and errors.
+//! counters kept across a reconnect, datagrams and REST pings counted too, the per-driver
+//! rate limit visible in the counts, and the endpoint's filter and errors.
 
 use itest::fixtures::CENTRE;
 use itest::live::*;
@@ -29,6 +29,7 @@ fn row(cell: &Cell, admin: &str, id: u64) -> Value {
 }
 
 fn fields(r: &Value) -> [u64; 5] {
+    assert_eq!(r["rate_limited"], 0, "{r}");
     ["received", "accepted", "rejected", "stale", "max_seq"].map(|k| r[k].as_u64().expect(k))
 }
 
@@ -61,7 +62,11 @@ fn barrier(rt: &Runtime, c: &driver_client::DriverClient) {
 #[test]
 fn per_driver_ping_counts_survive_reconnects() {
     let cell = Cell::start(CellOpts {
-        config_toml: Some("[demo]\nrestaurants = 50\n".into()),
+        // 5 pings/s with a burst of 40: the first 30 pings below stay within it.
+        config_toml: Some(
+            "[demo]\nrestaurants = 50\n[dispatch.pings]\nmax_pings_per_s = 5.0\nping_burst = 40\n"
+                .into(),
+        ),
         ..CellOpts::default()
     });
     let rt = runtime();
@@ -112,6 +117,25 @@ fn per_driver_ping_counts_survive_reconnects() {
     };
     assert_eq!(got, [30, 27, 1, 2, 22], "20 datagrams on loopback");
 
+    // A flood over the rate limit: the excess is dropped and counted per driver.
+    for seq in 23..=122 {
+        send(&c, ping(id, at, seq));
+    }
+    barrier(&rt, &c);
+    let r = row(&cell, &admin, id);
+    let n = |k: &str| r[k].as_u64().expect(k);
+    assert_eq!(n("received"), 130, "{r}");
+    assert!(
+        n("rate_limited") >= 50,
+        "at most ~10 left of the burst: {r}"
+    );
+    assert_eq!(
+        n("accepted") + n("rejected") + n("stale") + n("rate_limited"),
+        n("received"),
+        "{r}"
+    );
+    assert_eq!(n("max_seq"), 122);
+
     // REST pings carry no sequence number.
     let rest_driver = 8102;
     cell.post("/api/v1/drivers/location")
@@ -129,7 +153,7 @@ fn per_driver_ping_counts_survive_reconnects() {
         .filter_map(|d| d["driver_id"].as_str())
         .collect();
     assert!(ids.contains(&"8101") && ids.contains(&"8102"), "{all}");
-    for k in ["received", "accepted", "rejected", "stale"] {
+    for k in ["received", "accepted", "rejected", "stale", "rate_limited"] {
         let sum: u64 = drivers.iter().map(|d| d[k].as_u64().unwrap_or(0)).sum();
         assert_eq!(all["totals"][k].as_u64(), Some(sum), "totals.{k}: {all}");
     }

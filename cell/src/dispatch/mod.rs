@@ -101,6 +101,7 @@ pub struct GpsFix {
 #[derive(Debug, Default)]
 pub struct DriverLink {
     pub pings: PingCounters,
+    rate: pings::RateGate,
 }
 
 struct Session {
@@ -134,6 +135,7 @@ pub struct Dispatch {
     /// Driver → the order they carry: read on every ping to fan out locations.
     carrying: RwLock<HashMap<DriverId, Order>>,
     links: Ledger<DriverLink>,
+    ping_metrics: pings::PingMetrics,
     next_session: AtomicU64,
     wake: Notify,
 }
@@ -162,6 +164,7 @@ impl Dispatch {
             }),
             carrying: RwLock::new(HashMap::new()),
             links: Ledger::default(),
+            ping_metrics: pings::PingMetrics::new(),
             next_session: AtomicU64::new(1),
             wake: Notify::new(),
         }
@@ -264,29 +267,33 @@ impl Dispatch {
         fix: GpsFix,
         now: UnixMs,
     ) -> Result<(), PingRejection> {
+        let entered = std::time::Instant::now();
         link.pings.arrived(seq.map_or(0, |(s, _)| s));
         if let Some((s, session)) = seq
             && let Err(e) = session.advance(s)
         {
             link.pings.record(Outcome::Stale);
-            metrics::counter!("cell_pings_rejected_total", "reason" => e.as_str()).increment(1);
+            self.ping_metrics.rejected(&e);
             return Err(e);
         }
-        let r = self.checked_ping(driver, fix, now);
+        let r = self.checked_ping(driver, link, fix, now, entered);
         link.pings.record(match r {
             Ok(()) => Outcome::Accepted,
+            Err(PingRejection::RateLimited) => Outcome::RateLimited,
             Err(_) => Outcome::Rejected,
         });
         r
     }
 
-    /// Checked, stored in the geostore, fanned out to the customer tracking the driver's
-    /// order.
+    /// Checked, within the driver's rate limit, stored in the geostore, fanned out to the
+    /// customer tracking the driver's order.
     fn checked_ping(
         &self,
         driver: DriverId,
+        link: &DriverLink,
         fix: GpsFix,
         now: UnixMs,
+        entered: std::time::Instant,
     ) -> Result<(), PingRejection> {
         let GpsFix {
             lat,
@@ -301,7 +308,7 @@ impl Dispatch {
             ts_ms: d.ts_ms,
         });
         if let Err(e) = pings::check(&self.cfg.pings, prev, lat, lng, ts_ms, now) {
-            metrics::counter!("cell_pings_rejected_total", "reason" => e.as_str()).increment(1);
+            self.ping_metrics.rejected(&e);
             if matches!(e, PingRejection::Spoofed { .. }) {
                 self.state
                     .lock()
@@ -312,6 +319,17 @@ impl Dispatch {
                 tracing::warn!(%driver, error = %e, "likely GPS spoofing");
             }
             return Err(e);
+        }
+        // After the checks (cheap, and a ping they refuse must not spend the driver's
+        // allowance), before the geostore write the limit protects.
+        let limits = &self.cfg.pings;
+        if !link.rate.admit(
+            limits.max_pings_per_s,
+            limits.ping_burst,
+            pings::rate_clock(limits, ts_ms, now),
+        ) {
+            self.ping_metrics.rejected(&PingRejection::RateLimited);
+            return Err(PingRejection::RateLimited);
         }
         let heading = if heading.is_finite() {
             heading.rem_euclid(360.0)
@@ -328,10 +346,11 @@ impl Dispatch {
             .upsert(to_geo(driver), lat, lng, heading, speed, ts_ms)
             .is_err()
         {
-            metrics::counter!("cell_pings_rejected_total", "reason" => "invalid").increment(1);
+            self.ping_metrics
+                .rejected(&PingRejection::InvalidCoordinates);
             return Err(PingRejection::InvalidCoordinates);
         }
-        metrics::counter!("cell_pings_total").increment(1);
+        self.ping_metrics.accepted();
         let carrying = self.carrying.read().get(&driver).cloned();
         if let Some(order) = carrying {
             // After a restart the geostore is empty and a first ping registers the driver as
@@ -341,7 +360,8 @@ impl Dispatch {
                 DriverState::Available,
                 DriverState::OnDelivery,
             );
-            self.tracker.location(&order, lat, lng, heading, ts_ms, now);
+            self.tracker
+                .location(&order, lat, lng, heading, ts_ms, now, entered);
         }
         Ok(())
     }

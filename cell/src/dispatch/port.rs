@@ -131,6 +131,7 @@ impl PingSink for SessionPings {
                 PingRejection::FromFuture { .. } => PingRejected::FromFuture,
                 PingRejection::Spoofed { .. } => PingRejected::Spoofed,
                 PingRejection::Stale { .. } => PingRejected::Stale,
+                PingRejection::RateLimited => PingRejected::RateLimited,
                 PingRejection::InvalidCoordinates | PingRejection::TooOld => PingRejected::Invalid,
             })
     }

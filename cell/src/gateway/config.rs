@@ -45,6 +45,10 @@ pub struct QuicConfig {
     pub socket_recv_buffer_bytes: usize,
     /// Largest control-stream frame body accepted; at most `schemas::MAX_CONTROL_MESSAGE_BYTES`.
     pub max_frame_bytes: usize,
+    /// A write to a driver's control stream that cannot complete for this long (the driver
+    /// stopped reading and its flow-control window is full) closes the connection with
+    /// `slow_reader`, so a stuck driver holds no outbox, buffers or offer for longer.
+    pub control_write_timeout_ms: u64,
 }
 
 impl Default for QuicConfig {
@@ -63,6 +67,7 @@ impl Default for QuicConfig {
             datagram_recv_buffer_bytes: 32 * 1024,
             socket_recv_buffer_bytes: 4 * 1024 * 1024,
             max_frame_bytes: schemas::MAX_CONTROL_MESSAGE_BYTES,
+            control_write_timeout_ms: 10_000,
         }
     }
 }
@@ -85,8 +90,14 @@ impl QuicConfig {
         if self.max_connections == 0 {
             return bad("max_connections must be > 0");
         }
-        if self.hello_timeout_ms == 0 || self.idle_timeout_ms == 0 || self.ping_interval_ms == 0 {
-            return bad("hello_timeout_ms, idle_timeout_ms and ping_interval_ms must be > 0");
+        if self.hello_timeout_ms == 0
+            || self.idle_timeout_ms == 0
+            || self.ping_interval_ms == 0
+            || self.control_write_timeout_ms == 0
+        {
+            return bad(
+                "hello_timeout_ms, idle_timeout_ms, ping_interval_ms and control_write_timeout_ms must be > 0",
+            );
         }
         if self.keep_alive_ms != 0 && self.keep_alive_ms >= self.idle_timeout_ms {
             return bad("keep_alive_ms must be below idle_timeout_ms (or 0)");
@@ -103,5 +114,9 @@ impl QuicConfig {
 
     pub(crate) fn hello_timeout(&self) -> Duration {
         Duration::from_millis(self.hello_timeout_ms)
+    }
+
+    pub(crate) fn control_write_timeout(&self) -> Duration {
+        Duration::from_millis(self.control_write_timeout_ms)
     }
 }

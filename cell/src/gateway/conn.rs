@@ -112,6 +112,16 @@ fn write_failed(e: quinn::WriteError, shared: &Shared) -> Ended {
     }
 }
 
+/// One control-stream write, bounded: a driver that does not read (its flow-control window
+/// stays full) is closed with `slow_reader` after `control_write_timeout_ms`.
+async fn write(writer: &mut FrameWriter, body: CellBody, shared: &Shared) -> Result<(), Ended> {
+    match tokio::time::timeout(shared.cfg.control_write_timeout(), writer.write(body)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(write_failed(e, shared)),
+        Err(_) => Err(Ended::Closed(CloseReason::SlowReader)),
+    }
+}
+
 async fn session(conn: &Connection, shared: &Shared) -> Ended {
     let cfg = &shared.cfg;
     // The deadline covers opening the stream and the whole Hello frame: a driver cannot hold a
@@ -180,8 +190,8 @@ async fn session(conn: &Connection, shared: &Shared) -> Ended {
         },
         resumed,
     };
-    if let Err(e) = writer.write(ack.into()).await {
-        return write_failed(e, shared);
+    if let Err(end) = write(&mut writer, ack.into(), shared).await {
+        return end;
     }
 
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
@@ -299,8 +309,8 @@ async fn writer_loop(
             CellBody::ErrorMsg(e) if e.code.closes_connection() => Some(e.code),
             _ => None,
         };
-        if let Err(e) = writer.write(body).await {
-            return write_failed(e, shared);
+        if let Err(end) = write(&mut writer, body, shared).await {
+            return end;
         }
         if let Some(reason) = closing {
             writer.flush(FLUSH_TIMEOUT).await;

@@ -11,7 +11,7 @@ pub(super) struct Metrics {
     pub dg_ok: Counter,
     pub dg_undecodable: Counter,
     pub dg_wrong_driver: Counter,
-    dg_rejected: [Counter; 5],
+    dg_rejected: [Counter; 6],
     frames: [Counter; 6],
 }
 
@@ -40,11 +40,12 @@ impl Ended {
     }
 }
 
-const REJECTED: [PingRejected; 5] = [
+const REJECTED: [PingRejected; 6] = [
     PingRejected::Invalid,
     PingRejected::FromFuture,
     PingRejected::Spoofed,
     PingRejected::Stale,
+    PingRejected::RateLimited,
     PingRejected::WrongDriver,
 ];
 const KINDS: [&str; 6] = [

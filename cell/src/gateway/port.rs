@@ -87,6 +87,8 @@ pub enum PingRejected {
     /// Its sequence number is not above one already seen in the session (reordered or
     /// duplicated datagram): dropped.
     Stale,
+    /// Over the driver's ping rate limit: dropped.
+    RateLimited,
     /// For another driver than the session's (REST callers; the gateway checks this itself
     /// and closes the connection).
     WrongDriver,
@@ -100,6 +102,7 @@ impl PingRejected {
             Self::FromFuture => "from_future",
             Self::Spoofed => "spoofed",
             Self::Stale => "stale",
+            Self::RateLimited => "rate_limited",
             Self::WrongDriver => "wrong_driver",
         }
     }

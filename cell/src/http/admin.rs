@@ -36,6 +36,8 @@ pub struct DriverPings {
     pub rejected: u64,
     /// Dropped: sequence number not above one already seen in the session.
     pub stale: u64,
+    /// Dropped: over the driver's ping rate limit (`dispatch.pings.max_pings_per_s`).
+    pub rate_limited: u64,
     /// Highest `LocationPing.seq` seen (0: none).
     pub max_seq: u64,
 }
@@ -46,6 +48,7 @@ pub struct PingTotals {
     pub accepted: u64,
     pub rejected: u64,
     pub stale: u64,
+    pub rate_limited: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -86,12 +89,14 @@ async fn pings(
             totals.accepted += c.accepted;
             totals.rejected += c.rejected;
             totals.stale += c.stale;
+            totals.rate_limited += c.rate_limited;
             DriverPings {
                 driver_id: d.0.to_string(),
                 received: c.received,
                 accepted: c.accepted,
                 rejected: c.rejected,
                 stale: c.stale,
+                rate_limited: c.rate_limited,
                 max_seq: c.max_seq,
             }
         })

@@ -6,6 +6,7 @@ use super::error::ApiError;
 use super::extract::{AppJson, AppPath, Auth};
 use crate::app::App;
 use crate::auth::Principal;
+use crate::dispatch::pings::PingRejection;
 use crate::dispatch::{DispatchError, DriverUpdate, GpsFix};
 use axum::extract::State;
 use domain::{DeliveryId, DriverId, Order};
@@ -109,9 +110,11 @@ fn delivery_body(app: &App, driver: DriverId, o: &Order) -> DeliveryResponse {
     }
 }
 
-/// A GPS ping over HTTP (seed 5.6); the QUIC datagram path is the fast one.
+/// A GPS ping over HTTP (seed 5.6); the QUIC datagram path is the fast one. 429 over the
+/// driver's ping rate limit (shared with QUIC).
 #[utoipa::path(post, path = "/api/v1/drivers/location", request_body = LocationRequest, security(("bearer" = [])),
-    responses((status = 200, body = Ack), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Ack), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn location(
     State(app): State<App>,
     Auth(who): Auth,
@@ -151,7 +154,13 @@ async fn location(
             },
             now,
         )
-        .map_err(|e| ApiError::bad_request("location.rejected", e.to_string()))?;
+        .map_err(|e| match e {
+            PingRejection::RateLimited => ApiError::TooManyRequests {
+                code: "location.rate_limited",
+                message: e.to_string(),
+            },
+            e => ApiError::bad_request("location.rejected", e.to_string()),
+        })?;
     Ok(axum::Json(Ack { ack: true }))
 }
 

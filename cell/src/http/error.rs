@@ -40,6 +40,9 @@ pub enum ApiError {
     /// 422: well-formed but not possible now (restaurant closed, address out of range).
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
+    /// 429: the caller sends faster than its limit allows.
+    #[error("{message}")]
+    TooManyRequests { code: &'static str, message: String },
     /// 503 with Retry-After: a dependency (payment provider, store) is unavailable.
     #[error("{message}")]
     Unavailable {
@@ -117,6 +120,9 @@ impl ApiError {
             ),
             ApiError::Unprocessable { code, message } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone())
+            }
+            ApiError::TooManyRequests { code, message } => {
+                (StatusCode::TOO_MANY_REQUESTS, code, message.clone())
             }
             ApiError::Unavailable { code, message, .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, code, message.clone())

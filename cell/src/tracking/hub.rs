@@ -1,14 +1,23 @@
 //! In-process fan-out of tracking updates, keyed by topic (an order, or a restaurant's
-//! tablet). Every subscriber has a bounded queue: a subscriber that falls behind is dropped
-//! (its socket closes with a reason) and never grows memory or slows the others.
+//! tablet).
+//!
+//! Two paths, because they have different rules:
+//! - **Events** (status changes, order updates): every one matters, in order. Each
+//!   subscriber has a bounded queue; one that falls behind is dropped (its socket closes
+//!   with a reason) and never grows memory or slows the others.
+//! - **Driver locations**: only the newest matters. Each order has one latest-value slot
+//!   (a `watch` channel) that the ping path overwrites and each tracker's socket task reads
+//!   when it gets to it. The ping path does no per-subscriber work (no queue, no throttle,
+//!   no JSON), and a burst of pings is coalesced instead of queued. Throttling per
+//!   subscriber happens in the socket task.
 
 use domain::{OrderId, RestaurantId};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use std::time::Instant;
+use tokio::sync::{mpsc, watch};
 
 /// What a subscriber listens to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,17 +51,33 @@ impl Default for TrackingConfig {
 struct Sub {
     id: u64,
     tx: mpsc::Sender<Arc<str>>,
-    last_location: Option<Instant>,
 }
 
-/// A subscription: read messages from `rx`; `None` means the hub dropped it (too slow).
+/// The newest position of the driver carrying an order, as the ping path left it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Location {
+    pub lat: f64,
+    pub lng: f64,
+    pub heading: f32,
+    /// Driver clock, Unix milliseconds.
+    pub ts_ms: u64,
+    pub eta_minutes: u32,
+    /// When the ping path published it (the socket task measures its wake-up from here).
+    pub published: Instant,
+}
+
+/// A subscription: read events from `rx` (`None` means the hub dropped it: too slow) and,
+/// for an order, the driver's latest location from `locations`.
 pub struct Subscription {
     pub id: u64,
     pub rx: mpsc::Receiver<Arc<str>>,
+    pub locations: Option<watch::Receiver<Option<Location>>>,
 }
 
 pub struct Hub {
     topics: Mutex<HashMap<Topic, Vec<Sub>>>,
+    /// Per tracked order, its location slot; present while the order has a subscriber.
+    feeds: RwLock<HashMap<OrderId, watch::Sender<Option<Location>>>>,
     next_id: AtomicU64,
     cfg: TrackingConfig,
 }
@@ -61,6 +86,7 @@ impl Hub {
     pub fn new(cfg: TrackingConfig) -> Self {
         Self {
             topics: Mutex::new(HashMap::new()),
+            feeds: RwLock::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             cfg,
         }
@@ -73,16 +99,36 @@ impl Hub {
     pub fn subscribe(&self, topic: Topic) -> Subscription {
         let (tx, rx) = mpsc::channel(self.cfg.queue_depth.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.topics.lock().entry(topic).or_default().push(Sub {
-            id,
-            tx,
-            last_location: None,
-        });
+        self.topics
+            .lock()
+            .entry(topic)
+            .or_default()
+            .push(Sub { id, tx });
+        let locations = match topic {
+            Topic::Order(o) => Some(
+                self.feeds
+                    .write()
+                    .entry(o)
+                    .or_insert_with(|| watch::channel(None).0)
+                    .subscribe(),
+            ),
+            Topic::Restaurant(_) => None,
+        };
         metrics::gauge!("cell_tracking_subscribers").increment(1.0);
-        Subscription { id, rx }
+        Subscription { id, rx, locations }
     }
 
-    pub fn unsubscribe(&self, topic: Topic, id: u64) {
+    pub fn unsubscribe(&self, topic: Topic, sub: Subscription) {
+        let id = sub.id;
+        drop(sub);
+        if let Topic::Order(o) = topic {
+            // Under the write lock, so a concurrent subscribe either comes first (and keeps
+            // the slot) or finds it gone and makes a new one.
+            let mut feeds = self.feeds.write();
+            if feeds.get(&o).is_some_and(|tx| tx.receiver_count() == 0) {
+                feeds.remove(&o);
+            }
+        }
         let mut topics = self.topics.lock();
         if let Some(subs) = topics.get_mut(&topic) {
             let before = subs.len();
@@ -100,45 +146,37 @@ impl Hub {
         self.topics.lock().contains_key(&topic)
     }
 
+    /// Puts the driver's newest location into `order`'s slot, replacing one not read yet,
+    /// if anyone tracks the order. `make` runs only then. Returns whether it was published.
+    pub fn publish_location(&self, order: OrderId, make: impl FnOnce() -> Location) -> bool {
+        let feeds = self.feeds.read();
+        let Some(tx) = feeds.get(&order) else {
+            return false;
+        };
+        tx.send_replace(Some(make()));
+        true
+    }
+
     /// Sends to every subscriber of `topic`; drops those whose queue is full.
     pub fn publish(&self, topic: Topic, msg: Arc<str>) -> usize {
-        self.send(topic, msg, None)
-    }
-
-    /// Like `publish`, but at most once per subscriber per `min_location_interval`.
-    pub fn publish_location(&self, topic: Topic, msg: Arc<str>, now: Instant) -> usize {
-        self.send(topic, msg, Some(now))
-    }
-
-    fn send(&self, topic: Topic, msg: Arc<str>, throttle_at: Option<Instant>) -> usize {
-        let min = Duration::from_millis(self.cfg.min_location_interval_ms);
         let mut topics = self.topics.lock();
         let Some(subs) = topics.get_mut(&topic) else {
             return 0;
         };
         let mut sent = 0;
-        subs.retain_mut(|s| {
-            if let Some(now) = throttle_at {
-                if s.last_location.is_some_and(|t| now.duration_since(t) < min) {
-                    metrics::counter!("cell_tracking_throttled_total").increment(1);
-                    return true;
-                }
-                s.last_location = Some(now);
+        subs.retain_mut(|s| match s.tx.try_send(msg.clone()) {
+            Ok(()) => {
+                sent += 1;
+                true
             }
-            match s.tx.try_send(msg.clone()) {
-                Ok(()) => {
-                    sent += 1;
-                    true
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    metrics::counter!("cell_tracking_dropped_slow_total").increment(1);
-                    metrics::gauge!("cell_tracking_subscribers").decrement(1.0);
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    metrics::gauge!("cell_tracking_subscribers").decrement(1.0);
-                    false
-                }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("cell_tracking_dropped_slow_total").increment(1);
+                metrics::gauge!("cell_tracking_subscribers").decrement(1.0);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                metrics::gauge!("cell_tracking_subscribers").decrement(1.0);
+                false
             }
         });
         if subs.is_empty() {
@@ -173,27 +211,46 @@ mod tests {
         assert_eq!(hub.publish(t, Arc::from("x")), 1);
     }
 
-    #[test]
-    fn locations_are_throttled_per_subscriber() {
-        let hub = Hub::new(TrackingConfig {
-            min_location_interval_ms: 1_000,
-            ..TrackingConfig::default()
-        });
-        let t = Topic::Order(OrderId(1));
-        let mut s = hub.subscribe(t);
-        let t0 = Instant::now();
-        assert_eq!(hub.publish_location(t, Arc::from("a"), t0), 1);
-        assert_eq!(
-            hub.publish_location(t, Arc::from("b"), t0 + Duration::from_millis(500)),
-            0
+    fn at(lat: f64) -> Location {
+        Location {
+            lat,
+            lng: 13.4,
+            heading: 0.0,
+            ts_ms: 1,
+            eta_minutes: 5,
+            published: Instant::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn locations_are_coalesced_per_order_and_the_slot_goes_with_the_last_tracker() {
+        let hub = Hub::new(TrackingConfig::default());
+        let o = OrderId(1);
+        // Nobody tracks the order: nothing is built or stored.
+        assert!(!hub.publish_location(o, || unreachable!()));
+        let a = hub.subscribe(Topic::Order(o));
+        let b = hub.subscribe(Topic::Order(o));
+        let (mut la, mut lb) = (a.locations.clone().unwrap(), b.locations.clone().unwrap());
+        for i in 0..3 {
+            assert!(hub.publish_location(o, || at(52.0 + f64::from(i))));
+        }
+        // Each tracker sees one change: the newest position, not a queue of three.
+        la.changed().await.unwrap();
+        assert_eq!(la.borrow_and_update().unwrap().lat, 54.0);
+        lb.changed().await.unwrap();
+        assert_eq!(lb.borrow_and_update().unwrap().lat, 54.0);
+        assert!(!la.has_changed().unwrap());
+        drop((la, lb));
+        // Restaurants have no location slot.
+        assert!(
+            hub.subscribe(Topic::Restaurant(RestaurantId(1)))
+                .locations
+                .is_none()
         );
-        assert_eq!(
-            hub.publish_location(t, Arc::from("c"), t0 + Duration::from_millis(1_001)),
-            1
-        );
-        assert_eq!(&*s.rx.try_recv().unwrap(), "a");
-        assert_eq!(&*s.rx.try_recv().unwrap(), "c");
-        hub.unsubscribe(t, s.id);
-        assert!(!hub.has_subscribers(t));
+        hub.unsubscribe(Topic::Order(o), a);
+        assert!(hub.publish_location(o, || at(1.0)));
+        hub.unsubscribe(Topic::Order(o), b);
+        assert!(!hub.has_subscribers(Topic::Order(o)));
+        assert!(!hub.publish_location(o, || unreachable!()));
     }
 }

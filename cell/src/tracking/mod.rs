@@ -5,20 +5,48 @@
 pub mod hub;
 pub mod ws;
 
-pub use hub::{Hub, Topic, TrackingConfig};
+pub use hub::{Hub, Location, Topic, TrackingConfig};
 
-use domain::{Order, OrderEvent, OrderId, OrderStatus, UnixMs};
-use parking_lot::Mutex;
+use domain::{Order, OrderEvent, OrderStatus, UnixMs};
+use metrics::Histogram;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Where the time of a ping → customer push goes, stage by stage, for tracked orders only
+/// (`cell_tracking_stage_seconds{stage}`). Handles resolved once: no registry lookup per
+/// ping.
+pub struct Stages {
+    /// Driver clock → the ping reaches the dispatch (client send, network, kernel socket
+    /// queue, QUIC, the connection task). Millisecond resolution (the ping's timestamp).
+    pub arrival: Histogram,
+    /// Dispatch entry → location in the order's slot (checks, geostore, ETA).
+    pub ping_path: Histogram,
+    /// Slot written → the tracker's socket task reads it (scheduler wake-up).
+    pub wakeup: Histogram,
+    /// The WebSocket write of one location update.
+    pub ws_write: Histogram,
+    /// Driver clock → update written to the socket: `cell_tracking_ping_to_push_seconds`.
+    pub end_to_end: Histogram,
+}
+
+impl Stages {
+    fn new() -> Self {
+        let h = |stage: &'static str| metrics::histogram!("cell_tracking_stage_seconds", "stage" => stage);
+        Self {
+            arrival: h("arrival"),
+            ping_path: h("ping_path"),
+            wakeup: h("wakeup"),
+            ws_write: h("ws_write"),
+            end_to_end: metrics::histogram!("cell_tracking_ping_to_push_seconds"),
+        }
+    }
+}
 
 /// The hub plus what ETA updates need.
 pub struct Tracker {
     pub hub: Hub,
-    /// Last ETA (whole minutes) pushed per order: an update goes out only when it changes.
-    eta: Mutex<HashMap<OrderId, u32>>,
+    pub stages: Stages,
     avg_speed_mps: f64,
     road_factor: f64,
 }
@@ -27,7 +55,7 @@ impl Tracker {
     pub fn new(cfg: TrackingConfig, avg_speed_kmh: f64, road_factor: f64) -> Self {
         Self {
             hub: Hub::new(cfg),
-            eta: Mutex::new(HashMap::new()),
+            stages: Stages::new(),
             avg_speed_mps: avg_speed_kmh / 3.6,
             road_factor,
         }
@@ -55,8 +83,10 @@ impl Tracker {
         (secs / 60.0).ceil() as u32
     }
 
-    /// A driver carrying `order` sent a ping: push the location (throttled per subscriber)
-    /// and the ETA when it changed.
+    /// A driver carrying `order` sent a ping (the dispatch took it at `entered`): its
+    /// position and ETA go into the order's location slot if anyone tracks the order. The
+    /// trackers' socket tasks throttle, serialise and push.
+    #[allow(clippy::too_many_arguments)]
     pub fn location(
         &self,
         order: &Order,
@@ -65,29 +95,25 @@ impl Tracker {
         heading: f32,
         ts_ms: u64,
         now: UnixMs,
+        entered: Instant,
     ) {
-        let topic = Topic::Order(order.id);
-        if !self.hub.has_subscribers(topic) {
-            return;
-        }
-        let eta = self.eta_minutes(order, lat, lng);
-        let msg = json!({"type": "location_update", "order_id": order.id, "lat": lat, "lng": lng, "heading": heading, "ts": ts_ms, "eta_minutes": eta});
-        let sent = self
-            .hub
-            .publish_location(topic, Arc::from(msg.to_string()), Instant::now());
-        if sent > 0 {
-            // Driver clock → push: the end-to-end latency the customer sees.
+        let published = self.hub.publish_location(order.id, || {
+            let published = Instant::now();
+            Location {
+                lat,
+                lng,
+                heading,
+                ts_ms,
+                eta_minutes: self.eta_minutes(order, lat, lng),
+                published,
+            }
+        });
+        if published {
             let lag_ms = (now.0 - ts_ms as i64).max(0) as f64;
-            metrics::histogram!("cell_tracking_ping_to_push_seconds").record(lag_ms / 1000.0);
-        }
-        let changed = {
-            let mut m = self.eta.lock();
-            m.insert(order.id, eta) != Some(eta)
-        };
-        if changed {
-            let at = now.0 + i64::from(eta) * 60_000;
-            let msg = json!({"type": "eta_update", "order_id": order.id, "eta_minutes": eta, "eta_at": at});
-            self.hub.publish(topic, Arc::from(msg.to_string()));
+            self.stages.arrival.record(lag_ms / 1000.0);
+            self.stages
+                .ping_path
+                .record(entered.elapsed().as_secs_f64());
         }
     }
 
@@ -102,9 +128,6 @@ impl Tracker {
             Topic::Restaurant(ev.restaurant_id),
             Arc::from(tablet.to_string()),
         );
-        if ev.status.is_terminal() {
-            self.eta.lock().remove(&ev.order_id);
-        }
         metrics::counter!("cell_tracking_status_updates_total").increment(1);
     }
 }

@@ -2,8 +2,8 @@
 //! restaurant) and `/ws/restaurants/{id}/orders` for a restaurant's tablet. Each subscribes
 //! to the hub before reading the snapshot, so nothing falls between the two.
 
-use super::Topic;
-use super::hub::Subscription;
+use super::hub::{Location, Subscription};
+use super::{Topic, Tracker};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::http::ApiError;
@@ -12,8 +12,10 @@ use crate::http::extract::{AppPath, Auth};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use domain::{OrderId, RestaurantId};
+use domain::{OrderId, RestaurantId, UnixMs};
 use serde_json::json;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 pub fn routes() -> axum::Router<App> {
     axum::Router::new()
@@ -66,7 +68,10 @@ async fn track_socket(mut socket: WebSocket, app: App, id: OrderId) {
     // Snapshot after subscribing: an update racing the snapshot arrives after it.
     let snapshot = match crate::orders::repo::get(&**app.kv(), id).await {
         Ok(Some(o)) => o,
-        _ => return,
+        _ => {
+            app.tracker().hub.unsubscribe(topic, sub);
+            return;
+        }
     };
     let now = app.now();
     let driver = snapshot
@@ -87,18 +92,93 @@ async fn track_socket(mut socket: WebSocket, app: App, id: OrderId) {
         || done
     {
         let _ = socket.send(close(CLOSE_DONE, "order finished")).await;
-        app.tracker().hub.unsubscribe(topic, sub.id);
+        app.tracker().hub.unsubscribe(topic, sub);
         return;
     }
-    pump(&mut socket, &mut sub, is_terminal_status).await;
-    app.tracker().hub.unsubscribe(topic, sub.id);
+    let mut locs = Locations::new(id, app.tracker(), eta);
+    pump(&mut socket, &mut sub, is_terminal_status, Some(&mut locs)).await;
+    app.tracker().hub.unsubscribe(topic, sub);
+}
+
+/// One tracker's side of its order's location slot: throttle and ETA changes are decided
+/// here, in the socket task, so the ping path does no per-subscriber work.
+struct Locations<'a> {
+    order: OrderId,
+    tracker: &'a Tracker,
+    min_interval: Duration,
+    last_push: Option<Instant>,
+    last_eta: Option<u32>,
+}
+
+impl<'a> Locations<'a> {
+    fn new(order: OrderId, tracker: &'a Tracker, snapshot_eta: Option<u32>) -> Self {
+        Self {
+            order,
+            tracker,
+            min_interval: Duration::from_millis(tracker.hub.config().min_location_interval_ms),
+            last_push: None,
+            last_eta: snapshot_eta,
+        }
+    }
+
+    /// Writes the update(s) for a new location; `Err` when the socket is gone.
+    async fn push(&mut self, socket: &mut WebSocket, loc: Location) -> Result<(), axum::Error> {
+        let stages = &self.tracker.stages;
+        let woke = Instant::now();
+        stages
+            .wakeup
+            .record(woke.duration_since(loc.published).as_secs_f64());
+        if self
+            .last_push
+            .is_some_and(|t| woke.duration_since(t) < self.min_interval)
+        {
+            metrics::counter!("cell_tracking_throttled_total").increment(1);
+        } else {
+            self.last_push = Some(woke);
+            let msg = json!({"type": "location_update", "order_id": self.order, "lat": loc.lat, "lng": loc.lng, "heading": loc.heading, "ts": loc.ts_ms, "eta_minutes": loc.eta_minutes});
+            let t = Instant::now();
+            socket.send(Message::Text(msg.to_string().into())).await?;
+            stages.ws_write.record(t.elapsed().as_secs_f64());
+            // Driver clock → written: the end-to-end latency the customer sees.
+            let lag_ms = (UnixMs::now().0 - loc.ts_ms as i64).max(0) as f64;
+            stages.end_to_end.record(lag_ms / 1000.0);
+        }
+        if self.last_eta != Some(loc.eta_minutes) {
+            self.last_eta = Some(loc.eta_minutes);
+            let eta = loc.eta_minutes;
+            let at = UnixMs::now().0 + i64::from(eta) * 60_000;
+            let msg = json!({"type": "eta_update", "order_id": self.order, "eta_minutes": eta, "eta_at": at});
+            socket.send(Message::Text(msg.to_string().into())).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The next location from the slot; never resolves without one (restaurants) or once the
+/// slot is gone.
+async fn next_location(rx: Option<&mut watch::Receiver<Option<Location>>>) -> Location {
+    if let Some(rx) = rx {
+        while rx.changed().await.is_ok() {
+            if let Some(loc) = *rx.borrow_and_update() {
+                return loc;
+            }
+        }
+    }
+    std::future::pending().await
 }
 
 /// Forwards the subscription to the socket until the client leaves, the hub drops a slow
 /// subscriber (close 1008), or `last` says a message ends the stream (close 1000 after it).
-async fn pump(socket: &mut WebSocket, sub: &mut Subscription, last: fn(&str) -> bool) {
+async fn pump(
+    socket: &mut WebSocket,
+    sub: &mut Subscription,
+    last: fn(&str) -> bool,
+    mut locs: Option<&mut Locations<'_>>,
+) {
     loop {
         tokio::select! {
+            // Status changes first: the last one closes the stream.
+            biased;
             m = sub.rx.recv() => match m {
                 Some(text) => {
                     if socket.send(Message::Text((*text).into())).await.is_err() {
@@ -114,6 +194,13 @@ async fn pump(socket: &mut WebSocket, sub: &mut Subscription, last: fn(&str) -> 
                     return;
                 }
             },
+            loc = next_location(sub.locations.as_mut()), if locs.is_some() => {
+                if let Some(l) = locs.as_deref_mut()
+                    && l.push(socket, loc).await.is_err()
+                {
+                    return;
+                }
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 // Clients may ping or send anything; it is ignored.
@@ -169,7 +256,7 @@ async fn feed_socket(mut socket: WebSocket, app: App, id: RestaurantId) {
         .await
         .is_ok()
     {
-        pump(&mut socket, &mut sub, |_| false).await;
+        pump(&mut socket, &mut sub, |_| false, None).await;
     }
-    app.tracker().hub.unsubscribe(topic, sub.id);
+    app.tracker().hub.unsubscribe(topic, sub);
 }

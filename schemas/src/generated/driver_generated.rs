@@ -16,7 +16,7 @@ pub const ENUM_MIN_CLOSE_REASON: u16 = 0;
 pub const ENUM_MAX_CLOSE_REASON: u16 = 102;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_CLOSE_REASON: [CloseReason; 14] = [
+pub const ENUM_VALUES_CLOSE_REASON: [CloseReason; 15] = [
   CloseReason::Normal,
   CloseReason::BadToken,
   CloseReason::HelloTimeout,
@@ -28,6 +28,7 @@ pub const ENUM_VALUES_CLOSE_REASON: [CloseReason; 14] = [
   CloseReason::VersionUnsupported,
   CloseReason::Superseded,
   CloseReason::Internal,
+  CloseReason::SlowReader,
   CloseReason::UnknownDelivery,
   CloseReason::InvalidTransition,
   CloseReason::OfferExpired,
@@ -52,6 +53,9 @@ impl CloseReason {
   pub const VersionUnsupported: Self = Self(8);
   pub const Superseded: Self = Self(9);
   pub const Internal: Self = Self(10);
+  /// The driver did not read the control stream: a write to it stalled past the cell's
+  /// write timeout.
+  pub const SlowReader: Self = Self(11);
   pub const UnknownDelivery: Self = Self(100);
   pub const InvalidTransition: Self = Self(101);
   pub const OfferExpired: Self = Self(102);
@@ -70,6 +74,7 @@ impl CloseReason {
     Self::VersionUnsupported,
     Self::Superseded,
     Self::Internal,
+    Self::SlowReader,
     Self::UnknownDelivery,
     Self::InvalidTransition,
     Self::OfferExpired,
@@ -88,6 +93,7 @@ impl CloseReason {
       Self::VersionUnsupported => Some("VersionUnsupported"),
       Self::Superseded => Some("Superseded"),
       Self::Internal => Some("Internal"),
+      Self::SlowReader => Some("SlowReader"),
       Self::UnknownDelivery => Some("UnknownDelivery"),
       Self::InvalidTransition => Some("InvalidTransition"),
       Self::OfferExpired => Some("OfferExpired"),

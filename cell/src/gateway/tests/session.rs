@@ -476,3 +476,46 @@ async fn shutdown_closes_sessions_with_server_shutdown() {
     d.sort_unstable();
     assert_eq!(d.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2]);
 }
+
+#[tokio::test]
+async fn a_driver_that_does_not_read_is_closed_as_slow_reader() {
+    let cell = start(|c| c.control_write_timeout_ms = 200).await;
+    let c = cell.connect(9).await;
+    // The driver never reads: once its stream window is full, a write stalls and the
+    // gateway gives up after the timeout. Offers of ~200 bytes; the window is ~1.25 MB.
+    let offer = |i: u64| {
+        CellBody::Offer(schemas::Offer {
+            offer_id: i,
+            delivery_id: i,
+            order_id: i,
+            pickup: schemas::Place {
+                lat: 52.52,
+                lng: 13.40,
+                name: "Pizzeria".into(),
+                address: "Pizzeria street 1".into(),
+            },
+            dropoff: schemas::Place {
+                lat: 52.53,
+                lng: 13.41,
+                name: "Customer".into(),
+                address: "Customer street 1".into(),
+            },
+            payout_cents: 650,
+            expires_at_ms: now_ms() + 30_000,
+        })
+    };
+    let started = tokio::time::Instant::now();
+    let mut pushed = 0;
+    // `push` fails once the session is gone (its outbox dropped).
+    while pushed < 100_000 && cell.port.push(9, offer(pushed + 1)).await {
+        pushed += 1;
+    }
+    assert!(pushed < 100_000, "the session never ended");
+    let end = tokio::time::timeout(Duration::from_secs(10), c.closed())
+        .await
+        .expect("closed");
+    assert_eq!(closed_with(&end), Some(CloseReason::SlowReader), "{end}");
+    assert!(pushed > 1_000, "only {pushed} messages before the close");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    cell.stop().await;
+}
