@@ -142,6 +142,7 @@ impl Pos {
 
 /// Geometry of one H3 cell, computed once when its bucket is created.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct CellGeo {
     pub lat: f64,
     pub lng: f64,

@@ -38,7 +38,7 @@ mod table;
 
 pub use geo::{EARTH_RADIUS_M, haversine_m, quantize};
 pub use query::Within;
-pub use store::{Config, GeoStore, Stats, SweepStats, UpsertOutcome};
+pub use store::{Config, GeoStore, Ping, Stats, SweepStats, UpsertOutcome};
 
 /// A driver's identity. The cell converts its own ids into this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

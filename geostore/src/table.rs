@@ -82,6 +82,36 @@ impl DriverMap {
         }
     }
 
+    /// Starts loading the table entry where a lookup of `id` begins.
+    #[inline]
+    pub fn prefetch(&self, id: u64, g: &Guard) {
+        // SAFETY: as in `get`.
+        let t = unsafe { self.table.load(Acquire, g).deref() };
+        crate::slot::prefetch(&t.vals[Self::probe(id).0 & t.mask]);
+    }
+
+    /// The slot `id` probably has: the first probed entry whose tag matches, found without
+    /// reading any slot (for prefetching: a wrong or missing guess only wastes a prefetch).
+    #[inline]
+    pub fn peek(&self, id: u64, g: &Guard) -> Option<u32> {
+        // SAFETY: as in `get`.
+        let t = unsafe { self.table.load(Acquire, g).deref() };
+        let (h, tag) = Self::probe(id);
+        let mut i = h & t.mask;
+        // Probe runs are short (load ≤ 1/2); the bound keeps a guess cheap in any case.
+        for _ in 0..16 {
+            let v = t.vals[i].load(Relaxed);
+            if v == EMPTY {
+                return None;
+            }
+            if v != TOMB && v & !SLOT_MASK == tag {
+                return Some((v & SLOT_MASK) - 1);
+            }
+            i = (i + 1) & t.mask;
+        }
+        None
+    }
+
     /// Inserts `id → slot` (caller holds the allocation lock and knows `id` is absent).
     pub fn insert(&self, id: u64, slot: u32, slab: &Slab, c: &mut DriverMapCounts, g: &Guard) {
         debug_assert!(slot < SLOT_MASK - 1);
