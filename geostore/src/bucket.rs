@@ -12,7 +12,7 @@
 //! `query.rs` for why that makes moves between buckets safe).
 
 use crate::geo::{CellGeo, Pos};
-use crossbeam_epoch::{Atomic, Guard, Owned, Pointer};
+use crossbeam_epoch::{Atomic, Guard, Owned, Pointer, Shared};
 use parking_lot::Mutex;
 use std::mem::MaybeUninit;
 use std::ptr;
@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
 pub(crate) const WILD: u64 = u64::MAX;
 pub(crate) const TOMB: u64 = u64::MAX - 1;
+const INITIAL_CAP: usize = 4;
 /// An empty entry of [`Bucket`]'s neighbour cache.
 const NONE: u32 = u32::MAX;
 
@@ -49,6 +50,17 @@ type Words = [MaybeUninit<AtomicU64>];
 pub(crate) struct Members<'g> {
     words: &'g [AtomicU64],
     cap: usize,
+}
+
+/// Address of hint `i` in the array at `p`: crossbeam-epoch lays a `[MaybeUninit<T>]` out as
+/// `{ len: usize, elements }` (checked by `tests::hint_addresses_match`), and element `1 + i` is
+/// hint `i`. The pointer is never tagged, so its bits are the address.
+fn hint_addr(p: Shared<'_, Words>, i: u32) -> *const AtomicU64 {
+    (p.into_usize() + 8 * (2 + i as usize)) as *const AtomicU64
+}
+
+fn m_cap_of(o: &Owned<Words>) -> usize {
+    Members::view(o).cap
 }
 
 fn words_for(cap: usize) -> usize {
@@ -106,8 +118,11 @@ impl<'g> Members<'g> {
 #[repr(C, align(64))]
 pub(crate) struct Bucket {
     members: Atomic<Words>,
+    /// Capacity of the member array, stored after a growth publishes the bigger array: a
+    /// writer that reads it before the pointer gets a capacity ≤ the array's, so it can
+    /// address its hint without reading the array's header (a cache line, on every upsert).
+    cap: AtomicU32,
     pub geo: CellGeo,
-    pub cell: u64,
     /// Bumped after every membership change; queries validate against it.
     pub ver: AtomicU64,
     /// Buckets this one's drivers recently moved to (its neighbours, once warm), `NONE` when
@@ -119,13 +134,16 @@ pub(crate) struct Bucket {
     free: Mutex<Vec<u32>>,
 }
 
+// Three cache lines per bucket: the memory budget counts them (≈ 8 600 buckets at 100K drivers).
+const _: () = assert!(std::mem::size_of::<Bucket>() == 192);
+
 impl Bucket {
     pub fn new(cell: h3o::CellIndex) -> Self {
         Self {
-            cell: u64::from(cell),
+            cap: AtomicU32::new(INITIAL_CAP as u32),
             geo: CellGeo::new(cell),
             ver: AtomicU64::new(0),
-            members: Atomic::from(new_members(4)),
+            members: Atomic::from(new_members(INITIAL_CAP)),
             free: Mutex::new(Vec::new()),
             neigh: Default::default(),
         }
@@ -141,7 +159,18 @@ impl Bucket {
     /// copy then holds `WILD`, which is always safe.
     #[inline]
     pub fn set_hint(&self, i: u32, v: u64, g: &Guard) {
-        self.members(g).hint_ref(i as usize).store(v, Release);
+        self.hint_at(i, g).store(v, Release);
+    }
+
+    /// Entry `i`'s hint word, addressed from the array pointer and `cap` alone.
+    #[inline]
+    fn hint_at<'g>(&self, i: u32, g: &'g Guard) -> &'g AtomicU64 {
+        let cap = self.cap.load(Acquire);
+        assert!(i < cap, "member entry {i} beyond capacity {cap}");
+        let p = hint_addr(self.members.load(Acquire, g), i);
+        // SAFETY: the array is live (pinned) and holds ≥ `cap` > i hints (see `cap`); word
+        // `1 + i` of its elements is initialised (`new_members`).
+        unsafe { &*p }
     }
 
     /// The recently moved-to buckets (`NONE` entries skipped).
@@ -169,16 +198,12 @@ impl Bucket {
         crate::slot::prefetch(p.cast::<u8>().wrapping_add(64));
     }
 
-    /// Starts loading the member array's header and the hint of entry `i`, computing the
-    /// address without reading the array (which may not be in cache yet). `i` is an unlocked
+    /// Starts loading the hint of entry `i`, computing the address without reading the array
+    /// (which may not be in cache yet). `i` is an unlocked
     /// guess: an address past the array is only a wasted prefetch (prefetches never fault).
     #[inline]
     pub fn prefetch_hint(&self, i: u32, g: &Guard) {
-        // crossbeam-epoch lays a `[MaybeUninit<T>]` out as `{ len: usize, elements }`; word
-        // `1 + i` of the elements is hint `i`. Untagged, so the pointer is the address.
-        let base = self.members.load(Relaxed, g).into_usize() as *const u8;
-        crate::slot::prefetch(base);
-        crate::slot::prefetch(base.wrapping_add(8 * (2 + i as usize)));
+        crate::slot::prefetch(hint_addr(self.members.load(Relaxed, g), i));
     }
 
     /// Adds `slot` with a `WILD` hint and returns its entry index.
@@ -227,7 +252,10 @@ impl Bucket {
             }
             m.set_len(len);
         }
+        let cap = (m_cap_of(&new)) as u32;
         let prev = self.members.swap(new, AcqRel, g);
+        // After the swap: whoever reads the new capacity also sees the new array.
+        self.cap.store(cap, Release);
         // SAFETY: no longer reachable for new readers; pinned ones keep it alive.
         unsafe { g.defer_destroy(prev) };
         self.ver.fetch_add(1, Release);
@@ -332,6 +360,20 @@ impl Drop for Arena {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hint_addresses_match() {
+        let b = Bucket::new(h3o::LatLng::new(1.0, 2.0).unwrap().to_cell(h3o::Resolution::Nine));
+        let g = crossbeam_epoch::pin();
+        for _ in 0..40 {
+            b.add(0, &g);
+        }
+        let m = b.members(&g);
+        assert!(m.cap >= 40 && b.cap.load(Relaxed) as usize == m.cap);
+        for i in 0..40 {
+            assert!(std::ptr::eq(b.hint_at(i, &g), m.hint_ref(i as usize)));
+        }
+    }
 
     #[test]
     fn hints_round_trip() {

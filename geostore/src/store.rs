@@ -274,7 +274,7 @@ impl GeoStore {
         // fetched 3·D pings ahead, the slot 2·D ahead (its index is in the table entry), the
         // bucket D ahead (its index is in the slot), the member hint D/2 ahead (its address is
         // in the bucket). Each stage reads only what the previous one already fetched.
-        const D: usize = 4;
+        const D: usize = 6;
         for (i, p) in pings.iter().enumerate() {
             let guess = |ahead: usize| {
                 pings
@@ -373,7 +373,7 @@ impl GeoStore {
         } else {
             Some(pos.cell(self.cfg.resolution))
         };
-        if known.is_none() && cell.is_none_or(|c| u64::from(c) == b.cell) {
+        if known.is_none() && cell.is_none_or(|c| self.cells.get(u64::from(c), g) == Some(bi)) {
             // The hint must never show an outdated position: WILD while the record changes.
             b.set_hint(e, WILD, g);
             slot.publish(pos, meta, flags(bi, true, false), None);
@@ -712,8 +712,8 @@ mod tests {
                 let snap = st.slots.get(s).read();
                 let cell = u64::from(snap.pos.cell(res));
                 assert_eq!(
-                    st.buckets.get(snap.bucket()).cell,
-                    cell,
+                    st.cells.get(cell, &g),
+                    Some(snap.bucket()),
                     "driver {i} at {t}"
                 );
             }
