@@ -12,6 +12,7 @@
 //! `query.rs` for why that makes moves between buckets safe).
 
 use crate::geo::{CellGeo, Pos};
+use crate::slot::Slab;
 use crossbeam_epoch::{Atomic, Guard, Owned, Pointer, Shared};
 use parking_lot::Mutex;
 use std::mem::MaybeUninit;
@@ -207,7 +208,7 @@ impl Bucket {
     }
 
     /// Adds `slot` with a `WILD` hint and returns its entry index.
-    pub fn add(&self, slot: u32, g: &Guard) -> u32 {
+    pub fn add(&self, slot: u32, slab: &Slab, g: &Guard) -> u32 {
         let mut free = self.free.lock();
         let mut m = self.members(g);
         let i = match free.pop() {
@@ -215,7 +216,7 @@ impl Bucket {
             None => {
                 let len = m.len();
                 if len == m.cap {
-                    m = self.grow(m, g);
+                    m = self.grow(m, slab, g);
                 }
                 len
             }
@@ -237,25 +238,42 @@ impl Bucket {
         self.ver.fetch_add(1, Release);
     }
 
-    /// Copy-on-write growth; entry indices are preserved, hints become `WILD` because a member's
-    /// writer may be updating the old copy right now.
-    fn grow<'g>(&self, old: Members<'_>, g: &'g Guard) -> Members<'g> {
+    /// Copy-on-write growth (under the bucket mutex); entry indices are preserved. A hint may
+    /// be copied only while no writer can be changing it, i.e. while its driver's slot lock is
+    /// held: growth *tries* each lock (it must not wait on writers, who may be waiting for this
+    /// mutex), copies the hints of the slots it got, makes the others `WILD` (always safe; the
+    /// next ping repairs them), publishes the new array and only then releases the locks, so a
+    /// writer that takes one afterwards writes into the new array.
+    fn grow<'g>(&self, old: Members<'_>, slab: &Slab, g: &'g Guard) -> Members<'g> {
         let new = new_members(old.cap * 2);
         let len = old.len();
+        let mut held = Vec::new();
         {
             let m = Members::view(&new);
             for i in 0..len {
                 let h = old.hint(i);
-                m.hint_ref(i)
-                    .store(if h == TOMB { TOMB } else { WILD }, Relaxed);
-                m.slot_ref(i).store(old.slot(i), Relaxed);
+                let s = old.slot(i);
+                let copy = if h == TOMB {
+                    TOMB
+                } else if slab.get(s).try_lock() {
+                    held.push(s);
+                    // Re-read under the lock: this is the value its last writer left.
+                    old.hint(i)
+                } else {
+                    WILD
+                };
+                m.hint_ref(i).store(copy, Relaxed);
+                m.slot_ref(i).store(s, Relaxed);
             }
             m.set_len(len);
         }
-        let cap = (m_cap_of(&new)) as u32;
+        let cap = m_cap_of(&new) as u32;
         let prev = self.members.swap(new, AcqRel, g);
         // After the swap: whoever reads the new capacity also sees the new array.
         self.cap.store(cap, Release);
+        for s in held {
+            slab.get(s).unlock();
+        }
         // SAFETY: no longer reachable for new readers; pinned ones keep it alive.
         unsafe { g.defer_destroy(prev) };
         self.ver.fetch_add(1, Release);
@@ -363,10 +381,16 @@ mod tests {
 
     #[test]
     fn hint_addresses_match() {
-        let b = Bucket::new(h3o::LatLng::new(1.0, 2.0).unwrap().to_cell(h3o::Resolution::Nine));
+        let b = Bucket::new(
+            h3o::LatLng::new(1.0, 2.0)
+                .unwrap()
+                .to_cell(h3o::Resolution::Nine),
+        );
         let g = crossbeam_epoch::pin();
+        let slab = Slab::new();
+        slab.ensure(0);
         for _ in 0..40 {
-            b.add(0, &g);
+            b.add(0, &slab, &g);
         }
         let m = b.members(&g);
         assert!(m.cap >= 40 && b.cap.load(Relaxed) as usize == m.cap);

@@ -83,6 +83,60 @@ impl Origin {
     }
 }
 
+/// A box in stored (E7) units around a query point that contains every point within a given
+/// distance: `|Δlat| ≤ lat` and `|Δlng| ≤ lng` (wrapped). Two integer comparisons reject most of
+/// a bucket's members before any floating-point bound is computed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct E7Box {
+    lat0: i64,
+    lng0: i64,
+    lat: i64,
+    lng: i64,
+}
+
+impl E7Box {
+    /// From `|Δφ| ≤ θ` and `hav θ = hav Δφ + cos φ₁ cos φ₂ hav Δλ`, so `sin(Δλ/2) ≤ sin(θ/2) /
+    /// √(cos φ₁ cos φ₂)` with `sin(θ/2) ≤ θ/2`, `cos φ₂ ≥ cos φ₁ − θ`, `asin x ≤ x / √(1 − x²)`;
+    /// all rounded outwards (relative 1e-9 plus 2 units), so it only ever contains more.
+    pub fn around(o: &Origin, bound_m: f64) -> Self {
+        let theta = bound_m / EARTH_RADIUS_M * (1.0 + 1e-9);
+        let units = |rad: f64| {
+            let u = rad.to_degrees() * E7 * (1.0 + 1e-9) + 2.0;
+            if u >= 1.8e9 { i64::MAX } else { u as i64 }
+        };
+        let c2 = o.cos_phi - theta;
+        let lng = if c2 <= 0.0 {
+            i64::MAX
+        } else {
+            let x = theta * 0.5 / (o.cos_phi * c2).sqrt() * (1.0 + 1e-9);
+            if x >= 1.0 {
+                i64::MAX
+            } else {
+                units(2.0 * x / (1.0 - x * x).sqrt())
+            }
+        };
+        Self {
+            lat0: (o.lat * E7).round() as i64,
+            lng0: (o.lng * E7).round() as i64,
+            lat: units(theta),
+            lng,
+        }
+    }
+
+    /// False when `pos` is surely farther than the bound the box was made for.
+    #[inline]
+    pub fn may_contain(&self, pos: Pos) -> bool {
+        if (i64::from(pos.lat_e7()) - self.lat0).abs() > self.lat {
+            return false;
+        }
+        let mut dl = (i64::from(pos.lng_e7()) - self.lng0).abs();
+        if dl > 1_800_000_000 {
+            dl = 3_600_000_000 - dl;
+        }
+        dl <= self.lng
+    }
+}
+
 /// The hav-space threshold above which [`Origin::hav_lower_bound`] proves `distance > bound_m`.
 /// The relative margin (1e-9) dwarfs floating-point error in the canonical formula.
 pub(crate) fn hav_threshold(bound_m: f64) -> f64 {
@@ -281,6 +335,31 @@ mod tests {
             assert!(
                 o.hav_lower_bound(p) <= hav_threshold(d),
                 "{la},{lo} -> {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn box_contains_everything_within_its_bound() {
+        let mut s = 3u64;
+        for _ in 0..200_000 {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let f = |k: u32| ((s >> k) & 0xFFFF) as f64 / 65535.0;
+            let (la, lo) = (f(0) * 180.0 - 90.0, f(16) * 360.0 - 180.0);
+            let spread = [0.001, 0.1, 10.0, 100.0][(s >> 60) as usize % 4];
+            let p = Pos::new(
+                (la + (f(32) - 0.5) * spread).clamp(-90.0, 90.0),
+                ((lo + (f(48) - 0.5) * spread + 540.0) % 360.0) - 180.0,
+            )
+            .unwrap();
+            let o = Origin::new(la, lo);
+            let d = o.distance_m(p.lat(), p.lng());
+            // The tightest box that must hold p: the one for exactly its distance.
+            assert!(
+                E7Box::around(&o, d).may_contain(p),
+                "{la},{lo} -> {p:?} at {d} m"
             );
         }
     }

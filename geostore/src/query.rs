@@ -35,7 +35,7 @@
 //! retry count is exported in [`crate::Stats`].
 
 use crate::bucket::{TOMB, WILD, unhint};
-use crate::geo::{Origin, hav_threshold, max_circumradius_m};
+use crate::geo::{E7Box, Origin, hav_threshold, max_circumradius_m};
 use crate::slot::Snap;
 use crate::store::{Ctr, GeoStore, to_driver};
 use crate::{Error, Filter, Hit, Result};
@@ -146,6 +146,7 @@ impl<'a> Search<'a> {
         // closest-first: once k are found the bound drops and the rest are skipped unread.
         let mut order = std::mem::take(&mut self.order);
         order.clear();
+        let bx = E7Box::around(&self.q, self.bound);
         for i in 0..m.len() {
             let h = m.hint(i);
             if h == TOMB {
@@ -155,7 +156,7 @@ impl<'a> Search<'a> {
                 0.0
             } else {
                 let (pos, available) = unhint(h);
-                if !self.filter.allows_hint(available) {
+                if !self.filter.allows_hint(available) || !bx.may_contain(pos) {
                     continue;
                 }
                 self.q.hav_lower_bound(pos)
@@ -167,7 +168,7 @@ impl<'a> Search<'a> {
         if self.k != usize::MAX {
             order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         }
-        const AHEAD: usize = 4;
+        const AHEAD: usize = 8;
         for &(_, s) in order.iter().take(AHEAD) {
             self.st.slots.prefetch(s);
         }
@@ -226,6 +227,7 @@ impl<'a> Search<'a> {
         let mut visited = 0usize;
         let mut empties = Vec::new();
         let mut occupied: Vec<(f64, u32)> = Vec::new();
+        let mut found: Vec<u32> = Vec::new();
         for r in 0u32.. {
             let ring: Vec<CellIndex> = origin.grid_ring(r);
             visited += ring.len();
@@ -238,15 +240,25 @@ impl<'a> Search<'a> {
             let mut ring_lb = f64::INFINITY;
             empties.clear();
             occupied.clear();
+            // Table entries, then bucket headers, are fetched for the whole ring at once: the
+            // misses overlap instead of queueing one behind the other.
+            for c in &ring {
+                self.st.cells.prefetch(u64::from(*c), g);
+            }
+            found.clear();
             for c in ring {
                 match self.st.cells.get(u64::from(c), g) {
                     Some(bi) => {
-                        let lb = self.bucket_lb(bi);
-                        ring_lb = ring_lb.min(lb);
-                        occupied.push((lb, bi));
+                        self.st.buckets.get(bi).prefetch();
+                        found.push(bi);
                     }
                     None => empties.push(c),
                 }
+            }
+            for &bi in &found {
+                let lb = self.bucket_lb(bi);
+                ring_lb = ring_lb.min(lb);
+                occupied.push((lb, bi));
             }
             // Closest buckets first: the k-th distance tightens sooner, so more are skipped.
             occupied.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));

@@ -181,6 +181,16 @@ impl Slot {
         }
     }
 
+    /// Takes the writer lock if it is free (bucket growth, which must not wait on a writer).
+    pub fn try_lock(&self) -> bool {
+        let c = self.ctrl.load(Relaxed);
+        c & LOCK == 0
+            && self
+                .ctrl
+                .compare_exchange(c, c | LOCK, Acquire, Relaxed)
+                .is_ok()
+    }
+
     /// Releases the writer lock. A plain store: while the lock is held nobody else writes the
     /// control word (state changes take the lock too), which saves a locked instruction.
     pub fn unlock(&self) {

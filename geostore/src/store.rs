@@ -391,7 +391,7 @@ impl GeoStore {
         let nb = self.buckets.get(ni);
         b.set_hint(e, WILD, g);
         slot.publish(cur.pos, cur.meta, flags(bi, true, true), None); // (a) transit, old place
-        let ne = nb.add(s, g); // (b) listed in both
+        let ne = nb.add(s, &self.slots, g); // (b) listed in both
         slot.set_entry(ne);
         slot.publish(pos, meta, flags(ni, true, true), None); // (c) new place, still transit
         nb.set_hint(ne, hint_of(pos, cur.state() == DriverState::Available), g);
@@ -444,7 +444,7 @@ impl GeoStore {
         slot.set_id(id.0);
         let bi = self.bucket_for(pos.cell(self.cfg.resolution), g);
         let b = self.buckets.get(bi);
-        let e = b.add(s, g);
+        let e = b.add(s, &self.slots, g);
         slot.set_entry(e);
         slot.publish(
             pos,
