@@ -315,34 +315,11 @@ mod tests {
         assert!((a - 0.2f64.to_radians() * EARTH_RADIUS_M).abs() < 1e-6);
     }
 
-    #[test]
-    fn lower_bound_is_below_exact() {
-        let mut s = 7u64;
-        for _ in 0..100_000 {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let f = |k: u32| ((s >> k) & 0xFFFF) as f64 / 65535.0;
-            let (la, lo) = (f(0) * 180.0 - 90.0, f(16) * 360.0 - 180.0);
-            let spread = [0.001, 0.1, 10.0][(s >> 60) as usize % 3];
-            let p = Pos::new(
-                (la + (f(32) - 0.5) * spread).clamp(-90.0, 90.0),
-                ((lo + (f(48) - 0.5) * spread + 540.0) % 360.0) - 180.0,
-            )
-            .unwrap();
-            let o = Origin::new(la, lo);
-            let d = o.distance_m(p.lat(), p.lng());
-            assert!(
-                o.hav_lower_bound(p) <= hav_threshold(d),
-                "{la},{lo} -> {p:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn box_contains_everything_within_its_bound() {
-        let mut s = 3u64;
-        for _ in 0..200_000 {
+    /// Random (origin, stored point, exact distance) triples, at spreads from 10 cm-ish to
+    /// across the globe, including the poles and the antimeridian.
+    fn sample_pairs(seed: u64, n: usize) -> impl Iterator<Item = (Origin, Pos, f64)> {
+        let mut s = seed;
+        (0..n).map(move |_| {
             s = s
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
@@ -356,10 +333,24 @@ mod tests {
             .unwrap();
             let o = Origin::new(la, lo);
             let d = o.distance_m(p.lat(), p.lng());
+            (o, p, d)
+        })
+    }
+
+    #[test]
+    fn lower_bound_is_below_exact() {
+        for (o, p, d) in sample_pairs(7, 100_000) {
+            assert!(o.hav_lower_bound(p) <= hav_threshold(d), "{o:?} -> {p:?}");
+        }
+    }
+
+    #[test]
+    fn box_contains_everything_within_its_bound() {
+        for (o, p, d) in sample_pairs(3, 200_000) {
             // The tightest box that must hold p: the one for exactly its distance.
             assert!(
                 E7Box::around(&o, d).may_contain(p),
-                "{la},{lo} -> {p:?} at {d} m"
+                "{o:?} -> {p:?} at {d} m"
             );
         }
     }
