@@ -69,8 +69,22 @@ impl Origin {
     /// 1-Lipschitz). Scans compare it with [`hav_threshold`] to skip far entries cheaply.
     #[inline]
     pub fn hav_lower_bound(&self, pos: Pos) -> f64 {
-        let dphi = (pos.lat() - self.lat).abs().to_radians();
-        let mut dl = (pos.lng() - self.lng).abs();
+        self.hav_lower_bound_deg(pos.lat(), pos.lng())
+    }
+
+    /// A lower bound on the distance in metres to (`lat`, `lng`) without trigonometry:
+    /// `d = 2R asin √hav ≥ 2R √hav` and the hav-space bound above.
+    #[inline]
+    pub fn distance_lower_bound_m(&self, lat: f64, lng: f64) -> f64 {
+        (2.0 * EARTH_RADIUS_M * self.hav_lower_bound_deg(lat, lng).sqrt() * (1.0 - 1e-9)
+            - ABS_MARGIN_M)
+            .max(0.0)
+    }
+
+    #[inline]
+    fn hav_lower_bound_deg(&self, lat: f64, lng: f64) -> f64 {
+        let dphi = (lat - self.lat).abs().to_radians();
+        let mut dl = (lng - self.lng).abs();
         if dl > 180.0 {
             dl = 360.0 - dl;
         }
@@ -137,10 +151,16 @@ impl E7Box {
     }
 }
 
+/// Absolute slack in the bounds: the canonical haversine subtracts nearby latitudes (about
+/// 1 rad each), so its absolute error is ~1e-9 m whatever the distance, which a relative margin
+/// alone does not cover at centimetre distances.
+const ABS_MARGIN_M: f64 = 1e-6;
+
 /// The hav-space threshold above which [`Origin::hav_lower_bound`] proves `distance > bound_m`.
-/// The relative margin (1e-9) dwarfs floating-point error in the canonical formula.
+/// The margins (relative 1e-9, absolute 1 µm) dwarf floating-point error in the canonical
+/// formula.
 pub(crate) fn hav_threshold(bound_m: f64) -> f64 {
-    let half = bound_m / (2.0 * EARTH_RADIUS_M);
+    let half = (bound_m + ABS_MARGIN_M) / (2.0 * EARTH_RADIUS_M);
     if half >= std::f64::consts::FRAC_PI_2 {
         return f64::INFINITY;
     }
@@ -325,7 +345,7 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             let f = |k: u32| ((s >> k) & 0xFFFF) as f64 / 65535.0;
             let (la, lo) = (f(0) * 180.0 - 90.0, f(16) * 360.0 - 180.0);
-            let spread = [0.001, 0.1, 10.0, 100.0][(s >> 60) as usize % 4];
+            let spread = [1e-6, 0.001, 0.1, 10.0, 100.0][(s >> 60) as usize % 5];
             let p = Pos::new(
                 (la + (f(32) - 0.5) * spread).clamp(-90.0, 90.0),
                 ((lo + (f(48) - 0.5) * spread + 540.0) % 360.0) - 180.0,
@@ -339,8 +359,16 @@ mod tests {
 
     #[test]
     fn lower_bound_is_below_exact() {
-        for (o, p, d) in sample_pairs(7, 100_000) {
+        for (o, p, d) in sample_pairs(7, 300_000) {
             assert!(o.hav_lower_bound(p) <= hav_threshold(d), "{o:?} -> {p:?}");
+        }
+    }
+
+    #[test]
+    fn metre_lower_bound_is_below_exact() {
+        for (o, p, d) in sample_pairs(5, 300_000) {
+            let lb = o.distance_lower_bound_m(p.lat(), p.lng());
+            assert!(lb <= d, "{o:?} -> {p:?}: {lb} > {d}");
         }
     }
 
