@@ -12,13 +12,18 @@
 //! `query.rs` for why that makes moves between buckets safe).
 
 use crate::geo::{CellGeo, Pos};
-use crossbeam_epoch::{Atomic, Guard, Owned};
+use crate::slot::Slab;
+use crossbeam_epoch::{Atomic, Guard, Owned, Pointer, Shared};
 use parking_lot::Mutex;
+use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
 pub(crate) const WILD: u64 = u64::MAX;
 pub(crate) const TOMB: u64 = u64::MAX - 1;
+const INITIAL_CAP: usize = 4;
+/// An empty entry of [`Bucket`]'s neighbour cache.
+const NONE: u32 = u32::MAX;
 
 /// Packs a position and "is available" into a hint. |lat_e7| ≤ 9e8 < 2^30, so the top two bits
 /// of the latitude field are equal; their XOR carries the flag, letting queries that filter on
@@ -36,61 +41,118 @@ pub(crate) fn unhint(h: u64) -> (Pos, bool) {
     (Pos(h ^ (available << 63)), available == 1)
 }
 
-pub(crate) struct Members {
-    /// High-water mark of used entries; entries below it are live, `WILD` or `TOMB`.
-    len: AtomicU32,
-    hints: Box<[AtomicU64]>,
-    slots: Box<[AtomicU32]>,
+/// A bucket's member array, one allocation (one cache miss fewer per upsert and per scanned
+/// bucket than separately boxed parts): word 0 is the high-water mark `len`, words `1..=cap`
+/// the hints, then the slot indices packed two per word.
+type Words = [MaybeUninit<AtomicU64>];
+
+/// A pinned view of a member array.
+#[derive(Clone, Copy)]
+pub(crate) struct Members<'g> {
+    words: &'g [AtomicU64],
+    cap: usize,
 }
 
-impl Members {
-    fn with_capacity(cap: usize) -> Self {
-        Self {
-            len: AtomicU32::new(0),
-            hints: (0..cap).map(|_| AtomicU64::new(TOMB)).collect(),
-            slots: (0..cap).map(|_| AtomicU32::new(0)).collect(),
-        }
+/// Address of hint `i` in the array at `p`: crossbeam-epoch lays a `[MaybeUninit<T>]` out as
+/// `{ len: usize, elements }` (checked by `tests::hint_addresses_match`), and element `1 + i` is
+/// hint `i`. The pointer is never tagged, so its bits are the address.
+fn hint_addr(p: Shared<'_, Words>, i: u32) -> *const AtomicU64 {
+    (p.into_usize() + 8 * (2 + i as usize)) as *const AtomicU64
+}
+
+fn m_cap_of(o: &Owned<Words>) -> usize {
+    Members::view(o).cap
+}
+
+fn words_for(cap: usize) -> usize {
+    1 + cap + cap.div_ceil(2)
+}
+
+fn new_members(cap: usize) -> Owned<Words> {
+    let mut o = Owned::<Words>::init(words_for(cap));
+    for (i, w) in o.iter_mut().enumerate() {
+        let init = if (1..=cap).contains(&i) { TOMB } else { 0 };
+        w.write(AtomicU64::new(init));
+    }
+    o
+}
+
+impl<'g> Members<'g> {
+    fn view(words: &'g Words) -> Self {
+        // SAFETY: every word is initialised in `new_members` before the array is published,
+        // and `MaybeUninit<AtomicU64>` has the layout of `AtomicU64`.
+        let words = unsafe { &*(std::ptr::from_ref(words) as *const [AtomicU64]) };
+        // words = 1 + cap + ceil(cap / 2) → cap = floor(2 (words − 1) / 3).
+        let cap = (words.len() - 1) * 2 / 3;
+        debug_assert_eq!(words_for(cap), words.len());
+        Self { words, cap }
     }
     pub fn len(&self) -> usize {
-        self.len.load(Acquire) as usize
+        self.words[0].load(Acquire) as usize
+    }
+    fn set_len(&self, n: usize) {
+        self.words[0].store(n as u64, Release);
+    }
+    fn hint_ref(&self, i: usize) -> &'g AtomicU64 {
+        assert!(i < self.cap);
+        &self.words[1 + i]
     }
     #[inline]
     pub fn hint(&self, i: usize) -> u64 {
-        self.hints[i].load(Acquire)
+        self.hint_ref(i).load(Acquire)
+    }
+    fn slot_ref(&self, i: usize) -> &'g AtomicU32 {
+        assert!(i < self.cap);
+        let w: *const AtomicU64 = &self.words[1 + self.cap + i / 2];
+        // SAFETY: an `AtomicU64` is two naturally aligned `AtomicU32`s; this half is only ever
+        // accessed as an `AtomicU32` (mixed-size access to one word never happens).
+        unsafe { &*w.cast::<AtomicU32>().add(i % 2) }
     }
     #[inline]
     pub fn slot(&self, i: usize) -> u32 {
-        self.slots[i].load(Acquire)
+        self.slot_ref(i).load(Acquire)
     }
 }
 
+/// Laid out so that what every upsert reads (the member array pointer and the geometry of the
+/// same-cell test) sits in the first two cache lines; membership-change fields come last.
+#[repr(C, align(64))]
 pub(crate) struct Bucket {
-    pub cell: u64,
+    members: Atomic<Words>,
+    /// Capacity of the member array, stored after a growth publishes the bigger array: a
+    /// writer that reads it before the pointer gets a capacity ≤ the array's, so it can
+    /// address its hint without reading the array's header (a cache line, on every upsert).
+    cap: AtomicU32,
     pub geo: CellGeo,
     /// Bumped after every membership change; queries validate against it.
     pub ver: AtomicU64,
-    members: Atomic<Members>,
+    /// Buckets this one's drivers recently moved to (its neighbours, once warm), `NONE` when
+    /// empty: a driver leaving the cell is looked for in their same-cell tests first, which
+    /// spares most moves the h3o cell computation. Any bucket is a correct entry, so racing
+    /// writers may overwrite each other freely.
+    neigh: [AtomicU32; 6],
     /// Writer mutex; guards the free list of tombstoned entry indices.
     free: Mutex<Vec<u32>>,
-    /// Live member count (maintained under `free`'s lock), for stats.
-    pub count: AtomicU32,
 }
+
+// Three cache lines per bucket: the memory budget counts them (≈ 8 600 buckets at 100K drivers).
+const _: () = assert!(std::mem::size_of::<Bucket>() == 192);
 
 impl Bucket {
     pub fn new(cell: h3o::CellIndex) -> Self {
         Self {
-            cell: u64::from(cell),
+            cap: AtomicU32::new(INITIAL_CAP as u32),
             geo: CellGeo::new(cell),
             ver: AtomicU64::new(0),
-            members: Atomic::new(Members::with_capacity(4)),
+            members: Atomic::from(new_members(INITIAL_CAP)),
             free: Mutex::new(Vec::new()),
-            count: AtomicU32::new(0),
+            neigh: Default::default(),
         }
     }
 
-    pub fn members<'g>(&self, g: &'g Guard) -> &'g Members {
+    pub fn members<'g>(&self, g: &'g Guard) -> Members<'g> {
         // SAFETY: never null; old arrays are freed only through the epoch.
-        unsafe { self.members.load(Acquire, g).deref() }
+        Members::view(unsafe { self.members.load(Acquire, g).deref() })
     }
 
     /// Sets the hint of entry `i` (caller holds the member's slot lock, which owns the entry).
@@ -98,29 +160,72 @@ impl Bucket {
     /// copy then holds `WILD`, which is always safe.
     #[inline]
     pub fn set_hint(&self, i: u32, v: u64, g: &Guard) {
-        self.members(g).hints[i as usize].store(v, Release);
+        self.hint_at(i, g).store(v, Release);
+    }
+
+    /// Entry `i`'s hint word, addressed from the array pointer and `cap` alone.
+    #[inline]
+    fn hint_at<'g>(&self, i: u32, g: &'g Guard) -> &'g AtomicU64 {
+        let cap = self.cap.load(Acquire);
+        assert!(i < cap, "member entry {i} beyond capacity {cap}");
+        let p = hint_addr(self.members.load(Acquire, g), i);
+        // SAFETY: the array is live (pinned) and holds ≥ `cap` > i hints (see `cap`); word
+        // `1 + i` of its elements is initialised (`new_members`).
+        unsafe { &*p }
+    }
+
+    /// The recently moved-to buckets (`NONE` entries skipped).
+    pub fn neighbours(&self) -> impl Iterator<Item = u32> + '_ {
+        self.neigh
+            .iter()
+            .map(|n| n.load(Relaxed))
+            .filter(|&n| n != NONE)
+    }
+
+    /// Remembers that a driver moved from here to bucket `to`.
+    pub fn remember(&self, to: u32) {
+        if self.neighbours().any(|n| n == to) {
+            return;
+        }
+        let free = self.neigh.iter().position(|n| n.load(Relaxed) == NONE);
+        self.neigh[free.unwrap_or(to as usize % 6)].store(to, Relaxed);
+    }
+
+    /// Starts loading the two cache lines an upsert reads.
+    #[inline]
+    pub fn prefetch(&self) {
+        let p: *const Self = self;
+        crate::slot::prefetch(p);
+        crate::slot::prefetch(p.cast::<u8>().wrapping_add(64));
+    }
+
+    /// Starts loading the hint of entry `i`, computing the address without reading the array
+    /// (which may not be in cache yet). `i` is an unlocked
+    /// guess: an address past the array is only a wasted prefetch (prefetches never fault).
+    #[inline]
+    pub fn prefetch_hint(&self, i: u32, g: &Guard) {
+        crate::slot::prefetch(hint_addr(self.members.load(Relaxed, g), i));
     }
 
     /// Adds `slot` with a `WILD` hint and returns its entry index.
-    pub fn add(&self, slot: u32, g: &Guard) -> u32 {
+    pub fn add(&self, slot: u32, slab: &Slab, g: &Guard) -> u32 {
         let mut free = self.free.lock();
         let mut m = self.members(g);
         let i = match free.pop() {
             Some(i) => i as usize,
             None => {
                 let len = m.len();
-                if len == m.hints.len() {
-                    m = self.grow(m, g);
+                if len == m.cap {
+                    m = self.grow(m, slab, g);
                 }
                 len
             }
         };
-        m.hints[i].store(WILD, Release);
-        m.slots[i].store(slot, Release);
+        m.hint_ref(i).store(WILD, Release);
+        m.slot_ref(i).store(slot, Release);
         if i == m.len() {
-            m.len.store(i as u32 + 1, Release);
+            m.set_len(i + 1);
         }
-        self.count.fetch_add(1, Relaxed);
         self.ver.fetch_add(1, Release);
         i as u32
     }
@@ -128,25 +233,47 @@ impl Bucket {
     /// Tombstones entry `i` (caller holds the member's slot lock).
     pub fn remove(&self, i: u32, g: &Guard) {
         let mut free = self.free.lock();
-        self.members(g).hints[i as usize].store(TOMB, Release);
+        self.members(g).hint_ref(i as usize).store(TOMB, Release);
         free.push(i);
-        self.count.fetch_sub(1, Relaxed);
         self.ver.fetch_add(1, Release);
     }
 
-    /// Copy-on-write growth; entry indices are preserved, hints become `WILD` because a member's
-    /// writer may be updating the old copy right now.
-    fn grow<'g>(&self, old: &Members, g: &'g Guard) -> &'g Members {
-        let cap = old.hints.len() * 2;
-        let new = Members::with_capacity(cap);
+    /// Copy-on-write growth (under the bucket mutex); entry indices are preserved. A hint may
+    /// be copied only while no writer can be changing it, i.e. while its driver's slot lock is
+    /// held: growth *tries* each lock (it must not wait on writers, who may be waiting for this
+    /// mutex), copies the hints of the slots it got, makes the others `WILD` (always safe; the
+    /// next ping repairs them), publishes the new array and only then releases the locks, so a
+    /// writer that takes one afterwards writes into the new array.
+    fn grow<'g>(&self, old: Members<'_>, slab: &Slab, g: &'g Guard) -> Members<'g> {
+        let new = new_members(old.cap * 2);
         let len = old.len();
-        for i in 0..len {
-            let h = old.hint(i);
-            new.hints[i].store(if h == TOMB { TOMB } else { WILD }, Relaxed);
-            new.slots[i].store(old.slot(i), Relaxed);
+        let mut held = Vec::new();
+        {
+            let m = Members::view(&new);
+            for i in 0..len {
+                let h = old.hint(i);
+                let s = old.slot(i);
+                let copy = if h == TOMB {
+                    TOMB
+                } else if slab.get(s).try_lock() {
+                    held.push(s);
+                    // Re-read under the lock: this is the value its last writer left.
+                    old.hint(i)
+                } else {
+                    WILD
+                };
+                m.hint_ref(i).store(copy, Relaxed);
+                m.slot_ref(i).store(s, Relaxed);
+            }
+            m.set_len(len);
         }
-        new.len.store(len as u32, Relaxed);
-        let prev = self.members.swap(Owned::new(new), AcqRel, g);
+        let cap = m_cap_of(&new) as u32;
+        let prev = self.members.swap(new, AcqRel, g);
+        // After the swap: whoever reads the new capacity also sees the new array.
+        self.cap.store(cap, Release);
+        for s in held {
+            slab.get(s).unlock();
+        }
         // SAFETY: no longer reachable for new readers; pinned ones keep it alive.
         unsafe { g.defer_destroy(prev) };
         self.ver.fetch_add(1, Release);
@@ -154,9 +281,7 @@ impl Bucket {
     }
 
     pub fn bytes(&self, g: &Guard) -> usize {
-        std::mem::size_of::<Self>()
-            + std::mem::size_of::<Members>()
-            + self.members(g).hints.len() * 12
+        std::mem::size_of::<Self>() + 8 + self.members(g).words.len() * 8
     }
 }
 
@@ -253,6 +378,26 @@ impl Drop for Arena {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hint_addresses_match() {
+        let b = Bucket::new(
+            h3o::LatLng::new(1.0, 2.0)
+                .unwrap()
+                .to_cell(h3o::Resolution::Nine),
+        );
+        let g = crossbeam_epoch::pin();
+        let slab = Slab::new();
+        slab.ensure(0);
+        for _ in 0..40 {
+            b.add(0, &slab, &g);
+        }
+        let m = b.members(&g);
+        assert!(m.cap >= 40 && b.cap.load(Relaxed) as usize == m.cap);
+        for i in 0..40 {
+            assert!(std::ptr::eq(b.hint_at(i, &g), m.hint_ref(i as usize)));
+        }
+    }
 
     #[test]
     fn hints_round_trip() {

@@ -69,8 +69,22 @@ impl Origin {
     /// 1-Lipschitz). Scans compare it with [`hav_threshold`] to skip far entries cheaply.
     #[inline]
     pub fn hav_lower_bound(&self, pos: Pos) -> f64 {
-        let dphi = (pos.lat() - self.lat).abs().to_radians();
-        let mut dl = (pos.lng() - self.lng).abs();
+        self.hav_lower_bound_deg(pos.lat(), pos.lng())
+    }
+
+    /// A lower bound on the distance in metres to (`lat`, `lng`) without trigonometry:
+    /// `d = 2R asin √hav ≥ 2R √hav` and the hav-space bound above.
+    #[inline]
+    pub fn distance_lower_bound_m(&self, lat: f64, lng: f64) -> f64 {
+        (2.0 * EARTH_RADIUS_M * self.hav_lower_bound_deg(lat, lng).sqrt() * (1.0 - 1e-9)
+            - ABS_MARGIN_M)
+            .max(0.0)
+    }
+
+    #[inline]
+    fn hav_lower_bound_deg(&self, lat: f64, lng: f64) -> f64 {
+        let dphi = (lat - self.lat).abs().to_radians();
+        let mut dl = (lng - self.lng).abs();
         if dl > 180.0 {
             dl = 360.0 - dl;
         }
@@ -83,10 +97,70 @@ impl Origin {
     }
 }
 
+/// A box in stored (E7) units around a query point that contains every point within a given
+/// distance: `|Δlat| ≤ lat` and `|Δlng| ≤ lng` (wrapped). Two integer comparisons reject most of
+/// a bucket's members before any floating-point bound is computed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct E7Box {
+    lat0: i64,
+    lng0: i64,
+    lat: i64,
+    lng: i64,
+}
+
+impl E7Box {
+    /// From `|Δφ| ≤ θ` and `hav θ = hav Δφ + cos φ₁ cos φ₂ hav Δλ`, so `sin(Δλ/2) ≤ sin(θ/2) /
+    /// √(cos φ₁ cos φ₂)` with `sin(θ/2) ≤ θ/2`, `cos φ₂ ≥ cos φ₁ − θ`, `asin x ≤ x / √(1 − x²)`;
+    /// all rounded outwards (relative 1e-9 plus 2 units), so it only ever contains more.
+    pub fn around(o: &Origin, bound_m: f64) -> Self {
+        let theta = bound_m / EARTH_RADIUS_M * (1.0 + 1e-9);
+        let units = |rad: f64| {
+            let u = rad.to_degrees() * E7 * (1.0 + 1e-9) + 2.0;
+            if u >= 1.8e9 { i64::MAX } else { u as i64 }
+        };
+        let c2 = o.cos_phi - theta;
+        let lng = if c2 <= 0.0 {
+            i64::MAX
+        } else {
+            let x = theta * 0.5 / (o.cos_phi * c2).sqrt() * (1.0 + 1e-9);
+            if x >= 1.0 {
+                i64::MAX
+            } else {
+                units(2.0 * x / (1.0 - x * x).sqrt())
+            }
+        };
+        Self {
+            lat0: (o.lat * E7).round() as i64,
+            lng0: (o.lng * E7).round() as i64,
+            lat: units(theta),
+            lng,
+        }
+    }
+
+    /// False when `pos` is surely farther than the bound the box was made for.
+    #[inline]
+    pub fn may_contain(&self, pos: Pos) -> bool {
+        if (i64::from(pos.lat_e7()) - self.lat0).abs() > self.lat {
+            return false;
+        }
+        let mut dl = (i64::from(pos.lng_e7()) - self.lng0).abs();
+        if dl > 1_800_000_000 {
+            dl = 3_600_000_000 - dl;
+        }
+        dl <= self.lng
+    }
+}
+
+/// Absolute slack in the bounds: the canonical haversine subtracts nearby latitudes (about
+/// 1 rad each), so its absolute error is ~1e-9 m whatever the distance, which a relative margin
+/// alone does not cover at centimetre distances.
+const ABS_MARGIN_M: f64 = 1e-6;
+
 /// The hav-space threshold above which [`Origin::hav_lower_bound`] proves `distance > bound_m`.
-/// The relative margin (1e-9) dwarfs floating-point error in the canonical formula.
+/// The margins (relative 1e-9, absolute 1 µm) dwarf floating-point error in the canonical
+/// formula.
 pub(crate) fn hav_threshold(bound_m: f64) -> f64 {
-    let half = bound_m / (2.0 * EARTH_RADIUS_M);
+    let half = (bound_m + ABS_MARGIN_M) / (2.0 * EARTH_RADIUS_M);
     if half >= std::f64::consts::FRAC_PI_2 {
         return f64::INFINITY;
     }
@@ -142,6 +216,7 @@ impl Pos {
 
 /// Geometry of one H3 cell, computed once when its bucket is created.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct CellGeo {
     pub lat: f64,
     pub lng: f64,
@@ -260,16 +335,17 @@ mod tests {
         assert!((a - 0.2f64.to_radians() * EARTH_RADIUS_M).abs() < 1e-6);
     }
 
-    #[test]
-    fn lower_bound_is_below_exact() {
-        let mut s = 7u64;
-        for _ in 0..100_000 {
+    /// Random (origin, stored point, exact distance) triples, at spreads from 10 cm-ish to
+    /// across the globe, including the poles and the antimeridian.
+    fn sample_pairs(seed: u64, n: usize) -> impl Iterator<Item = (Origin, Pos, f64)> {
+        let mut s = seed;
+        (0..n).map(move |_| {
             s = s
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let f = |k: u32| ((s >> k) & 0xFFFF) as f64 / 65535.0;
             let (la, lo) = (f(0) * 180.0 - 90.0, f(16) * 360.0 - 180.0);
-            let spread = [0.001, 0.1, 10.0][(s >> 60) as usize % 3];
+            let spread = [1e-6, 0.001, 0.1, 10.0, 100.0][(s >> 60) as usize % 5];
             let p = Pos::new(
                 (la + (f(32) - 0.5) * spread).clamp(-90.0, 90.0),
                 ((lo + (f(48) - 0.5) * spread + 540.0) % 360.0) - 180.0,
@@ -277,9 +353,32 @@ mod tests {
             .unwrap();
             let o = Origin::new(la, lo);
             let d = o.distance_m(p.lat(), p.lng());
+            (o, p, d)
+        })
+    }
+
+    #[test]
+    fn lower_bound_is_below_exact() {
+        for (o, p, d) in sample_pairs(7, 300_000) {
+            assert!(o.hav_lower_bound(p) <= hav_threshold(d), "{o:?} -> {p:?}");
+        }
+    }
+
+    #[test]
+    fn metre_lower_bound_is_below_exact() {
+        for (o, p, d) in sample_pairs(5, 300_000) {
+            let lb = o.distance_lower_bound_m(p.lat(), p.lng());
+            assert!(lb <= d, "{o:?} -> {p:?}: {lb} > {d}");
+        }
+    }
+
+    #[test]
+    fn box_contains_everything_within_its_bound() {
+        for (o, p, d) in sample_pairs(3, 200_000) {
+            // The tightest box that must hold p: the one for exactly its distance.
             assert!(
-                o.hav_lower_bound(p) <= hav_threshold(d),
-                "{la},{lo} -> {p:?}"
+                E7Box::around(&o, d).may_contain(p),
+                "{o:?} -> {p:?} at {d} m"
             );
         }
     }

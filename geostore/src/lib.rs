@@ -1,6 +1,7 @@
 //! `geostore`: the live position of every online driver in a city cell, in memory.
 //!
-//! [`GeoStore::upsert`] records pings (newest timestamp wins), [`GeoStore::nearest`] and
+//! [`GeoStore::upsert`] records pings (newest timestamp wins; [`GeoStore::upsert_batch`] does
+//! the same for a burst, overlapping the pings' cache misses), [`GeoStore::nearest`] and
 //! [`GeoStore::within`] answer radius queries with exact great-circle results (the same set and
 //! order a brute-force haversine scan over the stored positions gives: distance, then driver id),
 //! and [`GeoStore::set_state`] / [`GeoStore::compare_and_set_state`] keep the driver state that
@@ -38,7 +39,7 @@ mod table;
 
 pub use geo::{EARTH_RADIUS_M, haversine_m, quantize};
 pub use query::Within;
-pub use store::{Config, GeoStore, Stats, SweepStats, UpsertOutcome};
+pub use store::{Config, GeoStore, Ping, Stats, SweepStats, UpsertOutcome};
 
 /// A driver's identity. The cell converts its own ids into this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -35,7 +35,7 @@
 //! retry count is exported in [`crate::Stats`].
 
 use crate::bucket::{TOMB, WILD, unhint};
-use crate::geo::{Origin, hav_threshold, max_circumradius_m};
+use crate::geo::{E7Box, Origin, hav_threshold, max_circumradius_m};
 use crate::slot::Snap;
 use crate::store::{Ctr, GeoStore, to_driver};
 use crate::{Error, Filter, Hit, Result};
@@ -95,8 +95,8 @@ struct Search<'a> {
     all: Vec<Cand>,
     transit: Vec<Cand>,
     scanned: Vec<(u32, u64)>,
-    /// Scratch for `scan`: (hav lower bound, slot index).
-    order: Vec<(f64, u32)>,
+    /// Entries queued by `scan` for `resolve`: (hav lower bound, slot index, bucket index).
+    pending: Vec<(f64, u32, u32)>,
     bound: f64,
     thr: f64,
 }
@@ -113,7 +113,7 @@ impl<'a> Search<'a> {
             all: Vec::new(),
             transit: Vec::new(),
             scanned: Vec::with_capacity(64),
-            order: Vec::new(),
+            pending: Vec::new(),
             bound: radius,
             thr: hav_threshold(radius),
         }
@@ -124,6 +124,7 @@ impl<'a> Search<'a> {
         self.all.clear();
         self.transit.clear();
         self.scanned.clear();
+        self.pending.clear();
         self.bound = self.radius;
         self.thr = hav_threshold(self.radius);
     }
@@ -137,15 +138,14 @@ impl<'a> Search<'a> {
         (d <= self.radius).then_some(d)
     }
 
+    /// The hint pass over one bucket (sequential memory): records its version and queues the
+    /// entries that may be within the bound as (lower bound, slot, bucket). Slots are read
+    /// later by `resolve`, closest first across every bucket queued so far.
     fn scan(&mut self, bi: u32, g: &Guard) {
         let b = self.st.buckets.get(bi);
         self.scanned.push((bi, b.ver.load(Acquire)));
         let m = b.members(g);
-        // First pass over the hints only (sequential memory): keep entries that may be within
-        // the bound. Reading a slot is a cache miss, so for nearest they are then visited
-        // closest-first: once k are found the bound drops and the rest are skipped unread.
-        let mut order = std::mem::take(&mut self.order);
-        order.clear();
+        let bx = E7Box::around(&self.q, self.bound);
         for i in 0..m.len() {
             let h = m.hint(i);
             if h == TOMB {
@@ -155,27 +155,36 @@ impl<'a> Search<'a> {
                 0.0
             } else {
                 let (pos, available) = unhint(h);
-                if !self.filter.allows_hint(available) {
+                if !self.filter.allows_hint(available) || !bx.may_contain(pos) {
                     continue;
                 }
                 self.q.hav_lower_bound(pos)
             };
             if lb <= self.thr {
-                order.push((lb, m.slot(i)));
+                self.pending.push((lb, m.slot(i), bi));
             }
         }
-        if self.k != usize::MAX {
-            order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        if self.k == usize::MAX {
+            self.resolve();
         }
-        const AHEAD: usize = 4;
-        for &(_, s) in order.iter().take(AHEAD) {
+    }
+
+    /// Reads the queued slots (a cache miss each), for nearest in lower-bound order: once k are
+    /// found the bound drops and the rest are skipped unread.
+    fn resolve(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        if self.k != usize::MAX {
+            pending.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        const AHEAD: usize = 8;
+        for &(_, s, _) in pending.iter().take(AHEAD) {
             self.st.slots.prefetch(s);
         }
-        for (j, &(lb, s)) in order.iter().enumerate() {
+        for (j, &(lb, s, bi)) in pending.iter().enumerate() {
             if lb > self.thr {
                 break;
             }
-            if let Some(&(_, next)) = order.get(j + AHEAD) {
+            if let Some(&(_, next, _)) = pending.get(j + AHEAD) {
                 self.st.slots.prefetch(next);
             }
             let snap = self.st.slots.get(s).read();
@@ -199,7 +208,8 @@ impl<'a> Search<'a> {
                 self.tighten();
             }
         }
-        self.order = order;
+        pending.clear();
+        self.pending = pending;
     }
 
     fn tighten(&mut self) {
@@ -215,7 +225,7 @@ impl<'a> Search<'a> {
     /// Lower bound on the distance from q to any point of a bucket's cell.
     fn bucket_lb(&self, bi: u32) -> f64 {
         let geo = &self.st.buckets.get(bi).geo;
-        (self.q.distance_m(geo.lat, geo.lng) - geo.circ_m).max(0.0)
+        (self.q.distance_lower_bound_m(geo.lat, geo.lng) - geo.circ_m).max(0.0)
     }
 
     /// One pass; `false` if a concurrent membership change invalidated it.
@@ -226,6 +236,7 @@ impl<'a> Search<'a> {
         let mut visited = 0usize;
         let mut empties = Vec::new();
         let mut occupied: Vec<(f64, u32)> = Vec::new();
+        let mut found: Vec<u32> = Vec::new();
         for r in 0u32.. {
             let ring: Vec<CellIndex> = origin.grid_ring(r);
             visited += ring.len();
@@ -238,15 +249,25 @@ impl<'a> Search<'a> {
             let mut ring_lb = f64::INFINITY;
             empties.clear();
             occupied.clear();
+            // Table entries, then bucket headers, are fetched for the whole ring at once: the
+            // misses overlap instead of queueing one behind the other.
+            for c in &ring {
+                self.st.cells.prefetch(u64::from(*c), g);
+            }
+            found.clear();
             for c in ring {
                 match self.st.cells.get(u64::from(c), g) {
                     Some(bi) => {
-                        let lb = self.bucket_lb(bi);
-                        ring_lb = ring_lb.min(lb);
-                        occupied.push((lb, bi));
+                        self.st.buckets.get(bi).prefetch();
+                        found.push(bi);
                     }
                     None => empties.push(c),
                 }
+            }
+            for &bi in &found {
+                let lb = self.bucket_lb(bi);
+                ring_lb = ring_lb.min(lb);
+                occupied.push((lb, bi));
             }
             // Closest buckets first: the k-th distance tightens sooner, so more are skipped.
             occupied.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
@@ -255,6 +276,11 @@ impl<'a> Search<'a> {
                     break;
                 }
                 self.scan(bi, g);
+            }
+            // Slots are read once the queue could fill the k best: reading the nearest ring's
+            // entries before the next ring's hints are seen would read far ones first.
+            if self.heap.len() + self.pending.len() >= self.k {
+                self.resolve();
             }
             // Empty cells still belong to the fence; their centres cost an h3o call, so only
             // compute them when the occupied ones alone would let us stop.
@@ -269,6 +295,7 @@ impl<'a> Search<'a> {
                 break;
             }
         }
+        self.resolve();
         self.scanned
             .iter()
             .all(|&(bi, v)| self.st.buckets.get(bi).ver.load(Acquire) == v)
@@ -281,6 +308,7 @@ impl<'a> Search<'a> {
                 self.scan(bi, g);
             }
         }
+        self.resolve();
     }
 
     /// Merges settled and transit candidates, one per driver, sorted by (distance, id).

@@ -119,6 +119,10 @@ impl Slot {
     pub fn set_id(&self, id: u64) {
         self.id.store(id, Relaxed);
     }
+    /// The control word without synchronisation: only for prefetch guesses.
+    pub fn ctrl_relaxed(&self) -> u64 {
+        self.ctrl.load(Relaxed)
+    }
     pub fn entry(&self) -> u32 {
         self.entry.load(Relaxed)
     }
@@ -175,6 +179,16 @@ impl Slot {
                 std::hint::spin_loop();
             }
         }
+    }
+
+    /// Takes the writer lock if it is free (bucket growth, which must not wait on a writer).
+    pub fn try_lock(&self) -> bool {
+        let c = self.ctrl.load(Relaxed);
+        c & LOCK == 0
+            && self
+                .ctrl
+                .compare_exchange(c, c | LOCK, Acquire, Relaxed)
+                .is_ok()
     }
 
     /// Releases the writer lock. A plain store: while the lock is held nobody else writes the
@@ -250,16 +264,7 @@ impl Slab {
     /// and overlapping those cache misses is most of the speed of a scan.
     #[inline]
     pub fn prefetch(&self, i: u32) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let p: *const Slot = self.get(i);
-            // SAFETY: prefetch has no architectural effect; the address is a valid slot.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
-            };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        prefetch(self.get(i));
     }
 
     pub fn segments(&self) -> usize {
@@ -284,4 +289,16 @@ impl Drop for Slab {
             }
         }
     }
+}
+
+/// Hints the CPU to start loading the cache line of `p`. No architectural effect.
+#[inline]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch never faults and has no architectural effect, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }

@@ -82,6 +82,36 @@ impl DriverMap {
         }
     }
 
+    /// Starts loading the table entry where a lookup of `id` begins.
+    #[inline]
+    pub fn prefetch(&self, id: u64, g: &Guard) {
+        // SAFETY: as in `get`.
+        let t = unsafe { self.table.load(Acquire, g).deref() };
+        crate::slot::prefetch(&t.vals[Self::probe(id).0 & t.mask]);
+    }
+
+    /// The slot `id` probably has: the first probed entry whose tag matches, found without
+    /// reading any slot (for prefetching: a wrong or missing guess only wastes a prefetch).
+    #[inline]
+    pub fn peek(&self, id: u64, g: &Guard) -> Option<u32> {
+        // SAFETY: as in `get`.
+        let t = unsafe { self.table.load(Acquire, g).deref() };
+        let (h, tag) = Self::probe(id);
+        let mut i = h & t.mask;
+        // Probe runs are short (load ≤ 1/2); the bound keeps a guess cheap in any case.
+        for _ in 0..16 {
+            let v = t.vals[i].load(Relaxed);
+            if v == EMPTY {
+                return None;
+            }
+            if v != TOMB && v & !SLOT_MASK == tag {
+                return Some((v & SLOT_MASK) - 1);
+            }
+            i = (i + 1) & t.mask;
+        }
+        None
+    }
+
     /// Inserts `id → slot` (caller holds the allocation lock and knows `id` is absent).
     pub fn insert(&self, id: u64, slot: u32, slab: &Slab, c: &mut DriverMapCounts, g: &Guard) {
         debug_assert!(slot < SLOT_MASK - 1);
@@ -169,10 +199,16 @@ impl Drop for DriverMap {
     }
 }
 
+/// Key and value side by side: a lookup is one cache miss, not two.
+#[derive(Default)]
+struct CellEntry {
+    key: AtomicU64,
+    val: AtomicU32,
+}
+
 struct CellTable {
     mask: usize,
-    keys: Box<[AtomicU64]>,
-    vals: Box<[AtomicU32]>,
+    entries: Box<[CellEntry]>,
 }
 
 /// H3 cell → bucket index; insert-only (buckets are never deleted).
@@ -191,9 +227,16 @@ impl CellMap {
         let n = (cap * 2).next_power_of_two().max(256);
         CellTable {
             mask: n - 1,
-            keys: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            vals: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            entries: (0..n).map(|_| CellEntry::default()).collect(),
         }
+    }
+
+    /// Starts loading the entry where a lookup of `cell` begins.
+    #[inline]
+    pub fn prefetch(&self, cell: u64, g: &Guard) {
+        // SAFETY: never null; freed only through the epoch.
+        let t = unsafe { self.table.load(Acquire, g).deref() };
+        crate::slot::prefetch(&t.entries[mix(cell) as usize & t.mask]);
     }
 
     /// Lock-free lookup (`0` is not a valid H3 index, so it marks empty entries).
@@ -202,9 +245,10 @@ impl CellMap {
         let t = unsafe { self.table.load(Acquire, g).deref() };
         let mut i = mix(cell) as usize & t.mask;
         loop {
-            let k = t.keys[i].load(Acquire);
+            let e = &t.entries[i];
+            let k = e.key.load(Acquire);
             if k == cell {
-                return Some(t.vals[i].load(Relaxed));
+                return Some(e.val.load(Relaxed));
             }
             if k == 0 {
                 return None;
@@ -218,12 +262,12 @@ impl CellMap {
         let cur = self.table.load(Acquire, g);
         // SAFETY: as in `get`.
         let t = unsafe { cur.deref() };
-        if (len + 1) * 2 > t.keys.len() {
+        if (len + 1) * 2 > t.entries.len() {
             let new = Self::alloc(len * 2 + 2);
-            for (k, v) in t.keys.iter().zip(t.vals.iter()) {
-                let k = k.load(Relaxed);
+            for e in t.entries.iter() {
+                let k = e.key.load(Relaxed);
                 if k != 0 {
-                    Self::put(&new, k, v.load(Relaxed));
+                    Self::put(&new, k, e.val.load(Relaxed));
                 }
             }
             self.table.store(Owned::new(new), Release);
@@ -236,17 +280,18 @@ impl CellMap {
 
     fn put(t: &CellTable, cell: u64, bucket: u32) {
         let mut i = mix(cell) as usize & t.mask;
-        while t.keys[i].load(Relaxed) != 0 {
+        while t.entries[i].key.load(Relaxed) != 0 {
             i = (i + 1) & t.mask;
         }
         // Value first: a reader that sees the key (Acquire) sees the value.
-        t.vals[i].store(bucket, Relaxed);
-        t.keys[i].store(cell, Release);
+        t.entries[i].val.store(bucket, Relaxed);
+        t.entries[i].key.store(cell, Release);
     }
 
     pub fn bytes(&self, g: &Guard) -> usize {
         // SAFETY: as in `get`.
-        unsafe { self.table.load(Acquire, g).deref() }.keys.len() * 12
+        unsafe { self.table.load(Acquire, g).deref() }.entries.len()
+            * std::mem::size_of::<CellEntry>()
     }
 }
 

@@ -3,7 +3,8 @@
 //! the poles, radius 0, radii below and far above a bucket's size, k = 0, stale drivers.
 
 use geostore::{
-    Config, DriverId, DriverState, Error, Filter, GeoStore, UpsertOutcome, haversine_m, quantize,
+    Config, DriverId, DriverState, Error, Filter, GeoStore, Ping, UpsertOutcome, haversine_m,
+    quantize,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -88,27 +89,79 @@ fn apply(store: &GeoStore, model: &mut HashMap<u64, M>, op: &Op) {
     match *op {
         Op::Upsert { id, lat, lng, ts } => {
             let out = store.upsert(DriverId(id), lat, lng, 90.0, 5.0, ts).unwrap();
-            let (qlat, qlng) = quantize(lat, lng).unwrap();
-            match model.get_mut(&id) {
-                None => {
-                    assert_eq!(out, UpsertOutcome::Inserted);
-                    model.insert(
-                        id,
-                        M {
-                            lat: qlat,
-                            lng: qlng,
-                            ts,
-                            state: DriverState::Available,
-                        },
-                    );
-                }
-                Some(m) if ts < m.ts => assert_eq!(out, UpsertOutcome::IgnoredOlder),
-                Some(m) => {
-                    assert_eq!(out, UpsertOutcome::Updated);
-                    (m.lat, m.lng, m.ts) = (qlat, qlng, ts);
-                }
-            }
+            check_upsert(model, id, lat, lng, ts, out);
         }
+        _ => apply_other(store, model, op),
+    }
+}
+
+/// Applies `ops`, sending each run of consecutive upserts as one `upsert_batch`.
+fn apply_batched(store: &GeoStore, model: &mut HashMap<u64, M>, ops: &[Op]) {
+    let mut i = 0;
+    while i < ops.len() {
+        let run: Vec<Ping> = ops[i..]
+            .iter()
+            .map_while(|op| match *op {
+                Op::Upsert { id, lat, lng, ts } => Some(Ping {
+                    driver: DriverId(id),
+                    lat,
+                    lng,
+                    heading_deg: 90.0,
+                    speed_mps: 5.0,
+                    ts_ms: ts,
+                }),
+                _ => None,
+            })
+            .collect();
+        if run.is_empty() {
+            apply_other(store, model, &ops[i]);
+            i += 1;
+            continue;
+        }
+        let outs = store.upsert_batch(&run);
+        assert_eq!(outs.len(), run.len());
+        for (p, out) in run.iter().zip(outs) {
+            check_upsert(model, p.driver.0, p.lat, p.lng, p.ts_ms, out.unwrap());
+        }
+        i += run.len();
+    }
+}
+
+/// Checks an upsert's outcome against the model and applies it there.
+fn check_upsert(
+    model: &mut HashMap<u64, M>,
+    id: u64,
+    lat: f64,
+    lng: f64,
+    ts: u64,
+    out: UpsertOutcome,
+) {
+    let (qlat, qlng) = quantize(lat, lng).unwrap();
+    match model.get_mut(&id) {
+        None => {
+            assert_eq!(out, UpsertOutcome::Inserted);
+            let state = DriverState::Available;
+            model.insert(
+                id,
+                M {
+                    lat: qlat,
+                    lng: qlng,
+                    ts,
+                    state,
+                },
+            );
+        }
+        Some(m) if ts < m.ts => assert_eq!(out, UpsertOutcome::IgnoredOlder),
+        Some(m) => {
+            assert_eq!(out, UpsertOutcome::Updated);
+            (m.lat, m.lng, m.ts) = (qlat, qlng, ts);
+        }
+    }
+}
+
+fn apply_other(store: &GeoStore, model: &mut HashMap<u64, M>, op: &Op) {
+    match *op {
+        Op::Upsert { .. } => unreachable!("upserts are applied by the callers"),
         Op::State { id, state } => match model.get_mut(&id) {
             None => assert_eq!(
                 store.set_state(DriverId(id), state),
@@ -166,6 +219,7 @@ proptest! {
     #[test]
     fn queries_match_brute_force(
         res in resolution(),
+        batched in any::<bool>(),
         ops in prop::collection::vec(op(), 1..120),
         queries in prop::collection::vec(
             (point(), prop_oneof![Just(0.0), Just(1.0), 0.0..300.0, 300.0..5_000.0, Just(50_000.0), Just(3_000_000.0)],
@@ -174,8 +228,12 @@ proptest! {
     ) {
         let store = GeoStore::new(Config { resolution: res, staleness: Duration::from_millis(STALE_MS), expected_drivers: 16 });
         let mut model = HashMap::new();
-        for op in &ops {
-            apply(&store, &mut model, op);
+        if batched {
+            apply_batched(&store, &mut model, &ops);
+        } else {
+            for op in &ops {
+                apply(&store, &mut model, op);
+            }
         }
         // Also query at each stored driver's exact position (radius 0 must find it).
         let mut qs = queries.clone();
@@ -245,6 +303,38 @@ fn rejects_invalid_input_and_stores_nothing() {
     }
     assert!(s.is_empty());
     assert_eq!(s.get(id), None);
+}
+
+#[test]
+fn batch_rejects_bad_pings_and_applies_the_rest() {
+    let s = GeoStore::default();
+    let ping = |id: u64, lat: f64, ts: u64| Ping {
+        driver: DriverId(id),
+        lat,
+        lng: 4.89,
+        heading_deg: 0.0,
+        speed_mps: 1.0,
+        ts_ms: ts,
+    };
+    let outs = s.upsert_batch(&[
+        ping(1, 52.37, 10),
+        ping(2, f64::NAN, 10),
+        ping(1, 52.38, 9),
+        ping(1, 52.39, 11),
+        ping(3, 95.0, 10),
+    ]);
+    assert_eq!(outs[0], Ok(UpsertOutcome::Inserted));
+    assert!(matches!(outs[1], Err(Error::InvalidCoordinates { .. })));
+    assert_eq!(outs[2], Ok(UpsertOutcome::IgnoredOlder));
+    assert_eq!(outs[3], Ok(UpsertOutcome::Updated));
+    assert!(matches!(outs[4], Err(Error::InvalidCoordinates { .. })));
+    assert_eq!(s.len(), 1);
+    assert_eq!(s.get(DriverId(1)).unwrap().lat, 52.39);
+    let st = s.stats();
+    assert_eq!(
+        (st.upserts_total, st.inserts_total, st.ignored_older_total),
+        (3, 1, 1)
+    );
 }
 
 #[test]

@@ -178,3 +178,84 @@ fn state_cas_has_one_winner() {
         .collect();
     assert_eq!(wins.iter().sum::<u64>(), 200);
 }
+
+/// Member hints under growth: a flock of drivers drifts into fresh resolution-12 cells, so
+/// their member arrays keep growing (copy-on-write, copying hints) while the drivers in them are
+/// being written. Writer A alone moves its tracked drivers (in batches, into the same dense
+/// cells) and after each batch asks for each at its exact stored position with a 1 cm radius:
+/// an outdated or lost hint would make the query skip the driver.
+#[test]
+fn hints_stay_current_while_arrays_grow() {
+    const CROWD: u64 = 2_000;
+    const TRACKED: u64 = 64;
+    let store = Arc::new(GeoStore::new(Config {
+        resolution: h3o::Resolution::Twelve,
+        ..Config::default()
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let step = Arc::new(AtomicU64::new(0));
+    // The flock's centre drifts east with the crowd writer's progress.
+    let centre = |t: u64| (LAT, LNG + t as f64 * 2e-8);
+    let crowd = {
+        let (store, stop, step) = (store.clone(), stop.clone(), step.clone());
+        std::thread::spawn(move || {
+            let mut s = 0xDEAD_BEEF_u64;
+            let mut ts = 1;
+            while !stop.load(Ordering::Relaxed) {
+                let t = step.fetch_add(1, Ordering::Relaxed);
+                let (la, lo) = centre(t);
+                let id = (rng(&mut s) * CROWD as f64) as u64;
+                let (a, b) = (rng(&mut s) - 0.5, rng(&mut s) - 0.5);
+                store
+                    .upsert(DriverId(id), la + a * 3e-4, lo + b * 5e-4, 0.0, 0.0, ts)
+                    .unwrap();
+                ts += 1;
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(secs());
+    let (mut s, mut ts, mut checks) = (5u64, 1u64, 0u64);
+    while Instant::now() < deadline {
+        let (la, lo) = centre(step.load(Ordering::Relaxed));
+        let pings: Vec<geostore::Ping> = (0..TRACKED)
+            .map(|i| {
+                let (a, b) = (rng(&mut s) - 0.5, rng(&mut s) - 0.5);
+                geostore::Ping {
+                    driver: DriverId(1_000_000 + i),
+                    lat: la + a * 3e-4,
+                    lng: lo + b * 5e-4,
+                    heading_deg: 0.0,
+                    speed_mps: 0.0,
+                    ts_ms: ts,
+                }
+            })
+            .collect();
+        ts += 1;
+        for r in store.upsert_batch(&pings) {
+            r.unwrap();
+        }
+        for p in &pings {
+            // Only this thread writes these drivers: the stored position is still this one.
+            let d = store.get(p.driver).unwrap();
+            let hits = store
+                .nearest(d.lat, d.lng, 0.01, 1_000, Filter::any(ts))
+                .unwrap();
+            assert!(
+                hits.iter().any(|h| h.driver.id == p.driver),
+                "{:?} at its own position not found",
+                p.driver
+            );
+            checks += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    crowd.join().unwrap();
+    let st = store.stats();
+    eprintln!(
+        "growth stress: {checks} position checks, {} crowd pings, {} buckets, {} moves",
+        step.load(Ordering::Relaxed),
+        st.buckets,
+        st.bucket_moves_total
+    );
+    assert!(checks > 0 && st.buckets > 50);
+}

@@ -9,6 +9,9 @@ use rstar::primitives::GeomWithData;
 pub trait Baseline: Sync {
     fn name(&self) -> &'static str;
     fn upsert(&self, id: u32, lat: f64, lng: f64);
+    /// A batch under one write-lock acquisition: what the batched comparison gives these
+    /// designs, so that geostore's `upsert_batch` is not compared with their single calls.
+    fn upsert_batch(&self, pings: &[crate::Ping]);
     /// Number of available drivers among the k nearest within `r` metres.
     fn nearest(&self, lat: f64, lng: f64, r: f64, k: usize) -> usize;
 }
@@ -43,6 +46,15 @@ struct RInner {
     pos: Vec<[f64; 2]>,
 }
 
+impl RInner {
+    fn upsert(&mut self, new: [f64; 2], id: u32) {
+        let old = self.pos[id as usize];
+        self.tree.remove(&Pt::new(old, id));
+        self.tree.insert(Pt::new(new, id));
+        self.pos[id as usize] = new;
+    }
+}
+
 pub struct RTreeLock {
     p: Proj,
     inner: RwLock<RInner>,
@@ -71,12 +83,13 @@ impl Baseline for RTreeLock {
         "R-tree+RwLock"
     }
     fn upsert(&self, id: u32, lat: f64, lng: f64) {
-        let new = self.p.xy(lat, lng);
+        RInner::upsert(&mut self.inner.write(), self.p.xy(lat, lng), id);
+    }
+    fn upsert_batch(&self, pings: &[crate::Ping]) {
         let mut g = self.inner.write();
-        let old = g.pos[id as usize];
-        g.tree.remove(&Pt::new(old, id));
-        g.tree.insert(Pt::new(new, id));
-        g.pos[id as usize] = new;
+        for p in pings {
+            RInner::upsert(&mut g, self.p.xy(p.lat, p.lng), p.id);
+        }
     }
     fn nearest(&self, lat: f64, lng: f64, r: f64, k: usize) -> usize {
         let q = self.p.xy(lat, lng);
@@ -94,6 +107,24 @@ struct GInner {
     cells: Vec<Vec<u32>>,
     /// Per driver: position, cell, index within the cell's vector.
     at: Vec<([f64; 2], u32, u32)>,
+}
+
+impl GInner {
+    fn upsert(&mut self, id: u32, xy: [f64; 2], c: u32) {
+        let (_, oc, oi) = self.at[id as usize];
+        if oc == c {
+            self.at[id as usize].0 = xy;
+            return;
+        }
+        let v = &mut self.cells[oc as usize];
+        v.swap_remove(oi as usize);
+        if let Some(&moved) = v.get(oi as usize) {
+            self.at[moved as usize].2 = oi;
+        }
+        let idx = self.cells[c as usize].len() as u32;
+        self.cells[c as usize].push(id);
+        self.at[id as usize] = (xy, c, idx);
+    }
 }
 
 pub struct GridLock {
@@ -150,21 +181,17 @@ impl Baseline for GridLock {
     fn upsert(&self, id: u32, lat: f64, lng: f64) {
         let xy = self.p.xy(lat, lng);
         let c = Self::cell_of(self.n, self.cell_m, self.half, xy);
-        let mut g = self.inner.write();
-        let (_, oc, oi) = g.at[id as usize];
-        if oc == c {
-            g.at[id as usize].0 = xy;
-            return;
-        }
-        let v = &mut g.cells[oc as usize];
-        v.swap_remove(oi as usize);
-        if let Some(&moved) = v.get(oi as usize) {
-            g.at[moved as usize].2 = oi;
-        }
-        let idx = g.cells[c as usize].len() as u32;
-        g.cells[c as usize].push(id);
-        g.at[id as usize] = (xy, c, idx);
+        GInner::upsert(&mut self.inner.write(), id, xy, c);
     }
+    fn upsert_batch(&self, pings: &[crate::Ping]) {
+        let mut g = self.inner.write();
+        for p in pings {
+            let xy = self.p.xy(p.lat, p.lng);
+            let c = Self::cell_of(self.n, self.cell_m, self.half, xy);
+            GInner::upsert(&mut g, p.id, xy, c);
+        }
+    }
+
     fn nearest(&self, lat: f64, lng: f64, r: f64, k: usize) -> usize {
         let q = self.p.xy(lat, lng);
         let g = self.inner.read();

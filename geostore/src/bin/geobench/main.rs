@@ -303,163 +303,46 @@ fn main() {
             t.elapsed().as_secs_f64(),
             st.memory_bytes() as f64 / 1048576.0
         );
-        let g1 = geo_upserts(&st, &[&w.one]);
-        let g2 = geo_upserts(&st, &[&w.two[0], &w.two[1]]);
-        println!(
-            "  geostore upserts: 1 writer {:.2}M/s, 2 writers {:.2}M/s",
-            g1 / 1e6,
-            g2 / 1e6
-        );
-        let (mut lat, mut cpu, found) = geo_latencies(&st, &w.queries);
-        let gq1 = w.queries.len() as f64 / (lat.iter().sum::<u64>() as f64 / 1e9);
-        let (gp50, gp99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
-        let (cp50, cp99) = (pct(&mut cpu, 0.5), pct(&mut cpu, 0.99));
-        println!(
-            "  geostore nearest on-CPU time: p50 {cp50:.1} µs p99 {cp99:.1} µs (includes ~1 µs of clock syscalls)"
-        );
-        let half = w.queries.len() / 2;
-        let gq2 = timed(&[&w.queries[..half], &w.queries[half..]], |_, qs| {
-            for &(la, lo) in qs {
-                std::hint::black_box(
-                    st.nearest(la, lo, RADIUS_M, K, Filter::available(NOW))
-                        .unwrap(),
-                );
-            }
-        });
-        println!(
-            "  geostore nearest: p50 {gp50:.1} µs p99 {gp99:.1} µs, {:.0}K q/s (1 thread), {:.0}K q/s (2 threads), avg {:.1} hits",
-            gq1 / 1e3,
-            gq2 / 1e3,
-            found as f64 / w.queries.len() as f64
-        );
-        let stats = st.stats();
-        println!(
-            "  stats: {} moves, {} fast-path, {} retries",
-            stats.bucket_moves_total, stats.fast_path_total, stats.query_retries_total
-        );
-        table.add(
-            &format!("memory per driver, {label}"),
-            mem,
-            "target",
-            128.0,
-            "B",
-            false,
-        );
-        table.add(
-            &format!("nearest p99 wall clock, {label}"),
-            gp99,
-            "target",
-            20.0,
+        let g = geo_side(&st, &w, o.mixed_secs);
+        let f = &g.f;
+        table.rows(&label, "B", &[("memory per driver", mem, "target", 128.0)]);
+        table.rows(
+            &label,
             "us",
-            false,
+            &[
+                ("nearest p99 wall clock", f.p99, "target", 20.0),
+                ("nearest p99 on-CPU", g.cpu_p99, "target", 20.0),
+            ],
         );
-        table.add(
-            &format!("nearest p99 on-CPU, {label}"),
-            cp99,
-            "target",
-            20.0,
-            "us",
-            false,
-        );
-        table.add(
-            &format!("upsert, 1 writer, {label}"),
-            g1,
-            "target",
-            5e6,
+        table.rows(
+            &label,
             "/s",
-            true,
-        );
-        let (mp50, mp99, rate) = mixed(
-            &w,
-            o.mixed_secs,
-            |p, ts| {
-                st.upsert(DriverId(u64::from(p.id)), p.lat, p.lng, 0.0, 8.0, ts)
-                    .unwrap();
-            },
-            |la, lo| {
-                std::hint::black_box(
-                    st.nearest(la, lo, RADIUS_M, K, Filter::available(NOW))
-                        .unwrap(),
-                );
-            },
-        );
-        println!(
-            "  geostore mixed: {rate:.0} upserts/s achieved, query p50 {mp50:.1} µs p99 {mp99:.1} µs"
+            &[
+                ("upsert, 1 writer", f.up[0], "target", 5e6),
+                ("upsert batch 64, 1 writer", f.batch[0], "target", 5e6),
+            ],
         );
         if let Some(s) = &server {
             let r = redis_side(s.port, &w, o.quick);
-            table.add(
-                &format!("upsert, 1 writer, {label}"),
-                g1,
-                "Redis GEOADD pipelined 64",
-                r.add_pipe[0],
-                "/s",
-                true,
-            );
-            table.add(
-                &format!("upsert, 2 writers, {label}"),
-                g2,
-                "Redis GEOADD pipelined 64",
-                r.add_pipe[1],
-                "/s",
-                true,
-            );
-            table.add(
-                &format!("upsert, 1 writer, {label}"),
-                g1,
-                "Redis GEOADD unpipelined",
-                r.add_one[0],
-                "/s",
-                true,
-            );
-            table.add(
-                &format!("upsert, 2 writers, {label}"),
-                g2,
-                "Redis GEOADD unpipelined",
-                r.add_one[1],
-                "/s",
-                true,
-            );
-            table.add(
-                &format!("nearest p50, {label}"),
-                gp50,
-                "Redis GEOSEARCH",
-                r.p50,
-                "us",
-                false,
-            );
-            table.add(
-                &format!("nearest p99, {label}"),
-                gp99,
-                "Redis GEOSEARCH",
-                r.p99,
-                "us",
-                false,
-            );
-            table.add(
-                &format!("nearest q/s, 1 thread, {label}"),
-                gq1,
-                "GEOSEARCH unpipelined",
-                r.q_one,
-                "/s",
-                true,
-            );
-            table.add(
-                &format!("nearest q/s, 2 threads, {label}"),
-                gq2,
-                "GEOSEARCH pipelined 64, 2 conns",
-                r.q_pipe,
-                "/s",
-                true,
-            );
-            table.add(
-                &format!("mixed 100K upserts/s: query p99, {label}"),
-                mp99,
-                "Redis GEOSEARCH",
-                r.mixed_p99,
-                "us",
-                false,
-            );
+            let (pipe, one) = ("Redis GEOADD pipelined 64", "Redis GEOADD unpipelined");
+            let gs = "Redis GEOSEARCH";
+            #[rustfmt::skip]
+            table.rows(&label, "/s", &[
+                ("upsert batch 64, 1 writer", f.batch[0], pipe, r.add_pipe[0]),
+                ("upsert batch 64, 2 writers", f.batch[1], pipe, r.add_pipe[1]),
+                ("upsert, 1 writer", f.up[0], pipe, r.add_pipe[0]),
+                ("upsert, 2 writers", f.up[1], pipe, r.add_pipe[1]),
+                ("upsert, 1 writer", f.up[0], one, r.add_one[0]),
+                ("upsert, 2 writers", f.up[1], one, r.add_one[1]),
+                ("nearest q/s, 1 thread", g.q1, "GEOSEARCH unpipelined", r.q_one),
+                ("nearest q/s, 2 threads", g.q2, "GEOSEARCH pipelined 64, 2 conns", r.q_pipe),
+            ]);
+            #[rustfmt::skip]
+            table.rows(&label, "us", &[
+                ("nearest p50", f.p50, gs, r.p50),
+                ("nearest p99", f.p99, gs, r.p99),
+                ("mixed 100K upserts/s: query p99", f.mixed_p99, gs, r.mixed_p99),
+            ]);
         }
         if o.baselines {
             let p = Proj::new(LAT0, LNG0);
@@ -470,71 +353,22 @@ fn main() {
             ];
             println!("  baselines built in {:.1} s", t.elapsed().as_secs_f64());
             for b in &bs {
-                let u1 = timed(&[&w.one], |_, s| {
-                    s.iter().for_each(|p| b.upsert(p.id, p.lat, p.lng))
-                });
-                let u2 = timed(&[&w.two[0], &w.two[1]], |_, s| {
-                    s.iter().for_each(|p| b.upsert(p.id, p.lat, p.lng))
-                });
-                let mut lat: Vec<u64> = w.queries[..nq / 4]
-                    .iter()
-                    .map(|&(la, lo)| {
-                        let t = Instant::now();
-                        std::hint::black_box(b.nearest(la, lo, RADIUS_M, K));
-                        t.elapsed().as_nanos() as u64
-                    })
-                    .collect();
-                let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
-                println!(
-                    "  {}: upserts {:.2}M/s (1), {:.2}M/s (2); nearest p50 {p50:.1} µs p99 {p99:.1} µs",
-                    b.name(),
-                    u1 / 1e6,
-                    u2 / 1e6
-                );
-                table.add(
-                    &format!("upsert, 1 writer, {label}"),
-                    g1,
-                    b.name(),
-                    u1,
-                    "/s",
-                    true,
-                );
-                table.add(
-                    &format!("upsert, 2 writers, {label}"),
-                    g2,
-                    b.name(),
-                    u2,
-                    "/s",
-                    true,
-                );
-                table.add(
-                    &format!("nearest p99, {label}"),
-                    gp99,
-                    b.name(),
-                    p99,
-                    "us",
-                    false,
-                );
-                let (_, bp99, _) = mixed(
-                    &w,
-                    o.mixed_secs,
-                    |p, _| b.upsert(p.id, p.lat, p.lng),
-                    |la, lo| {
-                        std::hint::black_box(b.nearest(la, lo, RADIUS_M, K));
-                    },
-                );
-                println!(
-                    "  {} mixed 100K upserts/s: query p99 {bp99:.1} µs",
-                    b.name()
-                );
-                table.add(
-                    &format!("mixed 100K upserts/s: query p99, {label}"),
-                    mp99,
-                    b.name(),
-                    bp99,
-                    "us",
-                    false,
-                );
+                let x = baseline_side(b.as_ref(), &w, nq, o.mixed_secs);
+                let n = b.name();
+                #[rustfmt::skip]
+                table.rows(&label, "/s", &[
+                    ("upsert, 1 writer", f.up[0], n, x.up[0]),
+                    ("upsert, 2 writers", f.up[1], n, x.up[1]),
+                    ("upsert batch 64, 1 writer", f.batch[0], n, x.batch[0]),
+                    ("upsert batch 64, 2 writers", f.batch[1], n, x.batch[1]),
+                    ("upserts/s while 1 thread queries", f.contended, n, x.contended),
+                ]);
+                #[rustfmt::skip]
+                table.rows(&label, "us", &[
+                    ("nearest p50", f.p50, n, x.p50),
+                    ("nearest p99", f.p99, n, x.p99),
+                    ("mixed 100K upserts/s: query p99", f.mixed_p99, n, x.mixed_p99),
+                ]);
             }
         }
     }
@@ -542,11 +376,195 @@ fn main() {
     drop(server);
 }
 
-/// A paced 100K upserts/s writer while one thread queries: (query p50, p99, achieved rate).
-/// Generic so geostore and the locked baselines run the very same loop.
+/// Pings in geostore's batch form, with timestamps moved past every earlier run's so that
+/// replaying a stream updates rather than being ignored as older.
+fn as_batch(s: &[Ping], shift: u64) -> Vec<geostore::Ping> {
+    s.iter()
+        .map(|p| geostore::Ping {
+            driver: DriverId(u64::from(p.id)),
+            lat: p.lat,
+            lng: p.lng,
+            heading_deg: 90.0,
+            speed_mps: 8.0,
+            ts_ms: p.ts + shift,
+        })
+        .collect()
+}
+
+/// Batch size for the batched runs: the depth Redis is pipelined at.
+const BATCH: usize = 64;
+
+/// What geostore and the in-process baselines are both measured on.
+struct Fig {
+    up: [f64; 2],
+    batch: [f64; 2],
+    p50: f64,
+    p99: f64,
+    mixed_p99: f64,
+    contended: f64,
+}
+
+struct GeoFig {
+    f: Fig,
+    cpu_p99: f64,
+    q1: f64,
+    q2: f64,
+}
+
+/// geostore on one workload: single and batched upserts (1 and 2 writers), query latency and
+/// throughput, the mixed run, and writer throughput while a thread queries.
+fn geo_side(st: &GeoStore, w: &Work, mixed_secs: u64) -> GeoFig {
+    let up = [
+        geo_upserts(st, &[&w.one]),
+        geo_upserts(st, &[&w.two[0], &w.two[1]]),
+    ];
+    // Single-call runs used timestamps up to NOW + 2·pings; the mixed runs start at NOW + 1e7.
+    let shift = 2 * w.one.len() as u64;
+    let b1 = as_batch(&w.one, shift);
+    let b2 = [as_batch(&w.two[0], shift), as_batch(&w.two[1], shift)];
+    let batch = [geo_batches(st, &[&b1]), geo_batches(st, &[&b2[0], &b2[1]])];
+    let ignored = st.stats().ignored_older_total;
+    assert_eq!(ignored, 0, "a timed run replayed older pings");
+    println!(
+        "  geostore upserts: 1 writer {:.2}M/s, 2 writers {:.2}M/s; batches of {BATCH}: {:.2}M/s, {:.2}M/s",
+        up[0] / 1e6,
+        up[1] / 1e6,
+        batch[0] / 1e6,
+        batch[1] / 1e6
+    );
+    let (mut lat, mut cpu, found) = geo_latencies(st, &w.queries);
+    let q1 = w.queries.len() as f64 / (lat.iter().sum::<u64>() as f64 / 1e9);
+    let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+    let (cp50, cpu_p99) = (pct(&mut cpu, 0.5), pct(&mut cpu, 0.99));
+    println!(
+        "  geostore nearest on-CPU time: p50 {cp50:.1} µs p99 {cpu_p99:.1} µs (includes ~1 µs of clock syscalls)"
+    );
+    let half = w.queries.len() / 2;
+    let q2 = timed(&[&w.queries[..half], &w.queries[half..]], |_, qs| {
+        for &(la, lo) in qs {
+            std::hint::black_box(geo_query(st, la, lo));
+        }
+    });
+    println!(
+        "  geostore nearest: p50 {p50:.1} µs p99 {p99:.1} µs, {:.0}K q/s (1 thread), {:.0}K q/s (2 threads), avg {:.1} hits",
+        q1 / 1e3,
+        q2 / 1e3,
+        found as f64 / w.queries.len() as f64
+    );
+    let up_fn = |p: &Ping, ts| {
+        st.upsert(DriverId(u64::from(p.id)), p.lat, p.lng, 0.0, 8.0, ts)
+            .unwrap();
+    };
+    let q_fn = |la, lo| {
+        std::hint::black_box(geo_query(st, la, lo));
+    };
+    let (mp50, mixed_p99, rate) = mixed(w, mixed_secs, true, up_fn, q_fn);
+    println!(
+        "  geostore mixed: {rate:.0} upserts/s achieved, query p50 {mp50:.1} µs p99 {mixed_p99:.1} µs"
+    );
+    let (_, cp99, contended) = mixed(w, mixed_secs, false, up_fn, q_fn);
+    println!(
+        "  geostore unpaced writer with a querying thread: {:.2}M upserts/s, query p99 {cp99:.1} µs",
+        contended / 1e6
+    );
+    let stats = st.stats();
+    println!(
+        "  stats: {} upserts, {} moves, {} fast-path, {} ignored as older, {} query retries",
+        stats.upserts_total,
+        stats.bucket_moves_total,
+        stats.fast_path_total,
+        stats.ignored_older_total,
+        stats.query_retries_total
+    );
+    GeoFig {
+        f: Fig {
+            up,
+            batch,
+            p50,
+            p99,
+            mixed_p99,
+            contended,
+        },
+        cpu_p99,
+        q1,
+        q2,
+    }
+}
+
+fn geo_query(st: &GeoStore, la: f64, lo: f64) -> usize {
+    st.nearest(la, lo, RADIUS_M, K, Filter::available(NOW))
+        .unwrap()
+        .len()
+}
+
+pub fn geo_batches(st: &GeoStore, streams: &[&[geostore::Ping]]) -> f64 {
+    timed(streams, |_, s| {
+        for c in s.chunks(BATCH) {
+            for r in st.upsert_batch(c) {
+                r.unwrap();
+            }
+        }
+    })
+}
+
+/// The same runs for an in-process baseline.
+fn baseline_side(b: &dyn Baseline, w: &Work, nq: usize, mixed_secs: u64) -> Fig {
+    let single = |streams: &[&[Ping]]| {
+        timed(streams, |_, s| {
+            s.iter().for_each(|p| b.upsert(p.id, p.lat, p.lng))
+        })
+    };
+    let batched = |streams: &[&[Ping]]| {
+        timed(streams, |_, s| {
+            s.chunks(BATCH).for_each(|c| b.upsert_batch(c))
+        })
+    };
+    let two = [&w.two[0][..], &w.two[1][..]];
+    let up = [single(&[&w.one]), single(&two)];
+    let batch = [batched(&[&w.one]), batched(&two)];
+    let mut lat: Vec<u64> = w.queries[..nq / 4]
+        .iter()
+        .map(|&(la, lo)| {
+            let t = Instant::now();
+            std::hint::black_box(b.nearest(la, lo, RADIUS_M, K));
+            t.elapsed().as_nanos() as u64
+        })
+        .collect();
+    let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+    let up_fn = |p: &Ping, _| b.upsert(p.id, p.lat, p.lng);
+    let q_fn = |la, lo| {
+        std::hint::black_box(b.nearest(la, lo, RADIUS_M, K));
+    };
+    let (_, mixed_p99, _) = mixed(w, mixed_secs, true, up_fn, q_fn);
+    let (_, cp99, contended) = mixed(w, mixed_secs, false, up_fn, q_fn);
+    println!(
+        "  {}: upserts {:.2}M/s (1), {:.2}M/s (2); batches {:.2}M/s (1), {:.2}M/s (2); nearest p50 {p50:.1} µs p99 {p99:.1} µs; mixed query p99 {mixed_p99:.1} µs; unpaced writer with a querying thread {:.2}M/s (query p99 {cp99:.1} µs)",
+        b.name(),
+        up[0] / 1e6,
+        up[1] / 1e6,
+        batch[0] / 1e6,
+        batch[1] / 1e6,
+        contended / 1e6
+    );
+    Fig {
+        up,
+        batch,
+        p50,
+        p99,
+        mixed_p99,
+        contended,
+    }
+}
+
+static MIXED_TS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(NOW + 10_000_000);
+
+/// A writer while one thread queries back to back: (query p50, p99, achieved upsert rate).
+/// `paced`: 100K upserts/s (the mixed workload); otherwise as fast as it can (what writers get
+/// while queries run). Generic so geostore and the locked baselines run the very same loop.
 fn mixed(
     w: &Work,
     secs: u64,
+    paced: bool,
     upsert: impl Fn(&Ping, u64) + Sync,
     query: impl Fn(f64, f64),
 ) -> (f64, f64, f64) {
@@ -557,16 +575,23 @@ fn mixed(
     std::thread::scope(|sc| {
         let writer = sc.spawn(|| {
             let mut i = 0usize;
-            let mut ts = NOW + 10_000_000;
+            // Each run's timestamps lie above every earlier run's, so no ping is ignored.
+            let mut ts = MIXED_TS.fetch_add(1_000_000_000, std::sync::atomic::Ordering::Relaxed);
             while t0.elapsed() < Duration::from_secs(secs) {
-                // 100 pings per millisecond, paced against the wall clock.
-                let due = (t0.elapsed().as_micros() as usize / 1000 + 1) * 100;
+                // Paced: 100 pings per millisecond against the wall clock; else 1 024 at a time.
+                let due = if paced {
+                    (t0.elapsed().as_micros() as usize / 1000 + 1) * 100
+                } else {
+                    i + 1024
+                };
                 while i < due {
                     ts += 1;
                     upsert(&w.one[i % w.one.len()], ts);
                     i += 1;
                 }
-                std::thread::sleep(Duration::from_micros(200));
+                if paced {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
             }
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             i

@@ -13,15 +13,16 @@ pub struct Row {
 
 pub struct Table(pub Vec<Row>);
 impl Table {
-    pub fn add(
-        &mut self,
-        what: &str,
-        geo: f64,
-        other: &str,
-        val: f64,
-        unit: &str,
-        higher_better: bool,
-    ) {
+    /// Rows `(what, geostore's figure, compared with, its figure)` in one unit; rates ("/s")
+    /// are better higher, times and sizes lower.
+    pub fn rows(&mut self, label: &str, unit: &str, rows: &[(&str, f64, &str, f64)]) {
+        for &(what, geo, other, val) in rows {
+            self.add(&format!("{what}, {label}"), geo, other, val, unit);
+        }
+    }
+
+    pub fn add(&mut self, what: &str, geo: f64, other: &str, val: f64, unit: &str) {
+        let higher_better = unit == "/s";
         let ratio = if higher_better { geo / val } else { val / geo };
         let row = Row {
             what: what.to_string(),
