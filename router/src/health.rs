@@ -69,6 +69,7 @@ async fn check_all(control: &Control, cfg: &crate::config::HealthSection) {
                     h.restaurants.store(s.restaurants, Ordering::Relaxed);
                     h.map_version.store(s.map_version, Ordering::Relaxed);
                     up_gauge.set(1.0);
+                    control.drain_progress(t.info.id, s.active_orders).await;
                     if s.map_version < map.version {
                         match control.cells.push_map(&t.info.http, &map).await {
                             Ok(v) => h.map_version.store(v, Ordering::Relaxed),

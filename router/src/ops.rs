@@ -217,10 +217,10 @@ impl Control {
         })
     }
 
-    /// Drains `cell` into `to`: mark it draining, move each of its regions, then (in the
-    /// background) wait until it has no active order and mark it drained.
+    /// Drains `cell` into `to`: mark it draining and move each of its regions; the health
+    /// checker marks it drained once it has no active order ([`Control::drain_progress`]).
     pub async fn drain(
-        self: &Arc<Self>,
+        &self,
         cell: CellId,
         to: CellId,
         who: &str,
@@ -249,42 +249,32 @@ impl Control {
                 moves.push(self.move_locked(region, to, who).await?);
             }
         }
-        let (me, who) = (self.clone(), who.to_string());
-        tokio::spawn(async move { me.finish_drain(cell, who).await });
         Ok(moves)
     }
 
-    /// Polls the draining cell until no active order is left, then marks it drained.
-    async fn finish_drain(&self, cell: CellId, who: String) {
-        loop {
-            tokio::time::sleep(self.poll.max(Duration::from_millis(250))).await;
-            let map = self.live.load().map.clone();
-            let Some(info) = map.cell(cell) else { return };
-            if info.state != CellState::Draining {
-                return;
-            }
-            let active = match self.cells.status(&info.http).await {
-                Ok(s) => s.active_orders,
-                Err(e) => {
-                    tracing::warn!(cell = %info.name, error = %e, "drain: status unavailable");
-                    continue;
-                }
-            };
-            if active > 0 {
-                continue;
-            }
-            let _op = self.op.lock().await;
-            let change = Change::SetState {
-                cell,
-                state: CellState::Drained,
-            };
-            match self.commit(Some(map.version), change, &who).await {
-                Ok(_) => {
-                    tracing::info!(cell = %info.name, "cell drained");
-                    return;
-                }
-                Err(e) => tracing::warn!(error = %e, "drain: marking drained failed; retrying"),
-            }
+    /// Called by the health checker with a cell's fresh `active_orders`: a draining cell
+    /// that owns no region and has no active order left becomes drained. Living in the check
+    /// loop (not in the request that started the drain) makes a drain survive a router restart.
+    pub async fn drain_progress(&self, cell: CellId, active_orders: u64) {
+        if self.store.is_none() || active_orders > 0 {
+            return;
+        }
+        let map = self.live.load().map.clone();
+        let draining = map
+            .cell(cell)
+            .is_some_and(|c| c.state == CellState::Draining);
+        if !draining || !map.regions_of(cell).is_empty() {
+            return;
+        }
+        // A move in progress holds the lock; the next check comes back.
+        let Ok(_op) = self.op.try_lock() else { return };
+        let change = Change::SetState {
+            cell,
+            state: CellState::Drained,
+        };
+        match self.commit(Some(map.version), change, "router:drain").await {
+            Ok(_) => tracing::info!(%cell, "cell drained"),
+            Err(e) => tracing::warn!(%cell, error = %e, "drain: marking drained failed; retrying"),
         }
     }
 
