@@ -41,14 +41,15 @@ export ROUTER_URL="http://$ROUTER_HTTP"
 "$ROUTER" cells add "$BERLIN" --config infra/local/router.toml >/dev/null
 "$ROUTER" cells add "$MUNICH" --config infra/local/router.toml >/dev/null
 
-# Live deliveries in both cities: simulated drivers over QUIC and customers ordering,
-# 10x faster than real time.
+# Live deliveries in both cities: simulated drivers over QUIC and customers ordering through
+# the router, 10x faster than real time. Drivers follow handovers (ask the router where to go).
 for spec in "berlin 52.5200 13.4050 900000" "munich 48.1372 11.5755 910000"; do
   read -r city lat lng first <<<"$spec"
   R=$(ready "cell-$city")
   "$SIM" --http "http://$(echo "$R" | json http)" --quic "$(echo "$R" | json quic)" \
     --ca "$(echo "$R" | json quic_ca)" --drivers 20 --orders-per-min 12 --lat "$lat" --lng "$lng" \
     --radius-km 5 --first-driver-id "$first" --dev-tokens --speedup 10 --status-every 10 \
+    --router "http://$ROUTER_HTTP" \
     >".data/drivesim-$city.log" 2>&1 &
   PIDS+=("$!")
 done

@@ -53,6 +53,10 @@ struct Args {
     /// The cell's HTTP base URL.
     #[arg(long, default_value = "http://127.0.0.1:8081")]
     http: String,
+    /// The router: drivers told to hand over ask it for the new cell's trust and reconnect
+    /// there, and customers order through it. Without it a handover ends the driver.
+    #[arg(long)]
+    router: Option<String>,
     /// The cell's QUIC driver gateway (the READY line's `quic`).
     #[arg(long)]
     quic: SocketAddr,
@@ -121,6 +125,7 @@ struct Stats {
     assigned: AtomicU64,
     cancelled: AtomicU64,
     delivered: AtomicU64,
+    handovers: AtomicU64,
     errors: AtomicU64,
     orders_placed: AtomicU64,
     orders_failed: AtomicU64,
@@ -144,6 +149,9 @@ impl Stats {
             g(&self.delivered),
             g(&self.cancelled),
         );
+        if g(&self.handovers) > 0 {
+            s += &format!(" · handovers {}", g(&self.handovers));
+        }
         if g(&self.orders_placed) + g(&self.orders_failed) > 0 {
             s += &format!(
                 " · orders {} placed, {} failed",
@@ -308,24 +316,42 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// One driver, reconnecting after failures until told to stop. The route (position) is
-/// kept across connections.
+/// kept across connections; after a handover the driver streams to the cell it was sent to.
 async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
     let mut route = Route::new(ctx.city, ctx.args.seed.wrapping_mul(1_000_003) ^ id);
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.args.seed ^ id.rotate_left(17));
+    // `None`: the cell given on the command line.
+    let mut cell: Option<CellTarget> = None;
     while !ctx.stopping() {
-        match connect(&ctx, id).await {
+        let mut handed_over = false;
+        match connect(&ctx, id, cell.as_ref()).await {
             Ok(client) => {
                 ctx.stats.connects.fetch_add(1, Relaxed);
                 ctx.stats.connected.fetch_add(1, Relaxed);
                 if let Err(e) = drive(&ctx, &client, id, &mut route, &mut rng).await {
-                    ctx.stats.error(format!("driver {id}: {e:#}"));
+                    match (e.downcast_ref::<HandedOver>(), &ctx.args.router) {
+                        (Some(_), Some(router)) => match lookup(&ctx, router, id, &route).await {
+                            Ok(t) => {
+                                ctx.stats.handovers.fetch_add(1, Relaxed);
+                                cell = Some(t);
+                                handed_over = true;
+                            }
+                            Err(e) => ctx.stats.error(format!("driver {id}: handover: {e:#}")),
+                        },
+                        _ => ctx.stats.error(format!("driver {id}: {e:#}")),
+                    }
                 }
                 ctx.stats.connected.fetch_sub(1, Relaxed);
             }
             Err(e) => {
                 ctx.stats.connect_failures.fetch_add(1, Relaxed);
                 ctx.stats.error(format!("driver {id} connecting: {e:#}"));
+                // The cell we were sent to may be gone: start over from the router's answer.
+                cell = None;
             }
+        }
+        if handed_over {
+            continue;
         }
         // Back off (real time) before reconnecting.
         let mut stop = ctx.stop.clone();
@@ -336,10 +362,61 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
     }
 }
 
-async fn connect(ctx: &Ctx, id: u64) -> anyhow::Result<DriverClient> {
+/// Where a handed-over driver streams now, from the router's `GET /api/v1/drivers/cell`.
+struct CellTarget {
+    addr: std::net::SocketAddr,
+    server_name: String,
+    trust: Trust,
+}
+
+/// The cell's `Handover`, carried out of `drive` as an error.
+#[derive(Debug)]
+struct HandedOver;
+
+impl std::fmt::Display for HandedOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("handed over to another cell")
+    }
+}
+
+impl std::error::Error for HandedOver {}
+
+async fn lookup(ctx: &Ctx, router: &str, id: u64, route: &Route) -> anyhow::Result<CellTarget> {
+    let (lat, lng) = route.position();
     let token = ctx.token("driver", id).await?;
-    let opts = ConnectOptions::new(ctx.args.quic, &ctx.args.server_name, &token);
-    Ok(DriverClient::connect_on(&ctx.endpoint, &opts).await?)
+    let url = format!(
+        "{}/api/v1/drivers/cell?lat={lat}&lng={lng}",
+        router.trim_end_matches('/')
+    );
+    let r = ctx.http.get(url).bearer_auth(token).send().await?;
+    let status = r.status();
+    let v: serde_json::Value = r.json().await?;
+    if !status.is_success() {
+        bail!("router answered {status}: {v}");
+    }
+    let trust = match (v["ca_pem"].as_str(), v["fingerprint"].as_str()) {
+        (Some(pem), _) => Trust::CaPem(pem.as_bytes().to_vec()),
+        (None, Some(fp)) => Trust::fingerprint(fp)?,
+        (None, None) => bail!("router gave no CA or fingerprint: {v}"),
+    };
+    Ok(CellTarget {
+        addr: v["quic_addr"].as_str().unwrap_or_default().parse()?,
+        server_name: v["server_name"].as_str().unwrap_or("localhost").to_owned(),
+        trust,
+    })
+}
+
+async fn connect(ctx: &Ctx, id: u64, cell: Option<&CellTarget>) -> anyhow::Result<DriverClient> {
+    let token = ctx.token("driver", id).await?;
+    match cell {
+        None => {
+            let opts = ConnectOptions::new(ctx.args.quic, &ctx.args.server_name, &token);
+            Ok(DriverClient::connect_on(&ctx.endpoint, &opts).await?)
+        }
+        Some(t) => Ok(
+            DriverClient::connect(t.addr, &t.server_name, t.trust.clone(), &token, None).await?,
+        ),
+    }
 }
 
 /// Where a driver is in a delivery.
@@ -512,7 +589,7 @@ async fn on_message(
                 other => other,
             }
         }
-        CellBody::Handover(_) => bail!("handed over to another cell"),
+        CellBody::Handover(_) => return Err(HandedOver.into()),
         CellBody::HelloAck(_) | CellBody::Ack(_) => job,
     })
 }

@@ -46,7 +46,8 @@ async fn one_order(ctx: &Ctx, n: u64) -> anyhow::Result<()> {
     let customer = 800_000 + n % 1_000;
     let token = ctx.token("customer", customer).await?;
     let at = random_point(ctx, &mut rng, 0.7);
-    let base = &ctx.args.http;
+    // Through the router when there is one: a restaurant whose region moved is served there.
+    let base = ctx.args.router.as_ref().unwrap_or(&ctx.args.http);
     let get = |path: String| {
         let token = token.clone();
         async move {
