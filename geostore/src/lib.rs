@@ -34,12 +34,14 @@ mod bucket;
 mod geo;
 mod query;
 mod slot;
+mod stats;
 mod store;
 mod table;
 
 pub use geo::{EARTH_RADIUS_M, haversine_m, quantize};
 pub use query::Within;
-pub use store::{Config, GeoStore, Ping, Stats, SweepStats, UpsertOutcome};
+pub use stats::{Stats, SweepStats};
+pub use store::{Config, GeoStore, Ping, UpsertOutcome};
 
 /// A driver's identity. The cell converts its own ids into this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -37,7 +37,8 @@
 use crate::bucket::{TOMB, WILD, unhint};
 use crate::geo::{E7Box, Origin, hav_threshold, max_circumradius_m};
 use crate::slot::Snap;
-use crate::store::{Ctr, GeoStore, to_driver};
+use crate::stats::Ctr;
+use crate::store::{GeoStore, to_driver};
 use crate::{Error, Filter, Hit, Result};
 use crossbeam_epoch::{self as epoch, Guard};
 use h3o::{CellIndex, LatLng};

@@ -8,13 +8,13 @@
 use crate::bucket::{Arena, Bucket, WILD, hint_of};
 use crate::geo::Pos;
 use crate::slot::{MAX_SLOTS, MAX_TS_MS, Meta, Slab, Snap, flags};
+use crate::stats::{CTRS, Counters, Ctr, NCTR, Stats, SweepStats};
 use crate::table::{CellMap, DriverMap, DriverMapCounts};
 use crate::{Driver, DriverId, DriverState, Error, Result};
 use crossbeam_epoch::{self as epoch, Guard};
-use crossbeam_utils::CachePadded;
 use h3o::{CellIndex, Resolution};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::Duration;
 
 /// Store configuration.
@@ -61,128 +61,6 @@ pub enum UpsertOutcome {
     Updated,
     /// The ping was older than the stored one and was ignored (out-of-order delivery).
     IgnoredOlder,
-}
-
-/// Result of one [`GeoStore::sweep`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SweepStats {
-    /// Slots examined.
-    pub scanned: u64,
-    /// Drivers removed because their last ping was stale.
-    pub expired: u64,
-}
-
-/// Counters and gauges for the cell to export (e.g. as Prometheus metrics). Counters are
-/// monotonic since the store was created.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Drivers currently tracked (gauge).
-    pub drivers: u64,
-    /// Buckets (H3 cells ever occupied; gauge).
-    pub buckets: u64,
-    pub upserts_total: u64,
-    pub inserts_total: u64,
-    /// Pings ignored because a newer one was already stored.
-    pub ignored_older_total: u64,
-    /// Upserts that moved a driver to another bucket.
-    pub bucket_moves_total: u64,
-    /// Upserts that skipped the H3 computation (position surely inside the current cell).
-    pub fast_path_total: u64,
-    pub removes_total: u64,
-    pub queries_total: u64,
-    /// Query passes repeated because a concurrent move invalidated them.
-    pub query_retries_total: u64,
-    pub sweeps_total: u64,
-    pub swept_expired_total: u64,
-    /// Heap bytes held by the index (gauge; computed on demand).
-    pub memory_bytes: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Ctr {
-    /// Same-bucket updates that needed h3o (the fast-path ones count under `Fast`).
-    Slow,
-    Inserts,
-    Ignored,
-    Moves,
-    Fast,
-    Removes,
-    Queries,
-    Retries,
-    Sweeps,
-    Expired,
-}
-const NCTR: usize = 10;
-const CTRS: [Ctr; NCTR] = [
-    Ctr::Slow,
-    Ctr::Inserts,
-    Ctr::Ignored,
-    Ctr::Moves,
-    Ctr::Fast,
-    Ctr::Removes,
-    Ctr::Queries,
-    Ctr::Retries,
-    Ctr::Sweeps,
-    Ctr::Expired,
-];
-/// Threads numbered below this own a stripe and bump it with a plain load and store; a locked
-/// read-modify-write (`fetch_add`) drains the store buffer, which on the upsert path stalls
-/// behind the previous ping's cache misses. Higher-numbered threads share one atomic stripe.
-const OWNED_STRIPES: usize = 64;
-
-/// Per-thread counter stripes, so concurrent writers neither bounce a cache line nor pay a
-/// locked instruction per event.
-pub(crate) struct Counters(Box<[CachePadded<[AtomicU64; NCTR]>]>);
-
-/// A small process-wide thread number, returned to a free list when the thread exits so that
-/// thread pools that churn threads keep reusing the owned stripes.
-struct ThreadNo(usize);
-static FREE_NOS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
-static NEXT_NO: AtomicUsize = AtomicUsize::new(0);
-
-impl ThreadNo {
-    fn claim() -> Self {
-        let reused = FREE_NOS.lock().ok().and_then(|mut f| f.pop());
-        Self(reused.unwrap_or_else(|| NEXT_NO.fetch_add(1, Relaxed)))
-    }
-}
-
-impl Drop for ThreadNo {
-    fn drop(&mut self) {
-        // The mutex orders this thread's last counter stores before the next owner's loads.
-        if let Ok(mut f) = FREE_NOS.lock() {
-            f.push(self.0);
-        }
-    }
-}
-
-thread_local! {
-    static THREAD_NO: ThreadNo = ThreadNo::claim();
-}
-
-impl Counters {
-    fn new() -> Self {
-        Self(
-            (0..=OWNED_STRIPES)
-                .map(|_| CachePadded::new(Default::default()))
-                .collect(),
-        )
-    }
-    #[inline]
-    pub fn add(&self, c: Ctr, n: u64) {
-        // During thread teardown the thread-local may be gone: use the shared stripe.
-        let no = THREAD_NO.try_with(|t| t.0).unwrap_or(OWNED_STRIPES);
-        if no < OWNED_STRIPES {
-            // Only this thread writes this stripe: a plain increment is exact.
-            let a = &self.0[no][c as usize];
-            a.store(a.load(Relaxed) + n, Relaxed);
-        } else {
-            self.0[OWNED_STRIPES][c as usize].fetch_add(n, Relaxed);
-        }
-    }
-    fn sum(&self, c: Ctr) -> u64 {
-        self.0.iter().map(|s| s[c as usize].load(Relaxed)).sum()
-    }
 }
 
 #[derive(Default)]
@@ -670,63 +548,5 @@ pub(crate) fn to_driver(s: &Snap) -> Driver {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every path an update can take (same-cell test, a remembered neighbour's test, h3o)
-    /// leaves the driver in the bucket of the cell h3o assigns to its stored position.
-    #[test]
-    fn drivers_stay_in_their_h3o_cell() {
-        for (res, step) in [(Resolution::Nine, 40.0), (Resolution::Eleven, 8.0)] {
-            let st = GeoStore::new(Config {
-                resolution: res,
-                ..Config::default()
-            });
-            let mut rng = 99u64;
-            let mut next = || {
-                rng = rng
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (rng >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-            };
-            let mut pos: Vec<(f64, f64)> = [(52.37, 4.89), (0.0, 179.999), (-33.9, 151.2)]
-                .iter()
-                .cycle()
-                .take(60)
-                .map(|&(a, b)| (a + next() * 0.01, b))
-                .collect();
-            let g = epoch::pin();
-            for t in 0..20_000u64 {
-                let i = (t % pos.len() as u64) as usize;
-                let (la, lo) = &mut pos[i];
-                *la += next() * step / 111_000.0;
-                *lo += next() * step / 111_000.0;
-                if *lo > 180.0 {
-                    *lo -= 360.0;
-                } else if *lo < -180.0 {
-                    *lo += 360.0;
-                }
-                st.upsert(DriverId(i as u64), *la, *lo, 0.0, 0.0, t)
-                    .unwrap();
-                let s = st.drivers.get(i as u64, &st.slots, &g).unwrap();
-                let snap = st.slots.get(s).read();
-                let cell = u64::from(snap.pos.cell(res));
-                assert_eq!(
-                    st.cells.get(cell, &g),
-                    Some(snap.bucket()),
-                    "driver {i} at {t}"
-                );
-            }
-            let s = st.stats();
-            // All three paths were exercised.
-            assert!(s.fast_path_total > 0 && s.bucket_moves_total > 100, "{s:?}");
-        }
-    }
-
-    #[test]
-    fn counter_table_matches_enum() {
-        for (i, c) in CTRS.iter().enumerate() {
-            assert_eq!(*c as usize, i);
-        }
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;
