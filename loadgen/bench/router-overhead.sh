@@ -8,29 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE=${RATE:-5000}; SECS=${SECS:-20}; ROUNDS=${ROUNDS:-2}
 OUT=${OUT:-$(mktemp -d /tmp/router-overhead.XXXX)}
-CELL=target/release/cell; ROUTER=target/release/router; L=target/release/loadgen
-SECRET=dev-only-secret-change-me
-mkdir -p "$OUT"
-PIDS=()
-trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null; wait 2>/dev/null' EXIT
-field() { grep '^READY' "$1" | sed 's/^READY //' | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$2\"])"; }
-wait_ready() { for _ in $(seq 1 240); do grep -q '^READY' "$1" 2>/dev/null && return; sleep 0.5; done; echo "no READY in $1"; exit 1; }
-
-"$CELL" run --demo --listen 127.0.0.1:0 --quic-listen 127.0.0.1:0 --data-dir "$OUT/cell" >"$OUT/cell.ready" 2>"$OUT/cell.log" &
-PIDS+=("$!"); CELLPID=$!
-cat >"$OUT/router.toml" <<TOML
-[limits]
-# High enough never to refuse, low enough that the limiter runs on every request.
-per_ip_rps = 10000000
-per_ip_burst = 10000000
-per_token_rps = 10000000
-per_token_burst = 10000000
-TOML
-"$ROUTER" run --config "$OUT/router.toml" --listen 127.0.0.1:0 --data-dir "$OUT/router" >"$OUT/router.ready" 2>"$OUT/router.log" &
-PIDS+=("$!"); ROUTERPID=$!
-wait_ready "$OUT/cell.ready"; wait_ready "$OUT/router.ready"
-CELL_HTTP=$(field "$OUT/cell.ready" http); ROUTER_HTTP=$(field "$OUT/router.ready" http)
-"$ROUTER" cells add "$CELL_HTTP" --router "http://$ROUTER_HTTP" >/dev/null
+. loadgen/bench/lib.sh
+start_cell_and_router
 echo "cell $CELL_HTTP, router $ROUTER_HTTP; search at $RATE/s for ${SECS}s, $ROUNDS rounds each; reports in $OUT"
 
 for i in $(seq 1 "$ROUNDS"); do

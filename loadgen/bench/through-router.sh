@@ -8,24 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ORDERS_RATE=${ORDERS_RATE:-200}; SECS=${SECS:-20}; TRACKERS=${TRACKERS:-50}
 OUT=${OUT:-$(mktemp -d /tmp/through-router.XXXX)}
-CELL=target/release/cell; ROUTER=target/release/router; L=target/release/loadgen
-SECRET=dev-only-secret-change-me
-mkdir -p "$OUT"
-PIDS=()
-trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null; wait 2>/dev/null' EXIT
-field() { grep '^READY' "$1" | sed 's/^READY //' | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$2\"])"; }
-wait_ready() { for _ in $(seq 1 240); do grep -q '^READY' "$1" 2>/dev/null && return; sleep 0.5; done; echo "no READY in $1"; exit 1; }
-
-"$CELL" run --demo --listen 127.0.0.1:0 --quic-listen 127.0.0.1:0 --data-dir "$OUT/cell" >"$OUT/cell.ready" 2>"$OUT/cell.log" &
-PIDS+=("$!"); CELLPID=$!
-# Load from one IP and a few tokens: the edge limits would refuse it.
-printf '[limits]\nper_ip_rps = 10000000\nper_ip_burst = 10000000\nper_token_rps = 10000000\nper_token_burst = 10000000\n' >"$OUT/router.toml"
-"$ROUTER" run --config "$OUT/router.toml" --listen 127.0.0.1:0 --data-dir "$OUT/router" >"$OUT/router.ready" 2>"$OUT/router.log" &
-PIDS+=("$!"); ROUTERPID=$!
-wait_ready "$OUT/cell.ready"; wait_ready "$OUT/router.ready"
-CELL_HTTP=$(field "$OUT/cell.ready" http); ROUTER_HTTP=$(field "$OUT/router.ready" http)
-QUIC=$(field "$OUT/cell.ready" quic); CA=$(field "$OUT/cell.ready" quic_ca)
-"$ROUTER" cells add "$CELL_HTTP" --router "http://$ROUTER_HTTP" >/dev/null
+. loadgen/bench/lib.sh
+start_cell_and_router
 echo "cell $CELL_HTTP (QUIC $QUIC), router $ROUTER_HTTP; reports in $OUT"
 
 base=2000000

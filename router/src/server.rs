@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::UnixMs;
+use domain::{CellId, UnixMs};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -203,14 +203,17 @@ async fn route_and_forward(
         }
         let mut hint = route::classify(req.method().as_str(), req.uri().path(), query.as_deref())?;
         let mut req = req;
+        // The home cell is read from the token only where a route may need it (the cell
+        // verifies every token itself), and at most once per request.
+        let mut home: Option<Option<CellId>> = None;
         // A driver's REST pings go to the cell they stream to (their home), so a driver
         // finishing a delivery across a region border stays with the cell holding the order.
-        if hint == Hint::Body(route::BodyRoute::Position)
-            && token.is_some()
-            && let Ok(v) = verify(app, token.as_deref())
-            && v.home.is_some()
-        {
-            hint = Hint::Home;
+        if hint == Hint::Body(route::BodyRoute::Position) && token.is_some() {
+            let h = verify(app, token.as_deref()).ok().and_then(|v| v.home);
+            home = Some(h);
+            if h.is_some() {
+                hint = Hint::Home;
+            }
         }
         if let Hint::Body(kind) = hint {
             let (parts, body) = req.into_parts();
@@ -223,12 +226,10 @@ async fn route_and_forward(
         if let Hint::Local(l) = hint {
             return local(app, l, token.as_deref(), query.as_deref());
         }
-        // The home cell is read from the token only when the route needs it; the cell
-        // verifies every token itself.
-        let home = if hint == Hint::Home {
-            verify(app, token.as_deref())?.home
-        } else {
-            None
+        let home = match (hint, home) {
+            (Hint::Home, Some(Some(h))) => Some(h),
+            (Hint::Home, _) => verify(app, token.as_deref())?.home,
+            _ => None,
         };
         let table = app.0.control.live.load_full();
         let target: Arc<Target> = table.resolve(hint, home)?.clone();

@@ -38,6 +38,20 @@ fn empty_cell(id: u32) -> Cell {
     })
 }
 
+/// Berlin (cell 1, demo data, all its regions) and an empty spare (cell 3, no region) behind
+/// one router: the setting of the move, drain and handover tests.
+fn berlin_and_spare() -> (Cell, Cell, Router) {
+    let a = Cell::start(CellOpts {
+        cell_id: Some(1),
+        ..CellOpts::default()
+    });
+    let b = empty_cell(3);
+    let router = Router::start(NO_LIMITS, None);
+    router.add_cell(a.addr(), None).expect_status(201);
+    router.add_cell(b.addr(), Some(vec![])).expect_status(201);
+    (a, b, router)
+}
+
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -298,14 +312,8 @@ fn two_cities_route_by_place_and_id_and_track_over_the_router() {
 
 #[test]
 fn a_region_moves_while_orders_flow() {
-    let a = Cell::start(CellOpts {
-        cell_id: Some(1),
-        ..CellOpts::default()
-    });
-    let b = empty_cell(3);
-    let router = Arc::new(Router::start(NO_LIMITS, None));
-    router.add_cell(a.addr(), None).expect_status(201);
-    router.add_cell(b.addr(), Some(vec![])).expect_status(201);
+    let (a, b, router) = berlin_and_spare();
+    let router = Arc::new(router);
 
     // The region with the most open restaurants near the centre moves.
     let mut by_region: BTreeMap<RegionId, Vec<&Pick>> = BTreeMap::new();
@@ -436,14 +444,7 @@ fn a_region_moves_while_orders_flow() {
 
 #[test]
 fn a_drain_ends_only_after_the_last_active_order() {
-    let a = Cell::start(CellOpts {
-        cell_id: Some(1),
-        ..CellOpts::default()
-    });
-    let b = empty_cell(3);
-    let router = Router::start(NO_LIMITS, None);
-    router.add_cell(a.addr(), None).expect_status(201);
-    router.add_cell(b.addr(), Some(vec![])).expect_status(201);
+    let (a, _spare, router) = berlin_and_spare();
     let cust = router.token("customer", 701, None);
     let pick = fixtures::pool(&a)[0].clone();
     let order = place(&router, &cust, &pick, &idem_key("dr")).expect_status(201);
@@ -536,14 +537,7 @@ fn a_killed_cell_is_503_for_its_region_until_it_returns() {
 fn idle_drivers_in_a_moved_region_are_handed_over() {
     use itest::live::LiveDriver;
     use schemas::{CellBody, HandoverReason};
-    let a = Cell::start(CellOpts {
-        cell_id: Some(1),
-        ..CellOpts::default()
-    });
-    let b = empty_cell(3);
-    let router = Router::start(NO_LIMITS, None);
-    router.add_cell(a.addr(), None).expect_status(201);
-    router.add_cell(b.addr(), Some(vec![])).expect_status(201);
+    let (a, b, router) = berlin_and_spare();
     let pick = &fixtures::pool(&a)[0];
     let at = (
         pick.menu["restaurant"]["lat"].as_f64().unwrap(),

@@ -263,15 +263,42 @@ impl Catalog {
 
     /// Every restaurant of `region` with its menu, ordered by id: what moves to another cell.
     pub fn export_region(&self, region: RegionId) -> Vec<(Restaurant, Menu)> {
-        let index = self.index.read();
-        let mut out: Vec<_> = index
+        self.export_region_page(region, None, usize::MAX).0
+    }
+
+    /// The ids of `region`'s restaurants, ascending.
+    pub fn region_ids(&self, region: RegionId) -> Vec<RestaurantId> {
+        let mut ids: Vec<RestaurantId> = self
+            .index
+            .read()
             .listings
-            .iter()
-            .filter(|(id, _)| id.region().is_ok_and(|r| r == region))
-            .map(|(_, (_, l))| (l.restaurant.clone(), l.menu.clone()))
+            .keys()
+            .filter(|id| id.region().is_ok_and(|r| r == region))
+            .copied()
             .collect();
-        out.sort_by_key(|(r, _)| r.id);
-        out
+        ids.sort_unstable();
+        ids
+    }
+
+    /// One page of [`Catalog::export_region`]: up to `limit` restaurants with ids above
+    /// `after`, and whether more follow. Only the page is copied.
+    pub fn export_region_page(
+        &self,
+        region: RegionId,
+        after: Option<RestaurantId>,
+        limit: usize,
+    ) -> (Vec<(Restaurant, Menu)>, bool) {
+        let ids = self.region_ids(region);
+        let start = after.map_or(0, |a| ids.partition_point(|id| *id <= a));
+        let index = self.index.read();
+        let page = ids[start..]
+            .iter()
+            .take(limit)
+            .filter_map(|id| index.get(*id))
+            .map(|l| (l.restaurant.clone(), l.menu.clone()))
+            .collect::<Vec<_>>();
+        let more = start + limit < ids.len();
+        (page, more)
     }
 
     /// How many restaurants this cell holds per region.
@@ -289,11 +316,7 @@ impl Catalog {
     /// router's map points there). Returns how many were removed.
     pub async fn remove_region(&self, region: RegionId) -> Result<usize> {
         let _w = self.writer.lock().await;
-        let ids: Vec<RestaurantId> = self
-            .export_region(region)
-            .into_iter()
-            .map(|(r, _)| r.id)
-            .collect();
+        let ids = self.region_ids(region);
         let begin = RestaurantId::new(region, 0);
         let end = RestaurantId(begin.0 + (1 << 41));
         store::transact(&*self.kv, move |txn| {

@@ -159,19 +159,14 @@ async fn export_region(
             format!("limit must be 1..={MAX_PAGE}"),
         ));
     }
-    let all = app.catalog().export_region(region.0);
-    let start = after.map_or(0, |a| all.partition_point(|(r, _)| r.id <= a));
-    let page: Vec<RegionEntry> = all[start..]
-        .iter()
-        .take(limit)
-        .map(|(r, m)| RegionEntry {
-            restaurant: r.clone(),
-            menu: m.clone(),
-        })
-        .collect();
-    let next_after = (start + page.len() < all.len())
-        .then(|| page.last().map(|e| e.restaurant.id.to_string()))
+    let (page, more) = app.catalog().export_region_page(region.0, after, limit);
+    let next_after = more
+        .then(|| page.last().map(|(r, _)| r.id.to_string()))
         .flatten();
+    let page: Vec<RegionEntry> = page
+        .into_iter()
+        .map(|(restaurant, menu)| RegionEntry { restaurant, menu })
+        .collect();
     Ok(axum::Json(ExportPage {
         restaurants: page,
         next_after,
@@ -221,7 +216,7 @@ async fn import_region(
     metrics::counter!("cell_region_imports_total").increment(imported as u64);
     Ok(axum::Json(ImportResponse {
         imported: imported as u64,
-        total_in_region: app.catalog().export_region(region.0).len() as u64,
+        total_in_region: app.catalog().region_ids(region.0).len() as u64,
     }))
 }
 

@@ -1,0 +1,23 @@
+# Shared by the router bench scripts (sourced): start one fresh demo cell with a router in
+# front of it, in $OUT, and set CELL_HTTP, ROUTER_HTTP, QUIC, CA, CELLPID, ROUTERPID.
+CELL=target/release/cell; ROUTER=target/release/router; L=target/release/loadgen
+SECRET=dev-only-secret-change-me
+PIDS=()
+trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null; wait 2>/dev/null' EXIT
+field() { grep '^READY' "$1" | sed 's/^READY //' | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$2\"])"; }
+wait_ready() { for _ in $(seq 1 240); do grep -q '^READY' "$1" 2>/dev/null && return; sleep 0.5; done; echo "no READY in $1"; exit 1; }
+
+start_cell_and_router() {
+  mkdir -p "$OUT"
+  "$CELL" run --demo --listen 127.0.0.1:0 --quic-listen 127.0.0.1:0 --data-dir "$OUT/cell" >"$OUT/cell.ready" 2>"$OUT/cell.log" &
+  CELLPID=$!; PIDS+=("$CELLPID")
+  # Load from one IP and a few tokens: the default edge limits would refuse it. Set high
+  # rather than off, so the limiter still runs on every request.
+  printf '[limits]\nper_ip_rps = 10000000\nper_ip_burst = 10000000\nper_token_rps = 10000000\nper_token_burst = 10000000\n' >"$OUT/router.toml"
+  "$ROUTER" run --config "$OUT/router.toml" --listen 127.0.0.1:0 --data-dir "$OUT/router" >"$OUT/router.ready" 2>"$OUT/router.log" &
+  ROUTERPID=$!; PIDS+=("$ROUTERPID")
+  wait_ready "$OUT/cell.ready"; wait_ready "$OUT/router.ready"
+  CELL_HTTP=$(field "$OUT/cell.ready" http); ROUTER_HTTP=$(field "$OUT/router.ready" http)
+  QUIC=$(field "$OUT/cell.ready" quic); CA=$(field "$OUT/cell.ready" quic_ca)
+  "$ROUTER" cells add "$CELL_HTTP" --router "http://$ROUTER_HTTP" >/dev/null
+}
