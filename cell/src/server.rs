@@ -34,6 +34,8 @@ pub enum StartError {
     Notify(#[from] crate::notify::NotifyError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Gateway(#[from] crate::gateway::GatewayError),
 }
 
 /// The cell's event log id: one log per cell.
@@ -197,14 +199,20 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     spawn_background(&app, stop_rx.clone())?;
-    let quic = gateway.map(|gw| {
-        let port: Arc<dyn crate::gateway::DriverPort> =
-            Arc::new(crate::dispatch::port::DispatchPort(app.clone()));
-        let mut rx = stop_rx.clone();
-        tokio::spawn(crate::gateway::serve(gw, port, async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }))
-    });
+    let quic = match gateway {
+        Some(gw) => {
+            let port: Arc<dyn crate::gateway::DriverPort> =
+                Arc::new(crate::dispatch::port::DispatchPort(app.clone()));
+            let mut rx = stop_rx.clone();
+            Some(
+                crate::gateway::spawn(gw, port, async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await?,
+            )
+        }
+        None => None,
+    };
     let router = crate::http::router(app);
     let mut rx = stop_rx;
     let stop = async move {
@@ -219,7 +227,7 @@ pub async fn serve(
         .await?;
     trigger.abort();
     if let Some(q) = quic {
-        let _ = q.await;
+        q.await;
     }
     Ok(())
 }

@@ -167,6 +167,8 @@ pub async fn run(a: CityArgs) -> anyhow::Result<CityReport> {
         target: quiet,
         trackers: a.trackers,
         duration: a.ramp_up + a.duration,
+        // The city's ramp-up is the trackers' settling window too.
+        settle: a.ramp_up,
         ping_interval: Duration::from_secs(1),
         driver_id_base: 3_000_000 + (crate::quic::unix_ms() / 1000 % 100_000) * 1_000,
         center: a.center,

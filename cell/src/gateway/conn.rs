@@ -122,7 +122,7 @@ async fn write(writer: &mut FrameWriter, body: CellBody, shared: &Shared) -> Res
     }
 }
 
-async fn session(conn: &Connection, shared: &Shared) -> Ended {
+async fn session(conn: &Connection, shared: &Arc<Shared>) -> Ended {
     let cfg = &shared.cfg;
     // The deadline covers opening the stream and the whole Hello frame: a driver cannot hold a
     // connection slot by trickling bytes.
@@ -195,31 +195,64 @@ async fn session(conn: &Connection, shared: &Shared) -> Ended {
     }
 
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
-    // One task, three loops polled together: a slow port call in the control loop does not
-    // hold up datagrams or outgoing messages. The first loop to finish decides the close.
+    let pings: Arc<dyn PingSink> = Arc::from(pings);
+    // Datagrams get a task of their own: a datagram then wakes only that task, not the control
+    // reader and the writer polled beside it (each of those polls locks the connection).
+    let mut datagrams = AbortOnDrop(tokio::spawn(datagram_loop(
+        conn.clone(),
+        driver,
+        Arc::clone(&pings),
+        Arc::clone(shared),
+    )));
+    // The control loop and the writer share the connection's task: a slow port call in the
+    // control loop does not hold up outgoing messages. The first loop to finish decides the
+    // close.
     tokio::select! {
         e = control_loop(reader, reply_tx, driver, &*pings, shared) => e,
-        e = datagram_loop(conn, driver, &*pings, shared) => e,
+        e = datagrams.join() => e,
         e = writer_loop(writer, outbox, reply_rx, shared) => e,
     }
 }
 
+/// Aborts the task when the session ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<Ended>);
+
+impl AbortOnDrop {
+    async fn join(&mut self) -> Ended {
+        match (&mut self.0).await {
+            Ok(e) => e,
+            Err(e) => {
+                if e.is_panic() {
+                    tracing::error!(error = %e, "datagram task panicked");
+                }
+                Ended::Lost
+            }
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn datagram_loop(
-    conn: &Connection,
+    conn: Connection,
     driver: DriverId,
-    sink: &dyn PingSink,
-    shared: &Shared,
+    sink: Arc<dyn PingSink>,
+    shared: Arc<Shared>,
 ) -> Ended {
     loop {
         let bytes = match conn.read_datagram().await {
             Ok(b) => b,
-            Err(e) => return lost(&e, shared),
+            Err(e) => return lost(&e, &shared),
         };
         match LocationPing::decode(&bytes) {
             // A datagram can be mangled or forged without the sender being broken: drop it.
             Err(_) => shared.metrics.dg_undecodable.increment(1),
             Ok(ping) => {
-                if let Some(end) = on_ping(&ping, driver, sink, shared) {
+                if let Some(end) = on_ping(&ping, driver, &*sink, &shared) {
                     return end;
                 }
             }

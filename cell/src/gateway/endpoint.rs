@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use quinn::{IdleTimeout, TransportConfig, VarInt};
 use schemas::CloseReason;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::metrics::{Ended, Metrics};
@@ -35,19 +36,13 @@ pub async fn bind(cfg: &QuicConfig) -> Result<Gateway, GatewayError> {
     server.transport_config(Arc::new(transport(cfg)?));
 
     let (socket, socket_recv_buffer_bytes) = udp_socket(cfg)?;
-    let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(server),
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .map_err(|e| GatewayError::Io("creating the QUIC endpoint".into(), e))?;
-    let local_addr = endpoint
+    let local_addr = socket
         .local_addr()
         .map_err(|e| GatewayError::Io("local address".into(), e))?;
     tracing::info!(%local_addr, server_name = %cfg.server_name, "QUIC driver gateway bound");
     Ok(Gateway {
-        endpoint,
+        socket,
+        server,
         cfg: cfg.clone(),
         local_addr,
         ca_pem_path,
@@ -161,17 +156,105 @@ pub(super) struct Shared {
     pub shutting_down: AtomicBool,
 }
 
-/// Serves drivers until `shutdown` resolves, then closes every connection with
-/// `server_shutdown` and waits (bounded) for them to end and the endpoint to drain.
-pub async fn serve(gw: Gateway, drivers: Arc<dyn DriverPort>, shutdown: impl Future) {
+/// Starts serving the gateway the way its config says: on a dedicated runtime of
+/// `runtime_threads` threads (its own OS threads), or with `runtime_threads = 0` as a task of
+/// the current runtime. Returns once the endpoint exists; the returned future resolves when the
+/// gateway has stopped (after `shutdown`).
+pub async fn spawn(
+    gw: Gateway,
+    drivers: Arc<dyn DriverPort>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<impl Future<Output = ()> + Send + 'static, GatewayError> {
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let threads = gw.cfg.runtime_threads;
+    if threads == 0 {
+        let (endpoint, shared) = start(gw, drivers)?;
+        tokio::spawn(async move {
+            run(endpoint, shared, shutdown).await;
+            let _ = done_tx.send(());
+        });
+    } else {
+        let runtime = if threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(threads);
+            b
+        }
+        .enable_all()
+        .thread_name("quic-gateway")
+        .build()
+        .map_err(|e| GatewayError::Io("building the gateway runtime".into(), e))?;
+        let (ready_tx, ready_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("quic-gateway".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match start(gw, drivers) {
+                        Ok((endpoint, shared)) => {
+                            let _ = ready_tx.send(Ok(()));
+                            run(endpoint, shared, shutdown).await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+                // Connection tasks still running after the shutdown grace end with the runtime.
+                drop(runtime);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| GatewayError::Io("starting the gateway thread".into(), e))?;
+        ready_rx.await.map_err(|_| {
+            GatewayError::Io(
+                "gateway thread".into(),
+                std::io::Error::other("ended before the endpoint was made"),
+            )
+        })??;
+    }
+    Ok(async move {
+        let _ = done_rx.await;
+    })
+}
+
+/// Serves drivers on the current runtime until `shutdown` resolves, then closes every
+/// connection with `server_shutdown` and waits (bounded) for them to end and the endpoint to
+/// drain. [`spawn`] is the usual way in; this is for callers that manage the task themselves.
+pub async fn serve(
+    gw: Gateway,
+    drivers: Arc<dyn DriverPort>,
+    shutdown: impl Future,
+) -> Result<(), GatewayError> {
+    let (endpoint, shared) = start(gw, drivers)?;
+    run(endpoint, shared, shutdown).await;
+    Ok(())
+}
+
+/// Makes the endpoint on the current runtime: quinn spawns its endpoint and connection drivers
+/// on the runtime that is current here.
+fn start(
+    gw: Gateway,
+    drivers: Arc<dyn DriverPort>,
+) -> Result<(quinn::Endpoint, Arc<Shared>), GatewayError> {
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(gw.server),
+        gw.socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|e| GatewayError::Io("creating the QUIC endpoint".into(), e))?;
     let shared = Arc::new(Shared {
-        cfg: gw.cfg.clone(),
+        cfg: gw.cfg,
         drivers,
         metrics: Metrics::new(),
         active: AtomicUsize::new(0),
         rejecting: AtomicUsize::new(0),
         shutting_down: AtomicBool::new(false),
     });
+    Ok((endpoint, shared))
+}
+
+async fn run(endpoint: quinn::Endpoint, shared: Arc<Shared>, shutdown: impl Future) {
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -185,7 +268,7 @@ pub async fn serve(gw: Gateway, drivers: Arc<dyn DriverPort>, shutdown: impl Fut
                     tracing::error!(error = %e, "QUIC connection task panicked");
                 }
             }
-            incoming = gw.endpoint.accept() => {
+            incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 admit(incoming, &shared, &mut tasks);
             }
@@ -193,11 +276,10 @@ pub async fn serve(gw: Gateway, drivers: Arc<dyn DriverPort>, shutdown: impl Fut
     }
     shared.shutting_down.store(true, Ordering::SeqCst);
     let reason = CloseReason::ServerShutdown;
-    gw.endpoint
-        .close(VarInt::from(reason.code()), reason.as_str().as_bytes());
+    endpoint.close(VarInt::from(reason.code()), reason.as_str().as_bytes());
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while tasks.join_next().await.is_some() {}
-        gw.endpoint.wait_idle().await;
+        endpoint.wait_idle().await;
     })
     .await;
     if drained.is_err() {

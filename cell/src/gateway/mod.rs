@@ -51,7 +51,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use config::QuicConfig;
-pub use endpoint::{bind, serve};
+pub use endpoint::{bind, serve, spawn};
 pub use port::{DriverPort, PingRejected, PingSink, Session};
 pub use tls::fingerprint;
 
@@ -74,7 +74,10 @@ pub enum GatewayError {
 
 /// A bound, not yet serving gateway. Pass it to [`serve`].
 pub struct Gateway {
-    endpoint: quinn::Endpoint,
+    /// The bound socket and server settings; the endpoint is made by [`serve`] on the runtime
+    /// that serves it (quinn spawns its drivers on the runtime current at creation).
+    socket: std::net::UdpSocket,
+    server: quinn::ServerConfig,
     cfg: QuicConfig,
     local_addr: SocketAddr,
     ca_pem_path: Option<PathBuf>,

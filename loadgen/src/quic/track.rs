@@ -46,6 +46,12 @@ pub struct TrackArgs {
     /// How long to watch once the orders are accepted.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub duration: Duration,
+    /// The first part of `--duration` (at most half of it) is the assignment burst: every
+    /// order is accepted at once, so matching, offers and accepts for all of them run
+    /// together. Pushes of pings sent in it are reported apart (`settling_ms`); the quantiles
+    /// and SLOs are for the rest, the steady state.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub settle: Duration,
     /// Each driver's ping interval (the cell pushes at most one location per second per
     /// tracker).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
@@ -82,6 +88,10 @@ pub struct TrackReport {
     pub other_messages: u64,
     /// Receive time − ping client timestamp, ms.
     pub ping_to_push_ms: Quantiles,
+    /// Pushes of pings sent while the assignments settled (see `--settle`), apart.
+    pub settling_ms: Quantiles,
+    /// The settling window actually used, seconds.
+    pub settle_s: f64,
     /// The cell's mean `cell_tracking_ping_to_push_seconds` over the run, ms.
     pub server_mean_ping_to_push_ms: Option<f64>,
     pub cpu: CpuUse,
@@ -357,6 +367,8 @@ pub async fn execute(a: &TrackArgs, hooks: Hooks) -> anyhow::Result<TrackReport>
     let before = t.scrape(&client).await;
     let cpu0 = CpuMark::now(t.target_pid);
     let watch_from = Instant::now();
+    let settle = a.settle.min(a.duration / 2);
+    push.set_steady_from(watch_from + settle);
     let mut accepted = 0u64;
     for (i, id, _) in &orders {
         let token = tokens.get("restaurant", &pick(*i).id).await?;
@@ -417,6 +429,8 @@ pub async fn execute(a: &TrackArgs, hooks: Hooks) -> anyhow::Result<TrackReport>
         location_updates: n.updates.load(Ordering::Relaxed),
         other_messages: n.other.load(Ordering::Relaxed),
         ping_to_push_ms: q,
+        settling_ms: Quantiles::of(&push.ramp().remove(0).latency),
+        settle_s: settle.as_secs_f64(),
         server_mean_ping_to_push_ms: server_mean,
         cpu,
         ops,
@@ -497,6 +511,11 @@ pub fn render(r: &TrackReport) -> String {
         q.max,
         r.server_mean_ping_to_push_ms
             .map_or("-".into(), |v| format!("{v:.2}"))
+    );
+    let w = &r.settling_ms;
+    s += &format!(
+        "  (not in the above: first {:.1} s, assignments settling: count {}  p50 {:.2}  p99 {:.2}  max {:.2})\n",
+        r.settle_s, w.count, w.p50, w.p99, w.max
     );
     s += &format!(
         "CPU (cores): loadgen {:.2}, target {}   load avg {} -> {}\n",

@@ -50,7 +50,7 @@ pub async fn start(tweak: impl FnOnce(&mut QuicConfig)) -> Cell {
         fingerprint: gw.fingerprint().to_owned(),
         port: Arc::clone(&port),
         shutdown: Some(tx),
-        task: tokio::spawn(serve(gw, port, rx)),
+        task: tokio::spawn(async move { serve(gw, port, rx).await.unwrap() }),
         _dir: dir,
     }
 }
