@@ -333,6 +333,7 @@ impl Dispatch {
         // The sweep scans every slot: once a second is plenty against a 30 s staleness, and
         // keeps a full scan off every matching tick (ticks also run on each wake-up).
         let mut last_sweep: Option<UnixMs> = None;
+        let mut last_records: Option<UnixMs> = None;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
@@ -347,6 +348,14 @@ impl Dispatch {
                 metrics::counter!("cell_geostore_swept_total").increment(swept.scanned);
                 metrics::counter!("cell_geostore_expired_total").increment(swept.expired);
                 metrics::gauge!("cell_geostore_drivers").set(self.geo.len() as f64);
+            }
+            // A driver's ping record (admin counters, rate limit) goes once no session holds it
+            // and the geostore has expired the driver (gone longer than its staleness). Every
+            // 30 s: it visits every record.
+            if last_records.is_none_or(|t| now.since(t) >= Duration::from_secs(30)) {
+                last_records = Some(now);
+                let dropped = self.links.retain(|d| self.geo.get(to_geo(d)).is_some());
+                metrics::counter!("cell_ping_records_dropped_total").increment(dropped as u64);
             }
         }
     }

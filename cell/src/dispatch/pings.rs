@@ -353,11 +353,38 @@ impl<T: Default> Ledger<T> {
         v.sort_by_key(|(d, _)| d.0);
         v
     }
+
+    /// Drops the records `keep` refuses, except those someone still holds (a session keeps
+    /// its driver's record for its whole life). Returns how many were dropped.
+    pub fn retain(&self, keep: impl Fn(DriverId) -> bool) -> usize {
+        let mut dropped = 0;
+        for shard in &self.shards {
+            let mut m = shard.write();
+            let before = m.len();
+            m.retain(|d, r| Arc::strong_count(r) > 1 || keep(*d));
+            dropped += before - m.len();
+        }
+        dropped
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retain_keeps_held_and_wanted_records() {
+        let l: Ledger<PingCounters> = Ledger::default();
+        let held = l.entry(DriverId(1));
+        let _ = l.entry(DriverId(2));
+        let _ = l.entry(DriverId(3));
+        assert_eq!(l.retain(|d| d == DriverId(3)), 1);
+        let left: Vec<u64> = l.all().into_iter().map(|(d, _)| d.0).collect();
+        assert_eq!(left, vec![1, 3]);
+        drop(held);
+        assert_eq!(l.retain(|_| false), 2);
+        assert!(l.all().is_empty());
+    }
 
     #[test]
     fn sequence_numbers_must_increase_within_a_session() {
