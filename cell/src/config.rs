@@ -100,7 +100,7 @@ impl Config {
                 path: path.display().to_string(),
                 message: e.to_string(),
             })?;
-            merge(&mut value, overlay);
+            service::merge(&mut value, overlay);
         }
         let cfg: Config = toml::Value::Table(value)
             .try_into()
@@ -163,17 +163,6 @@ impl Config {
                 .join("\n");
         }
         s
-    }
-}
-
-fn merge(base: &mut toml::Table, overlay: toml::Table) {
-    for (k, v) in overlay {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
     }
 }
 

@@ -89,7 +89,7 @@ fn main() -> anyhow::Result<()> {
                 cfg.cell.id = id;
             }
             cfg.demo.enabled |= demo;
-            init_tracing(log_json);
+            service::init_tracing(log_json, "info,tower_http=warn");
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -161,35 +161,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         })
     );
     tracing::info!(%http_addr, "cell ready");
-    cell::server::serve(app, listener, Some(gateway), shutdown_signal()).await?;
+    cell::server::serve(app, listener, Some(gateway), service::shutdown_signal()).await?;
     tracing::info!("cell stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

@@ -100,7 +100,7 @@ impl Config {
                 path: shown.clone(),
                 message: e.to_string(),
             })?;
-            merge(&mut value, parse(&shown, &text)?);
+            service::merge(&mut value, parse(&shown, &text)?);
         }
         let cfg: Config = value
             .try_into()
@@ -141,17 +141,6 @@ impl Config {
         let mut c = self.clone();
         c.auth.jwt_secret = "<redacted>".into();
         toml::to_string(&c).unwrap_or_default()
-    }
-}
-
-fn merge(base: &mut toml::Table, overlay: toml::Table) {
-    for (k, v) in overlay {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
     }
 }
 

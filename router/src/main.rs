@@ -147,7 +147,7 @@ fn main() -> anyhow::Result<()> {
                 cfg.store.follow = f;
             }
             cfg.validate()?;
-            init_tracing(log_json);
+            service::init_tracing(log_json, "info");
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -291,35 +291,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         })
     );
     tokio::spawn(async move {
-        shutdown_signal().await;
+        service::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
     router::boot::serve(app, &cfg, listener, stop_rx).await?;
     tracing::info!("router stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term => {} }
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }
