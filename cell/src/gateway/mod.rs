@@ -14,13 +14,17 @@
 //!    `hello_timeout_ms` (`hello_timeout`), of [`schemas::PROTOCOL_VERSION`]
 //!    (`version_unsupported`), whose token [`DriverPort::authenticate`] accepts (`bad_token`).
 //! 3. [`DriverPort::connected`], then `HelloAck` (seq 1, pings as datagrams).
-//! 4. Three loops share the connection's task: datagrams -> the session's [`PingSink`]; control
-//!    frames -> [`DriverPort::status`]/[`DriverPort::respond`], answered with `Ack` or
+//! 4. Three loops (datagrams in a task of their own, the other two sharing the connection's
+//!    task): datagrams -> the session's [`PingSink`]; control frames -> [`DriverPort::status`]/[`DriverPort::respond`], answered with `Ack` or
 //!    `ErrorMsg`; the session outbox and those answers -> framed `CellMsg`s, seq increasing.
 //!    The first loop to end decides the close. A protocol violation (undecodable frame, second
 //!    `Hello`, a ping for another driver) closes with `protocol_violation`; an undecodable
 //!    datagram is only dropped and counted.
 //! 5. [`DriverPort::disconnected`], exactly once, however the connection ended.
+//!
+//! # Threads
+//! [`spawn`] runs all of it on the gateway's own runtime (`runtime_threads`, default one
+//! thread; 0 = the caller's runtime), so datagram wake-ups stay on one thread.
 //!
 //! # Metrics
 //! `cell_quic_connections` (gauge), `cell_quic_datagrams_total{outcome}`,
