@@ -86,28 +86,7 @@ pub struct DemoSection {
 impl Config {
     /// The defaults, then `file` if given.
     pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
-        let mut value: toml::Table =
-            toml::from_str(DEFAULT_TOML).map_err(|e| ConfigError::Parse {
-                path: "<embedded default>".into(),
-                message: e.to_string(),
-            })?;
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Parse {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            let overlay: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            service::merge(&mut value, overlay);
-        }
-        let cfg: Config = toml::Value::Table(value)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                path: file.map(|p| p.display().to_string()).unwrap_or_default(),
-                message: e.to_string(),
-            })?;
+        let cfg: Config = service::load_toml(DEFAULT_TOML, file)?;
         Ok(cfg)
     }
 
@@ -172,6 +151,15 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("invalid config:\n  - {}", .0.join("\n  - "))]
     Invalid(Vec<String>),
+}
+
+impl From<service::LoadError> for ConfigError {
+    fn from(e: service::LoadError) -> Self {
+        ConfigError::Parse {
+            path: e.path,
+            message: e.message,
+        }
+    }
 }
 
 #[cfg(test)]

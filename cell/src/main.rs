@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use cell::app::SystemClock;
-use cell::auth::{JwtKeys, Principal, Role};
+use cell::auth::{JwtKeys, MintArgs};
 use cell::config::Config;
 use clap::{Parser, Subcommand};
 use domain::UnixMs;
@@ -46,13 +46,8 @@ enum Cmd {
     },
     /// Mint a token signed with the config's secret.
     Token {
-        #[arg(long, value_enum)]
-        role: Role,
-        /// The customer, driver or restaurant id.
-        #[arg(long, default_value = "0")]
-        sub: String,
-        #[arg(long)]
-        name: Option<String>,
+        #[command(flatten)]
+        mint: MintArgs,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -89,31 +84,13 @@ fn main() -> anyhow::Result<()> {
                 cfg.cell.id = id;
             }
             cfg.demo.enabled |= demo;
-            service::init_tracing(log_json, "info,tower_http=warn");
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(run(cfg))
+            service::serve_main(log_json, "info,tower_http=warn", run(cfg))
         }
-        Cmd::Token {
-            role,
-            sub,
-            name,
-            config,
-        } => {
+        Cmd::Token { mint, config } => {
             let cfg = Config::load(config.as_deref())?;
-            let id: u64 = sub.parse().context("--sub must be a decimal id")?;
-            let who = Principal::from_role(role, id);
             let keys = JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes());
-            println!(
-                "{}",
-                keys.issue(
-                    who,
-                    name,
-                    Duration::from_secs(cfg.auth.token_ttl_s),
-                    UnixMs::now()
-                )
-            );
+            let ttl = Duration::from_secs(cfg.auth.token_ttl_s);
+            println!("{}", mint.mint(&keys, ttl, UnixMs::now())?);
             Ok(())
         }
         Cmd::Openapi => {

@@ -1,5 +1,6 @@
-# Shared by the router bench scripts (sourced): start one fresh demo cell with a router in
-# front of it, in $OUT, and set CELL_HTTP, ROUTER_HTTP, QUIC, CA, CELLPID, ROUTERPID.
+# Shared by the bench scripts (sourced): binaries, PIDS killed on exit, field/wait_ready for
+# READY lines; start_cell_and_router starts one fresh demo cell with a router in front of it,
+# in $OUT, and sets CELL_HTTP, ROUTER_HTTP, QUIC, CA, CELLPID, ROUTERPID.
 CELL=target/release/cell; ROUTER=target/release/router; L=target/release/loadgen
 SECRET=dev-only-secret-change-me
 PIDS=()

@@ -15,10 +15,9 @@ set -euo pipefail
 OUT=${1:-target/bench/realtime-$(date -u +%Y%m%dT%H%M%S)}
 RATE=${RATE:-100000}; DURATION=${DURATION:-60}
 CELL_CPUS=${CELL_CPUS:-0}; LOADGEN_CPUS=${LOADGEN_CPUS:-1}
-CELL=target/release/cell; L=target/release/loadgen
+. "$(dirname "$0")/lib.sh"   # CELL, L, PIDS, field, wait_ready
 for b in "$CELL" "$L"; do [ -x "$b" ] || { echo "missing $b: cargo build --release -p cell -p loadgen"; exit 1; }; done
 mkdir -p "$OUT"; DATA=$(mktemp -d)
-PIDS=()
 trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null; wait 2>/dev/null; rm -rf "$DATA"' EXIT
 note() { echo "$1 $(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/info"; }
 
@@ -33,9 +32,8 @@ CFG=(); [ -n "${CONFIG:-}" ] && CFG=(--config "$CONFIG")
 RUST_LOG=warn taskset -c "$CELL_CPUS" "$CELL" run ${CFG[@]+"${CFG[@]}"} --demo --listen 127.0.0.1:0 \
   --quic-listen 127.0.0.1:0 --data-dir "$DATA" >"$OUT/cell.out" 2>"$OUT/cell.err" &
 CELLPID=$!; PIDS+=("$CELLPID")
-for _ in $(seq 1 240); do grep -q '^READY' "$OUT/cell.out" 2>/dev/null && break; sleep 0.5; done
-field() { grep '^READY' "$OUT/cell.out" | sed 's/^READY //' | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
-H=$(field http); Q=$(field quic); CA=$(field quic_ca)
+wait_ready "$OUT/cell.out"
+H=$(field "$OUT/cell.out" http); Q=$(field "$OUT/cell.out" quic); CA=$(field "$OUT/cell.out" quic_ca)
 A=(--target "http://$H" --quic "$Q" --quic-ca "$CA" --token-from-dev --target-pid "$CELLPID")
 
 echo "pings: 2000 drivers, $RATE/s for ${DURATION}s (10 s ramp-up); tracking starts after 20 s"

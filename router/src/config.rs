@@ -84,30 +84,19 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
+impl From<service::LoadError> for ConfigError {
+    fn from(e: service::LoadError) -> Self {
+        ConfigError::Parse {
+            path: e.path,
+            message: e.message,
+        }
+    }
+}
+
 impl Config {
     /// The defaults, then `file` if given.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let parse = |path: &str, text: &str| {
-            toml::from_str::<toml::Table>(text).map_err(|e| ConfigError::Parse {
-                path: path.into(),
-                message: e.to_string(),
-            })
-        };
-        let mut value = parse("<embedded default>", DEFAULT_TOML)?;
-        if let Some(path) = file {
-            let shown = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Parse {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
-            service::merge(&mut value, parse(&shown, &text)?);
-        }
-        let cfg: Config = value
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                path: file.map_or("<embedded default>".into(), |p| p.display().to_string()),
-                message: e.to_string(),
-            })?;
+        let cfg: Config = service::load_toml(DEFAULT_TOML, file)?;
         cfg.validate()?;
         Ok(cfg)
     }

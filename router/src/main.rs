@@ -2,9 +2,9 @@
 //! admin API.
 
 use anyhow::{Context, bail};
-use auth::{JwtKeys, Principal, Role};
+use auth::{JwtKeys, MintArgs, Principal};
 use clap::{Parser, Subcommand};
-use domain::{CellId, UnixMs};
+use domain::UnixMs;
 use router::config::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,15 +53,8 @@ enum Cmd {
     },
     /// Print a signed token (dev and ops).
     Token {
-        #[arg(long, value_enum)]
-        role: Role,
-        #[arg(long, default_value = "0")]
-        sub: String,
-        /// Home cell for requests that name no place (a customer's order list).
-        #[arg(long)]
-        home: Option<u32>,
-        #[arg(long)]
-        name: Option<String>,
+        #[command(flatten)]
+        mint: MintArgs,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -147,29 +140,13 @@ fn main() -> anyhow::Result<()> {
                 cfg.store.follow = f;
             }
             cfg.validate()?;
-            service::init_tracing(log_json, "info");
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(run(cfg))
+            service::serve_main(log_json, "info", run(cfg))
         }
-        Cmd::Token {
-            role,
-            sub,
-            home,
-            name,
-            config,
-        } => {
+        Cmd::Token { mint, config } => {
             let cfg = Config::load(config.as_deref())?;
-            let id: u64 = sub.parse().context("--sub must be a decimal id")?;
-            let who = Principal::from_role(role, id);
-            let home = home.map(CellId::new).transpose()?;
             let keys = JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes());
             let ttl = Duration::from_secs(cfg.auth.token_ttl_s);
-            println!(
-                "{}",
-                keys.issue_with_home(who, name, home, ttl, UnixMs::now())
-            );
+            println!("{}", mint.mint(&keys, ttl, UnixMs::now())?);
             Ok(())
         }
         Cmd::Cells { op, remote } => {

@@ -4,6 +4,10 @@
 //! Shared by the cells and the router (which verifies the same tokens to rate-limit per token
 //! and to route requests that name no place, restaurant or order to the caller's home cell).
 
+mod mint;
+
+pub use mint::{MintArgs, MintError};
+
 use domain::{CellId, CustomerId, DriverId, RestaurantId, UnixMs};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
