@@ -33,6 +33,7 @@
 mod bucket;
 mod geo;
 mod query;
+mod scratch;
 mod slot;
 mod stats;
 mod store;

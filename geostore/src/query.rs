@@ -36,6 +36,7 @@
 
 use crate::bucket::{TOMB, WILD, unhint};
 use crate::geo::{E7Box, Origin, hav_threshold, max_circumradius_m};
+use crate::scratch::{Centres, Scratch};
 use crate::slot::Snap;
 use crate::stats::Ctr;
 use crate::store::{GeoStore, to_driver};
@@ -63,7 +64,7 @@ impl Iterator for Within {
 impl ExactSizeIterator for Within {}
 
 #[derive(Clone, Copy)]
-struct Cand {
+pub(crate) struct Cand {
     d: f64,
     snap: Snap,
 }
@@ -98,26 +99,66 @@ struct Search<'a> {
     scanned: Vec<(u32, u64)>,
     /// Entries queued by `scan` for `resolve`: (hav lower bound, slot index, bucket index).
     pending: Vec<(f64, u32, u32)>,
+    /// Per-ring buffers of `run`.
+    ring: Vec<CellIndex>,
+    empties: Vec<CellIndex>,
+    occupied: Vec<(f64, u32)>,
+    found: Vec<u32>,
+    centres: Centres,
     bound: f64,
     thr: f64,
 }
 
 impl<'a> Search<'a> {
     fn new(st: &'a GeoStore, q: Origin, radius: f64, k: usize, filter: Filter) -> Self {
+        let Scratch {
+            heap,
+            all,
+            transit,
+            scanned,
+            pending,
+            ring,
+            empties,
+            occupied,
+            found,
+            centres,
+        } = Scratch::take();
         Self {
             st,
             q,
             radius,
             k,
             filter,
-            heap: BinaryHeap::new(),
-            all: Vec::new(),
-            transit: Vec::new(),
-            scanned: Vec::with_capacity(64),
-            pending: Vec::new(),
+            heap: BinaryHeap::from(heap),
+            all,
+            transit,
+            scanned,
+            pending,
+            ring,
+            empties,
+            occupied,
+            found,
+            centres,
             bound: radius,
             thr: hav_threshold(radius),
         }
+    }
+
+    /// Hands the buffers back to the thread for its next query.
+    fn recycle(self) {
+        Scratch {
+            heap: self.heap.into_vec(),
+            all: self.all,
+            transit: self.transit,
+            scanned: self.scanned,
+            pending: self.pending,
+            ring: self.ring,
+            empties: self.empties,
+            occupied: self.occupied,
+            found: self.found,
+            centres: self.centres,
+        }
+        .put_back();
     }
 
     fn reset(&mut self) {
@@ -235,11 +276,21 @@ impl<'a> Search<'a> {
         let nbuckets = self.st.buckets.len() as usize;
         let rmax = max_circumradius_m(self.st.cfg.resolution);
         let mut visited = 0usize;
-        let mut empties = Vec::new();
-        let mut occupied: Vec<(f64, u32)> = Vec::new();
-        let mut found: Vec<u32> = Vec::new();
+        let mut ring = std::mem::take(&mut self.ring);
+        let mut empties = std::mem::take(&mut self.empties);
+        let mut occupied = std::mem::take(&mut self.occupied);
+        let mut found = std::mem::take(&mut self.found);
         for r in 0u32.. {
-            let ring: Vec<CellIndex> = origin.grid_ring(r);
+            ring.clear();
+            // The fast walk fails only next to a pentagon; then h3o's safe (slower) ring.
+            if origin
+                .grid_ring_fast(r)
+                .try_for_each(|c| c.map(|c| ring.push(c)))
+                .is_none()
+            {
+                ring.clear();
+                ring.extend(origin.grid_ring::<Vec<_>>(r));
+            }
             visited += ring.len();
             if r > 0 && visited > nbuckets + 64 {
                 // Fewer buckets than cells left to visit: scanning all buckets is cheaper.
@@ -256,7 +307,7 @@ impl<'a> Search<'a> {
                 self.st.cells.prefetch(u64::from(*c), g);
             }
             found.clear();
-            for c in ring {
+            for &c in &ring {
                 match self.st.cells.get(u64::from(c), g) {
                     Some(bi) => {
                         self.st.buckets.get(bi).prefetch();
@@ -289,14 +340,18 @@ impl<'a> Search<'a> {
                 if ring_lb <= self.bound {
                     break;
                 }
-                let ll = LatLng::from(*c);
-                ring_lb = ring_lb.min((self.q.distance_m(ll.lat(), ll.lng()) - rmax).max(0.0));
+                let (lat, lng) = self.centres.of(*c);
+                ring_lb = ring_lb.min((self.q.distance_m(lat, lng) - rmax).max(0.0));
             }
             if ring_lb > self.bound {
                 break;
             }
         }
         self.resolve();
+        self.ring = ring;
+        self.empties = empties;
+        self.occupied = occupied;
+        self.found = found;
         self.scanned
             .iter()
             .all(|&(bi, v)| self.st.buckets.get(bi).ver.load(Acquire) == v)
@@ -332,12 +387,19 @@ impl<'a> Search<'a> {
         }
         out.sort_unstable();
         out.truncate(self.k);
-        out.into_iter()
+        let hits = out
+            .drain(..)
             .map(|c| Hit {
                 distance_m: c.d,
                 driver: to_driver(&c.snap),
             })
-            .collect()
+            .collect();
+        if self.k == usize::MAX {
+            self.all = out;
+        } else {
+            self.heap = BinaryHeap::from(out);
+        }
+        hits
     }
 }
 
@@ -394,7 +456,9 @@ impl GeoStore {
         let mut s = Search::new(self, q, radius, k, filter);
         loop {
             if s.run(origin, &g) {
-                return s.finish();
+                let hits = s.finish();
+                s.recycle();
+                return hits;
             }
             self.ctr.add(Ctr::Retries, 1);
             s.reset();
