@@ -36,7 +36,7 @@
 
 use crate::bucket::{TOMB, WILD, unhint};
 use crate::geo::{E7Box, Origin, hav_threshold, max_circumradius_m};
-use crate::scratch::{Centres, Scratch};
+use crate::scratch::Scratch;
 use crate::slot::Snap;
 use crate::stats::Ctr;
 use crate::store::{GeoStore, to_driver};
@@ -92,81 +92,32 @@ struct Search<'a> {
     radius: f64,
     k: usize,
     filter: Filter,
-    /// Max-heap of the best k settled candidates (nearest) or all of them (within: k = MAX).
-    heap: BinaryHeap<Cand>,
-    all: Vec<Cand>,
-    transit: Vec<Cand>,
-    scanned: Vec<(u32, u64)>,
-    /// Entries queued by `scan` for `resolve`: (hav lower bound, slot index, bucket index).
-    pending: Vec<(f64, u32, u32)>,
-    /// Per-ring buffers of `run`.
-    ring: Vec<CellIndex>,
-    empties: Vec<CellIndex>,
-    occupied: Vec<(f64, u32)>,
-    found: Vec<u32>,
-    centres: Centres,
+    /// Candidates and buffers, reused by this thread's next query (see `scratch.rs`).
+    b: Scratch,
     bound: f64,
     thr: f64,
 }
 
 impl<'a> Search<'a> {
     fn new(st: &'a GeoStore, q: Origin, radius: f64, k: usize, filter: Filter) -> Self {
-        let Scratch {
-            heap,
-            all,
-            transit,
-            scanned,
-            pending,
-            ring,
-            empties,
-            occupied,
-            found,
-            centres,
-        } = Scratch::take();
         Self {
             st,
             q,
             radius,
             k,
             filter,
-            heap: BinaryHeap::from(heap),
-            all,
-            transit,
-            scanned,
-            pending,
-            ring,
-            empties,
-            occupied,
-            found,
-            centres,
+            b: Scratch::take(),
             bound: radius,
             thr: hav_threshold(radius),
         }
     }
 
-    /// Hands the buffers back to the thread for its next query.
-    fn recycle(self) {
-        Scratch {
-            heap: self.heap.into_vec(),
-            all: self.all,
-            transit: self.transit,
-            scanned: self.scanned,
-            pending: self.pending,
-            ring: self.ring,
-            empties: self.empties,
-            occupied: self.occupied,
-            found: self.found,
-            centres: self.centres,
-        }
-        .put_back();
-    }
-
     fn reset(&mut self) {
-        self.heap.clear();
-        self.all.clear();
-        self.transit.clear();
-        self.scanned.clear();
-        self.pending.clear();
+        self.b.heap.clear();
+        self.b.all.clear();
+        self.b.transit.clear();
+        self.b.scanned.clear();
+        self.b.pending.clear();
         self.bound = self.radius;
         self.thr = hav_threshold(self.radius);
     }
@@ -185,7 +136,7 @@ impl<'a> Search<'a> {
     /// later by `resolve`, closest first across every bucket queued so far.
     fn scan(&mut self, bi: u32, g: &Guard) {
         let b = self.st.buckets.get(bi);
-        self.scanned.push((bi, b.ver.load(Acquire)));
+        self.b.scanned.push((bi, b.ver.load(Acquire)));
         let m = b.members(g);
         let bx = E7Box::around(&self.q, self.bound);
         for i in 0..m.len() {
@@ -203,7 +154,7 @@ impl<'a> Search<'a> {
                 self.q.hav_lower_bound(pos)
             };
             if lb <= self.thr {
-                self.pending.push((lb, m.slot(i), bi));
+                self.b.pending.push((lb, m.slot(i), bi));
             }
         }
         if self.k == usize::MAX {
@@ -214,7 +165,7 @@ impl<'a> Search<'a> {
     /// Reads the queued slots (a cache miss each), for nearest in lower-bound order: once k are
     /// found the bound drops and the rest are skipped unread.
     fn resolve(&mut self) {
-        let mut pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.b.pending);
         if self.k != usize::MAX {
             pending.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         }
@@ -238,25 +189,25 @@ impl<'a> Search<'a> {
             };
             let c = Cand { d, snap };
             if snap.transit() {
-                self.transit.push(c);
+                self.b.transit.push(c);
             } else if self.k == usize::MAX {
-                self.all.push(c);
-            } else if self.heap.len() < self.k {
-                self.heap.push(c);
+                self.b.all.push(c);
+            } else if self.b.heap.len() < self.k {
+                self.b.heap.push(c);
                 self.tighten();
-            } else if self.heap.peek().is_some_and(|top| c < *top) {
-                self.heap.pop();
-                self.heap.push(c);
+            } else if self.b.heap.peek().is_some_and(|top| c < *top) {
+                self.b.heap.pop();
+                self.b.heap.push(c);
                 self.tighten();
             }
         }
         pending.clear();
-        self.pending = pending;
+        self.b.pending = pending;
     }
 
     fn tighten(&mut self) {
-        if self.heap.len() == self.k {
-            let d = self.heap.peek().map_or(self.radius, |c| c.d);
+        if self.b.heap.len() == self.k {
+            let d = self.b.heap.peek().map_or(self.radius, |c| c.d);
             if d < self.bound {
                 self.bound = d;
                 self.thr = hav_threshold(d);
@@ -276,10 +227,10 @@ impl<'a> Search<'a> {
         let nbuckets = self.st.buckets.len() as usize;
         let rmax = max_circumradius_m(self.st.cfg.resolution);
         let mut visited = 0usize;
-        let mut ring = std::mem::take(&mut self.ring);
-        let mut empties = std::mem::take(&mut self.empties);
-        let mut occupied = std::mem::take(&mut self.occupied);
-        let mut found = std::mem::take(&mut self.found);
+        let mut ring = std::mem::take(&mut self.b.ring);
+        let mut empties = std::mem::take(&mut self.b.empties);
+        let mut occupied = std::mem::take(&mut self.b.occupied);
+        let mut found = std::mem::take(&mut self.b.found);
         for r in 0u32.. {
             ring.clear();
             // The fast walk fails only next to a pentagon; then h3o's safe (slower) ring.
@@ -331,7 +282,7 @@ impl<'a> Search<'a> {
             }
             // Slots are read once the queue could fill the k best: reading the nearest ring's
             // entries before the next ring's hints are seen would read far ones first.
-            if self.heap.len() + self.pending.len() >= self.k {
+            if self.b.heap.len() + self.b.pending.len() >= self.k {
                 self.resolve();
             }
             // Empty cells still belong to the fence; their centres cost an h3o call, so only
@@ -340,7 +291,7 @@ impl<'a> Search<'a> {
                 if ring_lb <= self.bound {
                     break;
                 }
-                let (lat, lng) = self.centres.of(*c);
+                let (lat, lng) = self.b.centres.of(*c);
                 ring_lb = ring_lb.min((self.q.distance_m(lat, lng) - rmax).max(0.0));
             }
             if ring_lb > self.bound {
@@ -348,11 +299,12 @@ impl<'a> Search<'a> {
             }
         }
         self.resolve();
-        self.ring = ring;
-        self.empties = empties;
-        self.occupied = occupied;
-        self.found = found;
-        self.scanned
+        self.b.ring = ring;
+        self.b.empties = empties;
+        self.b.occupied = occupied;
+        self.b.found = found;
+        self.b
+            .scanned
             .iter()
             .all(|&(bi, v)| self.st.buckets.get(bi).ver.load(Acquire) == v)
             && self.st.created.load(Acquire) == created
@@ -370,17 +322,18 @@ impl<'a> Search<'a> {
     /// Merges settled and transit candidates, one per driver, sorted by (distance, id).
     fn finish(&mut self) -> Vec<Hit> {
         let mut out: Vec<Cand> = if self.k == usize::MAX {
-            std::mem::take(&mut self.all)
+            std::mem::take(&mut self.b.all)
         } else {
-            std::mem::take(&mut self.heap).into_vec()
+            std::mem::take(&mut self.b.heap).into_vec()
         };
-        if !self.transit.is_empty() {
-            self.transit.sort_by_key(|c| c.snap.id);
-            self.transit.dedup_by_key(|c| c.snap.id);
+        if !self.b.transit.is_empty() {
+            self.b.transit.sort_by_key(|c| c.snap.id);
+            self.b.transit.dedup_by_key(|c| c.snap.id);
             let mut ids: Vec<u64> = out.iter().map(|c| c.snap.id).collect();
             ids.sort_unstable();
             out.extend(
-                self.transit
+                self.b
+                    .transit
                     .iter()
                     .filter(|t| ids.binary_search(&t.snap.id).is_err()),
             );
@@ -395,9 +348,9 @@ impl<'a> Search<'a> {
             })
             .collect();
         if self.k == usize::MAX {
-            self.all = out;
+            self.b.all = out;
         } else {
-            self.heap = BinaryHeap::from(out);
+            self.b.heap = BinaryHeap::from(out);
         }
         hits
     }
@@ -457,7 +410,7 @@ impl GeoStore {
         loop {
             if s.run(origin, &g) {
                 let hits = s.finish();
-                s.recycle();
+                s.b.put_back();
                 return hits;
             }
             self.ctr.add(Ctr::Retries, 1);

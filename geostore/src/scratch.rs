@@ -3,19 +3,25 @@
 
 use h3o::{CellIndex, LatLng};
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::query::Cand;
 
-/// The buffers of one search (see `query.rs` for what each holds).
+/// The candidates and buffers of one search.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    pub heap: Vec<Cand>,
+    /// Max-heap of the best k settled candidates (nearest).
+    pub heap: BinaryHeap<Cand>,
+    /// Every settled candidate (within).
     pub all: Vec<Cand>,
+    /// Candidates seen in transit between buckets (de-duplicated at the end).
     pub transit: Vec<Cand>,
+    /// Buckets scanned in this pass and the version each had.
     pub scanned: Vec<(u32, u64)>,
+    /// Entries queued by the hint scan for slot reads: (hav lower bound, slot, bucket).
     pub pending: Vec<(f64, u32, u32)>,
+    /// Per-ring buffers of the ring search.
     pub ring: Vec<CellIndex>,
     pub empties: Vec<CellIndex>,
     pub occupied: Vec<(f64, u32)>,
@@ -44,7 +50,10 @@ impl Scratch {
                 *v = Vec::new();
             }
         }
-        keep(&mut self.heap);
+        self.heap.clear();
+        if self.heap.capacity() > Scratch::KEEP {
+            self.heap = BinaryHeap::new();
+        }
         keep(&mut self.all);
         keep(&mut self.transit);
         keep(&mut self.scanned);
