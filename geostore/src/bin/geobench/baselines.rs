@@ -8,10 +8,12 @@ use rstar::primitives::GeomWithData;
 
 pub trait Baseline: Sync {
     fn name(&self) -> &'static str;
-    fn upsert(&self, id: u32, lat: f64, lng: f64);
+    /// `shift` is added to the ping's timestamp (replayed streams must stay newer); designs
+    /// that keep no timestamp ignore it.
+    fn upsert(&self, p: &crate::Ping, shift: u64);
     /// A batch under one write-lock acquisition: what the batched comparison gives these
     /// designs, so that geostore's `upsert_batch` is not compared with their single calls.
-    fn upsert_batch(&self, pings: &[crate::Ping]);
+    fn upsert_batch(&self, pings: &[crate::Ping], shift: u64);
     /// Number of available drivers among the k nearest within `r` metres.
     fn nearest(&self, lat: f64, lng: f64, r: f64, k: usize) -> usize;
 }
@@ -34,7 +36,7 @@ impl Proj {
             my,
         }
     }
-    fn xy(&self, lat: f64, lng: f64) -> [f64; 2] {
+    pub fn xy(&self, lat: f64, lng: f64) -> [f64; 2] {
         [(lng - self.lng0) * self.mx, (lat - self.lat0) * self.my]
     }
 }
@@ -80,12 +82,12 @@ impl RTreeLock {
 
 impl Baseline for RTreeLock {
     fn name(&self) -> &'static str {
-        "R-tree+RwLock"
+        "R-tree+RwLock, planar"
     }
-    fn upsert(&self, id: u32, lat: f64, lng: f64) {
-        RInner::upsert(&mut self.inner.write(), self.p.xy(lat, lng), id);
+    fn upsert(&self, p: &crate::Ping, _: u64) {
+        RInner::upsert(&mut self.inner.write(), self.p.xy(p.lat, p.lng), p.id);
     }
-    fn upsert_batch(&self, pings: &[crate::Ping]) {
+    fn upsert_batch(&self, pings: &[crate::Ping], _: u64) {
         let mut g = self.inner.write();
         for p in pings {
             RInner::upsert(&mut g, self.p.xy(p.lat, p.lng), p.id);
@@ -176,14 +178,14 @@ impl GridLock {
 
 impl Baseline for GridLock {
     fn name(&self) -> &'static str {
-        "grid+RwLock"
+        "grid+RwLock, planar, dense ids"
     }
-    fn upsert(&self, id: u32, lat: f64, lng: f64) {
-        let xy = self.p.xy(lat, lng);
+    fn upsert(&self, p: &crate::Ping, _: u64) {
+        let xy = self.p.xy(p.lat, p.lng);
         let c = Self::cell_of(self.n, self.cell_m, self.half, xy);
-        GInner::upsert(&mut self.inner.write(), id, xy, c);
+        GInner::upsert(&mut self.inner.write(), p.id, xy, c);
     }
-    fn upsert_batch(&self, pings: &[crate::Ping]) {
+    fn upsert_batch(&self, pings: &[crate::Ping], _: u64) {
         let mut g = self.inner.write();
         for p in pings {
             let xy = self.p.xy(p.lat, p.lng);

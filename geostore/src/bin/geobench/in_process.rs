@@ -136,14 +136,12 @@ pub fn geo_batches(st: &GeoStore, streams: &[&[geostore::Ping]]) -> f64 {
 
 /// The same runs for an in-process baseline.
 pub(crate) fn baseline_side(b: &dyn Baseline, w: &Work, nq: usize, mixed_secs: u64) -> Fig {
-    let single = |streams: &[&[Ping]]| {
-        timed(streams, |_, s| {
-            s.iter().for_each(|p| b.upsert(p.id, p.lat, p.lng))
-        })
-    };
+    let single = |streams: &[&[Ping]]| timed(streams, |_, s| s.iter().for_each(|p| b.upsert(p, 0)));
+    // As for geostore: the batched runs replay the streams with newer timestamps.
+    let shift = 2 * w.one.len() as u64;
     let batched = |streams: &[&[Ping]]| {
         timed(streams, |_, s| {
-            s.chunks(BATCH).for_each(|c| b.upsert_batch(c))
+            s.chunks(BATCH).for_each(|c| b.upsert_batch(c, shift))
         })
     };
     let two = [&w.two[0][..], &w.two[1][..]];
@@ -158,7 +156,7 @@ pub(crate) fn baseline_side(b: &dyn Baseline, w: &Work, nq: usize, mixed_secs: u
         })
         .collect();
     let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
-    let up_fn = |p: &Ping, _| b.upsert(p.id, p.lat, p.lng);
+    let up_fn = |p: &Ping, ts| b.upsert(&Ping { ts, ..*p }, 0);
     let q_fn = |la, lo| {
         std::hint::black_box(b.nearest(la, lo, RADIUS_M, K));
     };

@@ -6,6 +6,7 @@
 //! [--mixed-secs 5] [--resolutions] [--no-redis] [--no-baselines]`
 
 mod baselines;
+mod grid_exact;
 mod in_process;
 mod redis;
 mod report;
@@ -13,19 +14,20 @@ mod vs_redis;
 
 use baselines::{Baseline, GridLock, Proj, RTreeLock};
 use geostore::{Config, DriverId, DriverState, Filter, GeoStore};
+use grid_exact::GridExact;
 use in_process::{baseline_side, geo_side};
 use report::{Table, resolutions};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 use vs_redis::redis_side;
 
-const LAT0: f64 = 52.37;
-const LNG0: f64 = 4.89;
-const CITY_M: f64 = 30_000.0;
+pub const LAT0: f64 = 52.37;
+pub const LNG0: f64 = 4.89;
+pub const CITY_M: f64 = 30_000.0;
 const RADIUS_M: f64 = 5_000.0;
 const K: usize = 20;
 /// Timestamps are irrelevant to throughput; a long staleness keeps every driver in answers.
-const NOW: u64 = 1_800_000_000_000;
+pub const NOW: u64 = 1_800_000_000_000;
 
 struct Rng(u64);
 impl Rng {
@@ -352,6 +354,7 @@ fn main() {
             let bs: Vec<Box<dyn Baseline>> = vec![
                 Box::new(RTreeLock::new(p, &w.fleet, w.avail.clone())),
                 Box::new(GridLock::new(p, CITY_M, 250.0, &w.fleet, w.avail.clone())),
+                Box::new(GridExact::new(p, CITY_M, 250.0, &w.fleet, &w.avail)),
             ];
             println!("  baselines built in {:.1} s", t.elapsed().as_secs_f64());
             for b in &bs {
