@@ -199,6 +199,20 @@ impl Bucket {
         crate::slot::prefetch(p.cast::<u8>().wrapping_add(64));
     }
 
+    /// Starts loading a member array about to be scanned: its header and hints (up to
+    /// `LINES` lines), and the first line of its slot indices.
+    #[inline]
+    pub fn prefetch_members(&self, g: &Guard) {
+        const LINES: usize = 4;
+        let p = self.members.load(Relaxed, g).into_usize();
+        let cap = self.cap.load(Relaxed) as usize;
+        let hint_lines = (16 + 8 * cap).div_ceil(64).min(LINES);
+        for l in 0..hint_lines {
+            crate::slot::prefetch((p + 64 * l) as *const u8);
+        }
+        crate::slot::prefetch((p + 16 + 8 * cap) as *const u8);
+    }
+
     /// Starts loading the hint of entry `i`, computing the address without reading the array
     /// (which may not be in cache yet). `i` is an unlocked
     /// guess: an address past the array is only a wasted prefetch (prefetches never fault).
