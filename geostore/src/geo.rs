@@ -214,6 +214,22 @@ impl Pos {
     }
 }
 
+/// How far the fast path's edge lines sit inside the cell (metres). A cell edge is a
+/// great-circle arc; in the cell's tangent plane it bows away from the straight chord between
+/// its vertices by about `L² (1 + |tan φ|) / 8R` (under 2 mm at resolution 9; the 1 covers the
+/// projection's second-order terms), taken 4× here, plus 10 cm for h3o's floating-point
+/// decisions at borders and the E7 rounding of stored positions (≤ 1.1 cm). The margin was
+/// 1 m + 0.5 % of the circumradius (≈ 1.9 m at resolution 9): drivers within it of an edge
+/// (2.5 % of pings in the bench) took the h3o path, ~1 µs each.
+/// `tests::edge_band_agrees_with_h3o` puts points just inside the margin at resolutions 5–13;
+/// it fails with half the bulge term (so the estimate is of the right size, and 4× is a 2×+
+/// safety factor) and with 1 mm and no bulge term, and passes with 2 cm + 1× bulge.
+fn edge_margin(circ_m: f64, lat: f64) -> f64 {
+    let edge = circ_m; // a hexagon's circumradius equals its edge length
+    let bulge = edge * edge * (1.0 + lat.to_radians().tan().abs()) / (8.0 * EARTH_RADIUS_M);
+    0.1 + 4.0 * bulge
+}
+
 /// Geometry of one H3 cell, computed once when its bucket is created.
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
@@ -266,9 +282,7 @@ impl CellGeo {
             if area < 0.0 {
                 xy.reverse();
             }
-            // Metre-scale margin: far above the curvature of edges in this projection (mm) and
-            // h3o's floating-point decisions at borders.
-            let margin = 1.0 + 0.005 * circ_m;
+            let margin = edge_margin(circ_m, lat);
             for i in 0..xy.len() {
                 let (a, b) = (xy[i], xy[(i + 1) % xy.len()]);
                 let (dx, dy) = (b.0 - a.0, b.1 - a.1);
@@ -414,6 +428,63 @@ mod tests {
                 assert_eq!(Pos::new(ll.lat(), ll.lng()).unwrap().cell(res), c);
             }
         }
+    }
+
+    /// Points along every edge, just inside the margin (where a too-thin margin would first
+    /// claim a point for the wrong cell), at resolutions with edges from 9 km to 4 m and
+    /// latitudes up to the fast path's 80°.
+    #[test]
+    fn edge_band_agrees_with_h3o() {
+        let mut s = 11u64;
+        let mut claimed = 0;
+        for res in [5u8, 7, 9, 11, 13].map(|r| Resolution::try_from(r).unwrap()) {
+            for _ in 0..400 {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let la = ((s >> 11) as f64 / (1u64 << 53) as f64) * 160.0 - 80.0;
+                let lo = ((s >> 20) % 3_600_000) as f64 / 1e4 - 180.0;
+                let cell = Pos::new(la, lo).unwrap().cell(res);
+                let g = CellGeo::new(cell);
+                if g.n_edges == 0 {
+                    continue;
+                }
+                let margin = edge_margin(g.circ_m, g.lat);
+                let verts: Vec<(f64, f64)> = cell
+                    .boundary()
+                    .iter()
+                    .map(|v| g.local(v.lat(), v.lng()))
+                    .collect();
+                for e in &g.edges[..g.n_edges as usize] {
+                    let (nx, ny) = (f64::from(e[0]), f64::from(e[1]));
+                    // The edge's two vertices: those on its (unshrunk) line.
+                    let on: Vec<&(f64, f64)> = verts
+                        .iter()
+                        .filter(|v| (nx * v.0 + ny * v.1 - (f64::from(e[2]) - margin)).abs() < 0.05)
+                        .collect();
+                    let [a, b] = on[..] else { continue };
+                    for k in 1..40 {
+                        let t = f64::from(k) / 40.0;
+                        for inset in [1.02, 1.5, 3.0] {
+                            let x = a.0 + t * (b.0 - a.0) + nx * margin * inset;
+                            let y = a.1 + t * (b.1 - a.1) + ny * margin * inset;
+                            let lat = g.lat + (y / EARTH_RADIUS_M).to_degrees();
+                            let lng = g.lng + (x / (EARTH_RADIUS_M * g.cos_lat)).to_degrees();
+                            let lng = ((lng + 540.0) % 360.0) - 180.0;
+                            let q = Pos::new(lat, lng).unwrap();
+                            if g.surely_contains(q) {
+                                claimed += 1;
+                                assert_eq!(q.cell(res), cell, "{q:?} claimed inside {cell}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            claimed > 100_000,
+            "too few points near edges were claimed: {claimed}"
+        );
     }
 
     #[test]
