@@ -1,6 +1,7 @@
 //! The obvious in-process designs geostore is compared with: an R-tree behind a `RwLock` and a
 //! uniform square grid behind a `RwLock`. Both work in a local equirectangular projection (metres
-//! around the city centre), which is what such designs usually do for a city.
+//! around the city centre), which is what such designs usually do for a city, and index dense
+//! ids; `grid_exact.rs` holds the grid to geostore's contract (any id, exact answers).
 
 use parking_lot::RwLock;
 use rstar::RTree;
