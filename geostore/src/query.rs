@@ -96,7 +96,7 @@ struct Search<'a> {
     k: usize,
     filter: Filter,
     /// Candidates and buffers, reused by this thread's next query (see `scratch.rs`).
-    b: Scratch,
+    b: Box<Scratch>,
     /// Where the search starts pruning: the radius, or a tentative guess at the k-th distance
     /// (see `GeoStore::first_limit`), checked by `limit_held` after the pass.
     limit: f64,

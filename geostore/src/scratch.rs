@@ -38,12 +38,12 @@ impl Scratch {
     const KEEP: usize = 1 << 14;
 
     /// This thread's buffers, or new ones (first query, or a query inside a query).
-    pub fn take() -> Self {
-        SCRATCH.with(Cell::take).map(|b| *b).unwrap_or_default()
+    pub fn take() -> Box<Self> {
+        SCRATCH.with(Cell::take).unwrap_or_default()
     }
 
-    /// Empties the buffers and keeps them for this thread's next query.
-    pub fn put_back(mut self) {
+    /// Empties the buffers and keeps them (box and all) for this thread's next query.
+    pub fn put_back(mut self: Box<Self>) {
         fn keep<T>(v: &mut Vec<T>) {
             v.clear();
             if v.capacity() > Scratch::KEEP {
@@ -62,7 +62,7 @@ impl Scratch {
         keep(&mut self.empties);
         keep(&mut self.occupied);
         keep(&mut self.found);
-        SCRATCH.with(|c| c.set(Some(Box::new(self))));
+        SCRATCH.with(|c| c.set(Some(self)));
     }
 }
 
