@@ -335,6 +335,16 @@ pub(crate) fn max_circumradius_m(res: Resolution) -> f64 {
 mod tests {
     use super::*;
 
+    /// Advances the test generator `s` and returns a point with |lat| ≤ `max_lat`.
+    fn next_point(s: &mut u64, max_lat: f64) -> (f64, f64) {
+        *s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let la = ((*s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 * max_lat - max_lat;
+        let lo = ((*s >> 20) % 3_600_000) as f64 / 1e4 - 180.0;
+        (la, lo)
+    }
+
     #[test]
     fn haversine_known_values() {
         // Paris → Shanghai, cross-checked against h3o's own great-circle distance.
@@ -414,11 +424,7 @@ mod tests {
             }
             let mut s = 11u64;
             for _ in 0..2_000 {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let la = ((s >> 11) as f64 / (1u64 << 53) as f64) * 180.0 - 90.0;
-                let lo = ((s >> 20) % 3_600_000) as f64 / 1e4 - 180.0;
+                let (la, lo) = next_point(&mut s, 90.0);
                 cells.push(LatLng::new(la, lo).unwrap().to_cell(res));
             }
             for c in cells {
@@ -439,11 +445,7 @@ mod tests {
         let mut claimed = 0;
         for res in [5u8, 7, 9, 11, 13].map(|r| Resolution::try_from(r).unwrap()) {
             for _ in 0..400 {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let la = ((s >> 11) as f64 / (1u64 << 53) as f64) * 160.0 - 80.0;
-                let lo = ((s >> 20) % 3_600_000) as f64 / 1e4 - 180.0;
+                let (la, lo) = next_point(&mut s, 80.0);
                 let cell = Pos::new(la, lo).unwrap().cell(res);
                 let g = CellGeo::new(cell);
                 if g.n_edges == 0 {
@@ -455,14 +457,15 @@ mod tests {
                     .iter()
                     .map(|v| g.local(v.lat(), v.lng()))
                     .collect();
-                for e in &g.edges[..g.n_edges as usize] {
-                    let (nx, ny) = (f64::from(e[0]), f64::from(e[1]));
-                    // The edge's two vertices: those on its (unshrunk) line.
-                    let on: Vec<&(f64, f64)> = verts
-                        .iter()
-                        .filter(|v| (nx * v.0 + ny * v.1 - (f64::from(e[2]) - margin)).abs() < 0.05)
-                        .collect();
-                    let [a, b] = on[..] else { continue };
+                for (i, &a) in verts.iter().enumerate() {
+                    let b = verts[(i + 1) % verts.len()];
+                    // The edge's unit normal, pointing into the cell (towards its centre, 0, 0).
+                    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+                    let len = (dx * dx + dy * dy).sqrt();
+                    let (mut nx, mut ny) = (-dy / len, dx / len);
+                    if nx * a.0 + ny * a.1 > 0.0 {
+                        (nx, ny) = (-nx, -ny);
+                    }
                     for k in 1..40 {
                         let t = f64::from(k) / 40.0;
                         for inset in [1.02, 1.5, 3.0] {
@@ -493,11 +496,7 @@ mod tests {
         let mut hits = 0;
         for res in [Resolution::Nine, Resolution::Ten, Resolution::Eleven] {
             for _ in 0..20_000 {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let la = ((s >> 11) as f64 / (1u64 << 53) as f64) * 170.0 - 85.0;
-                let lo = ((s >> 20) % 3_600_000) as f64 / 1e4 - 180.0;
+                let (la, lo) = next_point(&mut s, 85.0);
                 let p = Pos::new(la, lo).unwrap();
                 let cell = p.cell(res);
                 let g = CellGeo::new(cell);
