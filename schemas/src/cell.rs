@@ -2,18 +2,18 @@
 
 use std::net::SocketAddr;
 
-use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
+use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
+use crate::Ack;
 use crate::check;
-use crate::codec::{into_body, member, unknown_member, verified_root};
 use crate::enums::{CancelReason, CancelScope, CloseReason, HandoverReason, PingTransport};
+use crate::envelope::envelope;
 use crate::error::Result;
 use crate::fb;
 use crate::limits::{
-    MAX_ADDRESS_BYTES, MAX_CONTROL_MESSAGE_BYTES, MAX_ERROR_MESSAGE_BYTES, MAX_PLACE_NAME_BYTES,
-    MAX_SERVER_NAME_BYTES, MAX_SOCKET_ADDR_BYTES, control_verifier_options,
+    MAX_ADDRESS_BYTES, MAX_ERROR_MESSAGE_BYTES, MAX_PLACE_NAME_BYTES, MAX_SERVER_NAME_BYTES,
+    MAX_SOCKET_ADDR_BYTES,
 };
-use crate::{Ack, frame};
 
 /// Answer to `Hello`: the session is open.
 ///
@@ -421,133 +421,27 @@ impl ErrorMsg {
     }
 }
 
-/// Any cell -> driver control-stream message.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CellBody {
-    /// Session open.
-    HelloAck(HelloAck),
-    /// A delivery offer.
-    Offer(Offer),
-    /// Assignment confirmed.
-    Assignment(Assignment),
-    /// Offer withdrawn or delivery cancelled.
-    Cancellation(Cancellation),
-    /// Reconnect elsewhere.
-    Handover(Handover),
-    /// Acknowledges a driver message.
-    Ack(Ack),
-    /// A request failed, or the connection is closing.
-    ErrorMsg(ErrorMsg),
-}
-
-/// Envelope of every cell -> driver control-stream message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CellMsg {
-    /// The cell's per-connection message number, echoed by the driver's `Ack`.
-    pub seq: u64,
-    /// The message.
-    pub body: CellBody,
-}
-
-impl CellMsg {
-    /// Wraps a body.
-    pub fn new(seq: u64, body: impl Into<CellBody>) -> Self {
-        Self {
-            seq,
-            body: body.into(),
-        }
+envelope! {
+    /// Any cell -> driver control-stream message.
+    pub enum CellBody: fb::CellBody {
+        /// Session open.
+        HelloAck = HelloAck via body_as_hello_ack,
+        /// A delivery offer.
+        Offer = Offer via body_as_offer,
+        /// Assignment confirmed.
+        Assignment = Assignment via body_as_assignment,
+        /// Offer withdrawn or delivery cancelled.
+        Cancellation = Cancellation via body_as_cancellation,
+        /// Reconnect elsewhere.
+        Handover = Handover via body_as_handover,
+        /// Acknowledges a driver message.
+        Ack = Ack via body_as_ack,
+        /// A request failed, or the connection is closing.
+        ErrorMsg = Error via body_as_error,
     }
-
-    /// Encodes the envelope as a bare buffer (no frame header). Resets `fbb` first.
-    /// Does not validate: see [`CellMsg::validate`].
-    pub fn encode<'b>(&self, fbb: &'b mut FlatBufferBuilder<'_>) -> &'b [u8] {
-        fbb.reset();
-        let body = self.write_body(fbb);
-        let root = fb::CellMessage::create(
-            fbb,
-            &fb::CellMessageArgs {
-                seq: self.seq,
-                body_type: self.body_type(),
-                body: Some(body),
-            },
-        );
-        fbb.finish(root, None);
-        fbb.finished_data()
-    }
-
-    /// Appends one frame (header + buffer) for the control stream to `out`.
-    pub fn encode_framed(&self, fbb: &mut FlatBufferBuilder<'_>, out: &mut Vec<u8>) {
-        frame::append(self.encode(fbb), out);
-    }
-
-    /// Encodes into a fresh `Vec` (no frame header).
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut fbb = FlatBufferBuilder::with_capacity(512);
-        self.encode(&mut fbb).to_vec()
-    }
-
-    /// Decodes a frame body: at most [`crate::MAX_CONTROL_MESSAGE_BYTES`], verified with
-    /// [`crate::control_verifier_options`], then validated.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let opts = control_verifier_options();
-        let t = verified_root::<fb::CellMessage>(bytes, MAX_CONTROL_MESSAGE_BYTES, &opts)?;
-        let body = match t.body_type() {
-            fb::CellBody::HelloAck => {
-                CellBody::HelloAck(HelloAck::read(member(t.body_as_hello_ack())?)?)
-            }
-            fb::CellBody::Offer => CellBody::Offer(Offer::read(member(t.body_as_offer())?)?),
-            fb::CellBody::Assignment => {
-                CellBody::Assignment(Assignment::read(member(t.body_as_assignment())?)?)
-            }
-            fb::CellBody::Cancellation => {
-                CellBody::Cancellation(Cancellation::read(member(t.body_as_cancellation())?)?)
-            }
-            fb::CellBody::Handover => {
-                CellBody::Handover(Handover::read(member(t.body_as_handover())?)?)
-            }
-            fb::CellBody::Ack => CellBody::Ack(Ack::read(member(t.body_as_ack())?)?),
-            fb::CellBody::Error => CellBody::ErrorMsg(ErrorMsg::read(member(t.body_as_error())?)?),
-            other => return Err(unknown_member("CellBody", other.0)),
-        };
-        Ok(Self { seq: t.seq(), body })
-    }
-
-    /// The checks [`CellMsg::decode`] applies after verification.
-    pub fn validate(&self) -> Result<()> {
-        match &self.body {
-            CellBody::HelloAck(m) => m.validate(),
-            CellBody::Offer(m) => m.validate(),
-            CellBody::Assignment(m) => m.validate(),
-            CellBody::Cancellation(m) => m.validate(),
-            CellBody::Handover(m) => m.validate(),
-            CellBody::Ack(_) => Ok(()),
-            CellBody::ErrorMsg(m) => m.validate(),
-        }
-    }
-
-    fn body_type(&self) -> fb::CellBody {
-        match &self.body {
-            CellBody::HelloAck(_) => fb::CellBody::HelloAck,
-            CellBody::Offer(_) => fb::CellBody::Offer,
-            CellBody::Assignment(_) => fb::CellBody::Assignment,
-            CellBody::Cancellation(_) => fb::CellBody::Cancellation,
-            CellBody::Handover(_) => fb::CellBody::Handover,
-            CellBody::Ack(_) => fb::CellBody::Ack,
-            CellBody::ErrorMsg(_) => fb::CellBody::Error,
-        }
-    }
-
-    fn write_body(&self, fbb: &mut FlatBufferBuilder<'_>) -> WIPOffset<UnionWIPOffset> {
-        match &self.body {
-            CellBody::HelloAck(m) => m.write(fbb).as_union_value(),
-            CellBody::Offer(m) => m.write(fbb).as_union_value(),
-            CellBody::Assignment(m) => m.write(fbb).as_union_value(),
-            CellBody::Cancellation(m) => m.write(fbb).as_union_value(),
-            CellBody::Handover(m) => m.write(fbb).as_union_value(),
-            CellBody::Ack(m) => m.write(fbb).as_union_value(),
-            CellBody::ErrorMsg(m) => m.write(fbb).as_union_value(),
-        }
+    /// Envelope of every cell -> driver control-stream message.
+    pub struct CellMsg: fb::CellMessage, fb::CellMessageArgs, capacity 512 {
+        /// The cell's per-connection message number, echoed by the driver's `Ack`.
+        seq
     }
 }
-
-into_body!(CellBody: HelloAck, Offer, Assignment, Cancellation, Handover, Ack, ErrorMsg);

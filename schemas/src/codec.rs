@@ -41,15 +41,3 @@ pub(crate) fn unknown_member(field: &'static str, value: u8) -> DecodeError {
         value: u64::from(value),
     }
 }
-
-/// `From<Member> for Body` for each union member type.
-macro_rules! into_body {
-    ($enum:ident: $($ty:ident),+) => {
-        $(impl From<$ty> for $enum {
-            fn from(m: $ty) -> Self {
-                Self::$ty(m)
-            }
-        })+
-    };
-}
-pub(crate) use into_body;

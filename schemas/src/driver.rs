@@ -1,16 +1,14 @@
 //! Driver -> cell messages and their envelope, [`DriverMsg`].
 
-use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
+use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
 use crate::check;
-use crate::codec::{into_body, member, unknown_member, verified_root};
 use crate::enums::{OfferDecision, StatusKind};
+use crate::envelope::envelope;
 use crate::error::Result;
 use crate::fb;
-use crate::limits::{
-    MAX_APP_VERSION_BYTES, MAX_CONTROL_MESSAGE_BYTES, MAX_TOKEN_BYTES, control_verifier_options,
-};
-use crate::{Ack, LocationPing, frame};
+use crate::limits::{MAX_APP_VERSION_BYTES, MAX_TOKEN_BYTES};
+use crate::{Ack, LocationPing};
 
 /// First message on the control stream: authenticate and maybe resume a session.
 ///
@@ -217,120 +215,24 @@ impl OfferResponse {
     }
 }
 
-/// Any driver -> cell control-stream message.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DriverBody {
-    /// Authenticate (first message).
-    Hello(Hello),
-    /// A location ping sent on the stream (when `HelloAck.ping_transport` is `Stream`).
-    LocationPing(LocationPing),
-    /// A status change.
-    StatusChange(StatusChange),
-    /// An answer to an offer.
-    OfferResponse(OfferResponse),
-    /// Acknowledges a cell message.
-    Ack(Ack),
-}
-
-/// Envelope of every driver -> cell control-stream message: one verified decode dispatches
-/// them all.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DriverMsg {
-    /// The driver's per-connection message number, echoed by `Ack` and `ErrorMsg.ref_seq`.
-    pub seq: u64,
-    /// The message.
-    pub body: DriverBody,
-}
-
-impl DriverMsg {
-    /// Wraps a body.
-    pub fn new(seq: u64, body: impl Into<DriverBody>) -> Self {
-        Self {
-            seq,
-            body: body.into(),
-        }
+envelope! {
+    /// Any driver -> cell control-stream message.
+    pub enum DriverBody: fb::DriverBody {
+        /// Authenticate (first message).
+        Hello = Hello via body_as_hello,
+        /// A location ping sent on the stream (when `HelloAck.ping_transport` is `Stream`).
+        LocationPing = LocationPing via body_as_location_ping,
+        /// A status change.
+        StatusChange = StatusChange via body_as_status_change,
+        /// An answer to an offer.
+        OfferResponse = OfferResponse via body_as_offer_response,
+        /// Acknowledges a cell message.
+        Ack = Ack via body_as_ack,
     }
-
-    /// Encodes the envelope as a bare buffer (no frame header). Resets `fbb` first.
-    /// Does not validate: see [`DriverMsg::validate`].
-    pub fn encode<'b>(&self, fbb: &'b mut FlatBufferBuilder<'_>) -> &'b [u8] {
-        fbb.reset();
-        let body = self.write_body(fbb);
-        let root = fb::DriverMessage::create(
-            fbb,
-            &fb::DriverMessageArgs {
-                seq: self.seq,
-                body_type: self.body_type(),
-                body: Some(body),
-            },
-        );
-        fbb.finish(root, None);
-        fbb.finished_data()
-    }
-
-    /// Appends one frame (header + buffer) for the control stream to `out`.
-    pub fn encode_framed(&self, fbb: &mut FlatBufferBuilder<'_>, out: &mut Vec<u8>) {
-        frame::append(self.encode(fbb), out);
-    }
-
-    /// Encodes into a fresh `Vec` (no frame header).
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut fbb = FlatBufferBuilder::with_capacity(256);
-        self.encode(&mut fbb).to_vec()
-    }
-
-    /// Decodes a frame body: at most [`crate::MAX_CONTROL_MESSAGE_BYTES`], verified with
-    /// [`crate::control_verifier_options`], then validated.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let opts = control_verifier_options();
-        let t = verified_root::<fb::DriverMessage>(bytes, MAX_CONTROL_MESSAGE_BYTES, &opts)?;
-        let body = match t.body_type() {
-            fb::DriverBody::Hello => DriverBody::Hello(Hello::read(member(t.body_as_hello())?)?),
-            fb::DriverBody::LocationPing => {
-                DriverBody::LocationPing(LocationPing::read(member(t.body_as_location_ping())?)?)
-            }
-            fb::DriverBody::StatusChange => {
-                DriverBody::StatusChange(StatusChange::read(member(t.body_as_status_change())?)?)
-            }
-            fb::DriverBody::OfferResponse => {
-                DriverBody::OfferResponse(OfferResponse::read(member(t.body_as_offer_response())?)?)
-            }
-            fb::DriverBody::Ack => DriverBody::Ack(Ack::read(member(t.body_as_ack())?)?),
-            other => return Err(unknown_member("DriverBody", other.0)),
-        };
-        Ok(Self { seq: t.seq(), body })
-    }
-
-    /// The checks [`DriverMsg::decode`] applies after verification.
-    pub fn validate(&self) -> Result<()> {
-        match &self.body {
-            DriverBody::Hello(m) => m.validate(),
-            DriverBody::LocationPing(m) => m.validate(),
-            DriverBody::StatusChange(m) => m.validate(),
-            DriverBody::OfferResponse(m) => m.validate(),
-            DriverBody::Ack(_) => Ok(()),
-        }
-    }
-
-    fn body_type(&self) -> fb::DriverBody {
-        match &self.body {
-            DriverBody::Hello(_) => fb::DriverBody::Hello,
-            DriverBody::LocationPing(_) => fb::DriverBody::LocationPing,
-            DriverBody::StatusChange(_) => fb::DriverBody::StatusChange,
-            DriverBody::OfferResponse(_) => fb::DriverBody::OfferResponse,
-            DriverBody::Ack(_) => fb::DriverBody::Ack,
-        }
-    }
-
-    fn write_body(&self, fbb: &mut FlatBufferBuilder<'_>) -> WIPOffset<UnionWIPOffset> {
-        match &self.body {
-            DriverBody::Hello(m) => m.write(fbb).as_union_value(),
-            DriverBody::LocationPing(m) => m.write(fbb).as_union_value(),
-            DriverBody::StatusChange(m) => m.write(fbb).as_union_value(),
-            DriverBody::OfferResponse(m) => m.write(fbb).as_union_value(),
-            DriverBody::Ack(m) => m.write(fbb).as_union_value(),
-        }
+    /// Envelope of every driver -> cell control-stream message: one verified decode dispatches
+    /// them all.
+    pub struct DriverMsg: fb::DriverMessage, fb::DriverMessageArgs, capacity 256 {
+        /// The driver's per-connection message number, echoed by `Ack` and `ErrorMsg.ref_seq`.
+        seq
     }
 }
-
-into_body!(DriverBody: Hello, LocationPing, StatusChange, OfferResponse, Ack);

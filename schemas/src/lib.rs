@@ -47,6 +47,7 @@
 //! - `enums.rs`: [`CloseReason`] (stable codes) and the other closed enums.
 //! - [`frame`]: control-stream framing.
 //! - [`limits`]: byte limits, string bounds and verifier options.
+//! - `envelope.rs`: the macro that writes both envelopes (encode, frame, decode, validate).
 //! - `codec.rs`: the one verified-decode entry point; `check.rs`: semantic checks;
 //!   `error.rs`: [`DecodeError`].
 
@@ -57,6 +58,7 @@ mod check;
 mod codec;
 mod driver;
 mod enums;
+mod envelope;
 mod error;
 pub mod frame;
 pub mod limits;
