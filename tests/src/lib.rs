@@ -24,7 +24,11 @@
 //!   widening the radius and flagging the order delayed, racing accepts.
 //! - `tests/loadgen.rs`: every `loadgen` scenario for a few seconds against real cells
 //!   (needs the `loadgen` binary too), reports and exit statuses checked.
+//! - `architecture`: rules over the source tree read as text (pure libraries stay pure, only
+//!   edge files read the clock, every file has a module comment); `tests/architecture.rs`
+//!   runs them over this repository and over planted violations.
 
+pub mod architecture;
 pub mod client;
 pub mod fixtures;
 pub mod harness;

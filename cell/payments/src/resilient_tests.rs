@@ -1,3 +1,7 @@
+//! Tests of `ResilientGateway` against the sandbox provider, on tokio's paused clock:
+//! retries with jittered backoff, timeouts, no retry of declines, no double charge when an
+//! answer is lost, and the circuit breaker opening, failing fast and recovering.
+
 use super::*;
 use crate::gateway::idempotency_key;
 use crate::sandbox::{PM_DECLINED, PM_FLAKY, PM_TIMEOUT, PM_VISA, SandboxGateway};

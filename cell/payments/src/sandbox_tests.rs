@@ -1,3 +1,7 @@
+//! Tests of the sandbox provider: the payment state machine, idempotent replays, key reuse,
+//! the special cards (declined, flaky, timeout) and outages, since the resilience tests and
+//! the cell rely on it behaving like a real provider.
+
 use super::*;
 use crate::gateway::{Op, idempotency_key};
 use domain::OrderId;

@@ -1,3 +1,7 @@
+//! Tests of the Kubernetes manifest checks, each on a small inline manifest: a good cell
+//! passes, and each kind of mistake (malformed objects, probes, selectors, ports, the FDB
+//! secret, the kustomization list) is reported.
+
 use super::*;
 use crate::OPS_PATHS;
 

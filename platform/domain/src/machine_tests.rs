@@ -1,3 +1,6 @@
+//! Tests of the order state machine: the happy path, who may do what, terminal states, and
+//! properties over random command sequences.
+
 use super::*;
 use crate::ids::{CustomerId, DeliveryId, DriverId, OrderId, RestaurantId};
 use crate::money::Cents;

@@ -1,3 +1,6 @@
+//! Tests of the simulated driver routes: roaming is plausible, `go_to` arrives and stops,
+//! and a seed always gives the same route.
+
 use super::*;
 
 /// Bearing from one point to another, degrees in [0, 360), on the tangent plane.

@@ -1,3 +1,7 @@
+//! Tests specific to the redb backend (the shared `Kv` conformance suite runs too): a
+//! panicking transaction writes nothing, aborts inside a batch commit, reopening, and a
+//! second open of the same directory.
+
 use std::sync::Arc;
 use std::time::Duration;
 
