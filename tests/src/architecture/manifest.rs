@@ -1,0 +1,121 @@
+//! The pure-deps rule: reads the pure libraries' `Cargo.toml` (and the workspace's, for
+//! inherited entries) and reports every normal dependency on a forbidden crate, at its line.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use toml::de::{DeTable, DeValue};
+
+use super::{Report, Rule, Rules, Violation, line_of};
+
+pub(super) fn check_pure_deps(root: &Path, rules: &Rules, report: &mut Report) -> io::Result<()> {
+    let ws_text = fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+    let ws_doc = DeTable::parse(&ws_text).ok();
+    let ws_deps = ws_doc.as_ref().and_then(|d| {
+        table(get(d.get_ref(), "workspace")?)
+            .and_then(|w| get(w, "dependencies"))
+            .and_then(table)
+    });
+    for dir in rules.pure_crates {
+        let manifest = format!("{dir}/Cargo.toml");
+        let Ok(text) = fs::read_to_string(root.join(&manifest)) else {
+            report.notes.push(format!(
+                "{dir}: not present yet, skipped (pure-deps checks it once {manifest} exists)"
+            ));
+            continue;
+        };
+        let doc = DeTable::parse(&text)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{manifest}: {e}")))?;
+        for (section, deps) in dependency_tables(doc.get_ref()) {
+            for (key, spec) in deps {
+                let name = package_name(root, dir, key.get_ref(), spec.get_ref(), ws_deps);
+                if rules.forbidden_deps.contains(&name.as_str()) {
+                    let line = line_of(&text, key.span().start);
+                    report.violations.push(Violation {
+                        file: manifest.clone(),
+                        line,
+                        rule: Rule::PureDeps,
+                        message: format!(
+                            "`{dir}` must stay pure (no runtime, network or storage) but `{section}` \
+                             names `{name}`. Keep that code in a crate at the edge (cell, router, \
+                             platform/service) and pass plain values in; if only tests need \
+                             `{name}`, move it to [dev-dependencies]."
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+type Deps<'a, 'i> = &'a DeTable<'i>;
+
+fn get<'a, 'i>(t: &'a DeTable<'i>, key: &str) -> Option<&'a DeValue<'i>> {
+    t.iter()
+        .find(|(k, _)| k.get_ref() == key)
+        .map(|(_, v)| v.get_ref())
+}
+
+fn table<'a, 'i>(v: &'a DeValue<'i>) -> Option<&'a DeTable<'i>> {
+    v.as_table()
+}
+
+/// `[dependencies]` and every `[target.<cfg>.dependencies]`, with the section's name.
+fn dependency_tables<'a, 'i>(doc: &'a DeTable<'i>) -> Vec<(String, Deps<'a, 'i>)> {
+    let mut out = Vec::new();
+    if let Some(t) = get(doc, "dependencies").and_then(table) {
+        out.push(("[dependencies]".to_string(), t));
+    }
+    if let Some(targets) = get(doc, "target").and_then(table) {
+        for (cfg, v) in targets {
+            if let Some(t) = table(v.get_ref())
+                .and_then(|t| get(t, "dependencies"))
+                .and_then(table)
+            {
+                out.push((format!("[target.'{}'.dependencies]", cfg.get_ref()), t));
+            }
+        }
+    }
+    out
+}
+
+/// The package a dependency entry really names: its `package` key, the workspace entry's
+/// for `workspace = true`, or the `[package] name` found at its `path`.
+fn package_name(
+    root: &Path,
+    crate_dir: &str,
+    key: &str,
+    spec: &DeValue<'_>,
+    ws_deps: Option<&DeTable<'_>>,
+) -> String {
+    let mut name = key.to_string();
+    let mut path = None;
+    let mut read = |t: &DeTable<'_>, base: &Path| {
+        if let Some(p) = get(t, "package").and_then(DeValue::as_str) {
+            name = p.to_string();
+        }
+        if let Some(p) = get(t, "path").and_then(DeValue::as_str) {
+            path = Some(base.join(p));
+        }
+    };
+    if let Some(t) = table(spec) {
+        read(t, &root.join(crate_dir));
+        let inherited = get(t, "workspace").and_then(DeValue::as_bool) == Some(true);
+        if let (true, Some(ws)) = (inherited, ws_deps)
+            && let Some(entry) = get(ws, key)
+            && let Some(t) = table(entry)
+        {
+            read(t, root);
+        }
+    }
+    let declared = path
+        .and_then(|p| fs::read_to_string(p.join("Cargo.toml")).ok())
+        .and_then(|text| {
+            let doc = DeTable::parse(&text).ok()?;
+            let package = table(get(doc.get_ref(), "package")?)?;
+            get(package, "name")?.as_str().map(str::to_string)
+        });
+    declared.unwrap_or(name)
+}
