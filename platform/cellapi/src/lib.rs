@@ -16,7 +16,7 @@
 //!   Entries are generic: the cell reads typed catalog records, the router passes them through
 //!   unparsed as [`RawJson`].
 //!
-//! Both sides' tests pin the JSON field names, so a renamed field fails here first.
+//! The tests pin the JSON field names each side relies on, so a renamed field fails here first.
 
 pub mod paths;
 mod regions;
