@@ -4,11 +4,11 @@
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::dispatch::Dispatch;
-use crate::http::cellops::QuicInfo;
 use crate::orders::service::OrderService;
 use crate::tracking::Tracker;
 use arc_swap::ArcSwap;
 use catalog::Catalog;
+use cellapi::QuicInfo;
 use cellmap::CellMap;
 use domain::UnixMs;
 use std::sync::{Arc, OnceLock};

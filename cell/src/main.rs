@@ -115,7 +115,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let cell_id = cfg.cell.id;
     let name = cfg.cell.name.clone();
     let app = cell::server::build(cfg, Arc::new(SystemClock), Some(metrics)).await?;
-    app.set_quic_info(cell::http::cellops::QuicInfo {
+    app.set_quic_info(cellapi::QuicInfo {
         addr: gateway.local_addr().to_string(),
         server_name: gateway.server_name().to_string(),
         ca_pem: gateway

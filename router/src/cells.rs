@@ -1,11 +1,11 @@
 //! The router's client for the cells' admin API (status, regions, export/import, map push),
-//! authenticated with a short-lived admin token signed with the shared secret.
+//! authenticated with a short-lived admin token signed with the shared secret. The wire types
+//! and paths are the cells' own, from `cellapi`.
 
 use auth::{JwtKeys, Principal};
+use cellapi::{CellStatus, ExportPage, ExportQuery, ImportRequest, MapAck, RegionsResponse, paths};
 use cellmap::{CellMap, RegionKey};
 use domain::UnixMs;
-use serde::Deserialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -21,39 +21,10 @@ pub enum CellCallError {
     },
 }
 
-/// `GET /api/v1/admin/status` of a cell.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CellStatus {
-    pub cell_id: u16,
-    pub name: String,
-    pub map_version: u64,
-    pub active_orders: u64,
-    pub drivers_online: u64,
-    pub restaurants: u64,
-    pub quic: Option<QuicInfo>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct QuicInfo {
-    pub addr: String,
-    pub server_name: String,
-    pub ca_pem: Option<String>,
-    pub fingerprint: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct ExportPage {
-    restaurants: Vec<Value>,
-    next_after: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RegionsResponse {
-    regions: BTreeMap<RegionKey, u64>,
-}
-
-/// Restaurants per export/import page.
+/// Restaurants per export/import page. A page is ~1 MiB (a restaurant with its menu is
+/// ~17 KiB), under the cells' [`cellapi::MAX_ADMIN_BODY_BYTES`].
 const COPY_PAGE: usize = 50;
+const _: () = assert!(COPY_PAGE <= cellapi::MAX_EXPORT_PAGE);
 
 #[derive(Clone)]
 pub struct CellClient {
@@ -121,13 +92,13 @@ impl CellClient {
     }
 
     pub async fn status(&self, addr: &str) -> Result<CellStatus, CellCallError> {
-        let url = format!("http://{addr}/api/v1/admin/status");
+        let url = format!("http://{addr}{}", paths::STATUS);
         self.json(addr, self.http.get(url)).await
     }
 
     /// Regions the cell holds restaurants in, with counts.
     pub async fn regions(&self, addr: &str) -> Result<BTreeMap<RegionKey, u64>, CellCallError> {
-        let url = format!("http://{addr}/api/v1/admin/regions");
+        let url = format!("http://{addr}{}", paths::REGIONS);
         let r: RegionsResponse = self.json(addr, self.http.get(url)).await?;
         Ok(r.regions)
     }
@@ -140,24 +111,26 @@ impl CellClient {
         from: &str,
         to: &str,
     ) -> Result<u64, CellCallError> {
-        let mut after = String::new();
+        let mut query = ExportQuery {
+            after: None,
+            limit: Some(COPY_PAGE),
+        };
         let mut copied = 0;
         loop {
-            // Restaurant ids are decimal: no escaping needed. A page is ~1 MiB (a restaurant with
-            // its menu is ~17 KiB), under the cells' 32 MiB admin request limit.
-            let url = format!(
-                "http://{from}/api/v1/admin/regions/{region}/export?after={after}&limit={COPY_PAGE}"
-            );
+            let url = format!("http://{from}{}", paths::region_export(region, &query));
+            // Entries stay raw JSON: the router copies them without reading them.
             let page: ExportPage = self.json(from, self.http.get(url)).await?;
             if !page.restaurants.is_empty() {
                 let n = page.restaurants.len() as u64;
-                let url = format!("http://{to}/api/v1/admin/regions/{region}/import");
-                let body = serde_json::json!({ "restaurants": page.restaurants });
+                let url = format!("http://{to}{}", paths::region_import(region));
+                let body = ImportRequest {
+                    restaurants: page.restaurants,
+                };
                 self.call(to, self.http.post(url).json(&body)).await?;
                 copied += n;
             }
             match page.next_after {
-                Some(a) => after = a,
+                Some(a) => query.after = Some(a),
                 None => return Ok(copied),
             }
         }
@@ -165,12 +138,8 @@ impl CellClient {
 
     /// Pushes the map; returns the version the cell holds afterwards.
     pub async fn push_map(&self, addr: &str, map: &CellMap) -> Result<u64, CellCallError> {
-        #[derive(Deserialize)]
-        struct Ack {
-            version: u64,
-        }
-        let url = format!("http://{addr}/api/v1/admin/cellmap");
-        let ack: Ack = self.json(addr, self.http.put(url).json(map)).await?;
+        let url = format!("http://{addr}{}", paths::CELL_MAP);
+        let ack: MapAck = self.json(addr, self.http.put(url).json(map)).await?;
         Ok(ack.version)
     }
 }

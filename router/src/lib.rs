@@ -7,10 +7,13 @@
 //! - `mapstore.rs`: the map and its audit log in the store (redb here, FoundationDB in prod).
 //! - `proxy.rs`: HTTP forwarding over pooled keep-alive connections, WebSocket splicing.
 //! - `limit.rs`: per-IP and per-token token buckets.
-//! - `cells.rs`: the client for the cells' admin API; `ops.rs`: add / move / drain / remove.
+//! - `cells.rs`: the client for the cells' admin API; its wire types and paths are the
+//!   cells' own, from the `cellapi` crate.
+//! - `ops/`: cell operations through [`ops::Control`]: `add.rs`, `move_region.rs`, `drain.rs`,
+//!   `remove.rs`, one per operation.
 //! - `health.rs`: health checks, map pushes and map refresh loops.
 //! - `server.rs` + `admin.rs`: the HTTP service; `boot.rs`: wiring and listeners (TLS).
-//! - `config.rs`: the typed configuration.
+//! - `config.rs`: the typed configuration; `testing.rs`: unit-test fixtures (test builds only).
 
 pub mod admin;
 pub mod boot;
@@ -25,3 +28,5 @@ pub mod proxy;
 pub mod route;
 pub mod server;
 pub mod table;
+#[cfg(test)]
+mod testing;

@@ -129,20 +129,11 @@ fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cellmap::{CellInfo, CellState, RegionKey};
+    use cellmap::{CellInfo, RegionKey};
     use domain::{CellId, RegionId};
 
     fn info(n: u32) -> CellInfo {
-        CellInfo {
-            id: CellId::new(n).unwrap(),
-            name: format!("c{n}"),
-            http: "127.0.0.1:1".into(),
-            quic: None,
-            quic_server_name: None,
-            quic_ca_pem: None,
-            quic_fingerprint: None,
-            state: CellState::Active,
-        }
+        crate::testing::cell_info(n, &format!("c{n}"))
     }
 
     #[tokio::test]

@@ -192,16 +192,7 @@ mod tests {
     #[test]
     fn resolves_and_keeps_health_across_versions() {
         let region = RegionId::from_latlng(52.5, 13.4).unwrap();
-        let info = CellInfo {
-            id: CellId::new(1).unwrap(),
-            name: "berlin".into(),
-            http: "127.0.0.1:1".into(),
-            quic: None,
-            quic_server_name: None,
-            quic_ca_pem: None,
-            quic_fingerprint: None,
-            state: CellState::Active,
-        };
+        let info = crate::testing::cell_info(1, "berlin");
         let m1 = CellMap::default()
             .apply(&Change::AddCell {
                 cell: info.clone(),

@@ -1,11 +1,17 @@
-//! Admin-only operational views of the cell (JSON under `/api/v1/admin`).
+//! Admin-only endpoints of the cell (JSON under `/api/v1/admin`), except region moves
+//! (`regions.rs`): the cell's status and load and the cell-map push, both for the router, and
+//! per-driver ping counts, for load generators.
+//!
+//! The status and map-push wire types and paths are the router's too: they live in `cellapi`.
 
 use super::dto::ErrorBody;
 use super::error::ApiError;
-use super::extract::{AppQuery, Auth};
+use super::extract::{AppJson, AppQuery, Auth};
 use crate::app::App;
 use crate::auth::Principal;
 use axum::extract::State;
+use cellapi::{CellStatus, MapAck};
+use cellmap::CellMap;
 use domain::DriverId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -13,7 +19,55 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(super) fn routes() -> OpenApiRouter<App> {
-    OpenApiRouter::new().routes(routes!(pings))
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(put_cellmap))
+        .routes(routes!(pings))
+        // A whole cell map can outgrow the public API's request limit; inner to the
+        // router-wide limit, so it wins for these routes.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            cellapi::MAX_ADMIN_BODY_BYTES,
+        ))
+}
+
+pub(super) fn require_admin(who: &Principal) -> Result<(), ApiError> {
+    match who {
+        Principal::Admin => Ok(()),
+        _ => Err(ApiError::Forbidden("admin role required".into())),
+    }
+}
+
+#[utoipa::path(get, path = cellapi::paths::STATUS, security(("bearer" = [])),
+    responses((status = 200, body = CellStatus), (status = 403, body = ErrorBody)))]
+async fn status(
+    State(app): State<App>,
+    Auth(who): Auth,
+) -> Result<axum::Json<CellStatus>, ApiError> {
+    require_admin(&who)?;
+    let active = crate::orders::repo::count_active(&**app.kv())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(CellStatus {
+        cell_id: app.config().cell.id as u16,
+        name: app.config().cell.name.clone(),
+        map_version: app.cell_map().version,
+        active_orders: active,
+        drivers_online: app.dispatch().geo().len() as u64,
+        restaurants: app.catalog().len() as u64,
+        quic: app.quic_info().cloned(),
+    }))
+}
+
+#[utoipa::path(put, path = cellapi::paths::CELL_MAP, request_body(content = Object), security(("bearer" = [])),
+    responses((status = 200, body = MapAck), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn put_cellmap(
+    State(app): State<App>,
+    Auth(who): Auth,
+    AppJson(map): AppJson<CellMap>,
+) -> Result<axum::Json<MapAck>, ApiError> {
+    require_admin(&who)?;
+    let version = app.set_cell_map(map);
+    Ok(axum::Json(MapAck { version }))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -3,15 +3,27 @@
 //! Only this module knows HTTP status codes: handlers return [`ApiError`], mapped once in
 //! `error.rs`. Routes are registered through `utoipa-axum`, so the OpenAPI document served
 //! at `/api/v1/openapi.json` is generated from the same handlers that serve the requests.
+//!
+//! # Layout
+//! - `restaurants.rs`, `orders.rs`, `drivers.rs`: the public API, by party.
+//! - `admin.rs`: admin-only endpoints: the cell's status and the cell-map push (the router
+//!   calls both) and per-driver ping counts (load generators read them).
+//! - `regions.rs`: region moves, admin-only: the regions held, export and import pages.
+//! - `ops.rs`: `/live`, `/ready`, `/metrics`, the OpenAPI document, the demo token endpoint.
+//! - `dto.rs`: request and response bodies of the public API; `error.rs`: [`ApiError`] and
+//!   its status mapping; `extract.rs`: extractors that answer rejections as [`ApiError`].
+//!
+//! The admin contract with the router (status, regions, export/import, map push: wire types,
+//! paths, limits) lives in the `cellapi` crate, which the router's client uses too.
 
 mod admin;
-pub mod cellops;
 mod drivers;
 pub mod dto;
 pub mod error;
 pub mod extract;
 mod ops;
 mod orders;
+mod regions;
 mod restaurants;
 
 use crate::app::App;
@@ -64,7 +76,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(orders::routes())
         .merge(drivers::routes())
         .merge(admin::routes())
-        .merge(cellops::routes())
+        .merge(regions::routes())
         .split_for_parts()
 }
 
