@@ -2,14 +2,13 @@
 //! the geostore, matching orders to drivers (Flow 2), and drivers' progress through a
 //! delivery. The QUIC gateway and the REST driver endpoints call the same methods here.
 //!
-//! Matching decisions are made by the sans-IO [`matcher::Matcher`]; this module only feeds it
-//! candidates and time and carries out what it asks. Assignment itself is a store
+//! Matching decisions are made by the sans-IO [`matching::machine::Matcher`]; the async
+//! `matching::task` only feeds it candidates and time and carries out what it asks. Assignment itself is a store
 //! transaction ([`crate::orders::repo::assign_driver`]) so no race can give an order two
 //! drivers or a driver two orders.
 
 pub mod handover;
-pub mod matcher;
-mod matching;
+pub mod matching;
 pub mod pings;
 pub mod port;
 
@@ -18,7 +17,7 @@ use crate::orders::service::{OrderError, OrderService};
 use crate::tracking::Tracker;
 use domain::{Actor, Command, DeliveryId, DriverId, Order, OrderId, OrderStatus, UnixMs};
 use geostore::{DriverState, GeoStore};
-use matcher::{MatchConfig, Matcher};
+use matching::machine::{self, MatchConfig, Matcher};
 use parking_lot::{Mutex, RwLock};
 use pings::{Fix, Ledger, Outcome, PingCounters, PingLimits, PingRejection, SessionSeq};
 use schemas::{Assignment, CellBody};
@@ -457,8 +456,8 @@ impl Dispatch {
             let mut st = self.state.lock();
             match st.matcher.accept(driver, delivery, now) {
                 Ok(o) => o,
-                Err(matcher::MatchError::Expired) => return Err(DispatchError::OfferExpired),
-                Err(matcher::MatchError::NoSuchOffer) => {
+                Err(machine::MatchError::Expired) => return Err(DispatchError::OfferExpired),
+                Err(machine::MatchError::NoSuchOffer) => {
                     return Err(DispatchError::UnknownDelivery(delivery));
                 }
             }

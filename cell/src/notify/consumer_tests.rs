@@ -7,10 +7,8 @@
 use super::receiver::Receiver;
 use super::{CONSUMER, Overload, PushProvider, WebhookPush, WebhookSettings, run};
 use crate::events::load_cursor;
-use domain::order::Address;
 use domain::{
-    Cents, CustomerId, DriverId, EventKind, KitchenStage, Order, OrderEvent, OrderId, OrderStatus,
-    PaymentState, RestaurantId, UnixMs,
+    CustomerId, DriverId, EventKind, Order, OrderEvent, OrderId, OrderStatus, RestaurantId, UnixMs,
 };
 use std::path::Path;
 use std::sync::Arc;

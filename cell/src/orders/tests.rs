@@ -4,10 +4,10 @@
 
 use super::{keys, repo};
 use domain::machine::decide;
-use domain::order::{Address, OrderEvent};
+use domain::order::OrderEvent;
 use domain::{
-    Actor, Cents, Command, CustomerId, DeliveryId, DriverId, KitchenStage, Order, OrderId,
-    OrderStatus, PaymentState, RestaurantId, UnixMs,
+    Actor, Command, CustomerId, DeliveryId, DriverId, Order, OrderId, OrderStatus, RestaurantId,
+    UnixMs,
 };
 use proptest::prelude::*;
 use std::sync::Arc;

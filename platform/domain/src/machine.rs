@@ -430,16 +430,18 @@ fn may_follow(from: OrderStatus, to: OrderStatus) -> bool {
         Preparing => matches!(to, Preparing | ReadyForPickup | DriverAssigned | Cancelled),
         ReadyForPickup => matches!(to, ReadyForPickup | DriverAssigned | Cancelled),
         // Unassigning returns to the status the kitchen's progress implies.
-        DriverAssigned | DriverAtRestaurant => matches!(
-            to,
-            DriverAssigned
-                | DriverAtRestaurant
-                | PickedUp
-                | Confirmed
-                | Preparing
-                | ReadyForPickup
-                | Cancelled
-        ) && !(from == DriverAtRestaurant && to == DriverAssigned),
+        DriverAssigned | DriverAtRestaurant => {
+            matches!(
+                to,
+                DriverAssigned
+                    | DriverAtRestaurant
+                    | PickedUp
+                    | Confirmed
+                    | Preparing
+                    | ReadyForPickup
+                    | Cancelled
+            ) && !(from == DriverAtRestaurant && to == DriverAssigned)
+        }
         PickedUp => matches!(to, Delivering | Delivered),
         Delivering => matches!(to, Delivered),
         Delivered | Cancelled => false,
