@@ -4,7 +4,8 @@
 use crate::app::{App, Clock};
 use crate::config::Config;
 use crate::dispatch::Dispatch;
-use crate::orders::service::OrderService;
+use crate::orders::{Orders, Pricing};
+use crate::ownership::Ownership;
 use crate::tracking::Tracker;
 use catalog::Catalog;
 use domain::EventKind;
@@ -75,7 +76,7 @@ pub async fn build(
 ) -> Result<App, StartError> {
     config.validate()?;
     let kv = open_store(&config)?;
-    let catalog = Catalog::load(kv.clone()).await?;
+    let catalog = Arc::new(Catalog::load(kv.clone()).await?);
     let seeded = seed_demo(&config, &catalog).await?;
     if seeded > 0 {
         tracing::info!(restaurants = seeded, city = %config.demo.city_name, "seeded demo catalog");
@@ -83,12 +84,18 @@ pub async fn build(
     let gateway = Arc::new(payments::gateway_from_config(&config.payments)?);
     let cell = CellId::new(config.cell.id)
         .map_err(|e| crate::config::ConfigError::Invalid(vec![e.to_string()]))?;
-    let orders = Arc::new(OrderService::new(
+    let ownership = Arc::new(Ownership::new(config.cell.id));
+    let orders = Arc::new(Orders::new(
         kv.clone(),
         log_id(&config),
         SnowflakeGen::new(cell),
         gateway,
         config.cell.currency.clone(),
+        Pricing {
+            catalog: catalog.clone(),
+            config: config.pricing.clone(),
+        },
+        ownership.clone(),
     ));
     let tracker = Arc::new(Tracker::new(
         config.tracking.clone(),
@@ -104,7 +111,7 @@ pub async fn build(
     ));
     dispatch.recover(clock.now()).await?;
     Ok(App::new(
-        config, kv, catalog, orders, dispatch, tracker, clock, metrics,
+        config, kv, catalog, orders, dispatch, tracker, ownership, clock, metrics,
     ))
 }
 

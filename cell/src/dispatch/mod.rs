@@ -13,7 +13,7 @@ pub mod pings;
 pub mod port;
 
 use crate::orders::repo::{self, RepoError};
-use crate::orders::service::{OrderError, OrderService};
+use crate::orders::{OrderError, Orders};
 use crate::tracking::Tracker;
 use domain::{Actor, Command, DeliveryId, DriverId, Order, OrderId, OrderStatus, UnixMs};
 use geostore::{DriverState, GeoStore};
@@ -128,7 +128,7 @@ struct State {
 pub struct Dispatch {
     cfg: DispatchConfig,
     geo: Arc<GeoStore>,
-    orders: Arc<OrderService>,
+    orders: Arc<Orders>,
     tracker: Arc<Tracker>,
     state: Mutex<State>,
     /// Driver → the order they carry: read on every ping to fan out locations.
@@ -147,7 +147,7 @@ impl Dispatch {
     pub fn new(
         cfg: DispatchConfig,
         geo: Arc<GeoStore>,
-        orders: Arc<OrderService>,
+        orders: Arc<Orders>,
         tracker: Arc<Tracker>,
     ) -> Self {
         Self {
