@@ -1,5 +1,6 @@
 //! Startup and shutdown of a cell: open the store, load (or seed) the catalog, build the
-//! payment gateway and the order service, serve HTTP until `shutdown` resolves.
+//! payment gateway and the order flows (`orders::Orders`), serve HTTP until `shutdown`
+//! resolves.
 
 use crate::app::{App, Clock};
 use crate::config::Config;
@@ -68,7 +69,7 @@ async fn seed_demo(config: &Config, catalog: &Catalog) -> Result<usize, StartErr
     Ok(catalog.import(data).await?)
 }
 
-/// Builds the application from config: store, catalog, payments, order service.
+/// Builds the application from config: store, catalog, payments, order flows, dispatch.
 pub async fn build(
     config: Config,
     clock: Arc<dyn Clock>,

@@ -35,7 +35,7 @@ fn ev(kind: EventKind, order: u64) -> OrderEvent {
     }
 }
 
-/// Appends `events` in one transaction, as the order service does.
+/// Appends `events` in one transaction, as the order repository does.
 async fn append(kv: &dyn Kv, events: Vec<OrderEvent>) {
     let payloads: Arc<Vec<Vec<u8>>> = Arc::new(
         events
