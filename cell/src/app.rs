@@ -4,9 +4,9 @@
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::dispatch::Dispatch;
-use crate::orders::service::OrderService;
+use crate::orders::Orders;
+use crate::ownership::Ownership;
 use crate::tracking::Tracker;
-use arc_swap::ArcSwap;
 use catalog::Catalog;
 use cellapi::QuicInfo;
 use cellmap::CellMap;
@@ -34,15 +34,16 @@ pub struct App(Arc<Inner>);
 struct Inner {
     config: Config,
     kv: Arc<dyn Kv>,
-    catalog: Catalog,
-    orders: Arc<OrderService>,
+    catalog: Arc<Catalog>,
+    orders: Arc<Orders>,
     dispatch: Arc<Dispatch>,
     tracker: Arc<Tracker>,
     jwt: JwtKeys,
     clock: Arc<dyn Clock>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// The router's latest cell map (version 0 until one is pushed).
-    cell_map: ArcSwap<CellMap>,
+    /// The router's latest cell map (version 0 until one is pushed), shared with the order
+    /// flows, which refuse orders of regions that moved away.
+    ownership: Arc<Ownership>,
     /// The QUIC gateway's address and identity, once it is bound.
     quic: OnceLock<QuicInfo>,
 }
@@ -52,10 +53,11 @@ impl App {
     pub fn new(
         config: Config,
         kv: Arc<dyn Kv>,
-        catalog: Catalog,
-        orders: Arc<OrderService>,
+        catalog: Arc<Catalog>,
+        orders: Arc<Orders>,
         dispatch: Arc<Dispatch>,
         tracker: Arc<Tracker>,
+        ownership: Arc<Ownership>,
         clock: Arc<dyn Clock>,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> App {
@@ -70,7 +72,7 @@ impl App {
             jwt,
             clock,
             metrics,
-            cell_map: ArcSwap::from_pointee(CellMap::default()),
+            ownership,
             quic: OnceLock::new(),
         }))
     }
@@ -84,7 +86,7 @@ impl App {
     pub fn catalog(&self) -> &Catalog {
         &self.0.catalog
     }
-    pub fn orders(&self) -> &Arc<OrderService> {
+    pub fn orders(&self) -> &Arc<Orders> {
         &self.0.orders
     }
     pub fn dispatch(&self) -> &Arc<Dispatch> {
@@ -108,32 +110,12 @@ impl App {
 
     /// The cell map the router pushed last (empty, version 0, before the first push).
     pub fn cell_map(&self) -> Arc<CellMap> {
-        self.0.cell_map.load_full()
+        self.0.ownership.map()
     }
 
-    /// Keeps `map` unless a newer one is already held (pushes can race); returns the version
-    /// now held.
+    /// Keeps `map` unless a newer one is already held; returns the version now held.
     pub fn set_cell_map(&self, map: CellMap) -> u64 {
-        let map = Arc::new(map);
-        let held = self.0.cell_map.rcu(|cur| {
-            if map.version > cur.version {
-                map.clone()
-            } else {
-                cur.clone()
-            }
-        });
-        let version = held.version.max(map.version);
-        metrics::gauge!("cell_map_version").set(version as f64);
-        version
-    }
-
-    /// Whether another cell owns `region` in the current map (never true without a map).
-    pub fn owned_elsewhere(&self, region: domain::RegionId) -> Option<cellmap::CellInfo> {
-        let map = self.0.cell_map.load();
-        let me = self.0.config.cell.id;
-        map.owner(region)
-            .filter(|c| u32::from(c.id.get()) != me)
-            .cloned()
+        self.0.ownership.set_map(map)
     }
 
     pub fn set_quic_info(&self, info: QuicInfo) {

@@ -1,16 +1,20 @@
 //! A city cell: one process serving a region. The REST API (customers, restaurants), the
-//! order service with payments, the catalog, and (next) the QUIC driver gateway, matching,
+//! order flows with payments, the catalog, and (next) the QUIC driver gateway, matching,
 //! tracking and notifications.
 //!
 //! # Layout
 //! - `config`: the typed [`config::Config`], loaded once (embedded defaults, file, flags).
 //! - `app`: [`app::App`], the shared state handlers use, and the [`app::Clock`] seam.
 //! - `auth`: JWT bearer tokens and the [`auth::Principal`] they speak for.
-//! - `orders`: key layout, the transactional repository, and the order service (payments
-//!   around state-machine transitions).
+//! - `orders`: key layout, the transactional repository, and [`orders::Orders`], the order
+//!   flows: placement (replay, pricing, region check, payment, create) in `orders::place`,
+//!   transitions with their payment effects in `orders::transition`. HTTP only parses and
+//!   maps errors; any other caller (a simulator) takes the same path.
+//! - `ownership`: [`ownership::Ownership`], the router's latest cell map: who owns a region.
 //! - `http`: the REST API, its one error type, extractors, DTOs, ops endpoints, OpenAPI.
-//! - `dispatch`: driver sessions, GPS pings into the geostore, matching (sans-IO
-//!   `dispatch::matcher`), delivery progress. The QUIC gateway and REST call the same methods.
+//! - `dispatch`: driver sessions, GPS pings into the geostore, matching (the sans-IO
+//!   `dispatch::matching::machine`, fed by the async `dispatch::matching::task`), delivery
+//!   progress. The QUIC gateway and REST call the same methods.
 //! - `tracking`: the fan-out hub, ETA updates and the WebSocket endpoints.
 //! - `events`: event-log consumers with durable or live cursors.
 //! - `server`: startup (store, catalog, demo seed, payments, recovery) and serving.
@@ -24,5 +28,6 @@ pub mod gateway;
 pub mod http;
 pub mod notify;
 pub mod orders;
+pub mod ownership;
 pub mod server;
 pub mod tracking;

@@ -1,10 +1,12 @@
 //! Startup and shutdown of a cell: open the store, load (or seed) the catalog, build the
-//! payment gateway and the order service, serve HTTP until `shutdown` resolves.
+//! payment gateway and the order flows (`orders::Orders`), serve HTTP until `shutdown`
+//! resolves.
 
 use crate::app::{App, Clock};
 use crate::config::Config;
 use crate::dispatch::Dispatch;
-use crate::orders::service::OrderService;
+use crate::orders::{Orders, Pricing};
+use crate::ownership::Ownership;
 use crate::tracking::Tracker;
 use catalog::Catalog;
 use domain::EventKind;
@@ -67,7 +69,7 @@ async fn seed_demo(config: &Config, catalog: &Catalog) -> Result<usize, StartErr
     Ok(catalog.import(data).await?)
 }
 
-/// Builds the application from config: store, catalog, payments, order service.
+/// Builds the application from config: store, catalog, payments, order flows, dispatch.
 pub async fn build(
     config: Config,
     clock: Arc<dyn Clock>,
@@ -75,7 +77,7 @@ pub async fn build(
 ) -> Result<App, StartError> {
     config.validate()?;
     let kv = open_store(&config)?;
-    let catalog = Catalog::load(kv.clone()).await?;
+    let catalog = Arc::new(Catalog::load(kv.clone()).await?);
     let seeded = seed_demo(&config, &catalog).await?;
     if seeded > 0 {
         tracing::info!(restaurants = seeded, city = %config.demo.city_name, "seeded demo catalog");
@@ -83,12 +85,18 @@ pub async fn build(
     let gateway = Arc::new(payments::gateway_from_config(&config.payments)?);
     let cell = CellId::new(config.cell.id)
         .map_err(|e| crate::config::ConfigError::Invalid(vec![e.to_string()]))?;
-    let orders = Arc::new(OrderService::new(
+    let ownership = Arc::new(Ownership::new(config.cell.id));
+    let orders = Arc::new(Orders::new(
         kv.clone(),
         log_id(&config),
         SnowflakeGen::new(cell),
         gateway,
         config.cell.currency.clone(),
+        Pricing {
+            catalog: catalog.clone(),
+            config: config.pricing.clone(),
+        },
+        ownership.clone(),
     ));
     let tracker = Arc::new(Tracker::new(
         config.tracking.clone(),
@@ -104,7 +112,7 @@ pub async fn build(
     ));
     dispatch.recover(clock.now()).await?;
     Ok(App::new(
-        config, kv, catalog, orders, dispatch, tracker, clock, metrics,
+        config, kv, catalog, orders, dispatch, tracker, ownership, clock, metrics,
     ))
 }
 

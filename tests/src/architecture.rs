@@ -104,7 +104,7 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
         "dispatch: stamps a ping on entry for the ping-to-WebSocket latency metric only",
     ),
     (
-        "cell/src/dispatch/matching.rs",
+        "cell/src/dispatch/matching/task.rs",
         "matcher task: times a match attempt for a metric only; decisions use the `now` passed in",
     ),
     (
@@ -136,7 +136,7 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
         "issues the router's short-lived admin token for calls to cells",
     ),
     (
-        "router/src/ops.rs",
+        "router/src/ops/mod.rs",
         "admin operation: stamps the cell-map audit entry with the commit time",
     ),
 ];

@@ -2,23 +2,22 @@
 //! the geostore, matching orders to drivers (Flow 2), and drivers' progress through a
 //! delivery. The QUIC gateway and the REST driver endpoints call the same methods here.
 //!
-//! Matching decisions are made by the sans-IO [`matcher::Matcher`]; this module only feeds it
-//! candidates and time and carries out what it asks. Assignment itself is a store
+//! Matching decisions are made by the sans-IO [`matching::machine::Matcher`]; the async
+//! `matching::task` only feeds it candidates and time and carries out what it asks. Assignment itself is a store
 //! transaction ([`crate::orders::repo::assign_driver`]) so no race can give an order two
 //! drivers or a driver two orders.
 
 pub mod handover;
-pub mod matcher;
-mod matching;
+pub mod matching;
 pub mod pings;
 pub mod port;
 
 use crate::orders::repo::{self, RepoError};
-use crate::orders::service::{OrderError, OrderService};
+use crate::orders::{OrderError, Orders};
 use crate::tracking::Tracker;
 use domain::{Actor, Command, DeliveryId, DriverId, Order, OrderId, OrderStatus, UnixMs};
 use geostore::{DriverState, GeoStore};
-use matcher::{MatchConfig, Matcher};
+use matching::machine::{self, MatchConfig, Matcher};
 use parking_lot::{Mutex, RwLock};
 use pings::{Fix, Ledger, Outcome, PingCounters, PingLimits, PingRejection, SessionSeq};
 use schemas::{Assignment, CellBody};
@@ -129,7 +128,7 @@ struct State {
 pub struct Dispatch {
     cfg: DispatchConfig,
     geo: Arc<GeoStore>,
-    orders: Arc<OrderService>,
+    orders: Arc<Orders>,
     tracker: Arc<Tracker>,
     state: Mutex<State>,
     /// Driver → the order they carry: read on every ping to fan out locations.
@@ -148,7 +147,7 @@ impl Dispatch {
     pub fn new(
         cfg: DispatchConfig,
         geo: Arc<GeoStore>,
-        orders: Arc<OrderService>,
+        orders: Arc<Orders>,
         tracker: Arc<Tracker>,
     ) -> Self {
         Self {
@@ -457,8 +456,8 @@ impl Dispatch {
             let mut st = self.state.lock();
             match st.matcher.accept(driver, delivery, now) {
                 Ok(o) => o,
-                Err(matcher::MatchError::Expired) => return Err(DispatchError::OfferExpired),
-                Err(matcher::MatchError::NoSuchOffer) => {
+                Err(machine::MatchError::Expired) => return Err(DispatchError::OfferExpired),
+                Err(machine::MatchError::NoSuchOffer) => {
                     return Err(DispatchError::UnknownDelivery(delivery));
                 }
             }

@@ -6,7 +6,7 @@ use super::{DispatchError, DriverLink, DriverUpdate};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::gateway::{DriverPort, PingRejected, PingSink, Session};
-use crate::orders::service::OrderError;
+use crate::orders::OrderError;
 use domain::{DeliveryId, DriverId};
 use futures::future::BoxFuture;
 use schemas::{

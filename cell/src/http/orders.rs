@@ -1,5 +1,8 @@
 //! Customer ordering (seed 5.3, 5.4 and Flow 1): quote, place with an idempotency key,
 //! read one order, order history, cancel.
+//!
+//! Handlers parse the request into typed values and map errors to [`ApiError`]; the flows
+//! themselves (pricing, placement, transitions) are [`crate::orders::Orders`]'.
 
 use super::dto::*;
 use super::error::ApiError;
@@ -7,13 +10,13 @@ use super::extract::{AppJson, AppPath, AppQuery, Auth};
 use super::restaurants::parse_restaurant;
 use crate::app::App;
 use crate::auth::Principal;
-use crate::orders::service::{Draft, OrderError};
+use crate::orders::{OrderError, PlaceError, PlaceOrder, Placed};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use catalog::{CartError, CartLine, CartRequest, PricedCart};
+use catalog::{CartError, CartLine, CartRequest};
 use domain::order::Address;
-use domain::{Command, CustomerId, MenuItemId, Order, OrderId, UnixMs};
+use domain::{Command, CustomerId, MenuItemId, Order, OrderId, RestaurantId, UnixMs};
 use payments::PaymentError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -34,6 +37,22 @@ pub(super) fn order_error(e: OrderError) -> ApiError {
     match e {
         OrderError::Repo(r) => r.into(),
         OrderError::Payment(p) => payment_error(p),
+    }
+}
+
+fn place_error(e: PlaceError) -> ApiError {
+    match e {
+        PlaceError::Cart(c) => cart_error(c),
+        PlaceError::RegionMoved { restaurant, owner } => ApiError::Conflict {
+            code: "order.region_moved",
+            message: format!(
+                "restaurant {restaurant} is now served by cell {} ({}); retry through the router",
+                owner.id, owner.name
+            ),
+            status: None,
+        },
+        PlaceError::Payment(p) => payment_error(p),
+        PlaceError::Repo(r) => r.into(),
     }
 }
 
@@ -95,12 +114,8 @@ fn parse_order(id: &str) -> Result<OrderId, ApiError> {
     })
 }
 
-/// Validates and prices the cart from the menu (prices never come from the client).
-fn price(
-    app: &App,
-    req: &PlaceOrderRequest,
-    now: UnixMs,
-) -> Result<(domain::RestaurantId, PricedCart), ApiError> {
+/// The restaurant and the cart of a request, typed: ids parsed, the address copied.
+fn parse_cart(req: &PlaceOrderRequest) -> Result<(RestaurantId, CartRequest), ApiError> {
     let rid = parse_restaurant(&req.restaurant_id)?;
     let mut items = Vec::with_capacity(req.items.len());
     for line in &req.items {
@@ -125,11 +140,7 @@ fn price(
             formatted: a.formatted.clone(),
         },
     };
-    let priced = app
-        .catalog()
-        .price_cart(rid, &cart, now, &app.config().pricing)
-        .map_err(cart_error)?;
-    Ok((rid, priced))
+    Ok((rid, cart))
 }
 
 /// Totals and delivery estimate for a cart, before placing it.
@@ -141,7 +152,11 @@ async fn quote(
     AppJson(req): AppJson<PlaceOrderRequest>,
 ) -> Result<axum::Json<QuoteResponse>, ApiError> {
     customer(&who)?;
-    let (rid, p) = price(&app, &req, app.now())?;
+    let (rid, cart) = parse_cart(&req)?;
+    let p = app
+        .orders()
+        .quote(rid, &cart, app.now())
+        .map_err(cart_error)?;
     Ok(axum::Json(QuoteResponse {
         restaurant_id: rid.to_string(),
         items: items_dto(&p.items),
@@ -195,63 +210,22 @@ async fn place(
         .ok_or_else(|| {
             ApiError::bad_request("payment.missing_method", "payment_method_id is required")
         })?;
+    let (restaurant_id, cart) = parse_cart(&req)?;
     let now = app.now();
-    let fp = crate::orders::service::fingerprint(&serde_json::to_vec(&req).unwrap_or_default());
-    // A retry of a placed order returns it before the cart is validated again: the menu or
-    // the opening hours may have changed since, but the order exists and is held.
-    if let Some(existing) = app
-        .orders()
-        .replay(customer, idem.to_string(), fp)
-        .await
-        .map_err(order_error)?
-    {
-        return Ok((
-            StatusCode::OK,
-            axum::Json(placed_body(&app, &existing, now)),
-        ));
-    }
-    let (rid, p) = price(&app, &req, now)?;
-    // After a region moved, a router on an older map may still send its new orders here:
-    // refuse them, so every order of the region is created on its new owner.
-    if let Some(owner) = rid.region().ok().and_then(|r| app.owned_elsewhere(r)) {
-        return Err(ApiError::Conflict {
-            code: "order.region_moved",
-            message: format!(
-                "restaurant {rid} is now served by cell {} ({}); retry through the router",
-                owner.id, owner.name
-            ),
-            status: None,
-        });
-    }
-    let listing = app
-        .catalog()
-        .menu(rid)
-        .ok_or_else(|| ApiError::not_found("restaurant", rid))?;
-    let draft = Draft {
+    // The flow answers a replay before it validates the cart again (see `orders::place`).
+    let request = PlaceOrder {
         customer,
-        restaurant_id: rid,
-        restaurant_name: listing.restaurant.name.clone(),
-        restaurant_lat: listing.restaurant.lat,
-        restaurant_lng: listing.restaurant.lng,
-        address: Address {
-            lat: req.delivery_address.lat,
-            lng: req.delivery_address.lng,
-            formatted: req.delivery_address.formatted.clone(),
-        },
-        items: p.items,
-        subtotal: p.subtotal,
-        delivery_fee: p.delivery_fee,
-        tax: p.tax,
-        total: p.total,
-        eta_min_minutes: p.eta_min_minutes,
-        eta_max_minutes: p.eta_max_minutes,
+        idempotency_key: idem.to_string(),
+        fingerprint: crate::orders::fingerprint(&serde_json::to_vec(&req).unwrap_or_default()),
+        restaurant_id,
+        cart,
         payment_method_id,
     };
-    let (order, created) = app
+    let Placed { order, created } = app
         .orders()
-        .place(draft, idem.to_string(), fp, now)
+        .place(request, now)
         .await
-        .map_err(order_error)?;
+        .map_err(place_error)?;
     let body = placed_body(&app, &order, now);
     let status = if created {
         StatusCode::CREATED

@@ -7,10 +7,8 @@
 use super::receiver::Receiver;
 use super::{CONSUMER, Overload, PushProvider, WebhookPush, WebhookSettings, run};
 use crate::events::load_cursor;
-use domain::order::Address;
 use domain::{
-    Cents, CustomerId, DriverId, EventKind, KitchenStage, Order, OrderEvent, OrderId, OrderStatus,
-    PaymentState, RestaurantId, UnixMs,
+    CustomerId, DriverId, EventKind, Order, OrderEvent, OrderId, OrderStatus, RestaurantId, UnixMs,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -37,7 +35,7 @@ fn ev(kind: EventKind, order: u64) -> OrderEvent {
     }
 }
 
-/// Appends `events` in one transaction, as the order service does.
+/// Appends `events` in one transaction, as the order repository does.
 async fn append(kv: &dyn Kv, events: Vec<OrderEvent>) {
     let payloads: Arc<Vec<Vec<u8>>> = Arc::new(
         events
@@ -109,34 +107,14 @@ async fn head(kv: &Arc<dyn Kv>) -> LogPos {
 
 fn order_record(id: u64) -> Order {
     Order {
-        id: OrderId(id),
-        customer_id: CustomerId(100 + id),
-        restaurant_id: RestaurantId(9),
+        // The notification texts name the restaurant; the test below asserts one.
         restaurant_name: "Pizza Roma".into(),
-        restaurant_lat: 52.5,
-        restaurant_lng: 13.4,
-        status: OrderStatus::Pending,
-        kitchen: KitchenStage::Received,
-        driver_id: None,
-        delivery_id: None,
-        items: vec![],
-        delivery_address: Address {
-            lat: 52.51,
-            lng: 13.41,
-            formatted: "x".into(),
-        },
-        subtotal: Cents(1000),
-        delivery_fee: Cents(199),
-        tax: Cents(88),
-        total: Cents(1287),
-        payment_state: PaymentState::Authorized,
-        payment_ref: "pi_1".into(),
-        estimated_delivery_min: UnixMs(0),
-        estimated_delivery_max: UnixMs(0),
-        delayed: false,
-        cancel_reason: None,
-        created_at: UnixMs(1_000),
-        updated_at: UnixMs(1_000),
+        ..domain::testing::order(
+            OrderId(id),
+            CustomerId(100 + id),
+            RestaurantId(9),
+            UnixMs(1_000),
+        )
     }
 }
 

@@ -1,9 +1,85 @@
-//! Orders: key layout, the transactional repository, and the service that orchestrates
-//! payments around state-machine transitions.
+//! Orders: key layout, the transactional repository, and [`Orders`], the order flows of the
+//! cell. Every caller (the REST handlers, the driver gateway, matching, a simulator) goes
+//! through [`Orders`], so a flow lives in one place whatever transport asked for it.
+//!
+//! # Layout
+//! - `keys`: the store key layout of orders, their history, indexes and idempotency records.
+//! - `repo`: the repository; every write is one store transaction.
+//! - `place`: placement (Flow 1) as one call, [`Orders::place`]: idempotent replay, pricing
+//!   from the menu, the region-moved refusal, payment authorization, creation. Also
+//!   [`Orders::quote`], the one pricing function.
+//! - `transition`: [`Orders::transition`], a state-machine transition with the payment
+//!   effect it requires (capture, void, refund) run first.
 
 pub mod keys;
+pub mod place;
 pub mod repo;
-pub mod service;
+pub mod transition;
 
+pub use place::{PlaceError, PlaceOrder, Placed, Pricing, fingerprint};
+pub use transition::OrderError;
+
+use crate::ownership::Ownership;
+use domain::{DeliveryId, SnowflakeGen, UnixMs};
+use payments::PaymentGateway;
+use std::sync::{Arc, Mutex};
+use store::{Kv, LogId};
+
+/// The order flows of one cell, with everything they need injected at startup.
+pub struct Orders {
+    kv: Arc<dyn Kv>,
+    /// The cell's event log, written in the same transaction as every order change.
+    log: LogId,
+    /// Order and delivery ids: Snowflakes of this cell.
+    ids: Mutex<SnowflakeGen>,
+    payments: Arc<dyn PaymentGateway>,
+    /// The cell's currency, for payment authorizations.
+    currency: String,
+    /// Menus and pricing settings: placement prices carts itself, never trusting the client.
+    pricing: Pricing,
+    /// Who owns which region: placement refuses orders of regions moved to another cell.
+    ownership: Arc<Ownership>,
+}
+
+impl Orders {
+    pub fn new(
+        kv: Arc<dyn Kv>,
+        log: LogId,
+        ids: SnowflakeGen,
+        payments: Arc<dyn PaymentGateway>,
+        currency: String,
+        pricing: Pricing,
+        ownership: Arc<Ownership>,
+    ) -> Self {
+        Self {
+            kv,
+            log,
+            ids: Mutex::new(ids),
+            payments,
+            currency,
+            pricing,
+            ownership,
+        }
+    }
+
+    /// A fresh delivery id (a Snowflake of this cell).
+    pub fn next_delivery_id(&self, now: UnixMs) -> DeliveryId {
+        self.ids
+            .lock()
+            .expect("id generator lock")
+            .next_delivery(now.0)
+    }
+
+    pub fn kv(&self) -> &Arc<dyn Kv> {
+        &self.kv
+    }
+
+    pub fn log(&self) -> LogId {
+        self.log
+    }
+}
+
+#[cfg(test)]
+mod place_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Orders in the store: every write is one transaction that updates the record, its history
 //! row, its index entries and the cell's event log together. No gateway calls here: the
-//! service calls the payment gateway before it asks the repository to write.
+//! order flows (`place`, `transition`) call the payment gateway before they ask the
+//! repository to write.
 
 use super::keys;
 use domain::machine::decide;

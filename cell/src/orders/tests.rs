@@ -4,10 +4,10 @@
 
 use super::{keys, repo};
 use domain::machine::decide;
-use domain::order::{Address, OrderEvent};
+use domain::order::OrderEvent;
 use domain::{
-    Actor, Cents, Command, CustomerId, DeliveryId, DriverId, KitchenStage, Order, OrderId,
-    OrderStatus, PaymentState, RestaurantId, UnixMs,
+    Actor, Command, CustomerId, DeliveryId, DriverId, Order, OrderId, OrderStatus, RestaurantId,
+    UnixMs,
 };
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -22,36 +22,12 @@ fn open() -> (tempfile::TempDir, Arc<dyn Kv>) {
 }
 
 fn order(id: u64, customer: u64, restaurant: u64, at: i64) -> Order {
-    Order {
-        id: OrderId(id),
-        customer_id: CustomerId(customer),
-        restaurant_id: RestaurantId(restaurant),
-        restaurant_name: "R".into(),
-        restaurant_lat: 52.5,
-        restaurant_lng: 13.4,
-        status: OrderStatus::Pending,
-        kitchen: KitchenStage::Received,
-        driver_id: None,
-        delivery_id: None,
-        items: vec![],
-        delivery_address: Address {
-            lat: 52.51,
-            lng: 13.41,
-            formatted: "x".into(),
-        },
-        subtotal: Cents(1000),
-        delivery_fee: Cents(199),
-        tax: Cents(88),
-        total: Cents(1287),
-        payment_state: PaymentState::Authorized,
-        payment_ref: "pi_1".into(),
-        estimated_delivery_min: UnixMs(at),
-        estimated_delivery_max: UnixMs(at),
-        delayed: false,
-        cancel_reason: None,
-        created_at: UnixMs(at),
-        updated_at: UnixMs(at),
-    }
+    domain::testing::order(
+        OrderId(id),
+        CustomerId(customer),
+        RestaurantId(restaurant),
+        UnixMs(at),
+    )
 }
 
 fn rt() -> tokio::runtime::Runtime {

@@ -41,11 +41,11 @@ pub struct Component {
 
 pub const CELL: Component = Component {
     name: "cell",
-    dirs: &["cell", "geostore"],
+    dirs: &["cell", "geostore", "platform"],
 };
 pub const ROUTER: Component = Component {
     name: "router",
-    dirs: &["router"],
+    dirs: &["router", "platform"],
 };
 
 /// Metric names agreed for a component before its code registers them (the router was written

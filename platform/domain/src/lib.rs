@@ -9,12 +9,17 @@
 //! - `order`: the order record, its items snapshot, status history and events.
 //! - `machine`: the order state machine: [`OrderStatus`], one transition table, who may cause
 //!   each transition, and the payment effect each transition requires.
+//! - `testing` (feature `testing`, and this crate's own tests): the one [`Order`] fixture
+//!   every crate's tests build on.
 
 pub mod ids;
 pub mod machine;
 pub mod money;
 pub mod order;
 pub mod time;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use ids::{
     CellId, CustomerId, DeliveryId, DriverId, IdError, MenuItemId, OrderId, RegionId, RestaurantId,

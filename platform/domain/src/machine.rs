@@ -412,7 +412,74 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
             }
         },
     };
+    debug_check(order, &t);
     Ok(t)
+}
+
+/// The status graph [`decide`] stays within, said once more apart from the table, so an arm
+/// naming the wrong target status fails the debug check. A status follows itself where only
+/// the kitchen stage or the delay flag moves.
+fn may_follow(from: OrderStatus, to: OrderStatus) -> bool {
+    use OrderStatus::*;
+    match from {
+        Pending => matches!(to, Confirmed | Cancelled),
+        Confirmed => matches!(
+            to,
+            Confirmed | Preparing | ReadyForPickup | DriverAssigned | Cancelled
+        ),
+        Preparing => matches!(to, Preparing | ReadyForPickup | DriverAssigned | Cancelled),
+        ReadyForPickup => matches!(to, ReadyForPickup | DriverAssigned | Cancelled),
+        // Unassigning returns to the status the kitchen's progress implies.
+        DriverAssigned | DriverAtRestaurant => {
+            matches!(
+                to,
+                DriverAssigned
+                    | DriverAtRestaurant
+                    | PickedUp
+                    | Confirmed
+                    | Preparing
+                    | ReadyForPickup
+                    | Cancelled
+            ) && !(from == DriverAtRestaurant && to == DriverAssigned)
+        }
+        PickedUp => matches!(to, Delivering | Delivered),
+        Delivering => matches!(to, Delivered),
+        Delivered | Cancelled => false,
+    }
+}
+
+/// What every decided transition keeps true; checked in debug builds (tests, proptests),
+/// free in release.
+fn debug_check(order: &Order, t: &Transition) {
+    // Every arm for `Delivered` and `Cancelled` refuses, so nothing leaves a terminal status.
+    debug_assert!(
+        !t.from.is_terminal(),
+        "{} is terminal, yet {:?} was decided",
+        t.from,
+        t.event
+    );
+    debug_assert!(
+        may_follow(t.from, t.to),
+        "the table decided {} -> {}, outside the status graph",
+        t.from,
+        t.to
+    );
+    // Arms set a later kitchen stage or keep the current one: the kitchen never goes back,
+    // not even when a driver is unassigned.
+    debug_assert!(
+        t.kitchen >= order.kitchen,
+        "kitchen stage went back from {:?} to {:?}",
+        order.kitchen,
+        t.kitchen
+    );
+    // Only an order without a driver is assigned one (the `AssignDriver` guard), so a second
+    // driver never silently replaces the first.
+    debug_assert!(
+        !matches!(t.driver, Some(Some(_))) || order.driver_id.is_none(),
+        "order {} already has driver {:?}",
+        order.id,
+        order.driver_id
+    );
 }
 
 impl Transition {

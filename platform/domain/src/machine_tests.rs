@@ -3,8 +3,7 @@
 
 use super::*;
 use crate::ids::{CustomerId, DeliveryId, DriverId, OrderId, RestaurantId};
-use crate::money::Cents;
-use crate::order::{Address, Order};
+use crate::order::Order;
 use crate::time::UnixMs;
 use proptest::prelude::*;
 
@@ -13,37 +12,8 @@ const RESTAURANT_ID: RestaurantId = RestaurantId(11);
 const DRIVER_A: DriverId = DriverId(21);
 const DRIVER_B: DriverId = DriverId(22);
 
-pub(crate) fn new_order() -> Order {
-    Order {
-        id: OrderId(1),
-        customer_id: CUSTOMER,
-        restaurant_id: RESTAURANT_ID,
-        restaurant_name: "Test".into(),
-        restaurant_lat: 0.0,
-        restaurant_lng: 0.0,
-        status: OrderStatus::Pending,
-        kitchen: KitchenStage::Received,
-        driver_id: None,
-        delivery_id: None,
-        items: vec![],
-        delivery_address: Address {
-            lat: 0.0,
-            lng: 0.0,
-            formatted: String::new(),
-        },
-        subtotal: Cents(1000),
-        delivery_fee: Cents(299),
-        tax: Cents(83),
-        total: Cents(1382),
-        payment_state: PaymentState::Authorized,
-        payment_ref: "auth_1".into(),
-        estimated_delivery_min: UnixMs(0),
-        estimated_delivery_max: UnixMs(0),
-        delayed: false,
-        cancel_reason: None,
-        created_at: UnixMs(0),
-        updated_at: UnixMs(0),
-    }
+fn new_order() -> Order {
+    crate::testing::order(OrderId(1), CUSTOMER, RESTAURANT_ID, UnixMs(0))
 }
 
 fn step(order: &mut Order, cmd: Command, actor: Actor) -> Result<Transition, TransitionError> {

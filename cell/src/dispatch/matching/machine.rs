@@ -1,5 +1,6 @@
 //! Driver matching (the seed's Flow 2) as a sans-IO state machine: no clock, no geostore, no
-//! network. The dispatch driver feeds it candidates and time, and carries out what it asks.
+//! network. The async matching task (`super::task`) feeds it candidates and time, and
+//! carries out what it asks.
 //!
 //! Per order: offer to the best candidate within 5 km (30 s to answer); decline or timeout
 //! → the next candidate; after 3 offers (or when nobody is left) widen to 10 km for 3 more;
@@ -108,7 +109,7 @@ struct Job {
     next_attempt: UnixMs,
 }
 
-/// What the driver of the machine must do after a step.
+/// What the matching task must do after a step.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// Nothing to do now.
@@ -147,6 +148,7 @@ impl Matcher {
         if self.jobs.contains_key(&spec.order) {
             return false;
         }
+        let spec_order = spec.order;
         self.by_delivery.insert(spec.delivery, spec.order);
         self.jobs.insert(
             spec.order,
@@ -160,6 +162,7 @@ impl Matcher {
                 next_attempt: now,
             },
         );
+        self.debug_check(spec_order, None);
         true
     }
 
@@ -167,9 +170,12 @@ impl Matcher {
     pub fn remove(&mut self, order: OrderId) -> Option<OpenOffer> {
         let job = self.jobs.remove(&order)?;
         self.by_delivery.remove(&job.spec.delivery);
-        let open = job.open?;
-        self.offered.remove(&open.driver);
-        Some(open)
+        let open = job.open;
+        if let Some(open) = &open {
+            self.offered.remove(&open.driver);
+        }
+        self.debug_check(order, None);
+        open
     }
 
     pub fn waiting(&self) -> usize {
@@ -260,6 +266,16 @@ impl Matcher {
         cfg: &MatchConfig,
     ) -> Option<OpenOffer> {
         let job = self.jobs.get_mut(&order)?;
+        // Only orders `due` returned (no open offer) are offered, to drivers `rank` returned
+        // (none holding an offer), both under the one lock the task holds across the step.
+        debug_assert!(
+            job.open.is_none(),
+            "order {order} already has an open offer"
+        );
+        debug_assert!(
+            !self.offered.contains_key(&driver),
+            "driver {driver} already holds an open offer"
+        );
         self.next_offer_id += 1;
         let open = OpenOffer {
             driver,
@@ -270,6 +286,7 @@ impl Matcher {
         job.open = Some(open.clone());
         job.tried.insert(driver);
         self.offered.insert(driver, order);
+        self.debug_check(order, Some(cfg));
         Some(open)
     }
 
@@ -283,9 +300,12 @@ impl Matcher {
         job.offers_in_phase += 1;
         if job.offers_in_phase < cfg.offers_per_phase && job.phase != Phase::Delayed {
             job.next_attempt = now.plus(Duration::from_millis(cfg.empty_retry_ms));
+            self.debug_check(order, Some(cfg));
             return Step::Idle;
         }
-        self.advance_phase(order, now, cfg)
+        let step = self.advance_phase(order, now, cfg);
+        self.debug_check(order, Some(cfg));
+        step
     }
 
     fn advance_phase(&mut self, order: OrderId, now: UnixMs, cfg: &MatchConfig) -> Step {
@@ -319,15 +339,22 @@ impl Matcher {
         let Some(job) = self.jobs.get_mut(&order) else {
             return Step::Idle;
         };
-        if let Some(open) = job.open.take() {
+        let open = job.open.take();
+        if let Some(open) = &open {
             self.offered.remove(&open.driver);
         }
         job.offers_in_phase += 1;
         job.next_attempt = now;
-        if job.offers_in_phase >= cfg.offers_per_phase && job.phase != Phase::Delayed {
-            return self.advance_phase(order, now, cfg);
+        let step = if job.offers_in_phase >= cfg.offers_per_phase && job.phase != Phase::Delayed {
+            self.advance_phase(order, now, cfg)
+        } else {
+            Step::Idle
+        };
+        if let Some(open) = &open {
+            self.debug_check_driver(open.driver);
         }
-        Step::Idle
+        self.debug_check(order, Some(cfg));
+        step
     }
 
     /// A driver declined.
@@ -360,6 +387,7 @@ impl Matcher {
             return Err(MatchError::Expired);
         }
         job.accepting = true;
+        self.debug_check(order, None);
         Ok(order)
     }
 
@@ -410,6 +438,65 @@ impl Matcher {
     pub fn phase(&self, order: OrderId) -> Option<Phase> {
         self.jobs.get(&order).map(|j| j.phase)
     }
+
+    /// Debug builds: the invariants around `order` after a step changed it. Only the touched
+    /// order and its driver are looked at, so a step stays O(1) with thousands waiting.
+    fn debug_check(&self, order: OrderId, cfg: Option<&MatchConfig>) {
+        // `add` and `remove` write `jobs` and `by_delivery` together, one entry each.
+        debug_assert_eq!(
+            self.by_delivery.len(),
+            self.jobs.len(),
+            "every job, and only a job, is indexed by its delivery"
+        );
+        // An entry in `offered` is an open offer of a distinct job.
+        debug_assert!(self.offered.len() <= self.jobs.len());
+        let Some(job) = self.jobs.get(&order) else {
+            return;
+        };
+        debug_assert_eq!(self.by_delivery.get(&job.spec.delivery), Some(&order));
+        match &job.open {
+            // `offered` and `offer_failed`/`remove` set and clear both sides together, and
+            // `offered` refuses a driver who already holds an offer: the two maps agree, so a
+            // driver holds at most one open offer.
+            Some(open) => {
+                debug_assert_eq!(
+                    self.offered.get(&open.driver),
+                    Some(&order),
+                    "driver {} holds the open offer of order {order}",
+                    open.driver
+                );
+                debug_assert_eq!(open.delivery, job.spec.delivery);
+            }
+            // `accept` marks only an open offer, and `assign_failed` clears the mark before
+            // the offer is dropped.
+            None => debug_assert!(!job.accepting, "order {order} accepting without an offer"),
+        }
+        // A phase ends (and the count restarts) once `offers_per_phase` rounds are used up;
+        // only the delayed phase keeps counting, as it retries for ever.
+        if let Some(cfg) = cfg
+            && job.phase != Phase::Delayed
+        {
+            debug_assert!(
+                job.offers_in_phase < cfg.offers_per_phase.max(1),
+                "order {order}: {} rounds in {:?}, {} allowed",
+                job.offers_in_phase,
+                job.phase,
+                cfg.offers_per_phase
+            );
+        }
+    }
+
+    /// Debug builds: `driver`'s entry in `offered`, if any, is the open offer of that order.
+    fn debug_check_driver(&self, driver: DriverId) {
+        if let Some(order) = self.offered.get(&driver) {
+            let holder = self
+                .jobs
+                .get(order)
+                .and_then(|j| j.open.as_ref())
+                .map(|o| o.driver);
+            debug_assert_eq!(holder, Some(driver), "stale offer index for {driver}");
+        }
+    }
 }
 
 fn radius(j: &Job, cfg: &MatchConfig) -> f64 {
@@ -429,159 +516,5 @@ pub fn bearing_deg(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(o: u64) -> JobSpec {
-        JobSpec {
-            order: OrderId(o),
-            delivery: DeliveryId(o + 1000),
-            pickup: (52.52, 13.40),
-            dropoff: (52.53, 13.41),
-        }
-    }
-
-    fn cand(d: u64, dist: f64) -> Candidate {
-        Candidate {
-            driver: DriverId(d),
-            distance_m: dist,
-            lat: 52.52,
-            lng: 13.40,
-            heading_deg: 0.0,
-            speed_mps: 0.0,
-            acceptance_rate: 1.0,
-        }
-    }
-
-    #[test]
-    fn an_accept_in_progress_neither_expires_nor_takes_a_second_answer() {
-        let cfg = MatchConfig::default();
-        let mut m = Matcher::new();
-        let t0 = UnixMs(1_000_000);
-        m.add(spec(1), t0);
-        let o = m.offered(OrderId(1), DriverId(1), t0, &cfg).unwrap();
-        assert_eq!(m.accept(DriverId(1), DeliveryId(1001), t0), Ok(OrderId(1)));
-        // A second accept (a retry on another transport) or a decline while the store assigns.
-        assert_eq!(
-            m.accept(DriverId(1), DeliveryId(1001), t0),
-            Err(MatchError::NoSuchOffer)
-        );
-        assert_eq!(
-            m.decline(DriverId(1), DeliveryId(1001), t0, &cfg),
-            Err(MatchError::NoSuchOffer)
-        );
-        // The expiry passing meanwhile frees nothing: no other driver can be offered it.
-        assert!(m.expire(t0.plus(cfg.offer_ttl()), &cfg).is_empty());
-        assert!(m.due(t0.plus(cfg.offer_ttl()), &cfg).is_empty());
-        // Success: the removed offer is the accepter's own.
-        assert_eq!(m.remove(OrderId(1)), Some(o));
-
-        // Failure: the order moves on to the next driver.
-        m.add(spec(2), t0);
-        m.offered(OrderId(2), DriverId(1), t0, &cfg).unwrap();
-        m.accept(DriverId(1), DeliveryId(1002), t0).unwrap();
-        assert_eq!(m.assign_failed(OrderId(2), t0, &cfg), Step::Idle);
-        assert!(!m.has_offer(DriverId(1)));
-        assert_eq!(m.due(t0, &cfg).len(), 1);
-    }
-
-    #[test]
-    fn declines_and_timeouts_widen_then_delay() {
-        let cfg = MatchConfig::default();
-        let mut m = Matcher::new();
-        let t0 = UnixMs(1_000_000);
-        m.add(spec(1), t0);
-        assert_eq!(m.due(t0, &cfg)[0].1, 5_000.0);
-        // Three offers at 5 km: decline, timeout, decline.
-        let o = m.offered(OrderId(1), DriverId(1), t0, &cfg).unwrap();
-        assert_eq!(
-            m.decline(DriverId(1), DeliveryId(1001), t0, &cfg),
-            Ok((OrderId(1), Step::Idle))
-        );
-        assert!(!m.has_offer(DriverId(1)));
-        m.offered(OrderId(1), DriverId(2), t0, &cfg).unwrap();
-        let later = t0.plus(cfg.offer_ttl());
-        let expired = m.expire(later, &cfg);
-        assert_eq!(expired.len(), 1);
-        assert_eq!(expired[0].2, Step::Idle);
-        m.offered(OrderId(1), DriverId(3), later, &cfg).unwrap();
-        let (_, step) = m
-            .decline(DriverId(3), DeliveryId(1001), later, &cfg)
-            .unwrap();
-        assert_eq!(step, Step::Widened);
-        assert_eq!(m.due(later, &cfg)[0].1, 10_000.0);
-        // Tried drivers are not offered again; with none left at 10 km the order is delayed.
-        let ranked = m.rank(
-            OrderId(1),
-            vec![cand(1, 10.0), cand(2, 20.0), cand(3, 30.0)],
-            &cfg,
-            false,
-        );
-        assert!(ranked.is_empty());
-        // Empty searches are rounds too, spaced by `empty_retry`: delayed after the third.
-        assert_eq!(m.no_candidate(OrderId(1), later, &cfg), Step::Idle);
-        assert!(m.due(later, &cfg).is_empty());
-        let later = later.plus(Duration::from_millis(cfg.empty_retry_ms));
-        assert_eq!(m.due(later, &cfg).len(), 1);
-        assert_eq!(m.no_candidate(OrderId(1), later, &cfg), Step::Idle);
-        assert_eq!(m.no_candidate(OrderId(1), later, &cfg), Step::FlagDelayed);
-        assert_eq!(m.phase(OrderId(1)), Some(Phase::Delayed));
-        assert!(m.due(later, &cfg).is_empty(), "waits before retrying");
-        assert_eq!(o.offer_id, 1);
-    }
-
-    #[test]
-    fn a_driver_holds_one_offer_and_only_theirs_can_be_accepted() {
-        let cfg = MatchConfig::default();
-        let mut m = Matcher::new();
-        let t0 = UnixMs(0);
-        m.add(spec(1), t0);
-        m.add(spec(2), t0);
-        m.offered(OrderId(1), DriverId(7), t0, &cfg).unwrap();
-        // Driver 7 is not a candidate for order 2 while holding an offer.
-        assert_eq!(
-            m.rank(OrderId(2), vec![cand(7, 1.0), cand(8, 2.0)], &cfg, true)[0].driver,
-            DriverId(8)
-        );
-        assert_eq!(
-            m.accept(DriverId(8), DeliveryId(1001), t0),
-            Err(MatchError::NoSuchOffer)
-        );
-        assert_eq!(
-            m.accept(DriverId(7), DeliveryId(1002), t0),
-            Err(MatchError::NoSuchOffer)
-        );
-        assert_eq!(
-            m.accept(DriverId(7), DeliveryId(1001), t0.plus(cfg.offer_ttl())),
-            Err(MatchError::Expired)
-        );
-        assert_eq!(m.accept(DriverId(7), DeliveryId(1001), t0), Ok(OrderId(1)));
-        assert_eq!(m.remove(OrderId(1)).unwrap().driver, DriverId(7));
-        assert!(!m.has_offer(DriverId(7)));
-    }
-
-    #[test]
-    fn scoring_prefers_near_drivers_heading_to_the_restaurant() {
-        let cfg = MatchConfig::default();
-        let mut m = Matcher::new();
-        m.add(spec(1), UnixMs(0));
-        // Both 1 km south of the pickup; one drives north (towards it), one south.
-        let mut toward = cand(1, 1_000.0);
-        toward.lat = 52.511;
-        toward.speed_mps = 10.0;
-        toward.heading_deg = 0.0;
-        let mut away = toward;
-        away.driver = DriverId(2);
-        away.heading_deg = 180.0;
-        let ranked = m.rank(OrderId(1), vec![away, toward], &cfg, false);
-        assert_eq!(ranked[0].driver, DriverId(1));
-        // A much nearer driver wins over heading.
-        let near = cand(3, 50.0);
-        assert_eq!(
-            m.rank(OrderId(1), vec![away, toward, near], &cfg, false)[0].driver,
-            DriverId(3)
-        );
-        assert!((bearing_deg(52.0, 13.0, 53.0, 13.0) - 0.0).abs() < 1e-9);
-        assert!((bearing_deg(52.0, 13.0, 52.0, 14.0) - 90.0).abs() < 1.0);
-    }
-}
+#[path = "machine_tests.rs"]
+mod tests;

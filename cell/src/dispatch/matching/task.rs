@@ -1,9 +1,11 @@
-//! Matching as the dispatch runs it: starting jobs from order events, the tick that
-//! expires offers and lost sessions, and offering waiting orders to ranked candidates. The
-//! decisions themselves are the sans-IO [`super::matcher::Matcher`]'s.
+//! The async side of matching, as [`Dispatch`] runs it: starting jobs from order events, the
+//! tick that expires offers and lost sessions, offering waiting orders to ranked candidates
+//! from the geostore, and the loop that drives it all. Every decision is the sans-IO
+//! [`Matcher`](super::machine::Matcher)'s; this file feeds it candidates and time and carries
+//! out its answers (messages, geostore states, store transitions).
 
-use super::matcher::{Candidate, JobSpec, Step};
-use super::{Dispatch, to_geo};
+use super::machine::{Candidate, JobSpec, Step};
+use crate::dispatch::{Dispatch, to_geo};
 use crate::orders::repo::{self, RepoError};
 use domain::{
     Actor, Command, DeliveryId, DriverId, EventKind, Order, OrderEvent, OrderId, OrderStatus,
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 impl Dispatch {
-    pub(super) async fn after_step(&self, order: OrderId, step: Step, now: UnixMs) {
+    pub(in crate::dispatch) async fn after_step(&self, order: OrderId, step: Step, now: UnixMs) {
         match step {
             Step::Idle => {}
             Step::Widened => {
@@ -101,7 +103,7 @@ impl Dispatch {
         }
     }
 
-    pub(super) fn offer_msg(
+    pub(in crate::dispatch) fn offer_msg(
         &self,
         order: &Order,
         spec: &JobSpec,

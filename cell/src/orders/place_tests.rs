@@ -1,0 +1,194 @@
+//! Placement as one call without HTTP, the way a simulator calls it, against the real
+//! embedded store, catalog and sandbox payments: an order is created and authorized once; a
+//! retry with its key gets it back even after the menu changed and the region moved away
+//! (replay comes before re-validation and the ownership check); a new order of a moved
+//! region is refused before any payment; a key reused for another request is refused.
+
+use super::repo::RepoError;
+use super::{Orders, PlaceError, PlaceOrder, Pricing};
+use crate::ownership::Ownership;
+use catalog::{
+    CartError, CartLine, CartRequest, Catalog, Category, Interval, Menu, MenuItem, Restaurant,
+    WeeklyHours,
+};
+use cellmap::{CellInfo, CellMap, CellState, Change, RegionKey};
+use domain::{
+    Address, CellId, Cents, CustomerId, MenuItemId, RegionId, RestaurantId, SnowflakeGen, UnixMs,
+};
+use payments::{SandboxConfig, SandboxGateway};
+use std::sync::Arc;
+use store::{Kv, LogId};
+
+const LAT: f64 = 52.52;
+const LNG: f64 = 13.405;
+/// Wednesday 2026-07-15, 10:00 UTC (noon in Berlin): open.
+const NOON: UnixMs = UnixMs(1_784_109_600_000);
+
+fn region() -> RegionId {
+    RegionId::from_latlng(LAT, LNG).unwrap()
+}
+
+fn restaurant() -> Restaurant {
+    Restaurant {
+        id: RestaurantId::new(region(), 1),
+        name: "Pizza Roma".into(),
+        address: "1 Main St, Berlin".into(),
+        lat: LAT,
+        lng: LNG,
+        cuisine: "pizza".into(),
+        rating_tenths: 45,
+        delivery_radius_m: 5_000,
+        timezone: "Europe/Berlin".into(),
+        hours: WeeklyHours::every_day(&[Interval::hm((11, 0), (22, 0))]),
+        manually_closed: false,
+        prep_time_min: 15,
+        thumbnail_url: String::new(),
+    }
+}
+
+fn menu(available: bool) -> Menu {
+    Menu {
+        categories: vec![Category {
+            name: "Pizzas".into(),
+            items: vec![MenuItem {
+                id: MenuItemId(1),
+                name: "Margherita".into(),
+                description: String::new(),
+                price: Cents(1000),
+                available,
+                customizations: vec![],
+            }],
+        }],
+    }
+}
+
+struct Cell {
+    _dir: tempfile::TempDir,
+    orders: Orders,
+    catalog: Arc<Catalog>,
+    ownership: Arc<Ownership>,
+    payments: Arc<SandboxGateway>,
+}
+
+async fn cell() -> Cell {
+    let dir = tempfile::tempdir().unwrap();
+    let kv: Arc<dyn Kv> =
+        Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
+    let catalog = Arc::new(Catalog::load(kv.clone()).await.unwrap());
+    catalog.upsert(restaurant(), menu(true)).await.unwrap();
+    let ownership = Arc::new(Ownership::new(1));
+    let payments = Arc::new(SandboxGateway::new(&SandboxConfig::default()));
+    let orders = Orders::new(
+        kv,
+        LogId(1),
+        SnowflakeGen::new(CellId::new(1).unwrap()),
+        payments.clone(),
+        "eur".into(),
+        Pricing {
+            catalog: catalog.clone(),
+            config: Default::default(),
+        },
+        ownership.clone(),
+    );
+    Cell {
+        _dir: dir,
+        orders,
+        catalog,
+        ownership,
+        payments,
+    }
+}
+
+fn request(key: &str, fingerprint: u64) -> PlaceOrder {
+    PlaceOrder {
+        customer: CustomerId(7),
+        idempotency_key: key.into(),
+        fingerprint,
+        restaurant_id: restaurant().id,
+        cart: CartRequest {
+            items: vec![CartLine {
+                item_id: MenuItemId(1),
+                quantity: 2,
+                customizations: vec![],
+            }],
+            address: Address {
+                lat: LAT + 0.01,
+                lng: LNG,
+                formatted: "2 Main St".into(),
+            },
+        },
+        payment_method_id: "pm_card_visa".into(),
+    }
+}
+
+/// A map in which cell 2 owns the restaurant's region.
+fn moved_away() -> CellMap {
+    let other = CellInfo {
+        id: CellId::new(2).unwrap(),
+        name: "other".into(),
+        http: "127.0.0.1:1".into(),
+        quic: None,
+        quic_server_name: None,
+        quic_ca_pem: None,
+        quic_fingerprint: None,
+        state: CellState::Active,
+    };
+    CellMap::default()
+        .apply(&Change::AddCell {
+            cell: other,
+            regions: vec![RegionKey(region())],
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_retry_gets_its_order_back_after_the_menu_changed_and_the_region_moved() {
+    let c = cell().await;
+    let first = c.orders.place(request("k1", 1), NOON).await.unwrap();
+    assert!(first.created);
+    assert_eq!(
+        first.order.total,
+        c.orders
+            .quote(restaurant().id, &request("k1", 1).cart, NOON)
+            .unwrap()
+            .total
+    );
+    assert_eq!(c.payments.ledger().len(), 1);
+
+    // The item sold out and the region moved: a retry still gets the order it placed.
+    c.catalog.upsert(restaurant(), menu(false)).await.unwrap();
+    c.ownership.set_map(moved_away());
+    let again = c.orders.place(request("k1", 1), NOON).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.order, first.order);
+    assert_eq!(c.payments.ledger().len(), 1, "authorized once");
+
+    // The same key with another request is refused.
+    assert!(matches!(
+        c.orders.place(request("k1", 2), NOON).await,
+        Err(PlaceError::Repo(RepoError::IdempotencyMismatch))
+    ));
+}
+
+#[tokio::test]
+async fn a_new_order_is_priced_first_then_refused_if_its_region_moved() {
+    let c = cell().await;
+    c.ownership.set_map(moved_away());
+    // An invalid cart is reported as such, wherever the region is.
+    let mut bad = request("k2", 3);
+    bad.cart.items.clear();
+    assert!(matches!(
+        c.orders.place(bad, NOON).await,
+        Err(PlaceError::Cart(CartError::EmptyCart))
+    ));
+    match c.orders.place(request("k2", 3), NOON).await {
+        Err(PlaceError::RegionMoved {
+            restaurant: r,
+            owner,
+        }) => {
+            assert_eq!((r, owner.name.as_str()), (restaurant().id, "other"));
+        }
+        other => panic!("expected RegionMoved, got {other:?}"),
+    }
+    assert!(c.payments.ledger().is_empty(), "nothing authorized");
+}
