@@ -12,6 +12,7 @@ pub mod matcher;
 mod matching;
 pub mod pings;
 pub mod port;
+mod validate;
 
 use crate::orders::repo::{self, RepoError};
 use crate::orders::service::{OrderError, OrderService};
