@@ -2,6 +2,7 @@
 //! `config/cell.default.toml`, then `--config FILE`, then CLI flags. Unknown keys are errors.
 
 use serde::{Deserialize, Serialize};
+use service::config::{Problems, Section, Validate};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -49,6 +50,7 @@ pub struct HttpSection {
     pub request_timeout_ms: u64,
 }
 
+pub use service::config::ConfigError;
 pub use store::Backend;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,38 +86,29 @@ pub struct DemoSection {
 }
 
 impl Config {
-    /// The defaults, then `file` if given.
+    /// The defaults, then `file` if given. Not validated: flags may still change it, so the
+    /// caller runs [`Config::validate`] once everything is applied.
     pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
         let cfg: Config = service::load_toml(DEFAULT_TOML, file)?;
         Ok(cfg)
     }
 
-    /// Every problem at once.
+    /// Every problem of every section at once, each under its key; run before anything binds
+    /// a socket or opens the store.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
-        if domain::CellId::new(self.cell.id).is_err() {
-            problems.push(format!("cell.id={} must be in 0..=1023", self.cell.id));
-        }
-        if self.auth.jwt_secret.len() < 8 {
-            problems.push("auth.jwt_secret must be at least 8 bytes".into());
-        }
-        if self.http.request_timeout_ms == 0 {
-            problems.push("http.request_timeout_ms must be > 0".into());
-        }
-        if self.store.backend == Backend::Fdb && !cfg!(feature = "fdb") {
-            problems.push("store.backend=fdb needs a build with `--features fdb`".into());
-        }
-        if self.demo.enabled && !(-90.0..=90.0).contains(&self.demo.center_lat) {
-            problems.push("demo.center_lat out of range".into());
-        }
-        if let Err(p) = self.payments.validate() {
-            problems.extend(p);
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(problems))
-        }
+        let mut p = Problems::new();
+        p.validate("cell", &self.cell);
+        p.validate("http", &self.http);
+        p.validate("store", &self.store);
+        p.validate("auth", &self.auth);
+        p.validate("demo", &self.demo);
+        p.validate("pricing", &self.pricing);
+        p.validate("payments", &self.payments);
+        p.validate("dispatch", &self.dispatch);
+        p.validate("tracking", &self.tracking);
+        p.validate("quic", &self.quic);
+        p.validate("notify", &self.notify);
+        p.into_result()
     }
 
     /// ISO 4217 currency of the cell's prices.
@@ -145,54 +138,87 @@ impl Config {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("config {path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("invalid config:\n  - {}", .0.join("\n  - "))]
-    Invalid(Vec<String>),
+impl Validate for CellSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        s.ensure(domain::CellId::new(self.id).is_ok(), "id", || {
+            format!("must be in 0..=1023 (got {})", self.id)
+        });
+        s.ensure(!self.name.is_empty(), "name", || {
+            "must not be empty".to_owned()
+        });
+        // Payment providers take ISO 4217 codes in lower case.
+        s.ensure(
+            self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_lowercase()),
+            "currency",
+            || {
+                format!(
+                    "must be an ISO 4217 code in lower case, like \"eur\" (got {:?})",
+                    self.currency
+                )
+            },
+        );
+    }
 }
 
-impl From<service::LoadError> for ConfigError {
-    fn from(e: service::LoadError) -> Self {
-        ConfigError::Parse {
-            path: e.path,
-            message: e.message,
+impl Validate for HttpSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        s.ensure(self.request_timeout_ms > 0, "request_timeout_ms", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+    }
+}
+
+impl Validate for StoreSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        s.ensure(
+            self.backend != Backend::Fdb || cfg!(feature = "fdb"),
+            "backend",
+            || "\"fdb\" needs a cell built with `--features fdb`".to_owned(),
+        );
+        s.ensure(
+            self.backend != Backend::Redb || !self.data_dir.as_os_str().is_empty(),
+            "data_dir",
+            || "must be set for the redb backend (got \"\")".to_owned(),
+        );
+    }
+}
+
+impl Validate for AuthSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        // The secret itself is never echoed.
+        s.ensure(self.jwt_secret.len() >= 8, "jwt_secret", || {
+            format!("must be at least 8 bytes (got {})", self.jwt_secret.len())
+        });
+        s.ensure(self.token_ttl_s > 0, "token_ttl_s", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+    }
+}
+
+impl DemoSection {
+    /// The demo city these settings describe.
+    pub fn spec(&self) -> catalog::demo::DemoSpec {
+        catalog::demo::DemoSpec {
+            seed: self.seed,
+            center_lat: self.center_lat,
+            center_lng: self.center_lng,
+            radius_km: self.radius_km,
+            restaurants: self.restaurants,
+            city_name: self.city_name.clone(),
+            timezone: self.timezone.clone(),
+        }
+    }
+}
+
+/// The city is only generated in demo mode, so its settings only matter then.
+impl Validate for DemoSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        if self.enabled {
+            self.spec().validate(s);
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_config_loads_and_validates() {
-        let c = Config::load(None).unwrap();
-        c.validate().unwrap();
-        assert!(!c.redacted().contains(&c.auth.jwt_secret));
-    }
-
-    #[test]
-    fn unknown_keys_and_bad_values_are_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.toml");
-        std::fs::write(&p, "[http]\nlisten_adr = \"x\"\n").unwrap();
-        assert!(
-            Config::load(Some(&p))
-                .unwrap_err()
-                .to_string()
-                .contains("listen_adr")
-        );
-        std::fs::write(&p, "[cell]\nid = 5000\n[auth]\njwt_secret = \"x\"\n").unwrap();
-        let err = Config::load(Some(&p))
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("cell.id") && err.contains("jwt_secret"),
-            "{err}"
-        );
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,6 +1,6 @@
 //! A city cell: one process serving a region. The REST API (customers, restaurants), the
-//! order flows with payments, the catalog, and (next) the QUIC driver gateway, matching,
-//! tracking and notifications.
+//! order flows with payments, the catalog, the QUIC driver gateway, matching, tracking and
+//! notifications.
 //!
 //! # Layout
 //! - `config`: the typed [`config::Config`], loaded once (embedded defaults, file, flags).

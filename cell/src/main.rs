@@ -1,4 +1,5 @@
-//! The `cell` binary: arguments → config → tracing → bind → run. Nothing else.
+//! The `cell` binary: arguments → config (validated whole, exit 78 when unusable) → tracing →
+//! bind → run. Nothing else.
 
 use anyhow::Context;
 use cell::app::SystemClock;
@@ -66,7 +67,7 @@ fn main() -> anyhow::Result<()> {
             demo,
             log_json,
         } => {
-            let mut cfg = Config::load(config.as_deref())?;
+            let mut cfg = service::config::or_exit("cell", Config::load(config.as_deref()));
             if let Some(a) = listen {
                 cfg.http.listen_addr = a;
             }
@@ -84,6 +85,9 @@ fn main() -> anyhow::Result<()> {
                 cfg.cell.id = id;
             }
             cfg.demo.enabled |= demo;
+            // Every section is checked here, before any socket is bound or the store opened;
+            // an invalid file exits with EX_CONFIG and every problem on its own line.
+            service::config::or_exit("cell", cfg.validate());
             service::serve_main(log_json, "info,tower_http=warn", run(cfg))
         }
         Cmd::Token { mint, config } => {

@@ -55,17 +55,7 @@ async fn seed_demo(config: &Config, catalog: &Catalog) -> Result<usize, StartErr
     if !config.demo.enabled || !catalog.is_empty() {
         return Ok(0);
     }
-    let d = &config.demo;
-    let spec = catalog::demo::DemoSpec {
-        seed: d.seed,
-        center_lat: d.center_lat,
-        center_lng: d.center_lng,
-        radius_km: d.radius_km,
-        restaurants: d.restaurants,
-        city_name: d.city_name.clone(),
-        timezone: d.timezone.clone(),
-    };
-    let data = catalog::demo::generate(&spec)?;
+    let data = catalog::demo::generate(&config.demo.spec())?;
     Ok(catalog.import(data).await?)
 }
 
@@ -83,8 +73,7 @@ pub async fn build(
         tracing::info!(restaurants = seeded, city = %config.demo.city_name, "seeded demo catalog");
     }
     let gateway = Arc::new(payments::gateway_from_config(&config.payments)?);
-    let cell = CellId::new(config.cell.id)
-        .map_err(|e| crate::config::ConfigError::Invalid(vec![e.to_string()]))?;
+    let cell = CellId::new(config.cell.id).expect("cell.id is checked by validate above");
     let ownership = Arc::new(Ownership::new(config.cell.id));
     let orders = Arc::new(Orders::new(
         kv.clone(),

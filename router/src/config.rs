@@ -1,8 +1,9 @@
 //! The router's configuration: one typed struct, loaded once. Layers, later wins: the
 //! embedded `config/router.default.toml`, then `--config FILE`, then CLI flags. Unknown keys
-//! are errors.
+//! are errors; [`Config::validate`] reports every unusable value at once, each under its key.
 
 use serde::{Deserialize, Serialize};
+use service::config::{Problems, Section, Validate};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,7 @@ pub struct HttpSection {
     pub pool_max_idle_per_cell: usize,
 }
 
+pub use service::config::ConfigError;
 pub use store::Backend;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,53 +78,32 @@ pub struct TlsSection {
     pub key_file: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("invalid configuration: {}", .0.join("; "))]
-    Invalid(Vec<String>),
-}
-
-impl From<service::LoadError> for ConfigError {
-    fn from(e: service::LoadError) -> Self {
-        ConfigError::Parse {
-            path: e.path,
-            message: e.message,
-        }
-    }
-}
-
 impl Config {
-    /// The defaults, then `file` if given.
+    /// The defaults, then `file` if given, validated as a whole (for the admin commands,
+    /// which take the file as it is).
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let cfg: Config = service::load_toml(DEFAULT_TOML, file)?;
+        let cfg = Config::layered(file)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
+    /// The defaults, then `file` if given, not yet validated: `run` applies its flags first
+    /// and then runs [`Config::validate`] once.
+    pub fn layered(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Ok(service::load_toml(DEFAULT_TOML, file)?)
+    }
+
+    /// Every problem of every section at once, each under its key; run before anything binds
+    /// a socket or opens the store.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
-        if self.auth.jwt_secret.len() < 16 {
-            problems.push("auth.jwt_secret must be at least 16 bytes".to_string());
-        }
-        if self.http.max_body_bytes == 0 {
-            problems.push("http.max_body_bytes must be > 0".into());
-        }
-        if self.health.failure_threshold == 0 {
-            problems.push("health.failure_threshold must be >= 1".into());
-        }
-        if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
-            problems.push("tls.cert_file and tls.key_file are set together or not at all".into());
-        }
-        if !self.store.follow.is_empty() && !self.store.follow.starts_with("http") {
-            problems.push("store.follow must be an http(s) URL".into());
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(problems))
-        }
+        let mut p = Problems::new();
+        p.validate("http", &self.http);
+        p.validate("store", &self.store);
+        p.validate("auth", &self.auth);
+        p.validate("health", &self.health);
+        p.validate("limits", &self.limits);
+        p.validate("tls", &self.tls);
+        p.into_result()
     }
 
     /// The config as TOML with the secret masked, for the startup log.
@@ -133,29 +114,109 @@ impl Config {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_load_and_overlay_wins() {
-        let c = Config::load(None).unwrap();
-        assert_eq!(c.http.listen_addr.port(), 8080);
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("r.toml");
-        std::fs::write(&f, "[limits]\nper_ip_rps = 5\n").unwrap();
-        let c = Config::load(Some(&f)).unwrap();
-        assert_eq!(c.limits.per_ip_rps, 5);
-        assert_eq!(c.limits.per_ip_burst, 4000);
-        std::fs::write(&f, "[limits]\nper_ip_rsp = 5\n").unwrap();
-        assert!(matches!(
-            Config::load(Some(&f)),
-            Err(ConfigError::Parse { .. })
-        ));
-        std::fs::write(&f, "[tls]\ncert_file = \"x.pem\"\n").unwrap();
-        assert!(matches!(
-            Config::load(Some(&f)),
-            Err(ConfigError::Invalid(_))
-        ));
+impl Validate for HttpSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        s.ensure(self.max_body_bytes > 0, "max_body_bytes", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+        s.ensure(self.upstream_timeout_ms > 0, "upstream_timeout_ms", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
     }
 }
+
+impl Validate for StoreSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        let follower = !self.follow.is_empty();
+        s.ensure(
+            !follower || self.follow.starts_with("http"),
+            "follow",
+            || {
+                format!(
+                    "must be an http(s) URL, or empty for an own store (got {:?})",
+                    self.follow
+                )
+            },
+        );
+        // A follower opens no store, so the backend does not matter then.
+        s.ensure(
+            follower || self.backend != Backend::Fdb || cfg!(feature = "fdb"),
+            "backend",
+            || "\"fdb\" needs a router built with `--features fdb`".to_owned(),
+        );
+        s.ensure(self.poll_ms > 0, "poll_ms", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+    }
+}
+
+impl Validate for AuthSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        // The secret itself is never echoed.
+        s.ensure(self.jwt_secret.len() >= 16, "jwt_secret", || {
+            format!("must be at least 16 bytes (got {})", self.jwt_secret.len())
+        });
+        s.ensure(self.token_ttl_s > 0, "token_ttl_s", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+    }
+}
+
+impl Validate for HealthSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        for (key, ms) in [
+            ("interval_ms", self.interval_ms),
+            ("timeout_ms", self.timeout_ms),
+        ] {
+            s.ensure(ms > 0, key, || "must be greater than 0 (got 0)".to_owned());
+        }
+        s.ensure(self.failure_threshold >= 1, "failure_threshold", || {
+            "must be at least 1 (got 0)".to_owned()
+        });
+    }
+}
+
+impl Validate for LimitsSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        // A burst of 0 would refuse every request; the limiter quietly treats it as 1, so a
+        // typo would go unseen without this check.
+        for (rate_key, rate, key, burst) in [
+            (
+                "per_ip_rps",
+                self.per_ip_rps,
+                "per_ip_burst",
+                self.per_ip_burst,
+            ),
+            (
+                "per_token_rps",
+                self.per_token_rps,
+                "per_token_burst",
+                self.per_token_burst,
+            ),
+        ] {
+            s.ensure(rate == 0 || burst >= 1, key, || {
+                format!("must be at least 1 while {rate_key} is set (got 0)")
+            });
+        }
+    }
+}
+
+impl Validate for TlsSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        if self.cert_file.is_empty() != self.key_file.is_empty() {
+            let (missing, other) = if self.cert_file.is_empty() {
+                ("cert_file", "key_file")
+            } else {
+                ("key_file", "cert_file")
+            };
+            s.push(
+                missing,
+                format!("must be set together with {other}, or both left empty (plain HTTP)"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

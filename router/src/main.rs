@@ -129,7 +129,7 @@ fn main() -> anyhow::Result<()> {
             follow,
             log_json,
         } => {
-            let mut cfg = Config::load(config.as_deref())?;
+            let mut cfg = service::config::or_exit("router", Config::layered(config.as_deref()));
             if let Some(a) = listen {
                 cfg.http.listen_addr = a;
             }
@@ -139,7 +139,9 @@ fn main() -> anyhow::Result<()> {
             if let Some(f) = follow {
                 cfg.store.follow = f;
             }
-            cfg.validate()?;
+            // Every section is checked here, before any socket is bound or the store opened;
+            // an invalid file exits with EX_CONFIG and every problem on its own line.
+            service::config::or_exit("router", cfg.validate());
             service::serve_main(log_json, "info", run(cfg))
         }
         Cmd::Token { mint, config } => {

@@ -59,26 +59,48 @@ impl DemoSpec {
     }
 }
 
+/// What [`generate`] refuses, each under its key (the cell's `[demo]` section has the same
+/// keys, so its config validation reports these before anything starts).
+impl service::config::Validate for DemoSpec {
+    fn validate(&self, s: &mut service::config::Section<'_>) {
+        // Beyond ±80° the H3 discovery cells and the km-per-degree spread degenerate.
+        s.ensure(
+            self.center_lat.is_finite() && self.center_lat.abs() <= 80.0,
+            "center_lat",
+            || format!("must be within -80..=80 (got {})", self.center_lat),
+        );
+        s.ensure(
+            self.center_lng.is_finite() && self.center_lng.abs() <= 180.0,
+            "center_lng",
+            || format!("must be within -180..=180 (got {})", self.center_lng),
+        );
+        s.ensure(
+            self.radius_km.is_finite() && (0.1..=100.0).contains(&self.radius_km),
+            "radius_km",
+            || format!("must be in 0.1..=100 (got {})", self.radius_km),
+        );
+        s.ensure(self.restaurants <= MAX_RESTAURANTS, "restaurants", || {
+            format!(
+                "must be at most {MAX_RESTAURANTS} (got {})",
+                self.restaurants
+            )
+        });
+        s.ensure(
+            self.timezone.parse::<chrono_tz::Tz>().is_ok(),
+            "timezone",
+            || format!("must be an IANA time zone (got {:?})", self.timezone),
+        );
+    }
+}
+
 /// Generates the city. Errors only for an unusable spec (bad centre, radius, time zone, or
 /// more than [`MAX_RESTAURANTS`]).
 pub fn generate(spec: &DemoSpec) -> Result<Vec<(Restaurant, Menu)>, ValidationError> {
-    if !crate::geo::valid_coordinates(spec.center_lat, spec.center_lng)
-        || spec.center_lat.abs() > 80.0
-    {
-        return Err(ValidationError::new(
-            "demo centre must be a valid point within ±80° latitude",
-        ));
-    }
-    if !(spec.radius_km.is_finite() && (0.1..=100.0).contains(&spec.radius_km)) {
-        return Err(ValidationError::new("demo radius_km must be 0.1..=100"));
-    }
-    if spec.restaurants > MAX_RESTAURANTS {
-        return Err(ValidationError::new(format!(
-            "at most {MAX_RESTAURANTS} demo restaurants"
-        )));
-    }
-    if spec.timezone.parse::<chrono_tz::Tz>().is_err() {
-        return Err(ValidationError::new("demo timezone is not an IANA zone"));
+    let mut problems = service::config::Problems::new();
+    problems.validate("demo", spec);
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(ValidationError::new(list.join("; ")));
     }
     let tag = seed_tag(spec.seed);
     (0..spec.restaurants)

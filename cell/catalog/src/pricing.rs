@@ -67,32 +67,40 @@ impl Default for PricingConfig {
     }
 }
 
-impl PricingConfig {
-    /// Every problem at once, for config validation at startup.
-    pub fn validate(&self) -> Result<(), Vec<String>> {
-        let mut errs = Vec::new();
-        if self.tax_basis_points > 10_000 {
-            errs.push("tax_basis_points above 10000 (100%)".to_string());
-        }
-        for (name, v) in [
+/// Pushes every unusable value, for the cell's one validation pass at startup.
+impl service::config::Validate for PricingConfig {
+    fn validate(&self, s: &mut service::config::Section<'_>) {
+        s.ensure(self.tax_basis_points <= 10_000, "tax_basis_points", || {
+            format!(
+                "must be at most 10000, i.e. 100% (got {})",
+                self.tax_basis_points
+            )
+        });
+        for (key, v) in [
             ("delivery_base_fee_cents", self.delivery_base_fee_cents),
             ("delivery_per_km_cents", self.delivery_per_km_cents),
             ("delivery_max_fee_cents", self.delivery_max_fee_cents),
         ] {
-            if !(0..=100_000).contains(&v.0) {
-                errs.push(format!("{name} must be 0..=100000"));
-            }
+            s.ensure((0..=100_000).contains(&v.0), key, || {
+                format!("must be in 0..=100000 (got {})", v.0)
+            });
         }
-        if !(self.avg_speed_kmh.is_finite() && (1.0..=200.0).contains(&self.avg_speed_kmh)) {
-            errs.push("avg_speed_kmh must be 1..=200".to_string());
-        }
-        if !(self.road_factor.is_finite() && (1.0..=5.0).contains(&self.road_factor)) {
-            errs.push("road_factor must be 1..=5".to_string());
-        }
-        if self.handoff_min > 120 || self.eta_band_min > 60 {
-            errs.push("handoff_min must be <= 120 and eta_band_min <= 60".to_string());
-        }
-        if errs.is_empty() { Ok(()) } else { Err(errs) }
+        s.ensure(
+            self.avg_speed_kmh.is_finite() && (1.0..=200.0).contains(&self.avg_speed_kmh),
+            "avg_speed_kmh",
+            || format!("must be in 1..=200 (got {})", self.avg_speed_kmh),
+        );
+        s.ensure(
+            self.road_factor.is_finite() && (1.0..=5.0).contains(&self.road_factor),
+            "road_factor",
+            || format!("must be in 1..=5 (got {})", self.road_factor),
+        );
+        s.ensure(self.handoff_min <= 120, "handoff_min", || {
+            format!("must be at most 120 (got {})", self.handoff_min)
+        });
+        s.ensure(self.eta_band_min <= 60, "eta_band_min", || {
+            format!("must be at most 60 (got {})", self.eta_band_min)
+        });
     }
 }
 

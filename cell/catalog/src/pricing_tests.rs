@@ -111,13 +111,19 @@ fn config_defaults_and_unknown_keys() {
     assert_eq!(cfg.tax_basis_points, 825);
     assert_eq!(cfg.delivery_base_fee_cents, Cents(199));
     assert!(serde_json::from_str::<PricingConfig>(r#"{"tax_rate": 8}"#).is_err());
-    assert!(PricingConfig::default().validate().is_ok());
+    assert!(service::config::check("pricing", &PricingConfig::default()).is_ok());
     let bad = PricingConfig {
         avg_speed_kmh: f64::NAN,
         tax_basis_points: 20_000,
         ..Default::default()
     };
-    assert_eq!(bad.validate().unwrap_err().len(), 2);
+    let Err(service::config::ConfigError::Invalid(problems)) =
+        service::config::check("pricing", &bad)
+    else {
+        panic!("accepted {bad:?}");
+    };
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["pricing.tax_basis_points", "pricing.avg_speed_kmh"]);
 }
 
 #[test]

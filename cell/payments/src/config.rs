@@ -3,6 +3,7 @@
 
 use crate::breaker::BreakerConfig;
 use serde::{Deserialize, Serialize};
+use service::config::{Section, Validate};
 use std::fmt;
 use std::time::Duration;
 
@@ -61,41 +62,52 @@ impl PaymentsConfig {
             cooldown: Duration::from_millis(self.breaker_cooldown_ms),
         }
     }
+}
 
-    /// Every problem at once, so one edit fixes the file.
-    pub fn validate(&self) -> Result<(), Vec<String>> {
-        let mut problems = Vec::new();
-        if self.timeout_ms == 0 {
-            problems.push("payments.timeout_ms must be > 0".to_string());
-        }
-        if self.max_retries > 10 {
-            problems.push(format!(
-                "payments.max_retries={} is more than 10; each retry may wait timeout_ms",
+/// Every problem at once, so one edit fixes the file; keys are relative to `[payments]`.
+impl Validate for PaymentsConfig {
+    fn validate(&self, s: &mut Section<'_>) {
+        s.ensure(self.timeout_ms > 0, "timeout_ms", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+        s.ensure(self.max_retries <= 10, "max_retries", || {
+            format!(
+                "must be at most 10, as each retry may wait timeout_ms (got {})",
                 self.max_retries
-            ));
-        }
-        if self.backoff_max_ms < self.backoff_base_ms {
-            problems.push("payments.backoff_max_ms must be >= backoff_base_ms".to_string());
-        }
-        if self.breaker_failure_threshold == 0 {
-            problems.push("payments.breaker_failure_threshold must be >= 1".to_string());
-        }
+            )
+        });
+        s.ensure(
+            self.backoff_max_ms >= self.backoff_base_ms,
+            "backoff_max_ms",
+            || {
+                format!(
+                    "must be at least backoff_base_ms = {} (got {})",
+                    self.backoff_base_ms, self.backoff_max_ms
+                )
+            },
+        );
+        s.ensure(
+            self.breaker_failure_threshold >= 1,
+            "breaker_failure_threshold",
+            || "must be at least 1 (got 0)".to_owned(),
+        );
         if let ProviderConfig::Stripe(stripe) = &self.provider {
-            if reqwest::Url::parse(&stripe.base_url).is_err() {
-                problems.push(format!(
-                    "payments.provider.base_url={:?} is not a URL",
-                    stripe.base_url
-                ));
-            }
-            if stripe.secret_key.is_empty() {
-                problems.push("payments.provider.secret_key is empty".to_string());
-            }
+            s.validate("provider", stripe);
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
+    }
+}
+
+impl Validate for StripeConfig {
+    fn validate(&self, s: &mut Section<'_>) {
+        s.ensure(
+            reqwest::Url::parse(&self.base_url).is_ok(),
+            "base_url",
+            || format!("must be a URL (got {:?})", self.base_url),
+        );
+        // The key itself is never echoed: it is a secret.
+        s.ensure(!self.secret_key.is_empty(), "secret_key", || {
+            "must be set for the stripe provider (got \"\")".to_owned()
+        });
     }
 }
 
@@ -190,7 +202,7 @@ mod tests {
         assert_eq!(cfg.backoff_base(), Duration::from_millis(100));
         assert_eq!(cfg.breaker().failure_threshold, 5);
         assert_eq!(cfg.breaker().cooldown, Duration::from_secs(30));
-        assert!(cfg.validate().is_ok());
+        assert!(service::config::check("payments", &cfg).is_ok());
     }
 
     #[test]
@@ -213,7 +225,7 @@ mod tests {
         let cfg: PaymentsConfig = serde_json::from_str(json).unwrap();
         assert!(matches!(&cfg.provider, ProviderConfig::Stripe(s) if s.connect_timeout_ms == 100));
         assert_eq!(cfg.breaker_cooldown_ms, 3);
-        assert!(cfg.validate().is_ok());
+        assert!(service::config::check("payments", &cfg).is_ok());
         let sandbox = r#"{"provider": {"kind": "sandbox", "timeout_card_delay_ms": 7}}"#;
         let cfg: PaymentsConfig = serde_json::from_str(sandbox).unwrap();
         assert_eq!(
@@ -242,7 +254,22 @@ mod tests {
             backoff_max_ms: 1,
             ..PaymentsConfig::default()
         };
-        assert_eq!(cfg.validate().unwrap_err().len(), 5);
+        let Err(service::config::ConfigError::Invalid(problems)) =
+            service::config::check("payments", &cfg)
+        else {
+            panic!("accepted {cfg:?}");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "payments.timeout_ms",
+                "payments.backoff_max_ms",
+                "payments.breaker_failure_threshold",
+                "payments.provider.base_url",
+                "payments.provider.secret_key",
+            ]
+        );
     }
 
     #[test]

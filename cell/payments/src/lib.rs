@@ -56,9 +56,12 @@ use std::sync::Arc;
 pub fn gateway_from_config(
     config: &PaymentsConfig,
 ) -> Result<ResilientGateway<Arc<dyn PaymentGateway>>> {
-    config
-        .validate()
-        .map_err(|problems| PaymentError::Invalid(problems.join("; ")))?;
+    let mut problems = service::config::Problems::new();
+    problems.validate("payments", config);
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(PaymentError::Invalid(list.join("; ")));
+    }
     let provider: Arc<dyn PaymentGateway> = match &config.provider {
         ProviderConfig::Sandbox(sandbox) => Arc::new(SandboxGateway::new(sandbox)),
         ProviderConfig::Stripe(stripe) => Arc::new(StripeGateway::new(stripe)?),

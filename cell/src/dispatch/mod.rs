@@ -11,6 +11,7 @@ pub mod handover;
 pub mod matching;
 pub mod pings;
 pub mod port;
+mod validate;
 
 use crate::orders::repo::{self, RepoError};
 use crate::orders::{OrderError, Orders};

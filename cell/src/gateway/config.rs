@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use service::config::{Section, Validate};
 
 use super::GatewayError;
 
@@ -84,48 +85,97 @@ impl QuicConfig {
         self.cert_path.as_os_str().is_empty() && self.key_path.as_os_str().is_empty()
     }
 
-    /// Rejects values the gateway cannot work with.
-    pub fn validate(&self) -> Result<(), GatewayError> {
-        let bad = |what: &str| Err(GatewayError::Config(what.to_owned()));
-        if self.cert_path.as_os_str().is_empty() != self.key_path.as_os_str().is_empty() {
-            return bad("cert_path and key_path must both be set, or both empty (dev mode)");
-        }
-        if self.server_name.is_empty() || self.server_name.len() > 253 {
-            return bad("server_name must be 1..=253 bytes");
-        }
-        if self.max_connections == 0 {
-            return bad("max_connections must be > 0");
-        }
-        if self.hello_timeout_ms == 0
-            || self.idle_timeout_ms == 0
-            || self.ping_interval_ms == 0
-            || self.control_write_timeout_ms == 0
-        {
-            return bad(
-                "hello_timeout_ms, idle_timeout_ms, ping_interval_ms and control_write_timeout_ms must be > 0",
-            );
-        }
-        if self.keep_alive_ms != 0 && self.keep_alive_ms >= self.idle_timeout_ms {
-            return bad("keep_alive_ms must be below idle_timeout_ms (or 0)");
-        }
-        // One datagram must fit, or every datagram is dropped.
-        if self.datagram_recv_buffer_bytes < 1500 {
-            return bad("datagram_recv_buffer_bytes must be >= 1500");
-        }
-        if self.runtime_threads > 64 {
-            return bad("runtime_threads must be in 0..=64");
-        }
-        if !(64..=schemas::MAX_CONTROL_MESSAGE_BYTES).contains(&self.max_frame_bytes) {
-            return bad("max_frame_bytes must be in 64..=8192");
-        }
-        Ok(())
-    }
-
     pub(crate) fn hello_timeout(&self) -> Duration {
         Duration::from_millis(self.hello_timeout_ms)
     }
 
     pub(crate) fn control_write_timeout(&self) -> Duration {
         Duration::from_millis(self.control_write_timeout_ms)
+    }
+
+    /// Every unusable value of this section, as one [`GatewayError::Config`] (for [`bind`],
+    /// which may be handed a config that did not go through the cell's validation).
+    ///
+    /// [`bind`]: super::bind
+    pub fn check(&self) -> Result<(), GatewayError> {
+        service::config::check("quic", self).map_err(|e| match e {
+            service::config::ConfigError::Invalid(p) => {
+                let list: Vec<String> = p.iter().map(ToString::to_string).collect();
+                GatewayError::Config(list.join("; "))
+            }
+            other => GatewayError::Config(other.to_string()),
+        })
+    }
+}
+
+/// Rejects values the gateway cannot work with: every one, each under its own key.
+impl Validate for QuicConfig {
+    fn validate(&self, s: &mut Section<'_>) {
+        let (cert_set, key_set) = (
+            !self.cert_path.as_os_str().is_empty(),
+            !self.key_path.as_os_str().is_empty(),
+        );
+        if cert_set != key_set {
+            let (missing, other) = if cert_set {
+                ("key_path", "cert_path")
+            } else {
+                ("cert_path", "key_path")
+            };
+            s.push(
+                missing,
+                format!("must be set together with {other}, or both left empty (dev mode)"),
+            );
+        }
+        s.ensure(
+            !self.server_name.is_empty() && self.server_name.len() <= 253,
+            "server_name",
+            || format!("must be 1..=253 bytes (got {})", self.server_name.len()),
+        );
+        s.ensure(self.max_connections > 0, "max_connections", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+        for (key, ms) in [
+            ("hello_timeout_ms", self.hello_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("ping_interval_ms", u64::from(self.ping_interval_ms)),
+            ("control_write_timeout_ms", self.control_write_timeout_ms),
+        ] {
+            s.ensure(ms > 0, key, || "must be greater than 0 (got 0)".to_owned());
+        }
+        s.ensure(
+            self.keep_alive_ms == 0 || self.keep_alive_ms < self.idle_timeout_ms,
+            "keep_alive_ms",
+            || {
+                format!(
+                    "must be 0 (off) or below idle_timeout_ms = {} (got {})",
+                    self.idle_timeout_ms, self.keep_alive_ms
+                )
+            },
+        );
+        // One datagram must fit, or every datagram is dropped.
+        s.ensure(
+            self.datagram_recv_buffer_bytes >= 1500,
+            "datagram_recv_buffer_bytes",
+            || {
+                format!(
+                    "must be at least 1500, one datagram (got {})",
+                    self.datagram_recv_buffer_bytes
+                )
+            },
+        );
+        s.ensure(self.runtime_threads <= 64, "runtime_threads", || {
+            format!("must be in 0..=64 (got {})", self.runtime_threads)
+        });
+        s.ensure(
+            (64..=schemas::MAX_CONTROL_MESSAGE_BYTES).contains(&self.max_frame_bytes),
+            "max_frame_bytes",
+            || {
+                format!(
+                    "must be in 64..={} (got {})",
+                    schemas::MAX_CONTROL_MESSAGE_BYTES,
+                    self.max_frame_bytes
+                )
+            },
+        );
     }
 }

@@ -25,7 +25,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Binds the UDP socket, loads or generates the certificate, and returns the gateway ready for
 /// [`serve`]. Port 0 is allowed: see [`Gateway::local_addr`].
 pub async fn bind(cfg: &QuicConfig) -> Result<Gateway, GatewayError> {
-    cfg.validate()?;
+    cfg.check()?;
     let identity = tls::load(cfg)?;
     let ca_pem_path = identity.ca_pem_path.clone();
     let fingerprint = identity.fingerprint.clone();

@@ -38,6 +38,7 @@ pub use sandbox::LogPush;
 pub use webhook::{WebhookPush, WebhookSettings};
 
 use serde::{Deserialize, Serialize};
+use service::config::{Section, Validate};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -84,26 +85,32 @@ impl Default for NotifyConfig {
 }
 
 impl NotifyConfig {
-    /// Problems with this section, for the cell's config validation (empty when fine).
-    pub fn problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
-        if self.timeout_ms == 0 {
-            p.push("notify.timeout_ms must be positive".to_string());
-        }
-        if self.provider == ProviderKind::Webhook
-            && let Err(e) = WebhookPush::new(self.webhook_settings())
-        {
-            p.push(format!("notify.webhook_url: {e}"));
-        }
-        p
-    }
-
     fn webhook_settings(&self) -> WebhookSettings {
         WebhookSettings {
             url: self.webhook_url.clone(),
             timeout: Duration::from_millis(self.timeout_ms),
             max_retries: self.max_retries,
             backoff_base: Duration::from_millis(self.backoff_base_ms),
+        }
+    }
+}
+
+/// Problems with this section, for the cell's config validation.
+impl Validate for NotifyConfig {
+    fn validate(&self, s: &mut Section<'_>) {
+        s.ensure(self.timeout_ms > 0, "timeout_ms", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+        if self.provider == ProviderKind::Webhook
+            && let Err(e) = webhook::parse_url(&self.webhook_url)
+        {
+            s.push(
+                "webhook_url",
+                format!(
+                    "must be an http(s) URL for provider = \"webhook\" (got {:?}: {e})",
+                    self.webhook_url
+                ),
+            );
         }
     }
 }
@@ -183,7 +190,7 @@ mod tests {
         let c: NotifyConfig = toml::from_str("").unwrap();
         assert_eq!(c, NotifyConfig::default());
         assert_eq!(c.provider, ProviderKind::Log);
-        assert!(c.problems().is_empty());
+        assert!(service::config::check("notify", &c).is_ok());
         let c: NotifyConfig = toml::from_str(
             "provider = \"webhook\"\nwebhook_url = \"http://127.0.0.1:9/hook\"\nmax_retries = 5",
         )
@@ -192,7 +199,7 @@ mod tests {
             (c.provider, c.max_retries, c.timeout_ms),
             (ProviderKind::Webhook, 5, 2_000)
         );
-        assert!(c.problems().is_empty());
+        assert!(service::config::check("notify", &c).is_ok());
         assert!(toml::from_str::<NotifyConfig>("webhook = \"x\"").is_err());
         assert!(toml::from_str::<NotifyConfig>("provider = \"sms\"").is_err());
     }
@@ -203,7 +210,11 @@ mod tests {
             provider: ProviderKind::Webhook,
             ..NotifyConfig::default()
         };
-        assert_eq!(c.problems().len(), 1);
+        assert!(matches!(
+            service::config::check("notify", &c),
+            Err(service::config::ConfigError::Invalid(p))
+                if p.len() == 1 && p.iter().all(|p| p.key == "notify.webhook_url")
+        ));
         assert!(matches!(
             provider_from_config(&c),
             Err(NotifyError::Config(_))

@@ -35,18 +35,23 @@ pub struct WebhookPush {
     settings: WebhookSettings,
 }
 
+/// `url` as the webhook's target: an absolute http(s) URL. Shared by [`WebhookPush::new`]
+/// and config validation so both accept the same addresses.
+pub(crate) fn parse_url(url: &str) -> Result<reqwest::Url, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    if matches!(parsed.scheme(), "http" | "https") {
+        Ok(parsed)
+    } else {
+        Err("must be http or https".to_owned())
+    }
+}
+
 impl WebhookPush {
     /// Fails (as [`PushError::Rejected`]) when the URL is not http(s) or the client cannot
     /// be built: both are configuration errors, found at startup.
     pub fn new(settings: WebhookSettings) -> Result<Self, PushError> {
-        let url = reqwest::Url::parse(&settings.url)
+        let url = parse_url(&settings.url)
             .map_err(|e| PushError::Rejected(format!("webhook url {:?}: {e}", settings.url)))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(PushError::Rejected(format!(
-                "webhook url {:?} must be http or https",
-                settings.url
-            )));
-        }
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)

@@ -48,6 +48,21 @@ impl Default for TrackingConfig {
     }
 }
 
+/// Bounds that would make every subscriber useless: a queue that holds nothing, a WebSocket
+/// that cannot read a frame.
+impl service::config::Validate for TrackingConfig {
+    fn validate(&self, s: &mut service::config::Section<'_>) {
+        s.ensure(self.queue_depth > 0, "queue_depth", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+        s.ensure(
+            self.ws_read_buffer_bytes > 0,
+            "ws_read_buffer_bytes",
+            || "must be greater than 0 (got 0)".to_owned(),
+        );
+    }
+}
+
 struct Sub {
     id: u64,
     tx: mpsc::Sender<Arc<str>>,

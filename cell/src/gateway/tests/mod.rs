@@ -101,7 +101,7 @@ pub async fn eventually(what: &str, f: impl Fn() -> bool) {
 #[test]
 fn config_defaults_validate_and_round_trip() {
     let cfg = QuicConfig::default();
-    cfg.validate().unwrap();
+    cfg.check().unwrap();
     assert!(cfg.dev_mode());
     assert!(
         cfg.datagram_recv_buffer_bytes <= 64 * 1024,
@@ -141,7 +141,7 @@ fn config_rejects_unusable_values() {
         },
     ];
     for cfg in bad {
-        assert!(cfg.validate().is_err(), "{cfg:?}");
+        assert!(cfg.check().is_err(), "{cfg:?}");
     }
 }
 

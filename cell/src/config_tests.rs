@@ -1,0 +1,248 @@
+//! Tests of the cell's config: the embedded default, a file naming every key, and the one
+//! validation pass reporting a bad value in every section at once.
+
+use super::*;
+use std::collections::BTreeSet;
+
+#[test]
+fn default_config_loads_and_validates() {
+    let c = Config::load(None).unwrap();
+    c.validate().unwrap();
+    assert!(!c.redacted().contains(&c.auth.jwt_secret));
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(&p, "[http]\nlisten_adr = \"x\"\n").unwrap();
+    assert!(
+        Config::load(Some(&p))
+            .unwrap_err()
+            .to_string()
+            .contains("listen_adr")
+    );
+    std::fs::write(&p, "[cell]\nid = 5000\n[auth]\njwt_secret = \"x\"\n").unwrap();
+    let err = Config::load(Some(&p))
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cell.id") && err.contains("jwt_secret"),
+        "{err}"
+    );
+}
+
+/// A file that sets every key of every section (the Stripe provider: the sandbox's one key is
+/// covered in `payments`), each to a usable value other than its default.
+const EVERY_KEY: &str = r#"
+[cell]
+id = 7
+name = "hamburg"
+currency = "usd"
+
+[http]
+listen_addr = "127.0.0.1:9081"
+request_timeout_ms = 5000
+
+[store]
+backend = "redb"
+data_dir = "/tmp/cell-7"
+fdb_cluster_file = "/etc/foundationdb/fdb.cluster"
+
+[auth]
+jwt_secret = "a-long-enough-secret"
+token_ttl_s = 3600
+
+[demo]
+enabled = true
+seed = 7
+city_name = "Hamburg"
+center_lat = 53.55
+center_lng = 9.99
+radius_km = 8.0
+restaurants = 100
+timezone = "Europe/Berlin"
+
+[pricing]
+tax_basis_points = 700
+delivery_base_fee_cents = 249
+delivery_base_distance_m = 1500
+delivery_per_km_cents = 60
+delivery_max_fee_cents = 999
+avg_speed_kmh = 20.0
+road_factor = 1.4
+handoff_min = 4
+eta_band_min = 6
+
+[payments]
+timeout_ms = 4000
+max_retries = 3
+backoff_base_ms = 50
+backoff_max_ms = 1000
+breaker_failure_threshold = 4
+breaker_cooldown_ms = 20000
+
+[payments.provider]
+kind = "stripe"
+base_url = "https://api.stripe.com"
+secret_key = "sk_test_x"
+connect_timeout_ms = 1000
+request_timeout_ms = 8000
+
+[dispatch]
+reconnect_grace_ms = 20000
+tick_ms = 200
+payout_base_cents = 300
+payout_per_km_cents = 100
+
+[dispatch.matching]
+radius_m = 4000.0
+wide_radius_m = 9000.0
+candidates = 10
+offer_ttl_ms = 20000
+offers_per_phase = 2
+retry_delayed_ms = 20000
+empty_retry_ms = 5000
+weight_distance = 0.5
+weight_heading = 0.3
+weight_acceptance = 0.2
+degrade_above_waiting = 400
+
+[dispatch.pings]
+max_future_skew_ms = 4000
+max_age_ms = 20000
+max_speed_mps = 40.0
+min_jump_m = 200.0
+max_pings_per_s = 50.0
+ping_burst = 50
+
+[tracking]
+queue_depth = 32
+min_location_interval_ms = 500
+ws_read_buffer_bytes = 8192
+
+[quic]
+listen_addr = "127.0.0.1:4434"
+cert_path = "/etc/cell/quic.crt"
+key_path = "/etc/cell/quic.key"
+dev_cert_dir = "/tmp/dev-certs"
+server_name = "hamburg.cells.example.com"
+max_connections = 5000
+hello_timeout_ms = 3000
+idle_timeout_ms = 20000
+keep_alive_ms = 5000
+ping_interval_ms = 2000
+datagram_recv_buffer_bytes = 16384
+socket_recv_buffer_bytes = 1048576
+max_frame_bytes = 4096
+control_write_timeout_ms = 5000
+runtime_threads = 2
+
+[notify]
+provider = "webhook"
+webhook_url = "https://hooks.example.com/push"
+timeout_ms = 1000
+max_retries = 2
+backoff_base_ms = 100
+log_keep = 100
+"#;
+
+/// One unusable value per section, and the key its problem must name.
+const BAD: &[(&str, &str)] = &[
+    ("[cell]\nid = 5000\n", "cell.id"),
+    (
+        "[http]\nrequest_timeout_ms = 0\n",
+        "http.request_timeout_ms",
+    ),
+    ("[store]\ndata_dir = \"\"\n", "store.data_dir"),
+    ("[auth]\njwt_secret = \"short\"\n", "auth.jwt_secret"),
+    (
+        "[demo]\nenabled = true\nradius_km = 0.0\n",
+        "demo.radius_km",
+    ),
+    ("[pricing]\nroad_factor = 0.0\n", "pricing.road_factor"),
+    ("[payments]\ntimeout_ms = 0\n", "payments.timeout_ms"),
+    (
+        "[dispatch.matching]\ncandidates = 0\n",
+        "dispatch.matching.candidates",
+    ),
+    ("[tracking]\nqueue_depth = 0\n", "tracking.queue_depth"),
+    ("[quic]\nmax_connections = 0\n", "quic.max_connections"),
+    ("[notify]\nprovider = \"webhook\"\n", "notify.webhook_url"),
+];
+
+/// Loads `text` as the `--config` file over the embedded default.
+fn load_text(text: &str) -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cell.toml");
+    std::fs::write(&p, text).unwrap();
+    Config::load(Some(&p)).unwrap()
+}
+
+/// The problem keys `validate` reports for `cfg`, in order.
+fn problem_keys(cfg: &Config) -> Vec<String> {
+    match cfg.validate() {
+        Ok(()) => Vec::new(),
+        Err(ConfigError::Invalid(p)) => p.iter().map(|p| p.key.clone()).collect(),
+        Err(e) => panic!("not a validation error: {e}"),
+    }
+}
+
+/// Every dotted key path of a TOML table, tables included.
+fn key_paths(table: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) {
+    for (k, v) in table {
+        let path = format!("{prefix}{k}");
+        if let toml::Value::Table(t) = v {
+            key_paths(t, &format!("{path}."), out);
+        }
+        out.insert(path);
+    }
+}
+
+#[test]
+fn the_default_round_trips_and_validates_clean() {
+    let c = Config::load(None).unwrap();
+    assert_eq!(problem_keys(&c), Vec::<String>::new());
+    let text = toml::to_string(&c).unwrap();
+    let again: Config = toml::from_str(&text).unwrap();
+    assert_eq!(toml::to_string(&again).unwrap(), text);
+}
+
+#[test]
+fn a_file_setting_every_key_parses_and_validates() {
+    let c = load_text(EVERY_KEY);
+    assert_eq!(problem_keys(&c), Vec::<String>::new());
+    assert_eq!((c.cell.id, c.pricing.road_factor), (7, 1.4));
+    assert_eq!(c.dispatch.pings.ping_burst, 50);
+    assert_eq!(c.quic.runtime_threads, 2);
+    assert_eq!(c.notify.log_keep, 100);
+    // The file names every key the config has: a new key must be added here too.
+    let (mut in_file, mut in_config) = (BTreeSet::new(), BTreeSet::new());
+    key_paths(&toml::from_str(EVERY_KEY).unwrap(), "", &mut in_file);
+    key_paths(&toml::Table::try_from(&c).unwrap(), "", &mut in_config);
+    assert_eq!(in_file, in_config);
+}
+
+#[test]
+fn each_section_reports_its_own_bad_value() {
+    for (text, key) in BAD {
+        assert_eq!(problem_keys(&load_text(text)), [*key], "{text}");
+    }
+}
+
+#[test]
+fn a_bad_value_in_every_section_is_reported_at_once() {
+    let text: String = BAD.iter().map(|(t, _)| *t).collect();
+    let c = load_text(&text);
+    let keys = problem_keys(&c);
+    let want: Vec<&str> = BAD.iter().map(|(_, k)| *k).collect();
+    assert_eq!(keys, want);
+    let err = c.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("pricing.road_factor: must be in 1..=5 (got 0)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1 + BAD.len(), "{err}");
+}

@@ -1,0 +1,146 @@
+//! Tests of the router's config: the embedded default, a file naming every key, and the one
+//! validation pass reporting a bad value in every section at once.
+
+use super::*;
+use std::collections::BTreeSet;
+
+#[test]
+fn defaults_load_and_overlay_wins() {
+    let c = Config::load(None).unwrap();
+    assert_eq!(c.http.listen_addr.port(), 8080);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.toml");
+    std::fs::write(&f, "[limits]\nper_ip_rps = 5\n").unwrap();
+    let c = Config::load(Some(&f)).unwrap();
+    assert_eq!(c.limits.per_ip_rps, 5);
+    assert_eq!(c.limits.per_ip_burst, 4000);
+    std::fs::write(&f, "[limits]\nper_ip_rsp = 5\n").unwrap();
+    assert!(matches!(
+        Config::load(Some(&f)),
+        Err(ConfigError::Parse { .. })
+    ));
+    std::fs::write(&f, "[tls]\ncert_file = \"x.pem\"\n").unwrap();
+    assert!(matches!(
+        Config::load(Some(&f)),
+        Err(ConfigError::Invalid(_))
+    ));
+}
+
+/// A file that sets every key of every section, each to a usable value other than its
+/// default.
+const EVERY_KEY: &str = r#"
+[http]
+listen_addr = "127.0.0.1:9080"
+max_body_bytes = 32768
+upstream_timeout_ms = 5000
+pool_max_idle_per_cell = 64
+
+[store]
+backend = "redb"
+data_dir = "/tmp/router"
+fdb_cluster_file = "/etc/foundationdb/fdb.cluster"
+follow = "http://leader.example.com:8080"
+poll_ms = 500
+
+[auth]
+jwt_secret = "a-secret-of-enough-bytes"
+token_ttl_s = 3600
+
+[health]
+interval_ms = 2000
+timeout_ms = 1500
+failure_threshold = 5
+
+[limits]
+per_ip_rps = 100
+per_ip_burst = 200
+per_token_rps = 10
+per_token_burst = 20
+
+[tls]
+cert_file = "/etc/router/tls.crt"
+key_file = "/etc/router/tls.key"
+"#;
+
+/// One unusable value per section, and the key its problem must name.
+const BAD: &[(&str, &str)] = &[
+    ("[http]\nmax_body_bytes = 0\n", "http.max_body_bytes"),
+    ("[store]\nfollow = \"leader:8080\"\n", "store.follow"),
+    ("[auth]\njwt_secret = \"too-short\"\n", "auth.jwt_secret"),
+    (
+        "[health]\nfailure_threshold = 0\n",
+        "health.failure_threshold",
+    ),
+    ("[limits]\nper_token_burst = 0\n", "limits.per_token_burst"),
+    ("[tls]\ncert_file = \"x.pem\"\n", "tls.key_file"),
+];
+
+/// Parses `text` as the `--config` file over the embedded default, without validating.
+fn layered_text(text: &str) -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("router.toml");
+    std::fs::write(&p, text).unwrap();
+    Config::layered(Some(&p)).unwrap()
+}
+
+/// The problem keys `validate` reports for `cfg`, in order.
+fn problem_keys(cfg: &Config) -> Vec<String> {
+    match cfg.validate() {
+        Ok(()) => Vec::new(),
+        Err(ConfigError::Invalid(p)) => p.iter().map(|p| p.key.clone()).collect(),
+        Err(e) => panic!("not a validation error: {e}"),
+    }
+}
+
+/// Every dotted key path of a TOML table, tables included.
+fn key_paths(table: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) {
+    for (k, v) in table {
+        let path = format!("{prefix}{k}");
+        if let toml::Value::Table(t) = v {
+            key_paths(t, &format!("{path}."), out);
+        }
+        out.insert(path);
+    }
+}
+
+#[test]
+fn the_default_round_trips_and_validates_clean() {
+    let c = Config::layered(None).unwrap();
+    assert_eq!(problem_keys(&c), Vec::<String>::new());
+    let text = toml::to_string(&c).unwrap();
+    let again: Config = toml::from_str(&text).unwrap();
+    assert_eq!(toml::to_string(&again).unwrap(), text);
+}
+
+#[test]
+fn a_file_setting_every_key_parses_and_validates() {
+    let c = layered_text(EVERY_KEY);
+    assert_eq!(problem_keys(&c), Vec::<String>::new());
+    assert_eq!((c.store.poll_ms, c.limits.per_token_burst), (500, 20));
+    // The file names every key the config has: a new key must be added here too.
+    let (mut in_file, mut in_config) = (BTreeSet::new(), BTreeSet::new());
+    key_paths(&toml::from_str(EVERY_KEY).unwrap(), "", &mut in_file);
+    key_paths(&toml::Table::try_from(&c).unwrap(), "", &mut in_config);
+    assert_eq!(in_file, in_config);
+}
+
+#[test]
+fn each_section_reports_its_own_bad_value() {
+    for (text, key) in BAD {
+        assert_eq!(problem_keys(&layered_text(text)), [*key], "{text}");
+    }
+}
+
+#[test]
+fn a_bad_value_in_every_section_is_reported_at_once() {
+    let text: String = BAD.iter().map(|(t, _)| *t).collect();
+    let c = layered_text(&text);
+    let want: Vec<&str> = BAD.iter().map(|(_, k)| *k).collect();
+    assert_eq!(problem_keys(&c), want);
+    let err = c.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("health.failure_threshold: must be at least 1 (got 0)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1 + BAD.len(), "{err}");
+}
