@@ -41,7 +41,7 @@ mod manifest;
 mod mask;
 
 /// Libraries that must stay free of I/O and runtimes (paths from the workspace root).
-/// `platform/cellapi` is being created; until its folder exists it is skipped and reported.
+/// A listed crate whose folder is missing is skipped and named in the report (a crate being created).
 pub const PURE_CRATES: &[&str] = &[
     "platform/domain",
     "geostore",
