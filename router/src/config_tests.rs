@@ -2,7 +2,14 @@
 //! validation pass reporting a bad value in every section at once.
 
 use super::*;
-use std::collections::BTreeSet;
+use service::testing::ConfigSuite;
+
+const SUITE: ConfigSuite<Config> = ConfigSuite {
+    load: Config::layered,
+    validate: Config::validate,
+    every_key: EVERY_KEY,
+    bad: BAD,
+};
 
 #[test]
 fn defaults_load_and_overlay_wins() {
@@ -75,72 +82,27 @@ const BAD: &[(&str, &str)] = &[
     ("[tls]\ncert_file = \"x.pem\"\n", "tls.key_file"),
 ];
 
-/// Parses `text` as the `--config` file over the embedded default, without validating.
-fn layered_text(text: &str) -> Config {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("router.toml");
-    std::fs::write(&p, text).unwrap();
-    Config::layered(Some(&p)).unwrap()
-}
-
-/// The problem keys `validate` reports for `cfg`, in order.
-fn problem_keys(cfg: &Config) -> Vec<String> {
-    match cfg.validate() {
-        Ok(()) => Vec::new(),
-        Err(ConfigError::Invalid(p)) => p.iter().map(|p| p.key.clone()).collect(),
-        Err(e) => panic!("not a validation error: {e}"),
-    }
-}
-
-/// Every dotted key path of a TOML table, tables included.
-fn key_paths(table: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) {
-    for (k, v) in table {
-        let path = format!("{prefix}{k}");
-        if let toml::Value::Table(t) = v {
-            key_paths(t, &format!("{path}."), out);
-        }
-        out.insert(path);
-    }
-}
-
 #[test]
 fn the_default_round_trips_and_validates_clean() {
-    let c = Config::layered(None).unwrap();
-    assert_eq!(problem_keys(&c), Vec::<String>::new());
-    let text = toml::to_string(&c).unwrap();
-    let again: Config = toml::from_str(&text).unwrap();
-    assert_eq!(toml::to_string(&again).unwrap(), text);
+    SUITE.default_round_trips_and_validates_clean();
 }
 
 #[test]
 fn a_file_setting_every_key_parses_and_validates() {
-    let c = layered_text(EVERY_KEY);
-    assert_eq!(problem_keys(&c), Vec::<String>::new());
+    let c = SUITE.every_key_parses_and_validates();
     assert_eq!((c.store.poll_ms, c.limits.per_token_burst), (500, 20));
-    // The file names every key the config has: a new key must be added here too.
-    let (mut in_file, mut in_config) = (BTreeSet::new(), BTreeSet::new());
-    key_paths(&toml::from_str(EVERY_KEY).unwrap(), "", &mut in_file);
-    key_paths(&toml::Table::try_from(&c).unwrap(), "", &mut in_config);
-    assert_eq!(in_file, in_config);
 }
 
 #[test]
 fn each_section_reports_its_own_bad_value() {
-    for (text, key) in BAD {
-        assert_eq!(problem_keys(&layered_text(text)), [*key], "{text}");
-    }
+    SUITE.each_section_reports_its_own_bad_value();
 }
 
 #[test]
 fn a_bad_value_in_every_section_is_reported_at_once() {
-    let text: String = BAD.iter().map(|(t, _)| *t).collect();
-    let c = layered_text(&text);
-    let want: Vec<&str> = BAD.iter().map(|(_, k)| *k).collect();
-    assert_eq!(problem_keys(&c), want);
-    let err = c.validate().unwrap_err().to_string();
+    let err = SUITE.a_bad_value_in_every_section_is_reported_at_once();
     assert!(
         err.contains("health.failure_threshold: must be at least 1 (got 0)"),
         "{err}"
     );
-    assert_eq!(err.lines().count(), 1 + BAD.len(), "{err}");
 }

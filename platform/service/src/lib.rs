@@ -7,8 +7,11 @@
 //! - `config.rs`: [`config::load_toml`] (layers) and the one validation pass every binary runs
 //!   before binding anything: [`config::Problems`], [`config::Validate`],
 //!   [`config::ConfigError`], exit status [`config::EX_CONFIG`].
+//! - `testing.rs` (feature `testing`): the config tests every binary runs, written once.
 
 pub mod config;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{LoadError, load_toml};
 
