@@ -21,13 +21,16 @@
 //! - **module-doc**: every `.rs` file (except [`GENERATED`] code) opens with a `//!` (or
 //!   `/*!`) module comment; only blank lines, inner attributes (`#![...]`) and license lines
 //!   (`// SPDX-License-Identifier: ...`, `// Copyright ...`) may come before it.
+//! - **folder-direction**: no crate under `cell/` depends (in any dependency table) on a crate
+//!   under `router/`, and none under `router/` on one under `cell/` ([`SEPARATE_FOLDERS`]): the
+//!   folders show who owns what, and code both binaries use lives in `platform/`.
 //!
 //! Files are those git lists (tracked, plus untracked ones it does not ignore) when the root is
 //! a git work tree's top, otherwise every file below the root except `target/` and dot folders
 //! (how the tests' temporary trees are read).
 //!
 //! Layout: this file holds the rule parameters, the file listing and module-doc;
-//! `manifest.rs` pure-deps; `clock.rs` wall-clock; `mask.rs` blanks comments and literals.
+//! `manifest.rs` pure-deps and folder-direction; `clock.rs` wall-clock; `mask.rs` blanks comments and literals.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -141,6 +144,9 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
     ),
 ];
 
+/// The binaries' folders: neither uses a crate from the other's (shared code is in `platform/`).
+pub const SEPARATE_FOLDERS: &[(&str, &str)] = &[("cell", "router"), ("router", "cell")];
+
 /// Generated code: not held to the source rules.
 pub const GENERATED: &[&str] = &["schemas/src/generated/"];
 
@@ -153,6 +159,8 @@ pub enum Rule {
     WallClock,
     /// A file lacks its opening `//!` comment.
     ModuleDoc,
+    /// A crate under one binary's folder uses a crate under the other's.
+    FolderDirection,
 }
 
 impl Rule {
@@ -162,6 +170,7 @@ impl Rule {
             Rule::PureDeps => "pure-deps",
             Rule::WallClock => "wall-clock",
             Rule::ModuleDoc => "module-doc",
+            Rule::FolderDirection => "folder-direction",
         }
     }
 }
@@ -196,6 +205,8 @@ pub struct Rules {
     pub forbidden_deps: &'static [&'static str],
     pub clock_allowlist: &'static [(&'static str, &'static str)],
     pub generated: &'static [&'static str],
+    /// `(owner, other)`: no crate under `owner/` may depend on a crate under `other/`.
+    pub separate_folders: &'static [(&'static str, &'static str)],
 }
 
 impl Rules {
@@ -205,6 +216,7 @@ impl Rules {
             forbidden_deps: FORBIDDEN_DEPS,
             clock_allowlist: CLOCK_ALLOWLIST,
             generated: GENERATED,
+            separate_folders: SEPARATE_FOLDERS,
         }
     }
 }
@@ -213,8 +225,10 @@ impl Rules {
 pub fn check(root: &Path, rules: &Rules) -> io::Result<Report> {
     let mut report = Report::default();
     manifest::check_pure_deps(root, rules, &mut report)?;
+    let files = source_files(root)?;
+    manifest::check_folder_direction(root, &files, rules, &mut report)?;
     let mut rust = Vec::new();
-    for file in source_files(root)? {
+    for file in files {
         if file.ends_with(".rs") && !rules.generated.iter().any(|g| file.starts_with(g)) {
             let text = fs::read_to_string(root.join(&file))?;
             rust.push((file, text));

@@ -273,3 +273,37 @@ fn a_file_without_its_module_comment_is_reported() {
     assert!(report.violations[0].message.contains("//!"));
     assert_eq!(report.violations[1].rule, Rule::ModuleDoc);
 }
+
+#[test]
+fn a_binary_folder_using_the_other_binarys_crate_is_reported() {
+    let workspace = "[workspace]\nmembers = [\"cell\", \"cell/catalog\", \"router\", \"router/map\"]\n\n\
+                     [workspace.dependencies]\ncellmap = { path = \"router/map\" }\n";
+    let cell = "[package]\nname = \"cell\"\n\n[dependencies]\ncellmap.workspace = true\n\
+                catalog = { path = \"catalog\" }\n";
+    let router = "[package]\nname = \"router\"\n\n[dependencies]\nserde = \"1\"\n\n\
+                  [dev-dependencies]\ncatalog = { path = \"../cell/catalog\" }\n";
+    let report = check(
+        &[
+            ("Cargo.toml", workspace),
+            ("cell/Cargo.toml", cell),
+            ("cell/src/lib.rs", LIB),
+            ("cell/catalog/Cargo.toml", "[package]\nname = \"catalog\"\n"),
+            ("cell/catalog/src/lib.rs", LIB),
+            ("router/Cargo.toml", router),
+            ("router/src/lib.rs", LIB),
+            ("router/map/Cargo.toml", "[package]\nname = \"cellmap\"\n"),
+            ("router/map/src/lib.rs", LIB),
+        ],
+        &rules(),
+    );
+    // The cell's own catalog is fine; the router's map and the cell's catalog across are not.
+    assert_eq!(
+        found(&report),
+        [
+            "cell/Cargo.toml:5 folder-direction",
+            "router/Cargo.toml:8 folder-direction",
+        ]
+    );
+    assert!(report.violations[0].message.contains("platform/"));
+    assert!(report.violations[1].message.contains("`catalog`"));
+}

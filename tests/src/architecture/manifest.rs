@@ -1,5 +1,7 @@
-//! The pure-deps rule: reads the pure libraries' `Cargo.toml` (and the workspace's, for
-//! inherited entries) and reports every normal dependency on a forbidden crate, at its line.
+//! The manifest rules: pure-deps reads the pure libraries' `Cargo.toml` (and the workspace's,
+//! for inherited entries) and reports every normal dependency on a forbidden crate, at its line;
+//! folder-direction reports a crate under one binary's folder that uses a crate under the
+//! other's.
 
 use std::fs;
 use std::io;
@@ -90,6 +92,26 @@ fn package_name(
     spec: &DeValue<'_>,
     ws_deps: Option<&DeTable<'_>>,
 ) -> String {
+    let (name, path) = resolve(root, crate_dir, key, spec, ws_deps);
+    let declared = path
+        .and_then(|p| fs::read_to_string(p.join("Cargo.toml")).ok())
+        .and_then(|text| {
+            let doc = DeTable::parse(&text).ok()?;
+            let package = table(get(doc.get_ref(), "package")?)?;
+            get(package, "name")?.as_str().map(str::to_string)
+        });
+    declared.unwrap_or(name)
+}
+
+/// A dependency entry's `package` (or key) and `path`, through the workspace entry for
+/// `workspace = true`.
+fn resolve(
+    root: &Path,
+    crate_dir: &str,
+    key: &str,
+    spec: &DeValue<'_>,
+    ws_deps: Option<&DeTable<'_>>,
+) -> (String, Option<std::path::PathBuf>) {
     let mut name = key.to_string();
     let mut path = None;
     let mut read = |t: &DeTable<'_>, base: &Path| {
@@ -110,12 +132,72 @@ fn package_name(
             read(t, root);
         }
     }
-    let declared = path
-        .and_then(|p| fs::read_to_string(p.join("Cargo.toml")).ok())
-        .and_then(|text| {
-            let doc = DeTable::parse(&text).ok()?;
-            let package = table(get(doc.get_ref(), "package")?)?;
-            get(package, "name")?.as_str().map(str::to_string)
-        });
-    declared.unwrap_or(name)
+    (name, path)
+}
+
+/// The folder-direction rule: no crate under one binary's folder depends (in any dependency
+/// table, dev and build included) on a crate under the other's, so the tree shows who owns
+/// what. Shared code lives in `platform/`.
+pub(super) fn check_folder_direction(
+    root: &Path,
+    files: &[String],
+    rules: &Rules,
+    report: &mut Report,
+) -> io::Result<()> {
+    let ws_text = fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+    let ws_doc = DeTable::parse(&ws_text).ok();
+    let ws_deps = ws_doc.as_ref().and_then(|d| {
+        table(get(d.get_ref(), "workspace")?)
+            .and_then(|w| get(w, "dependencies"))
+            .and_then(table)
+    });
+    let canonical_root = fs::canonicalize(root)?;
+    for manifest in files.iter().filter(|f| f.ends_with("Cargo.toml")) {
+        let crate_dir = manifest
+            .trim_end_matches("Cargo.toml")
+            .trim_end_matches('/');
+        let Some(&(owner, other)) = rules
+            .separate_folders
+            .iter()
+            .find(|(owner, _)| in_folder(crate_dir, owner))
+        else {
+            continue;
+        };
+        let text = fs::read_to_string(root.join(manifest))?;
+        let doc = DeTable::parse(&text)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{manifest}: {e}")))?;
+        for section in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            let Some(deps) = get(doc.get_ref(), section).and_then(table) else {
+                continue;
+            };
+            for (key, spec) in deps {
+                let (name, path) = resolve(root, crate_dir, key.get_ref(), spec.get_ref(), ws_deps);
+                let Some(at) = path.and_then(|p| fs::canonicalize(p).ok()).and_then(|p| {
+                    p.strip_prefix(&canonical_root)
+                        .ok()
+                        .map(|p| p.to_path_buf())
+                }) else {
+                    continue;
+                };
+                let at = at.to_string_lossy().replace('\\', "/");
+                if in_folder(&at, other) {
+                    report.violations.push(Violation {
+                        file: manifest.clone(),
+                        line: line_of(&text, key.span().start),
+                        rule: Rule::FolderDirection,
+                        message: format!(
+                            "`{crate_dir}` (under {owner}/) depends on `{name}` at {at}/, under \
+                             {other}/: the folders would no longer show who owns what. Move \
+                             `{name}` to platform/ if both need it."
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn in_folder(path: &str, folder: &str) -> bool {
+    path == folder || path.starts_with(&format!("{folder}/"))
 }
