@@ -87,6 +87,7 @@ pub async fn build(
         },
         ownership.clone(),
     ));
+    orders.resume_ids(clock.now()).await?;
     let tracker = Arc::new(Tracker::new(
         config.tracking.clone(),
         config.pricing.avg_speed_kmh,

@@ -1,0 +1,126 @@
+//! What the writer does after a failed commit. redb latches an I/O error: every later
+//! operation on that `Database` fails with `PreviousIo` until it is closed and reopened. So the
+//! writer reopens the file at once (reads are served again; redb repairs the file on open if the
+//! failed commit left it unclean) and then probes with a tiny durable write, backing off between
+//! tries, until a commit succeeds: only then does it accept writes again. A failed probe latches
+//! the fresh `Database` too, so the writer reopens it again right away to keep reads going.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::{DATA, Job, Shared, backend, lock, open_db};
+use crate::{Result, StoreError, TxnError, keys};
+
+/// First wait between probes; doubled after each failure up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest wait between probes: the store accepts writes again at most this long after the
+/// disk does.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a reopen waits for readers still holding the old `Database` (they take
+/// microseconds; the file lock is released when the last one finishes).
+const REOPEN_WAIT: Duration = Duration::from_millis(200);
+
+/// Marks the store faulty: writes fail fast with `reason`, `/ready` reports it.
+pub(super) fn set_fault(shared: &Shared, reason: String) {
+    *lock(&shared.fault) = Some(reason);
+    shared.faulty.store(true, Ordering::Release);
+    metrics::gauge!("store_healthy").set(0.0);
+}
+
+fn clear_fault(shared: &Shared) {
+    shared.faulty.store(false, Ordering::Release);
+    *lock(&shared.fault) = None;
+    metrics::gauge!("store_healthy").set(1.0);
+}
+
+/// Recovers the store after the failed commit `first`. Returns `false` if the store is being
+/// dropped meanwhile (the job channel closed), `true` once commits work again.
+pub(super) fn until_healthy(shared: &Shared, jobs: &mpsc::Receiver<Job>, first: StoreError) -> bool {
+    let started = Instant::now();
+    let mut backoff = MIN_BACKOFF;
+    let mut attempts = 0u32;
+    let mut open = reopen(shared).is_ok();
+    loop {
+        if !open {
+            open = reopen(shared).is_ok();
+        }
+        if open {
+            attempts += 1;
+            match probe(shared) {
+                Ok(()) => {
+                    clear_fault(shared);
+                    tracing::warn!(
+                        after_ms = started.elapsed().as_millis() as u64,
+                        attempts,
+                        first_error = %first,
+                        "store recovered: accepting writes again"
+                    );
+                    return true;
+                }
+                Err(e) => {
+                    metrics::counter!("store_commit_failures_total").increment(1);
+                    tracing::debug!(error = %e, attempts, "store probe commit failed");
+                    *lock(&shared.fault) = Some(format!("commit failed: {e} (retrying)"));
+                    open = reopen(shared).is_ok();
+                }
+            }
+        }
+        // Jobs sent before `faulty` was visible to their sender are refused here.
+        let deadline = Instant::now() + backoff;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match jobs.recv_timeout(left) {
+                Ok(job) => {
+                    let _ = job.reply.send(Err(TxnError::Store(shared.unavailable())));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Closes the (latched) database and opens the file again.
+fn reopen(shared: &Shared) -> Result<()> {
+    let old = shared
+        .db
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    drop(old);
+    let deadline = Instant::now() + REOPEN_WAIT;
+    let db = loop {
+        match open_db(&shared.path, shared.cache_size) {
+            Err(StoreError::AlreadyOpen { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "reopening the store failed");
+                return Err(e);
+            }
+            Ok(db) => break db,
+        }
+    };
+    *shared.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
+    Ok(())
+}
+
+/// One durable write transaction of its own, the way a batch commits.
+fn probe(shared: &Shared) -> Result<()> {
+    let db = shared.db()?;
+    let wtx = db.begin_write().map_err(backend)?;
+    {
+        let mut table = wtx.open_table(DATA).map_err(backend)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        table
+            .insert(keys::probe_key().as_slice(), now.to_be_bytes().as_slice())
+            .map_err(backend)?;
+    }
+    wtx.commit().map_err(backend)?;
+    Ok(())
+}
