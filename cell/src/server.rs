@@ -142,6 +142,21 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
             }
         }
     });
+    // Keeps the id lease ahead of the clock even when no order is placed, so delivery ids
+    // (issued synchronously) always have room.
+    let (a, mut stop) = (app.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+                    if let Err(e) = a.orders().renew_ids(a.now()).await {
+                        tracing::debug!(error = %e, "could not renew the id lease");
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    });
     let a = app.clone();
     tokio::spawn(crate::events::consume(
         app.kv().clone(),
