@@ -385,7 +385,9 @@ mod tests {
         // Restart with the clock 10 s back: the mark is the lease the first run persisted.
         let mut g = SnowflakeGen::resume(cell, now + 60_000);
         g.set_lease(now + 120_000);
-        let second: Vec<u64> = (0..5_000).map(|_| g.try_next_raw(now - 10_000).unwrap()).collect();
+        let second: Vec<u64> = (0..5_000)
+            .map(|_| g.try_next_raw(now - 10_000).unwrap())
+            .collect();
         assert!(second[0] > *first.last().unwrap());
         assert!(second.windows(2).all(|w| w[0] < w[1]));
         assert!(OrderId(second[0]).created_ms() > now + 60_000);
@@ -402,7 +404,9 @@ mod tests {
         assert_eq!(g.lease_ms(), Some(now + 10));
         let mut last = 0;
         for _ in 0..4096 {
-            let id = g.try_next_raw(now + 1_000).expect("within the lease's millisecond");
+            let id = g
+                .try_next_raw(now + 1_000)
+                .expect("within the lease's millisecond");
             assert!(id > last);
             assert_eq!(OrderId(id).created_ms(), now + 10);
             last = id;

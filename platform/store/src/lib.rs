@@ -9,7 +9,8 @@
 //!   layout is identical) and the event-log key space.
 //! - `redb.rs` (+ `redb/tests.rs`): [`RedbStore`], the embedded default backend: one redb file,
 //!   a single writer thread with group commit (one fsync per batch of transactions);
-//!   `redb/recover.rs`: what the writer does after a failed commit (refuse writes, reopen).
+//!   `redb/apply.rs`: a job's writes and events into the batch; `redb/recover.rs`: what the
+//!   writer does after a failed commit (refuse writes, reopen, probe).
 //! - `open.rs`: [`open`] the backend a configuration names ([`Backend`]).
 //! - `overlay.rs`: a transaction's private write buffer over a snapshot (read-your-writes;
 //!   nothing reaches the table unless the closure succeeds).

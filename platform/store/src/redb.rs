@@ -49,10 +49,11 @@ use std::time::Instant;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{oneshot, watch};
 
-use crate::overlay::{Base, OverlayTxn, WriteSet};
+use crate::overlay::{Base, OverlayTxn};
 use crate::{
     BoxFut, ErasedResult, ErasedTxnFn, Event, Kv, LogId, LogPos, Result, StoreError, TxnError, keys,
 };
+use apply::{Stamper, apply};
 
 /// The single table holding every key.
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -143,11 +144,7 @@ fn open_db(path: &Path, cache_size: usize) -> Result<redb::Database> {
         .create(path)
         .map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
-                path: path
-                    .parent()
-                    .unwrap_or(path)
-                    .display()
-                    .to_string(),
+                path: path.parent().unwrap_or(path).display().to_string(),
             },
             e => backend(format!("opening {}: {e}", path.display())),
         })
@@ -301,90 +298,6 @@ where
     }
 }
 
-type Table<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
-
-/// Stamps events of one batch: `commit_seq ++ job index` and the event's index in its job.
-struct Stamper {
-    seq: Option<u64>,
-}
-
-impl Stamper {
-    fn stamp(
-        &mut self,
-        table: &mut Table<'_>,
-        job: usize,
-        event: usize,
-    ) -> Result<keys::Versionstamp> {
-        let seq = match self.seq {
-            Some(s) => s,
-            None => {
-                let key = keys::commit_seq_key();
-                let prev = match table.get(key.as_slice()).map_err(backend)? {
-                    None => 0,
-                    Some(v) => {
-                        keys::decode_head(v.value()).map_err(|reason| StoreError::Corrupt {
-                            key: "commit_seq".into(),
-                            reason,
-                        })?
-                    }
-                };
-                let seq = prev + 1;
-                table
-                    .insert(key.as_slice(), keys::encode_head(seq).as_slice())
-                    .map_err(backend)?;
-                self.seq = Some(seq);
-                seq
-            }
-        };
-        let mut tr = [0u8; 10];
-        tr[..8].copy_from_slice(&seq.to_be_bytes());
-        tr[8..].copy_from_slice(&(job as u16).to_be_bytes());
-        Ok(keys::Versionstamp::complete(tr, event as u16))
-    }
-}
-
-/// Applies a successful job's writes; records the new heads in `heads`.
-fn apply(
-    table: &mut Table<'_>,
-    ws: WriteSet,
-    job: usize,
-    stamper: &mut Stamper,
-    heads: &mut HashMap<u16, u64>,
-) -> Result<()> {
-    for (b, e) in &ws.cleared {
-        table
-            .retain_in::<&[u8], _>(b.as_slice()..e.as_slice(), |_, _| false)
-            .map_err(backend)?;
-    }
-    for (k, v) in &ws.points {
-        match v {
-            Some(v) => table.insert(k.as_slice(), v.as_slice()).map(drop),
-            None => table.remove(k.as_slice()).map(drop),
-        }
-        .map_err(backend)?;
-    }
-    for (i, (log, payload)) in ws.events.iter().enumerate() {
-        let head = match heads.get(&log.0) {
-            Some(h) => *h,
-            None => head_in(&*table, *log)?,
-        };
-        let pos = head + 1;
-        let stamp = stamper.stamp(table, job, i)?;
-        let value = keys::event_value(&stamp, payload);
-        table
-            .insert(keys::event_key(log.0, pos).as_slice(), value.as_slice())
-            .map_err(backend)?;
-        table
-            .insert(
-                keys::event_head_key(log.0).as_slice(),
-                keys::encode_head(pos).as_slice(),
-            )
-            .map_err(backend)?;
-        heads.insert(log.0, pos);
-    }
-    Ok(())
-}
-
 fn writer_loop(
     shared: &Shared,
     jobs: &mpsc::Receiver<Job>,
@@ -423,10 +336,11 @@ fn writer_loop(
             }
         }
         last_batch = batch.len();
-        if let Err(e) = run_batch(shared, batch) {
-            if !recover::until_healthy(shared, jobs, e) {
-                return;
-            }
+        // After a failed commit, recover before the next batch; stop if the store is dropped.
+        if let Err(e) = run_batch(shared, batch)
+            && !recover::until_healthy(shared, jobs, e)
+        {
+            return;
         }
     }
 }
@@ -500,11 +414,9 @@ fn run_batch(shared: &Shared, batch: Vec<Job>) -> Result<()> {
             let reason = format!("commit failed: {e}");
             recover::set_fault(shared, reason.clone());
             for job in batch {
-                let _ = job
-                    .reply
-                    .send(Err(TxnError::Store(StoreError::Unavailable {
-                        reason: reason.clone(),
-                    })));
+                let _ = job.reply.send(Err(TxnError::Store(StoreError::Unavailable {
+                    reason: reason.clone(),
+                })));
             }
             Err(e)
         }
@@ -528,7 +440,10 @@ impl Kv for RedbStore {
     fn read_erased(&self, f: ErasedTxnFn) -> BoxFut<'_, ErasedResult> {
         Box::pin(async move {
             let shared = &self.shared;
-            let rtx = shared.db()?.begin_read().map_err(|e| shared.read_error(e))?;
+            let rtx = shared
+                .db()?
+                .begin_read()
+                .map_err(|e| shared.read_error(e))?;
             let table = rtx.open_table(DATA).map_err(|e| shared.read_error(e))?;
             let txn = OverlayTxn::new(Mutex::new(table));
             f(&txn).await.map_err(|e| match e {
@@ -546,7 +461,10 @@ impl Kv for RedbStore {
     ) -> BoxFut<'_, Result<Vec<Event>>> {
         Box::pin(async move {
             let shared = &self.shared;
-            let rtx = shared.db()?.begin_read().map_err(|e| shared.read_error(e))?;
+            let rtx = shared
+                .db()?
+                .begin_read()
+                .map_err(|e| shared.read_error(e))?;
             let table = rtx.open_table(DATA).map_err(|e| shared.read_error(e))?;
             let begin = keys::event_key(log.0, from.0.max(1));
             let end = keys::prefix_end(&keys::event_prefix(log.0));
@@ -614,6 +532,7 @@ impl Kv for RedbStore {
     }
 }
 
+mod apply;
 mod recover;
 #[cfg(test)]
 mod tests;

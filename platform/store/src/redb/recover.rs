@@ -3,8 +3,13 @@
 //! writer reopens the file at once (reads are served again; redb repairs the file on open if the
 //! failed commit left it unclean) and then probes with a tiny durable write, backing off between
 //! tries, until a commit succeeds: only then does it accept writes again. A failed probe latches
-//! the fresh `Database` too, so the writer reopens it again right away to keep reads going.
+//! the fresh `Database` too (reads fail until the next reopen), so while the filesystem has less
+//! than [`MIN_FREE_TO_PROBE`] free the writer does not probe at all and reads stay served.
 
+use std::ffi::CString;
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +22,9 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest wait between probes: the store accepts writes again at most this long after the
 /// disk does.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Free space below which a probe would only fail again (and latch the reopened file): a
+/// commit may need to grow the redb file by a region.
+const MIN_FREE_TO_PROBE: u64 = 4 << 20;
 /// How long a reopen waits for readers still holding the old `Database` (they take
 /// microseconds; the file lock is released when the last one finishes).
 const REOPEN_WAIT: Duration = Duration::from_millis(200);
@@ -36,7 +44,11 @@ fn clear_fault(shared: &Shared) {
 
 /// Recovers the store after the failed commit `first`. Returns `false` if the store is being
 /// dropped meanwhile (the job channel closed), `true` once commits work again.
-pub(super) fn until_healthy(shared: &Shared, jobs: &mpsc::Receiver<Job>, first: StoreError) -> bool {
+pub(super) fn until_healthy(
+    shared: &Shared,
+    jobs: &mpsc::Receiver<Job>,
+    first: StoreError,
+) -> bool {
     let started = Instant::now();
     let mut backoff = MIN_BACKOFF;
     let mut attempts = 0u32;
@@ -45,7 +57,8 @@ pub(super) fn until_healthy(shared: &Shared, jobs: &mpsc::Receiver<Job>, first: 
         if !open {
             open = reopen(shared).is_ok();
         }
-        if open {
+        let room = free_bytes(&shared.path).is_none_or(|free| free >= MIN_FREE_TO_PROBE);
+        if open && room {
             attempts += 1;
             match probe(shared) {
                 Ok(()) => {
@@ -82,6 +95,22 @@ pub(super) fn until_healthy(shared: &Shared, jobs: &mpsc::Receiver<Job>, first: 
     }
 }
 
+/// Free bytes for unprivileged writers on the filesystem holding `path`, if `statvfs` says.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let dir = path.parent().unwrap_or(path);
+    let c = CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory of the right
+    // type; statvfs only writes through it.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
 /// Closes the (latched) database and opens the file again.
 fn reopen(shared: &Shared) -> Result<()> {
     let old = shared
@@ -97,7 +126,7 @@ fn reopen(shared: &Shared) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => {
-                tracing::debug!(error = %e, "reopening the store failed");
+                tracing::warn!(error = %e, "reopening the store failed; retrying");
                 return Err(e);
             }
             Ok(db) => break db,
