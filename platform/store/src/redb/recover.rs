@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::{DATA, Job, Shared, backend, lock, open_db};
 use crate::{Result, StoreError, TxnError, keys};
@@ -60,7 +60,7 @@ pub(super) fn until_healthy(
         let room = free_bytes(&shared.path).is_none_or(|free| free >= MIN_FREE_TO_PROBE);
         if open && room {
             attempts += 1;
-            match probe(shared) {
+            match probe(shared, attempts) {
                 Ok(()) => {
                     clear_fault(shared);
                     tracing::warn!(
@@ -136,18 +136,18 @@ fn reopen(shared: &Shared) -> Result<()> {
     Ok(())
 }
 
-/// One durable write transaction of its own, the way a batch commits.
-fn probe(shared: &Shared) -> Result<()> {
+/// One durable write transaction of its own, the way a batch commits; `attempt` is the value,
+/// so every probe really writes.
+fn probe(shared: &Shared, attempt: u32) -> Result<()> {
     let db = shared.db()?;
     let wtx = db.begin_write().map_err(backend)?;
     {
         let mut table = wtx.open_table(DATA).map_err(backend)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
         table
-            .insert(keys::probe_key().as_slice(), now.to_be_bytes().as_slice())
+            .insert(
+                keys::probe_key().as_slice(),
+                attempt.to_be_bytes().as_slice(),
+            )
             .map_err(backend)?;
     }
     wtx.commit().map_err(backend)?;
