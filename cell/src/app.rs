@@ -28,6 +28,18 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock shifted by a fixed offset: demo mode's `clock_offset_ms`, which tests
+/// use to restart a cell with its clock set back.
+pub struct OffsetClock {
+    pub offset_ms: i64,
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> UnixMs {
+        UnixMs(UnixMs::now().0 + self.offset_ms)
+    }
+}
+
 #[derive(Clone)]
 pub struct App(Arc<Inner>);
 

@@ -83,6 +83,10 @@ pub struct DemoSection {
     pub radius_km: f64,
     pub restaurants: usize,
     pub timezone: String,
+    /// Shifts the cell's clock (ms, may be negative), for tests of a clock that moved back.
+    /// Demo mode only: validation refuses it otherwise, so it is no production backdoor.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
 }
 
 impl Config {
@@ -216,6 +220,16 @@ impl Validate for DemoSection {
         if self.enabled {
             self.spec().validate(s);
         }
+        s.ensure(
+            self.enabled || self.clock_offset_ms == 0,
+            "clock_offset_ms",
+            || {
+                format!(
+                    "is for tests in demo mode only; set it to 0 or enable demo mode (got {})",
+                    self.clock_offset_ms
+                )
+            },
+        );
     }
 }
 

@@ -71,6 +71,7 @@ center_lng = 9.99
 radius_km = 8.0
 restaurants = 100
 timezone = "Europe/Berlin"
+clock_offset_ms = -1000
 
 [pricing]
 tax_basis_points = 700
@@ -206,4 +207,12 @@ fn a_bad_value_in_every_section_is_reported_at_once() {
         err.contains("pricing.road_factor: must be in 1..=5 (got 0)"),
         "{err}"
     );
+}
+
+#[test]
+fn a_clock_offset_is_refused_outside_demo_mode() {
+    let off = load_text("[demo]\nclock_offset_ms = -10000\n");
+    assert_eq!(problem_keys(&off), ["demo.clock_offset_ms"]);
+    let demo = load_text("[demo]\nenabled = true\nclock_offset_ms = -10000\n");
+    assert_eq!(problem_keys(&demo), Vec::<String>::new());
 }

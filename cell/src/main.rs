@@ -2,7 +2,7 @@
 //! bind → run. Nothing else.
 
 use anyhow::Context;
-use cell::app::SystemClock;
+use cell::app::{Clock, OffsetClock, SystemClock};
 use cell::auth::{JwtKeys, MintArgs};
 use cell::config::Config;
 use clap::{Parser, Subcommand};
@@ -118,7 +118,15 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("starting the QUIC driver gateway")?;
     let cell_id = cfg.cell.id;
     let name = cfg.cell.name.clone();
-    let app = cell::server::build(cfg, Arc::new(SystemClock), Some(metrics)).await?;
+    // Only demo mode may shift the clock; validation refuses the offset otherwise.
+    let clock: Arc<dyn Clock> = match cfg.demo.clock_offset_ms {
+        0 => Arc::new(SystemClock),
+        offset_ms => {
+            tracing::warn!(offset_ms, "demo mode: the cell's clock is shifted");
+            Arc::new(OffsetClock { offset_ms })
+        }
+    };
+    let app = cell::server::build(cfg, clock, Some(metrics)).await?;
     app.set_quic_info(cellapi::QuicInfo {
         addr: gateway.local_addr().to_string(),
         server_name: gateway.server_name().to_string(),

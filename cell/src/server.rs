@@ -87,6 +87,7 @@ pub async fn build(
         },
         ownership.clone(),
     ));
+    orders.resume_ids(clock.now()).await?;
     let tracker = Arc::new(Tracker::new(
         config.tracking.clone(),
         config.pricing.avg_speed_kmh,
@@ -136,6 +137,21 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
                     a.dispatch().handover_pass(&a.cell_map(), me, &mut seen, a.now());
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    });
+    // Keeps the id lease ahead of the clock even when no order is placed, so delivery ids
+    // (issued synchronously) always have room.
+    let (a, mut stop) = (app.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+                    if let Err(e) = a.orders().renew_ids(a.now()).await {
+                        tracing::debug!(error = %e, "could not renew the id lease");
+                    }
                 }
                 _ = stop.changed() => return,
             }

@@ -123,6 +123,10 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
         "group commit: the linger deadline and commit-duration metrics",
     ),
     (
+        "platform/store/src/redb/recover.rs",
+        "fault recovery: the backoff between probe commits and the reopen deadline",
+    ),
+    (
         "router/src/server.rs",
         "HTTP edge: token expiry check and request-duration metric",
     ),

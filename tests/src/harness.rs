@@ -37,6 +37,9 @@ pub struct CellOpts {
     /// HTTP and QUIC addresses; default `127.0.0.1:0` (any free port). Fixed ports let a
     /// restarted cell come back where the router expects it.
     pub listen: Option<(SocketAddr, SocketAddr)>,
+    /// The store's data directory; default `<temp dir>/data`. The disk-full test puts it on
+    /// a small filesystem of its own.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for CellOpts {
@@ -47,6 +50,7 @@ impl Default for CellOpts {
             config_toml: None,
             extra_args: Vec::new(),
             listen: None,
+            data_dir: None,
         }
     }
 }
@@ -107,7 +111,10 @@ impl Cell {
             .prefix("itest-cell-")
             .tempdir()
             .context("creating the cell's temp dir")?;
-        let data_dir = dir.path().join("data");
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         let log_path = dir.path().join("cell.log");
         if let Some(toml) = &opts.config_toml {
             std::fs::write(dir.path().join("config.toml"), toml)?;
@@ -213,13 +220,23 @@ impl Cell {
     /// Kills the process (if running) and starts a new one on the same data dir; the new
     /// process listens on a new port.
     pub fn restart(&mut self) {
+        self.restart_with(|_| {});
+    }
+
+    /// Like [`Cell::restart`], after `change` edited the options (the data dir stays).
+    pub fn restart_with(&mut self, change: impl FnOnce(&mut CellOpts)) {
         self.kill9();
+        change(&mut self.opts);
         let dir = self
             .dir
             .as_ref()
             .expect("temp dir present")
             .path()
             .to_owned();
+        if let Some(toml) = &self.opts.config_toml {
+            std::fs::write(dir.join("config.toml"), toml)
+                .unwrap_or_else(|e| panic!("writing the config for the restart: {e}"));
+        }
         let (child, ready) = spawn_cell(&self.opts, &dir, &self.data_dir, &self.log_path)
             .unwrap_or_else(|e| panic!("restarting the cell failed: {e:#}"));
         self.client = Client::new(ready.http, self.log_path.clone());

@@ -17,6 +17,9 @@
 //!   HTTP, durability across SIGKILL.
 //! - `tests/api_errors.rs`: every documented error status and its JSON shape.
 //! - `tests/api_authz.rs`: the authorization matrix over every endpoint of the OpenAPI doc.
+//! - `smallfs`: [`smallfs::SmallFs`], a tmpfs mounted for one test and a ballast that fills
+//!   it; `tests/disk_full.rs` runs a cell on it until writes fail.
+//! - `tests/ids.rs`: a cell restarted with its clock set back never reissues an order id.
 //! - `router`: [`router::Router`], a real `router` process, with admin helpers.
 //! - `tests/router.rs`: two cities through the router, a region moving while orders flow,
 //!   a drain, a killed cell answered with 503 and recovering, a follower router.
@@ -34,6 +37,7 @@ pub mod fixtures;
 pub mod harness;
 pub mod live;
 pub mod router;
+pub mod smallfs;
 
 pub use client::{Resp, assert_error_shape};
 pub use harness::{Cell, CellOpts};

@@ -182,8 +182,27 @@ impl From<crate::orders::repo::RepoError> for ApiError {
                 code: "idempotency.mismatch",
                 message: "this Idempotency-Key was already used for a different request".into(),
             },
-            RepoError::Store(s) => ApiError::internal(s),
+            RepoError::IdTaken(id) => ApiError::internal(format!(
+                "order id {id} was issued twice; the order that holds it was left alone"
+            )),
+            RepoError::Store(s) => store_error(s),
         }
+    }
+}
+
+/// A store failure: `Unavailable` (a failed commit, the store is recovering) is a 503 the
+/// client retries; anything else is internal.
+pub fn store_error(e: store::StoreError) -> ApiError {
+    match e {
+        store::StoreError::Unavailable { reason } => {
+            tracing::debug!(%reason, "store unavailable");
+            ApiError::Unavailable {
+                code: "store.unavailable",
+                message: "the order store cannot accept writes right now; retry later (with the same Idempotency-Key)".into(),
+                retry_after_s: 2,
+            }
+        }
+        e => ApiError::internal(e),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::auth::Principal;
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use std::time::Duration;
@@ -31,14 +31,26 @@ pub(super) fn dev_routes() -> Router<App> {
     Router::new().route("/api/v1/dev/token", post(dev_token))
 }
 
-/// Ready once the store is open and the catalog loaded (both happen before we serve).
+/// Ready once the store is open and the catalog loaded (both happen before we serve), and
+/// while the store accepts writes: after a failed commit it is 503 with the reason until the
+/// store recovered, so a load balancer sends new orders elsewhere.
 async fn ready(State(app): State<App>) -> impl IntoResponse {
-    axum::Json(serde_json::json!({
-        "ready": true,
+    let fault = app.kv().fault();
+    let status = if fault.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let mut body = serde_json::json!({
+        "ready": fault.is_none(),
         "cell": app.config().cell.id,
         "restaurants": app.catalog().len(),
         "store": app.kv().backend_name(),
-    }))
+    });
+    if let Some(reason) = fault {
+        body["reason"] = serde_json::Value::String(format!("store unavailable: {reason}"));
+    }
+    (status, axum::Json(body))
 }
 
 async fn render_metrics(State(app): State<App>) -> impl IntoResponse {

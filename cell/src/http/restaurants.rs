@@ -37,7 +37,8 @@ fn catalog_error(e: CatalogError) -> ApiError {
         CatalogError::UnknownRestaurant(id) => ApiError::not_found("restaurant", id),
         CatalogError::UnknownItem { item, .. } => ApiError::not_found("menu item", item),
         CatalogError::Invalid(v) => ApiError::bad_request("catalog.invalid", v.to_string()),
-        CatalogError::Corrupt { .. } | CatalogError::Store(_) => ApiError::internal(e),
+        CatalogError::Store(s) => super::error::store_error(s),
+        CatalogError::Corrupt { .. } => ApiError::internal(e),
     }
 }
 

@@ -9,6 +9,7 @@
 //! | `("id", driver_id, status, order_id)`       | empty            | a driver's deliveries by status  |
 //! | `("idem", customer_id, key)`                | order id         | idempotent order creation        |
 //! | `("is", status, order_id)`                  | empty            | every order by status (recovery) |
+//! | `("idmark",)`                               | ms, big-endian   | id high-water mark (`ids.rs`)    |
 //!
 //! Index entries are written in the same transaction as the record they index.
 
@@ -57,6 +58,10 @@ pub fn by_status(s: OrderStatus, id: OrderId) -> Vec<u8> {
 
 pub fn by_status_prefix(s: OrderStatus) -> Vec<u8> {
     pack(&("is", s.as_str()))
+}
+
+pub fn id_mark() -> Vec<u8> {
+    pack(&("idmark",))
 }
 
 pub fn idempotency(c: CustomerId, key: &str) -> Vec<u8> {

@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - `keys`: the store key layout of orders, their history, indexes and idempotency records.
+//! - `ids`: order and delivery ids, never reissued across restarts (a persisted high-water
+//!   mark leased in steps).
 //! - `repo`: the repository; every write is one store transaction.
 //! - `place`: placement (Flow 1) as one call, [`Orders::place`]: idempotent replay, pricing
 //!   from the menu, the region-moved refusal, payment authorization, creation. Also
@@ -11,6 +13,7 @@
 //! - `transition`: [`Orders::transition`], a state-machine transition with the payment
 //!   effect it requires (capture, void, refund) run first.
 
+pub mod ids;
 pub mod keys;
 pub mod place;
 pub mod repo;
@@ -20,7 +23,7 @@ pub use place::{PlaceError, PlaceOrder, Placed, Pricing, fingerprint};
 pub use transition::OrderError;
 
 use crate::ownership::Ownership;
-use domain::{DeliveryId, SnowflakeGen, UnixMs};
+use domain::SnowflakeGen;
 use payments::PaymentGateway;
 use std::sync::{Arc, Mutex};
 use store::{Kv, LogId};
@@ -30,8 +33,11 @@ pub struct Orders {
     kv: Arc<dyn Kv>,
     /// The cell's event log, written in the same transaction as every order change.
     log: LogId,
-    /// Order and delivery ids: Snowflakes of this cell.
+    /// Order and delivery ids: Snowflakes of this cell, leased from a persisted mark
+    /// (`ids.rs`).
     ids: Mutex<SnowflakeGen>,
+    /// One lease renewal at a time, so a burst of placements writes the mark once.
+    renewing: tokio::sync::Mutex<()>,
     payments: Arc<dyn PaymentGateway>,
     /// The cell's currency, for payment authorizations.
     currency: String,
@@ -55,19 +61,12 @@ impl Orders {
             kv,
             log,
             ids: Mutex::new(ids),
+            renewing: tokio::sync::Mutex::new(()),
             payments,
             currency,
             pricing,
             ownership,
         }
-    }
-
-    /// A fresh delivery id (a Snowflake of this cell).
-    pub fn next_delivery_id(&self, now: UnixMs) -> DeliveryId {
-        self.ids
-            .lock()
-            .expect("id generator lock")
-            .next_delivery(now.0)
     }
 
     pub fn kv(&self) -> &Arc<dyn Kv> {

@@ -177,11 +177,7 @@ impl Orders {
         fingerprint: u64,
         now: UnixMs,
     ) -> Result<Placed, PlaceError> {
-        let fresh = self
-            .ids
-            .lock()
-            .expect("id generator lock")
-            .next_order(now.0);
+        let fresh = self.next_order_id(now).await.map_err(RepoError::Store)?;
         let reservation =
             repo::reserve(&*self.kv, draft.customer, idem, fresh, fingerprint).await?;
         if let Some(order) = reservation.existing {

@@ -28,6 +28,10 @@ pub enum RepoError {
     /// The idempotency key was used before for a different request.
     #[error("idempotency key was already used for a different request")]
     IdempotencyMismatch,
+    /// A freshly issued order id is already taken by another order (an id was reissued):
+    /// refused, never answered as a replay of that order.
+    #[error("order id {0} is already taken by another order")]
+    IdTaken(OrderId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -148,11 +152,21 @@ pub async fn reserve(
                 Some(rec) if rec.fingerprint != fingerprint => {
                     Err(TxnError::Abort(RepoError::IdempotencyMismatch))
                 }
-                Some(rec) => Ok(Reservation {
-                    order_id: rec.order_id,
-                    existing: load(txn, rec.order_id).await?,
-                }),
+                Some(rec) => {
+                    let existing = load(txn, rec.order_id).await?;
+                    if existing.as_ref().is_some_and(|o| o.customer_id != customer) {
+                        return Err(TxnError::Abort(RepoError::IdTaken(rec.order_id)));
+                    }
+                    Ok(Reservation {
+                        order_id: rec.order_id,
+                        existing,
+                    })
+                }
                 None => {
+                    // A fresh id naming a stored order was issued twice: never bind it.
+                    if load(txn, fresh).await?.is_some() {
+                        return Err(TxnError::Abort(RepoError::IdTaken(fresh)));
+                    }
                     let rec = IdemRecord {
                         order_id: fresh,
                         fingerprint,
@@ -232,6 +246,11 @@ pub async fn create(kv: &dyn Kv, log: LogId, order: Order) -> Result<Created, Re
         let order = order.clone();
         Box::pin(async move {
             if let Some(existing) = load(txn, order.id).await? {
+                // Only the same customer's earlier try is a replay; another customer's order
+                // under this id means the id was issued twice.
+                if existing.customer_id != order.customer_id {
+                    return Err(TxnError::Abort(RepoError::IdTaken(order.id)));
+                }
                 return Ok(Created::Existing(existing));
             }
             txn.set(&keys::order(order.id), &to_json(&*order));

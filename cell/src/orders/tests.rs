@@ -84,6 +84,88 @@ fn idempotent_placement_reuses_the_reserved_order_id_and_writes_nothing_twice() 
 }
 
 #[test]
+fn an_order_id_taken_by_another_customer_is_refused_not_replayed() {
+    rt().block_on(async {
+        let (_d, kv) = open();
+        let created = repo::create(&*kv, LOG, order(20, 1, 5, 1_000))
+            .await
+            .unwrap();
+        assert!(matches!(created, repo::Created::New(_)));
+        // The same id issued again (say, a clock that moved back) for another customer.
+        let again = repo::create(&*kv, LOG, order(20, 2, 5, 2_000)).await;
+        assert!(
+            matches!(again, Err(repo::RepoError::IdTaken(OrderId(20)))),
+            "{again:?}"
+        );
+        let reserved = repo::reserve(&*kv, CustomerId(2), "k".into(), OrderId(20), 1).await;
+        assert!(
+            matches!(reserved, Err(repo::RepoError::IdTaken(OrderId(20)))),
+            "{reserved:?}"
+        );
+        // Nothing was bound to the refused key, and the order is still the first customer's.
+        let retry = repo::reserve(&*kv, CustomerId(2), "k".into(), OrderId(21), 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            (retry.order_id, retry.existing.is_none()),
+            (OrderId(21), true)
+        );
+        let stored = repo::get(&*kv, OrderId(20))
+            .await
+            .unwrap()
+            .expect("order 20");
+        assert_eq!(stored.customer_id, CustomerId(1));
+        // The same customer's retry of its own creation is still a replay.
+        let replay = repo::create(&*kv, LOG, order(20, 1, 5, 1_000))
+            .await
+            .unwrap();
+        assert!(matches!(replay, repo::Created::Existing(_)));
+    });
+}
+
+#[test]
+fn order_ids_resume_above_the_persisted_mark_after_a_restart() {
+    use crate::orders::ids::LEASE;
+    rt().block_on(async {
+        let (_d, kv) = open();
+        let now = UnixMs(1_760_000_000_000);
+        let cell = domain::CellId::new(4).unwrap();
+        let first = ids_only_orders(kv.clone(), cell).await;
+        first.resume_ids(now).await.unwrap();
+        let a = first.next_order_id(now).await.unwrap();
+        let b = first.next_order_id(UnixMs(now.0 + 5_000)).await.unwrap();
+        assert!(b > a);
+        drop(first);
+        // Restart with the clock 10 s back: ids continue above the first run's lease.
+        let second = ids_only_orders(kv.clone(), cell).await;
+        second.resume_ids(UnixMs(now.0 - 10_000)).await.unwrap();
+        let c = second.next_order_id(UnixMs(now.0 - 10_000)).await.unwrap();
+        assert!(c > b, "{c} after {b}");
+        assert!(c.created_ms() > now.0 + LEASE.as_millis() as i64 - 1);
+        assert_eq!(c.cell(), cell);
+    });
+}
+
+/// Order flows over `kv` with an empty catalog: enough to issue ids.
+async fn ids_only_orders(kv: Arc<dyn Kv>, cell: domain::CellId) -> super::Orders {
+    let catalog = Arc::new(catalog::Catalog::load(kv.clone()).await.unwrap());
+    super::Orders::new(
+        kv,
+        LOG,
+        domain::SnowflakeGen::new(cell),
+        Arc::new(payments::SandboxGateway::new(
+            &payments::SandboxConfig::default(),
+        )),
+        "eur".into(),
+        super::Pricing {
+            catalog,
+            config: Default::default(),
+        },
+        Arc::new(crate::ownership::Ownership::new(1)),
+    )
+}
+
+#[test]
 fn customer_history_is_newest_first_and_pages() {
     rt().block_on(async {
         let (_d, kv) = open();

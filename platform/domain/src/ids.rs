@@ -153,20 +153,80 @@ impl DeliveryId {
 /// Generates Snowflakes for one cell. Deterministic: time comes in as an argument. If the
 /// sequence is exhausted within a millisecond, or the clock steps back, it borrows the next
 /// millisecond, so ids stay strictly increasing within a process.
+///
+/// Across restarts the generator relies on a persisted high-water mark (kept by the caller in
+/// its store): [`SnowflakeGen::resume`] starts above the mark, so a clock that stepped back
+/// never reissues an id, and a lease ([`SnowflakeGen::set_lease`]) caps the milliseconds it
+/// issues from. The caller persists the lease before granting it, in large steps, so the mark
+/// is written once per lease and not once per id.
 #[derive(Debug)]
 pub struct SnowflakeGen {
     cell: CellId,
     last: u64,
+    /// Ids are never issued at a millisecond past this (ms since the Unix epoch); `None` for
+    /// an unleased generator (tests, tools).
+    lease_ms: Option<i64>,
+}
+
+fn epoch_ms(now_ms: i64) -> u64 {
+    (now_ms - SNOWFLAKE_EPOCH_MS).clamp(0, (1 << TIME_BITS) - 1) as u64
 }
 
 impl SnowflakeGen {
+    /// An unleased generator: nothing bounds it, nothing is remembered across restarts.
     pub fn new(cell: CellId) -> Self {
-        Self { cell, last: 0 }
+        Self {
+            cell,
+            last: 0,
+            lease_ms: None,
+        }
     }
 
-    /// The next id at `now_ms` (ms since the Unix epoch).
-    pub fn next_raw(&mut self, now_ms: i64) -> u64 {
-        let ms = (now_ms - SNOWFLAKE_EPOCH_MS).clamp(0, (1 << TIME_BITS) - 1) as u64;
+    /// A generator whose ids are all above every id of millisecond `mark_ms` (the persisted
+    /// high-water mark of the previous run). It holds a lease up to the mark only, so it
+    /// issues nothing until [`Self::set_lease`] grants more.
+    pub fn resume(cell: CellId, mark_ms: i64) -> Self {
+        let ms = epoch_ms(mark_ms);
+        let last = (ms << (SEQ_BITS + CELL_BITS))
+            | (u64::from(cell.0) << SEQ_BITS)
+            | ((1 << SEQ_BITS) - 1);
+        Self {
+            cell,
+            last,
+            lease_ms: Some(mark_ms),
+        }
+    }
+
+    /// The cell whose ids this generator issues.
+    pub fn cell(&self) -> CellId {
+        self.cell
+    }
+
+    /// Allows ids up to millisecond `until_ms`, once the caller has persisted it as the mark.
+    /// A lease never shrinks.
+    pub fn set_lease(&mut self, until_ms: i64) {
+        self.lease_ms = Some(self.lease_ms.map_or(until_ms, |l| l.max(until_ms)));
+    }
+
+    /// The current lease, if the generator is leased.
+    pub fn lease_ms(&self) -> Option<i64> {
+        self.lease_ms
+    }
+
+    /// Whether the lease ends within `ahead_ms` of the next id's millisecond: time to persist
+    /// a new mark. Always `false` for an unleased generator.
+    pub fn needs_lease(&self, now_ms: i64, ahead_ms: i64) -> bool {
+        let last_ms = snowflake_ms(self.last);
+        self.lease_ms
+            .is_some_and(|l| l < now_ms.max(last_ms).saturating_add(ahead_ms))
+    }
+
+    /// The next id at `now_ms` (ms since the Unix epoch), or `None` if it would lie past the
+    /// lease: persist a new mark, [`Self::set_lease`], and ask again. A clock past the lease
+    /// issues from the lease's millisecond while its sequence numbers last.
+    pub fn try_next_raw(&mut self, now_ms: i64) -> Option<u64> {
+        let now_ms = self.lease_ms.map_or(now_ms, |l| now_ms.min(l));
+        let ms = epoch_ms(now_ms);
         let candidate = (ms << (SEQ_BITS + CELL_BITS)) | (u64::from(self.cell.0) << SEQ_BITS);
         let next = if candidate > self.last {
             candidate
@@ -181,16 +241,36 @@ impl SnowflakeGen {
                 (ms << (SEQ_BITS + CELL_BITS)) | (u64::from(self.cell.0) << SEQ_BITS)
             }
         };
+        if self.lease_ms.is_some_and(|l| snowflake_ms(next) > l) {
+            return None;
+        }
         self.last = next;
-        next
+        Some(next)
+    }
+
+    /// The next id of an unleased generator.
+    ///
+    /// # Panics
+    /// If the generator is leased and its lease is used up (use [`Self::try_next_raw`]).
+    pub fn next_raw(&mut self, now_ms: i64) -> u64 {
+        self.try_next_raw(now_ms)
+            .expect("a leased generator is asked through try_next_raw")
     }
 
     pub fn next_order(&mut self, now_ms: i64) -> OrderId {
         OrderId(self.next_raw(now_ms))
     }
 
+    pub fn try_next_order(&mut self, now_ms: i64) -> Option<OrderId> {
+        self.try_next_raw(now_ms).map(OrderId)
+    }
+
     pub fn next_delivery(&mut self, now_ms: i64) -> DeliveryId {
         DeliveryId(self.next_raw(now_ms))
+    }
+
+    pub fn try_next_delivery(&mut self, now_ms: i64) -> Option<DeliveryId> {
+        self.try_next_raw(now_ms).map(DeliveryId)
     }
 }
 
@@ -289,6 +369,51 @@ mod tests {
         assert!(back.0 > last);
         assert_eq!(back.cell(), cell);
         assert!(CellId::new(1024).is_err());
+    }
+
+    #[test]
+    fn resumed_generator_never_reissues_when_the_clock_went_back() {
+        let cell = CellId::new(7).unwrap();
+        let now = 1_760_000_000_000;
+        // First run: a lease of 60 s, ids at `now`.
+        let mut g = SnowflakeGen::resume(cell, now - 1);
+        assert_eq!(g.try_next_order(now), None, "nothing past the lease");
+        assert!(g.needs_lease(now, 30_000));
+        g.set_lease(now + 60_000);
+        assert!(!g.needs_lease(now, 30_000));
+        let first: Vec<u64> = (0..5_000).map(|_| g.try_next_raw(now).unwrap()).collect();
+        // Restart with the clock 10 s back: the mark is the lease the first run persisted.
+        let mut g = SnowflakeGen::resume(cell, now + 60_000);
+        g.set_lease(now + 120_000);
+        let second: Vec<u64> = (0..5_000)
+            .map(|_| g.try_next_raw(now - 10_000).unwrap())
+            .collect();
+        assert!(second[0] > *first.last().unwrap());
+        assert!(second.windows(2).all(|w| w[0] < w[1]));
+        assert!(OrderId(second[0]).created_ms() > now + 60_000);
+        assert_eq!(OrderId(second[0]).cell(), cell);
+    }
+
+    #[test]
+    fn a_clock_past_the_lease_issues_from_the_lease_until_its_sequences_run_out() {
+        let cell = CellId::new(3).unwrap();
+        let now = 1_760_000_000_000;
+        let mut g = SnowflakeGen::resume(cell, now);
+        g.set_lease(now + 10);
+        g.set_lease(now + 5); // never shrinks
+        assert_eq!(g.lease_ms(), Some(now + 10));
+        let mut last = 0;
+        for _ in 0..4096 {
+            let id = g
+                .try_next_raw(now + 1_000)
+                .expect("within the lease's millisecond");
+            assert!(id > last);
+            assert_eq!(OrderId(id).created_ms(), now + 10);
+            last = id;
+        }
+        assert_eq!(g.try_next_raw(now + 1_000), None);
+        g.set_lease(now + 2_000);
+        assert!(g.try_next_raw(now + 1_000).unwrap() > last);
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub fn commit_seq_key() -> Vec<u8> {
     pack(&(META, "commit_seq"))
 }
 
+/// Key the embedded backend writes to probe, after a failed commit, whether commits work again.
+pub fn probe_key() -> Vec<u8> {
+    pack(&(META, "probe"))
+}
+
 /// Value of an event record: the tuple `(versionstamp, payload)`. On FoundationDB the stamp is
 /// the commit versionstamp (written with an incomplete stamp via `SetVersionstampedValue`); the
 /// embedded backend writes `commit_seq (8 bytes) ++ index in batch (2 bytes)` as the 10-byte

@@ -8,7 +8,9 @@
 //! - `keys.rs`: tuple-encoded key helpers (`foundationdb-tuple` on both backends, so the data
 //!   layout is identical) and the event-log key space.
 //! - `redb.rs` (+ `redb/tests.rs`): [`RedbStore`], the embedded default backend: one redb file,
-//!   a single writer thread with group commit (one fsync per batch of transactions).
+//!   a single writer thread with group commit (one fsync per batch of transactions);
+//!   `redb/apply.rs`: a job's writes and events into the batch; `redb/recover.rs`: what the
+//!   writer does after a failed commit (refuse writes, reopen, probe).
 //! - `open.rs`: [`open`] the backend a configuration names ([`Backend`]).
 //! - `overlay.rs`: a transaction's private write buffer over a snapshot (read-your-writes;
 //!   nothing reaches the table unless the closure succeeds).
@@ -22,6 +24,9 @@
 //! - `transact` runs the closure in a serializable read-write transaction and retries it on
 //!   conflict; it resolves only once the commit is durable (fsync'd / FDB-committed).
 //! - The closure may be run more than once: it must have no effects outside the [`Txn`].
+//! - After a failed commit (I/O error) `transact` fails fast with [`StoreError::Unavailable`]
+//!   and [`Kv::fault`] says why, until the backend recovered; no failed commit is ever
+//!   acknowledged.
 //! - Events appended in a transaction get gap-free, strictly increasing positions per log,
 //!   assigned at commit in commit order.
 
@@ -62,6 +67,11 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,
+    /// A commit failed with an I/O error (disk full, failed fsync): the store refuses writes
+    /// (and reads it cannot serve) until it has recovered. Nothing of the failed commit was
+    /// acknowledged.
+    #[error("store unavailable: {reason}")]
+    Unavailable { reason: String },
 }
 
 /// What a transaction closure may fail with.
@@ -180,6 +190,12 @@ pub trait Kv: Send + Sync + 'static {
 
     /// A short name for logs and metrics ("redb", "fdb").
     fn backend_name(&self) -> &'static str;
+
+    /// Why the store refuses writes right now (after a failed commit, until it recovered), or
+    /// `None` when it accepts them. Readiness probes report it.
+    fn fault(&self) -> Option<String> {
+        None
+    }
 }
 
 fn erase<T, E, F>(f: F) -> TxnFn<AnyBox, AnyBox>

@@ -29,22 +29,31 @@
 //! `("evh", log)` of the batch's write transaction: strictly in commit order, gap-free (a job
 //! that fails assigns nothing; a batch that fails to commit leaves the heads where they were).
 //! `wait_for_events` subscribers are woken after the fsync.
+//!
+//! # Faults
+//! A batch that fails (an I/O error in a write or in the commit's fsync, the disk is full)
+//! answers every job of the batch with an error, so nothing of it is acknowledged. redb then
+//! refuses every later operation (`PreviousIo`) until the database is reopened, so the writer
+//! marks the store faulty (`transact` fails fast with [`StoreError::Unavailable`], [`Kv::fault`]
+//! gives the reason) and recovers by itself (`redb/recover.rs`): it reopens the file so reads
+//! are served again, then retries a small durable probe write with backoff until one commits.
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{oneshot, watch};
 
-use crate::overlay::{Base, OverlayTxn, WriteSet};
+use crate::overlay::{Base, OverlayTxn};
 use crate::{
     BoxFut, ErasedResult, ErasedTxnFn, Event, Kv, LogId, LogPos, Result, StoreError, TxnError, keys,
 };
+use apply::{Stamper, apply};
 
 /// The single table holding every key.
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -95,7 +104,14 @@ pub struct CommitStats {
 }
 
 struct Shared {
-    db: redb::Database,
+    /// The open database; `None` while the writer reopens it after a fault. Readers clone the
+    /// `Arc` for the length of one read.
+    db: RwLock<Option<Arc<redb::Database>>>,
+    /// Set after a failed commit until a probe write commits again; writes fail fast while set.
+    faulty: AtomicBool,
+    /// Why the store is faulty, for `/ready` and logs.
+    fault: Mutex<Option<String>>,
+    cache_size: usize,
     batches: AtomicU64,
     transactions: AtomicU64,
     run_micros: AtomicU64,
@@ -121,6 +137,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Opens (creating if needed) the redb file; a held lock is [`StoreError::AlreadyOpen`].
+fn open_db(path: &Path, cache_size: usize) -> Result<redb::Database> {
+    redb::Database::builder()
+        .set_cache_size(cache_size)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
+                path: path.parent().unwrap_or(path).display().to_string(),
+            },
+            e => backend(format!("opening {}: {e}", path.display())),
+        })
+}
+
 impl RedbStore {
     /// Opens (creating if needed) the store in `dir`. Fails with [`StoreError::AlreadyOpen`]
     /// when another process (or another `RedbStore`) holds it.
@@ -128,21 +157,17 @@ impl RedbStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| backend(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
-        let db = redb::Database::builder()
-            .set_cache_size(opts.cache_size)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
-                    path: dir.display().to_string(),
-                },
-                e => backend(format!("opening {}: {e}", path.display())),
-            })?;
+        let db = open_db(&path, opts.cache_size)?;
         let w = db.begin_write().map_err(backend)?;
         w.open_table(DATA).map_err(backend)?;
         w.commit().map_err(backend)?;
+        metrics::gauge!("store_healthy").set(1.0);
 
         let shared = Arc::new(Shared {
-            db,
+            db: RwLock::new(Some(Arc::new(db))),
+            faulty: AtomicBool::new(false),
+            fault: Mutex::new(None),
+            cache_size: opts.cache_size,
             batches: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
             run_micros: AtomicU64::new(0),
@@ -190,8 +215,32 @@ impl Drop for RedbStore {
 }
 
 impl Shared {
+    /// The open database, or `Unavailable` while the writer reopens it.
+    fn db(&self) -> Result<Arc<redb::Database>> {
+        let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        db.clone().ok_or_else(|| self.unavailable())
+    }
+
+    /// The error for a refused operation while faulty.
+    fn unavailable(&self) -> StoreError {
+        StoreError::Unavailable {
+            reason: lock(&self.fault)
+                .clone()
+                .unwrap_or_else(|| "the store is recovering".into()),
+        }
+    }
+
+    /// A read error while faulty is the fault (redb fails reads with `PreviousIo` too).
+    fn read_error(&self, e: impl std::fmt::Display) -> StoreError {
+        if self.faulty.load(Ordering::Acquire) {
+            self.unavailable()
+        } else {
+            backend(e)
+        }
+    }
+
     fn read_head(&self, log: LogId) -> Result<u64> {
-        let rtx = self.db.begin_read().map_err(backend)?;
+        let rtx = self.db()?.begin_read().map_err(|e| self.read_error(e))?;
         let table = rtx.open_table(DATA).map_err(backend)?;
         head_in(&table, log)
     }
@@ -249,90 +298,6 @@ where
     }
 }
 
-type Table<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
-
-/// Stamps events of one batch: `commit_seq ++ job index` and the event's index in its job.
-struct Stamper {
-    seq: Option<u64>,
-}
-
-impl Stamper {
-    fn stamp(
-        &mut self,
-        table: &mut Table<'_>,
-        job: usize,
-        event: usize,
-    ) -> Result<keys::Versionstamp> {
-        let seq = match self.seq {
-            Some(s) => s,
-            None => {
-                let key = keys::commit_seq_key();
-                let prev = match table.get(key.as_slice()).map_err(backend)? {
-                    None => 0,
-                    Some(v) => {
-                        keys::decode_head(v.value()).map_err(|reason| StoreError::Corrupt {
-                            key: "commit_seq".into(),
-                            reason,
-                        })?
-                    }
-                };
-                let seq = prev + 1;
-                table
-                    .insert(key.as_slice(), keys::encode_head(seq).as_slice())
-                    .map_err(backend)?;
-                self.seq = Some(seq);
-                seq
-            }
-        };
-        let mut tr = [0u8; 10];
-        tr[..8].copy_from_slice(&seq.to_be_bytes());
-        tr[8..].copy_from_slice(&(job as u16).to_be_bytes());
-        Ok(keys::Versionstamp::complete(tr, event as u16))
-    }
-}
-
-/// Applies a successful job's writes; records the new heads in `heads`.
-fn apply(
-    table: &mut Table<'_>,
-    ws: WriteSet,
-    job: usize,
-    stamper: &mut Stamper,
-    heads: &mut HashMap<u16, u64>,
-) -> Result<()> {
-    for (b, e) in &ws.cleared {
-        table
-            .retain_in::<&[u8], _>(b.as_slice()..e.as_slice(), |_, _| false)
-            .map_err(backend)?;
-    }
-    for (k, v) in &ws.points {
-        match v {
-            Some(v) => table.insert(k.as_slice(), v.as_slice()).map(drop),
-            None => table.remove(k.as_slice()).map(drop),
-        }
-        .map_err(backend)?;
-    }
-    for (i, (log, payload)) in ws.events.iter().enumerate() {
-        let head = match heads.get(&log.0) {
-            Some(h) => *h,
-            None => head_in(&*table, *log)?,
-        };
-        let pos = head + 1;
-        let stamp = stamper.stamp(table, job, i)?;
-        let value = keys::event_value(&stamp, payload);
-        table
-            .insert(keys::event_key(log.0, pos).as_slice(), value.as_slice())
-            .map_err(backend)?;
-        table
-            .insert(
-                keys::event_head_key(log.0).as_slice(),
-                keys::encode_head(pos).as_slice(),
-            )
-            .map_err(backend)?;
-        heads.insert(log.0, pos);
-    }
-    Ok(())
-}
-
 fn writer_loop(
     shared: &Shared,
     jobs: &mpsc::Receiver<Job>,
@@ -371,7 +336,12 @@ fn writer_loop(
             }
         }
         last_batch = batch.len();
-        run_batch(shared, batch);
+        // After a failed commit, recover before the next batch; stop if the store is dropped.
+        if let Err(e) = run_batch(shared, batch)
+            && !recover::until_healthy(shared, jobs, e)
+        {
+            return;
+        }
     }
 }
 
@@ -379,13 +349,15 @@ fn micros(d: std::time::Duration) -> u64 {
     d.as_micros().min(u64::MAX as u128) as u64
 }
 
-fn run_batch(shared: &Shared, batch: Vec<Job>) {
+/// Runs and commits one batch; on a failed commit every job was answered with the error, which
+/// is returned so the writer recovers before the next batch.
+fn run_batch(shared: &Shared, batch: Vec<Job>) -> Result<()> {
     let started = Instant::now();
     let n = batch.len();
     let mut results: Vec<ErasedResult> = Vec::with_capacity(n);
     let mut heads = HashMap::new();
     let outcome = (|| -> Result<()> {
-        let wtx = shared.db.begin_write().map_err(backend)?;
+        let wtx = shared.db()?.begin_write().map_err(backend)?;
         {
             let txn = OverlayTxn::new(Mutex::new(wtx.open_table(DATA).map_err(backend)?));
             let mut stamper = Stamper { seq: None };
@@ -433,16 +405,20 @@ fn run_batch(shared: &Shared, batch: Vec<Job>) {
             for (job, result) in batch.into_iter().zip(results) {
                 let _ = job.reply.send(result);
             }
+            Ok(())
         }
         Err(e) => {
-            tracing::error!(error = %e, jobs = n, "store commit failed");
+            // Not one job of the batch is acknowledged: its writes may not be durable.
+            tracing::error!(error = %e, jobs = n, "store commit failed; refusing writes until the store recovers");
+            metrics::counter!("store_commit_failures_total").increment(1);
+            let reason = format!("commit failed: {e}");
+            recover::set_fault(shared, reason.clone());
             for job in batch {
-                let _ = job
-                    .reply
-                    .send(Err(TxnError::Store(StoreError::Backend(format!(
-                        "commit failed: {e}"
-                    )))));
+                let _ = job.reply.send(Err(TxnError::Store(StoreError::Unavailable {
+                    reason: reason.clone(),
+                })));
             }
+            Err(e)
         }
     }
 }
@@ -452,6 +428,9 @@ impl Kv for RedbStore {
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();
             let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;
+            if self.shared.faulty.load(Ordering::Acquire) {
+                return Err(TxnError::Store(self.shared.unavailable()));
+            }
             jobs.send(Job { f, reply })
                 .map_err(|_| StoreError::Closed)?;
             answer.await.map_err(|_| StoreError::Closed)?
@@ -460,10 +439,17 @@ impl Kv for RedbStore {
 
     fn read_erased(&self, f: ErasedTxnFn) -> BoxFut<'_, ErasedResult> {
         Box::pin(async move {
-            let rtx = self.shared.db.begin_read().map_err(backend)?;
-            let table = rtx.open_table(DATA).map_err(backend)?;
+            let shared = &self.shared;
+            let rtx = shared
+                .db()?
+                .begin_read()
+                .map_err(|e| shared.read_error(e))?;
+            let table = rtx.open_table(DATA).map_err(|e| shared.read_error(e))?;
             let txn = OverlayTxn::new(Mutex::new(table));
-            f(&txn).await
+            f(&txn).await.map_err(|e| match e {
+                TxnError::Store(StoreError::Backend(b)) => TxnError::Store(shared.read_error(b)),
+                e => e,
+            })
         })
     }
 
@@ -474,8 +460,12 @@ impl Kv for RedbStore {
         limit: usize,
     ) -> BoxFut<'_, Result<Vec<Event>>> {
         Box::pin(async move {
-            let rtx = self.shared.db.begin_read().map_err(backend)?;
-            let table = rtx.open_table(DATA).map_err(backend)?;
+            let shared = &self.shared;
+            let rtx = shared
+                .db()?
+                .begin_read()
+                .map_err(|e| shared.read_error(e))?;
+            let table = rtx.open_table(DATA).map_err(|e| shared.read_error(e))?;
             let begin = keys::event_key(log.0, from.0.max(1));
             let end = keys::prefix_end(&keys::event_prefix(log.0));
             let limit = if limit == 0 { usize::MAX } else { limit };
@@ -485,7 +475,7 @@ impl Kv for RedbStore {
                 .map_err(backend)?
                 .take(limit)
             {
-                let (k, v) = item.map_err(backend)?;
+                let (k, v) = item.map_err(|e| shared.read_error(e))?;
                 let corrupt = |reason: String| StoreError::Corrupt {
                     key: format!("{:?}", k.value()),
                     reason,
@@ -532,7 +522,17 @@ impl Kv for RedbStore {
     fn backend_name(&self) -> &'static str {
         "redb"
     }
+
+    fn fault(&self) -> Option<String> {
+        if self.shared.faulty.load(Ordering::Acquire) {
+            Some(lock(&self.shared.fault).clone().unwrap_or_default())
+        } else {
+            None
+        }
+    }
 }
 
+mod apply;
+mod recover;
 #[cfg(test)]
 mod tests;

@@ -41,9 +41,15 @@ impl Dispatch {
         if order.driver_id.is_some() || order.status.is_terminal() {
             return;
         }
-        let delivery = order
+        let Some(delivery) = order
             .delivery_id
-            .unwrap_or_else(|| self.orders.next_delivery_id(now));
+            .or_else(|| self.orders.next_delivery_id(now))
+        else {
+            // The id lease ran out while the store refused writes; the order stays pending
+            // and is matched again by recovery, so no id is risked twice.
+            tracing::error!(order = %order.id, "no delivery id: the id lease is not renewed (store unavailable)");
+            return;
+        };
         let spec = JobSpec {
             order: order.id,
             delivery,
