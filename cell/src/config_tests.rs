@@ -211,8 +211,8 @@ fn a_bad_value_in_every_section_is_reported_at_once() {
 
 #[test]
 fn a_clock_offset_is_refused_outside_demo_mode() {
-    let off = load_text("[demo]\nclock_offset_ms = -10000\n");
-    assert_eq!(problem_keys(&off), ["demo.clock_offset_ms"]);
-    let demo = load_text("[demo]\nenabled = true\nclock_offset_ms = -10000\n");
-    assert_eq!(problem_keys(&demo), Vec::<String>::new());
+    let off = SUITE.load_text("[demo]\nclock_offset_ms = -10000\n");
+    assert_eq!(SUITE.problem_keys(&off), ["demo.clock_offset_ms"]);
+    let demo = SUITE.load_text("[demo]\nenabled = true\nclock_offset_ms = -10000\n");
+    assert_eq!(SUITE.problem_keys(&demo), Vec::<String>::new());
 }
