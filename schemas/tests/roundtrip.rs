@@ -92,6 +92,7 @@ fn close_codes_are_stable() {
         (CloseReason::Superseded, 9, "superseded"),
         (CloseReason::Internal, 10, "internal"),
         (CloseReason::SlowReader, 11, "slow_reader"),
+        (CloseReason::TokenExpired, 12, "token_expired"),
         (CloseReason::UnknownDelivery, 100, "unknown_delivery"),
         (CloseReason::InvalidTransition, 101, "invalid_transition"),
         (CloseReason::OfferExpired, 102, "offer_expired"),
