@@ -31,7 +31,8 @@ use driver_client::{City, ConnectOptions, DriverClient, Route, Trust, client_end
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use schemas::{
-    CancelTarget, CellBody, DriverStatus, Offer, OfferDecision, OfferResponse, StatusChange,
+    CancelTarget, CellBody, CloseReason, DriverStatus, Offer, OfferDecision, OfferResponse,
+    StatusChange,
 };
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -81,6 +82,10 @@ struct Args {
     /// Mint tokens with this HS256 secret (the cell's `auth.jwt_secret`).
     #[arg(long, env = "DRIVESIM_JWT_SECRET", conflicts_with = "dev_tokens")]
     jwt_secret: Option<String>,
+    /// Lifetime of locally minted tokens; a session whose token expires is closed by the cell
+    /// with `token_expired`, and the driver reconnects with a fresh token.
+    #[arg(long, default_value_t = 86_400)]
+    token_ttl_s: u64,
     /// Get tokens from the cell's `POST /api/v1/dev/token` (a cell run with `--demo`).
     #[arg(long)]
     dev_tokens: bool,
@@ -126,6 +131,8 @@ struct Stats {
     cancelled: AtomicU64,
     delivered: AtomicU64,
     handovers: AtomicU64,
+    /// Sessions the cell closed with `token_expired`, resumed with a fresh token.
+    reauths: AtomicU64,
     errors: AtomicU64,
     orders_placed: AtomicU64,
     orders_failed: AtomicU64,
@@ -149,6 +156,9 @@ impl Stats {
             g(&self.delivered),
             g(&self.cancelled),
         );
+        if g(&self.reauths) > 0 {
+            s += &format!(" · re-authenticated {}", g(&self.reauths));
+        }
         if g(&self.handovers) > 0 {
             s += &format!(" · handovers {}", g(&self.handovers));
         }
@@ -183,8 +193,7 @@ impl Ctx {
     async fn token(&self, role: &str, sub: u64) -> anyhow::Result<String> {
         if let Some(secret) = &self.args.jwt_secret {
             let iat = now_ms() / 1000;
-            let claims =
-                json!({"sub": sub.to_string(), "role": role, "iat": iat, "exp": iat + 86_400});
+            let claims = json!({"sub": sub.to_string(), "role": role, "iat": iat, "exp": iat + self.args.token_ttl_s});
             let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
             return Ok(jsonwebtoken::encode(
                 &jsonwebtoken::Header::default(),
@@ -322,13 +331,22 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.args.seed ^ id.rotate_left(17));
     // `None`: the cell given on the command line.
     let mut cell: Option<CellTarget> = None;
+    // The session to resume after the cell closed it for an expired token.
+    let mut resume: Option<u64> = None;
     while !ctx.stopping() {
         let mut handed_over = false;
-        match connect(&ctx, id, cell.as_ref()).await {
+        match connect(&ctx, id, cell.as_ref(), resume.take()).await {
             Ok(client) => {
                 ctx.stats.connects.fetch_add(1, Relaxed);
                 ctx.stats.connected.fetch_add(1, Relaxed);
                 if let Err(e) = drive(&ctx, &client, id, &mut route, &mut rng).await {
+                    if client.close_reason() == Some(CloseReason::TokenExpired) {
+                        // Not a failure: reconnect at once with a fresh token, same session.
+                        ctx.stats.reauths.fetch_add(1, Relaxed);
+                        ctx.stats.connected.fetch_sub(1, Relaxed);
+                        resume = Some(client.hello_ack().session_id);
+                        continue;
+                    }
                     match (e.downcast_ref::<HandedOver>(), &ctx.args.router) {
                         (Some(_), Some(router)) => match lookup(&ctx, router, id, &route).await {
                             Ok(t) => {
@@ -406,16 +424,26 @@ async fn lookup(ctx: &Ctx, router: &str, id: u64, route: &Route) -> anyhow::Resu
     })
 }
 
-async fn connect(ctx: &Ctx, id: u64, cell: Option<&CellTarget>) -> anyhow::Result<DriverClient> {
+/// A new connection with a fresh token, resuming `resume` if given.
+async fn connect(
+    ctx: &Ctx,
+    id: u64,
+    cell: Option<&CellTarget>,
+    resume: Option<u64>,
+) -> anyhow::Result<DriverClient> {
     let token = ctx.token("driver", id).await?;
     match cell {
         None => {
-            let opts = ConnectOptions::new(ctx.args.quic, &ctx.args.server_name, &token);
+            let mut opts = ConnectOptions::new(ctx.args.quic, &ctx.args.server_name, &token);
+            opts.resume = resume;
             Ok(DriverClient::connect_on(&ctx.endpoint, &opts).await?)
         }
-        Some(t) => Ok(
-            DriverClient::connect(t.addr, &t.server_name, t.trust.clone(), &token, None).await?,
-        ),
+        Some(t) => {
+            Ok(
+                DriverClient::connect(t.addr, &t.server_name, t.trust.clone(), &token, resume)
+                    .await?,
+            )
+        }
     }
 }
 
