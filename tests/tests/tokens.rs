@@ -1,4 +1,4 @@
-//! Identity and tokens against a real cell: RS256/ES256 tokens from an OIDC issuer that this
+//! Identity and tokens against a real cell (and the router for the issuer's admin tokens): RS256/ES256 tokens from an OIDC issuer that this
 //! test plays (its discovery document and JWKS served on loopback), HS256 key rotation by
 //! `kid`, `?token=` refused on REST, and long-lived sessions (a tracking WebSocket, a QUIC
 //! driver session) closed with `token_expired` within a second of their token's expiry.
@@ -99,8 +99,10 @@ fn oidc_claims(iss: &str, aud: &str, role: &str, sub: u64, ttl_s: u64) -> Value 
 
 /// An HS256 token signed with `secret` under `kid`, valid until `exp` (Unix seconds).
 fn hs256(secret: &str, kid: Option<&str>, role: &str, sub: u64, exp: u64) -> String {
-    let mut header = jsonwebtoken::Header::default();
-    header.kid = kid.map(String::from);
+    let header = jsonwebtoken::Header {
+        kid: kid.map(String::from),
+        ..Default::default()
+    };
     let claims = json!({"sub": sub.to_string(), "role": role, "iat": now_s(), "exp": exp});
     jsonwebtoken::encode(
         &header,
@@ -254,5 +256,30 @@ fn a_quic_session_closes_with_token_expired_within_a_second() {
     assert!(
         rt.block_on(DriverClient::connect(addr, name, trust, &oidc, None))
             .is_ok()
+    );
+}
+
+#[test]
+fn the_router_takes_the_issuers_admin_tokens_and_refuses_a_wrong_audience() {
+    let iss = issuer_url();
+    let router = itest::router::Router::start(
+        &format!("[auth.oidc]\nissuer = \"{iss}\"\naudience = \"{AUDIENCE}\"\n"),
+        None,
+    );
+    let admin = |aud: &str, ttl_s: u64| rsa().token(&oidc_claims(iss, aud, "admin", 0, ttl_s));
+    let cells = |t: &str| router.get("/admin/v1/cells").token(t).send().status;
+    assert_eq!(cells(&admin(AUDIENCE, 600)), 200);
+    assert_eq!(cells(&admin("another-api", 600)), 401);
+    // Admin tokens live at most 15 minutes, whoever signs them.
+    assert_eq!(cells(&admin(AUDIENCE, 3600)), 401);
+    // The router's own (HS256) admin token still works, and is minted short.
+    let own = router.admin();
+    assert_eq!(cells(&own), 200);
+    let c = jsonwebtoken::dangerous::insecure_decode::<Value>(&own)
+        .expect("claims")
+        .claims;
+    assert!(
+        c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap() <= 900,
+        "{c}"
     );
 }

@@ -27,7 +27,8 @@
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use driver_client::{City, ConnectOptions, DriverClient, Route, Trust, client_endpoint};
+use conn::{CellTarget, HandedOver, connect, lookup};
+use driver_client::{City, DriverClient, Route, Trust, client_endpoint};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use schemas::{
@@ -42,6 +43,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
+#[path = "drivesim/conn.rs"]
+mod conn;
 #[path = "drivesim/orders.rs"]
 mod orders;
 
@@ -376,73 +379,6 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = until_stopped(&mut stop) => {}
-        }
-    }
-}
-
-/// Where a handed-over driver streams now, from the router's `GET /api/v1/drivers/cell`.
-struct CellTarget {
-    addr: std::net::SocketAddr,
-    server_name: String,
-    trust: Trust,
-}
-
-/// The cell's `Handover`, carried out of `drive` as an error.
-#[derive(Debug)]
-struct HandedOver;
-
-impl std::fmt::Display for HandedOver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("handed over to another cell")
-    }
-}
-
-impl std::error::Error for HandedOver {}
-
-async fn lookup(ctx: &Ctx, router: &str, id: u64, route: &Route) -> anyhow::Result<CellTarget> {
-    let (lat, lng) = route.position();
-    let token = ctx.token("driver", id).await?;
-    let url = format!(
-        "{}/api/v1/drivers/cell?lat={lat}&lng={lng}",
-        router.trim_end_matches('/')
-    );
-    let r = ctx.http.get(url).bearer_auth(token).send().await?;
-    let status = r.status();
-    let v: serde_json::Value = r.json().await?;
-    if !status.is_success() {
-        bail!("router answered {status}: {v}");
-    }
-    let trust = match (v["ca_pem"].as_str(), v["fingerprint"].as_str()) {
-        (Some(pem), _) => Trust::CaPem(pem.as_bytes().to_vec()),
-        (None, Some(fp)) => Trust::fingerprint(fp)?,
-        (None, None) => bail!("router gave no CA or fingerprint: {v}"),
-    };
-    Ok(CellTarget {
-        addr: v["quic_addr"].as_str().unwrap_or_default().parse()?,
-        server_name: v["server_name"].as_str().unwrap_or("localhost").to_owned(),
-        trust,
-    })
-}
-
-/// A new connection with a fresh token, resuming `resume` if given.
-async fn connect(
-    ctx: &Ctx,
-    id: u64,
-    cell: Option<&CellTarget>,
-    resume: Option<u64>,
-) -> anyhow::Result<DriverClient> {
-    let token = ctx.token("driver", id).await?;
-    match cell {
-        None => {
-            let mut opts = ConnectOptions::new(ctx.args.quic, &ctx.args.server_name, &token);
-            opts.resume = resume;
-            Ok(DriverClient::connect_on(&ctx.endpoint, &opts).await?)
-        }
-        Some(t) => {
-            Ok(
-                DriverClient::connect(t.addr, &t.server_name, t.trust.clone(), &token, resume)
-                    .await?,
-            )
         }
     }
 }
