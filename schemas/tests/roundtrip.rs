@@ -104,7 +104,7 @@ fn close_codes_are_stable() {
         assert_eq!(CloseReason::from_code(u64::from(code)), Some(reason));
         assert_eq!(reason.closes_connection(), code < 100);
     }
-    assert_eq!(CloseReason::from_code(12), None);
+    assert_eq!(CloseReason::from_code(13), None);
     assert_eq!(CloseReason::from_code(1 << 20), None);
 }
 

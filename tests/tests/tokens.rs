@@ -283,3 +283,76 @@ fn the_router_takes_the_issuers_admin_tokens_and_refuses_a_wrong_audience() {
         "{c}"
     );
 }
+
+/// Drivesim's drivers, on tokens that live 2 s, keep streaming: each session the cell closes
+/// with `token_expired` is resumed on a new connection with a fresh token, not counted as an
+/// error.
+#[test]
+fn drivesim_reconnects_with_a_fresh_token_when_its_token_expires() {
+    use std::io::BufRead;
+    let cell = cell();
+    let ready = cell.ready();
+    let bin = itest::harness::workspace_bin("drivesim", "DRIVESIM_BIN").expect("drivesim binary");
+    let mut child = std::process::Command::new(bin)
+        .args(["--http", &format!("http://{}", cell.addr())])
+        .args(["--quic", &ready.quic.expect("QUIC gateway").to_string()])
+        .arg("--ca")
+        .arg(ready.quic_ca.as_ref().expect("dev CA"))
+        .args([
+            "--server-name",
+            ready.quic_server_name.as_deref().unwrap_or("localhost"),
+        ])
+        .args([
+            "--jwt-secret",
+            SECRET,
+            "--token-ttl-s",
+            "2",
+            "--drivers",
+            "2",
+        ])
+        .args(["--first-driver-id", "8601", "--status-every", "1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning drivesim");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut seen = Vec::new();
+    let ok = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            break false;
+        };
+        let reauths: u64 = line
+            .split(" · re-authenticated ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let done =
+            reauths >= 4 && line.contains("drivers 2/2 connected") && !line.contains("errors");
+        seen.push(line);
+        if done {
+            break true;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        ok,
+        "drivesim never re-authenticated cleanly:\n{}",
+        seen.join("\n")
+    );
+}
