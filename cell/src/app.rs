@@ -1,7 +1,7 @@
 //! [`App`]: everything a request handler (and, next, the driver gateway and event consumers)
 //! needs, built once at startup and shared by reference count.
 
-use crate::auth::JwtKeys;
+use crate::auth::{JwtKeys, Verifier};
 use crate::config::Config;
 use crate::dispatch::Dispatch;
 use crate::orders::Orders;
@@ -50,7 +50,7 @@ struct Inner {
     orders: Arc<Orders>,
     dispatch: Arc<Dispatch>,
     tracker: Arc<Tracker>,
-    jwt: JwtKeys,
+    verifier: Verifier,
     clock: Arc<dyn Clock>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// The router's latest cell map (version 0 until one is pushed), shared with the order
@@ -72,8 +72,8 @@ impl App {
         ownership: Arc<Ownership>,
         clock: Arc<dyn Clock>,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+        verifier: Verifier,
     ) -> App {
-        let jwt = JwtKeys::from_secret(config.auth.jwt_secret.as_bytes());
         App(Arc::new(Inner {
             config,
             kv,
@@ -81,7 +81,7 @@ impl App {
             orders,
             dispatch,
             tracker,
-            jwt,
+            verifier,
             clock,
             metrics,
             ownership,
@@ -110,8 +110,13 @@ impl App {
     pub fn clock(&self) -> Arc<dyn Clock> {
         self.0.clock.clone()
     }
+    /// The HS256 keys tokens are minted with (demo tokens).
     pub fn jwt(&self) -> &JwtKeys {
-        &self.0.jwt
+        self.0.verifier.signer()
+    }
+    /// Verifies bearer tokens, whoever signed them.
+    pub fn verifier(&self) -> &Verifier {
+        &self.0.verifier
     }
     pub fn now(&self) -> UnixMs {
         self.0.clock.now()

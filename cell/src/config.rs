@@ -69,6 +69,12 @@ pub struct AuthSection {
     /// HS256 secret shared with whoever issues tokens. Never logged.
     pub jwt_secret: String,
     pub token_ttl_s: u64,
+    /// `[auth.hs256]`: the `kid` of `jwt_secret` and retired keys that still verify.
+    #[serde(default)]
+    pub hs256: auth::config::Hs256Config,
+    /// `[auth.oidc]`: an issuer whose RS256/ES256 tokens are accepted too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<auth::config::OidcConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +130,7 @@ impl Config {
     pub fn redacted(&self) -> String {
         let mut c = self.clone();
         c.auth.jwt_secret = "<redacted>".into();
+        c.auth.hs256.redact();
         let mut s = toml::to_string(&c).unwrap_or_default();
         if let payments::ProviderConfig::Stripe(_) = &self.payments.provider {
             s = s
@@ -196,6 +203,10 @@ impl Validate for AuthSection {
         s.ensure(self.token_ttl_s > 0, "token_ttl_s", || {
             "must be greater than 0 (got 0)".to_owned()
         });
+        s.validate("hs256", &self.hs256);
+        if let Some(oidc) = &self.oidc {
+            s.validate("oidc", oidc);
+        }
     }
 }
 

@@ -62,6 +62,28 @@ fdb_cluster_file = "/etc/foundationdb/fdb.cluster"
 jwt_secret = "a-long-enough-secret"
 token_ttl_s = 3600
 
+[auth.hs256]
+kid = "2026-12"
+
+[[auth.hs256.previous]]
+kid = "2026-11"
+secret = "the-previous-secret-of-enough-bytes"
+
+[[auth.hs256.previous]]
+kid = "2026-10"
+secret_file = "/run/secrets/jwt-2026-10"
+
+[auth.oidc]
+issuer = "https://login.example.com/realms/food"
+audience = "food-api"
+jwks_url = "https://login.example.com/realms/food/protocol/openid-connect/certs"
+refresh_interval_s = 600
+min_refetch_interval_s = 10
+fetch_timeout_ms = 3000
+role_claim = "realm_access.roles"
+default_role = "customer"
+subject_claim = "food_id"
+
 [demo]
 enabled = true
 seed = 7
@@ -166,6 +188,11 @@ const BAD: &[(&str, &str)] = &[
     ),
     ("[store]\ndata_dir = \"\"\n", "store.data_dir"),
     ("[auth]\njwt_secret = \"short\"\n", "auth.jwt_secret"),
+    ("[auth.hs256]\nkid = \"\"\n", "auth.hs256.kid"),
+    (
+        "[auth.oidc]\nissuer = \"http://login.example.com\"\naudience = \"food-api\"\n",
+        "auth.oidc.issuer",
+    ),
     (
         "[demo]\nenabled = true\nradius_km = 0.0\n",
         "demo.radius_km",

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use cell::app::{Clock, OffsetClock, SystemClock};
-use cell::auth::{JwtKeys, MintArgs};
+use cell::auth::{MintArgs, Verifier};
 use cell::config::Config;
 use clap::{Parser, Subcommand};
 use domain::UnixMs;
@@ -92,9 +92,10 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Token { mint, config } => {
             let cfg = Config::load(config.as_deref())?;
-            let keys = JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes());
-            let ttl = Duration::from_secs(cfg.auth.token_ttl_s);
-            println!("{}", mint.mint(&keys, ttl, UnixMs::now())?);
+            let a = &cfg.auth;
+            let keys = Verifier::from_config(a.jwt_secret.as_bytes(), &a.hs256, None)?;
+            let ttl = Duration::from_secs(a.token_ttl_s);
+            println!("{}", mint.mint(keys.signer(), ttl, UnixMs::now())?);
             Ok(())
         }
         Cmd::Openapi => {

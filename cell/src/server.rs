@@ -38,6 +38,8 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Gateway(#[from] crate::gateway::GatewayError),
+    #[error(transparent)]
+    Keys(#[from] auth::config::KeyError),
 }
 
 /// The cell's event log id: one log per cell.
@@ -101,8 +103,12 @@ pub async fn build(
         tracker.clone(),
     ));
     dispatch.recover(clock.now()).await?;
+    let a = &config.auth;
+    let verifier = auth::Verifier::from_config(a.jwt_secret.as_bytes(), &a.hs256, a.oidc.as_ref())?;
+    // With an OIDC issuer configured, its keys are fetched before the cell reports ready.
+    verifier.start().await;
     Ok(App::new(
-        config, kv, catalog, orders, dispatch, tracker, ownership, clock, metrics,
+        config, kv, catalog, orders, dispatch, tracker, ownership, clock, metrics, verifier,
     ))
 }
 

@@ -7,7 +7,6 @@ use crate::mapstore::MapStore;
 use crate::ops::Control;
 use crate::server::RouterApp;
 use crate::table::Live;
-use auth::JwtKeys;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +39,16 @@ pub async fn build(
     shutdown: watch::Receiver<bool>,
 ) -> Result<RouterApp, BootError> {
     let live = Arc::new(Live::default());
-    let keys = JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes());
-    let cells = CellClient::new(keys, Duration::from_millis(cfg.http.upstream_timeout_ms));
+    let verifier = cfg
+        .auth
+        .verifier()
+        .map_err(|e| BootError::Config(e.to_string()))?;
+    // With an OIDC issuer configured, its keys are fetched before the router serves.
+    verifier.start().await;
+    let cells = CellClient::new(
+        verifier.signer().clone(),
+        Duration::from_millis(cfg.http.upstream_timeout_ms),
+    );
     let (store, follow) = if cfg.store.follow.is_empty() {
         (Some(MapStore::new(open_store(&cfg)?)), None)
     } else {
@@ -59,7 +66,7 @@ pub async fn build(
         tracing::warn!(error = %e, "initial map load failed");
     }
     crate::health::spawn(control.clone(), cfg.health.clone(), shutdown);
-    Ok(RouterApp::new(cfg, control, metrics))
+    Ok(RouterApp::new(cfg, control, metrics, verifier))
 }
 
 fn tls_acceptor(cfg: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, BootError> {

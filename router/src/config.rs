@@ -50,6 +50,22 @@ pub struct StoreSection {
 pub struct AuthSection {
     pub jwt_secret: String,
     pub token_ttl_s: u64,
+    /// `[auth.hs256]`: the `kid` of `jwt_secret` and retired keys that still verify.
+    #[serde(default)]
+    pub hs256: auth::config::Hs256Config,
+    /// `[auth.oidc]`: an issuer whose RS256/ES256 tokens are accepted too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<auth::config::OidcConfig>,
+}
+
+impl AuthSection {
+    /// The token verifier this section describes (no I/O besides previous keys' files).
+    ///
+    /// # Errors
+    /// [`auth::config::KeyError`] when a previous key's secret cannot be read.
+    pub fn verifier(&self) -> Result<auth::Verifier, auth::config::KeyError> {
+        auth::Verifier::from_config(self.jwt_secret.as_bytes(), &self.hs256, self.oidc.as_ref())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +126,7 @@ impl Config {
     pub fn redacted(&self) -> String {
         let mut c = self.clone();
         c.auth.jwt_secret = "<redacted>".into();
+        c.auth.hs256.redact();
         toml::to_string(&c).unwrap_or_default()
     }
 }
@@ -159,6 +176,10 @@ impl Validate for AuthSection {
         s.ensure(self.token_ttl_s > 0, "token_ttl_s", || {
             "must be greater than 0 (got 0)".to_owned()
         });
+        s.validate("hs256", &self.hs256);
+        if let Some(oidc) = &self.oidc {
+            s.validate("oidc", oidc);
+        }
     }
 }
 

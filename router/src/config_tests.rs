@@ -53,6 +53,28 @@ poll_ms = 500
 jwt_secret = "a-secret-of-enough-bytes"
 token_ttl_s = 3600
 
+[auth.hs256]
+kid = "2026-12"
+
+[[auth.hs256.previous]]
+kid = "2026-11"
+secret = "the-previous-secret-of-enough-bytes"
+
+[[auth.hs256.previous]]
+kid = "2026-10"
+secret_file = "/run/secrets/jwt-2026-10"
+
+[auth.oidc]
+issuer = "https://login.example.com/realms/food"
+audience = "food-api"
+jwks_url = "https://login.example.com/realms/food/protocol/openid-connect/certs"
+refresh_interval_s = 600
+min_refetch_interval_s = 10
+fetch_timeout_ms = 3000
+role_claim = "realm_access.roles"
+default_role = "customer"
+subject_claim = "food_id"
+
 [health]
 interval_ms = 2000
 timeout_ms = 1500
@@ -74,6 +96,11 @@ const BAD: &[(&str, &str)] = &[
     ("[http]\nmax_body_bytes = 0\n", "http.max_body_bytes"),
     ("[store]\nfollow = \"leader:8080\"\n", "store.follow"),
     ("[auth]\njwt_secret = \"too-short\"\n", "auth.jwt_secret"),
+    ("[auth.hs256]\nkid = \"\"\n", "auth.hs256.kid"),
+    (
+        "[auth.oidc]\nissuer = \"http://login.example.com\"\naudience = \"food-api\"\n",
+        "auth.oidc.issuer",
+    ),
     (
         "[health]\nfailure_threshold = 0\n",
         "health.failure_threshold",

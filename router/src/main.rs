@@ -2,7 +2,7 @@
 //! admin API.
 
 use anyhow::{Context, bail};
-use auth::{JwtKeys, MintArgs, Principal};
+use auth::{MintArgs, Principal};
 use clap::{Parser, Subcommand};
 use domain::UnixMs;
 use router::config::Config;
@@ -146,9 +146,9 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Token { mint, config } => {
             let cfg = Config::load(config.as_deref())?;
-            let keys = JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes());
+            let keys = cfg.auth.verifier()?;
             let ttl = Duration::from_secs(cfg.auth.token_ttl_s);
-            println!("{}", mint.mint(&keys, ttl, UnixMs::now())?);
+            println!("{}", mint.mint(keys.signer(), ttl, UnixMs::now())?);
             Ok(())
         }
         Cmd::Cells { op, remote } => {
@@ -206,7 +206,8 @@ fn admin_call(
         Some(t) => t.clone(),
         None => {
             let cfg = Config::load(remote.config.as_deref())?;
-            JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes()).issue(
+            // Short-lived: admin tokens live at most `auth::ADMIN_MAX_TTL` anyway.
+            cfg.auth.verifier()?.signer().issue(
                 Principal::Admin,
                 Some(format!("cli:{}", whoami())),
                 Duration::from_secs(600),

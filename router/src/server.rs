@@ -9,7 +9,7 @@ use crate::ops::Control;
 use crate::proxy::{Upstream, is_upgrade};
 use crate::route::{self, Hint, Local};
 use crate::table::Target;
-use auth::{JwtKeys, Principal, Verified};
+use auth::{Principal, Verified, Verifier};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -27,7 +27,7 @@ pub(crate) struct Inner {
     pub cfg: Config,
     pub control: Arc<Control>,
     pub upstream: Upstream,
-    pub jwt: JwtKeys,
+    pub jwt: Verifier,
     pub per_ip: Limiter<IpAddr>,
     pub per_token: Limiter<u64>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -38,6 +38,7 @@ impl RouterApp {
         cfg: Config,
         control: Arc<Control>,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+        jwt: Verifier,
     ) -> Self {
         let l = cfg.limits;
         RouterApp(Arc::new(Inner {
@@ -45,7 +46,7 @@ impl RouterApp {
                 Duration::from_millis(cfg.http.upstream_timeout_ms),
                 cfg.http.pool_max_idle_per_cell,
             ),
-            jwt: JwtKeys::from_secret(cfg.auth.jwt_secret.as_bytes()),
+            jwt,
             per_ip: Limiter::new(l.per_ip_rps, l.per_ip_burst),
             per_token: Limiter::new(l.per_token_rps, l.per_token_burst),
             control,
@@ -90,14 +91,17 @@ async fn metrics(State(app): State<RouterApp>) -> Response {
     }
 }
 
-/// The bearer token from the `Authorization` header, or `?token=` (browsers cannot set
-/// headers on a WebSocket).
+/// The bearer token from the `Authorization` header, or `?token=` on a WebSocket upgrade
+/// only (browsers cannot set headers there; elsewhere a token in a URL would end up in logs).
 fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
     if let Some(v) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
         return v.strip_prefix("Bearer ").map(str::trim);
+    }
+    if !is_upgrade(headers) {
+        return None;
     }
     query?
         .split('&')
@@ -107,13 +111,10 @@ fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str>
 
 pub(crate) fn verify(app: &RouterApp, token: Option<&str>) -> Result<Verified, RouterError> {
     let t = token.ok_or(RouterError::Unauthorized("missing bearer token"))?;
-    app.0
-        .jwt
-        .verify_full(t, UnixMs::now())
-        .map_err(|e| match e {
-            auth::AuthError::Expired => RouterError::Unauthorized("token expired"),
-            _ => RouterError::Unauthorized("invalid token"),
-        })
+    app.0.jwt.verify(t, UnixMs::now()).map_err(|e| match e {
+        auth::AuthError::Expired => RouterError::Unauthorized("token expired"),
+        _ => RouterError::Unauthorized("invalid token"),
+    })
 }
 
 pub(crate) fn require_admin(app: &RouterApp, headers: &HeaderMap) -> Result<String, RouterError> {
@@ -301,8 +302,11 @@ mod tests {
     }
 
     #[test]
-    fn bearer_from_header_or_query() {
+    fn bearer_from_header_or_from_query_on_upgrades_only() {
         let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h, Some("a=1&token=abc")), None);
+        h.insert(header::CONNECTION, "Upgrade".parse().unwrap());
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
         assert_eq!(bearer(&h, Some("a=1&token=abc")), Some("abc"));
         assert_eq!(bearer(&h, Some("token=")), None);
         h.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());

@@ -78,6 +78,8 @@ wire_enum! {
         /// 11: the driver did not read the control stream: a write stalled past the cell's
         /// write timeout.
         SlowReader,
+        /// 12: the token the session was opened with expired; reconnect with a fresh one.
+        TokenExpired,
         /// 100: the status change or offer response names a delivery the cell does not know
         /// for this driver.
         UnknownDelivery,
@@ -121,6 +123,7 @@ impl CloseReason {
             Self::Superseded => "superseded",
             Self::Internal => "internal",
             Self::SlowReader => "slow_reader",
+            Self::TokenExpired => "token_expired",
             Self::UnknownDelivery => "unknown_delivery",
             Self::InvalidTransition => "invalid_transition",
             Self::OfferExpired => "offer_expired",

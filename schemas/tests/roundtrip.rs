@@ -92,6 +92,7 @@ fn close_codes_are_stable() {
         (CloseReason::Superseded, 9, "superseded"),
         (CloseReason::Internal, 10, "internal"),
         (CloseReason::SlowReader, 11, "slow_reader"),
+        (CloseReason::TokenExpired, 12, "token_expired"),
         (CloseReason::UnknownDelivery, 100, "unknown_delivery"),
         (CloseReason::InvalidTransition, 101, "invalid_transition"),
         (CloseReason::OfferExpired, 102, "offer_expired"),
@@ -103,7 +104,7 @@ fn close_codes_are_stable() {
         assert_eq!(CloseReason::from_code(u64::from(code)), Some(reason));
         assert_eq!(reason.closes_connection(), code < 100);
     }
-    assert_eq!(CloseReason::from_code(12), None);
+    assert_eq!(CloseReason::from_code(13), None);
     assert_eq!(CloseReason::from_code(1 << 20), None);
 }
 

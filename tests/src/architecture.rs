@@ -96,7 +96,7 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
     ),
     (
         "cell/src/tracking/ws.rs",
-        "WebSocket edge: write-latency metric, ping lag and the ETA's wall-clock time",
+        "WebSocket edge: write-latency metric, ping lag, the ETA's wall-clock time and the socket's token-expiry deadline",
     ),
     (
         "cell/src/notify/consumer.rs",
@@ -125,6 +125,10 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
     (
         "platform/store/src/redb/recover.rs",
         "fault recovery: the backoff between probe commits and the reopen deadline",
+    ),
+    (
+        "platform/auth/src/oidc.rs",
+        "JWKS fetch task: paces refreshes and rate-limits refetches; verification takes `now`",
     ),
     (
         "router/src/server.rs",

@@ -5,7 +5,7 @@ use super::pings::{PingRejection, SessionSeq};
 use super::{DispatchError, DriverLink, DriverUpdate};
 use crate::app::App;
 use crate::auth::Principal;
-use crate::gateway::{DriverPort, PingRejected, PingSink, Session};
+use crate::gateway::{Authenticated, DriverPort, PingRejected, PingSink, Session};
 use crate::orders::OrderError;
 use domain::{DeliveryId, DriverId};
 use futures::future::BoxFuture;
@@ -26,10 +26,17 @@ fn close_reason(e: &DispatchError) -> CloseReason {
 }
 
 impl DriverPort for DispatchPort {
-    fn authenticate(&self, token: &str) -> Result<DriverId, CloseReason> {
-        match self.0.jwt().verify(token, self.0.now()) {
-            Ok((Principal::Driver(d), _)) => Ok(d),
-            _ => Err(CloseReason::BadToken),
+    fn authenticate(&self, token: &str) -> Result<Authenticated, CloseReason> {
+        let now = self.0.now();
+        match self.0.verifier().verify(token, now) {
+            Ok(v) => match v.principal {
+                Principal::Driver(d) => Ok(Authenticated {
+                    driver: d,
+                    valid_for: v.remaining(now),
+                }),
+                _ => Err(CloseReason::BadToken),
+            },
+            Err(_) => Err(CloseReason::BadToken),
         }
     }
 

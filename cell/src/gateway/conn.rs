@@ -156,8 +156,8 @@ async fn session(conn: &Connection, shared: &Arc<Shared>) -> Ended {
     if hello.protocol_version != PROTOCOL_VERSION {
         return Ended::Closed(CloseReason::VersionUnsupported);
     }
-    let driver = match shared.drivers.authenticate(&hello.token) {
-        Ok(d) => d,
+    let (driver, expiry) = match shared.drivers.authenticate(&hello.token) {
+        Ok(a) => (a.driver, tokio::time::Instant::now() + a.valid_for),
         Err(r) if r.closes_connection() => return Ended::Closed(r),
         Err(_) => return Ended::Closed(CloseReason::BadToken),
     };
@@ -211,6 +211,8 @@ async fn session(conn: &Connection, shared: &Arc<Shared>) -> Ended {
         e = control_loop(reader, reply_tx, driver, &*pings, shared) => e,
         e = datagrams.join() => e,
         e = writer_loop(writer, outbox, reply_rx, shared) => e,
+        // A session lives no longer than its token; the driver reconnects with a fresh one.
+        () = tokio::time::sleep_until(expiry) => Ended::Closed(CloseReason::TokenExpired),
     }
 }
 

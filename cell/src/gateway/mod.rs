@@ -56,7 +56,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::QuicConfig;
 pub use endpoint::{bind, serve, spawn};
-pub use port::{DriverPort, PingRejected, PingSink, Session};
+pub use port::{Authenticated, DriverPort, PingRejected, PingSink, Session};
 pub use tls::fingerprint;
 
 /// TLS application protocol of the driver gateway.

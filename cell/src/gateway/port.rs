@@ -13,8 +13,9 @@ use tokio::sync::mpsc;
 /// concurrently for different drivers; the synchronous ones are on the hot path (one `ping`
 /// per datagram) and must not block.
 pub trait DriverPort: Send + Sync + 'static {
-    /// Verifies the hello token; returns the driver id or a close reason.
-    fn authenticate(&self, token: &str) -> Result<domain::DriverId, CloseReason>;
+    /// Verifies the hello token; returns the driver and how long the token stays valid (the
+    /// session is closed with [`CloseReason::TokenExpired`] then), or a close reason.
+    fn authenticate(&self, token: &str) -> Result<Authenticated, CloseReason>;
 
     /// A driver's session opened; returns the session id and its outbox. `resume` is the
     /// hello's resume session id.
@@ -41,6 +42,15 @@ pub trait DriverPort: Send + Sync + 'static {
         driver: domain::DriverId,
         resp: OfferResponse,
     ) -> BoxFuture<'_, Result<(), CloseReason>>;
+}
+
+/// A driver whose hello token verified, as [`DriverPort::authenticate`] returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authenticated {
+    pub driver: domain::DriverId,
+    /// Time left on the token: the session ends when it runs out, and the driver reconnects
+    /// with a fresh token.
+    pub valid_for: std::time::Duration,
 }
 
 /// An open driver session, as [`DriverPort::connected`] returns it.

@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use crate::app::App;
-use crate::auth::{AuthError, Principal};
+use crate::auth::{AuthError, Principal, Verified};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -67,7 +67,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath
     }
 }
 
-/// The caller, from `Authorization: Bearer <jwt>`. 401 when absent or invalid.
+/// The caller, from `Authorization: Bearer <jwt>`. 401 when absent or invalid. REST takes
+/// the header only: a token in a URL ends up in access logs and browser history.
 pub struct Auth(pub Principal);
 
 impl FromRequestParts<App> for Auth {
@@ -75,20 +76,48 @@ impl FromRequestParts<App> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized(AuthError::Missing))?;
-        let (who, _) = app.jwt().verify(token, app.now())?;
-        Ok(Auth(who))
+        let v = app.verifier().verify(token, app.now())?;
+        Ok(Auth(v.principal))
     }
 }
 
-/// Reads the bearer token from the header, or from `?token=` (browsers cannot set headers
-/// on a WebSocket upgrade).
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
-        return h.to_str().ok()?.strip_prefix("Bearer ").map(str::trim);
+/// The caller of a WebSocket upgrade: the header, or `?token=` (browsers cannot set headers
+/// on a WebSocket upgrade), accepted only on an upgrade request. Keeps the whole
+/// [`Verified`] so the socket can end when the token expires.
+pub struct WsAuth(pub Verified);
+
+impl FromRequestParts<App> for WsAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let token = bearer(parts)
+            .or_else(|| is_ws_upgrade(parts).then(|| query_token(parts)).flatten())
+            .ok_or(ApiError::Unauthorized(AuthError::Missing))?;
+        Ok(WsAuth(app.verifier().verify(token, app.now())?))
     }
+}
+
+/// The bearer token from the `Authorization` header.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let h = parts.headers.get(header::AUTHORIZATION)?;
+    h.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+fn query_token(parts: &Parts) -> Option<&str> {
     parts
         .uri
         .query()?
         .split('&')
         .find_map(|kv| kv.strip_prefix("token="))
+        .filter(|t| !t.is_empty())
+}
+
+/// `Upgrade: websocket` on a GET.
+fn is_ws_upgrade(parts: &Parts) -> bool {
+    parts.method == axum::http::Method::GET
+        && parts
+            .headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }

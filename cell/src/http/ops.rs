@@ -68,7 +68,7 @@ async fn dev_token(
         .parse()
         .map_err(|_| ApiError::bad_request("request.invalid_sub", "sub must be a decimal id"))?;
     let who = Principal::from_role(req.role, id);
-    let ttl = Duration::from_secs(app.config().auth.token_ttl_s);
+    let ttl = crate::auth::capped_ttl(req.role, Duration::from_secs(app.config().auth.token_ttl_s));
     let token = app.jwt().issue(who, req.name, ttl, app.now());
     Ok(axum::Json(DevTokenResponse {
         token,

@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::http::ApiError;
 use crate::http::dto::{OrderResponse, active_statuses};
-use crate::http::extract::{AppPath, Auth};
+use crate::http::extract::{AppPath, WsAuth};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -32,16 +32,21 @@ fn sized(ws: WebSocketUpgrade, app: &App) -> WebSocketUpgrade {
         .max_message_size(16 * 1024)
 }
 
-/// Close codes: 1000 normal (delivered), 1008 policy (too slow), 1001 going away.
+/// Close codes: 1000 normal (delivered), 1008 policy (too slow), 1001 going away, and
+/// 4001 `token_expired` (an application code, RFC 6455 §7.4.2): the token the socket was opened
+/// with ran out; the client reconnects with a fresh one.
 const CLOSE_DONE: u16 = 1000;
 const CLOSE_SLOW: u16 = 1008;
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 
 async fn track_order(
     ws: WebSocketUpgrade,
     State(app): State<App>,
-    Auth(who): Auth,
+    WsAuth(token): WsAuth,
     AppPath(id): AppPath<String>,
 ) -> Result<Response, ApiError> {
+    let who = token.principal;
+    let expiry = Instant::now() + token.remaining(app.now());
     let id: OrderId = id
         .parse()
         .map_err(|_| ApiError::bad_request("request.invalid_id", "not an order id"))?;
@@ -59,10 +64,10 @@ async fn track_order(
             "only the order's customer or restaurant may track it".into(),
         ));
     }
-    Ok(sized(ws, &app).on_upgrade(move |socket| track_socket(socket, app, id)))
+    Ok(sized(ws, &app).on_upgrade(move |socket| track_socket(socket, app, id, expiry)))
 }
 
-async fn track_socket(mut socket: WebSocket, app: App, id: OrderId) {
+async fn track_socket(mut socket: WebSocket, app: App, id: OrderId, expiry: Instant) {
     let topic = Topic::Order(id);
     let mut sub = app.tracker().hub.subscribe(topic);
     // Snapshot after subscribing: an update racing the snapshot arrives after it.
@@ -96,7 +101,14 @@ async fn track_socket(mut socket: WebSocket, app: App, id: OrderId) {
         return;
     }
     let mut locs = Locations::new(id, app.tracker(), eta);
-    pump(&mut socket, &mut sub, is_terminal_status, Some(&mut locs)).await;
+    pump(
+        &mut socket,
+        &mut sub,
+        is_terminal_status,
+        Some(&mut locs),
+        expiry,
+    )
+    .await;
     app.tracker().hub.unsubscribe(topic, sub);
 }
 
@@ -168,17 +180,25 @@ async fn next_location(rx: Option<&mut watch::Receiver<Option<Location>>>) -> Lo
 }
 
 /// Forwards the subscription to the socket until the client leaves, the hub drops a slow
-/// subscriber (close 1008), or `last` says a message ends the stream (close 1000 after it).
+/// subscriber (close 1008), `last` says a message ends the stream (close 1000 after it), or
+/// the token expires (close 4001).
 async fn pump(
     socket: &mut WebSocket,
     sub: &mut Subscription,
     last: fn(&str) -> bool,
     mut locs: Option<&mut Locations<'_>>,
+    expiry: Instant,
 ) {
+    let expired = tokio::time::sleep_until(expiry.into());
+    tokio::pin!(expired);
     loop {
         tokio::select! {
             // Status changes first: the last one closes the stream.
             biased;
+            () = &mut expired => {
+                let _ = socket.send(close(CLOSE_TOKEN_EXPIRED, "token_expired")).await;
+                return;
+            }
             m = sub.rx.recv() => match m {
                 Some(text) => {
                     if socket.send(Message::Text((*text).into())).await.is_err() {
@@ -225,9 +245,11 @@ fn close(code: u16, reason: &'static str) -> Message {
 async fn restaurant_feed(
     ws: WebSocketUpgrade,
     State(app): State<App>,
-    Auth(who): Auth,
+    WsAuth(token): WsAuth,
     AppPath(id): AppPath<String>,
 ) -> Result<Response, ApiError> {
+    let who = token.principal;
+    let expiry = Instant::now() + token.remaining(app.now());
     let id: RestaurantId = id
         .parse()
         .map_err(|_| ApiError::bad_request("request.invalid_id", "not a restaurant id"))?;
@@ -240,10 +262,10 @@ async fn restaurant_feed(
             ));
         }
     }
-    Ok(sized(ws, &app).on_upgrade(move |socket| feed_socket(socket, app, id)))
+    Ok(sized(ws, &app).on_upgrade(move |socket| feed_socket(socket, app, id, expiry)))
 }
 
-async fn feed_socket(mut socket: WebSocket, app: App, id: RestaurantId) {
+async fn feed_socket(mut socket: WebSocket, app: App, id: RestaurantId, expiry: Instant) {
     let topic = Topic::Restaurant(id);
     let mut sub = app.tracker().hub.subscribe(topic);
     let orders = crate::orders::repo::list_for_restaurant(&**app.kv(), id, active_statuses(), 200)
@@ -256,7 +278,7 @@ async fn feed_socket(mut socket: WebSocket, app: App, id: RestaurantId) {
         .await
         .is_ok()
     {
-        pump(&mut socket, &mut sub, |_| false, None).await;
+        pump(&mut socket, &mut sub, |_| false, None, expiry).await;
     }
     app.tracker().hub.unsubscribe(topic, sub);
 }

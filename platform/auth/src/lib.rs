@@ -1,17 +1,36 @@
-//! Bearer tokens: HS256 JWTs whose subject and role say who is calling. Expiry is checked
-//! against a `now` passed in (the library's own clock check is off), so tests are exact.
+//! Bearer tokens: JWTs whose subject and role say who is calling. Expiry is checked against
+//! a `now` passed in (the library's own clock check is off), so tests are exact.
+//!
+//! Two kinds are accepted by one [`Verifier`]: HS256 tokens we sign ourselves ([`JwtKeys`],
+//! with a `kid` per key so a secret rotates without downtime) and RS256/ES256 tokens from an
+//! OIDC issuer (`[auth.oidc]`), whose keys a background task fetches and caches. An admin
+//! token lives at most [`ADMIN_MAX_TTL`], whoever signed it.
 //!
 //! Shared by the cells and the router (which verifies the same tokens to rate-limit per token
 //! and to route requests that name no place, restaurant or order to the caller's home cell).
 
+mod claims;
+pub mod config;
+mod hs256;
 mod mint;
+mod oidc;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+mod verifier;
+#[cfg(test)]
+mod verifier_tests;
 
+pub use hs256::{JwtKeys, capped_ttl};
 pub use mint::{MintArgs, MintError};
+pub use verifier::Verifier;
 
 use domain::{CellId, CustomerId, DriverId, RestaurantId, UnixMs};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// The longest an admin token may live (`exp - iat`): minting caps it, verification refuses
+/// anything longer, so a leaked admin token is useful for minutes, not days.
+pub const ADMIN_MAX_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// Who a valid token speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,28 +81,21 @@ pub enum Role {
     Admin,
 }
 
-/// The claims we sign. `sub` is the numeric id of the customer, driver or restaurant.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Claims {
-    sub: String,
-    role: Role,
-    /// Seconds since the epoch.
-    exp: u64,
-    iat: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    /// The caller's home cell: where the router sends requests that carry no other hint
-    /// (a customer's order list, a driver's status). Cells ignore it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    home: Option<u16>,
-}
-
 /// Everything a valid token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub principal: Principal,
     pub name: Option<String>,
     pub home: Option<CellId>,
+    /// When the token stops being valid: long-lived sessions (WebSocket, QUIC) end then.
+    pub expires_at: UnixMs,
+}
+
+impl Verified {
+    /// Time left at `now` (zero once expired).
+    pub fn remaining(&self, now: UnixMs) -> Duration {
+        Duration::from_millis(u64::try_from(self.expires_at.0 - now.0).unwrap_or(0))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,104 +106,6 @@ pub enum AuthError {
     Invalid,
     #[error("token expired")]
     Expired,
-}
-
-/// Signing and verifying keys, built once from config.
-#[derive(Clone)]
-pub struct JwtKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
-}
-
-impl std::fmt::Debug for JwtKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JwtKeys(<redacted>)")
-    }
-}
-
-impl JwtKeys {
-    pub fn from_secret(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Expiry is checked by `verify` against the caller's `now`.
-        validation.validate_exp = false;
-        validation.required_spec_claims.clear();
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-        }
-    }
-
-    /// Issues a token for `who`, valid for `ttl` from `now`.
-    pub fn issue(
-        &self,
-        who: Principal,
-        name: Option<String>,
-        ttl: Duration,
-        now: UnixMs,
-    ) -> String {
-        self.issue_with_home(who, name, None, ttl, now)
-    }
-
-    /// [`JwtKeys::issue`] with a home cell for the router.
-    pub fn issue_with_home(
-        &self,
-        who: Principal,
-        name: Option<String>,
-        home: Option<CellId>,
-        ttl: Duration,
-        now: UnixMs,
-    ) -> String {
-        let (sub, role) = match who {
-            Principal::Customer(c) => (c.0.to_string(), Role::Customer),
-            Principal::Restaurant(r) => (r.0.to_string(), Role::Restaurant),
-            Principal::Driver(d) => (d.0.to_string(), Role::Driver),
-            Principal::Admin => ("0".to_string(), Role::Admin),
-        };
-        let iat = (now.0 / 1000).max(0) as u64;
-        let claims = Claims {
-            sub,
-            role,
-            iat,
-            exp: iat + ttl.as_secs(),
-            name,
-            home: home.map(CellId::get),
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing of our own claims cannot fail")
-    }
-
-    /// Verifies signature, expiry (against `now`) and shape; returns the principal and the
-    /// display name carried in the token.
-    pub fn verify(
-        &self,
-        token: &str,
-        now: UnixMs,
-    ) -> Result<(Principal, Option<String>), AuthError> {
-        self.verify_full(token, now).map(|v| (v.principal, v.name))
-    }
-
-    /// [`JwtKeys::verify`], also returning the home cell.
-    pub fn verify_full(&self, token: &str, now: UnixMs) -> Result<Verified, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| AuthError::Invalid)?;
-        let c = data.claims;
-        if c.exp.saturating_mul(1000) <= now.0.max(0) as u64 {
-            return Err(AuthError::Expired);
-        }
-        let id: u64 = c.sub.parse().map_err(|_| AuthError::Invalid)?;
-        let who = Principal::from_role(c.role, id);
-        let home = match c.home {
-            Some(h) => Some(CellId::new(u32::from(h)).map_err(|_| AuthError::Invalid)?),
-            None => None,
-        };
-        Ok(Verified {
-            principal: who,
-            name: c.name,
-            home,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub const ENUM_MIN_CLOSE_REASON: u16 = 0;
 pub const ENUM_MAX_CLOSE_REASON: u16 = 102;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_CLOSE_REASON: [CloseReason; 15] = [
+pub const ENUM_VALUES_CLOSE_REASON: [CloseReason; 16] = [
   CloseReason::Normal,
   CloseReason::BadToken,
   CloseReason::HelloTimeout,
@@ -29,6 +29,7 @@ pub const ENUM_VALUES_CLOSE_REASON: [CloseReason; 15] = [
   CloseReason::Superseded,
   CloseReason::Internal,
   CloseReason::SlowReader,
+  CloseReason::TokenExpired,
   CloseReason::UnknownDelivery,
   CloseReason::InvalidTransition,
   CloseReason::OfferExpired,
@@ -56,6 +57,8 @@ impl CloseReason {
   /// The driver did not read the control stream: a write to it stalled past the cell's
   /// write timeout.
   pub const SlowReader: Self = Self(11);
+  /// The token the session was opened with expired: reconnect with a fresh token.
+  pub const TokenExpired: Self = Self(12);
   pub const UnknownDelivery: Self = Self(100);
   pub const InvalidTransition: Self = Self(101);
   pub const OfferExpired: Self = Self(102);
@@ -75,6 +78,7 @@ impl CloseReason {
     Self::Superseded,
     Self::Internal,
     Self::SlowReader,
+    Self::TokenExpired,
     Self::UnknownDelivery,
     Self::InvalidTransition,
     Self::OfferExpired,
@@ -94,6 +98,7 @@ impl CloseReason {
       Self::Superseded => Some("Superseded"),
       Self::Internal => Some("Internal"),
       Self::SlowReader => Some("SlowReader"),
+      Self::TokenExpired => Some("TokenExpired"),
       Self::UnknownDelivery => Some("UnknownDelivery"),
       Self::InvalidTransition => Some("InvalidTransition"),
       Self::OfferExpired => Some("OfferExpired"),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use domain::DriverId;
 use futures::future::BoxFuture;
@@ -16,7 +16,7 @@ use schemas::{
 };
 use tokio::sync::mpsc;
 
-use crate::gateway::{DriverPort, PingRejected, PingSink, Session};
+use crate::gateway::{Authenticated, DriverPort, PingRejected, PingSink, Session};
 
 /// Faster than any car in a city: consecutive pings implying more are flagged as spoofed.
 const MAX_PLAUSIBLE_MPS: f64 = 70.0;
@@ -102,13 +102,19 @@ impl TestPort {
 }
 
 impl DriverPort for TestPort {
-    fn authenticate(&self, token: &str) -> Result<DriverId, CloseReason> {
-        token
-            .strip_prefix("driver-")
-            .and_then(|id| id.parse().ok())
-            .filter(|id| *id != 0)
-            .map(DriverId)
-            .ok_or(CloseReason::BadToken)
+    /// `driver-<id>` is valid for an hour, `driver-<id>@<ms>` for that many milliseconds.
+    fn authenticate(&self, token: &str) -> Result<Authenticated, CloseReason> {
+        let rest = token.strip_prefix("driver-").ok_or(CloseReason::BadToken)?;
+        let (id, ms) = rest.split_once('@').unwrap_or((rest, "3600000"));
+        let id: u64 = id.parse().map_err(|_| CloseReason::BadToken)?;
+        let ms: u64 = ms.parse().map_err(|_| CloseReason::BadToken)?;
+        if id == 0 {
+            return Err(CloseReason::BadToken);
+        }
+        Ok(Authenticated {
+            driver: DriverId(id),
+            valid_for: Duration::from_millis(ms),
+        })
     }
 
     fn connected(&self, driver: DriverId, resume: Option<u64>) -> Session {

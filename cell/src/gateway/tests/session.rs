@@ -519,3 +519,31 @@ async fn a_driver_that_does_not_read_is_closed_as_slow_reader() {
     assert!(started.elapsed() >= Duration::from_millis(200));
     cell.stop().await;
 }
+
+#[tokio::test]
+async fn a_session_ends_with_token_expired_when_its_token_does() {
+    let cell = start(|_| {}).await;
+    let started = tokio::time::Instant::now();
+    let c = DriverClient::connect(
+        cell.addr,
+        &cell.server_name,
+        cell.trust.clone(),
+        "driver-4@300",
+        None,
+    )
+    .await
+    .unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), c.closed())
+        .await
+        .expect("closed");
+    assert_eq!(closed_with(&end), Some(CloseReason::TokenExpired), "{end}");
+    assert!(end.to_string().contains("token_expired"), "{end}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(1300),
+        "{took:?}"
+    );
+    // A fresh token opens a new session.
+    assert_ne!(cell.connect(4).await.hello_ack().session_id, 0);
+    cell.stop().await;
+}

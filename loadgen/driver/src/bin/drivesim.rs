@@ -27,11 +27,13 @@
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use driver_client::{City, ConnectOptions, DriverClient, Route, Trust, client_endpoint};
+use conn::{CellTarget, HandedOver, connect, lookup};
+use driver_client::{City, DriverClient, Route, Trust, client_endpoint};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use schemas::{
-    CancelTarget, CellBody, DriverStatus, Offer, OfferDecision, OfferResponse, StatusChange,
+    CancelTarget, CellBody, CloseReason, DriverStatus, Offer, OfferDecision, OfferResponse,
+    StatusChange,
 };
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -41,6 +43,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
+#[path = "drivesim/conn.rs"]
+mod conn;
 #[path = "drivesim/orders.rs"]
 mod orders;
 
@@ -81,6 +85,10 @@ struct Args {
     /// Mint tokens with this HS256 secret (the cell's `auth.jwt_secret`).
     #[arg(long, env = "DRIVESIM_JWT_SECRET", conflicts_with = "dev_tokens")]
     jwt_secret: Option<String>,
+    /// Lifetime of locally minted tokens; a session whose token expires is closed by the cell
+    /// with `token_expired`, and the driver reconnects with a fresh token.
+    #[arg(long, default_value_t = 86_400)]
+    token_ttl_s: u64,
     /// Get tokens from the cell's `POST /api/v1/dev/token` (a cell run with `--demo`).
     #[arg(long)]
     dev_tokens: bool,
@@ -126,6 +134,8 @@ struct Stats {
     cancelled: AtomicU64,
     delivered: AtomicU64,
     handovers: AtomicU64,
+    /// Sessions the cell closed with `token_expired`, resumed with a fresh token.
+    reauths: AtomicU64,
     errors: AtomicU64,
     orders_placed: AtomicU64,
     orders_failed: AtomicU64,
@@ -149,6 +159,9 @@ impl Stats {
             g(&self.delivered),
             g(&self.cancelled),
         );
+        if g(&self.reauths) > 0 {
+            s += &format!(" · re-authenticated {}", g(&self.reauths));
+        }
         if g(&self.handovers) > 0 {
             s += &format!(" · handovers {}", g(&self.handovers));
         }
@@ -183,8 +196,7 @@ impl Ctx {
     async fn token(&self, role: &str, sub: u64) -> anyhow::Result<String> {
         if let Some(secret) = &self.args.jwt_secret {
             let iat = now_ms() / 1000;
-            let claims =
-                json!({"sub": sub.to_string(), "role": role, "iat": iat, "exp": iat + 86_400});
+            let claims = json!({"sub": sub.to_string(), "role": role, "iat": iat, "exp": iat + self.args.token_ttl_s});
             let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
             return Ok(jsonwebtoken::encode(
                 &jsonwebtoken::Header::default(),
@@ -322,13 +334,22 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.args.seed ^ id.rotate_left(17));
     // `None`: the cell given on the command line.
     let mut cell: Option<CellTarget> = None;
+    // The session to resume after the cell closed it for an expired token.
+    let mut resume: Option<u64> = None;
     while !ctx.stopping() {
         let mut handed_over = false;
-        match connect(&ctx, id, cell.as_ref()).await {
+        match connect(&ctx, id, cell.as_ref(), resume.take()).await {
             Ok(client) => {
                 ctx.stats.connects.fetch_add(1, Relaxed);
                 ctx.stats.connected.fetch_add(1, Relaxed);
                 if let Err(e) = drive(&ctx, &client, id, &mut route, &mut rng).await {
+                    if client.close_reason() == Some(CloseReason::TokenExpired) {
+                        // Not a failure: reconnect at once with a fresh token, same session.
+                        ctx.stats.reauths.fetch_add(1, Relaxed);
+                        ctx.stats.connected.fetch_sub(1, Relaxed);
+                        resume = Some(client.hello_ack().session_id);
+                        continue;
+                    }
                     match (e.downcast_ref::<HandedOver>(), &ctx.args.router) {
                         (Some(_), Some(router)) => match lookup(&ctx, router, id, &route).await {
                             Ok(t) => {
@@ -359,63 +380,6 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = until_stopped(&mut stop) => {}
         }
-    }
-}
-
-/// Where a handed-over driver streams now, from the router's `GET /api/v1/drivers/cell`.
-struct CellTarget {
-    addr: std::net::SocketAddr,
-    server_name: String,
-    trust: Trust,
-}
-
-/// The cell's `Handover`, carried out of `drive` as an error.
-#[derive(Debug)]
-struct HandedOver;
-
-impl std::fmt::Display for HandedOver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("handed over to another cell")
-    }
-}
-
-impl std::error::Error for HandedOver {}
-
-async fn lookup(ctx: &Ctx, router: &str, id: u64, route: &Route) -> anyhow::Result<CellTarget> {
-    let (lat, lng) = route.position();
-    let token = ctx.token("driver", id).await?;
-    let url = format!(
-        "{}/api/v1/drivers/cell?lat={lat}&lng={lng}",
-        router.trim_end_matches('/')
-    );
-    let r = ctx.http.get(url).bearer_auth(token).send().await?;
-    let status = r.status();
-    let v: serde_json::Value = r.json().await?;
-    if !status.is_success() {
-        bail!("router answered {status}: {v}");
-    }
-    let trust = match (v["ca_pem"].as_str(), v["fingerprint"].as_str()) {
-        (Some(pem), _) => Trust::CaPem(pem.as_bytes().to_vec()),
-        (None, Some(fp)) => Trust::fingerprint(fp)?,
-        (None, None) => bail!("router gave no CA or fingerprint: {v}"),
-    };
-    Ok(CellTarget {
-        addr: v["quic_addr"].as_str().unwrap_or_default().parse()?,
-        server_name: v["server_name"].as_str().unwrap_or("localhost").to_owned(),
-        trust,
-    })
-}
-
-async fn connect(ctx: &Ctx, id: u64, cell: Option<&CellTarget>) -> anyhow::Result<DriverClient> {
-    let token = ctx.token("driver", id).await?;
-    match cell {
-        None => {
-            let opts = ConnectOptions::new(ctx.args.quic, &ctx.args.server_name, &token);
-            Ok(DriverClient::connect_on(&ctx.endpoint, &opts).await?)
-        }
-        Some(t) => Ok(
-            DriverClient::connect(t.addr, &t.server_name, t.trust.clone(), &token, None).await?,
-        ),
     }
 }
 

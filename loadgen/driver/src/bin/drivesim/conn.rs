@@ -1,0 +1,78 @@
+//! `drivesim`'s connections: a fresh token per connection (so a session closed with
+//! `token_expired` resumes with a new one), and the router lookup after a handover.
+
+use super::Ctx;
+use anyhow::bail;
+use driver_client::{ConnectOptions, DriverClient, Route, Trust};
+
+/// Where a handed-over driver streams now, from the router's `GET /api/v1/drivers/cell`.
+pub(super) struct CellTarget {
+    addr: std::net::SocketAddr,
+    server_name: String,
+    trust: Trust,
+}
+
+/// The cell's `Handover`, carried out of `drive` as an error.
+#[derive(Debug)]
+pub(super) struct HandedOver;
+
+impl std::fmt::Display for HandedOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("handed over to another cell")
+    }
+}
+
+impl std::error::Error for HandedOver {}
+
+pub(super) async fn lookup(
+    ctx: &Ctx,
+    router: &str,
+    id: u64,
+    route: &Route,
+) -> anyhow::Result<CellTarget> {
+    let (lat, lng) = route.position();
+    let token = ctx.token("driver", id).await?;
+    let url = format!(
+        "{}/api/v1/drivers/cell?lat={lat}&lng={lng}",
+        router.trim_end_matches('/')
+    );
+    let r = ctx.http.get(url).bearer_auth(token).send().await?;
+    let status = r.status();
+    let v: serde_json::Value = r.json().await?;
+    if !status.is_success() {
+        bail!("router answered {status}: {v}");
+    }
+    let trust = match (v["ca_pem"].as_str(), v["fingerprint"].as_str()) {
+        (Some(pem), _) => Trust::CaPem(pem.as_bytes().to_vec()),
+        (None, Some(fp)) => Trust::fingerprint(fp)?,
+        (None, None) => bail!("router gave no CA or fingerprint: {v}"),
+    };
+    Ok(CellTarget {
+        addr: v["quic_addr"].as_str().unwrap_or_default().parse()?,
+        server_name: v["server_name"].as_str().unwrap_or("localhost").to_owned(),
+        trust,
+    })
+}
+
+/// A new connection with a fresh token, resuming `resume` if given.
+pub(super) async fn connect(
+    ctx: &Ctx,
+    id: u64,
+    cell: Option<&CellTarget>,
+    resume: Option<u64>,
+) -> anyhow::Result<DriverClient> {
+    let token = ctx.token("driver", id).await?;
+    match cell {
+        None => {
+            let mut opts = ConnectOptions::new(ctx.args.quic, &ctx.args.server_name, &token);
+            opts.resume = resume;
+            Ok(DriverClient::connect_on(&ctx.endpoint, &opts).await?)
+        }
+        Some(t) => {
+            Ok(
+                DriverClient::connect(t.addr, &t.server_name, t.trust.clone(), &token, resume)
+                    .await?,
+            )
+        }
+    }
+}
