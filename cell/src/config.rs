@@ -256,7 +256,7 @@ impl Config {
             s = s
                 .lines()
                 .map(|l| {
-                    if l.starts_with("secret_key") {
+                    if l.starts_with("secret_key =") {
                         "secret_key = \"<redacted>\""
                     } else {
                         l

@@ -398,7 +398,12 @@ fn the_secrets_come_from_the_environment_first() {
     assert_eq!(secret, "an-environment-secret-of-enough-bytes-0123");
     (c.auth.jwt_secret, c.auth.jwt_secret_source) = (secret, src);
     assert_eq!(all_problem_keys(&c), Vec::<String>::new());
-    assert!(!c.redacted().contains("an-environment-secret"));
+    let shown = c.redacted();
+    assert!(!shown.contains("an-environment-secret") && !shown.contains("sk_live_"));
+    assert!(
+        shown.contains("secret_key_file = "),
+        "the file's path is not a secret"
+    );
     // A Stripe test-mode key is no better than the sandbox in production.
     if let payments::ProviderConfig::Stripe(s) = &mut c.payments.provider {
         s.secret_key = "sk_test_51HxYzExampleExampleExample".into();

@@ -56,6 +56,9 @@ pub fn check_config(what: &str, text: &str) -> (Problems, Vec<(String, String)>)
     (p, files)
 }
 
+/// Where a workload's JWT secret comes from: `(workload, (Secret, key))`.
+pub type JwtSources = Vec<(String, (String, String))>;
+
 /// For every Deployment and StatefulSet: the `--config` file's secrets (see [`check_config`])
 /// are files of mounted Secrets, never of ConfigMaps, and no container sets a secret-looking
 /// environment variable to a literal value. Returns the problems and, per workload, the
@@ -63,7 +66,7 @@ pub fn check_config(what: &str, text: &str) -> (Problems, Vec<(String, String)>)
 pub fn check_k8s(
     docs: &[Value],
     config_text: &dyn Fn(&str, &str) -> Option<String>,
-) -> (Problems, Vec<(String, (String, String))>) {
+) -> (Problems, JwtSources) {
     let mut p = Vec::new();
     let mut jwt = Vec::new();
     for w in docs
