@@ -1,12 +1,30 @@
 //! The cell's configuration: one typed struct, loaded once. Layers, later wins: the embedded
 //! `config/cell.default.toml`, then `--config FILE`, then CLI flags. Unknown keys are errors.
+//! Secrets are then read from the environment or their `*_file` ([`service::secret`]).
+//!
+//! [`Config::validate`] reports every unusable value at once; outside demo mode it also
+//! applies the production rules ([`Config::production_rules`]): no shipped or inline secret,
+//! no sandbox payments, no generated QUIC CA, no plain HTTP on a public address, a store
+//! directory that exists and is writable.
 
 use serde::{Deserialize, Serialize};
 use service::config::{Problems, Section, Validate};
+use service::secret::{MIN_SECRET_BYTES, SecretKeys, SecretSource};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 const DEFAULT_TOML: &str = include_str!("../config/cell.default.toml");
+
+/// Environment variable holding the JWT secret; wins over `auth.jwt_secret_file`.
+pub const JWT_SECRET_ENV: &str = "CELL_AUTH_JWT_SECRET";
+
+/// The JWT secret's keys, for problem messages.
+const JWT_SECRET_KEYS: SecretKeys<'static> = SecretKeys {
+    key: "jwt_secret",
+    file_key: "jwt_secret_file",
+    env_var: JWT_SECRET_ENV,
+    min_bytes: MIN_SECRET_BYTES,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +66,20 @@ pub struct HttpSection {
     pub listen_addr: SocketAddr,
     /// Whole-request deadline: a stuck handler cannot hold a connection forever.
     pub request_timeout_ms: u64,
+    /// PEM certificate chain (leaf first); with `tls_key_file`, the listener serves HTTPS
+    /// (TLS 1.3 only). Empty: plain HTTP, refused outside demo mode on a non-loopback address.
+    #[serde(default)]
+    pub tls_cert_file: PathBuf,
+    /// PEM private key of `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: PathBuf,
+}
+
+impl HttpSection {
+    /// Whether the listener serves HTTPS.
+    pub fn tls(&self) -> bool {
+        !self.tls_cert_file.as_os_str().is_empty()
+    }
 }
 
 pub use service::config::ConfigError;
@@ -66,8 +98,16 @@ pub struct StoreSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSection {
-    /// HS256 secret shared with whoever issues tokens. Never logged.
+    /// HS256 secret shared with whoever issues tokens. Never logged. Inline only in demo
+    /// mode; after loading it holds the secret from [`JWT_SECRET_ENV`] or `jwt_secret_file`.
     pub jwt_secret: String,
+    /// A file holding the secret (a systemd credential, a mounted Kubernetes Secret); a
+    /// trailing newline is removed. Empty: not used.
+    #[serde(default)]
+    pub jwt_secret_file: PathBuf,
+    /// Where `jwt_secret` came from, set when the config is loaded.
+    #[serde(skip)]
+    pub jwt_secret_source: SecretSource,
     pub token_ttl_s: u64,
     /// `[auth.hs256]`: the `kid` of `jwt_secret` and retired keys that still verify.
     #[serde(default)]
@@ -96,16 +136,47 @@ pub struct DemoSection {
 }
 
 impl Config {
-    /// The defaults, then `file` if given. Not validated: flags may still change it, so the
-    /// caller runs [`Config::validate`] once everything is applied.
+    /// The defaults, then `file` if given, then the secrets from the environment or their
+    /// files. Not validated: flags may still change it, so the caller runs
+    /// [`Config::validate`] once everything is applied.
     pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
-        let cfg: Config = service::load_toml(DEFAULT_TOML, file)?;
+        let mut cfg: Config = service::load_toml(DEFAULT_TOML, file)?;
+        cfg.resolve_secrets();
         Ok(cfg)
     }
 
-    /// Every problem of every section at once, each under its key; run before anything binds
-    /// a socket or opens the store.
+    /// Replaces the inline secrets with those from the environment or `*_file`, recording
+    /// where each came from.
+    fn resolve_secrets(&mut self) {
+        let shipped: Config = toml::from_str(DEFAULT_TOML).expect("the embedded default parses");
+        let auth = &mut self.auth;
+        auth.jwt_secret_source = service::secret::resolve(
+            &mut auth.jwt_secret,
+            &auth.jwt_secret_file,
+            JWT_SECRET_ENV,
+            &shipped.auth.jwt_secret,
+        );
+        if let payments::ProviderConfig::Stripe(stripe) = &mut self.payments.provider {
+            stripe.resolve_secret();
+        }
+    }
+
+    /// Every problem of every section at once, each under its key, and outside demo mode
+    /// the production rules too; run before anything binds a socket or opens the store.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = self.value_problems();
+        if !self.demo.enabled {
+            self.production_rules(&mut p);
+        }
+        p.into_result()
+    }
+
+    /// Only whether each value is usable, for the commands that serve nothing (`token`).
+    pub fn validate_values(&self) -> Result<(), ConfigError> {
+        self.value_problems().into_result()
+    }
+
+    fn value_problems(&self) -> Problems {
         let mut p = Problems::new();
         p.validate("cell", &self.cell);
         p.validate("http", &self.http);
@@ -118,7 +189,67 @@ impl Config {
         p.validate("tracking", &self.tracking);
         p.validate("quic", &self.quic);
         p.validate("notify", &self.notify);
-        p.into_result()
+        p
+    }
+
+    /// What a cell exposed to real customers must not run with. Demo mode skips these, so
+    /// `./dev city` and the tests start with the shipped dev secret, the payment sandbox and
+    /// a generated QUIC CA.
+    pub fn production_rules(&self, p: &mut Problems) {
+        use service::production::{check_data_dir, check_public_listener};
+        let fix_demo = "(or run a demo with [demo] enabled = true)";
+        check_public_listener(
+            &mut p.section("http"),
+            "listen_addr",
+            self.http.listen_addr,
+            self.http.tls(),
+            "http.tls_cert_file and http.tls_key_file",
+        );
+        if self.store.backend == Backend::Redb && !self.store.data_dir.as_os_str().is_empty() {
+            check_data_dir(&mut p.section("store"), "data_dir", &self.store.data_dir);
+        }
+        JWT_SECRET_KEYS.check_production(
+            &mut p.section("auth"),
+            &self.auth.jwt_secret,
+            &self.auth.jwt_secret_source,
+        );
+        let mut pay = p.section("payments");
+        match &self.payments.provider {
+            payments::ProviderConfig::Sandbox(_) => pay.push(
+                "provider.kind",
+                format!(
+                    "is \"sandbox\", which approves test cards without moving money; set \
+                     kind = \"stripe\" with its base_url and secret key {fix_demo}"
+                ),
+            ),
+            payments::ProviderConfig::Stripe(stripe) => {
+                let mut prov = pay.section("provider");
+                payments::STRIPE_SECRET_KEYS.check_production(
+                    &mut prov,
+                    &stripe.secret_key,
+                    &stripe.secret_key_source,
+                );
+                prov.ensure(
+                    !stripe.secret_key.starts_with("sk_test_"),
+                    "secret_key",
+                    || {
+                        "is a Stripe test-mode key (sk_test_...), which moves no money; use the \
+                     live key"
+                            .to_owned()
+                    },
+                );
+            }
+        }
+        p.section("quic").ensure(
+            !self.quic.cert_path.as_os_str().is_empty(),
+            "cert_path",
+            || {
+                "is empty, so the driver gateway would serve a certificate from a generated \
+             development CA; set quic.cert_path and quic.key_path to the PEM files of a \
+             certificate the driver app trusts"
+                    .to_owned()
+            },
+        );
     }
 
     /// ISO 4217 currency of the cell's prices.
@@ -136,7 +267,7 @@ impl Config {
             s = s
                 .lines()
                 .map(|l| {
-                    if l.starts_with("secret_key") {
+                    if l.starts_with("secret_key =") {
                         "secret_key = \"<redacted>\""
                     } else {
                         l
@@ -176,6 +307,11 @@ impl Validate for HttpSection {
         s.ensure(self.request_timeout_ms > 0, "request_timeout_ms", || {
             "must be greater than 0 (got 0)".to_owned()
         });
+        service::production::check_tls_files(
+            s,
+            ("tls_cert_file", &self.tls_cert_file),
+            ("tls_key_file", &self.tls_key_file),
+        );
     }
 }
 
@@ -196,10 +332,14 @@ impl Validate for StoreSection {
 
 impl Validate for AuthSection {
     fn validate(&self, s: &mut Section<'_>) {
+        JWT_SECRET_KEYS.check_readable(s, &self.jwt_secret_source);
+        let unreadable = matches!(self.jwt_secret_source, SecretSource::Unreadable { .. });
         // The secret itself is never echoed.
-        s.ensure(self.jwt_secret.len() >= 8, "jwt_secret", || {
-            format!("must be at least 8 bytes (got {})", self.jwt_secret.len())
-        });
+        s.ensure(
+            unreadable || self.jwt_secret.len() >= 8,
+            "jwt_secret",
+            || format!("must be at least 8 bytes (got {})", self.jwt_secret.len()),
+        );
         s.ensure(self.token_ttl_s > 0, "token_ttl_s", || {
             "must be greater than 0 (got 0)".to_owned()
         });

@@ -1,21 +1,26 @@
-//! Tests of the cell's config: the embedded default, a file naming every key, and the one
-//! validation pass reporting a bad value in every section at once.
+//! Tests of the cell's config: the embedded default, a file naming every key, the one
+//! validation pass reporting a bad value in every section at once, and the production rules
+//! (each unsafe value refused outside demo mode, none of them in demo mode).
 
 use super::*;
 use service::testing::ConfigSuite;
 
 const SUITE: ConfigSuite<Config> = ConfigSuite {
     load: Config::load,
-    validate: Config::validate,
-    every_key: EVERY_KEY,
+    // The production rules have tests of their own below.
+    validate: Config::validate_values,
     bad: BAD,
 };
 
 #[test]
 fn default_config_loads_and_validates() {
-    let c = Config::load(None).unwrap();
-    c.validate().unwrap();
+    let mut c = Config::load(None).unwrap();
+    c.validate_values().unwrap();
     assert!(!c.redacted().contains(&c.auth.jwt_secret));
+    // The default is not demo mode, and not fit for production either: it refuses to run.
+    assert!(c.validate().is_err());
+    c.demo.enabled = true;
+    c.validate().unwrap();
 }
 
 #[test]
@@ -52,6 +57,8 @@ currency = "usd"
 [http]
 listen_addr = "127.0.0.1:9081"
 request_timeout_ms = 5000
+tls_cert_file = "@DIR@/tls.crt"
+tls_key_file = "@DIR@/tls.key"
 
 [store]
 backend = "redb"
@@ -60,6 +67,7 @@ fdb_cluster_file = "/etc/foundationdb/fdb.cluster"
 
 [auth]
 jwt_secret = "a-long-enough-secret"
+jwt_secret_file = "@DIR@/jwt"
 token_ttl_s = 3600
 
 [auth.hs256]
@@ -118,6 +126,7 @@ breaker_cooldown_ms = 20000
 kind = "stripe"
 base_url = "https://api.stripe.com"
 secret_key = "sk_test_x"
+secret_key_file = "@DIR@/stripe"
 connect_timeout_ms = 1000
 request_timeout_ms = 8000
 
@@ -213,13 +222,28 @@ fn the_default_round_trips_and_validates_clean() {
     SUITE.default_round_trips_and_validates_clean();
 }
 
+/// Writes a TLS certificate and key, a JWT secret and a Stripe key into `dir`, the files
+/// [`EVERY_KEY`] and the production tests name.
+fn write_secrets(dir: &std::path::Path) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join("tls.crt"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("tls.key"), ck.key_pair.serialize_pem()).unwrap();
+    std::fs::write(dir.join("jwt"), "k3Vq9n2F7xLw0pZc8RtYb5HsJ4dGm1Ae6UoQiXy\n").unwrap();
+    std::fs::write(dir.join("stripe"), "sk_live_51HxYzExampleExampleExample\n").unwrap();
+}
+
 #[test]
 fn a_file_setting_every_key_parses_and_validates() {
-    let c = SUITE.every_key_parses_and_validates();
+    let dir = tempfile::tempdir().unwrap();
+    write_secrets(dir.path());
+    let every_key = EVERY_KEY.replace("@DIR@", &dir.path().display().to_string());
+    let c = SUITE.every_key_parses_and_validates(&every_key);
     assert_eq!((c.cell.id, c.pricing.road_factor), (7, 1.4));
     assert_eq!(c.dispatch.pings.ping_burst, 50);
     assert_eq!(c.quic.runtime_threads, 2);
     assert_eq!(c.notify.log_keep, 100);
+    // The files win over the inline values, without their trailing newline.
+    assert_eq!(c.auth.jwt_secret, "k3Vq9n2F7xLw0pZc8RtYb5HsJ4dGm1Ae6UoQiXy");
 }
 
 #[test]
@@ -242,4 +266,146 @@ fn a_clock_offset_is_refused_outside_demo_mode() {
     assert_eq!(SUITE.problem_keys(&off), ["demo.clock_offset_ms"]);
     let demo = SUITE.load_text("[demo]\nenabled = true\nclock_offset_ms = -10000\n");
     assert_eq!(SUITE.problem_keys(&demo), Vec::<String>::new());
+}
+
+/// A config that passes the production rules: secrets from files, Stripe with a live key,
+/// HTTPS on a public address, a QUIC certificate, an existing store directory.
+fn production_text(dir: &std::path::Path) -> String {
+    write_secrets(dir);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let d = dir.display();
+    format!(
+        "[http]\nlisten_addr = \"0.0.0.0:8081\"\ntls_cert_file = \"{d}/tls.crt\"\n\
+         tls_key_file = \"{d}/tls.key\"\n[store]\ndata_dir = \"{d}/data\"\n\
+         [auth]\njwt_secret_file = \"{d}/jwt\"\n[quic]\ncert_path = \"{d}/tls.crt\"\n\
+         key_path = \"{d}/tls.key\"\n[payments.provider]\nkind = \"stripe\"\n\
+         base_url = \"https://api.stripe.com\"\nsecret_key_file = \"{d}/stripe\"\n"
+    )
+}
+
+/// Each unsafe setting (laid over the production config) and the problem keys it brings.
+fn unsafe_settings(dir: &std::path::Path) -> Vec<(String, Vec<&'static str>)> {
+    let d = dir.display();
+    vec![
+        (
+            "[auth]\njwt_secret_file = \"\"\n".into(),
+            vec!["auth.jwt_secret", "auth.jwt_secret_file"],
+        ),
+        (
+            format!("[auth]\njwt_secret_file = \"{d}/nope\"\n"),
+            vec!["auth.jwt_secret_file"],
+        ),
+        (
+            format!("[auth]\njwt_secret_file = \"{d}/short\"\n"),
+            vec!["auth.jwt_secret"],
+        ),
+        (
+            format!("[auth]\njwt_secret_file = \"{d}/placeholder\"\n"),
+            vec!["auth.jwt_secret"],
+        ),
+        (
+            "[auth]\njwt_secret = \"another-secret-typed-into-the-file\"\n".into(),
+            vec!["auth.jwt_secret"],
+        ),
+        (
+            "[payments.provider]\nkind = \"sandbox\"\n".into(),
+            vec!["payments.provider.kind"],
+        ),
+        (
+            "[quic]\ncert_path = \"\"\nkey_path = \"\"\n".into(),
+            vec!["quic.cert_path"],
+        ),
+        (
+            "[http]\ntls_cert_file = \"\"\ntls_key_file = \"\"\n".into(),
+            vec!["http.listen_addr"],
+        ),
+        (
+            format!("[store]\ndata_dir = \"{d}/missing\"\n"),
+            vec!["store.data_dir"],
+        ),
+    ]
+}
+
+/// `setting` laid over `base` the way a config file lays over the default.
+fn overlay(base: &str, setting: &str) -> String {
+    let mut t: toml::Table = toml::from_str(base).unwrap();
+    // Another provider kind replaces the provider's table instead of merging into it.
+    if setting.contains("kind = ") {
+        t["payments"].as_table_mut().unwrap().remove("provider");
+    }
+    service::config::merge(&mut t, toml::from_str(setting).unwrap());
+    toml::to_string(&t).unwrap()
+}
+
+/// Problem keys of `validate` (production rules included unless demo mode).
+fn all_problem_keys(cfg: &Config) -> Vec<String> {
+    match cfg.validate() {
+        Ok(()) => Vec::new(),
+        Err(ConfigError::Invalid(p)) => p.iter().map(|p| p.key.clone()).collect(),
+        Err(e) => panic!("not a validation error: {e}"),
+    }
+}
+
+#[test]
+fn each_unsafe_setting_is_refused_outside_demo_mode_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = production_text(dir.path());
+    std::fs::write(dir.path().join("short"), "too-short\n").unwrap();
+    std::fs::write(
+        dir.path().join("placeholder"),
+        "REPLACE-with-openssl-rand-base64-48\n",
+    )
+    .unwrap();
+    assert_eq!(
+        all_problem_keys(&SUITE.load_text(&base)),
+        Vec::<String>::new()
+    );
+    for (setting, mut want) in unsafe_settings(dir.path()) {
+        // The inline default secret is used once the file is unset: inline and shipped.
+        if want == ["auth.jwt_secret", "auth.jwt_secret_file"] {
+            want = vec!["auth.jwt_secret", "auth.jwt_secret"];
+        }
+        let mut c = SUITE.load_text(&overlay(&base, &setting));
+        let got = all_problem_keys(&c);
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        assert_eq!(got_sorted, want, "{setting}");
+        c.demo.enabled = true;
+        // Demo mode accepts all of them, except a file that cannot be read: that secret is
+        // unusable anywhere.
+        let demo = all_problem_keys(&c);
+        let unreadable = setting.contains("/nope");
+        assert_eq!(demo.len(), usize::from(unreadable), "{setting}: {demo:?}");
+    }
+}
+
+#[test]
+fn the_secrets_come_from_the_environment_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = production_text(dir.path());
+    let mut c = SUITE.load_text(&base);
+    let mut secret = "dev-only-secret-change-me".to_owned();
+    // `resolve` reads the process environment; `resolve_with` is the same with the value
+    // passed in, so this test does not race others over a process-wide variable.
+    let src = service::secret::resolve_with(
+        &mut secret,
+        &c.auth.jwt_secret_file,
+        JWT_SECRET_ENV,
+        Some("an-environment-secret-of-enough-bytes-0123".into()),
+        "dev-only-secret-change-me",
+    );
+    assert_eq!(secret, "an-environment-secret-of-enough-bytes-0123");
+    (c.auth.jwt_secret, c.auth.jwt_secret_source) = (secret, src);
+    assert_eq!(all_problem_keys(&c), Vec::<String>::new());
+    let shown = c.redacted();
+    assert!(!shown.contains("an-environment-secret") && !shown.contains("sk_live_"));
+    assert!(
+        shown.contains("secret_key_file = "),
+        "the file's path is not a secret"
+    );
+    // A Stripe test-mode key is no better than the sandbox in production.
+    if let payments::ProviderConfig::Stripe(s) = &mut c.payments.provider {
+        s.secret_key = "sk_test_51HxYzExampleExampleExample".into();
+    }
+    assert_eq!(all_problem_keys(&c), ["payments.provider.secret_key"]);
 }

@@ -1,5 +1,6 @@
-//! The `cell` binary: arguments → config (validated whole, exit 78 when unusable) → tracing →
-//! bind → run. Nothing else.
+//! The `cell` binary: arguments → config (validated whole, production rules outside demo
+//! mode, exit 78 when unusable) → tracing → bind → run. `check-config` stops after the
+//! validation. Nothing else.
 
 use anyhow::Context;
 use cell::app::{Clock, OffsetClock, SystemClock};
@@ -22,29 +23,10 @@ struct Args {
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve the cell.
-    Run {
-        /// Config file (TOML); unset keys keep their defaults.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// HTTP listen address (overrides http.listen_addr); port 0 picks a free one.
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// Data directory (overrides store.data_dir).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// QUIC driver gateway address (overrides quic.listen_addr); port 0 picks a free one.
-        #[arg(long)]
-        quic_listen: Option<SocketAddr>,
-        /// Cell id (overrides cell.id).
-        #[arg(long)]
-        cell_id: Option<u32>,
-        /// Demo mode: seed demo restaurants and serve the dev token endpoint.
-        #[arg(long)]
-        demo: bool,
-        /// Log as JSON lines.
-        #[arg(long)]
-        log_json: bool,
-    },
+    Run(RunArgs),
+    /// Check the config as `run` would (same flags), print every problem and exit 78, or
+    /// print "config ok": for deploy pipelines and CI.
+    CheckConfig(RunArgs),
     /// Mint a token signed with the config's secret.
     Token {
         #[command(flatten)]
@@ -56,42 +38,74 @@ enum Cmd {
     Openapi,
 }
 
+/// What `run` and `check-config` take: the config file and the flags laid over it.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Config file (TOML); unset keys keep their defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// HTTP listen address (overrides http.listen_addr); port 0 picks a free one.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory (overrides store.data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// QUIC driver gateway address (overrides quic.listen_addr); port 0 picks a free one.
+    #[arg(long)]
+    quic_listen: Option<SocketAddr>,
+    /// Cell id (overrides cell.id).
+    #[arg(long)]
+    cell_id: Option<u32>,
+    /// Demo mode: seed demo restaurants and serve the dev token endpoint.
+    #[arg(long)]
+    demo: bool,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+impl RunArgs {
+    /// The config file with the flags applied, validated as a whole (exit 78 with every
+    /// problem when unusable), before any socket is bound or the store opened.
+    fn config(self) -> Config {
+        let mut cfg = service::config::or_exit("cell", Config::load(self.config.as_deref()));
+        if let Some(a) = self.listen {
+            cfg.http.listen_addr = a;
+        }
+        if let Some(d) = self.data_dir {
+            // Dev certificates live with the data unless configured elsewhere.
+            if cfg.quic.dev_cert_dir == cell::gateway::QuicConfig::default().dev_cert_dir {
+                cfg.quic.dev_cert_dir = d.join("dev-certs");
+            }
+            cfg.store.data_dir = d;
+        }
+        if let Some(q) = self.quic_listen {
+            cfg.quic.listen_addr = q;
+        }
+        if let Some(id) = self.cell_id {
+            cfg.cell.id = id;
+        }
+        cfg.demo.enabled |= self.demo;
+        service::config::or_exit("cell", cfg.validate());
+        cfg
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     match Args::parse().cmd {
-        Cmd::Run {
-            config,
-            listen,
-            quic_listen,
-            data_dir,
-            cell_id,
-            demo,
-            log_json,
-        } => {
-            let mut cfg = service::config::or_exit("cell", Config::load(config.as_deref()));
-            if let Some(a) = listen {
-                cfg.http.listen_addr = a;
-            }
-            if let Some(d) = data_dir {
-                // Dev certificates live with the data unless configured elsewhere.
-                if cfg.quic.dev_cert_dir == cell::gateway::QuicConfig::default().dev_cert_dir {
-                    cfg.quic.dev_cert_dir = d.join("dev-certs");
-                }
-                cfg.store.data_dir = d;
-            }
-            if let Some(q) = quic_listen {
-                cfg.quic.listen_addr = q;
-            }
-            if let Some(id) = cell_id {
-                cfg.cell.id = id;
-            }
-            cfg.demo.enabled |= demo;
-            // Every section is checked here, before any socket is bound or the store opened;
-            // an invalid file exits with EX_CONFIG and every problem on its own line.
-            service::config::or_exit("cell", cfg.validate());
+        Cmd::Run(args) => {
+            let log_json = args.log_json;
+            let cfg = args.config();
             service::serve_main(log_json, "info,tower_http=warn", run(cfg))
+        }
+        Cmd::CheckConfig(args) => {
+            args.config();
+            println!("config ok");
+            Ok(())
         }
         Cmd::Token { mint, config } => {
             let cfg = Config::load(config.as_deref())?;
+            cfg.validate_values()?;
             let a = &cfg.auth;
             let keys = Verifier::from_config(a.jwt_secret.as_bytes(), &a.hs256, None)?;
             let ttl = Duration::from_secs(a.token_ttl_s);
@@ -110,6 +124,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
+    let tls = if cfg.http.tls() {
+        Some(
+            service::http::tls_acceptor(&cfg.http.tls_cert_file, &cfg.http.tls_key_file)
+                .context("loading http.tls_cert_file and http.tls_key_file")?,
+        )
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(cfg.http.listen_addr)
         .await
         .with_context(|| format!("binding {}", cfg.http.listen_addr))?;
@@ -143,6 +165,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             "cell": cell_id,
             "name": name,
             "http": http_addr.to_string(),
+            "tls": tls.is_some(),
             "quic": gateway.local_addr().to_string(),
             "quic_server_name": gateway.server_name(),
             "quic_ca": gateway.ca_pem_path().map(|p| p.display().to_string()),
@@ -151,7 +174,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         })
     );
     tracing::info!(%http_addr, "cell ready");
-    cell::server::serve(app, listener, Some(gateway), service::shutdown_signal()).await?;
+    cell::server::serve(
+        app,
+        listener,
+        tls,
+        Some(gateway),
+        service::shutdown_signal(),
+    )
+    .await?;
     tracing::info!("cell stopped");
     Ok(())
 }

@@ -208,11 +208,12 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
     Ok(())
 }
 
-/// Serves the cell's HTTP API on `listener` (and the QUIC driver gateway, when given) until
-/// `shutdown` resolves, then drains.
+/// Serves the cell's HTTP API on `listener` (HTTPS when `tls` is given; and the QUIC driver
+/// gateway, when given) until `shutdown` resolves, then drains.
 pub async fn serve(
     app: App,
     listener: TcpListener,
+    tls: Option<service::http::TlsAcceptor>,
     gateway: Option<crate::gateway::Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
@@ -241,9 +242,7 @@ pub async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop)
-        .await?;
+    service::http::serve(listener, router, tls, stop).await?;
     trigger.abort();
     if let Some(q) = quic {
         q.await;

@@ -1,5 +1,6 @@
 //! Wiring: open the map's store (or follow a leader), start the background loops, serve
-//! plain HTTP or HTTPS on the public listener until shutdown.
+//! plain HTTP or HTTPS on the public listener until shutdown (the listener itself is
+//! `service::http`, shared with the cell).
 
 use crate::cells::CellClient;
 use crate::config::Config;
@@ -7,7 +8,6 @@ use crate::mapstore::MapStore;
 use crate::ops::Control;
 use crate::server::RouterApp;
 use crate::table::Live;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -69,80 +69,27 @@ pub async fn build(
     Ok(RouterApp::new(cfg, control, metrics, verifier))
 }
 
-fn tls_acceptor(cfg: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, BootError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    if cfg.tls.cert_file.is_empty() {
-        return Ok(None);
-    }
-    let chain = CertificateDer::pem_file_iter(&cfg.tls.cert_file)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| BootError::Tls(format!("{}: {e}", cfg.tls.cert_file)))?;
-    let key = PrivateKeyDer::from_pem_file(&cfg.tls.key_file)
-        .map_err(|e| BootError::Tls(format!("{}: {e}", cfg.tls.key_file)))?;
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| BootError::Tls(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(|e| BootError::Tls(e.to_string()))?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))))
-}
-
-/// Serves `app` on `listener` (HTTPS when `[tls]` is configured) until `shutdown` fires.
+/// Serves `app` on `listener` (HTTPS when `[tls]` is configured; see [`service::http`]) until
+/// `shutdown` fires.
 pub async fn serve(
     app: RouterApp,
     cfg: &Config,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), BootError> {
-    let router = app.router();
-    let Some(acceptor) = tls_acceptor(cfg)? else {
-        use axum::serve::ListenerExt;
-        let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-        // Proxied bodies are written in several pieces (head, then body chunks as the cell
-        // sends them): without NODELAY, Nagle holds the second write for the client's delayed
-        // ACK, tens of milliseconds.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, svc)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.changed().await;
-            })
-            .await?;
-        return Ok(());
+    let tls = if cfg.tls.cert_file.is_empty() {
+        None
+    } else {
+        Some(
+            service::http::tls_acceptor(cfg.tls.cert_file.as_ref(), cfg.tls.key_file.as_ref())
+                .map_err(|e| BootError::Tls(e.to_string()))?,
+        )
     };
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => r?,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let _ = tcp.set_nodelay(true);
-        let (acceptor, router) = (acceptor.clone(), router.clone());
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                let mut r = router.clone();
-                async move {
-                    use tower::Service;
-                    r.call(req.map(axum::body::Body::new)).await
-                }
-            });
-            let _ = Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                .await;
-        });
-    }
+    let stop = async move {
+        let _ = shutdown.changed().await;
+    };
+    service::http::serve(listener, app.router(), tls, stop).await?;
+    Ok(())
 }
 
 #[cfg(test)]

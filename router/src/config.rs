@@ -1,13 +1,28 @@
 //! The router's configuration: one typed struct, loaded once. Layers, later wins: the
 //! embedded `config/router.default.toml`, then `--config FILE`, then CLI flags. Unknown keys
-//! are errors; [`Config::validate`] reports every unusable value at once, each under its key.
+//! are errors; the JWT secret is then read from the environment or its file
+//! ([`service::secret`]). [`Config::validate`] reports every unusable value at once, each
+//! under its key, and outside demo mode the production rules ([`Config::production_rules`]):
+//! no shipped or inline secret, no plain HTTP on a public address, a writable store directory.
 
 use serde::{Deserialize, Serialize};
 use service::config::{Problems, Section, Validate};
+use service::secret::{MIN_SECRET_BYTES, SecretKeys, SecretSource};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 const DEFAULT_TOML: &str = include_str!("../config/router.default.toml");
+
+/// Environment variable holding the JWT secret; wins over `auth.jwt_secret_file`.
+pub const JWT_SECRET_ENV: &str = "ROUTER_AUTH_JWT_SECRET";
+
+/// The JWT secret's keys, for problem messages.
+const JWT_SECRET_KEYS: SecretKeys<'static> = SecretKeys {
+    key: "jwt_secret",
+    file_key: "jwt_secret_file",
+    env_var: JWT_SECRET_ENV,
+    min_bytes: MIN_SECRET_BYTES,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +33,18 @@ pub struct Config {
     pub health: HealthSection,
     pub limits: LimitsSection,
     pub tls: TlsSection,
+    #[serde(default)]
+    pub demo: DemoSection,
+}
+
+/// `[demo]`: a router for a laptop or a test, in front of demo cells.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSection {
+    /// Skips the production rules (the shipped dev secret, plain HTTP on any address are
+    /// accepted). Off by default, so a forgotten setting fails safe.
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,7 +75,16 @@ pub struct StoreSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSection {
+    /// HS256 secret shared with the cells. Never logged. Inline only in demo mode; after
+    /// loading it holds the secret from [`JWT_SECRET_ENV`] or `jwt_secret_file`.
     pub jwt_secret: String,
+    /// A file holding the secret (a systemd credential, a mounted Kubernetes Secret); a
+    /// trailing newline is removed. Empty: not used.
+    #[serde(default)]
+    pub jwt_secret_file: PathBuf,
+    /// Where `jwt_secret` came from, set when the config is loaded.
+    #[serde(skip)]
+    pub jwt_secret_source: SecretSource,
     pub token_ttl_s: u64,
     /// `[auth.hs256]`: the `kid` of `jwt_secret` and retired keys that still verify.
     #[serde(default)]
@@ -95,23 +131,62 @@ pub struct TlsSection {
 }
 
 impl Config {
-    /// The defaults, then `file` if given, validated as a whole (for the admin commands,
-    /// which take the file as it is).
+    /// The defaults, then `file` if given, with every value checked (for the admin commands,
+    /// which take the file as it is and serve nothing, so the production rules do not apply).
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let cfg = Config::layered(file)?;
-        cfg.validate()?;
+        cfg.value_problems().into_result()?;
         Ok(cfg)
     }
 
-    /// The defaults, then `file` if given, not yet validated: `run` applies its flags first
-    /// and then runs [`Config::validate`] once.
+    /// The defaults, then `file` if given, then the secret from the environment or its
+    /// file; not yet validated: `run` applies its flags first and then runs
+    /// [`Config::validate`] once.
     pub fn layered(file: Option<&Path>) -> Result<Config, ConfigError> {
-        Ok(service::load_toml(DEFAULT_TOML, file)?)
+        let mut cfg: Config = service::load_toml(DEFAULT_TOML, file)?;
+        let shipped: Config = toml::from_str(DEFAULT_TOML).expect("the embedded default parses");
+        let auth = &mut cfg.auth;
+        auth.jwt_secret_source = service::secret::resolve(
+            &mut auth.jwt_secret,
+            &auth.jwt_secret_file,
+            JWT_SECRET_ENV,
+            &shipped.auth.jwt_secret,
+        );
+        Ok(cfg)
     }
 
-    /// Every problem of every section at once, each under its key; run before anything binds
-    /// a socket or opens the store.
+    /// Every problem of every section at once, each under its key, and outside demo mode the
+    /// production rules too; run before anything binds a socket or opens the store.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = self.value_problems();
+        if !self.demo.enabled {
+            self.production_rules(&mut p);
+        }
+        p.into_result()
+    }
+
+    /// What a router facing real clients must not run with; demo mode skips these.
+    pub fn production_rules(&self, p: &mut Problems) {
+        use service::production::{check_data_dir, check_public_listener};
+        check_public_listener(
+            &mut p.section("http"),
+            "listen_addr",
+            self.http.listen_addr,
+            !self.tls.cert_file.is_empty(),
+            "tls.cert_file and tls.key_file",
+        );
+        // A follower opens no store; fdb keeps no data there.
+        if self.store.follow.is_empty() && self.store.backend == Backend::Redb {
+            check_data_dir(&mut p.section("store"), "data_dir", &self.store.data_dir);
+        }
+        JWT_SECRET_KEYS.check_production(
+            &mut p.section("auth"),
+            &self.auth.jwt_secret,
+            &self.auth.jwt_secret_source,
+        );
+    }
+
+    fn value_problems(&self) -> Problems {
         let mut p = Problems::new();
         p.validate("http", &self.http);
         p.validate("store", &self.store);
@@ -119,7 +194,7 @@ impl Config {
         p.validate("health", &self.health);
         p.validate("limits", &self.limits);
         p.validate("tls", &self.tls);
-        p.into_result()
+        p
     }
 
     /// The config as TOML with the secret masked, for the startup log.
@@ -169,10 +244,14 @@ impl Validate for StoreSection {
 
 impl Validate for AuthSection {
     fn validate(&self, s: &mut Section<'_>) {
+        JWT_SECRET_KEYS.check_readable(s, &self.jwt_secret_source);
+        let unreadable = matches!(self.jwt_secret_source, SecretSource::Unreadable { .. });
         // The secret itself is never echoed.
-        s.ensure(self.jwt_secret.len() >= 16, "jwt_secret", || {
-            format!("must be at least 16 bytes (got {})", self.jwt_secret.len())
-        });
+        s.ensure(
+            unreadable || self.jwt_secret.len() >= 16,
+            "jwt_secret",
+            || format!("must be at least 16 bytes (got {})", self.jwt_secret.len()),
+        );
         s.ensure(self.token_ttl_s > 0, "token_ttl_s", || {
             "must be greater than 0 (got 0)".to_owned()
         });
@@ -224,17 +303,11 @@ impl Validate for LimitsSection {
 
 impl Validate for TlsSection {
     fn validate(&self, s: &mut Section<'_>) {
-        if self.cert_file.is_empty() != self.key_file.is_empty() {
-            let (missing, other) = if self.cert_file.is_empty() {
-                ("cert_file", "key_file")
-            } else {
-                ("key_file", "cert_file")
-            };
-            s.push(
-                missing,
-                format!("must be set together with {other}, or both left empty (plain HTTP)"),
-            );
-        }
+        service::production::check_tls_files(
+            s,
+            ("cert_file", Path::new(&self.cert_file)),
+            ("key_file", Path::new(&self.key_file)),
+        );
     }
 }
 

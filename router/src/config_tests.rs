@@ -1,13 +1,14 @@
-//! Tests of the router's config: the embedded default, a file naming every key, and the one
-//! validation pass reporting a bad value in every section at once.
+//! Tests of the router's config: the embedded default, a file naming every key, the one
+//! validation pass reporting a bad value in every section at once, and the production rules
+//! (each unsafe value refused outside demo mode, none of them in demo mode).
 
 use super::*;
 use service::testing::ConfigSuite;
 
 const SUITE: ConfigSuite<Config> = ConfigSuite {
     load: Config::layered,
-    validate: Config::validate,
-    every_key: EVERY_KEY,
+    // The values alone: the production rules have tests of their own below.
+    validate: |c: &Config| c.value_problems().into_result(),
     bad: BAD,
 };
 
@@ -51,6 +52,7 @@ poll_ms = 500
 
 [auth]
 jwt_secret = "a-secret-of-enough-bytes"
+jwt_secret_file = "@DIR@/jwt"
 token_ttl_s = 3600
 
 [auth.hs256]
@@ -87,8 +89,11 @@ per_token_rps = 10
 per_token_burst = 20
 
 [tls]
-cert_file = "/etc/router/tls.crt"
-key_file = "/etc/router/tls.key"
+cert_file = "@DIR@/tls.crt"
+key_file = "@DIR@/tls.key"
+
+[demo]
+enabled = true
 "#;
 
 /// One unusable value per section, and the key its problem must name.
@@ -114,10 +119,23 @@ fn the_default_round_trips_and_validates_clean() {
     SUITE.default_round_trips_and_validates_clean();
 }
 
+/// Writes a TLS certificate and key and a JWT secret into `dir`.
+fn write_secrets(dir: &std::path::Path) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join("tls.crt"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("tls.key"), ck.key_pair.serialize_pem()).unwrap();
+    std::fs::write(dir.join("jwt"), "k3Vq9n2F7xLw0pZc8RtYb5HsJ4dGm1Ae6UoQiXy\n").unwrap();
+}
+
 #[test]
 fn a_file_setting_every_key_parses_and_validates() {
-    let c = SUITE.every_key_parses_and_validates();
+    let dir = tempfile::tempdir().unwrap();
+    write_secrets(dir.path());
+    let every_key = EVERY_KEY.replace("@DIR@", &dir.path().display().to_string());
+    let c = SUITE.every_key_parses_and_validates(&every_key);
     assert_eq!((c.store.poll_ms, c.limits.per_token_burst), (500, 20));
+    // The file wins over the inline value, without its trailing newline.
+    assert_eq!(c.auth.jwt_secret, "k3Vq9n2F7xLw0pZc8RtYb5HsJ4dGm1Ae6UoQiXy");
 }
 
 #[test]
@@ -132,4 +150,67 @@ fn a_bad_value_in_every_section_is_reported_at_once() {
         err.contains("health.failure_threshold: must be at least 1 (got 0)"),
         "{err}"
     );
+}
+
+/// Problem keys of `validate` (production rules included unless demo mode), sorted.
+fn all_problem_keys(cfg: &Config) -> Vec<String> {
+    let mut keys = match cfg.validate() {
+        Ok(()) => Vec::new(),
+        Err(ConfigError::Invalid(p)) => p.iter().map(|p| p.key.clone()).collect(),
+        Err(e) => panic!("not a validation error: {e}"),
+    };
+    keys.sort();
+    keys
+}
+
+#[test]
+fn each_unsafe_setting_is_refused_outside_demo_mode_only() {
+    let dir = tempfile::tempdir().unwrap();
+    write_secrets(dir.path());
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("short"), "too-short-but-16b\n").unwrap();
+    let d = dir.path().display();
+    let settings = |tls: &str, data: &str, secret: &str| {
+        format!(
+            "[http]\nlisten_addr = \"0.0.0.0:8080\"\n[tls]\n{tls}[store]\ndata_dir = \"{d}/{data}\"\n\
+             [auth]\n{secret}"
+        )
+    };
+    let (tls, data, secret) = (
+        format!("cert_file = \"{d}/tls.crt\"\nkey_file = \"{d}/tls.key\"\n"),
+        "data",
+        format!("jwt_secret_file = \"{d}/jwt\"\n"),
+    );
+    assert_eq!(
+        all_problem_keys(&SUITE.load_text(&settings(&tls, data, &secret))),
+        Vec::<String>::new()
+    );
+    let short = format!("jwt_secret_file = \"{d}/short\"\n");
+    for (text, want) in [
+        (settings("", data, &secret), vec!["http.listen_addr"]),
+        (settings(&tls, "missing", &secret), vec!["store.data_dir"]),
+        (
+            settings(&tls, data, ""),
+            vec!["auth.jwt_secret", "auth.jwt_secret"],
+        ),
+        (settings(&tls, data, &short), vec!["auth.jwt_secret"]),
+        (
+            settings("", "missing", ""),
+            vec![
+                "auth.jwt_secret",
+                "auth.jwt_secret",
+                "http.listen_addr",
+                "store.data_dir",
+            ],
+        ),
+    ] {
+        let mut c = SUITE.load_text(&text);
+        assert_eq!(all_problem_keys(&c), want, "{text}");
+        c.demo.enabled = true;
+        assert_eq!(all_problem_keys(&c), Vec::<String>::new(), "demo: {text}");
+    }
+    // A follower opens no store, so its data directory does not matter.
+    let mut c = SUITE.load_text(&settings(&tls, "missing", &secret));
+    c.store.follow = "https://leader.example.com".into();
+    assert_eq!(all_problem_keys(&c), Vec::<String>::new());
 }

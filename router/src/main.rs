@@ -38,19 +38,10 @@ struct Remote {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the router.
-    Run {
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Follow another router's map instead of opening a store.
-        #[arg(long)]
-        follow: Option<String>,
-        #[arg(long)]
-        log_json: bool,
-    },
+    Run(RunArgs),
+    /// Check the config as `run` would (same flags), print every problem and exit 78, or
+    /// print "config ok": for deploy pipelines and CI.
+    CheckConfig(RunArgs),
     /// Print a signed token (dev and ops).
     Token {
         #[command(flatten)]
@@ -84,6 +75,45 @@ enum Cmd {
         #[command(flatten)]
         remote: Remote,
     },
+}
+
+/// What `run` and `check-config` take: the config file and the flags laid over it.
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Follow another router's map instead of opening a store.
+    #[arg(long)]
+    follow: Option<String>,
+    /// Demo mode (sets demo.enabled): the production rules are not applied.
+    #[arg(long)]
+    demo: bool,
+    #[arg(long)]
+    log_json: bool,
+}
+
+impl RunArgs {
+    /// The config file with the flags applied, validated as a whole (exit 78 with every
+    /// problem when unusable), before any socket is bound or the store opened.
+    fn config(self) -> Config {
+        let mut cfg = service::config::or_exit("router", Config::layered(self.config.as_deref()));
+        if let Some(a) = self.listen {
+            cfg.http.listen_addr = a;
+        }
+        if let Some(d) = self.data_dir {
+            cfg.store.data_dir = d;
+        }
+        if let Some(f) = self.follow {
+            cfg.store.follow = f;
+        }
+        cfg.demo.enabled |= self.demo;
+        service::config::or_exit("router", cfg.validate());
+        cfg
+    }
 }
 
 #[derive(Subcommand)]
@@ -122,27 +152,15 @@ enum RegionsOp {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.cmd {
-        Cmd::Run {
-            config,
-            listen,
-            data_dir,
-            follow,
-            log_json,
-        } => {
-            let mut cfg = service::config::or_exit("router", Config::layered(config.as_deref()));
-            if let Some(a) = listen {
-                cfg.http.listen_addr = a;
-            }
-            if let Some(d) = data_dir {
-                cfg.store.data_dir = d;
-            }
-            if let Some(f) = follow {
-                cfg.store.follow = f;
-            }
-            // Every section is checked here, before any socket is bound or the store opened;
-            // an invalid file exits with EX_CONFIG and every problem on its own line.
-            service::config::or_exit("router", cfg.validate());
+        Cmd::Run(args) => {
+            let log_json = args.log_json;
+            let cfg = args.config();
             service::serve_main(log_json, "info", run(cfg))
+        }
+        Cmd::CheckConfig(args) => {
+            args.config();
+            println!("config ok");
+            Ok(())
         }
         Cmd::Token { mint, config } => {
             let cfg = Config::load(config.as_deref())?;

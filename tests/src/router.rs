@@ -13,8 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Fast checks so tests see health changes within a second or two.
+/// Fast checks so tests see health changes within a second or two. Demo mode: the tests run
+/// with the shipped secret and plain HTTP on loopback, which the production rules refuse.
 pub const TEST_CONFIG: &str = "\
+[demo]
+enabled = true
+
 [health]
 interval_ms = 200
 timeout_ms = 500

@@ -28,12 +28,15 @@ fn munich_opts() -> CellOpts {
     }
 }
 
-/// An empty cell (no demo data) with id `id`: the target of moves and drains.
+/// An empty cell (a demo city of no restaurants) with id `id`: the target of moves and
+/// drains. Demo mode, like every cell of these tests: outside it the shipped secret and the
+/// payment sandbox are refused.
 fn empty_cell(id: u32) -> Cell {
     Cell::start(CellOpts {
-        demo: false,
         cell_id: Some(id),
-        config_toml: Some(format!("[cell]\nname = \"spare{id}\"\n")),
+        config_toml: Some(format!(
+            "[cell]\nname = \"spare{id}\"\n[demo]\nrestaurants = 0\n"
+        )),
         ..CellOpts::default()
     })
 }

@@ -4,7 +4,9 @@
 use crate::breaker::BreakerConfig;
 use serde::{Deserialize, Serialize};
 use service::config::{Section, Validate};
+use service::secret::{SecretKeys, SecretSource};
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The `[payments]` section of the cell's config. Every field has a default, so an empty
@@ -104,10 +106,15 @@ impl Validate for StripeConfig {
             "base_url",
             || format!("must be a URL (got {:?})", self.base_url),
         );
-        // The key itself is never echoed: it is a secret.
-        s.ensure(!self.secret_key.is_empty(), "secret_key", || {
-            "must be set for the stripe provider (got \"\")".to_owned()
-        });
+        // The key itself is never echoed: it is a secret. An unreadable key file is reported
+        // once, under its own key.
+        STRIPE_SECRET_KEYS.check_readable(s, &self.secret_key_source);
+        let unreadable = matches!(self.secret_key_source, SecretSource::Unreadable { .. });
+        s.ensure(
+            unreadable || !self.secret_key.is_empty(),
+            "secret_key",
+            || "must be set for the stripe provider (got \"\")".to_owned(),
+        );
     }
 }
 
@@ -142,14 +149,48 @@ impl Default for SandboxConfig {
     }
 }
 
+/// Environment variable that holds the Stripe secret key (wins over `secret_key_file`).
+pub const STRIPE_SECRET_KEY_ENV: &str = "CELL_PAYMENTS_SECRET_KEY";
+
+/// The Stripe key's config keys, for problem messages.
+pub const STRIPE_SECRET_KEYS: SecretKeys<'static> = SecretKeys {
+    key: "secret_key",
+    file_key: "secret_key_file",
+    env_var: STRIPE_SECRET_KEY_ENV,
+    min_bytes: 1,
+};
+
+impl StripeConfig {
+    /// Reads the secret key from [`STRIPE_SECRET_KEY_ENV`] or `secret_key_file` when given
+    /// (see [`service::secret::resolve`]); run once when the config is loaded.
+    pub fn resolve_secret(&mut self) {
+        self.secret_key_source = service::secret::resolve(
+            &mut self.secret_key,
+            &self.secret_key_file,
+            STRIPE_SECRET_KEY_ENV,
+            "",
+        );
+    }
+}
+
 /// Settings of the [`StripeGateway`](crate::StripeGateway).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StripeConfig {
     /// `https://api.stripe.com` in production; the test server's address in tests.
     pub base_url: String,
-    /// The secret API key (`sk_...`). Never logged: `Debug` redacts it.
+    /// The secret API key (`sk_...`). Never logged: `Debug` redacts it. Demo mode only:
+    /// production gives it in `secret_key_file` or [`STRIPE_SECRET_KEY_ENV`], and the cell's
+    /// config loader puts what it read here.
+    #[serde(default)]
     pub secret_key: String,
+    /// A file holding the secret API key (a systemd credential, a mounted Kubernetes
+    /// Secret); a trailing newline is removed. Empty: not used.
+    #[serde(default)]
+    pub secret_key_file: PathBuf,
+    /// Where `secret_key` came from, set when the config is loaded.
+    #[serde(skip)]
+    pub secret_key_source: SecretSource,
     /// TCP + TLS connect timeout, separate from the per-call timeout so a dead host fails
     /// quickly and leaves time for a retry.
     #[serde(default = "default_connect_timeout_ms")]
@@ -173,6 +214,8 @@ impl StripeConfig {
         StripeConfig {
             base_url: base_url.into(),
             secret_key: secret_key.into(),
+            secret_key_file: PathBuf::new(),
+            secret_key_source: SecretSource::default(),
             connect_timeout_ms: default_connect_timeout_ms(),
             request_timeout_ms: default_request_timeout_ms(),
         }

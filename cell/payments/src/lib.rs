@@ -39,7 +39,10 @@ pub mod sandbox;
 pub mod stripe;
 
 pub use breaker::{Admission, BreakerConfig, CircuitBreaker, CircuitState};
-pub use config::{PaymentsConfig, ProviderConfig, SandboxConfig, StripeConfig};
+pub use config::{
+    PaymentsConfig, ProviderConfig, STRIPE_SECRET_KEY_ENV, STRIPE_SECRET_KEYS, SandboxConfig,
+    StripeConfig,
+};
 pub use error::{PaymentError, Result};
 pub use gateway::{
     Authorization, AuthorizationStatus, AuthorizeRequest, BoxFuture, Op, PaymentGateway,

@@ -12,6 +12,7 @@ pub mod grafana;
 pub mod k8s;
 pub mod prometheus;
 pub mod promql;
+pub mod secrets;
 pub mod source;
 pub mod systemd;
 

@@ -100,7 +100,7 @@ pub fn check_unit(unit_name: &str, text: &str) -> Problems {
     let template = unit_name.contains("@.");
     if template {
         for (name, src) in &creds {
-            if !src.contains("%i") {
+            if !src.contains("%i") && !SHARED_CREDENTIALS.contains(name) {
                 p.push(format!(
                     "{unit_name}: credential {name} ({src}) is the same for every instance"
                 ));
@@ -141,6 +141,10 @@ pub fn check_unit(unit_name: &str, text: &str) -> Problems {
     }
     p
 }
+
+/// Credentials every instance of a template unit loads from the same file, by design: the JWT
+/// secret, which the router and every cell must share.
+pub const SHARED_CREDENTIALS: [&str; 1] = ["jwt_secret"];
 
 /// The credential names a unit loads (`LoadCredential=NAME:SOURCE`) and their sources.
 pub fn credentials(text: &str) -> Vec<(String, String)> {

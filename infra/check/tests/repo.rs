@@ -4,7 +4,7 @@
 use infra_check::exports::{self, CELL, Exports, ROUTER, ROUTER_PENDING};
 use infra_check::source::rust_sources;
 use infra_check::{
-    OPS_PATHS, Problems, config_keys, grafana, k8s, prometheus, read, repo_root, systemd,
+    OPS_PATHS, Problems, config_keys, grafana, k8s, prometheus, read, repo_root, secrets, systemd,
 };
 use std::path::Path;
 
@@ -246,34 +246,70 @@ fn example_configs_use_known_keys() {
         for (s, k) in [
             ("http", "listen_addr"),
             ("store", "backend"),
-            ("auth", "jwt_secret"),
+            ("auth", "jwt_secret_file"),
         ] {
             assert!(t.get(s).and_then(|s| s.get(k)).is_some(), "{f}: no {s}.{k}");
         }
     }
 }
 
-/// One JWT secret for the router and the cells of a deployment (tokens are checked by both).
+/// No shipped config carries a secret: each names files that come from Kubernetes Secrets or
+/// systemd credentials. And one JWT secret for the router and the cells of a deployment
+/// (tokens are checked by both): the same Secret key, or the same credential source.
 #[test]
-fn router_and_cells_share_the_jwt_secret() {
-    for (router, cells) in [
-        (
-            "systemd/router.toml",
-            ["systemd/cell-berlin.toml", "systemd/cell-munich.toml"],
-        ),
-        (
-            "k8s/config/router.toml",
-            ["k8s/config/cell-berlin.toml", "k8s/config/cell-munich.toml"],
-        ),
-    ] {
-        let secret = |f: &str| -> String {
-            let t: toml::Table = toml::from_str(&infra(f)).unwrap();
-            t["auth"]["jwt_secret"].as_str().unwrap().to_owned()
-        };
-        for c in cells {
-            assert_eq!(secret(router), secret(c), "{c} and {router} differ");
-        }
+fn secrets_come_from_secrets_and_router_and_cells_share_the_jwt_secret() {
+    // systemd: each example config with the unit that runs it.
+    let router_unit = infra("systemd/delivery-router.service");
+    let cell_unit = infra("systemd/delivery-cell@.service");
+    let (p, router_jwt) = secrets::check_systemd(
+        "delivery-router.service",
+        &router_unit,
+        "systemd/router.toml",
+        &infra("systemd/router.toml"),
+    );
+    assert_none("systemd/router.toml", &p);
+    assert!(
+        router_jwt.is_some(),
+        "systemd/router.toml: no JWT credential"
+    );
+    for city in ["berlin", "munich"] {
+        let f = format!("systemd/cell-{city}.toml");
+        let (p, jwt) = secrets::check_systemd(
+            &format!("delivery-cell@{city}.service"),
+            &cell_unit,
+            &f,
+            &infra(&f),
+        );
+        assert_none(&f, &p);
+        assert_eq!(jwt, router_jwt, "{f} and systemd/router.toml differ");
     }
+    // Kubernetes: configs are resolved through their mounts and the kustomization.
+    let dir = repo_root().join("infra/k8s");
+    let manifests = ["router.yaml", "cell-berlin.yaml", "cell-munich.yaml"];
+    let (p, generated) = k8s::check_kustomization(
+        &infra("k8s/kustomization.yaml"),
+        &["namespace.yaml".to_owned()]
+            .into_iter()
+            .chain(manifests.iter().map(|m| (*m).to_owned()))
+            .collect::<Vec<_>>(),
+        &|f: &str| dir.join(f).is_file(),
+    );
+    assert_none("kustomization.yaml", &p);
+    let docs: Vec<_> = manifests
+        .iter()
+        .flat_map(|m| k8s::parse_docs(&infra(&format!("k8s/{m}"))).unwrap())
+        .collect();
+    let config_text = |obj: &str, key: &str| {
+        let (_, file) = generated.get(obj)?.iter().find(|(k, _)| k == key)?;
+        std::fs::read_to_string(dir.join(file)).ok()
+    };
+    let (p, jwt) = secrets::check_k8s(&docs, &config_text);
+    assert_none("k8s secrets", &p);
+    assert_eq!(jwt.len(), 3, "{jwt:?}");
+    assert!(
+        jwt.iter().all(|(_, src)| *src == jwt[0].1),
+        "router and cells take the JWT secret from different Secrets: {jwt:?}"
+    );
 }
 
 /// The scanner misses nothing a real cell exports: with `INFRA_CHECK_METRICS_DUMP` set to a

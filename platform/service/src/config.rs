@@ -142,6 +142,11 @@ pub struct Section<'a> {
 }
 
 impl Section<'_> {
+    /// The full dotted key of `key` in this section, for messages that name another key.
+    pub fn path(&self, key: &str) -> String {
+        format!("{}.{key}", self.prefix)
+    }
+
     /// Records that `key` (relative to this section) is unusable.
     pub fn push(&mut self, key: &str, message: impl Into<String>) {
         self.problems.0.push(Problem {
@@ -228,7 +233,7 @@ pub fn load_toml<T: serde::de::DeserializeOwned>(
 
 /// Lays `overlay` over `base`: tables merge key by key, any other value replaces. So a config
 /// file only names the keys it changes.
-fn merge(base: &mut toml::Table, overlay: toml::Table) {
+pub fn merge(base: &mut toml::Table, overlay: toml::Table) {
     for (k, v) in overlay {
         match (base.get_mut(&k), v) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),

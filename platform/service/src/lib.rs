@@ -7,9 +7,17 @@
 //! - `config.rs`: [`config::load_toml`] (layers) and the one validation pass every binary runs
 //!   before binding anything: [`config::Problems`], [`config::Validate`],
 //!   [`config::ConfigError`], exit status [`config::EX_CONFIG`].
+//! - `secret.rs`: where a secret comes from (environment, `*_file`, inline TOML) and the
+//!   production rules for it ([`secret::resolve`], [`secret::SecretKeys`]).
+//! - `production.rs`: the other rules that apply outside demo mode (no plain HTTP on a
+//!   public address, a writable store directory).
+//! - `http.rs`: the public listener, plain or TLS 1.3 ([`http::serve`], [`http::tls_acceptor`]).
 //! - `testing.rs` (feature `testing`): the config tests every binary runs, written once.
 
 pub mod config;
+pub mod http;
+pub mod production;
+pub mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;
 

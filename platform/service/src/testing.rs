@@ -13,8 +13,6 @@ pub struct ConfigSuite<C> {
     /// Layers a `--config` file (or none) over the embedded default, without validating.
     pub load: fn(Option<&Path>) -> Result<C, ConfigError>,
     pub validate: fn(&C) -> Result<(), ConfigError>,
-    /// A file that sets every key of every section to a usable value.
-    pub every_key: &'static str,
     /// One unusable value per section, and the key its problem must name.
     pub bad: &'static [(&'static str, &'static str)],
 }
@@ -45,14 +43,15 @@ impl<C: Serialize + DeserializeOwned> ConfigSuite<C> {
         assert_eq!(toml::to_string(&again).expect("serializes"), text);
     }
 
-    /// Returns the parsed file for the caller's own spot checks.
-    pub fn every_key_parses_and_validates(&self) -> C {
-        let c = self.load_text(self.every_key);
+    /// `every_key` sets every key of every section to a usable value. Returns the parsed file
+    /// for the caller's own spot checks.
+    pub fn every_key_parses_and_validates(&self, every_key: &str) -> C {
+        let c = self.load_text(every_key);
         assert_eq!(self.problem_keys(&c), Vec::<String>::new());
         // The file names every key the config has: a new key must be added there too.
         let (mut in_file, mut in_config) = (BTreeSet::new(), BTreeSet::new());
         key_paths(
-            &toml::from_str(self.every_key).expect("file is TOML"),
+            &toml::from_str(every_key).expect("file is TOML"),
             "",
             &mut in_file,
         );
