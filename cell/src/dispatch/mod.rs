@@ -124,6 +124,9 @@ struct State {
     stats: HashMap<DriverId, DriverStats>,
     /// Order specs by id, for offers (pickup/dropoff names).
     jobs: HashMap<OrderId, Order>,
+    /// Orders whose matching could not start (no delivery id while the store refused the id
+    /// lease): each tick tries them again, so a store fault delays them but strands none.
+    unstarted: Vec<Order>,
 }
 
 pub struct Dispatch {
@@ -161,6 +164,7 @@ impl Dispatch {
                 sessions: HashMap::new(),
                 stats: HashMap::new(),
                 jobs: HashMap::new(),
+                unstarted: Vec::new(),
             }),
             carrying: RwLock::new(HashMap::new()),
             links: Ledger::default(),

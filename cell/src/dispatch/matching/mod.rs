@@ -9,3 +9,5 @@
 
 pub mod machine;
 mod task;
+#[cfg(test)]
+mod task_tests;

@@ -45,9 +45,10 @@ impl Dispatch {
             .delivery_id
             .or_else(|| self.orders.next_delivery_id(now))
         else {
-            // The id lease ran out while the store refused writes; the order stays pending
-            // and is matched again by recovery, so no id is risked twice.
+            // The id lease ran out while the store refused writes: no id is risked twice; the
+            // next tick tries again (`State::unstarted`).
             tracing::error!(order = %order.id, "no delivery id: the id lease is not renewed (store unavailable)");
+            self.state.lock().unstarted.push(order);
             return;
         };
         let spec = JobSpec {
@@ -73,6 +74,7 @@ impl Dispatch {
         delivery: Option<DeliveryId>,
     ) {
         let mut st = self.state.lock();
+        st.unstarted.retain(|o| o.id != order);
         if let Some(open) = st.matcher.remove(order) {
             let _ = self.geo.compare_and_set_state(
                 to_geo(open.driver),
@@ -134,6 +136,10 @@ impl Dispatch {
 
     /// One pass: expire offers and lost sessions, then offer waiting orders to drivers.
     pub async fn tick(&self, now: UnixMs) {
+        let unstarted = std::mem::take(&mut self.state.lock().unstarted);
+        for order in unstarted {
+            self.start_matching(order, now);
+        }
         let cfg = &self.cfg.matching;
         let mut steps = Vec::new();
         {
