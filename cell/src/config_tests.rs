@@ -59,6 +59,9 @@ listen_addr = "127.0.0.1:9081"
 request_timeout_ms = 5000
 tls_cert_file = "@DIR@/tls.crt"
 tls_key_file = "@DIR@/tls.key"
+header_read_timeout_ms = 4000
+idle_timeout_ms = 30000
+max_connections = 5000
 
 [store]
 backend = "redb"
@@ -195,6 +198,12 @@ const BAD: &[(&str, &str)] = &[
         "[http]\nrequest_timeout_ms = 0\n",
         "http.request_timeout_ms",
     ),
+    (
+        "[http]\nheader_read_timeout_ms = 0\n",
+        "http.header_read_timeout_ms",
+    ),
+    ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
+    ("[http]\nmax_connections = 0\n", "http.max_connections"),
     ("[store]\ndata_dir = \"\"\n", "store.data_dir"),
     ("[auth]\njwt_secret = \"short\"\n", "auth.jwt_secret"),
     ("[auth.hs256]\nkid = \"\"\n", "auth.hs256.kid"),

@@ -42,6 +42,9 @@ listen_addr = "127.0.0.1:9080"
 max_body_bytes = 32768
 upstream_timeout_ms = 5000
 pool_max_idle_per_cell = 64
+header_read_timeout_ms = 4000
+idle_timeout_ms = 30000
+max_connections = 5000
 
 [store]
 backend = "redb"
@@ -99,6 +102,12 @@ enabled = true
 /// One unusable value per section, and the key its problem must name.
 const BAD: &[(&str, &str)] = &[
     ("[http]\nmax_body_bytes = 0\n", "http.max_body_bytes"),
+    (
+        "[http]\nheader_read_timeout_ms = 0\n",
+        "http.header_read_timeout_ms",
+    ),
+    ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
+    ("[http]\nmax_connections = 0\n", "http.max_connections"),
     ("[store]\nfollow = \"leader:8080\"\n", "store.follow"),
     ("[auth]\njwt_secret = \"too-short\"\n", "auth.jwt_secret"),
     ("[auth.hs256]\nkid = \"\"\n", "auth.hs256.kid"),
