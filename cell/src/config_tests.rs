@@ -164,6 +164,7 @@ ping_burst = 50
 queue_depth = 32
 min_location_interval_ms = 500
 ws_read_buffer_bytes = 8192
+max_subscriptions_per_token = 4
 
 [quic]
 listen_addr = "127.0.0.1:4434"
@@ -172,6 +173,8 @@ key_path = "/etc/cell/quic.key"
 dev_cert_dir = "/tmp/dev-certs"
 server_name = "hamburg.cells.example.com"
 max_connections = 5000
+retry_above_handshakes = 100
+max_handshakes = 500
 hello_timeout_ms = 3000
 idle_timeout_ms = 20000
 keep_alive_ms = 5000
@@ -222,7 +225,19 @@ const BAD: &[(&str, &str)] = &[
         "dispatch.matching.candidates",
     ),
     ("[tracking]\nqueue_depth = 0\n", "tracking.queue_depth"),
+    (
+        "[tracking]\nmax_subscriptions_per_token = 0\n",
+        "tracking.max_subscriptions_per_token",
+    ),
     ("[quic]\nmax_connections = 0\n", "quic.max_connections"),
+    (
+        "[quic]\nmax_handshakes = 0\nretry_above_handshakes = 0\n",
+        "quic.max_handshakes",
+    ),
+    (
+        "[quic]\nretry_above_handshakes = 5000\nmax_handshakes = 100\n",
+        "quic.retry_above_handshakes",
+    ),
     ("[notify]\nprovider = \"webhook\"\n", "notify.webhook_url"),
 ];
 

@@ -36,6 +36,10 @@ pub struct TrackingConfig {
     pub min_location_interval_ms: u64,
     /// WebSocket read buffer: small, so an idle tracker costs a few KiB (stack facts).
     pub ws_read_buffer_bytes: usize,
+    /// Tracking sockets open at once with one token (429 `tracking.too_many_subscriptions`
+    /// beyond it). An app tracks one order per screen; 8 leaves room for a few devices
+    /// sharing a token and for reconnects that overlap the old socket's close.
+    pub max_subscriptions_per_token: usize,
 }
 
 impl Default for TrackingConfig {
@@ -44,6 +48,7 @@ impl Default for TrackingConfig {
             queue_depth: 64,
             min_location_interval_ms: 1_000,
             ws_read_buffer_bytes: 4_096,
+            max_subscriptions_per_token: 8,
         }
     }
 }
@@ -58,6 +63,11 @@ impl service::config::Validate for TrackingConfig {
         s.ensure(
             self.ws_read_buffer_bytes > 0,
             "ws_read_buffer_bytes",
+            || "must be greater than 0 (got 0)".to_owned(),
+        );
+        s.ensure(
+            self.max_subscriptions_per_token > 0,
+            "max_subscriptions_per_token",
             || "must be greater than 0 (got 0)".to_owned(),
         );
     }

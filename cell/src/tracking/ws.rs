@@ -3,12 +3,13 @@
 //! to the hub before reading the snapshot, so nothing falls between the two.
 
 use super::hub::{Location, Subscription};
+use super::quota::Claim;
 use super::{Topic, Tracker};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::http::ApiError;
 use crate::http::dto::{OrderResponse, active_statuses};
-use crate::http::extract::{AppPath, WsAuth};
+use crate::http::extract::{AppPath, WsAuth, WsToken};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -26,23 +27,54 @@ pub fn routes() -> axum::Router<App> {
         )
 }
 
+/// Largest message (and frame) a client may send. Both endpoints only push; clients send
+/// at most a ping or a close, so 1 KiB is ample and bounds what a client can make us buffer.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 1024;
+
 /// Both endpoints only push: a small read buffer keeps an idle subscriber at a few KiB.
 fn sized(ws: WebSocketUpgrade, app: &App) -> WebSocketUpgrade {
     ws.read_buffer_size(app.tracker().hub.config().ws_read_buffer_bytes)
-        .max_message_size(16 * 1024)
+        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
 }
 
 /// Close codes: 1000 normal (delivered), 1008 policy (too slow), 1001 going away, and
 /// 4001 `token_expired` (an application code, RFC 6455 §7.4.2): the token the socket was opened
-/// with ran out; the client reconnects with a fresh one.
+/// with ran out; the client reconnects with a fresh one. A client that breaks the protocol
+/// gets 1002 (bad frame), 1007 (text that is not UTF-8) or 1009 (message too big) before the
+/// connection closes; see [`violation`].
 const CLOSE_DONE: u16 = 1000;
 const CLOSE_SLOW: u16 = 1008;
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+pub const CLOSE_PROTOCOL: u16 = 1002;
+pub const CLOSE_INVALID_DATA: u16 = 1007;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// The close frame for a read error that is the client's fault. tungstenite reports these
+/// as errors and leaves the socket open without a close frame; RFC 6455 §7.1.7 wants the
+/// endpoint to fail the connection with a code, so the socket task sends it.
+fn violation(e: axum::Error) -> Option<Message> {
+    use tokio_tungstenite::tungstenite::Error;
+    match *e.into_inner().downcast::<Error>().ok()? {
+        // A reset without a close is the peer leaving, not a violation to answer.
+        Error::Protocol(p)
+            if !matches!(
+                p,
+                tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+            ) =>
+        {
+            Some(close(CLOSE_PROTOCOL, "protocol error"))
+        }
+        Error::Utf8(_) => Some(close(CLOSE_INVALID_DATA, "text is not UTF-8")),
+        Error::Capacity(_) => Some(close(CLOSE_TOO_BIG, "message too big")),
+        _ => None,
+    }
+}
 
 async fn track_order(
     ws: WebSocketUpgrade,
     State(app): State<App>,
-    WsAuth(token): WsAuth,
+    WsAuth(token, raw): WsAuth,
     AppPath(id): AppPath<String>,
 ) -> Result<Response, ApiError> {
     let who = token.principal;
@@ -64,7 +96,11 @@ async fn track_order(
             "only the order's customer or restaurant may track it".into(),
         ));
     }
-    Ok(sized(ws, &app).on_upgrade(move |socket| track_socket(socket, app, id, expiry)))
+    let claim = claim(&app, &raw)?;
+    Ok(sized(ws, &app).on_upgrade(move |socket| async move {
+        track_socket(socket, app, id, expiry).await;
+        drop(claim);
+    }))
 }
 
 async fn track_socket(mut socket: WebSocket, app: App, id: OrderId, expiry: Instant) {
@@ -222,12 +258,32 @@ async fn pump(
                 }
             }
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Err(e)) => {
+                    if let Some(frame) = violation(e) {
+                        let _ = socket.send(frame).await;
+                    }
+                    return;
+                }
                 // Clients may ping or send anything; it is ignored.
                 Some(Ok(_)) => {}
             },
         }
     }
+}
+
+/// A place under the token's subscription cap, held by the socket task until it ends.
+fn claim(app: &App, raw: &WsToken) -> Result<Claim, ApiError> {
+    app.tracker().quota.claim(&raw.0).ok_or_else(|| {
+        metrics::counter!("cell_tracking_subscriptions_refused_total").increment(1);
+        ApiError::TooManyRequests {
+            code: "tracking.too_many_subscriptions",
+            message: format!(
+                "this token has {} tracking sockets open already; close one first",
+                app.tracker().hub.config().max_subscriptions_per_token
+            ),
+        }
+    })
 }
 
 fn is_terminal_status(text: &str) -> bool {
@@ -245,7 +301,7 @@ fn close(code: u16, reason: &'static str) -> Message {
 async fn restaurant_feed(
     ws: WebSocketUpgrade,
     State(app): State<App>,
-    WsAuth(token): WsAuth,
+    WsAuth(token, raw): WsAuth,
     AppPath(id): AppPath<String>,
 ) -> Result<Response, ApiError> {
     let who = token.principal;
@@ -262,7 +318,11 @@ async fn restaurant_feed(
             ));
         }
     }
-    Ok(sized(ws, &app).on_upgrade(move |socket| feed_socket(socket, app, id, expiry)))
+    let claim = claim(&app, &raw)?;
+    Ok(sized(ws, &app).on_upgrade(move |socket| async move {
+        feed_socket(socket, app, id, expiry).await;
+        drop(claim);
+    }))
 }
 
 async fn feed_socket(mut socket: WebSocket, app: App, id: RestaurantId, expiry: Instant) {
