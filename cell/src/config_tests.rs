@@ -201,12 +201,6 @@ const BAD: &[(&str, &str)] = &[
         "[http]\nrequest_timeout_ms = 0\n",
         "http.request_timeout_ms",
     ),
-    (
-        "[http]\nheader_read_timeout_ms = 0\n",
-        "http.header_read_timeout_ms",
-    ),
-    ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
-    ("[http]\nmax_connections = 0\n", "http.max_connections"),
     ("[store]\ndata_dir = \"\"\n", "store.data_dir"),
     ("[auth]\njwt_secret = \"short\"\n", "auth.jwt_secret"),
     ("[auth.hs256]\nkid = \"\"\n", "auth.hs256.kid"),
@@ -225,19 +219,7 @@ const BAD: &[(&str, &str)] = &[
         "dispatch.matching.candidates",
     ),
     ("[tracking]\nqueue_depth = 0\n", "tracking.queue_depth"),
-    (
-        "[tracking]\nmax_subscriptions_per_token = 0\n",
-        "tracking.max_subscriptions_per_token",
-    ),
     ("[quic]\nmax_connections = 0\n", "quic.max_connections"),
-    (
-        "[quic]\nmax_handshakes = 0\nretry_above_handshakes = 0\n",
-        "quic.max_handshakes",
-    ),
-    (
-        "[quic]\nretry_above_handshakes = 5000\nmax_handshakes = 100\n",
-        "quic.retry_above_handshakes",
-    ),
     ("[notify]\nprovider = \"webhook\"\n", "notify.webhook_url"),
 ];
 
@@ -432,4 +414,34 @@ fn the_secrets_come_from_the_environment_first() {
         s.secret_key = "sk_test_51HxYzExampleExampleExample".into();
     }
     assert_eq!(all_problem_keys(&c), ["payments.provider.secret_key"]);
+}
+
+/// The edge limits' keys (issue 14 part 4), each bad on its own; [`BAD`] holds one value per
+/// section, so these are checked here.
+const BAD_EDGE: &[(&str, &str)] = &[
+    (
+        "[http]\nheader_read_timeout_ms = 0\n",
+        "http.header_read_timeout_ms",
+    ),
+    ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
+    ("[http]\nmax_connections = 0\n", "http.max_connections"),
+    (
+        "[tracking]\nmax_subscriptions_per_token = 0\n",
+        "tracking.max_subscriptions_per_token",
+    ),
+    (
+        "[quic]\nmax_handshakes = 0\nretry_above_handshakes = 0\n",
+        "quic.max_handshakes",
+    ),
+    (
+        "[quic]\nretry_above_handshakes = 5000\nmax_handshakes = 100\n",
+        "quic.retry_above_handshakes",
+    ),
+];
+
+#[test]
+fn each_edge_limit_reports_its_own_bad_value() {
+    for (text, key) in BAD_EDGE {
+        assert_eq!(SUITE.problem_keys(&SUITE.load_text(text)), [*key], "{text}");
+    }
 }

@@ -102,12 +102,6 @@ enabled = true
 /// One unusable value per section, and the key its problem must name.
 const BAD: &[(&str, &str)] = &[
     ("[http]\nmax_body_bytes = 0\n", "http.max_body_bytes"),
-    (
-        "[http]\nheader_read_timeout_ms = 0\n",
-        "http.header_read_timeout_ms",
-    ),
-    ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
-    ("[http]\nmax_connections = 0\n", "http.max_connections"),
     ("[store]\nfollow = \"leader:8080\"\n", "store.follow"),
     ("[auth]\njwt_secret = \"too-short\"\n", "auth.jwt_secret"),
     ("[auth.hs256]\nkid = \"\"\n", "auth.hs256.kid"),
@@ -222,4 +216,22 @@ fn each_unsafe_setting_is_refused_outside_demo_mode_only() {
     let mut c = SUITE.load_text(&settings(&tls, "missing", &secret));
     c.store.follow = "https://leader.example.com".into();
     assert_eq!(all_problem_keys(&c), Vec::<String>::new());
+}
+
+/// The edge limits' keys (issue 14 part 4), each bad on its own; [`BAD`] holds one value per
+/// section, so these are checked here.
+const BAD_EDGE: &[(&str, &str)] = &[
+    (
+        "[http]\nheader_read_timeout_ms = 0\n",
+        "http.header_read_timeout_ms",
+    ),
+    ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
+    ("[http]\nmax_connections = 0\n", "http.max_connections"),
+];
+
+#[test]
+fn each_edge_limit_reports_its_own_bad_value() {
+    for (text, key) in BAD_EDGE {
+        assert_eq!(SUITE.problem_keys(&SUITE.load_text(text)), [*key], "{text}");
+    }
 }
