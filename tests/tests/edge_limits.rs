@@ -154,7 +154,6 @@ fn connections_past_the_cap_get_503_within_a_memory_bound() {
     // One at a time, each is answered: the refusal budget is never the limit here.
     assert_eq!(busy, OVER);
     assert!(growth <= 16 << 20, "RSS grew by {} KiB", growth / 1024);
-    assert!(metric(&cell, "http_connections_refused_total") >= OVER as f64);
     // The held connections still work, and once they close new ones are served again.
     let s = &mut held[0];
     s.write_all(get_request("/live").as_bytes()).unwrap();
