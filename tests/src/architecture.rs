@@ -83,6 +83,14 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
         "binary entry point: the `token` and admin subcommands stamp the tokens they mint",
     ),
     (
+        "platform/service/src/conn.rs",
+        "HTTP edge: a connection's header-read and idle deadlines are measured from when it opened",
+    ),
+    (
+        "platform/service/src/http.rs",
+        "HTTP edge: the accept loop checks a connection's deadline against the time it woke at",
+    ),
+    (
         "cell/src/http/mod.rs",
         "HTTP middleware: request-duration metric",
     ),
