@@ -165,6 +165,7 @@ queue_depth = 32
 min_location_interval_ms = 500
 ws_read_buffer_bytes = 8192
 max_subscriptions_per_token = 4
+ws_fragment_timeout_ms = 2000
 
 [quic]
 listen_addr = "127.0.0.1:4434"
@@ -428,6 +429,10 @@ const BAD_EDGE: &[(&str, &str)] = &[
     (
         "[tracking]\nmax_subscriptions_per_token = 0\n",
         "tracking.max_subscriptions_per_token",
+    ),
+    (
+        "[tracking]\nws_fragment_timeout_ms = 0\n",
+        "tracking.ws_fragment_timeout_ms",
     ),
     (
         "[quic]\nmax_handshakes = 0\nretry_above_handshakes = 0\n",

@@ -4,8 +4,10 @@
 //!   a normal client's p99 stays ≤ 50 ms and the slow ones are closed at the header timeout.
 //! - `connections_past_the_cap_get_503_within_a_memory_bound`: `503 server.busy` with
 //!   `Retry-After` past `max_connections`, RSS bounded, service back once connections close.
-//! - `websocket_violations_get_their_close_codes`: 1002, 1007, 1009 for raw bad frames; the
-//!   per-token subscription cap answers 429 and frees a place when a socket closes.
+//! - `websocket_violations_get_their_close_codes`: 1002, 1007, 1009 for raw bad frames, 1008
+//!   for a fragmented message left unfinished past its deadline.
+//! - `tracking_subscriptions_are_capped_per_token`: 429 past the cap, a place freed when a
+//!   socket closes.
 //! - `incomplete_quic_handshakes_do_not_lock_out_a_driver`: 20,000 Initials that never
 //!   complete in 10 s while a real driver connects within 1 s and streams pings; RSS growth
 //!   ≤ 64 MiB.
@@ -189,7 +191,7 @@ fn tracked_order(cell: &Cell) -> (String, String) {
 
 #[test]
 fn websocket_violations_get_their_close_codes() {
-    let cell = start("[tracking]\nmax_subscriptions_per_token = 2\n");
+    let cell = start("[tracking]\nws_fragment_timeout_ms = 1000\n");
     let (path, _) = tracked_order(&cell);
     let too_big = {
         let mut f = client_frame_head(0x1, 4096);

@@ -4,6 +4,7 @@
 
 pub mod hub;
 pub mod quota;
+pub mod upgrade;
 pub mod ws;
 
 pub use hub::{Hub, Location, Topic, TrackingConfig};
