@@ -103,6 +103,10 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
         "tracking edge: stamps a location when published, for the fan-out latency metric",
     ),
     (
+        "cell/src/tracking/upgrade.rs",
+        "WebSocket edge: stamps when a client's fragmented message opened, for its deadline",
+    ),
+    (
         "cell/src/tracking/ws.rs",
         "WebSocket edge: write-latency metric, ping lag, the ETA's wall-clock time and the socket's token-expiry deadline",
     ),
