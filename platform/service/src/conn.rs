@@ -403,6 +403,82 @@ mod tests {
         assert_eq!(b.next(), Duration::from_millis(5));
     }
 
+    /// Serves a `/live` router under `limits`; the address and a stop switch.
+    async fn serve_live(
+        limits: Limits,
+    ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let router = axum::Router::new().route("/live", axum::routing::get(|| async { "ok" }));
+        let listener = crate::http::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(crate::http::serve(listener, router, None, limits, async {
+            let _ = stopped.await;
+        }));
+        (addr, stop)
+    }
+
+    /// Sends one keep-alive `GET /live` and reads its answer (small: one read).
+    async fn get(s: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"GET /live HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// How long until the server closes `s` (EOF), reading nothing else.
+    async fn closed_after(s: &mut tokio::net::TcpStream) -> Duration {
+        use tokio::io::AsyncReadExt;
+        let t = Instant::now();
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("closed within 5 s")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&buf[..n]));
+        t.elapsed()
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+        let (addr, _stop) = serve_live(Limits::from_config(200, 600, 10)).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(get(&mut s).await.starts_with("HTTP/1.1 200"));
+        // Longer than the header timeout: the keep-alive wait is the idle timeout's.
+        let idle = closed_after(&mut s).await;
+        assert!(idle >= Duration::from_millis(550), "closed after {idle:?}");
+        // A connection that never sends its head gets the header timeout.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = closed_after(&mut silent).await;
+        assert!(head < Duration::from_millis(500), "closed after {head:?}");
+    }
+
+    #[tokio::test]
+    async fn past_the_cap_a_connection_gets_503_until_a_place_frees() {
+        let (addr, _stop) = serve_live(Limits::from_config(5_000, 5_000, 1)).await;
+        let mut held = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(get(&mut held).await.starts_with("HTTP/1.1 200"));
+        let mut over = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let r = get(&mut over).await;
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(
+            r.contains("retry-after: 1") && r.contains("server.busy"),
+            "{r}"
+        );
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            if get(&mut s).await.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the freed place was not reused");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     #[test]
     fn zero_limits_are_problems() {
         let mut p = crate::config::Problems::new();
