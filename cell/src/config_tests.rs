@@ -59,6 +59,9 @@ listen_addr = "127.0.0.1:9081"
 request_timeout_ms = 5000
 tls_cert_file = "@DIR@/tls.crt"
 tls_key_file = "@DIR@/tls.key"
+header_read_timeout_ms = 4000
+idle_timeout_ms = 30000
+max_connections = 5000
 
 [store]
 backend = "redb"
@@ -161,6 +164,8 @@ ping_burst = 50
 queue_depth = 32
 min_location_interval_ms = 500
 ws_read_buffer_bytes = 8192
+max_subscriptions_per_token = 4
+ws_fragment_timeout_ms = 2000
 
 [quic]
 listen_addr = "127.0.0.1:4434"
@@ -169,6 +174,8 @@ key_path = "/etc/cell/quic.key"
 dev_cert_dir = "/tmp/dev-certs"
 server_name = "hamburg.cells.example.com"
 max_connections = 5000
+retry_above_handshakes = 100
+max_handshakes = 500
 hello_timeout_ms = 3000
 idle_timeout_ms = 20000
 keep_alive_ms = 5000
@@ -408,4 +415,38 @@ fn the_secrets_come_from_the_environment_first() {
         s.secret_key = "sk_test_51HxYzExampleExampleExample".into();
     }
     assert_eq!(all_problem_keys(&c), ["payments.provider.secret_key"]);
+}
+
+/// The edge limits' keys (issue 14 part 4), each bad on its own; [`BAD`] holds one value per
+/// section, so these are checked here.
+const BAD_EDGE: &[(&str, &str)] = &[
+    (
+        "[http]\nheader_read_timeout_ms = 0\n",
+        "http.header_read_timeout_ms",
+    ),
+    ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
+    ("[http]\nmax_connections = 0\n", "http.max_connections"),
+    (
+        "[tracking]\nmax_subscriptions_per_token = 0\n",
+        "tracking.max_subscriptions_per_token",
+    ),
+    (
+        "[tracking]\nws_fragment_timeout_ms = 0\n",
+        "tracking.ws_fragment_timeout_ms",
+    ),
+    (
+        "[quic]\nmax_handshakes = 0\nretry_above_handshakes = 0\n",
+        "quic.max_handshakes",
+    ),
+    (
+        "[quic]\nretry_above_handshakes = 5000\nmax_handshakes = 100\n",
+        "quic.retry_above_handshakes",
+    ),
+];
+
+#[test]
+fn each_edge_limit_reports_its_own_bad_value() {
+    for (text, key) in BAD_EDGE {
+        assert_eq!(SUITE.problem_keys(&SUITE.load_text(text)), [*key], "{text}");
+    }
 }

@@ -132,8 +132,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(cfg.http.listen_addr)
-        .await
+    let listener = service::http::bind(cfg.http.listen_addr)
         .with_context(|| format!("binding {}", cfg.http.listen_addr))?;
     let http_addr = listener.local_addr()?;
     let gateway = cell::gateway::bind(&cfg.quic)

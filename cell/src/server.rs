@@ -233,6 +233,7 @@ pub async fn serve(
         }
         None => None,
     };
+    let limits = app.config().http.limits();
     let router = crate::http::router(app);
     let mut rx = stop_rx;
     let stop = async move {
@@ -242,7 +243,7 @@ pub async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    service::http::serve(listener, router, tls, stop).await?;
+    service::http::serve(listener, router, tls, limits, stop).await?;
     trigger.abort();
     if let Some(q) = quic {
         q.await;

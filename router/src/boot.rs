@@ -88,7 +88,7 @@ pub async fn serve(
     let stop = async move {
         let _ = shutdown.changed().await;
     };
-    service::http::serve(listener, app.router(), tls, stop).await?;
+    service::http::serve(listener, app.router(), tls, cfg.http.limits(), stop).await?;
     Ok(())
 }
 

@@ -42,6 +42,9 @@ listen_addr = "127.0.0.1:9080"
 max_body_bytes = 32768
 upstream_timeout_ms = 5000
 pool_max_idle_per_cell = 64
+header_read_timeout_ms = 4000
+idle_timeout_ms = 30000
+max_connections = 5000
 
 [store]
 backend = "redb"
@@ -213,4 +216,22 @@ fn each_unsafe_setting_is_refused_outside_demo_mode_only() {
     let mut c = SUITE.load_text(&settings(&tls, "missing", &secret));
     c.store.follow = "https://leader.example.com".into();
     assert_eq!(all_problem_keys(&c), Vec::<String>::new());
+}
+
+/// The edge limits' keys (issue 14 part 4), each bad on its own; [`BAD`] holds one value per
+/// section, so these are checked here.
+const BAD_EDGE: &[(&str, &str)] = &[
+    (
+        "[http]\nheader_read_timeout_ms = 0\n",
+        "http.header_read_timeout_ms",
+    ),
+    ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
+    ("[http]\nmax_connections = 0\n", "http.max_connections"),
+];
+
+#[test]
+fn each_edge_limit_reports_its_own_bad_value() {
+    for (text, key) in BAD_EDGE {
+        assert_eq!(SUITE.problem_keys(&SUITE.load_text(text)), [*key], "{text}");
+    }
 }

@@ -273,8 +273,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
-    let listener = tokio::net::TcpListener::bind(cfg.http.listen_addr)
-        .await
+    let listener = service::http::bind(cfg.http.listen_addr)
         .with_context(|| format!("binding {}", cfg.http.listen_addr))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

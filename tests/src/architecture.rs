@@ -83,6 +83,14 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
         "binary entry point: the `token` and admin subcommands stamp the tokens they mint",
     ),
     (
+        "platform/service/src/conn.rs",
+        "HTTP edge: a connection's header-read and idle deadlines are measured from when it opened",
+    ),
+    (
+        "platform/service/src/http.rs",
+        "HTTP edge: the accept loop checks a connection's deadline against the time it woke at",
+    ),
+    (
         "cell/src/http/mod.rs",
         "HTTP middleware: request-duration metric",
     ),
@@ -93,6 +101,10 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
     (
         "cell/src/tracking/mod.rs",
         "tracking edge: stamps a location when published, for the fan-out latency metric",
+    ),
+    (
+        "cell/src/tracking/upgrade.rs",
+        "WebSocket edge: stamps when a client's fragmented message opened, for its deadline",
     ),
     (
         "cell/src/tracking/ws.rs",

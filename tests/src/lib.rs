@@ -27,11 +27,15 @@
 //!   widening the radius and flagging the order delayed, racing accepts.
 //! - `tests/loadgen.rs`: every `loadgen` scenario for a few seconds against real cells
 //!   (needs the `loadgen` binary too), reports and exit statuses checked.
+//! - `attack`: raw HTTP and WebSocket frames over TCP, bare QUIC Initials, a process's RSS;
+//!   `tests/edge_limits.rs` attacks the edge limits with them (slow headers, the connection
+//!   cap, WebSocket protocol violations, a flood of incomplete QUIC handshakes).
 //! - `architecture`: rules over the source tree read as text (pure libraries stay pure, only
 //!   edge files read the clock, every file has a module comment); `tests/architecture.rs`
 //!   runs them over this repository and over planted violations.
 
 pub mod architecture;
+pub mod attack;
 pub mod client;
 pub mod fixtures;
 pub mod harness;

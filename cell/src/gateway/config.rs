@@ -29,6 +29,14 @@ pub struct QuicConfig {
     /// Connections (including those still in the handshake) above which new ones are closed
     /// with `too_many_connections`. An idle connection costs about 30 KiB.
     pub max_connections: usize,
+    /// Handshakes in flight above which a new connection from an address not yet validated
+    /// gets a stateless Retry (RFC 9000 §8.1): it must echo a token from its own address
+    /// before the server keeps any state, so spoofed or abandoned Initials cost nothing.
+    /// Below it, drivers connect without the extra round trip.
+    pub retry_above_handshakes: usize,
+    /// Handshakes in flight at most; past it, new (validated) connections are refused.
+    /// A half-open connection holds its TLS state and buffers until it fails or times out.
+    pub max_handshakes: usize,
     /// Deadline from the end of the handshake to a complete `Hello` frame.
     pub hello_timeout_ms: u64,
     /// A connection with no packet from the peer for this long is dropped.
@@ -66,6 +74,13 @@ impl Default for QuicConfig {
             dev_cert_dir: PathBuf::from(".data/dev-certs"),
             server_name: "localhost".to_owned(),
             max_connections: 100_000,
+            // A handshake takes about one round trip: 256 in flight is thousands of connects
+            // per second, more than a city's drivers reconnecting after a restart; above it
+            // a connect costs one more round trip.
+            retry_above_handshakes: 256,
+            // About 30 KiB each (an idle connection's figure), so some 60 MiB of half-open
+            // connections at most, all from addresses that proved they are real.
+            max_handshakes: 2_048,
             hello_timeout_ms: 5_000,
             idle_timeout_ms: 30_000,
             keep_alive_ms: 0,
@@ -134,6 +149,20 @@ impl Validate for QuicConfig {
         s.ensure(self.max_connections > 0, "max_connections", || {
             "must be greater than 0 (got 0)".to_owned()
         });
+        s.ensure(self.max_handshakes > 0, "max_handshakes", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+        s.ensure(
+            self.retry_above_handshakes <= self.max_handshakes,
+            "retry_above_handshakes",
+            || {
+                format!(
+                    "must be at most max_handshakes = {} (got {}), or unvalidated clients \
+                     would be refused before Retry is used",
+                    self.max_handshakes, self.retry_above_handshakes
+                )
+            },
+        );
         for (key, ms) in [
             ("hello_timeout_ms", self.hello_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),

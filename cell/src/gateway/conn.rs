@@ -40,6 +40,24 @@ impl Drop for Active {
     }
 }
 
+/// One handshake in flight, counted from admission until it succeeds or fails.
+pub(super) struct Handshaking(Arc<Shared>);
+
+impl Handshaking {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        shared.handshaking.fetch_add(1, Ordering::SeqCst);
+        shared.metrics.handshakes.increment(1.0);
+        Self(shared)
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.handshaking.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.handshakes.decrement(1.0);
+    }
+}
+
 /// Calls `disconnected` exactly once per `connected`, even if the task is aborted.
 struct Connected<'a> {
     drivers: &'a dyn DriverPort,
@@ -53,13 +71,14 @@ impl Drop for Connected<'_> {
     }
 }
 
-pub(super) async fn run(incoming: quinn::Incoming, shared: Arc<Shared>) {
+pub(super) async fn run(incoming: quinn::Incoming, shared: Arc<Shared>, counted: Handshaking) {
     let _active = Active(Arc::clone(&shared));
     let remote = incoming.remote_address();
     let handshake = match incoming.accept() {
         Ok(connecting) => connecting.await,
         Err(e) => Err(e),
     };
+    drop(counted);
     let conn = match handshake {
         Ok(c) => c,
         Err(e) => {

@@ -152,6 +152,9 @@ pub(super) struct Shared {
     pub active: AtomicUsize,
     /// Over-cap connections being handshaken only to be told `too_many_connections`.
     rejecting: AtomicUsize,
+    /// Accepted connections whose handshake has not finished: what Retry and
+    /// `max_handshakes` look at.
+    pub handshaking: AtomicUsize,
     /// Set before the endpoint is closed, so tasks label the close `server_shutdown`.
     pub shutting_down: AtomicBool,
 }
@@ -249,6 +252,7 @@ fn start(
         metrics: Metrics::new(),
         active: AtomicUsize::new(0),
         rejecting: AtomicUsize::new(0),
+        handshaking: AtomicUsize::new(0),
         shutting_down: AtomicBool::new(false),
     });
     Ok((endpoint, shared))
@@ -290,10 +294,27 @@ async fn run(endpoint: quinn::Endpoint, shared: Arc<Shared>, shutdown: impl Futu
 }
 
 fn admit(incoming: quinn::Incoming, shared: &Arc<Shared>, tasks: &mut JoinSet<()>) {
+    let handshaking = shared.handshaking.load(Ordering::SeqCst);
+    if !incoming.remote_address_validated() && handshaking >= shared.cfg.retry_above_handshakes {
+        // Stateless: the client must come back with the token before we keep anything.
+        if incoming.may_retry() {
+            shared.metrics.handshake("retry");
+            if let Err(e) = incoming.retry() {
+                e.into_incoming().ignore();
+            }
+            return;
+        }
+    }
+    if handshaking >= shared.cfg.max_handshakes {
+        shared.metrics.handshake("refused");
+        incoming.refuse();
+        return;
+    }
     let open = shared.active.fetch_add(1, Ordering::SeqCst);
     if open < shared.cfg.max_connections {
         shared.metrics.connections.increment(1.0);
-        tasks.spawn(conn::run(incoming, Arc::clone(shared)));
+        let handshake = conn::Handshaking::new(Arc::clone(shared));
+        tasks.spawn(conn::run(incoming, Arc::clone(shared), handshake));
         return;
     }
     shared.active.fetch_sub(1, Ordering::SeqCst);

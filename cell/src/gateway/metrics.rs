@@ -8,6 +8,8 @@ use super::PingRejected;
 
 pub(super) struct Metrics {
     pub connections: Gauge,
+    /// Handshakes in flight (`cell_quic_handshakes`).
+    pub handshakes: Gauge,
     pub dg_ok: Counter,
     pub dg_undecodable: Counter,
     pub dg_wrong_driver: Counter,
@@ -63,6 +65,7 @@ impl Metrics {
             |outcome: &'static str| counter!("cell_quic_datagrams_total", "outcome" => outcome);
         Self {
             connections: gauge!("cell_quic_connections"),
+            handshakes: gauge!("cell_quic_handshakes"),
             dg_ok: dg("ok"),
             dg_undecodable: dg("undecodable"),
             dg_wrong_driver: dg("wrong_driver"),
@@ -87,6 +90,13 @@ impl Metrics {
             None => 5,
         };
         self.frames[i].increment(1);
+    }
+
+    /// A new connection answered without a handshake: `retry` (address validation asked
+    /// for) or `refused` (`max_handshakes` reached). Under a flood, one lookup per Initial
+    /// is small next to the packet it answers.
+    pub fn handshake(&self, outcome: &'static str) {
+        counter!("cell_quic_handshakes_deferred_total", "outcome" => outcome).increment(1);
     }
 
     /// Rare (once per connection): a plain lookup is fine.

@@ -84,7 +84,10 @@ impl FromRequestParts<App> for Auth {
 /// The caller of a WebSocket upgrade: the header, or `?token=` (browsers cannot set headers
 /// on a WebSocket upgrade), accepted only on an upgrade request. Keeps the whole
 /// [`Verified`] so the socket can end when the token expires.
-pub struct WsAuth(pub Verified);
+pub struct WsAuth(pub Verified, pub WsToken);
+
+/// The raw token a WebSocket was opened with, for the per-token subscription cap.
+pub struct WsToken(pub String);
 
 impl FromRequestParts<App> for WsAuth {
     type Rejection = ApiError;
@@ -93,7 +96,8 @@ impl FromRequestParts<App> for WsAuth {
         let token = bearer(parts)
             .or_else(|| is_ws_upgrade(parts).then(|| query_token(parts)).flatten())
             .ok_or(ApiError::Unauthorized(AuthError::Missing))?;
-        Ok(WsAuth(app.verifier().verify(token, app.now())?))
+        let verified = app.verifier().verify(token, app.now())?;
+        Ok(WsAuth(verified, WsToken(token.to_owned())))
     }
 }
 

@@ -36,6 +36,20 @@ pub struct TrackingConfig {
     pub min_location_interval_ms: u64,
     /// WebSocket read buffer: small, so an idle tracker costs a few KiB (stack facts).
     pub ws_read_buffer_bytes: usize,
+    /// Tracking sockets open at once with one token (429 `tracking.too_many_subscriptions`
+    /// beyond it). An app tracks one order per screen; 8 leaves room for a few devices
+    /// sharing a token and for reconnects that overlap the old socket's close.
+    pub max_subscriptions_per_token: usize,
+    /// A client's fragmented message must be finished within this (close 1008 otherwise).
+    /// Client messages are at most 1 KiB and arrive within a round trip even in pieces; 5 s
+    /// covers a stalled mobile link.
+    pub ws_fragment_timeout_ms: u64,
+}
+
+impl TrackingConfig {
+    pub fn ws_fragment_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.ws_fragment_timeout_ms)
+    }
 }
 
 impl Default for TrackingConfig {
@@ -44,6 +58,8 @@ impl Default for TrackingConfig {
             queue_depth: 64,
             min_location_interval_ms: 1_000,
             ws_read_buffer_bytes: 4_096,
+            max_subscriptions_per_token: 8,
+            ws_fragment_timeout_ms: 5_000,
         }
     }
 }
@@ -58,6 +74,16 @@ impl service::config::Validate for TrackingConfig {
         s.ensure(
             self.ws_read_buffer_bytes > 0,
             "ws_read_buffer_bytes",
+            || "must be greater than 0 (got 0)".to_owned(),
+        );
+        s.ensure(
+            self.max_subscriptions_per_token > 0,
+            "max_subscriptions_per_token",
+            || "must be greater than 0 (got 0)".to_owned(),
+        );
+        s.ensure(
+            self.ws_fragment_timeout_ms > 0,
+            "ws_fragment_timeout_ms",
             || "must be greater than 0 (got 0)".to_owned(),
         );
     }

@@ -3,6 +3,8 @@
 //! subscribers, and recomputes the ETA from the driver's progress.
 
 pub mod hub;
+pub mod quota;
+pub mod upgrade;
 pub mod ws;
 
 pub use hub::{Hub, Location, Topic, TrackingConfig};
@@ -46,6 +48,8 @@ impl Stages {
 /// The hub plus what ETA updates need.
 pub struct Tracker {
     pub hub: Hub,
+    /// Open tracking sockets per token.
+    pub quota: quota::Quota,
     pub stages: Stages,
     avg_speed_mps: f64,
     road_factor: f64,
@@ -54,6 +58,7 @@ pub struct Tracker {
 impl Tracker {
     pub fn new(cfg: TrackingConfig, avg_speed_kmh: f64, road_factor: f64) -> Self {
         Self {
+            quota: quota::Quota::new(cfg.max_subscriptions_per_token),
             hub: Hub::new(cfg),
             stages: Stages::new(),
             avg_speed_mps: avg_speed_kmh / 3.6,

@@ -3,19 +3,23 @@
 //! to the hub before reading the snapshot, so nothing falls between the two.
 
 use super::hub::{Location, Subscription};
+use super::quota::Claim;
+use super::upgrade::{FragmentOpen, Socket, Upgrade};
 use super::{Topic, Tracker};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::http::ApiError;
 use crate::http::dto::{OrderResponse, active_statuses};
-use crate::http::extract::{AppPath, WsAuth};
+use crate::http::extract::{AppPath, WsAuth, WsToken};
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use domain::{OrderId, RestaurantId, UnixMs};
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 pub fn routes() -> axum::Router<App> {
     axum::Router::new()
@@ -26,23 +30,59 @@ pub fn routes() -> axum::Router<App> {
         )
 }
 
+/// Largest message (and frame) a client may send. Both endpoints only push; clients send
+/// at most a ping or a close, so 1 KiB is ample and bounds what a client can make us buffer.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 1024;
+
 /// Both endpoints only push: a small read buffer keeps an idle subscriber at a few KiB.
-fn sized(ws: WebSocketUpgrade, app: &App) -> WebSocketUpgrade {
-    ws.read_buffer_size(app.tracker().hub.config().ws_read_buffer_bytes)
-        .max_message_size(16 * 1024)
+fn sized(ws: Upgrade, app: &App) -> Upgrade {
+    let read_buffer = app.tracker().hub.config().ws_read_buffer_bytes;
+    ws.config(|c| {
+        c.read_buffer_size(read_buffer)
+            .max_message_size(Some(MAX_CLIENT_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_CLIENT_MESSAGE_BYTES))
+    })
 }
 
-/// Close codes: 1000 normal (delivered), 1008 policy (too slow), 1001 going away, and
+/// Close codes: 1000 normal (delivered), 1008 policy (too slow, or a fragmented message not
+/// finished within `[tracking] ws_fragment_timeout_ms`: not a malformed frame, so not 1002,
+/// but a client holding the server's buffer), 1001 going away, and
 /// 4001 `token_expired` (an application code, RFC 6455 §7.4.2): the token the socket was opened
-/// with ran out; the client reconnects with a fresh one.
+/// with ran out; the client reconnects with a fresh one. A client that breaks the protocol
+/// gets 1002 (bad frame), 1007 (text that is not UTF-8) or 1009 (message too big) before the
+/// connection closes; see [`violation`].
 const CLOSE_DONE: u16 = 1000;
 const CLOSE_SLOW: u16 = 1008;
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+pub const CLOSE_PROTOCOL: u16 = 1002;
+pub const CLOSE_INVALID_DATA: u16 = 1007;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// The close frame for a read error that is the client's fault. tungstenite reports these
+/// as errors and leaves the socket open without a close frame; RFC 6455 §7.1.7 wants the
+/// endpoint to fail the connection with a code, so the socket task sends it.
+fn violation(e: tokio_tungstenite::tungstenite::Error) -> Option<Message> {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        // A reset without a close is the peer leaving, not a violation to answer.
+        Error::Protocol(p)
+            if !matches!(
+                p,
+                tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+            ) =>
+        {
+            Some(close(CLOSE_PROTOCOL, "protocol error"))
+        }
+        Error::Utf8(_) => Some(close(CLOSE_INVALID_DATA, "text is not UTF-8")),
+        Error::Capacity(_) => Some(close(CLOSE_TOO_BIG, "message too big")),
+        _ => None,
+    }
+}
 
 async fn track_order(
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
     State(app): State<App>,
-    WsAuth(token): WsAuth,
+    WsAuth(token, raw): WsAuth,
     AppPath(id): AppPath<String>,
 ) -> Result<Response, ApiError> {
     let who = token.principal;
@@ -64,10 +104,20 @@ async fn track_order(
             "only the order's customer or restaurant may track it".into(),
         ));
     }
-    Ok(sized(ws, &app).on_upgrade(move |socket| track_socket(socket, app, id, expiry)))
+    let claim = claim(&app, &raw)?;
+    Ok(sized(ws, &app).on_upgrade(move |socket, open| async move {
+        track_socket(socket, open, app, id, expiry).await;
+        drop(claim);
+    }))
 }
 
-async fn track_socket(mut socket: WebSocket, app: App, id: OrderId, expiry: Instant) {
+async fn track_socket(
+    mut socket: Socket,
+    mut open: FragmentOpen,
+    app: App,
+    id: OrderId,
+    expiry: Instant,
+) {
     let topic = Topic::Order(id);
     let mut sub = app.tracker().hub.subscribe(topic);
     // Snapshot after subscribing: an update racing the snapshot arrives after it.
@@ -101,12 +151,17 @@ async fn track_socket(mut socket: WebSocket, app: App, id: OrderId, expiry: Inst
         return;
     }
     let mut locs = Locations::new(id, app.tracker(), eta);
+    let ends = Ends {
+        token_expiry: expiry,
+        fragment_timeout: app.tracker().hub.config().ws_fragment_timeout(),
+    };
     pump(
         &mut socket,
+        &mut open,
         &mut sub,
         is_terminal_status,
         Some(&mut locs),
-        expiry,
+        ends,
     )
     .await;
     app.tracker().hub.unsubscribe(topic, sub);
@@ -134,7 +189,11 @@ impl<'a> Locations<'a> {
     }
 
     /// Writes the update(s) for a new location; `Err` when the socket is gone.
-    async fn push(&mut self, socket: &mut WebSocket, loc: Location) -> Result<(), axum::Error> {
+    async fn push(
+        &mut self,
+        socket: &mut Socket,
+        loc: Location,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
         let stages = &self.tracker.stages;
         let woke = Instant::now();
         stages
@@ -183,15 +242,23 @@ async fn next_location(rx: Option<&mut watch::Receiver<Option<Location>>>) -> Lo
 /// subscriber (close 1008), `last` says a message ends the stream (close 1000 after it), or
 /// the token expires (close 4001).
 async fn pump(
-    socket: &mut WebSocket,
+    socket: &mut Socket,
+    open: &mut FragmentOpen,
     sub: &mut Subscription,
     last: fn(&str) -> bool,
     mut locs: Option<&mut Locations<'_>>,
-    expiry: Instant,
+    ends: Ends,
 ) {
-    let expired = tokio::time::sleep_until(expiry.into());
+    let expired = tokio::time::sleep_until(ends.token_expiry.into());
     tokio::pin!(expired);
     loop {
+        let fragment_deadline = open.borrow_and_update().map(|t| t + ends.fragment_timeout);
+        let unfinished = async {
+            match fragment_deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             // Status changes first: the last one closes the stream.
             biased;
@@ -221,13 +288,39 @@ async fn pump(
                     return;
                 }
             }
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+            // A fragment opened or closed: the loop re-reads the deadline.
+            Ok(()) = open.changed() => {}
+            () = unfinished => {
+                let _ = socket.send(close(CLOSE_SLOW, "fragmented message not finished in time")).await;
+                return;
+            }
+            incoming = socket.next() => match incoming {
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Err(e)) => {
+                    if let Some(frame) = violation(e) {
+                        let _ = socket.send(frame).await;
+                    }
+                    return;
+                }
                 // Clients may ping or send anything; it is ignored.
                 Some(Ok(_)) => {}
             },
         }
     }
+}
+
+/// A place under the token's subscription cap, held by the socket task until it ends.
+fn claim(app: &App, raw: &WsToken) -> Result<Claim, ApiError> {
+    app.tracker().quota.claim(&raw.0).ok_or_else(|| {
+        metrics::counter!("cell_tracking_subscriptions_refused_total").increment(1);
+        ApiError::TooManyRequests {
+            code: "tracking.too_many_subscriptions",
+            message: format!(
+                "this token has {} tracking sockets open already; close one first",
+                app.tracker().hub.config().max_subscriptions_per_token
+            ),
+        }
+    })
 }
 
 fn is_terminal_status(text: &str) -> bool {
@@ -237,15 +330,23 @@ fn is_terminal_status(text: &str) -> bool {
 
 fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
-        code,
+        code: code.into(),
         reason: reason.into(),
     }))
 }
 
+/// What ends a socket besides the client or the hub: its token's expiry, and a fragmented
+/// message left unfinished this long.
+#[derive(Clone, Copy)]
+struct Ends {
+    token_expiry: Instant,
+    fragment_timeout: Duration,
+}
+
 async fn restaurant_feed(
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
     State(app): State<App>,
-    WsAuth(token): WsAuth,
+    WsAuth(token, raw): WsAuth,
     AppPath(id): AppPath<String>,
 ) -> Result<Response, ApiError> {
     let who = token.principal;
@@ -262,10 +363,20 @@ async fn restaurant_feed(
             ));
         }
     }
-    Ok(sized(ws, &app).on_upgrade(move |socket| feed_socket(socket, app, id, expiry)))
+    let claim = claim(&app, &raw)?;
+    Ok(sized(ws, &app).on_upgrade(move |socket, open| async move {
+        feed_socket(socket, open, app, id, expiry).await;
+        drop(claim);
+    }))
 }
 
-async fn feed_socket(mut socket: WebSocket, app: App, id: RestaurantId, expiry: Instant) {
+async fn feed_socket(
+    mut socket: Socket,
+    mut open: FragmentOpen,
+    app: App,
+    id: RestaurantId,
+    expiry: Instant,
+) {
     let topic = Topic::Restaurant(id);
     let mut sub = app.tracker().hub.subscribe(topic);
     let orders = crate::orders::repo::list_for_restaurant(&**app.kv(), id, active_statuses(), 200)
@@ -278,7 +389,11 @@ async fn feed_socket(mut socket: WebSocket, app: App, id: RestaurantId, expiry: 
         .await
         .is_ok()
     {
-        pump(&mut socket, &mut sub, |_| false, None, expiry).await;
+        let ends = Ends {
+            token_expiry: expiry,
+            fragment_timeout: app.tracker().hub.config().ws_fragment_timeout(),
+        };
+        pump(&mut socket, &mut open, &mut sub, |_| false, None, ends).await;
     }
     app.tracker().hub.unsubscribe(topic, sub);
 }

@@ -1,8 +1,9 @@
 //! The public HTTP listener of both binaries: plain HTTP, or HTTPS (TLS 1.3 only, rustls)
 //! when a certificate is configured, serving an axum `Router` until shutdown.
 //!
-//! Plain connections go through `axum::serve`; TLS connections are accepted here and handed
-//! to hyper's auto (HTTP/1.1) connection builder with upgrades, so WebSockets work on both.
+//! Connections, plain or TLS, are accepted here and handed to hyper's auto (HTTP/1.1)
+//! connection builder with upgrades, so WebSockets work on both, under the limits of
+//! [`crate::conn`] (connection cap, header and idle deadlines).
 //! Every request carries `ConnectInfo<SocketAddr>` (the peer), which rate limits key on.
 
 use std::future::Future;
@@ -11,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+pub use crate::conn::Limits;
 pub use tokio_rustls::TlsAcceptor;
 
 /// A certificate or key that cannot be loaded, or a pair rustls refuses.
@@ -44,58 +46,184 @@ pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, Tl
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
-/// Serves `router` on `listener` (HTTPS when `tls` is given) until `shutdown` resolves.
-/// Plain HTTP drains in-flight requests on shutdown; the TLS loop stops accepting and leaves
-/// open connections to finish on their own tasks.
+/// Pending connections the kernel queues for `accept` (capped by `net.core.somaxconn`).
+/// A burst (clients reconnecting, a slow-header flood) waits in the queue instead of having
+/// its SYNs dropped, which costs a client a 1 s retransmit; 128 overflowed under 2,000
+/// connects in the attack test.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the public listener with [`LISTEN_BACKLOG`] (`SO_REUSEADDR` on, so a restarted
+/// process rebinds over connections in `TIME_WAIT`).
 ///
 /// # Errors
-/// Accepting on the listener failed.
+/// The address is in use or cannot be bound.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Serves `router` on `listener` (HTTPS when `tls` is given) under `limits` until `shutdown`
+/// resolves, then drains: idle connections close, in-flight requests finish.
+///
+/// Past `limits.max_connections` a connection is answered `503 server.busy` and closed.
+/// Accept errors of the process (`EMFILE`, `ENFILE`, `ENOBUFS`) are logged and retried after
+/// a pause; they never end the listener.
+///
+/// # Errors
+/// None today; the `Result` is kept for listener errors that must stop the process.
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<TlsAcceptor>,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Some(acceptor) = tls else {
-        use axum::serve::ListenerExt;
-        let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-        // Proxied bodies are written in several pieces (head, then body chunks): without
-        // NODELAY, Nagle holds the second write for the client's delayed ACK, tens of ms.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        return axum::serve(listener, svc)
-            .with_graceful_shutdown(shutdown)
-            .await;
-    };
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
+    use crate::conn::{Admission, Backoff, Gate, is_connection_error, refuse};
+    let gate = Gate::new(&limits);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut backoff = Backoff::new();
     tokio::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => r?,
-            () = &mut shutdown => return Ok(()),
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = &mut shutdown => break,
         };
-        let _ = tcp.set_nodelay(true);
-        let (acceptor, router) = (acceptor.clone(), router.clone());
-        tokio::spawn(async move {
-            // A failed handshake (plain HTTP, an untrusted client) only ends this connection.
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                let mut r = router.clone();
-                async move {
-                    use tower::Service;
-                    r.call(req.map(axum::body::Body::new)).await
+        let (tcp, peer) = match accepted {
+            Ok(a) => {
+                backoff.reset();
+                a
+            }
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                let pause = backoff.next();
+                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => continue,
+                    () = &mut shutdown => break,
                 }
-            });
-            let _ = Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                .await;
+            }
+        };
+        // Proxied bodies are written in several pieces (head, then body chunks): without
+        // NODELAY, Nagle holds the second write for the client's delayed ACK, tens of ms.
+        let _ = tcp.set_nodelay(true);
+        match gate.admit() {
+            Admission::Serve(slot) => {
+                let conn = Connection {
+                    peer,
+                    router: router.clone(),
+                    limits,
+                    stop: stop_rx.clone(),
+                };
+                tokio::spawn(conn.run(tcp, slot, tls.clone()));
+            }
+            Admission::Refuse(permit) => {
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tls {
+                        None => refuse(tcp).await,
+                        Some(a) => {
+                            let hs =
+                                tokio::time::timeout(limits.header_read_timeout, a.accept(tcp));
+                            if let Ok(Ok(tls)) = hs.await {
+                                refuse(tls).await;
+                            }
+                        }
+                    }
+                });
+            }
+            Admission::Drop => drop(tcp),
+        }
+    }
+    drop(stop_rx);
+    let _ = stop_tx.send(true);
+    // Every connection task holds a receiver: this returns once all have ended.
+    stop_tx.closed().await;
+    Ok(())
+}
+
+/// One accepted connection: TLS handshake (if any), then hyper's auto (HTTP/1.1) connection
+/// with upgrades, watched for its header and idle deadlines.
+struct Connection {
+    peer: SocketAddr,
+    router: axum::Router,
+    limits: Limits,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(
+        self,
+        tcp: tokio::net::TcpStream,
+        slot: crate::conn::Slot,
+        tls: Option<TlsAcceptor>,
+    ) {
+        use crate::conn::{Activity, Counted};
+        let activity = Activity::new();
+        let io = Counted::new(tcp, activity.clone(), slot);
+        match tls {
+            None => self.drive(io, activity).await,
+            Some(acceptor) => {
+                // The handshake is part of the head: a client that stalls in it is slow too.
+                let hs = tokio::time::timeout(self.limits.header_read_timeout, acceptor.accept(io));
+                // A failed handshake (plain HTTP, an untrusted client) only ends this connection.
+                if let Ok(Ok(tls)) = hs.await {
+                    self.drive(tls, activity).await;
+                }
+            }
+        }
+    }
+
+    async fn drive<IO>(mut self, io: IO, activity: std::sync::Arc<crate::conn::Activity>)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use crate::conn::Tracked;
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::server::conn::auto::Builder;
+        let (peer, router, watched) = (self.peer, self.router.clone(), activity.clone());
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            let in_flight = watched.request();
+            let mut r = router.clone();
+            async move {
+                use tower::Service;
+                let resp = r.call(req.map(axum::body::Body::new)).await?;
+                Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                    axum::body::Body::new(Tracked {
+                        body,
+                        _in_flight: in_flight,
+                    })
+                }))
+            }
         });
+        let builder = Builder::new(TokioExecutor::new());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        tokio::pin!(conn);
+        let mut stopping = false;
+        loop {
+            let deadline = activity.deadline(&self.limits);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    // Past its head or idle deadline: dropping the connection closes it.
+                    if activity.deadline(&self.limits) <= std::time::Instant::now() {
+                        return;
+                    }
+                }
+                _ = self.stop.changed(), if !stopping => {
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
     }
 }
 
@@ -115,9 +243,15 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, Some(acceptor), async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            Some(acceptor),
+            Limits::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
 
         let ca = reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap();
         let client = |max: Option<reqwest::tls::Version>| {

@@ -12,9 +12,12 @@
 //! - `production.rs`: the other rules that apply outside demo mode (no plain HTTP on a
 //!   public address, a writable store directory).
 //! - `http.rs`: the public listener, plain or TLS 1.3 ([`http::serve`], [`http::tls_acceptor`]).
+//! - `conn.rs`: the listener's limits ([`conn::Limits`]: connection cap with a 503 past it,
+//!   header-read and idle deadlines).
 //! - `testing.rs` (feature `testing`): the config tests every binary runs, written once.
 
 pub mod config;
+pub mod conn;
 pub mod http;
 pub mod production;
 pub mod secret;
