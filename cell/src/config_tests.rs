@@ -59,6 +59,7 @@ listen_addr = "127.0.0.1:9081"
 request_timeout_ms = 5000
 tls_cert_file = "@DIR@/tls.crt"
 tls_key_file = "@DIR@/tls.key"
+tls_client_ca_file = "@DIR@/tls.crt"
 
 [store]
 backend = "redb"
@@ -196,6 +197,10 @@ const BAD: &[(&str, &str)] = &[
         "http.request_timeout_ms",
     ),
     ("[store]\ndata_dir = \"\"\n", "store.data_dir"),
+    (
+        "[http]\ntls_client_ca_file = \"ca.pem\"\n",
+        "http.tls_client_ca_file",
+    ),
     ("[auth]\njwt_secret = \"short\"\n", "auth.jwt_secret"),
     ("[auth.hs256]\nkid = \"\"\n", "auth.hs256.kid"),
     (

@@ -1,6 +1,8 @@
 //! The router's client for the cells' admin API (status, regions, export/import, map push),
 //! authenticated with a short-lived admin token signed with the shared secret. The wire types
-//! and paths are the cells' own, from `cellapi`.
+//! and paths are the cells' own, from `cellapi`. A cell's address is its map endpoint
+//! (`host:port` or `https://host:port`, see [`cellmap::Endpoint`]); https is verified
+//! against `[upstream] ca_file`.
 
 use auth::{JwtKeys, Principal};
 use cellapi::{CellStatus, ExportPage, ExportQuery, ImportRequest, MapAck, RegionsResponse, paths};
@@ -30,16 +32,42 @@ const _: () = assert!(COPY_PAGE <= cellapi::MAX_EXPORT_PAGE);
 pub struct CellClient {
     http: reqwest::Client,
     keys: JwtKeys,
+    /// Whether `[upstream] ca_file` is set; without it https cells are not tried.
+    upstream_ca: bool,
 }
 
 impl CellClient {
-    pub fn new(keys: JwtKeys, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
+    /// `tls`: the client config for https cells (their CA, optionally our certificate).
+    pub fn new(keys: JwtKeys, timeout: Duration, tls: Option<rustls::ClientConfig>) -> Self {
+        let upstream_ca = tls.is_some();
+        let mut b = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .expect("a reqwest client with rustls builds");
-        Self { http, keys }
+            .connect_timeout(Duration::from_secs(2));
+        if let Some(tls) = tls {
+            b = b.tls_backend_preconfigured(tls);
+        }
+        let http = b.build().expect("a reqwest client with rustls builds");
+        Self {
+            http,
+            keys,
+            upstream_ca,
+        }
+    }
+
+    /// `{scheme}://host:port{path}` for the cell at `addr`.
+    fn url(&self, addr: &str, path: &str) -> Result<String, CellCallError> {
+        let unreachable = |reason: &str| CellCallError::Unreachable {
+            addr: addr.into(),
+            reason: reason.into(),
+        };
+        let ep = cellmap::Endpoint::parse(addr)
+            .ok_or_else(|| unreachable("not host:port or https://host:port"))?;
+        if ep.tls && !self.upstream_ca {
+            return Err(unreachable(
+                "an https cell, but the router has no [upstream] ca_file to verify it with",
+            ));
+        }
+        Ok(format!("{}{path}", ep.base_url()))
     }
 
     fn token(&self) -> String {
@@ -92,13 +120,13 @@ impl CellClient {
     }
 
     pub async fn status(&self, addr: &str) -> Result<CellStatus, CellCallError> {
-        let url = format!("http://{addr}{}", paths::STATUS);
+        let url = self.url(addr, paths::STATUS)?;
         self.json(addr, self.http.get(url)).await
     }
 
     /// Regions the cell holds restaurants in, with counts.
     pub async fn regions(&self, addr: &str) -> Result<BTreeMap<RegionKey, u64>, CellCallError> {
-        let url = format!("http://{addr}{}", paths::REGIONS);
+        let url = self.url(addr, paths::REGIONS)?;
         let r: RegionsResponse = self.json(addr, self.http.get(url)).await?;
         Ok(r.regions)
     }
@@ -117,12 +145,12 @@ impl CellClient {
         };
         let mut copied = 0;
         loop {
-            let url = format!("http://{from}{}", paths::region_export(region, &query));
+            let url = self.url(from, &paths::region_export(region, &query))?;
             // Entries stay raw JSON: the router copies them without reading them.
             let page: ExportPage = self.json(from, self.http.get(url)).await?;
             if !page.restaurants.is_empty() {
                 let n = page.restaurants.len() as u64;
-                let url = format!("http://{to}{}", paths::region_import(region));
+                let url = self.url(to, &paths::region_import(region))?;
                 let body = ImportRequest {
                     restaurants: page.restaurants,
                 };
@@ -138,7 +166,7 @@ impl CellClient {
 
     /// Pushes the map; returns the version the cell holds afterwards.
     pub async fn push_map(&self, addr: &str, map: &CellMap) -> Result<u64, CellCallError> {
-        let url = format!("http://{addr}{}", paths::CELL_MAP);
+        let url = self.url(addr, paths::CELL_MAP)?;
         let ack: MapAck = self.json(addr, self.http.put(url).json(map)).await?;
         Ok(ack.version)
     }

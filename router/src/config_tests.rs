@@ -92,6 +92,11 @@ per_token_burst = 20
 cert_file = "@DIR@/tls.crt"
 key_file = "@DIR@/tls.key"
 
+[upstream]
+ca_file = "@DIR@/tls.crt"
+client_cert_file = "@DIR@/tls.crt"
+client_key_file = "@DIR@/tls.key"
+
 [demo]
 enabled = true
 "#;
@@ -112,6 +117,10 @@ const BAD: &[(&str, &str)] = &[
     ),
     ("[limits]\nper_token_burst = 0\n", "limits.per_token_burst"),
     ("[tls]\ncert_file = \"x.pem\"\n", "tls.key_file"),
+    (
+        "[upstream]\nclient_cert_file = \"c.pem\"\n",
+        "upstream.client_key_file",
+    ),
 ];
 
 #[test]

@@ -12,14 +12,19 @@
 //! - `production.rs`: the other rules that apply outside demo mode (no plain HTTP on a
 //!   public address, a writable store directory).
 //! - `http.rs`: the public listener, plain or TLS 1.3 ([`http::serve`], [`http::tls_acceptor`]).
+//! - `tls.rs`: TLS 1.3 server and client configs ([`tls::server_config`] with a certificate
+//!   reloaded from disk, [`tls::client_config`] for the router's connections to cells).
+//! - `devcerts.rs`: a development CA and leaf certificates ([`devcerts::generate`]).
 //! - `testing.rs` (feature `testing`): the config tests every binary runs, written once.
 
 pub mod config;
+pub mod devcerts;
 pub mod http;
 pub mod production;
 pub mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 pub use config::{LoadError, load_toml};
 
