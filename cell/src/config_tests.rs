@@ -197,10 +197,6 @@ const BAD: &[(&str, &str)] = &[
         "http.request_timeout_ms",
     ),
     ("[store]\ndata_dir = \"\"\n", "store.data_dir"),
-    (
-        "[http]\ntls_client_ca_file = \"ca.pem\"\n",
-        "http.tls_client_ca_file",
-    ),
     ("[auth]\njwt_secret = \"short\"\n", "auth.jwt_secret"),
     ("[auth.hs256]\nkid = \"\"\n", "auth.hs256.kid"),
     (
@@ -413,4 +409,26 @@ fn the_secrets_come_from_the_environment_first() {
         s.secret_key = "sk_test_51HxYzExampleExampleExample".into();
     }
     assert_eq!(all_problem_keys(&c), ["payments.provider.secret_key"]);
+}
+
+#[test]
+fn a_client_ca_needs_tls_and_a_readable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let c = SUITE.load_text("[http]\ntls_client_ca_file = \"ca.pem\"\n");
+    assert_eq!(SUITE.problem_keys(&c), ["http.tls_client_ca_file"]);
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), ck.key_pair.serialize_pem()).unwrap();
+    let with_tls = |ca: &str| {
+        format!(
+            "[http]\ntls_cert_file = \"{d}/tls.crt\"\ntls_key_file = \"{d}/tls.key\"\n\
+             tls_client_ca_file = \"{ca}\"\n"
+        )
+    };
+    let c = SUITE.load_text(&with_tls(&format!("{d}/missing.pem")));
+    assert_eq!(SUITE.problem_keys(&c), ["http.tls_client_ca_file"]);
+    let c = SUITE.load_text(&with_tls(&format!("{d}/tls.crt")));
+    assert_eq!(SUITE.problem_keys(&c), Vec::<String>::new());
+    assert!(c.http.tls_acceptor().unwrap().is_some());
 }

@@ -28,6 +28,21 @@ pub enum CellCallError {
 const COPY_PAGE: usize = 50;
 const _: () = assert!(COPY_PAGE <= cellapi::MAX_EXPORT_PAGE);
 
+/// An error with its causes, `a: b: c`: reqwest's own message leaves out why a request
+/// failed (refused, a certificate not signed by our CA), which is what an operator needs.
+fn with_sources(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let s_text = s.to_string();
+        if !out.contains(&s_text) {
+            out = format!("{out}: {s_text}");
+        }
+        cur = s.source();
+    }
+    out
+}
+
 #[derive(Clone)]
 pub struct CellClient {
     http: reqwest::Client,
@@ -90,7 +105,7 @@ impl CellClient {
                 .await
                 .map_err(|e| CellCallError::Unreachable {
                     addr: addr.into(),
-                    reason: e.to_string(),
+                    reason: with_sources(&e),
                 })?;
         if resp.status().is_success() {
             return Ok(resp);

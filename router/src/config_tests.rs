@@ -223,3 +223,32 @@ fn each_unsafe_setting_is_refused_outside_demo_mode_only() {
     c.store.follow = "https://leader.example.com".into();
     assert_eq!(all_problem_keys(&c), Vec::<String>::new());
 }
+
+#[test]
+fn upstream_client_certificates_need_a_ca_and_files_must_load() {
+    let dir = tempfile::tempdir().unwrap();
+    write_secrets(dir.path());
+    let d = dir.path().display();
+    let client = format!("client_cert_file = \"{d}/tls.crt\"\nclient_key_file = \"{d}/tls.key\"\n");
+    for (text, want) in [
+        (client.clone(), vec!["upstream.ca_file"]),
+        (
+            format!("ca_file = \"{d}/missing.pem\"\n"),
+            vec!["upstream.ca_file"],
+        ),
+        (format!("ca_file = \"{d}/tls.crt\"\n{client}"), vec![]),
+    ] {
+        let c = SUITE.load_text(&format!("[upstream]\n{text}"));
+        assert_eq!(SUITE.problem_keys(&c), want, "{text}");
+    }
+    let c = SUITE.load_text(&format!("[upstream]\nca_file = \"{d}/tls.crt\"\n{client}"));
+    assert!(c.upstream.client_config().unwrap().is_some());
+    assert!(
+        Config::load(None)
+            .unwrap()
+            .upstream
+            .client_config()
+            .unwrap()
+            .is_none()
+    );
+}
