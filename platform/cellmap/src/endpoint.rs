@@ -60,7 +60,7 @@ mod tests {
             (true, "cell-1.internal:8443", "cell-1.internal")
         );
         assert_eq!(Endpoint::parse("https://[::1]:8443").unwrap().host(), "::1");
-        assert_eq!(Endpoint::parse("http://c:80").unwrap().tls, false);
+        assert!(!Endpoint::parse("http://c:80").unwrap().tls);
         for bad in ["", "https://", "ftp://c:1", "c:1/path"] {
             assert_eq!(Endpoint::parse(bad), None, "{bad}");
         }
