@@ -69,20 +69,36 @@ impl CellClient {
         }
     }
 
+    /// Whether this router can call a cell at `addr`: a well-formed endpoint, and a CA for
+    /// an https one.
+    ///
+    /// # Errors
+    /// Why not, naming the endpoint.
+    pub fn check_endpoint(&self, addr: &str) -> Result<(), String> {
+        self.base_url(addr)
+            .map(drop)
+            .map_err(|reason| format!("cell endpoint {addr:?}: {reason}"))
+    }
+
+    fn base_url(&self, addr: &str) -> Result<String, &'static str> {
+        let ep = cellmap::Endpoint::parse(addr).ok_or("not host:port or https://host:port")?;
+        if ep.tls && !self.upstream_ca {
+            return Err(
+                "an https cell, but the router has no [upstream] ca_file to verify it with",
+            );
+        }
+        Ok(ep.base_url())
+    }
+
     /// `{scheme}://host:port{path}` for the cell at `addr`.
     fn url(&self, addr: &str, path: &str) -> Result<String, CellCallError> {
-        let unreachable = |reason: &str| CellCallError::Unreachable {
-            addr: addr.into(),
-            reason: reason.into(),
-        };
-        let ep = cellmap::Endpoint::parse(addr)
-            .ok_or_else(|| unreachable("not host:port or https://host:port"))?;
-        if ep.tls && !self.upstream_ca {
-            return Err(unreachable(
-                "an https cell, but the router has no [upstream] ca_file to verify it with",
-            ));
-        }
-        Ok(format!("{}{path}", ep.base_url()))
+        let base = self
+            .base_url(addr)
+            .map_err(|reason| CellCallError::Unreachable {
+                addr: addr.into(),
+                reason: reason.into(),
+            })?;
+        Ok(format!("{base}{path}"))
     }
 
     fn token(&self) -> String {

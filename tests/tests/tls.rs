@@ -3,7 +3,7 @@
 //! reaches the cell over TLS with the cell's certificate verified. An order is placed through
 //! the router over https:// and tracked over wss://, every client verifying certificates;
 //! plain http:// to either TLS listener is not served; and the router refuses a cell whose
-//! certificate its CA did not sign.
+//! certificate its CA did not sign, or any https cell when it has no CA.
 
 use futures::StreamExt;
 use itest::harness::{Cell, CellOpts};
@@ -274,4 +274,14 @@ fn the_router_refuses_a_cell_whose_certificate_its_ca_did_not_sign() {
         r.text
     );
     assert_eq!(router.cells()["cells"], json!([]));
+
+    // A router without a CA does not try an https cell: the caller is told what is missing.
+    let no_ca = Router::start("", None);
+    let r = no_ca
+        .post("/admin/v1/cells")
+        .token(&no_ca.admin())
+        .json(&json!({ "http": endpoint }))
+        .send()
+        .expect_status(400);
+    assert!(r.text.contains("[upstream] ca_file"), "{}", r.text);
 }
