@@ -73,6 +73,10 @@ pub struct HttpSection {
     /// PEM private key of `tls_cert_file`.
     #[serde(default)]
     pub tls_key_file: PathBuf,
+    /// PEM CA: with TLS, clients must present a certificate it signed (mutual TLS; the
+    /// router's `[upstream] client_cert_file`). Empty: no client certificates asked for.
+    #[serde(default)]
+    pub tls_client_ca_file: PathBuf,
     /// Time a client has to send a request head: from the connection opening (or the first
     /// byte of a later request) to the end of its headers; a slow-header client is closed.
     #[serde(default = "default_header_read_timeout_ms")]
@@ -114,6 +118,28 @@ impl HttpSection {
     /// Whether the listener serves HTTPS.
     pub fn tls(&self) -> bool {
         !self.tls_cert_file.as_os_str().is_empty()
+    }
+
+    /// The listener's TLS acceptor when it serves HTTPS: the certificate reloaded from its
+    /// files when they change, client certificates required with `tls_client_ca_file`.
+    ///
+    /// # Errors
+    /// [`service::tls::TlsError`] naming a file that could not be loaded.
+    pub fn tls_acceptor(
+        &self,
+    ) -> Result<Option<service::tls::TlsAcceptor>, service::tls::TlsError> {
+        if !self.tls() {
+            return Ok(None);
+        }
+        let client_ca =
+            Some(self.tls_client_ca_file.as_path()).filter(|p| !p.as_os_str().is_empty());
+        service::tls::server_config(
+            &self.tls_cert_file,
+            &self.tls_key_file,
+            client_ca,
+            service::tls::RELOAD_CHECK_EVERY,
+        )
+        .map(|c| Some(c.into()))
     }
 }
 
@@ -348,6 +374,17 @@ impl Validate for HttpSection {
             ("tls_key_file", &self.tls_key_file),
         );
         self.limits().validate(s);
+        if !self.tls_client_ca_file.as_os_str().is_empty() {
+            if !self.tls() {
+                s.push(
+                    "tls_client_ca_file",
+                    "needs tls_cert_file and tls_key_file: client certificates are asked for \
+                     in the TLS handshake",
+                );
+            } else if let Err(e) = service::tls::client_config(&self.tls_client_ca_file, None) {
+                s.push("tls_client_ca_file", format!("{e}; give a readable PEM CA"));
+            }
+        }
     }
 }
 

@@ -62,6 +62,7 @@ tls_key_file = "@DIR@/tls.key"
 header_read_timeout_ms = 4000
 idle_timeout_ms = 30000
 max_connections = 5000
+tls_client_ca_file = "@DIR@/tls.crt"
 
 [store]
 backend = "redb"
@@ -449,4 +450,26 @@ fn each_edge_limit_reports_its_own_bad_value() {
     for (text, key) in BAD_EDGE {
         assert_eq!(SUITE.problem_keys(&SUITE.load_text(text)), [*key], "{text}");
     }
+}
+
+#[test]
+fn a_client_ca_needs_tls_and_a_readable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let c = SUITE.load_text("[http]\ntls_client_ca_file = \"ca.pem\"\n");
+    assert_eq!(SUITE.problem_keys(&c), ["http.tls_client_ca_file"]);
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), ck.key_pair.serialize_pem()).unwrap();
+    let with_tls = |ca: &str| {
+        format!(
+            "[http]\ntls_cert_file = \"{d}/tls.crt\"\ntls_key_file = \"{d}/tls.key\"\n\
+             tls_client_ca_file = \"{ca}\"\n"
+        )
+    };
+    let c = SUITE.load_text(&with_tls(&format!("{d}/missing.pem")));
+    assert_eq!(SUITE.problem_keys(&c), ["http.tls_client_ca_file"]);
+    let c = SUITE.load_text(&with_tls(&format!("{d}/tls.crt")));
+    assert_eq!(SUITE.problem_keys(&c), Vec::<String>::new());
+    assert!(c.http.tls_acceptor().unwrap().is_some());
 }

@@ -124,14 +124,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
-    let tls = if cfg.http.tls() {
-        Some(
-            service::http::tls_acceptor(&cfg.http.tls_cert_file, &cfg.http.tls_key_file)
-                .context("loading http.tls_cert_file and http.tls_key_file")?,
-        )
-    } else {
-        None
-    };
+    let tls = cfg
+        .http
+        .tls_acceptor()
+        .context("loading http.tls_cert_file, tls_key_file and tls_client_ca_file")?;
     let listener = service::http::bind(cfg.http.listen_addr)
         .with_context(|| format!("binding {}", cfg.http.listen_addr))?;
     let http_addr = listener.local_addr()?;

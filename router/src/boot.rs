@@ -45,9 +45,14 @@ pub async fn build(
         .map_err(|e| BootError::Config(e.to_string()))?;
     // With an OIDC issuer configured, its keys are fetched before the router serves.
     verifier.start().await;
+    let upstream_tls = cfg
+        .upstream
+        .client_config()
+        .map_err(|e| BootError::Tls(e.to_string()))?;
     let cells = CellClient::new(
         verifier.signer().clone(),
         Duration::from_millis(cfg.http.upstream_timeout_ms),
+        upstream_tls.clone(),
     );
     let (store, follow) = if cfg.store.follow.is_empty() {
         (Some(MapStore::new(open_store(&cfg)?)), None)
@@ -66,7 +71,13 @@ pub async fn build(
         tracing::warn!(error = %e, "initial map load failed");
     }
     crate::health::spawn(control.clone(), cfg.health.clone(), shutdown);
-    Ok(RouterApp::new(cfg, control, metrics, verifier))
+    Ok(RouterApp::new(
+        cfg,
+        control,
+        metrics,
+        verifier,
+        upstream_tls,
+    ))
 }
 
 /// Serves `app` on `listener` (HTTPS when `[tls]` is configured; see [`service::http`]) until

@@ -1,6 +1,8 @@
 //! The router's client for the cells' admin API (status, regions, export/import, map push),
 //! authenticated with a short-lived admin token signed with the shared secret. The wire types
-//! and paths are the cells' own, from `cellapi`.
+//! and paths are the cells' own, from `cellapi`. A cell's address is its map endpoint
+//! (`host:port` or `https://host:port`, see [`cellmap::Endpoint`]); https is verified
+//! against `[upstream] ca_file`.
 
 use auth::{JwtKeys, Principal};
 use cellapi::{CellStatus, ExportPage, ExportQuery, ImportRequest, MapAck, RegionsResponse, paths};
@@ -26,20 +28,77 @@ pub enum CellCallError {
 const COPY_PAGE: usize = 50;
 const _: () = assert!(COPY_PAGE <= cellapi::MAX_EXPORT_PAGE);
 
+/// An error with its causes, `a: b: c`: reqwest's own message leaves out why a request
+/// failed (refused, a certificate not signed by our CA), which is what an operator needs.
+fn with_sources(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let s_text = s.to_string();
+        if !out.contains(&s_text) {
+            out = format!("{out}: {s_text}");
+        }
+        cur = s.source();
+    }
+    out
+}
+
 #[derive(Clone)]
 pub struct CellClient {
     http: reqwest::Client,
     keys: JwtKeys,
+    /// Whether `[upstream] ca_file` is set; without it https cells are not tried.
+    upstream_ca: bool,
 }
 
 impl CellClient {
-    pub fn new(keys: JwtKeys, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
+    /// `tls`: the client config for https cells (their CA, optionally our certificate).
+    pub fn new(keys: JwtKeys, timeout: Duration, tls: Option<rustls::ClientConfig>) -> Self {
+        let upstream_ca = tls.is_some();
+        let mut b = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .expect("a reqwest client with rustls builds");
-        Self { http, keys }
+            .connect_timeout(Duration::from_secs(2));
+        if let Some(tls) = tls {
+            b = b.tls_backend_preconfigured(tls);
+        }
+        let http = b.build().expect("a reqwest client with rustls builds");
+        Self {
+            http,
+            keys,
+            upstream_ca,
+        }
+    }
+
+    /// Whether this router can call a cell at `addr`: a well-formed endpoint, and a CA for
+    /// an https one.
+    ///
+    /// # Errors
+    /// Why not, naming the endpoint.
+    pub fn check_endpoint(&self, addr: &str) -> Result<(), String> {
+        self.base_url(addr)
+            .map(drop)
+            .map_err(|reason| format!("cell endpoint {addr:?}: {reason}"))
+    }
+
+    fn base_url(&self, addr: &str) -> Result<String, &'static str> {
+        let ep = cellmap::Endpoint::parse(addr).ok_or("not host:port or https://host:port")?;
+        if ep.tls && !self.upstream_ca {
+            return Err(
+                "an https cell, but the router has no [upstream] ca_file to verify it with",
+            );
+        }
+        Ok(ep.base_url())
+    }
+
+    /// `{scheme}://host:port{path}` for the cell at `addr`.
+    fn url(&self, addr: &str, path: &str) -> Result<String, CellCallError> {
+        let base = self
+            .base_url(addr)
+            .map_err(|reason| CellCallError::Unreachable {
+                addr: addr.into(),
+                reason: reason.into(),
+            })?;
+        Ok(format!("{base}{path}"))
     }
 
     fn token(&self) -> String {
@@ -62,7 +121,7 @@ impl CellClient {
                 .await
                 .map_err(|e| CellCallError::Unreachable {
                     addr: addr.into(),
-                    reason: e.to_string(),
+                    reason: with_sources(&e),
                 })?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -92,13 +151,13 @@ impl CellClient {
     }
 
     pub async fn status(&self, addr: &str) -> Result<CellStatus, CellCallError> {
-        let url = format!("http://{addr}{}", paths::STATUS);
+        let url = self.url(addr, paths::STATUS)?;
         self.json(addr, self.http.get(url)).await
     }
 
     /// Regions the cell holds restaurants in, with counts.
     pub async fn regions(&self, addr: &str) -> Result<BTreeMap<RegionKey, u64>, CellCallError> {
-        let url = format!("http://{addr}{}", paths::REGIONS);
+        let url = self.url(addr, paths::REGIONS)?;
         let r: RegionsResponse = self.json(addr, self.http.get(url)).await?;
         Ok(r.regions)
     }
@@ -117,12 +176,12 @@ impl CellClient {
         };
         let mut copied = 0;
         loop {
-            let url = format!("http://{from}{}", paths::region_export(region, &query));
+            let url = self.url(from, &paths::region_export(region, &query))?;
             // Entries stay raw JSON: the router copies them without reading them.
             let page: ExportPage = self.json(from, self.http.get(url)).await?;
             if !page.restaurants.is_empty() {
                 let n = page.restaurants.len() as u64;
-                let url = format!("http://{to}{}", paths::region_import(region));
+                let url = self.url(to, &paths::region_import(region))?;
                 let body = ImportRequest {
                     restaurants: page.restaurants,
                 };
@@ -138,7 +197,7 @@ impl CellClient {
 
     /// Pushes the map; returns the version the cell holds afterwards.
     pub async fn push_map(&self, addr: &str, map: &CellMap) -> Result<u64, CellCallError> {
-        let url = format!("http://{addr}{}", paths::CELL_MAP);
+        let url = self.url(addr, paths::CELL_MAP)?;
         let ack: MapAck = self.json(addr, self.http.put(url).json(map)).await?;
         Ok(ack.version)
     }

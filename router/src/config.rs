@@ -33,8 +33,45 @@ pub struct Config {
     pub health: HealthSection,
     pub limits: LimitsSection,
     pub tls: TlsSection,
+    /// Absent in files written before cells served HTTPS: then no upstream CA.
+    #[serde(default)]
+    pub upstream: UpstreamSection,
     #[serde(default)]
     pub demo: DemoSection,
+}
+
+/// `[upstream]`: how the router reaches cells whose endpoint is `https://host:port`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// PEM CA certificate(s) that sign the cells' HTTPS certificates, the only roots the
+    /// router trusts towards cells (and towards a leader it follows over https). Empty: no
+    /// `https://` cell can be reached.
+    #[serde(default)]
+    pub ca_file: PathBuf,
+    /// The router's own certificate chain and key, presented to cells that require client
+    /// certificates (`[http] tls_client_ca_file` on the cell). Empty: none.
+    #[serde(default)]
+    pub client_cert_file: PathBuf,
+    #[serde(default)]
+    pub client_key_file: PathBuf,
+}
+
+impl UpstreamSection {
+    /// The TLS client config for cells, when a CA is configured.
+    ///
+    /// # Errors
+    /// [`service::tls::TlsError`] naming a file that could not be loaded.
+    pub fn client_config(&self) -> Result<Option<rustls::ClientConfig>, service::tls::TlsError> {
+        if self.ca_file.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        let identity = (!self.client_cert_file.as_os_str().is_empty()).then_some((
+            self.client_cert_file.as_path(),
+            self.client_key_file.as_path(),
+        ));
+        service::tls::client_config(&self.ca_file, identity).map(Some)
+    }
 }
 
 /// `[demo]`: a router for a laptop or a test, in front of demo cells.
@@ -229,6 +266,7 @@ impl Config {
         p.validate("health", &self.health);
         p.validate("limits", &self.limits);
         p.validate("tls", &self.tls);
+        p.validate("upstream", &self.upstream);
         p
     }
 
@@ -344,6 +382,43 @@ impl Validate for TlsSection {
             ("cert_file", Path::new(&self.cert_file)),
             ("key_file", Path::new(&self.key_file)),
         );
+    }
+}
+
+impl Validate for UpstreamSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        let set = |p: &Path| !p.as_os_str().is_empty();
+        let (ca, cert, key) = (
+            set(&self.ca_file),
+            set(&self.client_cert_file),
+            set(&self.client_key_file),
+        );
+        if cert != key {
+            let missing = if cert {
+                "client_key_file"
+            } else {
+                "client_cert_file"
+            };
+            s.push(
+                missing,
+                "must be set together with the other of client_cert_file and client_key_file"
+                    .to_owned(),
+            );
+        } else if cert && !ca {
+            s.push(
+                "ca_file",
+                "must be set when client_cert_file is: client certificates are for https:// \
+                 cells, whose certificates this CA verifies"
+                    .to_owned(),
+            );
+        } else if let Err(e) = self.client_config() {
+            let key = if e.to_string().contains(&*self.ca_file.to_string_lossy()) {
+                "ca_file"
+            } else {
+                "client_cert_file"
+            };
+            s.push(key, format!("{e}; give readable PEM files"));
+        }
     }
 }
 

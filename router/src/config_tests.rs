@@ -95,6 +95,11 @@ per_token_burst = 20
 cert_file = "@DIR@/tls.crt"
 key_file = "@DIR@/tls.key"
 
+[upstream]
+ca_file = "@DIR@/tls.crt"
+client_cert_file = "@DIR@/tls.crt"
+client_key_file = "@DIR@/tls.key"
+
 [demo]
 enabled = true
 "#;
@@ -115,6 +120,10 @@ const BAD: &[(&str, &str)] = &[
     ),
     ("[limits]\nper_token_burst = 0\n", "limits.per_token_burst"),
     ("[tls]\ncert_file = \"x.pem\"\n", "tls.key_file"),
+    (
+        "[upstream]\nclient_cert_file = \"c.pem\"\n",
+        "upstream.client_key_file",
+    ),
 ];
 
 #[test]
@@ -234,4 +243,33 @@ fn each_edge_limit_reports_its_own_bad_value() {
     for (text, key) in BAD_EDGE {
         assert_eq!(SUITE.problem_keys(&SUITE.load_text(text)), [*key], "{text}");
     }
+}
+
+#[test]
+fn upstream_client_certificates_need_a_ca_and_files_must_load() {
+    let dir = tempfile::tempdir().unwrap();
+    write_secrets(dir.path());
+    let d = dir.path().display();
+    let client = format!("client_cert_file = \"{d}/tls.crt\"\nclient_key_file = \"{d}/tls.key\"\n");
+    for (text, want) in [
+        (client.clone(), vec!["upstream.ca_file"]),
+        (
+            format!("ca_file = \"{d}/missing.pem\"\n"),
+            vec!["upstream.ca_file"],
+        ),
+        (format!("ca_file = \"{d}/tls.crt\"\n{client}"), vec![]),
+    ] {
+        let c = SUITE.load_text(&format!("[upstream]\n{text}"));
+        assert_eq!(SUITE.problem_keys(&c), want, "{text}");
+    }
+    let c = SUITE.load_text(&format!("[upstream]\nca_file = \"{d}/tls.crt\"\n{client}"));
+    assert!(c.upstream.client_config().unwrap().is_some());
+    assert!(
+        Config::load(None)
+            .unwrap()
+            .upstream
+            .client_config()
+            .unwrap()
+            .is_none()
+    );
 }

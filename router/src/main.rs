@@ -28,6 +28,10 @@ struct Remote {
         env = "ROUTER_URL"
     )]
     router: String,
+    /// CA (PEM) to trust for an https router URL (the local city's .data/tls/ca.pem);
+    /// default: the system's roots.
+    #[arg(long, global = true, env = "ROUTER_CA")]
+    ca: Option<PathBuf>,
     /// Admin token; default: one signed with the config's secret.
     #[arg(long, global = true, env = "ROUTER_TOKEN")]
     token: Option<String>,
@@ -67,6 +71,16 @@ enum Cmd {
     Map {
         #[command(flatten)]
         remote: Remote,
+    },
+    /// Write a development CA and certificates for HTTPS listeners (a local city, tests):
+    /// OUT/ca.pem and OUT/NAME.pem + OUT/NAME.key per name, valid for NAME, localhost and
+    /// the loopback addresses. Existing files are kept when the set is complete.
+    DevCerts {
+        #[arg(long)]
+        out: PathBuf,
+        /// Certificates to issue (also usable as client certificates for mutual TLS).
+        #[arg(long = "name", default_value = "router")]
+        names: Vec<String>,
     },
     /// Print the audit log (newest first).
     Audit {
@@ -120,7 +134,8 @@ impl RunArgs {
 enum CellsOp {
     /// Cells with state, health and load.
     List,
-    /// Add the cell answering at HTTP address ADDR (host:port).
+    /// Add the cell answering at HTTP address ADDR: host:port, or https://host:port for a
+    /// cell serving HTTPS (verified against the router's `[upstream] ca_file`).
     Add {
         http: String,
         /// H3 regions (resolution 5) to own; default: where it has restaurants, unowned.
@@ -203,6 +218,18 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Cmd::DevCerts { out, names } => {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let wrote = service::devcerts::generate(&out, &names)?;
+            let ca = out.join(service::devcerts::CA_FILE);
+            let verb = if wrote { "wrote" } else { "kept" };
+            println!(
+                "{verb} dev certificates in {}; CA: {}",
+                out.display(),
+                ca.display()
+            );
+            Ok(())
+        }
         Cmd::Map { remote } => admin_call(&remote, "GET", "/admin/v1/map", None),
         Cmd::Audit { limit, remote } => admin_call(
             &remote,
@@ -238,7 +265,12 @@ fn admin_call(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let client = reqwest::Client::new();
+        let mut client = reqwest::Client::builder();
+        if let Some(ca) = &remote.ca {
+            let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
+        let client = client.build()?;
         let mut req = client
             .request(method.parse()?, &url)
             .bearer_auth(token)

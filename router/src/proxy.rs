@@ -1,15 +1,21 @@
 //! Forwarding to a cell: HTTP over a keep-alive connection pool (bodies stream both ways),
 //! and WebSocket upgrades spliced byte for byte once both sides have switched protocols.
+//! A cell whose endpoint is `https://host:port` is reached over TLS 1.3 with its certificate
+//! verified against `[upstream] ca_file` (and our client certificate, if configured).
 
 use crate::error::RouterError;
 use crate::table::Target;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
+use cellmap::Endpoint;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Headers that describe one hop's connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -24,9 +30,15 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// For https cells; `None` without `[upstream] ca_file`.
+    tls: Option<Arc<rustls::ClientConfig>>,
     timeout: Duration,
 }
+
+/// A connection to a cell, plain or TLS, for the WebSocket splice.
+trait CellIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> CellIo for T {}
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Headers named in `Connection` are hop-by-hop too.
@@ -52,9 +64,14 @@ fn add_forwarded(h: &mut HeaderMap, client: IpAddr) {
     }
 }
 
-fn upstream_uri(target: &Target, uri: &Uri) -> Result<Uri, RouterError> {
+fn endpoint(target: &Target) -> Result<Endpoint<'_>, RouterError> {
+    Endpoint::parse(&target.info.http)
+        .ok_or_else(|| upstream_error(target, "endpoint is not host:port or https://host:port"))
+}
+
+fn upstream_uri(ep: &Endpoint<'_>, uri: &Uri) -> Result<Uri, RouterError> {
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    format!("http://{}{}", target.info.http, pq)
+    format!("{}{}", ep.base_url(), pq)
         .parse()
         .map_err(|e| RouterError::Internal(format!("bad upstream uri: {e}")))
 }
@@ -75,15 +92,80 @@ fn upstream_error(target: &Target, reason: impl std::fmt::Display) -> RouterErro
 }
 
 impl Upstream {
-    pub fn new(timeout: Duration, max_idle_per_host: usize) -> Self {
+    /// `tls`: the client config for https cells, `None` when no upstream CA is configured.
+    pub fn new(
+        timeout: Duration,
+        max_idle_per_host: usize,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Self {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(2)));
+        // The TLS layer below takes https URIs; plain ones pass through it.
+        http.enforce_http(false);
+        // Without a CA no https cell is tried (checked before sending), so these empty roots
+        // only satisfy the connector's type.
+        let connector_tls = tls.clone().unwrap_or_else(|| {
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("ring supports TLS 1.3")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+        });
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(connector_tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(http);
-        Self { client, timeout }
+            .build(https);
+        Self {
+            client,
+            tls: tls.map(Arc::new),
+            timeout,
+        }
+    }
+
+    /// The endpoint of `target`, refused when it is https and no CA is configured.
+    fn endpoint<'t>(&self, target: &'t Target) -> Result<Endpoint<'t>, RouterError> {
+        let ep = endpoint(target)?;
+        if ep.tls && self.tls.is_none() {
+            return Err(upstream_error(
+                target,
+                "an https cell, but the router has no [upstream] ca_file to verify it with",
+            ));
+        }
+        Ok(ep)
+    }
+
+    /// A fresh connection to the cell: TCP, then TLS with the cell's certificate verified
+    /// when its endpoint is https.
+    async fn connect(&self, target: &Target) -> Result<Box<dyn CellIo>, RouterError> {
+        let ep = self.endpoint(target)?;
+        let stream = tokio::net::TcpStream::connect(ep.authority)
+            .await
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                    target.health.mark_down();
+                }
+                upstream_error(target, e)
+            })?;
+        let _ = stream.set_nodelay(true);
+        // `endpoint` refused an https cell without a CA, so no config here means plain.
+        let Some(tls) = self.tls.clone().filter(|_| ep.tls) else {
+            return Ok(Box::new(stream));
+        };
+        let name = rustls::pki_types::ServerName::try_from(ep.host().to_owned())
+            .map_err(|e| upstream_error(target, format!("bad server name: {e}")))?;
+        let tls = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, stream)
+            .await
+            .map_err(|e| upstream_error(target, e))?;
+        Ok(Box::new(tls))
     }
 
     /// Sends `req` to `target` and returns its answer, body streaming.
@@ -93,8 +175,9 @@ impl Upstream {
         req: Request<Body>,
         client: IpAddr,
     ) -> Result<Response<Body>, RouterError> {
+        let ep = self.endpoint(target)?;
         let (mut parts, body) = req.into_parts();
-        parts.uri = upstream_uri(target, &parts.uri)?;
+        parts.uri = upstream_uri(&ep, &parts.uri)?;
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::HOST);
         add_forwarded(&mut parts.headers, client);
@@ -129,19 +212,10 @@ impl Upstream {
         client: IpAddr,
     ) -> Result<Response<Body>, RouterError> {
         let from_client = hyper::upgrade::on(&mut req);
-        let stream = tokio::time::timeout(
-            self.timeout,
-            tokio::net::TcpStream::connect(target.info.http.as_str()),
-        )
-        .await
-        .map_err(|_| upstream_error(target, "connect timed out"))?
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                target.health.mark_down();
-            }
-            upstream_error(target, e)
-        })?;
-        let _ = stream.set_nodelay(true);
+        let authority = self.endpoint(target)?.authority;
+        let stream = tokio::time::timeout(self.timeout, self.connect(target))
+            .await
+            .map_err(|_| upstream_error(target, "connect timed out"))??;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| upstream_error(target, e))?;
@@ -155,8 +229,7 @@ impl Upstream {
             .map_err(|e| RouterError::Internal(format!("bad path: {e}")))?;
         parts.headers.insert(
             header::HOST,
-            HeaderValue::try_from(target.info.http.as_str())
-                .map_err(|e| RouterError::Internal(e.to_string()))?,
+            HeaderValue::try_from(authority).map_err(|e| RouterError::Internal(e.to_string()))?,
         );
         add_forwarded(&mut parts.headers, client);
         let mut resp = tokio::time::timeout(

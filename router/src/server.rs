@@ -39,12 +39,14 @@ impl RouterApp {
         control: Arc<Control>,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
         jwt: Verifier,
+        upstream_tls: Option<rustls::ClientConfig>,
     ) -> Self {
         let l = cfg.limits;
         RouterApp(Arc::new(Inner {
             upstream: Upstream::new(
                 Duration::from_millis(cfg.http.upstream_timeout_ms),
                 cfg.http.pool_max_idle_per_cell,
+                upstream_tls,
             ),
             jwt,
             per_ip: Limiter::new(l.per_ip_rps, l.per_ip_burst),

@@ -139,6 +139,10 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
         "fault recovery: the backoff between probe commits and the reopen deadline",
     ),
     (
+        "platform/service/src/tls.rs",
+        "certificate reload: paces the check of the files' modification times",
+    ),
+    (
         "platform/auth/src/oidc.rs",
         "JWKS fetch task: paces refreshes and rate-limits refetches; verification takes `now`",
     ),

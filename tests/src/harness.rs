@@ -74,6 +74,9 @@ pub struct Ready {
     #[serde(default)]
     pub quic_fingerprint: Option<String>,
     pub restaurants: usize,
+    /// Whether the HTTP listener serves HTTPS.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// One running (or killed) `cell` process. See the module doc.

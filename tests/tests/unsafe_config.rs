@@ -477,21 +477,41 @@ fn demo_mode_starts_with_none_of_them_set() {
     router.get("/live").send().expect_status(200);
 }
 
-/// The configs `./dev city` runs with are demo mode and pass the check as they are.
+/// The configs `./dev city` runs with are demo mode and pass the check as they are, once
+/// `city.sh` has written the city's certificates (`router dev-certs` into `.data/tls`, relative
+/// to where it runs, as here).
 #[test]
 fn the_local_city_configs_pass_check_config() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let city = tempfile::tempdir().unwrap();
+    let certs = Command::new(router_bin().unwrap())
+        .args(["dev-certs", "--out", ".data/tls"])
+        .args([
+            "--name",
+            "router",
+            "--name",
+            "cell-berlin",
+            "--name",
+            "cell-munich",
+        ])
+        .current_dir(city.path())
+        .output()
+        .unwrap();
+    assert!(certs.status.success(), "router dev-certs: {certs:?}");
     for (bin, file) in [
         (cell_bin().unwrap(), "infra/local/cell-berlin.toml"),
         (cell_bin().unwrap(), "infra/local/cell-munich.toml"),
         (router_bin().unwrap(), "infra/local/router.toml"),
     ] {
         let path = root.join(file);
-        let out = run(
-            &bin,
-            &["check-config", "--config", path.to_str().unwrap()],
-            &[],
-        );
+        let out = Command::new(&bin)
+            .args(["check-config", "--config", path.to_str().unwrap()])
+            .current_dir(city.path())
+            .env_remove("CELL_AUTH_JWT_SECRET")
+            .env_remove("ROUTER_AUTH_JWT_SECRET")
+            .env_remove("CELL_PAYMENTS_SECRET_KEY")
+            .output()
+            .expect("running the binary");
         assert!(
             out.status.success(),
             "{file}: {}",

@@ -12,11 +12,12 @@ pub const INLINE_SECRET_KEYS: [(&str, &str); 2] =
     [("auth", "jwt_secret"), ("payments.provider", "secret_key")];
 
 /// Keys naming a file with a secret or a private key, in the cell's or the router's config.
-pub const SECRET_FILE_KEYS: [(&str, &str); 5] = [
+pub const SECRET_FILE_KEYS: [(&str, &str); 6] = [
     ("auth", "jwt_secret_file"),
     ("payments.provider", "secret_key_file"),
     ("http", "tls_key_file"),
     ("tls", "key_file"),
+    ("upstream", "client_key_file"),
     ("quic", "key_path"),
 ];
 

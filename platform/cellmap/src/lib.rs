@@ -6,8 +6,10 @@
 //! atomically; cells receive it to hand drivers over and to refuse new work for regions they
 //! no longer own. Every change goes through [`CellMap::apply`], the one place the rules live.
 
+mod endpoint;
 mod model;
 mod region;
 
+pub use endpoint::Endpoint;
 pub use model::{AuditEntry, CellInfo, CellMap, CellState, Change, MapError};
 pub use region::RegionKey;

@@ -22,7 +22,8 @@ pub enum CellState {
 pub struct CellInfo {
     pub id: CellId,
     pub name: String,
-    /// `host:port` of the cell's REST + WebSocket listener.
+    /// The cell's REST + WebSocket listener: `host:port` (plain HTTP) or `https://host:port`
+    /// (see [`crate::Endpoint`]).
     pub http: String,
     /// `host:port` of the QUIC driver gateway.
     #[serde(default)]
@@ -92,7 +93,9 @@ pub enum MapError {
     },
     #[error("cell {cell} still owns {regions} region(s)")]
     StillOwns { cell: CellId, regions: usize },
-    #[error("cell {0} has an empty name or HTTP address")]
+    #[error(
+        "cell {0} has an empty name, or an HTTP endpoint that is not host:port or https://host:port"
+    )]
     Incomplete(CellId),
 }
 
@@ -234,7 +237,7 @@ fn check_info(cell: &CellInfo) -> Result<(), MapError> {
     if cell.id.get() > CellId::MAX {
         return Err(MapError::BadCellId(cell.id.get()));
     }
-    if cell.name.trim().is_empty() || cell.http.trim().is_empty() {
+    if cell.name.trim().is_empty() || crate::Endpoint::parse(&cell.http).is_none() {
         return Err(MapError::Incomplete(cell.id));
     }
     Ok(())

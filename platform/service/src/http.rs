@@ -8,43 +8,10 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use crate::conn::Limits;
-pub use tokio_rustls::TlsAcceptor;
-
-/// A certificate or key that cannot be loaded, or a pair rustls refuses.
-#[derive(Debug, thiserror::Error)]
-#[error("tls: {0}")]
-pub struct TlsError(String);
-
-/// A TLS 1.3-only acceptor for the PEM certificate chain (leaf first) and private key in
-/// these files. TLS 1.2 is left out: every client we serve (our apps, browsers, curl) speaks
-/// 1.3, and its handshake has no negotiable downgrade left to attack.
-///
-/// # Errors
-/// [`TlsError`] naming the file that could not be read or parsed.
-pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, TlsError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_file_iter(cert_file)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsError(format!("{}: {e}", cert_file.display())))?;
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| TlsError(format!("{}: {e}", key_file.display())))?;
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .map_err(|e| TlsError(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(|e| TlsError(e.to_string()))?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(server)))
-}
+pub use crate::tls::{TlsAcceptor, TlsError, tls_acceptor};
 
 /// Pending connections the kernel queues for `accept` (capped by `net.core.somaxconn`).
 /// A burst (clients reconnecting, a slow-header flood) waits in the queue instead of having
@@ -230,6 +197,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[tokio::test]
     async fn serves_tls_13_only_and_refuses_plain_http() {

@@ -14,15 +14,20 @@
 //! - `http.rs`: the public listener, plain or TLS 1.3 ([`http::serve`], [`http::tls_acceptor`]).
 //! - `conn.rs`: the listener's limits ([`conn::Limits`]: connection cap with a 503 past it,
 //!   header-read and idle deadlines).
+//! - `tls.rs`: TLS 1.3 server and client configs ([`tls::server_config`] with a certificate
+//!   reloaded from disk, [`tls::client_config`] for the router's connections to cells).
+//! - `devcerts.rs`: a development CA and leaf certificates ([`devcerts::generate`]).
 //! - `testing.rs` (feature `testing`): the config tests every binary runs, written once.
 
 pub mod config;
 pub mod conn;
+pub mod devcerts;
 pub mod http;
 pub mod production;
 pub mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 pub use config::{LoadError, load_toml};
 

@@ -17,6 +17,11 @@ impl Control {
         who: &str,
     ) -> Result<CellMap, RouterError> {
         let _op = self.op.lock().await;
+        // A malformed endpoint, or an https one this router has no CA for, is the caller's
+        // to fix: 400 naming it, not a 503 as if the cell were down.
+        self.cells
+            .check_endpoint(&http)
+            .map_err(RouterError::BadRequest)?;
         let status = self.cells.status(&http).await?;
         let id = CellId::new(u32::from(status.cell_id))
             .map_err(|e| RouterError::BadRequest(e.to_string()))?;

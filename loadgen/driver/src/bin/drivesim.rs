@@ -70,6 +70,10 @@ struct Args {
     /// Or pin the gateway certificate's SHA-256 fingerprint (the READY line's `quic_fingerprint`).
     #[arg(long)]
     fingerprint: Option<String>,
+    /// CA (PEM) to trust for https `--http` and `--router` URLs (the local city's
+    /// .data/tls/ca.pem); default: the system's roots.
+    #[arg(long, env = "ROUTER_CA")]
+    http_ca: Option<PathBuf>,
     /// TLS server name of the gateway.
     #[arg(long, default_value = "localhost")]
     server_name: String,
@@ -261,10 +265,14 @@ async fn main() -> anyhow::Result<()> {
         (None, None) => bail!("say what to trust: --ca PATH or --fingerprint HEX"),
     };
     let endpoint = client_endpoint(&trust, (std::net::Ipv4Addr::UNSPECIFIED, 0).into())?;
-    let http = reqwest::Client::builder()
+    let mut http = reqwest::Client::builder()
         .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()?;
+        .timeout(Duration::from_secs(10));
+    if let Some(ca) = &args.http_ca {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    let http = http.build()?;
     let (stop_tx, stop) = watch::channel(false);
     let ctx = Arc::new(Ctx {
         city: City {
