@@ -15,7 +15,7 @@ start_cell_and_router() {
   # Load from one IP and a few tokens: the default edge limits would refuse it. Set high
   # rather than off, so the limiter still runs on every request.
   printf '[limits]\nper_ip_rps = 10000000\nper_ip_burst = 10000000\nper_token_rps = 10000000\nper_token_burst = 10000000\n' >"$OUT/router.toml"
-  "$ROUTER" run --config "$OUT/router.toml" --listen 127.0.0.1:0 --data-dir "$OUT/router" >"$OUT/router.ready" 2>"$OUT/router.log" &
+  "$ROUTER" run --demo --config "$OUT/router.toml" --listen 127.0.0.1:0 --data-dir "$OUT/router" >"$OUT/router.ready" 2>"$OUT/router.log" &
   ROUTERPID=$!; PIDS+=("$ROUTERPID")
   wait_ready "$OUT/cell.ready"; wait_ready "$OUT/router.ready"
   CELL_HTTP=$(field "$OUT/cell.ready" http); ROUTER_HTTP=$(field "$OUT/router.ready" http)

@@ -211,6 +211,15 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The defaults, then `file` if given, checked only as far as signing a token needs (the
+    /// `[auth]` section): `token` and the admin commands sign with it, and must work before
+    /// the files the listeners need (TLS keys, a dev CA not generated yet) exist.
+    pub fn load_for_signing(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let cfg = Config::layered(file)?;
+        service::config::check("auth", &cfg.auth)?;
+        Ok(cfg)
+    }
+
     /// The defaults, then `file` if given, then the secret from the environment or its
     /// file; not yet validated: `run` applies its flags first and then runs
     /// [`Config::validate`] once.

@@ -178,7 +178,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Token { mint, config } => {
-            let cfg = Config::load(config.as_deref())?;
+            let cfg = Config::load_for_signing(config.as_deref())?;
             let keys = cfg.auth.verifier()?;
             let ttl = Duration::from_secs(cfg.auth.token_ttl_s);
             println!("{}", mint.mint(keys.signer(), ttl, UnixMs::now())?);
@@ -250,7 +250,7 @@ fn admin_call(
     let token = match &remote.token {
         Some(t) => t.clone(),
         None => {
-            let cfg = Config::load(remote.config.as_deref())?;
+            let cfg = Config::load_for_signing(remote.config.as_deref())?;
             // Short-lived: admin tokens live at most `auth::ADMIN_MAX_TTL` anyway.
             cfg.auth.verifier()?.signer().issue(
                 Principal::Admin,
