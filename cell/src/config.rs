@@ -77,41 +77,9 @@ pub struct HttpSection {
     /// router's `[upstream] client_cert_file`). Empty: no client certificates asked for.
     #[serde(default)]
     pub tls_client_ca_file: PathBuf,
-    /// Time a client has to send a request head: from the connection opening (or the first
-    /// byte of a later request) to the end of its headers; a slow-header client is closed.
-    #[serde(default = "default_header_read_timeout_ms")]
-    pub header_read_timeout_ms: u64,
-    /// A connection moving no bytes this long is closed (a keep-alive wait for the next
-    /// request, a client that stopped reading its response).
-    #[serde(default = "default_idle_timeout_ms")]
-    pub idle_timeout_ms: u64,
-    /// Open connections (WebSockets included) on the listener; past it, `503 server.busy`
-    /// and close. Lowered at startup to fit the process's descriptor limit.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
-}
-
-fn default_header_read_timeout_ms() -> u64 {
-    service::conn::DEFAULT_HEADER_READ_TIMEOUT_MS
-}
-
-fn default_idle_timeout_ms() -> u64 {
-    service::conn::DEFAULT_IDLE_TIMEOUT_MS
-}
-
-fn default_max_connections() -> usize {
-    service::conn::DEFAULT_MAX_CONNECTIONS
-}
-
-impl HttpSection {
-    /// The listener's connection limits.
-    pub fn limits(&self) -> service::http::Limits {
-        service::http::Limits::from_config(
-            self.header_read_timeout_ms,
-            self.idle_timeout_ms,
-            self.max_connections,
-        )
-    }
+    /// `[http.edge]`: header-read and idle deadlines and the connection cap.
+    #[serde(default)]
+    pub edge: service::conn::EdgeConfig,
 }
 
 impl HttpSection {
@@ -373,7 +341,7 @@ impl Validate for HttpSection {
             ("tls_cert_file", &self.tls_cert_file),
             ("tls_key_file", &self.tls_key_file),
         );
-        self.limits().validate(s);
+        s.validate("edge", &self.edge);
         if !self.tls_client_ca_file.as_os_str().is_empty() {
             if !self.tls() {
                 s.push(

@@ -59,10 +59,12 @@ listen_addr = "127.0.0.1:9081"
 request_timeout_ms = 5000
 tls_cert_file = "@DIR@/tls.crt"
 tls_key_file = "@DIR@/tls.key"
+tls_client_ca_file = "@DIR@/tls.crt"
+
+[http.edge]
 header_read_timeout_ms = 4000
 idle_timeout_ms = 30000
 max_connections = 5000
-tls_client_ca_file = "@DIR@/tls.crt"
 
 [store]
 backend = "redb"
@@ -422,11 +424,17 @@ fn the_secrets_come_from_the_environment_first() {
 /// section, so these are checked here.
 const BAD_EDGE: &[(&str, &str)] = &[
     (
-        "[http]\nheader_read_timeout_ms = 0\n",
-        "http.header_read_timeout_ms",
+        "[http.edge]\nheader_read_timeout_ms = 0\n",
+        "http.edge.header_read_timeout_ms",
     ),
-    ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
-    ("[http]\nmax_connections = 0\n", "http.max_connections"),
+    (
+        "[http.edge]\nidle_timeout_ms = 0\n",
+        "http.edge.idle_timeout_ms",
+    ),
+    (
+        "[http.edge]\nmax_connections = 0\n",
+        "http.edge.max_connections",
+    ),
     (
         "[tracking]\nmax_subscriptions_per_token = 0\n",
         "tracking.max_subscriptions_per_token",

@@ -233,7 +233,7 @@ pub async fn serve(
         }
         None => None,
     };
-    let limits = app.config().http.limits();
+    let limits = app.config().http.edge.limits();
     let router = crate::http::router(app);
     let mut rx = stop_rx;
     let stop = async move {

@@ -99,7 +99,7 @@ pub async fn serve(
     let stop = async move {
         let _ = shutdown.changed().await;
     };
-    service::http::serve(listener, app.router(), tls, cfg.http.limits(), stop).await?;
+    service::http::serve(listener, app.router(), tls, cfg.http.edge.limits(), stop).await?;
     Ok(())
 }
 

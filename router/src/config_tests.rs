@@ -42,6 +42,8 @@ listen_addr = "127.0.0.1:9080"
 max_body_bytes = 32768
 upstream_timeout_ms = 5000
 pool_max_idle_per_cell = 64
+
+[http.edge]
 header_read_timeout_ms = 4000
 idle_timeout_ms = 30000
 max_connections = 5000
@@ -231,11 +233,17 @@ fn each_unsafe_setting_is_refused_outside_demo_mode_only() {
 /// section, so these are checked here.
 const BAD_EDGE: &[(&str, &str)] = &[
     (
-        "[http]\nheader_read_timeout_ms = 0\n",
-        "http.header_read_timeout_ms",
+        "[http.edge]\nheader_read_timeout_ms = 0\n",
+        "http.edge.header_read_timeout_ms",
     ),
-    ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
-    ("[http]\nmax_connections = 0\n", "http.max_connections"),
+    (
+        "[http.edge]\nidle_timeout_ms = 0\n",
+        "http.edge.idle_timeout_ms",
+    ),
+    (
+        "[http.edge]\nmax_connections = 0\n",
+        "http.edge.max_connections",
+    ),
 ];
 
 #[test]

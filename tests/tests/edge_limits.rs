@@ -41,7 +41,7 @@ fn slow_headers_do_not_stop_a_normal_client() {
     const SLOW: usize = 2_000;
     let header_timeout = Duration::from_millis(3_000);
     let cell = start(&format!(
-        "[http]\nheader_read_timeout_ms = {}\n",
+        "[http.edge]\nheader_read_timeout_ms = {}\n",
         header_timeout.as_millis()
     ));
     let addr = cell.addr();
@@ -109,7 +109,7 @@ fn slow_headers_do_not_stop_a_normal_client() {
 fn connections_past_the_cap_get_503_within_a_memory_bound() {
     const CAP: usize = 100;
     const OVER: usize = 3_000;
-    let cell = start(&format!("[http]\nmax_connections = {CAP}\n"));
+    let cell = start(&format!("[http.edge]\nmax_connections = {CAP}\n"));
     let addr = cell.addr();
     let pid = cell.pid().expect("cell pid");
     // Fill the cap with keep-alive connections that have each had an answer, so all are

@@ -7,7 +7,8 @@
 //! idle timeout longer than the header timeout. Here the head clock runs from the connection
 //! opening (first request) or from the first byte of a later request.
 
-use crate::config::Section;
+use crate::config::{Section, Validate};
+use serde::{Deserialize, Serialize};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -35,7 +36,57 @@ const MAX_REFUSING: usize = 64;
 /// How long a refused connection may take to send its request and read the `503`.
 const REFUSE_DEADLINE: Duration = Duration::from_secs(2);
 
-/// The listener's limits, from the binaries' `[http]` section.
+/// `[http.edge]` of both binaries: the listener's limits as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// Time a client has to send a request head: from the connection opening (or the first
+    /// byte of a later request) to the end of its headers; a slow-header client is closed.
+    pub header_read_timeout_ms: u64,
+    /// A connection moving no bytes this long is closed (a keep-alive wait for the next
+    /// request, a client that stopped reading its response).
+    pub idle_timeout_ms: u64,
+    /// Open connections (WebSockets included) on the listener; past it, `503 server.busy`
+    /// and close. Lowered at startup to fit the process's descriptor limit.
+    pub max_connections: usize,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl EdgeConfig {
+    /// The limits the listener runs with.
+    pub fn limits(&self) -> Limits {
+        Limits::from_config(
+            self.header_read_timeout_ms,
+            self.idle_timeout_ms,
+            self.max_connections,
+        )
+    }
+}
+
+impl Validate for EdgeConfig {
+    fn validate(&self, s: &mut Section<'_>) {
+        for (key, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("max_connections", self.max_connections as u64),
+        ] {
+            s.ensure(value > 0, key, || {
+                "must be greater than 0 (got 0)".to_owned()
+            });
+        }
+    }
+}
+
+/// The listener's limits, from the binaries' `[http.edge]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub header_read_timeout: Duration,
@@ -54,28 +105,13 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// From the `[http]` keys `header_read_timeout_ms`, `idle_timeout_ms`, `max_connections`.
+    /// From the `[http.edge]` keys `header_read_timeout_ms`, `idle_timeout_ms`, `max_connections`.
     pub fn from_config(header_read_timeout_ms: u64, idle_timeout_ms: u64, max: usize) -> Self {
         Self {
             header_read_timeout: Duration::from_millis(header_read_timeout_ms),
             idle_timeout: Duration::from_millis(idle_timeout_ms),
             max_connections: max,
         }
-    }
-
-    /// The problems of these keys, under the `[http]` section `s`.
-    pub fn validate(&self, s: &mut Section<'_>) {
-        s.ensure(
-            !self.header_read_timeout.is_zero(),
-            "header_read_timeout_ms",
-            || "must be greater than 0 (got 0)".to_owned(),
-        );
-        s.ensure(!self.idle_timeout.is_zero(), "idle_timeout_ms", || {
-            "must be greater than 0 (got 0)".to_owned()
-        });
-        s.ensure(self.max_connections > 0, "max_connections", || {
-            "must be greater than 0 (got 0)".to_owned()
-        });
     }
 
     /// `max_connections`, lowered so that the connections plus [`FD_RESERVE`] fit in the
@@ -482,7 +518,13 @@ mod tests {
     #[test]
     fn zero_limits_are_problems() {
         let mut p = crate::config::Problems::new();
-        Limits::from_config(0, 0, 0).validate(&mut p.section("http"));
+        let zero = EdgeConfig {
+            header_read_timeout_ms: 0,
+            idle_timeout_ms: 0,
+            max_connections: 0,
+        };
+        p.validate("http.edge", &zero);
         assert_eq!(p.len(), 3);
+        assert!(p.iter().all(|p| p.key.starts_with("http.edge.")));
     }
 }
