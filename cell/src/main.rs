@@ -41,38 +41,25 @@ enum Cmd {
 /// What `run` and `check-config` take: the config file and the flags laid over it.
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Config file (TOML); unset keys keep their defaults.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// HTTP listen address (overrides http.listen_addr); port 0 picks a free one.
-    #[arg(long)]
-    listen: Option<SocketAddr>,
-    /// Data directory (overrides store.data_dir).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    flags: service::RunFlags,
     /// QUIC driver gateway address (overrides quic.listen_addr); port 0 picks a free one.
     #[arg(long)]
     quic_listen: Option<SocketAddr>,
     /// Cell id (overrides cell.id).
     #[arg(long)]
     cell_id: Option<u32>,
-    /// Demo mode: seed demo restaurants and serve the dev token endpoint.
-    #[arg(long)]
-    demo: bool,
-    /// Log as JSON lines.
-    #[arg(long)]
-    log_json: bool,
 }
 
 impl RunArgs {
     /// The config file with the flags applied, validated as a whole (exit 78 with every
     /// problem when unusable), before any socket is bound or the store opened.
     fn config(self) -> Config {
-        let mut cfg = service::config::or_exit("cell", Config::load(self.config.as_deref()));
-        if let Some(a) = self.listen {
+        let mut cfg = service::config::or_exit("cell", Config::load(self.flags.config.as_deref()));
+        if let Some(a) = self.flags.listen {
             cfg.http.listen_addr = a;
         }
-        if let Some(d) = self.data_dir {
+        if let Some(d) = self.flags.data_dir {
             // Dev certificates live with the data unless configured elsewhere.
             if cfg.quic.dev_cert_dir == cell::gateway::QuicConfig::default().dev_cert_dir {
                 cfg.quic.dev_cert_dir = d.join("dev-certs");
@@ -85,7 +72,7 @@ impl RunArgs {
         if let Some(id) = self.cell_id {
             cfg.cell.id = id;
         }
-        cfg.demo.enabled |= self.demo;
+        cfg.demo.enabled |= self.flags.demo;
         service::config::or_exit("cell", cfg.validate());
         cfg
     }
@@ -94,7 +81,7 @@ impl RunArgs {
 fn main() -> anyhow::Result<()> {
     match Args::parse().cmd {
         Cmd::Run(args) => {
-            let log_json = args.log_json;
+            let log_json = args.flags.log_json;
             let cfg = args.config();
             service::serve_main(log_json, "info,tower_http=warn", run(cfg))
         }

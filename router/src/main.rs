@@ -6,7 +6,6 @@ use auth::{MintArgs, Principal};
 use clap::{Parser, Subcommand};
 use domain::UnixMs;
 use router::config::Config;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -94,37 +93,29 @@ enum Cmd {
 /// What `run` and `check-config` take: the config file and the flags laid over it.
 #[derive(clap::Args)]
 struct RunArgs {
-    #[arg(long)]
-    config: Option<PathBuf>,
-    #[arg(long)]
-    listen: Option<SocketAddr>,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    flags: service::RunFlags,
     /// Follow another router's map instead of opening a store.
     #[arg(long)]
     follow: Option<String>,
-    /// Demo mode (sets demo.enabled): the production rules are not applied.
-    #[arg(long)]
-    demo: bool,
-    #[arg(long)]
-    log_json: bool,
 }
 
 impl RunArgs {
     /// The config file with the flags applied, validated as a whole (exit 78 with every
     /// problem when unusable), before any socket is bound or the store opened.
     fn config(self) -> Config {
-        let mut cfg = service::config::or_exit("router", Config::layered(self.config.as_deref()));
-        if let Some(a) = self.listen {
+        let mut cfg =
+            service::config::or_exit("router", Config::layered(self.flags.config.as_deref()));
+        if let Some(a) = self.flags.listen {
             cfg.http.listen_addr = a;
         }
-        if let Some(d) = self.data_dir {
+        if let Some(d) = self.flags.data_dir {
             cfg.store.data_dir = d;
         }
         if let Some(f) = self.follow {
             cfg.store.follow = f;
         }
-        cfg.demo.enabled |= self.demo;
+        cfg.demo.enabled |= self.flags.demo;
         service::config::or_exit("router", cfg.validate());
         cfg
     }
@@ -168,7 +159,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.cmd {
         Cmd::Run(args) => {
-            let log_json = args.log_json;
+            let log_json = args.flags.log_json;
             let cfg = args.config();
             service::serve_main(log_json, "info", run(cfg))
         }

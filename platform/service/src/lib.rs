@@ -3,7 +3,7 @@
 //! SIGINT or SIGTERM, and layers TOML config files over an embedded default.
 //!
 //! # Layout
-//! - `lib.rs`: [`init_tracing`], [`shutdown_signal`], [`serve_main`].
+//! - `lib.rs`: [`init_tracing`], [`shutdown_signal`], [`serve_main`], [`RunFlags`].
 //! - `config.rs`: [`config::load_toml`] (layers) and the one validation pass every binary runs
 //!   before binding anything: [`config::Problems`], [`config::Validate`],
 //!   [`config::ConfigError`], exit status [`config::EX_CONFIG`].
@@ -30,6 +30,28 @@ pub mod testing;
 pub mod tls;
 
 pub use config::{LoadError, load_toml};
+
+/// The flags `run` and `check-config` of every binary take; each binary flattens these into
+/// its own arguments and lays them over its config.
+#[derive(Debug, clap::Args)]
+pub struct RunFlags {
+    /// Config file (TOML); unset keys keep their defaults.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// HTTP listen address (overrides http.listen_addr); port 0 picks a free one.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Data directory (overrides store.data_dir).
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Demo mode (sets demo.enabled): demo data, the dev token endpoint, and the production
+    /// rules not applied.
+    #[arg(long)]
+    pub demo: bool,
+    /// Log as JSON lines.
+    #[arg(long)]
+    pub log_json: bool,
+}
 
 /// Installs the global `tracing` subscriber: stderr, `RUST_LOG` if set, else `default_filter`.
 pub fn init_tracing(json: bool, default_filter: &str) {
