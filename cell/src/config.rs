@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use service::config::{Problems, Section, Validate};
-use service::secret::{MIN_SECRET_BYTES, SecretKeys, SecretSource};
+use service::secret::{SecretKeys, SecretSource};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -19,12 +19,7 @@ const DEFAULT_TOML: &str = include_str!("../config/cell.default.toml");
 pub const JWT_SECRET_ENV: &str = "CELL_AUTH_JWT_SECRET";
 
 /// The JWT secret's keys, for problem messages.
-const JWT_SECRET_KEYS: SecretKeys<'static> = SecretKeys {
-    key: "jwt_secret",
-    file_key: "jwt_secret_file",
-    env_var: JWT_SECRET_ENV,
-    min_bytes: MIN_SECRET_BYTES,
-};
+const JWT_SECRET_KEYS: SecretKeys<'static> = SecretKeys::jwt_secret(JWT_SECRET_ENV);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -112,6 +112,19 @@ pub struct SecretKeys<'a> {
     pub min_bytes: usize,
 }
 
+impl<'a> SecretKeys<'a> {
+    /// The JWT signing secret of an `[auth]` section (`jwt_secret`, `jwt_secret_file`), read
+    /// from `env_var` first.
+    pub const fn jwt_secret(env_var: &'a str) -> Self {
+        Self {
+            key: "jwt_secret",
+            file_key: "jwt_secret_file",
+            env_var,
+            min_bytes: MIN_SECRET_BYTES,
+        }
+    }
+}
+
 impl SecretKeys<'_> {
     /// A `*_file` that cannot be read: a problem in every mode, since the secret is unusable.
     pub fn check_readable(&self, s: &mut Section<'_>, source: &SecretSource) {
