@@ -1,19 +1,4 @@
-//! Fixtures for the router's unit tests.
+//! Fixtures for the router's unit tests: the cell fixture is cellmap's, shared with the cell's
+//! tests.
 
-use cellmap::{CellInfo, CellState};
-use domain::CellId;
-
-/// An active cell `n` called `name`, without a QUIC gateway. Its HTTP address is never
-/// dialled: these tests exercise the map and the table, not the cell.
-pub fn cell_info(n: u32, name: &str) -> CellInfo {
-    CellInfo {
-        id: CellId::new(n).unwrap(),
-        name: name.into(),
-        http: "127.0.0.1:1".into(),
-        quic: None,
-        quic_server_name: None,
-        quic_ca_pem: None,
-        quic_fingerprint: None,
-        state: CellState::Active,
-    }
-}
+pub use cellmap::testing::cell_info;

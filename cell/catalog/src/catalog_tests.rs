@@ -4,7 +4,7 @@
 use crate::demo::{self, DemoSpec};
 use crate::pricing::{CartError, CartLine, CartRequest, PricingConfig};
 use crate::search::SearchQuery;
-use crate::test_util::{self, LAT, LNG, NOON, rid};
+use crate::testing::{self, LAT, LNG, NOON, rid};
 use crate::{Catalog, CatalogError};
 use domain::{Address, MenuItemId, RegionId, RestaurantId};
 use std::sync::Arc;
@@ -33,14 +33,14 @@ async fn upsert_then_load_round_trips() {
     {
         let c = Catalog::load(open(dir.path())).await.unwrap();
         assert!(c.is_empty());
-        c.upsert(test_util::restaurant(1), test_util::menu())
+        c.upsert(testing::restaurant(1), testing::menu())
             .await
             .unwrap();
         // Idempotent.
-        c.upsert(test_util::restaurant(1), test_util::menu())
+        c.upsert(testing::restaurant(1), testing::menu())
             .await
             .unwrap();
-        c.upsert(test_util::restaurant(2), test_util::menu())
+        c.upsert(testing::restaurant(2), testing::menu())
             .await
             .unwrap();
         assert_eq!(c.len(), 2);
@@ -49,8 +49,8 @@ async fn upsert_then_load_round_trips() {
     let c = Catalog::load(open(dir.path())).await.unwrap();
     assert_eq!(c.len(), 2);
     let l = c.menu(rid(1)).unwrap();
-    assert_eq!(l.restaurant, test_util::restaurant(1));
-    assert_eq!(l.menu, test_util::menu());
+    assert_eq!(l.restaurant, testing::restaurant(1));
+    assert_eq!(l.menu, testing::menu());
     assert_eq!(search_ids(&c), vec![rid(1), rid(2)]);
     assert!(c.menu(rid(3)).is_none() && c.menu_json(rid(3)).is_none());
 }
@@ -59,7 +59,7 @@ async fn upsert_then_load_round_trips() {
 async fn menu_body_has_the_seed_shape() {
     let dir = tempfile::tempdir().unwrap();
     let c = Catalog::load(open(dir.path())).await.unwrap();
-    c.upsert(test_util::restaurant(1), test_util::menu())
+    c.upsert(testing::restaurant(1), testing::menu())
         .await
         .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&c.menu_json(rid(1)).unwrap()).unwrap();
@@ -94,7 +94,7 @@ async fn availability_and_open_toggles_are_durable_and_visible() {
     let cfg = PricingConfig::default();
     {
         let c = Catalog::load(open(dir.path())).await.unwrap();
-        c.upsert(test_util::restaurant(1), test_util::menu())
+        c.upsert(testing::restaurant(1), testing::menu())
             .await
             .unwrap();
         let before = c.menu_json(rid(1)).unwrap();
@@ -158,23 +158,23 @@ async fn availability_and_open_toggles_are_durable_and_visible() {
 async fn invalid_records_are_rejected_before_writing() {
     let dir = tempfile::tempdir().unwrap();
     let c = Catalog::load(open(dir.path())).await.unwrap();
-    let mut bad = test_util::restaurant(1);
+    let mut bad = testing::restaurant(1);
     bad.timezone = "Nowhere/Special".into();
     assert!(matches!(
-        c.upsert(bad, test_util::menu()).await,
+        c.upsert(bad, testing::menu()).await,
         Err(CatalogError::Invalid(_))
     ));
-    let mut menu = test_util::menu();
+    let mut menu = testing::menu();
     menu.categories[1].items[0].customizations = menu.categories[0].items[0].customizations.clone();
     menu.categories[1].items[0].customizations[1].options[0].name = "large".into();
-    let err = c.upsert(test_util::restaurant(1), menu).await.unwrap_err();
+    let err = c.upsert(testing::restaurant(1), menu).await.unwrap_err();
     assert!(err.to_string().contains("repeats"), "{err}");
     // A batch with one bad record writes nothing.
-    let mut worse = test_util::restaurant(3);
+    let mut worse = testing::restaurant(3);
     worse.lat = 200.0;
     let batch = vec![
-        (test_util::restaurant(2), test_util::menu()),
-        (worse, test_util::menu()),
+        (testing::restaurant(2), testing::menu()),
+        (worse, testing::menu()),
     ];
     assert!(c.import(batch).await.is_err());
     assert!(c.is_empty());
@@ -231,7 +231,7 @@ fn futures_are_send(c: &Catalog) {
     fn send<T: Send + Sync>(_: &T) {}
     fn send_fut<T: Send>(_: &T) {}
     send(c);
-    send_fut(&c.upsert(test_util::restaurant(1), test_util::menu()));
+    send_fut(&c.upsert(testing::restaurant(1), testing::menu()));
     send_fut(&c.import(Vec::new()));
     send_fut(&c.set_item_available(rid(1), MenuItemId(1), true));
     send_fut(&c.set_open(rid(1), true));

@@ -28,7 +28,7 @@
 //! - `catalog.rs`: [`Catalog`]: store keys, load, writes, export/import.
 //! - `demo.rs`, `demo_data.rs`: the generator and its word lists.
 //! - `error.rs`: [`CatalogError`], [`ValidationError`].
-//! - `*_tests.rs`, `test_util.rs`: unit tests next to the code (search against a brute-force
+//! - `*_tests.rs`, `testing.rs` (also for other crates' tests, feature `testing`): unit tests next to the code (search against a brute-force
 //!   scan, every cart error, store round trips on the redb backend).
 //! - `examples/catalog_bench.rs`: the numbers above.
 //!
@@ -63,5 +63,5 @@ mod catalog_tests;
 mod pricing_tests;
 #[cfg(test)]
 mod search_tests;
-#[cfg(test)]
-pub(crate) mod test_util;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -1,7 +1,7 @@
 //! Cart validation and totals: every [`CartError`], the arithmetic, the tariff and the ETA.
 
 use crate::pricing::*;
-use crate::test_util::{self, LAT, LNG, MORNING, NOON};
+use crate::testing::{self, LAT, LNG, MORNING, NOON};
 use domain::{Address, Cents, MenuItemId};
 
 fn line(item: u64, quantity: u32, opts: &[&str]) -> CartLine {
@@ -30,8 +30,8 @@ fn cart(items: Vec<CartLine>) -> CartRequest {
 
 fn price(c: &CartRequest) -> Result<PricedCart, CartError> {
     price_cart(
-        &test_util::restaurant(1),
-        &test_util::menu(),
+        &testing::restaurant(1),
+        &testing::menu(),
         c,
         NOON,
         &PricingConfig::default(),
@@ -69,14 +69,7 @@ fn negative_deltas_and_zero_tax() {
         ..Default::default()
     };
     let c = cart(vec![line(1, 1, &["Small"])]);
-    let p = price_cart(
-        &test_util::restaurant(1),
-        &test_util::menu(),
-        &c,
-        NOON,
-        &cfg,
-    )
-    .unwrap();
+    let p = price_cart(&testing::restaurant(1), &testing::menu(), &c, NOON, &cfg).unwrap();
     assert_eq!(p.subtotal, Cents(900));
     assert_eq!(p.tax, Cents::ZERO);
     assert_eq!(p.total, Cents(900 + 199));
@@ -206,9 +199,9 @@ fn customization_errors_name_item_and_option() {
 #[test]
 fn closed_restaurants() {
     let c = cart(vec![line(2, 1, &[])]);
-    let menu = test_util::menu();
+    let menu = testing::menu();
     let cfg = PricingConfig::default();
-    let r = test_util::restaurant(1);
+    let r = testing::restaurant(1);
     assert_eq!(
         price_cart(&r, &menu, &c, MORNING, &cfg),
         Err(CartError::RestaurantClosed)

@@ -6,7 +6,7 @@ use crate::listing::Listing;
 use crate::model::validate;
 use crate::pricing::PricingConfig;
 use crate::search::*;
-use crate::test_util::{self, LAT, LNG, NOON};
+use crate::testing::{self, LAT, LNG, NOON};
 use domain::{RestaurantId, UnixMs};
 use proptest::prelude::*;
 use std::collections::HashSet;
@@ -206,28 +206,28 @@ fn radius_parameter_formats() {
 #[test]
 fn closed_and_out_of_reach_restaurants_are_hidden() {
     let mut idx = Index::default();
-    let mut closed = test_util::restaurant(1);
+    let mut closed = testing::restaurant(1);
     closed.manually_closed = true;
-    let mut small = test_util::restaurant(2);
+    let mut small = testing::restaurant(2);
     small.delivery_radius_m = 100;
     small.lat += 0.01; // ~1.1 km north
-    let open = test_util::restaurant(3);
+    let open = testing::restaurant(3);
     for r in [closed, small, open] {
-        idx.put(Arc::new(Listing::build(r, test_util::menu())));
+        idx.put(Arc::new(Listing::build(r, testing::menu())));
     }
     let p = idx.search_for_test(&query(LAT, LNG, 5_000), NOON);
     let ids: Vec<_> = p.restaurants.iter().map(|h| h.id).collect();
-    assert_eq!(ids, vec![test_util::rid(3)]);
+    assert_eq!(ids, vec![testing::rid(3)]);
     assert_eq!(p.restaurants[0].distance_m, 0);
     assert_eq!(p.restaurants[0].rating, 4.5);
     // Before opening time nothing is open.
     assert_eq!(
-        idx.search_for_test(&query(LAT, LNG, 5_000), test_util::MORNING)
+        idx.search_for_test(&query(LAT, LNG, 5_000), testing::MORNING)
             .total,
         0
     );
     // Replacing and removing keep the buckets consistent.
-    idx.remove(test_util::rid(3));
+    idx.remove(testing::rid(3));
     assert_eq!(idx.search_for_test(&query(LAT, LNG, 5_000), NOON).total, 0);
 }
 

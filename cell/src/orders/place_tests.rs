@@ -7,45 +7,24 @@
 use super::repo::RepoError;
 use super::{Orders, PlaceError, PlaceOrder, Pricing};
 use crate::ownership::Ownership;
-use catalog::{
-    CartError, CartLine, CartRequest, Catalog, Category, Interval, Menu, MenuItem, Restaurant,
-    WeeklyHours,
-};
-use cellmap::{CellInfo, CellMap, CellState, Change, RegionKey};
-use domain::{
-    Address, CellId, Cents, CustomerId, MenuItemId, RegionId, RestaurantId, SnowflakeGen, UnixMs,
-};
+use catalog::{CartError, CartLine, CartRequest, Catalog, Category, Menu, MenuItem, Restaurant};
+use cellmap::{CellMap, Change, RegionKey};
+use domain::{Address, CellId, Cents, CustomerId, MenuItemId, RegionId, SnowflakeGen};
 use payments::{SandboxConfig, SandboxGateway};
 use std::sync::Arc;
 use store::{Kv, LogId};
 
-const LAT: f64 = 52.52;
-const LNG: f64 = 13.405;
-/// Wednesday 2026-07-15, 10:00 UTC (noon in Berlin): open.
-const NOON: UnixMs = UnixMs(1_784_109_600_000);
+use catalog::testing::{LAT, LNG, NOON};
 
 fn region() -> RegionId {
     RegionId::from_latlng(LAT, LNG).unwrap()
 }
 
 fn restaurant() -> Restaurant {
-    Restaurant {
-        id: RestaurantId::new(region(), 1),
-        name: "Pizza Roma".into(),
-        address: "1 Main St, Berlin".into(),
-        lat: LAT,
-        lng: LNG,
-        cuisine: "pizza".into(),
-        rating_tenths: 45,
-        delivery_radius_m: 5_000,
-        timezone: "Europe/Berlin".into(),
-        hours: WeeklyHours::every_day(&[Interval::hm((11, 0), (22, 0))]),
-        manually_closed: false,
-        prep_time_min: 15,
-        thumbnail_url: String::new(),
-    }
+    catalog::testing::restaurant(1)
 }
 
+/// One plain item (catalog's fixture menu has a required customization group).
 fn menu(available: bool) -> Menu {
     Menu {
         categories: vec![Category {
@@ -123,16 +102,7 @@ fn request(key: &str, fingerprint: u64) -> PlaceOrder {
 
 /// A map in which cell 2 owns the restaurant's region.
 fn moved_away() -> CellMap {
-    let other = CellInfo {
-        id: CellId::new(2).unwrap(),
-        name: "other".into(),
-        http: "127.0.0.1:1".into(),
-        quic: None,
-        quic_server_name: None,
-        quic_ca_pem: None,
-        quic_fingerprint: None,
-        state: CellState::Active,
-    };
+    let other = cellmap::testing::cell_info(2, "other");
     CellMap::default()
         .apply(&Change::AddCell {
             cell: other,

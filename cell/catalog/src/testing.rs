@@ -1,4 +1,5 @@
-//! Fixtures shared by the unit tests.
+//! Fixtures shared by the catalog's unit tests and, with the feature `testing`, by other
+//! crates' tests: a Berlin restaurant open 11:00–22:00, a menu with customizations, and times.
 
 use crate::hours::{Interval, WeeklyHours};
 use crate::model::{Category, CustomOption, CustomizationGroup, Menu, MenuItem, Restaurant};
