@@ -14,11 +14,7 @@ use super::{Report, Rule, Rules, Violation, line_of};
 pub(super) fn check_pure_deps(root: &Path, rules: &Rules, report: &mut Report) -> io::Result<()> {
     let ws_text = fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
     let ws_doc = DeTable::parse(&ws_text).ok();
-    let ws_deps = ws_doc.as_ref().and_then(|d| {
-        table(get(d.get_ref(), "workspace")?)
-            .and_then(|w| get(w, "dependencies"))
-            .and_then(table)
-    });
+    let ws_deps = ws_doc.as_ref().and_then(|d| workspace_deps(d.get_ref()));
     for dir in rules.pure_crates {
         let manifest = format!("{dir}/Cargo.toml");
         let Ok(text) = fs::read_to_string(root.join(&manifest)) else {
@@ -53,6 +49,13 @@ pub(super) fn check_pure_deps(root: &Path, rules: &Rules, report: &mut Report) -
 }
 
 type Deps<'a, 'i> = &'a DeTable<'i>;
+
+/// `[workspace.dependencies]` of the root manifest, for entries with `workspace = true`.
+fn workspace_deps<'a, 'i>(root_doc: &'a DeTable<'i>) -> Option<&'a DeTable<'i>> {
+    table(get(root_doc, "workspace")?)
+        .and_then(|w| get(w, "dependencies"))
+        .and_then(table)
+}
 
 fn get<'a, 'i>(t: &'a DeTable<'i>, key: &str) -> Option<&'a DeValue<'i>> {
     t.iter()
@@ -146,11 +149,7 @@ pub(super) fn check_folder_direction(
 ) -> io::Result<()> {
     let ws_text = fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
     let ws_doc = DeTable::parse(&ws_text).ok();
-    let ws_deps = ws_doc.as_ref().and_then(|d| {
-        table(get(d.get_ref(), "workspace")?)
-            .and_then(|w| get(w, "dependencies"))
-            .and_then(table)
-    });
+    let ws_deps = ws_doc.as_ref().and_then(|d| workspace_deps(d.get_ref()));
     let canonical_root = fs::canonicalize(root)?;
     for manifest in files.iter().filter(|f| f.ends_with("Cargo.toml")) {
         let crate_dir = manifest
