@@ -229,8 +229,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.io).poll_read(cx, buf);
         if buf.filled().len() > before {
-            let fresh = buf.filled()[before..].to_vec();
-            self.observe(&fresh);
+            self.observe(&buf.filled()[before..]);
         }
         r
     }

@@ -91,6 +91,18 @@ fn containers(w: &Value) -> Vec<&Value> {
 }
 
 /// `(name, number, protocol)` of every container port of a workload.
+/// The `FILE` of a container's `--config FILE` arguments.
+pub fn config_arg(c: &Value) -> Option<&str> {
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let at = args.iter().position(|a| *a == "--config")?;
+    args.get(at + 1).copied()
+}
+
 fn container_ports(w: &Value) -> Vec<(String, u64, String)> {
     containers(w)
         .into_iter()
@@ -289,17 +301,7 @@ pub fn check_cells_on_fdb(
             p.push(format!("{at}: no container"));
             continue;
         };
-        let args: Vec<&str> = c["args"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let Some(cfg) = args
-            .iter()
-            .position(|a| *a == "--config")
-            .and_then(|i| args.get(i + 1))
-        else {
+        let Some(cfg) = config_arg(c) else {
             p.push(format!("{at}: container args have no --config FILE"));
             continue;
         };

@@ -4,7 +4,7 @@
 //! artifact that would be refused (or would leak a secret into a ConfigMap) before deploy.
 
 use crate::Problems;
-use crate::k8s::mounted_source;
+use crate::k8s::{config_arg, mounted_source};
 use serde_json::Value;
 
 /// Keys that would hold a secret inline: `(table path, key)`.
@@ -95,17 +95,7 @@ pub fn check_k8s(
                     ));
                 }
             }
-            let args: Vec<&str> = c["args"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let Some(cfg) = args
-                .iter()
-                .position(|a| *a == "--config")
-                .and_then(|i| args.get(i + 1))
-            else {
+            let Some(cfg) = config_arg(c) else {
                 continue;
             };
             let Some(text) = mounted_source(w, c, cfg).and_then(|(_, o, k)| config_text(&o, &k))
