@@ -21,16 +21,12 @@ pub async fn load_cursor(kv: &dyn Kv, name: &'static str) -> Result<LogPos, stor
     let r = store::read(kv, move |txn| {
         Box::pin(async move {
             let v = txn.get(&cursor_key(name)).await?;
-            Ok::<_, store::TxnError<()>>(
-                v.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0),
-            )
+            Ok::<_, store::TxnError<()>>(v.and_then(|b| LogPos::from_bytes(&b)).unwrap_or_default())
         })
     })
     .await;
     match r {
-        Ok(p) => Ok(LogPos(p)),
+        Ok(p) => Ok(p),
         Err(store::TxnError::Store(e)) => Err(e),
         Err(store::TxnError::Abort(())) => Ok(LogPos(0)),
     }
@@ -44,7 +40,7 @@ pub async fn save_cursor(
 ) -> Result<(), store::StoreError> {
     let r = store::transact(kv, move |txn| {
         Box::pin(async move {
-            txn.set(&cursor_key(name), &pos.0.to_be_bytes());
+            txn.set(&cursor_key(name), &pos.to_bytes());
             Ok::<_, store::TxnError<()>>(())
         })
     })
@@ -107,7 +103,7 @@ pub async fn consume<F, Fut>(
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             continue;
         }
-        let events = match kv.read_events(log, LogPos(cursor.0 + 1), BATCH).await {
+        let events = match kv.read_events(log, cursor.next(), BATCH).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(consumer = name, error = %e, "reading events failed");

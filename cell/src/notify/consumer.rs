@@ -76,7 +76,8 @@ impl Overload {
 #[derive(Debug, Default)]
 struct Progress {
     /// The last position handled (everything up to it was sent, rejected or notified nobody).
-    handled: AtomicU64,
+    /// A lock, not an atomic: positions are 128-bit (versionstamps on FoundationDB).
+    handled: std::sync::Mutex<u128>,
     /// Total time spent paused by overload, in ms (the metric is in whole seconds).
     shed_ms: AtomicU64,
 }
@@ -100,7 +101,7 @@ pub async fn run(
 ) {
     let progress = Arc::new(Progress::default());
     if let Ok(p) = events::load_cursor(&*kv, CONSUMER).await {
-        progress.handled.store(p.0, Ordering::Relaxed);
+        *lock(&progress.handled) = p.0;
     }
     tracing::info!(provider = provider.name(), "notification consumer started");
     let handler = {
@@ -118,7 +119,10 @@ pub async fn run(
             async move {
                 wait_until_clear(&overload, &mut shutdown, &progress).await?;
                 handle(&*kv, log, &*provider, pos, &ev).await?;
-                progress.handled.fetch_max(pos.0, Ordering::Relaxed);
+                {
+                    let mut h = lock(&progress.handled);
+                    *h = (*h).max(pos.0);
+                }
                 Ok(())
             }
         }
@@ -213,11 +217,15 @@ async fn wait_until_clear(
 async fn sample_lag(kv: &dyn Kv, log: LogId, progress: &Progress) {
     loop {
         if let Ok(head) = kv.log_head(log).await {
-            let lag = head
-                .0
-                .saturating_sub(progress.handled.load(Ordering::Relaxed));
+            let handled = *lock(&progress.handled);
+            let lag = head.0.saturating_sub(handled);
             metrics::gauge!("cell_notifications_lag").set(lag as f64);
         }
         tokio::time::sleep(TICK).await;
     }
+}
+
+/// The progress lock guards a plain number: a panic elsewhere cannot leave it inconsistent.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

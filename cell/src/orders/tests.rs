@@ -236,7 +236,7 @@ async fn check_invariants(kv: &dyn Kv, ids: &[OrderId], accepted_steps: usize) {
     let events = kv.read_events(LOG, LogPos(1), 0).await.unwrap();
     assert_eq!(events.len(), ids.len() + accepted_steps);
     for (i, e) in events.iter().enumerate() {
-        assert_eq!(e.pos, LogPos(i as u64 + 1));
+        assert_eq!(e.pos, LogPos(i as u128 + 1));
         let _: OrderEvent = serde_json::from_slice(&e.payload).unwrap();
     }
     for id in ids {

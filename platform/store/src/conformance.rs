@@ -297,7 +297,7 @@ pub async fn event_log_order(kv: Arc<dyn Kv>) {
     }
     let total: usize = (0..TXNS).map(|n| 1 + n % 3).sum::<usize>() * TASKS;
     let head = kv.log_head(log).await.expect("head").0;
-    assert_eq!(head - start, total as u64);
+    assert_eq!(head - start, total as u128);
     let events = kv
         .read_events(log, LogPos(start + 1), 0)
         .await
@@ -307,7 +307,7 @@ pub async fn event_log_order(kv: Arc<dyn Kv>) {
         .iter()
         .enumerate()
         .map(|(i, ev)| {
-            assert_eq!(ev.pos, LogPos(start + 1 + i as u64), "gap-free");
+            assert_eq!(ev.pos, LogPos(start + 1 + i as u128), "gap-free");
             let s = String::from_utf8(ev.payload.clone()).expect("utf8");
             let v: Vec<usize> = s.split('/').map(|x| x.parse().expect("num")).collect();
             (v[0], v[1], v[2])
@@ -338,7 +338,7 @@ pub async fn event_log_order(kv: Arc<dyn Kv>) {
         .read_events(log, LogPos(start + 5), 3)
         .await
         .expect("page");
-    let pos: Vec<u64> = page.iter().map(|e| e.pos.0).collect();
+    let pos: Vec<u128> = page.iter().map(|e| e.pos.0).collect();
     assert_eq!(pos, vec![start + 5, start + 6, start + 7]);
 }
 

@@ -289,7 +289,10 @@ impl Kv for FdbStore {
         limit: usize,
     ) -> BoxFut<'_, Result<Vec<Event>>> {
         Box::pin(async move {
-            let begin = keys::event_key(log.0, from.0.max(1));
+            let Ok(from) = u64::try_from(from.0.max(1)) else {
+                return Ok(Vec::new());
+            };
+            let begin = keys::event_key(log.0, from);
             let end = keys::prefix_end(&keys::event_prefix(log.0));
             let rows = self
                 .db
@@ -319,7 +322,7 @@ impl Kv for FdbStore {
                     let (_, payload) =
                         keys::decode_event_value(&kv.value).map_err(|r| corrupt(&kv.key, r))?;
                     Ok(Event {
-                        pos: LogPos(pos),
+                        pos: LogPos(u128::from(pos)),
                         payload,
                     })
                 })
@@ -341,7 +344,7 @@ impl Kv for FdbStore {
             match v {
                 None => Ok(LogPos(0)),
                 Some(v) => keys::decode_head(&v)
-                    .map(LogPos)
+                    .map(|h| LogPos(u128::from(h)))
                     .map_err(|r| corrupt(&key, r)),
             }
         })
@@ -364,14 +367,14 @@ impl Kv for FdbStore {
                                     FdbBindingError::CustomError(Box::new(corrupt(&key, r)))
                                 })?,
                             };
-                            let watch = (head <= after.0).then(|| trx.watch(&key));
+                            let watch = (u128::from(head) <= after.0).then(|| trx.watch(&key));
                             Ok((head, watch))
                         }
                     })
                     .await
                     .map_err(|e| self.binding_error(e))?;
                 match watch {
-                    None => return Ok(LogPos(head)),
+                    None => return Ok(LogPos(u128::from(head))),
                     Some(w) => w.await.map_err(fdb_error)?,
                 }
             }

@@ -13,6 +13,64 @@ pub const EVENT_HEADS: &str = "evh";
 /// Backend bookkeeping: `("meta", name)`.
 pub const META: &str = "meta";
 
+/// Key space of one cell's data: `("c", cell_id, ...)`. Every key family a cell writes lives
+/// under its cell's subspace, so cells sharing one cluster never read each other's keys.
+pub const CELL: &str = "c";
+/// Key space of data shared by all cells and the router: `("g", name, ...)`.
+pub const SHARED: &str = "g";
+
+/// A key prefix that scopes a family of keys, the tuple layer's subspace: `pack` appends a
+/// tuple to the prefix, so keys of one subspace sort together and `range` covers exactly them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Subspace {
+    prefix: Vec<u8>,
+}
+
+impl Subspace {
+    /// The subspace of cell `cell`'s data.
+    pub fn cell(cell: u16) -> Self {
+        Self {
+            prefix: pack(&(CELL, cell)),
+        }
+    }
+
+    /// A subspace for data shared across cells (the router's map is `shared("map")`).
+    pub fn shared(name: &str) -> Self {
+        Self {
+            prefix: pack(&(SHARED, name)),
+        }
+    }
+
+    /// A nested subspace: this prefix followed by the packed tuple `t`.
+    pub fn sub<T: TuplePack>(&self, t: &T) -> Self {
+        Self {
+            prefix: self.pack(t),
+        }
+    }
+
+    /// The key for tuple `t` in this subspace.
+    pub fn pack<T: TuplePack>(&self, t: &T) -> Vec<u8> {
+        let mut key = self.prefix.clone();
+        key.extend_from_slice(&pack(t));
+        key
+    }
+
+    /// Decodes a key of this subspace back into its tuple; `None` if the key is not in it.
+    pub fn unpack<'de, T: TupleUnpack<'de>>(&self, key: &'de [u8]) -> Option<T> {
+        unpack(key.strip_prefix(self.prefix.as_slice())?).ok()
+    }
+
+    /// The raw prefix.
+    pub fn bytes(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    /// `[begin, end)` covering every key of this subspace.
+    pub fn range(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.prefix.clone(), prefix_end(&self.prefix))
+    }
+}
+
 /// The smallest key greater than every key that starts with `prefix`.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -95,6 +153,22 @@ mod tests {
         assert_eq!(keys, sorted);
         assert!(keys.iter().all(|k| k.starts_with(&event_prefix(7))));
         assert!(!event_key(8, 1).starts_with(&event_prefix(7)));
+    }
+
+    #[test]
+    fn subspaces_keep_cells_apart() {
+        let a = Subspace::cell(1);
+        let b = Subspace::cell(2);
+        let ka = a.pack(&("o", 7u64));
+        assert!(ka.starts_with(a.bytes()) && !ka.starts_with(b.bytes()));
+        let (begin, end) = a.range();
+        assert!(begin <= ka && ka < end);
+        assert!(!(begin <= b.pack(&("o", 7u64)) && b.pack(&("o", 7u64)) < end));
+        assert_eq!(a.unpack::<(String, u64)>(&ka), Some(("o".into(), 7)));
+        assert_eq!(b.unpack::<(String, u64)>(&ka), None);
+        let nested = a.sub(&("cursor",));
+        assert!(nested.pack(&("x",)).starts_with(a.bytes()));
+        assert_ne!(Subspace::shared("map").bytes(), a.bytes());
     }
 
     #[test]

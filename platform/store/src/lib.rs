@@ -27,8 +27,9 @@
 //! - After a failed commit (I/O error) `transact` fails fast with [`StoreError::Unavailable`]
 //!   and [`Kv::fault`] says why, until the backend recovered; no failed commit is ever
 //!   acknowledged.
-//! - Events appended in a transaction get gap-free, strictly increasing positions per log,
-//!   assigned at commit in commit order.
+//! - Events appended in a transaction get strictly increasing positions per log, assigned at
+//!   commit in commit order (gap-free on the embedded backend; versionstamps, with gaps, on
+//!   FoundationDB and the model): see [`LogPos`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -72,6 +73,19 @@ pub enum StoreError {
     /// acknowledged.
     #[error("store unavailable: {reason}")]
     Unavailable { reason: String },
+    /// A transaction broke one of FoundationDB's limits (key, value or transaction size,
+    /// transaction duration), enforced on every backend so a violation is found in tests, not
+    /// first in production.
+    #[error("store limit exceeded: {what} is {size}, the limit is {max}")]
+    LimitExceeded {
+        what: &'static str,
+        size: u64,
+        max: u64,
+    },
+    /// This process no longer holds the cell's lease: another instance took over, and every
+    /// write from this one is refused.
+    #[error("fenced: {reason}")]
+    Fenced { reason: String },
 }
 
 /// What a transaction closure may fail with.
@@ -131,9 +145,35 @@ impl RangeRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LogId(pub u16);
 
-/// A position in an event log: gap-free, starting at 1.
+/// A position in an event log, strictly increasing in commit order. On the embedded backend
+/// positions are gap-free from 1; on FoundationDB (and the model) a position is the event's
+/// commit versionstamp read as a number (`commit version << 32 | batch order << 16 | index in
+/// the transaction`), so it has gaps but needs no counter that every writer touches. Consumers
+/// only ever ask for "the events after my cursor", which both kinds answer alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct LogPos(pub u64);
+pub struct LogPos(pub u128);
+
+impl LogPos {
+    /// The position a consumer reads from after handling `self` (its cursor).
+    pub fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+
+    /// Big-endian bytes, the form cursors are stored in (16 bytes).
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+
+    /// Decodes [`LogPos::to_bytes`]; also reads the 8-byte form written before positions
+    /// were widened, so an existing data directory keeps its cursors.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        match b.len() {
+            16 => Some(Self(u128::from_be_bytes(b.try_into().ok()?))),
+            8 => Some(Self(u128::from(u64::from_be_bytes(b.try_into().ok()?)))),
+            _ => None,
+        }
+    }
+}
 
 /// An event read back from a log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -466,7 +466,11 @@ impl Kv for RedbStore {
                 .begin_read()
                 .map_err(|e| shared.read_error(e))?;
             let table = rtx.open_table(DATA).map_err(|e| shared.read_error(e))?;
-            let begin = keys::event_key(log.0, from.0.max(1));
+            // Embedded positions are u64 counters: a `from` past them reads nothing.
+            let Ok(from) = u64::try_from(from.0.max(1)) else {
+                return Ok(Vec::new());
+            };
+            let begin = keys::event_key(log.0, from);
             let end = keys::prefix_end(&keys::event_prefix(log.0));
             let limit = if limit == 0 { usize::MAX } else { limit };
             let mut out = Vec::new();
@@ -484,7 +488,7 @@ impl Kv for RedbStore {
                     keys::unpack(k.value()).map_err(|e| corrupt(format!("{e:?}")))?;
                 let (_, payload) = keys::decode_event_value(v.value()).map_err(corrupt)?;
                 out.push(Event {
-                    pos: LogPos(pos),
+                    pos: LogPos(u128::from(pos)),
                     payload,
                 });
             }
@@ -493,7 +497,7 @@ impl Kv for RedbStore {
     }
 
     fn log_head(&self, log: LogId) -> BoxFut<'_, Result<LogPos>> {
-        Box::pin(async move { self.shared.read_head(log).map(LogPos) })
+        Box::pin(async move { self.shared.read_head(log).map(|h| LogPos(u128::from(h))) })
     }
 
     fn wait_for_events(&self, log: LogId, after: LogPos) -> BoxFut<'_, Result<LogPos>> {
@@ -512,10 +516,10 @@ impl Kv for RedbStore {
                 }
             };
             let head = rx
-                .wait_for(|h| *h > after.0)
+                .wait_for(|h| u128::from(*h) > after.0)
                 .await
                 .map_err(|_| StoreError::Closed)?;
-            Ok(LogPos(*head))
+            Ok(LogPos(u128::from(*head)))
         })
     }
 

@@ -89,12 +89,12 @@ fn acknowledged_orders_survive_sigkill() {
 
         // Every committed order has exactly one event, and the log has no gap.
         let head = kv.log_head(LOG).await.unwrap();
-        assert_eq!(head.0, stored.len() as u64);
+        assert_eq!(head.0, stored.len() as u128);
         let events = kv.read_events(LOG, LogPos(1), 0).await.unwrap();
-        assert_eq!(events.len() as u64, head.0);
+        assert_eq!(events.len() as u128, head.0);
         let mut in_log = BTreeSet::new();
         for (i, ev) in events.iter().enumerate() {
-            assert_eq!(ev.pos, LogPos(i as u64 + 1), "gap-free");
+            assert_eq!(ev.pos, LogPos(i as u128 + 1), "gap-free");
             let (_, id): (String, u64) = keys::unpack(&ev.payload).unwrap();
             in_log.insert(id);
         }

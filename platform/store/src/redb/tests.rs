@@ -76,7 +76,10 @@ async fn reopening_keeps_data_and_continues_the_log() {
     for round in 1..=3u64 {
         let kv: Arc<dyn Kv> =
             Arc::new(RedbStore::open(dir.path(), RedbOptions::default()).unwrap());
-        assert_eq!(kv.log_head(LogId(5)).await.unwrap(), LogPos(round - 1));
+        assert_eq!(
+            kv.log_head(LogId(5)).await.unwrap(),
+            LogPos(u128::from(round) - 1)
+        );
         crate::transact(&*kv, move |txn| {
             Box::pin(async move {
                 txn.set(&round.to_be_bytes(), b"r");
@@ -87,8 +90,8 @@ async fn reopening_keeps_data_and_continues_the_log() {
         .await
         .unwrap();
         let events = kv.read_events(LogId(5), LogPos(0), 0).await.unwrap();
-        let pos: Vec<u64> = events.iter().map(|e| e.pos.0).collect();
-        assert_eq!(pos, (1..=round).collect::<Vec<_>>());
+        let pos: Vec<u128> = events.iter().map(|e| e.pos.0).collect();
+        assert_eq!(pos, (1..=u128::from(round)).collect::<Vec<_>>());
     }
 }
 
