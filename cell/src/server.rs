@@ -14,7 +14,8 @@ use domain::{CellId, SnowflakeGen};
 use geostore::GeoStore;
 use std::future::Future;
 use std::sync::Arc;
-use store::{Kv, LogId};
+use store::keys::Subspace;
+use store::{Kv, LogId, SubspaceKv};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -47,10 +48,17 @@ pub fn log_id(config: &Config) -> LogId {
     LogId(config.cell.id as u16)
 }
 
-/// Opens the configured store backend.
+/// The key space of this cell's data: every key the cell reads or writes is under it, so
+/// cells sharing one cluster never see each other's orders, cursors or catalog.
+pub fn subspace(config: &Config) -> Subspace {
+    Subspace::cell(config.cell.id as u16)
+}
+
+/// Opens the configured store backend, scoped to this cell's [`subspace`].
 pub fn open_store(config: &Config) -> Result<Arc<dyn Kv>, StartError> {
     let s = &config.store;
-    Ok(store::open(s.backend, &s.data_dir, &s.fdb_cluster_file)?)
+    let kv = store::open(s.backend, &s.data_dir, &s.fdb_cluster_file)?;
+    Ok(SubspaceKv::scoped(kv, subspace(config)))
 }
 
 async fn seed_demo(config: &Config, catalog: &Catalog) -> Result<usize, StartError> {

@@ -2,18 +2,25 @@
 //! the same transaction, so the audit log can never disagree with the map. Production keeps
 //! it in FoundationDB (every router instance then reads the same map); the default is the
 //! embedded store.
+//!
+//! # Keys
+//! Under the shared subspace `("g", "map")` ([`SPACE`]), so cells on the same cluster never
+//! touch it: `("current",)` → the map (JSON), `("audit", version)` → its [`AuditEntry`].
 
 use cellmap::{AuditEntry, CellMap, Change, MapError};
 use std::sync::Arc;
-use store::{Kv, RangeRequest, StoreError, TxnError};
+use store::keys::{Subspace, pack};
+use store::{Kv, RangeRequest, StoreError, SubspaceKv, TxnError};
 
-const CURRENT: &[u8] = b"cellmap/current";
-const AUDIT: &[u8] = b"cellmap/audit/";
+/// Name of the map's shared subspace.
+pub const SPACE: &str = "map";
+
+fn current_key() -> Vec<u8> {
+    pack(&("current",))
+}
 
 fn audit_key(version: u64) -> Vec<u8> {
-    let mut k = AUDIT.to_vec();
-    k.extend_from_slice(&version.to_be_bytes());
-    k
+    pack(&("audit", version))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,14 +58,17 @@ fn decode(bytes: Option<Vec<u8>>) -> Result<CellMap, CommitError> {
 }
 
 impl MapStore {
+    /// The map kept in `kv`, under its shared subspace (see the module doc).
     pub fn new(kv: Arc<dyn Kv>) -> Self {
-        Self { kv }
+        Self {
+            kv: SubspaceKv::scoped(kv, Subspace::shared(SPACE)),
+        }
     }
 
     /// The current map (version 0 when nothing was ever written).
     pub async fn load(&self) -> Result<CellMap, CommitError> {
         Ok(store::read(&*self.kv, |txn| {
-            Box::pin(async move { decode(txn.get(CURRENT).await?).map_err(TxnError::Abort) })
+            Box::pin(async move { decode(txn.get(&current_key()).await?).map_err(TxnError::Abort) })
         })
         .await?)
     }
@@ -78,7 +88,7 @@ impl MapStore {
         Ok(store::transact(&*self.kv, move |txn| {
             let (change, who) = (change.clone(), who.clone());
             Box::pin(async move {
-                let cur = decode(txn.get(CURRENT).await?).map_err(TxnError::Abort)?;
+                let cur = decode(txn.get(&current_key()).await?).map_err(TxnError::Abort)?;
                 if let Some(e) = expected
                     && e != cur.version
                 {
@@ -94,7 +104,7 @@ impl MapStore {
                     who: who.to_string(),
                     change: (*change).clone(),
                 };
-                txn.set(CURRENT, &to_json(&next));
+                txn.set(&current_key(), &to_json(&next));
                 txn.set(&audit_key(next.version), &to_json(&entry));
                 Ok(next)
             })
@@ -107,7 +117,7 @@ impl MapStore {
         Ok(store::read(&*self.kv, move |txn| {
             Box::pin(async move {
                 let rows = txn
-                    .get_range(RangeRequest::prefix(AUDIT).limit(limit).reverse())
+                    .get_range(RangeRequest::prefix(&pack(&("audit",))).limit(limit).reverse())
                     .await?;
                 rows.iter()
                     .map(|kv| {

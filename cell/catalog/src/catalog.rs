@@ -1,13 +1,8 @@
-//! [`Catalog`]: the store is the source of truth, memory serves every read.
-//!
-//! # Keys
-//! `("rest", restaurant_id)` → [`Restaurant`] JSON and `("menu", restaurant_id)` → [`Menu`]
-//! JSON. Two keys so the frequent small writes (the open/close toggle, availability) rewrite
-//! only what they change. Ids sort by region first (the region is in the id's top bits), so a
-//! region's restaurants are one contiguous key range.
+//! [`Catalog`]: the store is the source of truth, memory serves every read. How records sit
+//! in the store (keys, menu chunks, paging) is `stored.rs`.
 //!
 //! # Writes
-//! Every write is: validate → one store transaction (durable on return) → build a new
+//! Every write is: validate → store transaction(s) (durable on return) → build a new
 //! [`Listing`] → swap it into the in-memory index. Writers are serialized by an async mutex
 //! held across the commit and the swap, so memory applies commits in commit order. The
 //! read-modify-write toggles read the *stored* record inside the transaction, so memory can
@@ -19,29 +14,16 @@ use crate::listing::Listing;
 use crate::model::{Menu, Restaurant, validate};
 use crate::pricing::{CartError, CartRequest, PricedCart, PricingConfig, price_cart_tz};
 use crate::search::{QueryError, SearchPage, SearchQuery};
+use crate::stored::{
+    self, Encoded, MENU, REST, WRITE_BUDGET_BYTES, WRITE_BUDGET_RESTAURANTS, decode, encode,
+    menu_prefix, rest_key,
+};
 use bytes::Bytes;
 use domain::{MenuItemId, RegionId, RestaurantId, UnixMs};
 use parking_lot::RwLock;
 use std::sync::Arc;
 use store::keys::pack;
-use store::{Kv, RangeRequest, Txn, TxnError};
-
-/// Key space of restaurant records.
-pub const REST: &str = "rest";
-/// Key space of menus.
-pub const MENU: &str = "menu";
-/// Restaurants per import transaction: keeps one commit to a few MB of menus.
-const IMPORT_CHUNK: usize = 200;
-/// Keys per range read while loading.
-const LOAD_PAGE: usize = 512;
-
-pub fn rest_key(id: RestaurantId) -> Vec<u8> {
-    pack(&(REST, id.0))
-}
-
-pub fn menu_key(id: RestaurantId) -> Vec<u8> {
-    pack(&(MENU, id.0))
-}
+use store::{Kv, PageLimits, TxnError};
 
 /// The restaurants and menus of this cell.
 pub struct Catalog {
@@ -62,59 +44,44 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T> {
-    serde_json::from_slice(value).map_err(|e| CatalogError::Corrupt {
-        key: format!("{:?}", store::keys::Bytes::from(key)),
-        reason: e.to_string(),
-    })
-}
-
-fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("catalog records always serialize")
-}
-
-/// Every key-value pair under `space`, read page by page inside one snapshot.
-async fn scan(txn: &dyn Txn, space: &str) -> store::Result<Vec<store::KeyValue>> {
-    let prefix = pack(&(space,));
-    let mut range = RangeRequest::prefix(&prefix).limit(LOAD_PAGE);
-    let mut out = Vec::new();
-    loop {
-        let page = txn.get_range(range.clone()).await?;
-        let full = page.len() == LOAD_PAGE;
-        if let Some(last) = page.last() {
-            // The smallest key after `last`.
-            range.begin = [last.key.as_slice(), &[0]].concat();
+/// Groups encoded restaurants into transactions of at most [`WRITE_BUDGET_BYTES`] and
+/// [`WRITE_BUDGET_RESTAURANTS`] (a restaurant bigger than the budget goes alone).
+fn write_groups(records: &[Encoded]) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, e) in records.iter().enumerate() {
+        let full = i - start >= WRITE_BUDGET_RESTAURANTS || bytes + e.bytes() > WRITE_BUDGET_BYTES;
+        if i > start && full {
+            groups.push(start..i);
+            (start, bytes) = (i, 0);
         }
-        out.extend(page);
-        if !full {
-            return Ok(out);
-        }
+        bytes += e.bytes();
     }
+    if start < records.len() {
+        groups.push(start..records.len());
+    }
+    groups
 }
 
 impl Catalog {
-    /// Loads every restaurant and menu from `kv` into memory (startup).
+    /// Loads every restaurant and menu from `kv` into memory (startup), reading in pages of
+    /// [`PageLimits::DEFAULT`].
     pub async fn load(kv: Arc<dyn Kv>) -> Result<Catalog> {
+        Self::load_paged(kv, PageLimits::DEFAULT).await
+    }
+
+    /// [`Catalog::load`] with explicit page bounds (tests use small pages).
+    pub async fn load_paged(kv: Arc<dyn Kv>, limits: PageLimits) -> Result<Catalog> {
         let started = std::time::Instant::now();
-        let (rests, menus) = store::read(&*kv, |txn| {
-            Box::pin(async move {
-                let rests = scan(txn, REST).await?;
-                let menus = scan(txn, MENU).await?;
-                Ok::<_, TxnError<CatalogError>>((rests, menus))
-            })
-        })
-        .await?;
-        let mut menus: std::collections::HashMap<Vec<u8>, store::KeyValue> =
-            menus.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+        let (rests, mut menus) = stored::load_all(&*kv, limits).await?;
         let mut index = Index::default();
-        for kv_pair in rests {
-            let r: Restaurant = decode(&kv_pair.key, &kv_pair.value)?;
-            let mk = menu_key(r.id);
-            let menu_kv = menus.remove(&mk).ok_or_else(|| CatalogError::Corrupt {
+        for r in rests {
+            let mk = menu_prefix(r.id);
+            let json = menus.remove(&r.id.0).ok_or_else(|| CatalogError::Corrupt {
                 key: format!("{:?}", store::keys::Bytes::from(mk.as_slice())),
                 reason: format!("restaurant {} has no menu", r.id),
             })?;
-            let menu: Menu = decode(&menu_kv.key, &menu_kv.value)?;
+            let menu: Menu = decode(&mk, &json)?;
             validate(&r, &menu).map_err(|e| CatalogError::Corrupt {
                 key: format!("rest/{}", r.id),
                 reason: e.to_string(),
@@ -152,35 +119,34 @@ impl Catalog {
 
     /// Upserts many restaurants (a region moving in, the demo seeder); idempotent, so a
     /// retried or repeated import converges to the same state. Everything is validated before
-    /// anything is written; then chunks of 200 restaurants commit one after another, so a
-    /// failure part-way leaves a prefix written, which the retry completes.
+    /// anything is written; then groups of at most 1 MB and 200 restaurants commit one after
+    /// another (far inside FoundationDB's transaction limit), so a failure part-way leaves a
+    /// prefix written, which the retry completes.
     pub async fn import(&self, batch: Vec<(Restaurant, Menu)>) -> Result<usize> {
+        let mut encoded = Vec::with_capacity(batch.len());
         for (r, m) in &batch {
             validate(r, m)?;
+            encoded.push(Encoded::new(r, m)?);
         }
         let n = batch.len();
         let _w = self.writer.lock().await;
-        let mut rest = batch.into_iter().peekable();
-        while rest.peek().is_some() {
-            let chunk: Vec<(Restaurant, Menu)> = rest.by_ref().take(IMPORT_CHUNK).collect();
-            let writes: Arc<Vec<(Vec<u8>, Vec<u8>)>> = Arc::new(
-                chunk
-                    .iter()
-                    .flat_map(|(r, m)| [(rest_key(r.id), encode(r)), (menu_key(r.id), encode(m))])
-                    .collect(),
-            );
+        let encoded = Arc::new(encoded);
+        let mut rest = batch.into_iter();
+        for group in write_groups(&encoded) {
+            let (records, range) = (encoded.clone(), group.clone());
             store::transact(&*self.kv, move |txn| {
-                let writes = writes.clone();
+                let (records, range) = (records.clone(), range.clone());
                 Box::pin(async move {
-                    for (k, v) in writes.iter() {
-                        txn.set(k, v);
+                    for e in &records[range] {
+                        e.write(txn);
                     }
                     Ok::<_, TxnError<CatalogError>>(())
                 })
             })
             .await?;
-            let listings: Vec<_> = chunk
-                .into_iter()
+            let listings: Vec<_> = rest
+                .by_ref()
+                .take(group.len())
                 .map(|(r, m)| Arc::new(Listing::build(r, m)))
                 .collect();
             let mut index = self.index.write();
@@ -233,18 +199,20 @@ impl Catalog {
         let updated = store::transact(&*self.kv, move |txn| {
             let f = f.clone();
             Box::pin(async move {
-                let (rk, mk) = (rest_key(id), menu_key(id));
-                let (Some(rv), Some(mv)) = (txn.get(&rk).await?, txn.get(&mk).await?) else {
+                let rk = rest_key(id);
+                let (Some(rv), Some(mut m)) = (txn.get(&rk).await?, stored::read_menu(txn, id).await?)
+                else {
                     return Err(TxnError::Abort(CatalogError::UnknownRestaurant(id)));
                 };
                 let mut r: Restaurant = decode(&rk, &rv).map_err(TxnError::Abort)?;
-                let mut m: Menu = decode(&mk, &mv).map_err(TxnError::Abort)?;
                 let (rest_changed, menu_changed) = f(&mut r, &mut m).map_err(TxnError::Abort)?;
                 if rest_changed {
                     txn.set(&rk, &encode(&r));
                 }
                 if menu_changed {
-                    txn.set(&mk, &encode(&m));
+                    let chunks = stored::encode_menu(id, &m)
+                        .map_err(|e| TxnError::Abort(CatalogError::Invalid(e)))?;
+                    stored::write_menu(txn, id, &chunks);
                 }
                 Ok((r, m))
             })

@@ -25,7 +25,9 @@
 //! - `geo.rs`: haversine and the H3 bucket index.
 //! - `search.rs`: [`SearchQuery`] validation, the search, paging.
 //! - `pricing.rs`: [`price_cart`], [`CartError`], the delivery tariff and the ETA model.
-//! - `catalog.rs`: [`Catalog`]: store keys, load, writes, export/import.
+//! - `catalog.rs`: [`Catalog`]: load, writes, export/import.
+//! - `stored.rs`: the store keys, menus in chunks under the value limit, the paged load and
+//!   the write budget that keeps each transaction inside FoundationDB's limits.
 //! - `demo.rs`, `demo_data.rs`: the generator and its word lists.
 //! - `error.rs`: [`CatalogError`], [`ValidationError`].
 //! - `*_tests.rs`, `testing.rs` (also for other crates' tests, feature `testing`): unit tests next to the code (search against a brute-force
@@ -45,8 +47,10 @@ mod listing;
 pub mod model;
 pub mod pricing;
 pub mod search;
+mod stored;
 
-pub use catalog::{Catalog, MENU, REST, menu_key, rest_key};
+pub use catalog::Catalog;
+pub use stored::{MAX_MENU_BYTES, MENU, MENU_CHUNK_BYTES, REST, menu_prefix, rest_key};
 pub use error::{CatalogError, Result, ValidationError};
 pub use hours::{ClockTime, Interval, WeeklyHours};
 pub use listing::{Listing, MenuBody};

@@ -11,6 +11,12 @@
 //!   a single writer thread with group commit (one fsync per batch of transactions);
 //!   `redb/apply.rs`: a job's writes and events into the batch; `redb/recover.rs`: what the
 //!   writer does after a failed commit (refuse writes, reopen, probe).
+//! - `scoped.rs`: [`SubspaceKv`], a store restricted to one [`keys::Subspace`] (a cell's
+//!   keys, the router's map), the prefix added above the backend so both hold one layout.
+//! - `paging.rs`: [`Pages`], scans paged across transactions with continuations, so no
+//!   transaction outgrows FoundationDB's size and 5 s limits.
+//! - `metered.rs` (tests, feature `testing`): `MeteredKv`, what each committed transaction
+//!   wrote, for tests that assert paged work stays inside the limits.
 //! - `open.rs`: [`open`] the backend a configuration names ([`Backend`]).
 //! - `overlay.rs`: a transaction's private write buffer over a snapshot (read-your-writes;
 //!   nothing reaches the table unless the closure succeeds).
@@ -40,14 +46,20 @@ pub mod conformance;
 #[cfg(feature = "fdb")]
 pub mod fdb;
 pub mod keys;
+#[cfg(any(test, feature = "testing"))]
+pub mod metered;
 mod open;
 mod overlay;
+pub mod paging;
 pub mod redb;
+pub mod scoped;
 pub mod synthetic;
 
 #[cfg(feature = "fdb")]
 pub use crate::fdb::{FdbOptions, FdbStore};
 pub use crate::open::{Backend, open};
+pub use crate::paging::{PageLimits, Pages};
+pub use crate::scoped::SubspaceKv;
 pub use crate::redb::{CommitStats, RedbOptions, RedbStore};
 
 /// Errors at the store boundary.

@@ -1,0 +1,159 @@
+//! [`MeteredKv`] (tests): a real store wrapped to record what each committed transaction
+//! wrote, so tests can assert that paged work keeps every transaction far inside
+//! FoundationDB's limits on any backend.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::{
+    BoxFut, ErasedResult, ErasedTxnFn, Event, KeyValue, Kv, LogId, LogPos, RangeRequest, Result,
+    Txn,
+};
+
+/// What the committed write transactions of a [`MeteredKv`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Write transactions that committed.
+    pub txns: u64,
+    /// The most bytes (keys, values, cleared bounds, event payloads) one transaction wrote.
+    pub max_txn_bytes: u64,
+    /// The longest key written.
+    pub max_key_bytes: u64,
+    /// The longest value written.
+    pub max_value_bytes: u64,
+}
+
+/// A store that records [`WriteStats`] (see the module doc).
+pub struct MeteredKv {
+    inner: Arc<dyn Kv>,
+    stats: Arc<Mutex<WriteStats>>,
+}
+
+impl MeteredKv {
+    pub fn new(inner: Arc<dyn Kv>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            stats: Arc::default(),
+        })
+    }
+
+    /// What was written so far.
+    pub fn stats(&self) -> WriteStats {
+        *self.stats.lock().expect("stats lock")
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    bytes: AtomicU64,
+    key: AtomicU64,
+    value: AtomicU64,
+}
+
+struct MeteredTxn<'t> {
+    inner: &'t dyn Txn,
+    tally: &'t Tally,
+}
+
+impl MeteredTxn<'_> {
+    fn wrote(&self, key: usize, value: usize) {
+        self.tally
+            .bytes
+            .fetch_add((key + value) as u64, Ordering::Relaxed);
+        self.tally.key.fetch_max(key as u64, Ordering::Relaxed);
+        self.tally.value.fetch_max(value as u64, Ordering::Relaxed);
+    }
+}
+
+impl Txn for MeteredTxn<'_> {
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFut<'a, Result<Option<Vec<u8>>>> {
+        self.inner.get(key)
+    }
+
+    fn get_range(&self, range: RangeRequest) -> BoxFut<'_, Result<Vec<KeyValue>>> {
+        self.inner.get_range(range)
+    }
+
+    fn set(&self, key: &[u8], value: &[u8]) {
+        self.wrote(key.len(), value.len());
+        self.inner.set(key, value);
+    }
+
+    fn clear(&self, key: &[u8]) {
+        self.wrote(key.len(), 0);
+        self.inner.clear(key);
+    }
+
+    fn clear_range(&self, begin: &[u8], end: &[u8]) {
+        self.wrote(begin.len() + end.len(), 0);
+        self.inner.clear_range(begin, end);
+    }
+
+    fn append_event(&self, log: LogId, payload: &[u8]) {
+        self.wrote(0, payload.len());
+        self.inner.append_event(log, payload);
+    }
+}
+
+impl Kv for MeteredKv {
+    fn transact_erased(&self, f: ErasedTxnFn) -> BoxFut<'_, ErasedResult> {
+        let stats = self.stats.clone();
+        // The tally of the last attempt is the one that committed.
+        let last = Arc::new(Mutex::new(None::<Arc<Tally>>));
+        let seen = last.clone();
+        let wrapped: ErasedTxnFn = Arc::new(move |txn| {
+            let (f, seen) = (f.clone(), seen.clone());
+            Box::pin(async move {
+                let tally = Arc::new(Tally::default());
+                *seen.lock().expect("tally lock") = Some(tally.clone());
+                f(&MeteredTxn {
+                    inner: txn,
+                    tally: &tally,
+                })
+                .await
+            })
+        });
+        Box::pin(async move {
+            let r = self.inner.transact_erased(wrapped).await;
+            if r.is_ok()
+                && let Some(t) = last.lock().expect("tally lock").take()
+            {
+                let mut s = stats.lock().expect("stats lock");
+                s.txns += 1;
+                s.max_txn_bytes = s.max_txn_bytes.max(t.bytes.load(Ordering::Relaxed));
+                s.max_key_bytes = s.max_key_bytes.max(t.key.load(Ordering::Relaxed));
+                s.max_value_bytes = s.max_value_bytes.max(t.value.load(Ordering::Relaxed));
+            }
+            r
+        })
+    }
+
+    fn read_erased(&self, f: ErasedTxnFn) -> BoxFut<'_, ErasedResult> {
+        self.inner.read_erased(f)
+    }
+
+    fn read_events(
+        &self,
+        log: LogId,
+        from: LogPos,
+        limit: usize,
+    ) -> BoxFut<'_, Result<Vec<Event>>> {
+        self.inner.read_events(log, from, limit)
+    }
+
+    fn log_head(&self, log: LogId) -> BoxFut<'_, Result<LogPos>> {
+        self.inner.log_head(log)
+    }
+
+    fn wait_for_events(&self, log: LogId, after: LogPos) -> BoxFut<'_, Result<LogPos>> {
+        self.inner.wait_for_events(log, after)
+    }
+
+    fn backend_name(&self) -> &'static str {
+        self.inner.backend_name()
+    }
+
+    fn fault(&self) -> Option<String> {
+        self.inner.fault()
+    }
+}
