@@ -1,6 +1,6 @@
 //! Event-log consumers. Everything after an order is written (matching, tracking pushes,
 //! notifications) reads the cell's log through a cursor: durable consumers keep theirs in
-//! the store (`("cursor", name)`), so a restart resumes where it stopped; live consumers
+//! the store (`("cursor", name)`, under the cell's subspace like every cell key), so a restart resumes where it stopped; live consumers
 //! (tracking fan-out) start at the head. Consumers wake on commit, never poll.
 
 use domain::OrderEvent;

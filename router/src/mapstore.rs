@@ -117,7 +117,11 @@ impl MapStore {
         Ok(store::read(&*self.kv, move |txn| {
             Box::pin(async move {
                 let rows = txn
-                    .get_range(RangeRequest::prefix(&pack(&("audit",))).limit(limit).reverse())
+                    .get_range(
+                        RangeRequest::prefix(&pack(&("audit",)))
+                            .limit(limit)
+                            .reverse(),
+                    )
                     .await?;
                 rows.iter()
                     .map(|kv| {

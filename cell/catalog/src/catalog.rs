@@ -200,7 +200,8 @@ impl Catalog {
             let f = f.clone();
             Box::pin(async move {
                 let rk = rest_key(id);
-                let (Some(rv), Some(mut m)) = (txn.get(&rk).await?, stored::read_menu(txn, id).await?)
+                let (Some(rv), Some(mut m)) =
+                    (txn.get(&rk).await?, stored::read_menu(txn, id).await?)
                 else {
                     return Err(TxnError::Abort(CatalogError::UnknownRestaurant(id)));
                 };

@@ -50,7 +50,6 @@ pub mod search;
 mod stored;
 
 pub use catalog::Catalog;
-pub use stored::{MAX_MENU_BYTES, MENU, MENU_CHUNK_BYTES, REST, menu_prefix, rest_key};
 pub use error::{CatalogError, Result, ValidationError};
 pub use hours::{ClockTime, Interval, WeeklyHours};
 pub use listing::{Listing, MenuBody};
@@ -60,9 +59,12 @@ pub use pricing::{
     delivery_fee, eta_range_min, price_cart,
 };
 pub use search::{QueryError, SearchHit, SearchPage, SearchQuery, parse_radius};
+pub use stored::{MAX_MENU_BYTES, MENU, MENU_CHUNK_BYTES, REST, menu_prefix, rest_key};
 
 #[cfg(test)]
 mod catalog_tests;
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod pricing_tests;
 #[cfg(test)]

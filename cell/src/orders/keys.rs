@@ -1,4 +1,8 @@
 //! Key layout of orders in the store. Every key is a packed tuple; element 0 names the space.
+//! All of them live under the cell's subspace `("c", cell_id)`: the cell opens its store
+//! scoped to it (`server::open_store`, [`store::SubspaceKv`]), so the keys below carry no cell
+//! id themselves and two cells on one cluster never see each other's orders, indexes,
+//! idempotency records or id mark.
 //!
 //! | key                                         | value            | purpose                          |
 //! |---------------------------------------------|------------------|----------------------------------|

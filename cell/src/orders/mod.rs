@@ -10,6 +10,7 @@
 //! - `place`: placement (Flow 1) as one call, [`Orders::place`]: idempotent replay, pricing
 //!   from the menu, the region-moved refusal, payment authorization, creation. Also
 //!   [`Orders::quote`], the one pricing function.
+//! - `cells_tests.rs`: two cells on one store, isolated by their subspaces.
 //! - `transition`: [`Orders::transition`], a state-machine transition with the payment
 //!   effect it requires (capture, void, refund) run first.
 
@@ -78,6 +79,8 @@ impl Orders {
     }
 }
 
+#[cfg(test)]
+mod cells_tests;
 #[cfg(test)]
 mod place_tests;
 #[cfg(test)]

@@ -353,17 +353,21 @@ async fn transition_in(
     Ok((order, t))
 }
 
-/// Orders in `status` across the cell (recovery of matching and tracking at startup).
+/// Orders in `status` across the cell, oldest id first: at most `limit` with ids above
+/// `after` (a page of a recovery scan: each page is its own short read transaction).
 pub async fn list_by_status(
     kv: &dyn Kv,
     status: OrderStatus,
+    after: Option<OrderId>,
     limit: usize,
 ) -> Result<Vec<Order>, RepoError> {
     Ok(store::read(kv, move |txn| {
         Box::pin(async move {
-            let rows = txn
-                .get_range(RangeRequest::prefix(&keys::by_status_prefix(status)).limit(limit))
-                .await?;
+            let mut range = RangeRequest::prefix(&keys::by_status_prefix(status)).limit(limit);
+            if let Some(a) = after {
+                range.begin = store::paging::after(&keys::by_status(status, a));
+            }
+            let rows = txn.get_range(range).await?;
             let ids = rows
                 .iter()
                 .filter_map(|kv| keys::trailing_order_id(&kv.key))
@@ -374,21 +378,40 @@ pub async fn list_by_status(
     .await?)
 }
 
-/// Orders not yet delivered or cancelled (keys only: cheap enough for a health check).
+/// Every order in `status`, read in pages of [`RECOVERY_PAGE`] orders (recovery of matching
+/// and tracking at startup), handed to `f` page by page.
+pub async fn for_each_in_status(
+    kv: &dyn Kv,
+    status: OrderStatus,
+    mut f: impl FnMut(Order),
+) -> Result<(), RepoError> {
+    let mut after = None;
+    loop {
+        let page = list_by_status(kv, status, after, RECOVERY_PAGE).await?;
+        let full = page.len() == RECOVERY_PAGE;
+        after = page.last().map(|o| o.id);
+        page.into_iter().for_each(&mut f);
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// Orders per recovery page: a few hundred KB of order records, one short transaction.
+pub const RECOVERY_PAGE: usize = 500;
+
+/// Orders not yet delivered or cancelled (keys only, in pages of their own transactions:
+/// what the router's drain waits on, cheap enough for a health check).
 pub async fn count_active(kv: &dyn Kv) -> Result<u64, RepoError> {
-    Ok(store::read(kv, move |txn| {
-        Box::pin(async move {
-            let mut n = 0u64;
-            for s in OrderStatus::ALL.into_iter().filter(|s| s.is_active()) {
-                let rows = txn
-                    .get_range(RangeRequest::prefix(&keys::by_status_prefix(s)))
-                    .await?;
-                n += rows.len() as u64;
-            }
-            Ok::<_, TxnError<RepoError>>(n)
-        })
-    })
-    .await?)
+    let mut n = 0u64;
+    for s in OrderStatus::ALL.into_iter().filter(|s| s.is_active()) {
+        let mut pages =
+            store::Pages::prefix(&keys::by_status_prefix(s), store::PageLimits::DEFAULT);
+        while let Some(page) = pages.next(kv).await? {
+            n += page.len() as u64;
+        }
+    }
+    Ok(n)
 }
 
 /// Reads an order (snapshot).

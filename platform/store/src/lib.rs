@@ -59,8 +59,8 @@ pub mod synthetic;
 pub use crate::fdb::{FdbOptions, FdbStore};
 pub use crate::open::{Backend, open};
 pub use crate::paging::{PageLimits, Pages};
-pub use crate::scoped::SubspaceKv;
 pub use crate::redb::{CommitStats, RedbOptions, RedbStore};
+pub use crate::scoped::SubspaceKv;
 
 /// Errors at the store boundary.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! [`MeteredKv`] (tests): a real store wrapped to record what each committed transaction
-//! wrote, so tests can assert that paged work keeps every transaction far inside
+//! wrote and how many rows each read-only transaction read, so tests can assert that paged work keeps every transaction far inside
 //! FoundationDB's limits on any backend.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +21,10 @@ pub struct WriteStats {
     pub max_key_bytes: u64,
     /// The longest value written.
     pub max_value_bytes: u64,
+    /// Read-only transactions run.
+    pub reads: u64,
+    /// The most pairs one read-only transaction got from range reads.
+    pub max_read_rows: u64,
 }
 
 /// A store that records [`WriteStats`] (see the module doc).
@@ -53,6 +57,42 @@ struct Tally {
 struct MeteredTxn<'t> {
     inner: &'t dyn Txn,
     tally: &'t Tally,
+}
+
+/// Counts the rows a read-only transaction's range reads return.
+struct CountingTxn<'t> {
+    inner: &'t dyn Txn,
+    rows: &'t AtomicU64,
+}
+
+impl Txn for CountingTxn<'_> {
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFut<'a, Result<Option<Vec<u8>>>> {
+        self.inner.get(key)
+    }
+
+    fn get_range(&self, range: RangeRequest) -> BoxFut<'_, Result<Vec<KeyValue>>> {
+        Box::pin(async move {
+            let rows = self.inner.get_range(range).await?;
+            self.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            Ok(rows)
+        })
+    }
+
+    fn set(&self, key: &[u8], value: &[u8]) {
+        self.inner.set(key, value);
+    }
+
+    fn clear(&self, key: &[u8]) {
+        self.inner.clear(key);
+    }
+
+    fn clear_range(&self, begin: &[u8], end: &[u8]) {
+        self.inner.clear_range(begin, end);
+    }
+
+    fn append_event(&self, log: LogId, payload: &[u8]) {
+        self.inner.append_event(log, payload);
+    }
 }
 
 impl MeteredTxn<'_> {
@@ -129,7 +169,23 @@ impl Kv for MeteredKv {
     }
 
     fn read_erased(&self, f: ErasedTxnFn) -> BoxFut<'_, ErasedResult> {
-        self.inner.read_erased(f)
+        let stats = self.stats.clone();
+        let wrapped: ErasedTxnFn = Arc::new(move |txn| {
+            let (f, stats) = (f.clone(), stats.clone());
+            Box::pin(async move {
+                let rows = AtomicU64::new(0);
+                let r = f(&CountingTxn {
+                    inner: txn,
+                    rows: &rows,
+                })
+                .await;
+                let mut s = stats.lock().expect("stats lock");
+                s.reads += 1;
+                s.max_read_rows = s.max_read_rows.max(rows.load(Ordering::Relaxed));
+                r
+            })
+        });
+        self.inner.read_erased(wrapped)
     }
 
     fn read_events(

@@ -72,7 +72,12 @@ async fn subspaces_of_one_store_are_disjoint() {
 async fn pages_cover_the_range_once_within_their_bounds() {
     let (_dir, kv) = open();
     for i in 0..500u32 {
-        put(&*kv, pack(&("p", i)), vec![7; 100 + (i as usize % 3) * 1000]).await;
+        put(
+            &*kv,
+            pack(&("p", i)),
+            vec![7; 100 + (i as usize % 3) * 1000],
+        )
+        .await;
     }
     put(&*kv, pack(&("q", 0)), vec![1]).await;
     let limits = PageLimits {

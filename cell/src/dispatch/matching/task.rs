@@ -318,9 +318,7 @@ impl Dispatch {
             OrderStatus::Preparing,
             OrderStatus::ReadyForPickup,
         ] {
-            for o in repo::list_by_status(&*kv, s, 100_000).await? {
-                self.start_matching(o, now);
-            }
+            repo::for_each_in_status(&*kv, s, |o| self.start_matching(o, now)).await?;
         }
         for s in [
             OrderStatus::DriverAssigned,
@@ -328,11 +326,12 @@ impl Dispatch {
             OrderStatus::PickedUp,
             OrderStatus::Delivering,
         ] {
-            for o in repo::list_by_status(&*kv, s, 100_000).await? {
+            repo::for_each_in_status(&*kv, s, |o| {
                 if let Some(d) = o.driver_id {
                     self.carrying.write().insert(d, o);
                 }
-            }
+            })
+            .await?;
         }
         Ok(())
     }
