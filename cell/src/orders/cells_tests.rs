@@ -19,7 +19,7 @@ fn order(id: u64, customer: u64, restaurant: RestaurantId) -> domain::Order {
 
 async fn orders_in(kv: &dyn Kv, status: OrderStatus) -> Vec<OrderId> {
     let mut ids = Vec::new();
-    repo::for_each_in_status(kv, status, |o| ids.push(o.id))
+    repo::for_each_in_status(kv, status, 1, |o| ids.push(o.id))
         .await
         .unwrap();
     ids
@@ -117,6 +117,32 @@ pub(crate) async fn two_cells_on_one_store_see_nothing_of_each_other(raw: Arc<dy
     assert!(Catalog::load(two.clone()).await.unwrap().is_empty());
     let again = Catalog::load(one.clone()).await.unwrap();
     assert_eq!(again.region_ids(region), vec![r]);
+}
+
+#[tokio::test]
+async fn recovery_scans_read_in_pages_and_miss_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw: Arc<dyn Kv> =
+        Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
+    let metered = store::metered::MeteredKv::new(raw);
+    let kv = cell(&(metered.clone() as Arc<dyn Kv>), 1);
+    let r = catalog::testing::rid(1);
+    let writes = (1..=40).map(|i| {
+        let kv = kv.clone();
+        async move { repo::create(&*kv, LogId(1), order(i, i, r)).await.unwrap() }
+    });
+    futures::future::join_all(writes).await;
+    let before = metered.stats();
+    let mut seen = Vec::new();
+    repo::for_each_in_status(&*kv, OrderStatus::Pending, 7, |o| seen.push(o.id))
+        .await
+        .unwrap();
+    assert_eq!(seen, (1..=40).map(OrderId).collect::<Vec<_>>());
+    let after = metered.stats();
+    // Six pages of seven and one of five, each its own short read transaction.
+    assert_eq!(after.reads - before.reads, 6);
+    assert!(after.max_read_rows <= 7, "{after:?}");
+    assert_eq!(repo::count_active(&*kv).await.unwrap(), 40);
 }
 
 #[tokio::test]

@@ -378,17 +378,19 @@ pub async fn list_by_status(
     .await?)
 }
 
-/// Every order in `status`, read in pages of [`RECOVERY_PAGE`] orders (recovery of matching
-/// and tracking at startup), handed to `f` page by page.
+/// Every order in `status`, read in pages of `page` orders (recovery of matching and
+/// tracking at startup uses [`RECOVERY_PAGE`]), handed to `f` one by one.
 pub async fn for_each_in_status(
     kv: &dyn Kv,
     status: OrderStatus,
+    page_size: usize,
     mut f: impl FnMut(Order),
 ) -> Result<(), RepoError> {
+    let page_size = page_size.max(1);
     let mut after = None;
     loop {
-        let page = list_by_status(kv, status, after, RECOVERY_PAGE).await?;
-        let full = page.len() == RECOVERY_PAGE;
+        let page = list_by_status(kv, status, after, page_size).await?;
+        let full = page.len() == page_size;
         after = page.last().map(|o| o.id);
         page.into_iter().for_each(&mut f);
         if !full {

@@ -318,7 +318,10 @@ impl Dispatch {
             OrderStatus::Preparing,
             OrderStatus::ReadyForPickup,
         ] {
-            repo::for_each_in_status(&*kv, s, |o| self.start_matching(o, now)).await?;
+            repo::for_each_in_status(&*kv, s, repo::RECOVERY_PAGE, |o| {
+                self.start_matching(o, now)
+            })
+            .await?;
         }
         for s in [
             OrderStatus::DriverAssigned,
@@ -326,7 +329,7 @@ impl Dispatch {
             OrderStatus::PickedUp,
             OrderStatus::Delivering,
         ] {
-            repo::for_each_in_status(&*kv, s, |o| {
+            repo::for_each_in_status(&*kv, s, repo::RECOVERY_PAGE, |o| {
                 if let Some(d) = o.driver_id {
                     self.carrying.write().insert(d, o);
                 }
