@@ -11,6 +11,9 @@
 //!   a single writer thread with group commit (one fsync per batch of transactions);
 //!   `redb/apply.rs`: a job's writes and events into the batch; `redb/recover.rs`: what the
 //!   writer does after a failed commit (refuse writes, reopen, probe).
+//! - `lease.rs` (+ `lease/tests.rs`): [`lease::Lease`], one process's lease on a key with a
+//!   fence number, and [`lease::FencedKv`], a store handle whose every write transaction checks
+//!   that fence (so a process that lost the lease cannot write).
 //! - `open.rs`: [`open`] the backend a configuration names ([`Backend`]).
 //! - `overlay.rs`: a transaction's private write buffer over a snapshot (read-your-writes;
 //!   nothing reaches the table unless the closure succeeds).
@@ -40,6 +43,7 @@ pub mod conformance;
 #[cfg(feature = "fdb")]
 pub mod fdb;
 pub mod keys;
+pub mod lease;
 mod open;
 mod overlay;
 pub mod redb;
@@ -47,6 +51,7 @@ pub mod synthetic;
 
 #[cfg(feature = "fdb")]
 pub use crate::fdb::{FdbOptions, FdbStore};
+pub use crate::lease::{FencedKv, Lease};
 pub use crate::open::{Backend, open};
 pub use crate::redb::{CommitStats, RedbOptions, RedbStore};
 

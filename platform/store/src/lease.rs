@@ -1,0 +1,374 @@
+//! A lease with fencing: at most one process of a cell writes, and a process that lost the
+//! lease cannot write any more, even if it does not know yet that it lost it.
+//!
+//! # The record
+//! One key (the caller picks it; a cell uses `Subspace::cell(id).pack(&("lease",))`) holds a
+//! [`LeaseRecord`]: the holder's [`Incarnation`] (random per process start), a fence number
+//! and the expiry in ms. The fence grows by one at each change of holder and never goes back
+//! (a release keeps the record and only expires it), so a fence names one tenure for good.
+//! Every function takes `now_ms`: only the outermost layer reads the clock.
+//!
+//! # Why expiry alone is not enough, and what fencing adds
+//! A holder can stall (a GC pause, a frozen VM, a partition) past its expiry without knowing,
+//! while a standby takes over; when it wakes it would still write. This is Kleppmann's fencing
+//! token ("How to do distributed locking", 2016), checked by the resource itself: [`FencedKv`]
+//! makes every write transaction first read the lease key in the same transaction and fail
+//! with [`StoreError::Fenced`], committing nothing, unless the stored holder and fence are
+//! still ours. Because the check is a read inside the writing transaction, it is serialized
+//! with the takeover (which writes that key):
+//! - on FoundationDB (and the model backend) the read puts the lease key in the transaction's
+//!   read-conflict range, so if a takeover commits between our read and our commit, our commit
+//!   conflicts, is retried, and the retry reads the new fence and fails `Fenced`;
+//! - on redb transactions run one at a time on one writer, so each sees the lease as of its
+//!   own turn.
+//!
+//! Either way no write of an old holder commits after a takeover committed. Expiry is only
+//! about liveness: a holder past its expiry that nobody replaced still writes safely, because
+//! nobody else can write until they bumped the fence. Clocks of different machines may
+//! disagree; that only moves the moment of takeover, never lets two holders write.
+//!
+//! Reads and event reads pass through unfenced: a fenced-out process may serve stale reads
+//! for the moment until it stops, which the cell accepts (it stops serving on losing the
+//! lease).
+
+use crate::{
+    BoxFut, ErasedResult, ErasedTxnFn, Event, Kv, LogId, LogPos, Result, StoreError, Txn, TxnError,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One start of one process: a random 128-bit id, so a restarted process (same host, same
+/// cell id) is a different holder from the one it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Incarnation(pub u128);
+
+impl Incarnation {
+    /// A fresh random incarnation.
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+}
+
+impl std::fmt::Display for Incarnation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// What the lease key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub holder: Incarnation,
+    /// +1 at each change of holder; writes check it.
+    pub fence: u64,
+    /// The holder's lease ends at this time (ms since the epoch) unless renewed; 0 after a
+    /// release.
+    pub expires_ms: u64,
+}
+
+impl LeaseRecord {
+    const LEN: usize = 32;
+
+    /// Fixed 32 bytes, big-endian: holder (16), fence (8), expiry (8).
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0; Self::LEN];
+        b[..16].copy_from_slice(&self.holder.0.to_be_bytes());
+        b[16..24].copy_from_slice(&self.fence.to_be_bytes());
+        b[24..].copy_from_slice(&self.expires_ms.to_be_bytes());
+        b
+    }
+
+    pub fn decode(key: &[u8], b: &[u8]) -> Result<Self> {
+        let b: &[u8; Self::LEN] = b.try_into().map_err(|_| StoreError::Corrupt {
+            key: format!("{key:?}"),
+            reason: format!("a lease record is {} bytes, got {}", Self::LEN, b.len()),
+        })?;
+        let (holder, rest) = b.split_at(16);
+        let (fence, expires) = rest.split_at(8);
+        Ok(Self {
+            holder: Incarnation(u128::from_be_bytes(holder.try_into().expect("16 bytes"))),
+            fence: u64::from_be_bytes(fence.try_into().expect("8 bytes")),
+            expires_ms: u64::from_be_bytes(expires.try_into().expect("8 bytes")),
+        })
+    }
+
+    fn expired(&self, now_ms: u64) -> bool {
+        self.expires_ms <= now_ms
+    }
+}
+
+/// The outcome of [`Lease::try_acquire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquire {
+    /// We hold the lease with this fence until `expires_ms` (unless renewed).
+    Acquired { fence: u64, expires_ms: u64 },
+    /// Another live process holds it until `until_ms`.
+    Held { holder: Incarnation, until_ms: u64 },
+}
+
+/// One process's view of one lease: its incarnation and the fence it holds (0: none).
+/// Clones share that state, and so do the [`FencedKv`]s made from it.
+#[derive(Clone)]
+pub struct Lease {
+    kv: Arc<dyn Kv>,
+    key: Arc<[u8]>,
+    me: Incarnation,
+    /// The fence we hold, 0 when we hold none (not yet acquired, released, or lost).
+    held: Arc<AtomicU64>,
+}
+
+type LeaseErr = TxnError<std::convert::Infallible>;
+
+impl Lease {
+    /// A lease at `key` in `kv` for the process `me`. Holds nothing until acquired.
+    pub fn new(kv: Arc<dyn Kv>, key: Vec<u8>, me: Incarnation) -> Self {
+        Self {
+            kv,
+            key: key.into(),
+            me,
+            held: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn incarnation(&self) -> Incarnation {
+        self.me
+    }
+
+    /// The fence we hold, if we (still, as far as we know) hold the lease.
+    pub fn fence(&self) -> Option<u64> {
+        Some(self.held.load(Ordering::Acquire)).filter(|&f| f != 0)
+    }
+
+    /// The stored record, if any.
+    pub async fn current(&self) -> Result<Option<LeaseRecord>> {
+        let key = self.key.clone();
+        crate::read(&*self.kv, move |txn| {
+            let key = key.clone();
+            Box::pin(async move { Ok::<_, LeaseErr>(read_record(txn, &key).await?) })
+        })
+        .await
+        .map_err(store_error)
+    }
+
+    /// Takes the lease for `lease_ms` from `now_ms` if nobody holds it, it expired, or it is
+    /// already ours; otherwise says who holds it until when.
+    pub async fn try_acquire(&self, now_ms: u64, lease_ms: u64) -> Result<Acquire> {
+        let (key, me) = (self.key.clone(), self.me);
+        let expires_ms = now_ms.saturating_add(lease_ms);
+        let outcome = crate::transact(&*self.kv, move |txn| {
+            let key = key.clone();
+            Box::pin(async move {
+                let fence = match read_record(txn, &key).await? {
+                    // Still ours (a renewal through acquire, or ours again after a release
+                    // nobody took over): the tenure goes on, so the fence stays.
+                    Some(r) if r.holder == me => r.fence,
+                    Some(r) if !r.expired(now_ms) => {
+                        return Ok::<_, LeaseErr>(Acquire::Held {
+                            holder: r.holder,
+                            until_ms: r.expires_ms,
+                        });
+                    }
+                    Some(r) => r.fence + 1,
+                    None => 1,
+                };
+                let record = LeaseRecord {
+                    holder: me,
+                    fence,
+                    expires_ms,
+                };
+                txn.set(&key, &record.encode());
+                Ok(Acquire::Acquired { fence, expires_ms })
+            })
+        })
+        .await
+        .map_err(store_error)?;
+        if let Acquire::Acquired { fence, .. } = outcome {
+            self.held.store(fence, Ordering::Release);
+        }
+        Ok(outcome)
+    }
+
+    /// Extends our lease to `now_ms + lease_ms`; returns the new expiry. Fails with
+    /// [`StoreError::Fenced`] (and we hold nothing from then on) if we do not hold the lease
+    /// or someone else took it over since we acquired it.
+    pub async fn renew(&self, now_ms: u64, lease_ms: u64) -> Result<u64> {
+        let Some(fence) = self.fence() else {
+            return Err(not_held());
+        };
+        let (key, me) = (self.key.clone(), self.me);
+        let r = crate::transact(&*self.kv, move |txn| {
+            let key = key.clone();
+            Box::pin(async move {
+                let record = check(txn, &key, me, fence).await?;
+                let expires_ms = record.expires_ms.max(now_ms.saturating_add(lease_ms));
+                txn.set(
+                    &key,
+                    &LeaseRecord {
+                        expires_ms,
+                        ..record
+                    }
+                    .encode(),
+                );
+                Ok::<_, LeaseErr>(expires_ms)
+            })
+        })
+        .await
+        .map_err(store_error);
+        if matches!(r, Err(StoreError::Fenced { .. })) {
+            self.held.store(0, Ordering::Release);
+        }
+        r
+    }
+
+    /// Gives the lease up (a clean shutdown), so a standby can take over at once instead of
+    /// waiting for the expiry. The record stays with its fence, expired, so the next holder's
+    /// fence is higher. From here on this process's [`FencedKv`]s refuse writes. Releasing a
+    /// lease we do not hold does nothing.
+    pub async fn release(&self) -> Result<()> {
+        let fence = self.held.swap(0, Ordering::AcqRel);
+        if fence == 0 {
+            return Ok(());
+        }
+        let (key, me) = (self.key.clone(), self.me);
+        let r = crate::transact(&*self.kv, move |txn| {
+            let key = key.clone();
+            Box::pin(async move {
+                let record = check(txn, &key, me, fence).await?;
+                txn.set(
+                    &key,
+                    &LeaseRecord {
+                        expires_ms: 0,
+                        ..record
+                    }
+                    .encode(),
+                );
+                Ok::<_, LeaseErr>(())
+            })
+        })
+        .await
+        .map_err(store_error);
+        match r {
+            // Someone else holds it already: there is nothing of ours to release.
+            Err(StoreError::Fenced { .. }) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// A store handle whose every write transaction checks that this lease is still ours.
+    pub fn fenced_kv(&self) -> FencedKv {
+        FencedKv {
+            lease: self.clone(),
+        }
+    }
+}
+
+/// A [`Kv`] whose write transactions commit only while the [`Lease`] it was made from is
+/// held: each first reads the lease key in the same transaction and fails with
+/// [`StoreError::Fenced`], committing nothing, if the stored holder or fence is not ours (see
+/// the module doc for why that is enough). Reads, event reads and watches pass through.
+#[derive(Clone)]
+pub struct FencedKv {
+    lease: Lease,
+}
+
+impl FencedKv {
+    /// The lease this handle checks.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+}
+
+impl Kv for FencedKv {
+    fn transact_erased(&self, f: ErasedTxnFn) -> BoxFut<'_, ErasedResult> {
+        let lease = self.lease.clone();
+        let fenced: ErasedTxnFn = Arc::new(move |txn: &dyn Txn| {
+            let (lease, f) = (lease.clone(), f.clone());
+            Box::pin(async move {
+                // Loaded on every attempt: a retry after losing the lease must not pass.
+                let Some(fence) = lease.fence() else {
+                    return Err(TxnError::Store(not_held()));
+                };
+                check(txn, &lease.key, lease.me, fence).await?;
+                f(txn).await
+            })
+        });
+        self.lease.kv.transact_erased(fenced)
+    }
+
+    fn read_erased(&self, f: ErasedTxnFn) -> BoxFut<'_, ErasedResult> {
+        self.lease.kv.read_erased(f)
+    }
+
+    fn read_events(
+        &self,
+        log: LogId,
+        from: LogPos,
+        limit: usize,
+    ) -> BoxFut<'_, Result<Vec<Event>>> {
+        self.lease.kv.read_events(log, from, limit)
+    }
+
+    fn log_head(&self, log: LogId) -> BoxFut<'_, Result<LogPos>> {
+        self.lease.kv.log_head(log)
+    }
+
+    fn wait_for_events(&self, log: LogId, after: LogPos) -> BoxFut<'_, Result<LogPos>> {
+        self.lease.kv.wait_for_events(log, after)
+    }
+
+    fn backend_name(&self) -> &'static str {
+        self.lease.kv.backend_name()
+    }
+
+    /// The backend's fault, or that writes are refused because the lease is not held (before
+    /// it was acquired, after a release, or once a renewal found it lost).
+    fn fault(&self) -> Option<String> {
+        self.lease.kv.fault().or_else(|| {
+            self.lease
+                .fence()
+                .is_none()
+                .then(|| "this process does not hold the cell's lease".to_owned())
+        })
+    }
+}
+
+async fn read_record(txn: &dyn Txn, key: &[u8]) -> Result<Option<LeaseRecord>> {
+    txn.get(key)
+        .await?
+        .map(|v| LeaseRecord::decode(key, &v))
+        .transpose()
+}
+
+/// The stored record if it is still `me`'s tenure `fence`, else [`StoreError::Fenced`].
+async fn check(txn: &dyn Txn, key: &[u8], me: Incarnation, fence: u64) -> Result<LeaseRecord> {
+    match read_record(txn, key).await? {
+        Some(r) if r.holder == me && r.fence == fence => Ok(r),
+        Some(r) => Err(StoreError::Fenced {
+            reason: format!(
+                "the lease is held by {} with fence {} (ours was {fence})",
+                r.holder, r.fence
+            ),
+        }),
+        None => Err(StoreError::Fenced {
+            reason: format!("the lease record is gone (our fence was {fence})"),
+        }),
+    }
+}
+
+fn not_held() -> StoreError {
+    StoreError::Fenced {
+        reason: "this process does not hold the lease".into(),
+    }
+}
+
+fn store_error(e: LeaseErr) -> StoreError {
+    match e {
+        TxnError::Store(e) => e,
+        TxnError::Abort(never) => match never {},
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+pub mod suite;
+#[cfg(test)]
+mod tests;
