@@ -70,6 +70,7 @@ max_connections = 5000
 backend = "redb"
 data_dir = "/tmp/cell-7"
 fdb_cluster_file = "/etc/foundationdb/fdb.cluster"
+lease_ms = 15000
 
 [auth]
 jwt_secret = "a-long-enough-secret"
@@ -206,6 +207,7 @@ const BAD: &[(&str, &str)] = &[
         "http.request_timeout_ms",
     ),
     ("[store]\ndata_dir = \"\"\n", "store.data_dir"),
+    ("[store]\nlease_ms = 500\n", "store.lease_ms"),
     ("[auth]\njwt_secret = \"short\"\n", "auth.jwt_secret"),
     ("[auth.hs256]\nkid = \"\"\n", "auth.hs256.kid"),
     (

@@ -254,6 +254,13 @@ impl Lease {
         }
     }
 
+    /// Stops writing under this lease without touching the store: a holder that gives up
+    /// (it could not renew in time) refuses its own writes from here on, even before anyone
+    /// took over.
+    pub fn abandon(&self) {
+        self.held.store(0, Ordering::Release);
+    }
+
     /// A store handle whose every write transaction checks that this lease is still ours.
     pub fn fenced_kv(&self) -> FencedKv {
         FencedKv {
