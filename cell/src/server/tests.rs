@@ -187,23 +187,15 @@ async fn an_instance_that_finds_its_lease_taken_stops_serving_with_an_error() {
         .await
         .unwrap()
         .unwrap();
-    // Another instance takes the lease over while this one still renews (as one whose clock
-    // ran ahead would): the next renewal finds it gone.
+    // Another instance takes the lease over while this one still renews, as one whose clock
+    // runs far ahead would: the next renewal finds the tenure gone.
     let key = crate::lease::key(config().cell.id as u16);
-    let taken = store::lease::LeaseRecord {
-        holder: Incarnation(7),
-        fence: 2,
-        expires_ms: u64::MAX,
-    };
-    store::transact(&*kv, move |txn| {
-        let (key, v) = (key.clone(), taken.encode());
-        Box::pin(async move {
-            txn.set(&key, &v);
-            Ok::<_, TxnError<()>>(())
-        })
-    })
-    .await
-    .unwrap();
+    let ahead = u64::try_from(domain::UnixMs::now().0).unwrap() + 100 * LEASE_MS;
+    let other = Lease::new(kv.clone(), key, Incarnation(7));
+    assert!(matches!(
+        other.try_acquire(ahead, LEASE_MS).await.unwrap(),
+        store::lease::Acquire::Acquired { fence: 2, .. }
+    ));
     let stopped = tokio::time::timeout(PATIENCE, a).await.unwrap().unwrap();
     assert!(
         matches!(stopped, Err(super::StartError::LeaseLost(_))),

@@ -2,21 +2,26 @@
 //! lease cannot write any more, even if it does not know yet that it lost it.
 //!
 //! # The record
-//! One key (the caller picks it; a cell uses `Subspace::cell(id).pack(&("lease",))`) holds a
-//! [`LeaseRecord`]: the holder's [`Incarnation`] (random per process start), a fence number
-//! and the expiry in ms. The fence grows by one at each change of holder and never goes back
-//! (a release keeps the record and only expires it), so a fence names one tenure for good.
-//! Every function takes `now_ms`: only the outermost layer reads the clock.
+//! A [`LeaseRecord`] is the holder's [`Incarnation`] (random per process start), a fence
+//! number and the expiry in ms. The fence grows by one at each change of holder and never goes
+//! back (a release keeps the record and only expires it), so a fence names one tenure for
+//! good. Every function takes `now_ms`: only the outermost layer reads the clock.
+//!
+//! It is kept in two keys: the key the caller gives (a cell uses
+//! `Subspace::cell(id).pack(&("lease",))`) holds the tenure (holder, fence) and is written only
+//! when the holder changes; that key followed by the tuple `("expires",)` holds the expiry and
+//! is written by every renewal. Writers read only the tenure key, so on FoundationDB a renewal
+//! never makes in-flight writes conflict; only a takeover does, which is the point.
 //!
 //! # Why expiry alone is not enough, and what fencing adds
 //! A holder can stall (a GC pause, a frozen VM, a partition) past its expiry without knowing,
 //! while a standby takes over; when it wakes it would still write. This is Kleppmann's fencing
 //! token ("How to do distributed locking", 2016), checked by the resource itself: [`FencedKv`]
-//! makes every write transaction first read the lease key in the same transaction and fail
+//! makes every write transaction first read the tenure key in the same transaction and fail
 //! with [`StoreError::Fenced`], committing nothing, unless the stored holder and fence are
 //! still ours. Because the check is a read inside the writing transaction, it is serialized
 //! with the takeover (which writes that key):
-//! - on FoundationDB (and the model backend) the read puts the lease key in the transaction's
+//! - on FoundationDB (and the model backend) the read puts the tenure key in the transaction's
 //!   read-conflict range, so if a takeover commits between our read and our commit, our commit
 //!   conflicts, is retried, and the retry reads the new fence and fails `Fenced`;
 //! - on redb transactions run one at a time on one writer, so each sees the lease as of its
@@ -55,7 +60,7 @@ impl std::fmt::Display for Incarnation {
     }
 }
 
-/// What the lease key holds.
+/// The lease as stored (both keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseRecord {
     pub holder: Incarnation,
@@ -67,33 +72,59 @@ pub struct LeaseRecord {
 }
 
 impl LeaseRecord {
-    const LEN: usize = 32;
+    fn expired(&self, now_ms: u64) -> bool {
+        self.expires_ms <= now_ms
+    }
+}
 
-    /// Fixed 32 bytes, big-endian: holder (16), fence (8), expiry (8).
+/// What the tenure key holds: who holds the lease, under which fence. 24 bytes, big-endian:
+/// holder (16), fence (8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tenure {
+    pub holder: Incarnation,
+    pub fence: u64,
+}
+
+impl Tenure {
+    const LEN: usize = 24;
+
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0; Self::LEN];
         b[..16].copy_from_slice(&self.holder.0.to_be_bytes());
-        b[16..24].copy_from_slice(&self.fence.to_be_bytes());
-        b[24..].copy_from_slice(&self.expires_ms.to_be_bytes());
+        b[16..].copy_from_slice(&self.fence.to_be_bytes());
         b
     }
 
     pub fn decode(key: &[u8], b: &[u8]) -> Result<Self> {
         let b: &[u8; Self::LEN] = b.try_into().map_err(|_| StoreError::Corrupt {
             key: format!("{key:?}"),
-            reason: format!("a lease record is {} bytes, got {}", Self::LEN, b.len()),
+            reason: format!("a lease tenure is {} bytes, got {}", Self::LEN, b.len()),
         })?;
-        let (holder, rest) = b.split_at(16);
-        let (fence, expires) = rest.split_at(8);
+        let (holder, fence) = b.split_at(16);
         Ok(Self {
             holder: Incarnation(u128::from_be_bytes(holder.try_into().expect("16 bytes"))),
             fence: u64::from_be_bytes(fence.try_into().expect("8 bytes")),
-            expires_ms: u64::from_be_bytes(expires.try_into().expect("8 bytes")),
         })
     }
+}
 
-    fn expired(&self, now_ms: u64) -> bool {
-        self.expires_ms <= now_ms
+/// The two keys of one lease.
+#[derive(Clone)]
+struct Keys {
+    tenure: Arc<[u8]>,
+    expiry: Arc<[u8]>,
+}
+
+impl Keys {
+    fn new(tenure: Vec<u8>) -> Self {
+        // A packed tuple followed by a packed tuple is the packed concatenation, so the
+        // expiry key decodes as `(..., "lease", "expires")` and sorts right after the tenure.
+        let mut expiry = tenure.clone();
+        expiry.extend_from_slice(&crate::keys::pack(&("expires",)));
+        Self {
+            tenure: tenure.into(),
+            expiry: expiry.into(),
+        }
     }
 }
 
@@ -111,7 +142,7 @@ pub enum Acquire {
 #[derive(Clone)]
 pub struct Lease {
     kv: Arc<dyn Kv>,
-    key: Arc<[u8]>,
+    keys: Keys,
     me: Incarnation,
     /// The fence we hold, 0 when we hold none (not yet acquired, released, or lost).
     held: Arc<AtomicU64>,
@@ -120,11 +151,12 @@ pub struct Lease {
 type LeaseErr = TxnError<std::convert::Infallible>;
 
 impl Lease {
-    /// A lease at `key` in `kv` for the process `me`. Holds nothing until acquired.
+    /// A lease at `key` (and the expiry key after it) in `kv` for the process `me`. Holds
+    /// nothing until acquired.
     pub fn new(kv: Arc<dyn Kv>, key: Vec<u8>, me: Incarnation) -> Self {
         Self {
             kv,
-            key: key.into(),
+            keys: Keys::new(key),
             me,
             held: Arc::new(AtomicU64::new(0)),
         }
@@ -141,10 +173,10 @@ impl Lease {
 
     /// The stored record, if any.
     pub async fn current(&self) -> Result<Option<LeaseRecord>> {
-        let key = self.key.clone();
+        let keys = self.keys.clone();
         crate::read(&*self.kv, move |txn| {
-            let key = key.clone();
-            Box::pin(async move { Ok::<_, LeaseErr>(read_record(txn, &key).await?) })
+            let keys = keys.clone();
+            Box::pin(async move { Ok::<_, LeaseErr>(read_record(txn, &keys).await?) })
         })
         .await
         .map_err(store_error)
@@ -153,30 +185,29 @@ impl Lease {
     /// Takes the lease for `lease_ms` from `now_ms` if nobody holds it, it expired, or it is
     /// already ours; otherwise says who holds it until when.
     pub async fn try_acquire(&self, now_ms: u64, lease_ms: u64) -> Result<Acquire> {
-        let (key, me) = (self.key.clone(), self.me);
+        let (keys, me) = (self.keys.clone(), self.me);
         let expires_ms = now_ms.saturating_add(lease_ms);
         let outcome = crate::transact(&*self.kv, move |txn| {
-            let key = key.clone();
+            let keys = keys.clone();
             Box::pin(async move {
-                let fence = match read_record(txn, &key).await? {
+                let (fence, new_tenure) = match read_record(txn, &keys).await? {
                     // Still ours (a renewal through acquire, or ours again after a release
-                    // nobody took over): the tenure goes on, so the fence stays.
-                    Some(r) if r.holder == me => r.fence,
+                    // nobody took over): the tenure goes on, so the fence stays and the
+                    // tenure key is not written (no in-flight write of ours conflicts).
+                    Some(r) if r.holder == me => (r.fence, false),
                     Some(r) if !r.expired(now_ms) => {
                         return Ok::<_, LeaseErr>(Acquire::Held {
                             holder: r.holder,
                             until_ms: r.expires_ms,
                         });
                     }
-                    Some(r) => r.fence + 1,
-                    None => 1,
+                    Some(r) => (r.fence + 1, true),
+                    None => (1, true),
                 };
-                let record = LeaseRecord {
-                    holder: me,
-                    fence,
-                    expires_ms,
-                };
-                txn.set(&key, &record.encode());
+                if new_tenure {
+                    txn.set(&keys.tenure, &Tenure { holder: me, fence }.encode());
+                }
+                txn.set(&keys.expiry, &expires_ms.to_be_bytes());
                 Ok(Acquire::Acquired { fence, expires_ms })
             })
         })
@@ -195,20 +226,15 @@ impl Lease {
         let Some(fence) = self.fence() else {
             return Err(not_held());
         };
-        let (key, me) = (self.key.clone(), self.me);
+        let (keys, me) = (self.keys.clone(), self.me);
         let r = crate::transact(&*self.kv, move |txn| {
-            let key = key.clone();
+            let keys = keys.clone();
             Box::pin(async move {
-                let record = check(txn, &key, me, fence).await?;
-                let expires_ms = record.expires_ms.max(now_ms.saturating_add(lease_ms));
-                txn.set(
-                    &key,
-                    &LeaseRecord {
-                        expires_ms,
-                        ..record
-                    }
-                    .encode(),
-                );
+                check(txn, &keys.tenure, me, fence).await?;
+                let expires_ms = read_expiry(txn, &keys.expiry)
+                    .await?
+                    .max(now_ms.saturating_add(lease_ms));
+                txn.set(&keys.expiry, &expires_ms.to_be_bytes());
                 Ok::<_, LeaseErr>(expires_ms)
             })
         })
@@ -229,19 +255,12 @@ impl Lease {
         if fence == 0 {
             return Ok(());
         }
-        let (key, me) = (self.key.clone(), self.me);
+        let (keys, me) = (self.keys.clone(), self.me);
         let r = crate::transact(&*self.kv, move |txn| {
-            let key = key.clone();
+            let keys = keys.clone();
             Box::pin(async move {
-                let record = check(txn, &key, me, fence).await?;
-                txn.set(
-                    &key,
-                    &LeaseRecord {
-                        expires_ms: 0,
-                        ..record
-                    }
-                    .encode(),
-                );
+                check(txn, &keys.tenure, me, fence).await?;
+                txn.set(&keys.expiry, &0u64.to_be_bytes());
                 Ok::<_, LeaseErr>(())
             })
         })
@@ -295,7 +314,7 @@ impl Kv for FencedKv {
                 let Some(fence) = lease.fence() else {
                     return Err(TxnError::Store(not_held()));
                 };
-                check(txn, &lease.key, lease.me, fence).await?;
+                check(txn, &lease.keys.tenure, lease.me, fence).await?;
                 f(txn).await
             })
         });
@@ -339,21 +358,45 @@ impl Kv for FencedKv {
     }
 }
 
-async fn read_record(txn: &dyn Txn, key: &[u8]) -> Result<Option<LeaseRecord>> {
+async fn read_record(txn: &dyn Txn, keys: &Keys) -> Result<Option<LeaseRecord>> {
+    let Some(tenure) = read_tenure(txn, &keys.tenure).await? else {
+        return Ok(None);
+    };
+    Ok(Some(LeaseRecord {
+        holder: tenure.holder,
+        fence: tenure.fence,
+        expires_ms: read_expiry(txn, &keys.expiry).await?,
+    }))
+}
+
+async fn read_tenure(txn: &dyn Txn, key: &[u8]) -> Result<Option<Tenure>> {
     txn.get(key)
         .await?
-        .map(|v| LeaseRecord::decode(key, &v))
+        .map(|v| Tenure::decode(key, &v))
         .transpose()
 }
 
-/// The stored record if it is still `me`'s tenure `fence`, else [`StoreError::Fenced`].
-async fn check(txn: &dyn Txn, key: &[u8], me: Incarnation, fence: u64) -> Result<LeaseRecord> {
-    match read_record(txn, key).await? {
-        Some(r) if r.holder == me && r.fence == fence => Ok(r),
-        Some(r) => Err(StoreError::Fenced {
+/// The stored expiry; 0 (expired) when missing.
+async fn read_expiry(txn: &dyn Txn, key: &[u8]) -> Result<u64> {
+    match txn.get(key).await? {
+        None => Ok(0),
+        Some(v) => Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(
+            |_| StoreError::Corrupt {
+                key: format!("{key:?}"),
+                reason: format!("a lease expiry is 8 bytes, got {}", v.len()),
+            },
+        )?)),
+    }
+}
+
+/// Passes if the tenure key still names `me` under `fence`, else [`StoreError::Fenced`].
+async fn check(txn: &dyn Txn, key: &[u8], me: Incarnation, fence: u64) -> Result<()> {
+    match read_tenure(txn, key).await? {
+        Some(t) if t.holder == me && t.fence == fence => Ok(()),
+        Some(t) => Err(StoreError::Fenced {
             reason: format!(
                 "the lease is held by {} with fence {} (ours was {fence})",
-                r.holder, r.fence
+                t.holder, t.fence
             ),
         }),
         None => Err(StoreError::Fenced {

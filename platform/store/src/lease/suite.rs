@@ -231,10 +231,60 @@ pub async fn in_flight_write_conflicts_then_fails_fenced(kv: Arc<dyn Kv>) {
     assert_eq!(stored(&*kv, data_key("in-flight", "a")).await, None);
 }
 
+/// A renewal committed while a write of the holder is in flight does not make that write
+/// fail or retry into a conflict: renewals write only the expiry key, writes read only the
+/// tenure key. For backends that run write transactions concurrently, like the case above.
+pub async fn in_flight_write_survives_a_renewal(kv: Arc<dyn Kv>) {
+    let (a, _) = setup(&kv, "renew-in-flight").await;
+    a.try_acquire(0, LEASE_MS).await.unwrap();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let go = Arc::new(tokio::sync::Notify::new());
+    let attempts = Arc::new(AtomicU32::new(0));
+    let write = {
+        let (a_kv, k) = (a.fenced_kv(), data_key("renew-in-flight", "a"));
+        let (started, go, attempts) = (started.clone(), go.clone(), attempts.clone());
+        tokio::spawn(async move {
+            crate::transact(&a_kv, move |txn| {
+                let (k, started, go) = (k.clone(), started.clone(), go.clone());
+                let first = attempts.fetch_add(1, Ordering::SeqCst) == 0;
+                Box::pin(async move {
+                    txn.set(&k, b"in flight");
+                    if first {
+                        started.notify_one();
+                        go.notified().await;
+                    }
+                    Ok::<_, Err>(())
+                })
+            })
+            .await
+        })
+    };
+    started.notified().await;
+    assert_eq!(a.renew(500, LEASE_MS).await.unwrap(), 1_500);
+    go.notify_one();
+    write
+        .await
+        .expect("the writing task")
+        .expect("the write commits");
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "no conflict, no retry");
+    assert_eq!(
+        stored(&*kv, data_key("renew-in-flight", "a"))
+            .await
+            .as_deref(),
+        Some(&b"in flight"[..])
+    );
+}
+
 /// Runs the lease cases that hold on every backend against `$open`, an async expression
-/// giving `Option<(Arc<dyn Kv>, guard)>` (`None` skips).
+/// giving `Option<(Arc<dyn Kv>, guard)>` (`None` skips); `lease_tests!(open, concurrent)` adds
+/// the in-flight cases for backends that run write transactions concurrently.
 #[macro_export]
 macro_rules! lease_tests {
+    ($open:expr, concurrent) => {
+        $crate::lease_tests!($open);
+        $crate::lease_tests!(@case $open; in_flight_write_conflicts_then_fails_fenced,
+            in_flight_write_survives_a_renewal);
+    };
     ($open:expr) => {
         $crate::lease_tests!(@case $open; exactly_one_holds, takeover_fences_the_old_holder,
             release_lets_the_standby_in_at_once);

@@ -1,6 +1,6 @@
 //! The lease cases on the embedded backend, plus the record's encoding.
 
-use super::{Incarnation, LeaseRecord};
+use super::{Incarnation, Tenure};
 use crate::{Kv, RedbOptions, RedbStore, StoreError};
 use std::sync::Arc;
 
@@ -13,15 +13,14 @@ async fn open_temp() -> Option<(Arc<dyn Kv>, tempfile::TempDir)> {
 crate::lease_tests!(open_temp());
 
 #[test]
-fn a_record_round_trips_and_a_short_one_is_corrupt() {
-    let r = LeaseRecord {
+fn a_tenure_round_trips_and_a_short_one_is_corrupt() {
+    let t = Tenure {
         holder: Incarnation(u128::MAX - 7),
         fence: 42,
-        expires_ms: 1_700_000_000_123,
     };
-    assert_eq!(LeaseRecord::decode(b"k", &r.encode()).unwrap(), r);
+    assert_eq!(Tenure::decode(b"k", &t.encode()).unwrap(), t);
     assert!(matches!(
-        LeaseRecord::decode(b"k", &r.encode()[..31]),
+        Tenure::decode(b"k", &t.encode()[..23]),
         Err(StoreError::Corrupt { .. })
     ));
 }
