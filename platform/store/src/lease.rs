@@ -32,6 +32,13 @@
 //! nobody else can write until they bumped the fence. Clocks of different machines may
 //! disagree; that only moves the moment of takeover, never lets two holders write.
 //!
+//! # A restart on the embedded backend
+//! Only one process can open a redb data directory, so there a lease held by an incarnation
+//! that no live [`Lease`] of this process has was left by a dead process (a crash, a kill):
+//! [`Lease::try_acquire`] takes it over at once (with a higher fence) instead of waiting for
+//! its expiry, so a restarted cell serves as quickly as it did before leases. Two instances in
+//! one process (tests) still see each other and wait.
+//!
 //! Reads and event reads pass through unfenced: a fenced-out process may serve stale reads
 //! for the moment until it stops, which the cell accepts (it stops serving on losing the
 //! lease).
@@ -39,8 +46,9 @@
 use crate::{
     BoxFut, ErasedResult, ErasedTxnFn, Event, Kv, LogId, LogPos, Result, StoreError, Txn, TxnError,
 };
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// One start of one process: a random 128-bit id, so a restarted process (same host, same
 /// cell id) is a different holder from the one it replaces.
@@ -146,6 +154,45 @@ pub struct Lease {
     me: Incarnation,
     /// The fence we hold, 0 when we hold none (not yet acquired, released, or lost).
     held: Arc<AtomicU64>,
+    /// Keeps `me` in this process's live incarnations while any clone lives.
+    _alive: Arc<Alive>,
+}
+
+/// Incarnations with a live [`Lease`] in this process, counted (tests reuse fixed ones).
+static ALIVE: Mutex<Option<HashMap<u128, usize>>> = Mutex::new(None);
+
+fn alive() -> std::sync::MutexGuard<'static, Option<HashMap<u128, usize>>> {
+    ALIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn alive_here(i: Incarnation) -> bool {
+    alive().as_ref().is_some_and(|m| m.contains_key(&i.0))
+}
+
+/// One registration in [`ALIVE`], removed on drop.
+struct Alive(Incarnation);
+
+impl Alive {
+    fn register(i: Incarnation) -> Self {
+        *alive()
+            .get_or_insert_with(HashMap::new)
+            .entry(i.0)
+            .or_default() += 1;
+        Self(i)
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        if let Some(m) = alive().as_mut()
+            && let Some(n) = m.get_mut(&self.0.0)
+        {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.0.0);
+            }
+        }
+    }
 }
 
 type LeaseErr = TxnError<std::convert::Infallible>;
@@ -159,6 +206,7 @@ impl Lease {
             keys: Keys::new(key),
             me,
             held: Arc::new(AtomicU64::new(0)),
+            _alive: Arc::new(Alive::register(me)),
         }
     }
 
@@ -187,6 +235,7 @@ impl Lease {
     pub async fn try_acquire(&self, now_ms: u64, lease_ms: u64) -> Result<Acquire> {
         let (keys, me) = (self.keys.clone(), self.me);
         let expires_ms = now_ms.saturating_add(lease_ms);
+        let exclusive = self.kv.exclusive_to_this_process();
         let outcome = crate::transact(&*self.kv, move |txn| {
             let keys = keys.clone();
             Box::pin(async move {
@@ -195,7 +244,8 @@ impl Lease {
                     // nobody took over): the tenure goes on, so the fence stays and the
                     // tenure key is not written (no in-flight write of ours conflicts).
                     Some(r) if r.holder == me => (r.fence, false),
-                    Some(r) if !r.expired(now_ms) => {
+                    // On a store only this process can open, a holder not alive here is dead.
+                    Some(r) if !r.expired(now_ms) && (!exclusive || alive_here(r.holder)) => {
                         return Ok::<_, LeaseErr>(Acquire::Held {
                             holder: r.holder,
                             until_ms: r.expires_ms,
@@ -344,6 +394,10 @@ impl Kv for FencedKv {
 
     fn backend_name(&self) -> &'static str {
         self.lease.kv.backend_name()
+    }
+
+    fn exclusive_to_this_process(&self) -> bool {
+        self.lease.kv.exclusive_to_this_process()
     }
 
     /// The backend's fault, or that writes are refused because the lease is not held (before

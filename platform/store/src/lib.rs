@@ -236,6 +236,14 @@ pub trait Kv: Send + Sync + 'static {
     /// A short name for logs and metrics ("redb", "fdb").
     fn backend_name(&self) -> &'static str;
 
+    /// Whether no other process can use this store while this handle lives (the embedded
+    /// backend locks its data directory). Then a lease held by an incarnation that is not
+    /// alive in this process was left by a process that is gone, and is taken over at once
+    /// instead of after its expiry (see [`lease`]).
+    fn exclusive_to_this_process(&self) -> bool {
+        false
+    }
+
     /// Why the store refuses writes right now (after a failed commit, until it recovered), or
     /// `None` when it accepts them. Readiness probes report it.
     fn fault(&self) -> Option<String> {

@@ -1,6 +1,6 @@
 //! The lease cases on the embedded backend, plus the record's encoding.
 
-use super::{Incarnation, Tenure};
+use super::{Acquire, Incarnation, Lease, Tenure};
 use crate::{Kv, RedbOptions, RedbStore, StoreError};
 use std::sync::Arc;
 
@@ -23,6 +23,37 @@ fn a_tenure_round_trips_and_a_short_one_is_corrupt() {
         Tenure::decode(b"k", &t.encode()[..23]),
         Err(StoreError::Corrupt { .. })
     ));
+}
+
+/// What a restart after a crash finds on redb: a live lease of an incarnation that is gone
+/// (no `Lease` of it in this process, and no other process can have the directory open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redb_a_lease_left_by_a_dead_process_is_taken_over_at_once() {
+    let (kv, _dir) = open_temp().await.unwrap();
+    let key = b"lease".to_vec();
+    let dead = Lease::new(kv.clone(), key.clone(), Incarnation(0xdead));
+    let dead_kv = dead.fenced_kv();
+    dead.try_acquire(0, 10_000).await.unwrap();
+    let live = Lease::new(kv.clone(), key.clone(), Incarnation(0x1));
+    // While the holder's Lease lives here, it is a live instance: wait for the expiry.
+    assert!(matches!(
+        live.try_acquire(1, 10_000).await.unwrap(),
+        Acquire::Held { .. }
+    ));
+    drop(dead);
+    // Its FencedKv still holds a clone: the incarnation is alive until that goes too.
+    assert!(matches!(
+        live.try_acquire(2, 10_000).await.unwrap(),
+        Acquire::Held { .. }
+    ));
+    drop(dead_kv);
+    assert_eq!(
+        live.try_acquire(3, 10_000).await.unwrap(),
+        Acquire::Acquired {
+            fence: 2,
+            expires_ms: 10_003
+        }
+    );
 }
 
 #[test]
