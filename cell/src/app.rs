@@ -4,6 +4,7 @@
 use crate::auth::{JwtKeys, Verifier};
 use crate::config::Config;
 use crate::dispatch::Dispatch;
+use crate::lease::CellLease;
 use crate::orders::Orders;
 use crate::ownership::Ownership;
 use crate::tracking::Tracker;
@@ -45,7 +46,10 @@ pub struct App(Arc<Inner>);
 
 struct Inner {
     config: Config,
+    /// The store, through the lease's fence check.
     kv: Arc<dyn Kv>,
+    /// This process's lease on the cell, renewed while serving.
+    lease: CellLease,
     catalog: Arc<Catalog>,
     orders: Arc<Orders>,
     dispatch: Arc<Dispatch>,
@@ -65,6 +69,7 @@ impl App {
     pub fn new(
         config: Config,
         kv: Arc<dyn Kv>,
+        lease: CellLease,
         catalog: Arc<Catalog>,
         orders: Arc<Orders>,
         dispatch: Arc<Dispatch>,
@@ -77,6 +82,7 @@ impl App {
         App(Arc::new(Inner {
             config,
             kv,
+            lease,
             catalog,
             orders,
             dispatch,
@@ -94,6 +100,9 @@ impl App {
     }
     pub fn kv(&self) -> &Arc<dyn Kv> {
         &self.0.kv
+    }
+    pub fn lease(&self) -> &CellLease {
+        &self.0.lease
     }
     pub fn catalog(&self) -> &Catalog {
         &self.0.catalog

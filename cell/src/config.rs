@@ -117,6 +117,20 @@ pub struct StoreSection {
     /// FoundationDB cluster file; empty means the client library's default.
     #[serde(default)]
     pub fdb_cluster_file: String,
+    /// How long the cell's lease lasts without a renewal (renewed every third of it). A
+    /// standby takes over this long after the holder died (at once after a clean shutdown);
+    /// shorter means a faster takeover but more renewal writes, and a holder stalled for longer
+    /// than this (a pause, a slow store) loses the lease and stops.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+}
+
+/// Bounds of `store.lease_ms`: a renewal (a third of it) must fit a slow commit, and a takeover
+/// after a crash should not wait for minutes.
+pub const LEASE_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=120_000;
+
+fn default_lease_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -363,6 +377,14 @@ impl Validate for StoreSection {
             "data_dir",
             || "must be set for the redb backend (got \"\")".to_owned(),
         );
+        s.ensure(LEASE_MS_RANGE.contains(&self.lease_ms), "lease_ms", || {
+            format!(
+                "must be between {} and {} (got {})",
+                LEASE_MS_RANGE.start(),
+                LEASE_MS_RANGE.end(),
+                self.lease_ms
+            )
+        });
     }
 }
 

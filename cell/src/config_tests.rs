@@ -70,6 +70,7 @@ max_connections = 5000
 backend = "redb"
 data_dir = "/tmp/cell-7"
 fdb_cluster_file = "/etc/foundationdb/fdb.cluster"
+lease_ms = 15000
 
 [auth]
 jwt_secret = "a-long-enough-secret"
@@ -276,6 +277,18 @@ fn a_clock_offset_is_refused_outside_demo_mode() {
     assert_eq!(SUITE.problem_keys(&off), ["demo.clock_offset_ms"]);
     let demo = SUITE.load_text("[demo]\nenabled = true\nclock_offset_ms = -10000\n");
     assert_eq!(SUITE.problem_keys(&demo), Vec::<String>::new());
+}
+
+#[test]
+fn a_lease_outside_its_bounds_is_refused() {
+    for ms in [0, 999, 120_001] {
+        let c = SUITE.load_text(&format!("[store]\nlease_ms = {ms}\n"));
+        assert_eq!(SUITE.problem_keys(&c), ["store.lease_ms"], "{ms}");
+    }
+    for ms in [1_000, 120_000] {
+        let c = SUITE.load_text(&format!("[store]\nlease_ms = {ms}\n"));
+        assert_eq!(SUITE.problem_keys(&c), Vec::<String>::new(), "{ms}");
+    }
 }
 
 /// A config that passes the production rules: secrets from files, Stripe with a live key,

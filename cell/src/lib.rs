@@ -17,7 +17,10 @@
 //!   progress. The QUIC gateway and REST call the same methods.
 //! - `tracking`: the fan-out hub, ETA updates and the WebSocket endpoints.
 //! - `events`: event-log consumers with durable or live cursors.
-//! - `server`: startup (store, catalog, demo seed, payments, recovery) and serving.
+//! - `lease`: [`lease::CellLease`], the cell's lease: one instance per cell id serves, others
+//!   stand by; every write is fenced.
+//! - `server`: startup (store, lease or standby, catalog, demo seed, payments, recovery) and
+//!   serving.
 
 pub mod app;
 pub use ::auth;
@@ -26,6 +29,7 @@ pub mod dispatch;
 pub mod events;
 pub mod gateway;
 pub mod http;
+pub mod lease;
 pub mod notify;
 pub mod orders;
 pub mod ownership;

@@ -1,6 +1,7 @@
 //! The `cell` binary: arguments → config (validated whole, production rules outside demo
-//! mode, exit 78 when unusable) → tracing → bind → run. `check-config` stops after the
-//! validation. Nothing else.
+//! mode, exit 78 when unusable) → tracing → bind → open the store → run (which stands by
+//! while another instance holds the cell's lease, and fails, exiting non-zero, if it loses
+//! it). `check-config` stops after the validation. Nothing else.
 
 use anyhow::Context;
 use cell::app::{Clock, OffsetClock, SystemClock};
@@ -132,37 +133,48 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             Arc::new(OffsetClock { offset_ms })
         }
     };
-    let app = cell::server::build(cfg, clock, Some(metrics)).await?;
-    app.set_quic_info(cellapi::QuicInfo {
+    let quic = cellapi::QuicInfo {
         addr: gateway.local_addr().to_string(),
         server_name: gateway.server_name().to_string(),
         ca_pem: gateway
             .ca_pem_path()
             .and_then(|p| std::fs::read_to_string(p).ok()),
         fingerprint: gateway.fingerprint().to_string(),
+    };
+    // One machine-readable line for harnesses and scripts: the bound addresses. Printed once
+    // the cell serves (after a standby wait, if another instance held the lease).
+    let ready = serde_json::json!({
+        "cell": cell_id,
+        "name": name,
+        "http": http_addr.to_string(),
+        "tls": tls.is_some(),
+        "quic": gateway.local_addr().to_string(),
+        "quic_server_name": gateway.server_name(),
+        "quic_ca": gateway.ca_pem_path().map(|p| p.display().to_string()),
+        "quic_fingerprint": gateway.fingerprint(),
     });
-    // One machine-readable line for harnesses and scripts: the bound addresses.
-    println!(
-        "READY {}",
-        serde_json::json!({
-            "cell": cell_id,
-            "name": name,
-            "http": http_addr.to_string(),
-            "tls": tls.is_some(),
-            "quic": gateway.local_addr().to_string(),
-            "quic_server_name": gateway.server_name(),
-            "quic_ca": gateway.ca_pem_path().map(|p| p.display().to_string()),
-            "quic_fingerprint": gateway.fingerprint(),
-            "restaurants": app.catalog().len(),
-        })
-    );
-    tracing::info!(%http_addr, "cell ready");
-    cell::server::serve(
-        app,
-        listener,
+    let kv = cell::server::open_store(&cfg)?;
+    let listeners = cell::server::Listeners {
+        http: listener,
         tls,
-        Some(gateway),
-        service::shutdown_signal(),
+        gateway: Some(gateway),
+    };
+    let on_serving = move |app: &cell::app::App| {
+        app.set_quic_info(quic);
+        let mut ready = ready;
+        ready["restaurants"] = app.catalog().len().into();
+        println!("READY {ready}");
+        tracing::info!(%http_addr, "cell ready");
+    };
+    let shutdown = service::shutdown_signal();
+    cell::server::run(
+        cfg,
+        kv,
+        clock,
+        Some(metrics),
+        listeners,
+        on_serving,
+        shutdown,
     )
     .await?;
     tracing::info!("cell stopped");

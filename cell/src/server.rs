@@ -1,10 +1,12 @@
-//! Startup and shutdown of a cell: open the store, load (or seed) the catalog, build the
+//! Startup and shutdown of a cell: open the store, take the cell's lease (standing by while
+//! another instance holds it, `server/standby.rs`), load (or seed) the catalog, build the
 //! payment gateway and the order flows (`orders::Orders`), serve HTTP until `shutdown`
-//! resolves.
+//! resolves or the lease is lost.
 
 use crate::app::{App, Clock};
 use crate::config::Config;
 use crate::dispatch::Dispatch;
+use crate::lease::{CellLease, LeaseLost};
 use crate::orders::{Orders, Pricing};
 use crate::ownership::Ownership;
 use crate::tracking::Tracker;
@@ -18,6 +20,8 @@ use store::keys::Subspace;
 use store::{Kv, LogId, SubspaceKv};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+mod standby;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -41,6 +45,8 @@ pub enum StartError {
     Gateway(#[from] crate::gateway::GatewayError),
     #[error(transparent)]
     Keys(#[from] auth::config::KeyError),
+    #[error(transparent)]
+    LeaseLost(#[from] crate::lease::LeaseLost),
 }
 
 /// The cell's event log id: one log per cell.
@@ -54,11 +60,11 @@ pub fn subspace(config: &Config) -> Subspace {
     Subspace::cell(config.cell.id as u16)
 }
 
-/// Opens the configured store backend, scoped to this cell's [`subspace`].
+/// Opens the configured store backend: the whole store (a cluster may hold many cells);
+/// [`run`] scopes it to this cell's [`subspace`].
 pub fn open_store(config: &Config) -> Result<Arc<dyn Kv>, StartError> {
     let s = &config.store;
-    let kv = store::open(s.backend, &s.data_dir, &s.fdb_cluster_file)?;
-    Ok(SubspaceKv::scoped(kv, subspace(config)))
+    Ok(store::open(s.backend, &s.data_dir, &s.fdb_cluster_file)?)
 }
 
 async fn seed_demo(config: &Config, catalog: &Catalog) -> Result<usize, StartError> {
@@ -69,14 +75,17 @@ async fn seed_demo(config: &Config, catalog: &Catalog) -> Result<usize, StartErr
     Ok(catalog.import(data).await?)
 }
 
-/// Builds the application from config: store, catalog, payments, order flows, dispatch.
+/// Builds the application from config on the store behind `lease` (which this process holds):
+/// catalog, payments, order flows, dispatch. Every write goes through the lease's fenced
+/// store handle.
 pub async fn build(
     config: Config,
+    lease: CellLease,
     clock: Arc<dyn Clock>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> Result<App, StartError> {
     config.validate()?;
-    let kv = open_store(&config)?;
+    let kv = lease.kv();
     let catalog = Arc::new(Catalog::load(kv.clone()).await?);
     let seeded = seed_demo(&config, &catalog).await?;
     if seeded > 0 {
@@ -116,7 +125,7 @@ pub async fn build(
     // With an OIDC issuer configured, its keys are fetched before the cell reports ready.
     verifier.start().await;
     Ok(App::new(
-        config, kv, catalog, orders, dispatch, tracker, ownership, clock, metrics, verifier,
+        config, kv, lease, catalog, orders, dispatch, tracker, ownership, clock, metrics, verifier,
     ))
 }
 
@@ -216,15 +225,69 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
     Ok(())
 }
 
-/// Serves the cell's HTTP API on `listener` (HTTPS when `tls` is given; and the QUIC driver
-/// gateway, when given) until `shutdown` resolves, then drains.
-pub async fn serve(
-    app: App,
-    listener: TcpListener,
-    tls: Option<service::http::TlsAcceptor>,
-    gateway: Option<crate::gateway::Gateway>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+/// What a cell serves on, bound before [`run`] (so a port taken fails before the store is
+/// touched).
+pub struct Listeners {
+    pub http: TcpListener,
+    /// HTTPS when given.
+    pub tls: Option<service::http::TlsAcceptor>,
+    /// The QUIC driver gateway, when given.
+    pub gateway: Option<crate::gateway::Gateway>,
+}
+
+/// Runs a cell on `kv` (the whole store, as [`open_store`] opens it: the cell scopes it to its
+/// own [`subspace`] here, so several cells can share one store) from start to stop. Takes the cell's lease, waiting as a standby while
+/// another instance holds it (serving only `/live` and a `/ready` that says `standby`), then
+/// builds the app, calls `on_serving` and serves until `shutdown` resolves (the lease is then
+/// released, so a standby takes over at once) or the lease is lost (then it stops and returns
+/// [`StartError::LeaseLost`], so the process exits non-zero and never serves on a lease it
+/// lost).
+pub async fn run(
+    config: Config,
+    kv: Arc<dyn Kv>,
+    clock: Arc<dyn Clock>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    listeners: Listeners,
+    on_serving: impl FnOnce(&App),
+    shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
+    config.validate()?;
+    let kv = SubspaceKv::scoped(kv, subspace(&config));
+    let lease = CellLease::new(kv, &config);
+    tokio::pin!(shutdown);
+    if !standby::until_held(&lease, &config, &*clock, &listeners, shutdown.as_mut()).await? {
+        tracing::info!("stopped while standing by");
+        return Ok(());
+    }
+    // Renewing starts now: loading a big city can take longer than the lease.
+    let keep = lease.keep(&*clock);
+    tokio::pin!(keep);
+    let app = tokio::select! {
+        app = build(config, lease.clone(), clock.clone(), metrics) => app?,
+        lost = keep.as_mut() => return Err(lost_lease(lost)),
+    };
+    on_serving(&app);
+    serve(app, listeners, shutdown, keep).await
+}
+
+fn lost_lease(lost: LeaseLost) -> StartError {
+    tracing::error!(error = %lost, "lost the cell's lease: stopping");
+    StartError::LeaseLost(lost)
+}
+
+/// Serves the cell's HTTP API (and the QUIC driver gateway, when given) until `shutdown`
+/// resolves or `lost` does (the lease is gone), then drains.
+async fn serve(
+    app: App,
+    listeners: Listeners,
+    shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    lost: std::pin::Pin<&mut impl Future<Output = LeaseLost>>,
+) -> Result<(), StartError> {
+    let Listeners {
+        http: listener,
+        tls,
+        gateway,
+    } = listeners;
     let (stop_tx, stop_rx) = watch::channel(false);
     spawn_background(&app, stop_rx.clone())?;
     let quic = match gateway {
@@ -242,19 +305,39 @@ pub async fn serve(
         None => None,
     };
     let limits = app.config().http.edge.limits();
+    let lease = app.lease().clone();
     let router = crate::http::router(app);
     let mut rx = stop_rx;
     let stop = async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let trigger = tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    service::http::serve(listener, router, tls, limits, stop).await?;
-    trigger.abort();
+    // Not spawned: the renewal lives exactly as long as this future (a cell that is dropped
+    // or killed stops renewing, and a standby takes over).
+    let serving = service::http::serve(listener, router, tls, limits, stop);
+    tokio::pin!(serving);
+    let lost = tokio::select! {
+        r = serving.as_mut() => {
+            // The listener ended without being asked to: stop everything else too.
+            let _ = stop_tx.send(true);
+            r?;
+            return Ok(());
+        }
+        () = shutdown => None,
+        lost = lost => Some(lost),
+    };
+    let _ = stop_tx.send(true);
+    serving.await?;
     if let Some(q) = quic {
         q.await;
     }
-    Ok(())
+    match lost {
+        None => {
+            lease.release().await;
+            Ok(())
+        }
+        Some(lost) => Err(lost_lease(lost)),
+    }
 }
+
+#[cfg(test)]
+mod tests;

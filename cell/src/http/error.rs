@@ -190,8 +190,9 @@ impl From<crate::orders::repo::RepoError> for ApiError {
     }
 }
 
-/// A store failure: `Unavailable` (a failed commit, the store is recovering) is a 503 the
-/// client retries; anything else is internal.
+/// A store failure: `Unavailable` (a failed commit, the store is recovering) and `Fenced`
+/// (another instance took the cell over) are 503s the client retries; anything else is
+/// internal.
 pub fn store_error(e: store::StoreError) -> ApiError {
     match e {
         store::StoreError::Unavailable { reason } => {
@@ -200,6 +201,14 @@ pub fn store_error(e: store::StoreError) -> ApiError {
                 code: "store.unavailable",
                 message: "the order store cannot accept writes right now; retry later (with the same Idempotency-Key)".into(),
                 retry_after_s: 2,
+            }
+        }
+        store::StoreError::Fenced { reason } => {
+            tracing::debug!(%reason, "write fenced: the cell's lease is lost");
+            ApiError::Unavailable {
+                code: "cell.fenced",
+                message: "this instance of the cell lost its lease to another and is stopping; retry (with the same Idempotency-Key)".into(),
+                retry_after_s: 1,
             }
         }
         e => ApiError::internal(e),

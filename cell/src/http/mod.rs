@@ -10,6 +10,7 @@
 //!   calls both) and per-driver ping counts (load generators read them).
 //! - `regions.rs`: region moves, admin-only: the regions held, export and import pages.
 //! - `ops.rs`: `/live`, `/ready`, `/metrics`, the OpenAPI document, the demo token endpoint.
+//! - `standby.rs`: what a standby instance serves while another holds the cell's lease.
 //! - `dto.rs`: request and response bodies of the public API; `error.rs`: [`ApiError`] and
 //!   its status mapping; `extract.rs`: extractors that answer rejections as [`ApiError`].
 //!
@@ -25,6 +26,7 @@ mod ops;
 mod orders;
 mod regions;
 mod restaurants;
+mod standby;
 
 use crate::app::App;
 use axum::Router;
@@ -39,6 +41,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
+pub use standby::standby_router;
 
 /// Largest accepted request body. An order with 100 lines of customizations is ~20 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

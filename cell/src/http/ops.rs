@@ -46,6 +46,8 @@ async fn ready(State(app): State<App>) -> impl IntoResponse {
         "cell": app.config().cell.id,
         "restaurants": app.catalog().len(),
         "store": app.kv().backend_name(),
+        "state": if fault.is_none() { "serving" } else { "unavailable" },
+        "lease_fence": app.lease().fence(),
     });
     if let Some(reason) = fault {
         body["reason"] = serde_json::Value::String(format!("store unavailable: {reason}"));

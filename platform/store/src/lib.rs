@@ -17,6 +17,9 @@
 //!   transaction outgrows FoundationDB's size and 5 s limits.
 //! - `metered.rs` (tests, feature `testing`): `MeteredKv`, what each committed transaction
 //!   wrote, for tests that assert paged work stays inside the limits.
+//! - `lease.rs` (+ `lease/tests.rs`): [`lease::Lease`], one process's lease on a key with a
+//!   fence number, and [`lease::FencedKv`], a store handle whose every write transaction checks
+//!   that fence (so a process that lost the lease cannot write).
 //! - `open.rs`: [`open`] the backend a configuration names ([`Backend`]).
 //! - `overlay.rs`: a transaction's private write buffer over a snapshot (read-your-writes;
 //!   nothing reaches the table unless the closure succeeds).
@@ -48,6 +51,7 @@ pub mod fdb;
 pub mod keys;
 #[cfg(any(test, feature = "testing"))]
 pub mod metered;
+pub mod lease;
 mod open;
 mod overlay;
 pub mod paging;
@@ -57,6 +61,7 @@ pub mod synthetic;
 
 #[cfg(feature = "fdb")]
 pub use crate::fdb::{FdbOptions, FdbStore};
+pub use crate::lease::{FencedKv, Lease};
 pub use crate::open::{Backend, open};
 pub use crate::paging::{PageLimits, Pages};
 pub use crate::redb::{CommitStats, RedbOptions, RedbStore};
@@ -242,6 +247,14 @@ pub trait Kv: Send + Sync + 'static {
 
     /// A short name for logs and metrics ("redb", "fdb").
     fn backend_name(&self) -> &'static str;
+
+    /// Whether no other process can use this store while this handle lives (the embedded
+    /// backend locks its data directory). Then a lease held by an incarnation that is not
+    /// alive in this process was left by a process that is gone, and is taken over at once
+    /// instead of after its expiry (see [`lease`]).
+    fn exclusive_to_this_process(&self) -> bool {
+        false
+    }
 
     /// Why the store refuses writes right now (after a failed commit, until it recovered), or
     /// `None` when it accepts them. Readiness probes report it.

@@ -527,6 +527,11 @@ impl Kv for RedbStore {
         "redb"
     }
 
+    /// The data directory is locked while the store is open.
+    fn exclusive_to_this_process(&self) -> bool {
+        true
+    }
+
     fn fault(&self) -> Option<String> {
         if self.shared.faulty.load(Ordering::Acquire) {
             Some(lock(&self.shared.fault).clone().unwrap_or_default())
