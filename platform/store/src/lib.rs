@@ -39,7 +39,12 @@ use std::sync::Arc;
 pub mod conformance;
 #[cfg(feature = "fdb")]
 pub mod fdb;
+pub mod fdbsem;
 pub mod keys;
+pub mod limits;
+#[cfg(any(test, feature = "model"))]
+pub mod model;
+mod once;
 mod open;
 mod overlay;
 pub mod redb;
@@ -47,6 +52,7 @@ pub mod synthetic;
 
 #[cfg(feature = "fdb")]
 pub use crate::fdb::{FdbOptions, FdbStore};
+pub use crate::once::{TxnId, purge_txn_ids, transact_once};
 pub use crate::open::{Backend, open};
 pub use crate::redb::{CommitStats, RedbOptions, RedbStore};
 
