@@ -17,6 +17,9 @@ use crate::overlay::WriteSet;
 /// A key range `[begin, end)`.
 pub(super) type Range = (Vec<u8>, Vec<u8>);
 
+/// A key's versions, oldest first; `None` is a clear.
+type Versions = Vec<(u64, Option<Vec<u8>>)>;
+
 /// The point range `[key, key\0)`.
 pub(super) fn point(key: &[u8]) -> Range {
     let mut end = key.to_vec();
@@ -51,7 +54,7 @@ pub(super) struct State {
     /// The last committed version.
     version: u64,
     /// Each key's versions, oldest first; `None` is a clear.
-    data: BTreeMap<Vec<u8>, Vec<(u64, Option<Vec<u8>>)>>,
+    data: BTreeMap<Vec<u8>, Versions>,
     /// Write-conflict ranges of the commits a live transaction may still conflict with.
     history: VecDeque<(u64, Vec<Range>)>,
     /// Read versions of live transactions, with counts.
@@ -170,7 +173,7 @@ impl State {
             std::ops::Bound::Included(begin),
             std::ops::Bound::Excluded(end),
         ));
-        let mut visit = |(k, versions): (&Vec<u8>, &Vec<(u64, Option<Vec<u8>>)>)| match versions
+        let mut visit = |(k, versions): (&Vec<u8>, &Versions)| match versions
             .iter()
             .rev()
             .find(|(v, _)| *v <= version)

@@ -204,7 +204,8 @@ async fn a_watch_fires_only_when_the_value_changes() {
 #[tokio::test]
 async fn size_limits_fail_the_commit_with_foundationdbs_codes() {
     let db = ModelDb::new(ModelFaults::none());
-    let cases: [(fn(&ModelTxn), i32); 3] = [
+    type Write = fn(&ModelTxn);
+    let cases: [(Write, i32); 3] = [
         (|t| t.set(&[1; 10_001], b""), codes::KEY_TOO_LARGE),
         (|t| t.set(b"k", &[1; 100_001]), codes::VALUE_TOO_LARGE),
         (
