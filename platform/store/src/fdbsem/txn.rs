@@ -52,6 +52,14 @@ impl<'a, T: RawTxn> SemTxn<'a, T> {
         let mut st = lock(&self.state);
         st.size.check_sizes()?;
         let events = std::mem::take(&mut st.events);
+        // The user version that orders a transaction's events is 2 bytes.
+        if events.len() > usize::from(u16::MAX) + 1 {
+            return Err(StoreError::LimitExceeded {
+                what: "events in one transaction",
+                size: events.len() as u64,
+                max: u64::from(u16::MAX) + 1,
+            });
+        }
         let mut logs: Vec<LogId> = Vec::new();
         for (i, (log, payload)) in events.iter().enumerate() {
             let key = keys::pack_with_versionstamp(&(
