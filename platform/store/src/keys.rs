@@ -10,6 +10,9 @@ pub use foundationdb_tuple::{
 pub const EVENTS: &str = "ev";
 /// Head position of each log: `("evh", log_id)`.
 pub const EVENT_HEADS: &str = "evh";
+/// Signal key of each log on FoundationDB and the model: `("evs", log_id)`, blind-written by every
+/// appending transaction so `wait_for_events` can watch it.
+pub const EVENT_SIGNALS: &str = "evs";
 /// Backend bookkeeping: `("meta", name)`.
 pub const META: &str = "meta";
 
@@ -100,6 +103,33 @@ pub fn event_head_key(log: u16) -> Vec<u8> {
     pack(&(EVENT_HEADS, log))
 }
 
+/// Signal key of `log` (FoundationDB and the model; see [`EVENT_SIGNALS`]).
+pub fn event_signal_key(log: u16) -> Vec<u8> {
+    pack(&(EVENT_SIGNALS, log))
+}
+
+/// Key of the event at versionstamp position `pos` of `log` (FoundationDB and the model).
+pub fn stamped_event_key(log: u16, pos: crate::LogPos) -> Vec<u8> {
+    pack(&(EVENTS, log, pos_to_stamp(pos)))
+}
+
+/// A versionstamp position as the stamp: the low 96 bits are the 10-byte transaction version
+/// and the 2-byte user version.
+pub fn pos_to_stamp(pos: crate::LogPos) -> Versionstamp {
+    let b = pos.0.to_be_bytes();
+    let mut tr = [0u8; 10];
+    tr.copy_from_slice(&b[4..14]);
+    Versionstamp::complete(tr, u16::from_be_bytes([b[14], b[15]]))
+}
+
+/// A complete versionstamp as a position (`commit version << 32 | batch order << 16 | user
+/// version`).
+pub fn stamp_to_pos(stamp: &Versionstamp) -> crate::LogPos {
+    let mut b = [0u8; 16];
+    b[4..].copy_from_slice(stamp.as_bytes());
+    crate::LogPos(u128::from_be_bytes(b))
+}
+
 /// Key of the embedded backend's commit counter, the first 8 bytes of its versionstamps.
 pub fn commit_seq_key() -> Vec<u8> {
     pack(&(META, "commit_seq"))
@@ -169,6 +199,15 @@ mod tests {
         let nested = a.sub(&("cursor",));
         assert!(nested.pack(&("x",)).starts_with(a.bytes()));
         assert_ne!(Subspace::shared("map").bytes(), a.bytes());
+    }
+
+    #[test]
+    fn stamped_positions_round_trip_and_sort_by_commit() {
+        let early = crate::LogPos((5u128 << 32) | (1 << 16) | 2);
+        let late = crate::LogPos(6u128 << 32);
+        assert_eq!(stamp_to_pos(&pos_to_stamp(early)), early);
+        assert!(stamped_event_key(1, early) < stamped_event_key(1, late));
+        assert!(stamped_event_key(1, late).starts_with(&event_prefix(1)));
     }
 
     #[test]

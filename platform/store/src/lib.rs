@@ -23,15 +23,31 @@
 //! - `open.rs`: [`open`] the backend a configuration names ([`Backend`]).
 //! - `overlay.rs`: a transaction's private write buffer over a snapshot (read-your-writes;
 //!   nothing reaches the table unless the closure succeeds).
-//! - `fdb.rs` (feature `fdb`): `FdbStore` on FoundationDB.
-//! - `conformance.rs` (tests, feature `testing`): the backend-independent conformance suite.
+//! - `limits.rs`: FoundationDB's limits (key 10 KB, value 100 KB, transaction 10 MB and 5 s) and
+//!   the per-transaction accumulator every backend checks before committing
+//!   ([`StoreError::LimitExceeded`]).
+//! - `fdbsem/`: the raw FoundationDB transaction API the store uses (`RawDb`/`RawTxn`) and the ONE
+//!   [`Kv`] implementation over it (`SemStore`: retry loop and error classification, limits, the
+//!   versionstamped event log without a hot key). FoundationDB and the model both run it.
+//! - `fdb.rs` (feature `fdb`): `FdbStore` = `SemStore` over the `foundationdb` crate's calls.
+//! - `model/` (feature `model`, and this crate's tests): `ModelDb`, an in-memory
+//!   FoundationDB-semantics model (MVCC, conflict ranges, versionstamps, watches, limits, seeded
+//!   faults) FOR TESTS ONLY, and `ModelStore` = `SemStore` over it. Not a [`Backend`].
+//! - `once.rs`: [`transact_once`] with a [`TxnId`], FoundationDB's pattern for retrying a commit
+//!   whose result is unknown without repeating its effect; [`purge_txn_ids`].
+//! - `conformance.rs` (tests, feature `testing`): the backend-independent conformance suite (redb,
+//!   the model, the model with faults, FoundationDB when a cluster is given).
 //! - `synthetic.rs`: an order-shaped transaction for `storebench` and the crash test.
-//! - `bin/storebench.rs`: group commit vs one fsync per transaction; `bin/store-crash-writer.rs`:
-//!   the process the SIGKILL durability test (`tests/crash.rs`) kills.
+//! - `bin/storebench.rs` (feature `model`): group commit vs one fsync per transaction, and the
+//!   model's commits/s and conflicts per commit; `bin/store-crash-writer.rs`: the process the
+//!   SIGKILL durability test (`tests/crash.rs`) kills.
 //!
 //! # Contract
 //! - `transact` runs the closure in a serializable read-write transaction and retries it on
-//!   conflict; it resolves only once the commit is durable (fsync'd / FDB-committed).
+//!   conflict; it resolves only once the commit is durable (fsync'd / FDB-committed). On
+//!   FoundationDB a commit whose result is unknown is retried too: an effect that must not repeat
+//!   needs [`transact_once`].
+//! - Every transaction respects FoundationDB's limits ([`limits`]) on every backend.
 //! - The closure may be run more than once: it must have no effects outside the [`Txn`].
 //! - After a failed commit (I/O error) `transact` fails fast with [`StoreError::Unavailable`]
 //!   and [`Kv::fault`] says why, until the backend recovered; no failed commit is ever
@@ -48,10 +64,15 @@ use std::sync::Arc;
 pub mod conformance;
 #[cfg(feature = "fdb")]
 pub mod fdb;
+pub mod fdbsem;
 pub mod keys;
 #[cfg(any(test, feature = "testing"))]
 pub mod metered;
 pub mod lease;
+pub mod limits;
+#[cfg(any(test, feature = "model"))]
+pub mod model;
+mod once;
 mod open;
 mod overlay;
 pub mod paging;
@@ -62,6 +83,7 @@ pub mod synthetic;
 #[cfg(feature = "fdb")]
 pub use crate::fdb::{FdbOptions, FdbStore};
 pub use crate::lease::{FencedKv, Lease};
+pub use crate::once::{TxnId, purge_txn_ids, transact_once};
 pub use crate::open::{Backend, open};
 pub use crate::paging::{PageLimits, Pages};
 pub use crate::redb::{CommitStats, RedbOptions, RedbStore};

@@ -209,6 +209,10 @@ impl Kv for MeteredKv {
         self.inner.backend_name()
     }
 
+    fn exclusive_to_this_process(&self) -> bool {
+        self.inner.exclusive_to_this_process()
+    }
+
     fn fault(&self) -> Option<String> {
         self.inner.fault()
     }

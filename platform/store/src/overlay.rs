@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
+use crate::limits::TxnSize;
 use crate::{BoxFut, KeyValue, LogId, RangeRequest, Result, Txn};
 
 /// Ordered key-value data a transaction reads through (a redb table, read-only or writable).
@@ -30,6 +31,8 @@ pub(crate) struct WriteSet {
     pub cleared: Vec<(Vec<u8>, Vec<u8>)>,
     /// Appended events, in append order.
     pub events: Vec<(LogId, Vec<u8>)>,
+    /// What the writes weigh against FoundationDB's limits.
+    pub size: TxnSize,
 }
 
 impl WriteSet {
@@ -64,7 +67,14 @@ impl<B: Base> OverlayTxn<B> {
         self.writes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn get_now(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    #[cfg(any(test, feature = "model"))]
+    /// Whether the transaction itself wrote (set, cleared or range-cleared) `key`.
+    pub(crate) fn writes_key(&self, key: &[u8]) -> bool {
+        let ws = self.lock();
+        ws.points.contains_key(key) || ws.in_cleared(key)
+    }
+
+    pub(crate) fn get_now(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let ws = self.lock();
         if let Some(v) = ws.points.get(key) {
             return Ok(v.clone());
@@ -76,7 +86,7 @@ impl<B: Base> OverlayTxn<B> {
         self.base.get(key)
     }
 
-    fn range_now(&self, r: &RangeRequest) -> Result<Vec<KeyValue>> {
+    pub(crate) fn range_now(&self, r: &RangeRequest) -> Result<Vec<KeyValue>> {
         if r.begin >= r.end {
             return Ok(Vec::new());
         }
@@ -144,13 +154,15 @@ impl<B: Base> Txn for OverlayTxn<B> {
     }
 
     fn set(&self, key: &[u8], value: &[u8]) {
-        self.lock()
-            .points
-            .insert(key.to_vec(), Some(value.to_vec()));
+        let mut ws = self.lock();
+        ws.size.set(key, value);
+        ws.points.insert(key.to_vec(), Some(value.to_vec()));
     }
 
     fn clear(&self, key: &[u8]) {
-        self.lock().points.insert(key.to_vec(), None);
+        let mut ws = self.lock();
+        ws.size.clear(key);
+        ws.points.insert(key.to_vec(), None);
     }
 
     fn clear_range(&self, begin: &[u8], end: &[u8]) {
@@ -158,6 +170,7 @@ impl<B: Base> Txn for OverlayTxn<B> {
             return;
         }
         let mut ws = self.lock();
+        ws.size.clear_range(begin, end);
         // Earlier point writes in the range are superseded by the clear.
         let doomed: Vec<Vec<u8>> = ws
             .points
@@ -171,7 +184,9 @@ impl<B: Base> Txn for OverlayTxn<B> {
     }
 
     fn append_event(&self, log: LogId, payload: &[u8]) {
-        self.lock().events.push((log, payload.to_vec()));
+        let mut ws = self.lock();
+        ws.size.event(payload);
+        ws.events.push((log, payload.to_vec()));
     }
 }
 

@@ -49,6 +49,7 @@ use std::time::Instant;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{oneshot, watch};
 
+use crate::limits;
 use crate::overlay::{Base, OverlayTxn};
 use crate::{
     BoxFut, ErasedResult, ErasedTxnFn, Event, Kv, LogId, LogPos, Result, StoreError, TxnError, keys,
@@ -362,15 +363,24 @@ fn run_batch(shared: &Shared, batch: Vec<Job>) -> Result<()> {
             let txn = OverlayTxn::new(Mutex::new(wtx.open_table(DATA).map_err(backend)?));
             let mut stamper = Stamper { seq: None };
             for (i, job) in batch.iter().enumerate() {
+                // The transaction's age runs from its start on the writer, as FoundationDB's
+                // runs from the read version, not from when the caller queued it.
+                let job_started = Instant::now();
                 let run = catch_unwind(AssertUnwindSafe(|| {
                     futures::executor::block_on((job.f)(&txn))
                 }));
                 let writes = txn.take_writes();
-                let result = run.unwrap_or_else(|_| {
-                    Err(TxnError::Store(StoreError::Backend(
-                        "transaction closure panicked".into(),
-                    )))
-                });
+                let result = run
+                    .unwrap_or_else(|_| {
+                        Err(TxnError::Store(StoreError::Backend(
+                            "transaction closure panicked".into(),
+                        )))
+                    })
+                    .and_then(|v| {
+                        writes.size.check_sizes()?;
+                        limits::check_age(job_started.elapsed())?;
+                        Ok(v)
+                    });
                 if result.is_ok() {
                     let mut table = lock(&txn.base);
                     apply(&mut table, writes, i, &mut stamper, &mut heads)?;
@@ -445,11 +455,15 @@ impl Kv for RedbStore {
                 .begin_read()
                 .map_err(|e| shared.read_error(e))?;
             let table = rtx.open_table(DATA).map_err(|e| shared.read_error(e))?;
+            let started = Instant::now();
             let txn = OverlayTxn::new(Mutex::new(table));
-            f(&txn).await.map_err(|e| match e {
+            let v = f(&txn).await.map_err(|e| match e {
                 TxnError::Store(StoreError::Backend(b)) => TxnError::Store(shared.read_error(b)),
                 e => e,
-            })
+            })?;
+            // Its writes are discarded (never committed), so only its age counts.
+            limits::check_age(started.elapsed())?;
+            Ok(v)
         })
     }
 

@@ -126,6 +126,10 @@ impl Kv for SubspaceKv {
         self.inner.backend_name()
     }
 
+    fn exclusive_to_this_process(&self) -> bool {
+        self.inner.exclusive_to_this_process()
+    }
+
     fn fault(&self) -> Option<String> {
         self.inner.fault()
     }

@@ -1,7 +1,11 @@
 //! Durable order-creation throughput and commit latency of the embedded store, group commit
-//! against a plain one-transaction-per-fsync baseline, with 1, 8 and 64 concurrent writers.
+//! against a plain one-transaction-per-fsync baseline, with 1, 8 and 64 concurrent writers; and,
+//! with `--backend redb,model`, the same workload on the FoundationDB-semantics model
+//! (`store::model`, in memory, not durable) through the layer FoundationDB runs, reporting its
+//! conflicts per commit (the event log must cause none).
 //!
-//! `cargo run --release -p store --bin storebench [-- --secs 5 --writers 1,8,64 --dir PATH]`
+//! `cargo run --release -p store --features model --bin storebench [-- --secs 5 --writers 1,8,64
+//! --dir PATH --backend redb,model]`
 //!
 //! Every transaction is the synthetic order creation (`store::synthetic`): a read of the
 //! idempotency key, a 2 KB record, three index keys, a history row, the idempotency key and one
@@ -13,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redb::{ReadableTable, TableDefinition};
+use store::model::{ModelDb, ModelFaults, ModelStore};
 use store::{Kv, LogId, RedbOptions, RedbStore, keys, synthetic};
 
 const LOG: LogId = LogId(1);
@@ -25,6 +30,8 @@ struct Args {
     linger: Option<(u64, u64)>,
     writers: Vec<usize>,
     dir: PathBuf,
+    /// "redb" (group commit and its baseline) and/or "model".
+    backends: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         linger: None,
         writers: vec![1, 8, 64],
         dir: std::env::temp_dir(),
+        backends: vec!["redb".into()],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -46,6 +54,16 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?
             }
             "--dir" => a.dir = val()?.into(),
+            "--backend" => {
+                a.backends = val()?.split(',').map(str::to_string).collect();
+                if let Some(b) = a
+                    .backends
+                    .iter()
+                    .find(|b| !["redb", "model"].contains(&b.as_str()))
+                {
+                    return Err(format!("--backend: unknown backend {b} (redb, model)"));
+                }
+            }
             "--linger-us" => {
                 let v = val()?;
                 let (max, gap) = v.split_once(',').ok_or("--linger-us MAX,GAP")?;
@@ -64,6 +82,8 @@ fn parse_args() -> Result<Args, String> {
 enum Mode {
     Group,
     Baseline,
+    /// The model through the FoundationDB layer.
+    Model,
 }
 
 impl Mode {
@@ -71,6 +91,7 @@ impl Mode {
         match self {
             Mode::Group => "group commit",
             Mode::Baseline => "1 txn/fsync",
+            Mode::Model => "model (fdb layer)",
         }
     }
 }
@@ -83,6 +104,8 @@ struct Outcome {
     /// Writer time per batch: running closures + applying, and the durable commit, ms.
     run_ms: f64,
     commit_ms: f64,
+    /// The model only: conflicts (`not_committed`) per successful commit.
+    conflicts_per_commit: Option<f64>,
 }
 
 /// Shared by the workers of one run.
@@ -149,12 +172,36 @@ fn run_one(
         stop: AtomicBool::new(false),
     });
     let mut store = None;
+    let mut model: Option<(Arc<ModelStore>, ModelDb)> = None;
     let mut handles: Vec<std::thread::JoinHandle<Vec<u32>>> = Vec::new();
     let mut tasks = Vec::new();
     match mode {
         Mode::Group => {
             let kv = Arc::new(RedbStore::open(dir.as_path(), opts.clone())?);
             store = Some(kv.clone());
+            for _ in 0..writers {
+                let (kv, run) = (kv.clone(), run.clone());
+                tasks.push(rt.spawn(async move {
+                    let mut lat = Vec::new();
+                    while !run.stop.load(Ordering::Relaxed) {
+                        let id = run.next_id.fetch_add(1, Ordering::Relaxed);
+                        let t = Instant::now();
+                        synthetic::create_order(&*kv as &dyn Kv, id, LOG)
+                            .await
+                            .expect("commit");
+                        if run.measuring.load(Ordering::Relaxed) {
+                            lat.push(t.elapsed().as_micros() as u32);
+                            run.done.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    lat
+                }));
+            }
+        }
+        Mode::Model => {
+            let db = ModelDb::new(ModelFaults::none());
+            let kv = Arc::new(db.store());
+            model = Some((kv.clone(), db));
             for _ in 0..writers {
                 let (kv, run) = (kv.clone(), run.clone());
                 tasks.push(rt.spawn(async move {
@@ -200,6 +247,7 @@ fn run_one(
     // Warm up, then measure, printing progress each second.
     std::thread::sleep(Duration::from_secs(1));
     let stats0 = store.as_ref().map(|s| s.commit_stats());
+    let sem0 = model.as_ref().map(|(s, _)| s.stats());
     run.measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
     let mut last = 0;
@@ -216,6 +264,7 @@ fn run_one(
     run.measuring.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
     let stats1 = store.as_ref().map(|s| s.commit_stats());
+    let sem1 = model.as_ref().map(|(s, _)| s.stats());
     run.stop.store(true, Ordering::Relaxed);
     let mut lat: Vec<u32> = Vec::new();
     for h in handles {
@@ -225,6 +274,21 @@ fn run_one(
         lat.extend(rt.block_on(t)?);
     }
     drop(store);
+    if let Some((_, db)) = &model {
+        let s = db.stats();
+        eprintln!(
+            "    model: {} commits, {} real conflicts, {} injected faults",
+            s.commits,
+            s.conflicts,
+            s.injected_conflicts + s.injected_unknown_results + s.injected_too_old
+        );
+    }
+    let conflicts_per_commit = match (sem0, sem1) {
+        (Some(a), Some(b)) if b.commits > a.commits => {
+            Some((b.conflicts - a.conflicts) as f64 / (b.commits - a.commits) as f64)
+        }
+        _ => None,
+    };
     std::fs::remove_dir_all(&dir)?;
     lat.sort_unstable();
     let (txns_per_fsync, run_ms, commit_ms) = match (stats0, stats1) {
@@ -245,6 +309,7 @@ fn run_one(
         txns_per_fsync,
         run_ms,
         commit_ms,
+        conflicts_per_commit,
     })
 }
 
@@ -286,18 +351,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let rt = tokio::runtime::Runtime::new()?;
     let mut rows = Vec::new();
+    let mut modes = Vec::new();
+    if args.backends.iter().any(|b| b == "redb") {
+        modes.extend([Mode::Baseline, Mode::Group]);
+    }
+    if args.backends.iter().any(|b| b == "model") {
+        modes.push(Mode::Model);
+    }
     for &w in &args.writers {
-        for mode in [Mode::Baseline, Mode::Group] {
+        for &mode in &modes {
             eprintln!("  running {} with {w} writers", mode.name());
             rows.push((w, mode, run_one(&rt, mode, w, args.secs, &args.dir, &opts)?));
         }
     }
     println!();
     println!(
-        "| writers | mode | commits/s | p50 ms | p99 ms | txns/fsync | run ms/batch | fsync ms/batch |"
+        "| writers | mode | commits/s | p50 ms | p99 ms | txns/fsync | run ms/batch | fsync ms/batch | conflicts/commit |"
     );
     println!(
-        "|--------:|------|----------:|-------:|-------:|-----------:|-------------:|---------------:|"
+        "|--------:|------|----------:|-------:|-------:|-----------:|-------------:|---------------:|-----------------:|"
     );
     let ms = |v: f64| {
         if v.is_nan() {
@@ -307,27 +379,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     for (w, mode, o) in &rows {
+        let (per_fsync, conflicts) = match o.conflicts_per_commit {
+            // The model has no fsync; redb's serial writer has no conflicts.
+            Some(c) => ("-".to_string(), format!("{c:.3}")),
+            None => (format!("{:.1}", o.txns_per_fsync), "-".to_string()),
+        };
         println!(
-            "| {w} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} |",
+            "| {w} | {} | {:.0} | {:.2} | {:.2} | {per_fsync} | {} | {} | {conflicts} |",
             mode.name(),
             o.per_sec,
             o.p50_ms,
             o.p99_ms,
-            o.txns_per_fsync,
             ms(o.run_ms),
             ms(o.commit_ms)
         );
     }
     println!();
-    for pair in rows.chunks(2) {
-        if let [(w, _, base), (_, _, group)] = pair {
-            println!(
-                "group-commit gain with {w} writers: {:.2}x ({:.0} vs {:.0} commits/s)",
-                group.per_sec / base.per_sec,
-                group.per_sec,
-                base.per_sec
-            );
-        }
+    let group = rows.iter().filter(|(_, m, _)| matches!(m, Mode::Group));
+    let base = rows.iter().filter(|(_, m, _)| matches!(m, Mode::Baseline));
+    for ((w, _, group), (_, _, base)) in group.zip(base) {
+        println!(
+            "group-commit gain with {w} writers: {:.2}x ({:.0} vs {:.0} commits/s)",
+            group.per_sec / base.per_sec,
+            group.per_sec,
+            base.per_sec
+        );
+    }
+    if let Some((_, _, o)) = rows
+        .iter()
+        .find(|(w, m, _)| *w == 64 && matches!(m, Mode::Model))
+    {
+        println!(
+            "model at 64 writers: {:.0} commits/s, {:.3} conflicts per commit (the event log adds no read of a shared key, so it causes none)",
+            o.per_sec,
+            o.conflicts_per_commit.unwrap_or(f64::NAN)
+        );
     }
     if let Some((_, _, o)) = rows
         .iter()
