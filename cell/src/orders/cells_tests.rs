@@ -17,6 +17,10 @@ fn order(id: u64, customer: u64, restaurant: RestaurantId) -> domain::Order {
     domain::testing::order(OrderId(id), CustomerId(customer), restaurant, UnixMs(1_000))
 }
 
+fn op() -> super::WriteOp {
+    super::WriteOp::new(UnixMs(1_000))
+}
+
 async fn orders_in(kv: &dyn Kv, status: OrderStatus) -> Vec<OrderId> {
     let mut ids = Vec::new();
     repo::for_each_in_status(kv, status, 1, |o| ids.push(o.id))
@@ -41,13 +45,13 @@ pub(crate) async fn two_cells_on_one_store_see_nothing_of_each_other(raw: Arc<dy
     assert!(b.existing.is_none());
 
     // Orders and their indexes: even the same order id is two different orders.
-    repo::create(&*one, LogId(1), order(10, 7, r))
+    repo::create(&*one, LogId(1), order(10, 7, r), &op())
         .await
         .unwrap();
-    repo::create(&*two, LogId(2), order(20, 7, r))
+    repo::create(&*two, LogId(2), order(20, 7, r), &op())
         .await
         .unwrap();
-    let same_id = repo::create(&*two, LogId(2), order(10, 8, r))
+    let same_id = repo::create(&*two, LogId(2), order(10, 8, r), &op())
         .await
         .unwrap();
     assert!(matches!(same_id, repo::Created::New(_)), "{same_id:?}");
@@ -129,7 +133,11 @@ async fn recovery_scans_read_in_pages_and_miss_nothing() {
     let r = catalog::testing::rid(1);
     let writes = (1..=40).map(|i| {
         let kv = kv.clone();
-        async move { repo::create(&*kv, LogId(1), order(i, i, r)).await.unwrap() }
+        async move {
+            repo::create(&*kv, LogId(1), order(i, i, r), &op())
+                .await
+                .unwrap()
+        }
     });
     futures::future::join_all(writes).await;
     let before = metered.stats();
