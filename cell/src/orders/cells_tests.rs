@@ -5,6 +5,7 @@
 //! redb and on the FoundationDB-semantics model (where the two cells are two clients of one
 //! cluster, as `infra/k8s` deploys them).
 
+use super::WriteOp;
 use super::repo;
 use catalog::Catalog;
 use domain::{Actor, Command, CustomerId, OrderId, OrderStatus, RestaurantId, UnixMs};
@@ -195,10 +196,10 @@ pub(crate) async fn a_drain_of_one_cell_completes_while_the_other_has_active_ord
         .unwrap();
     // The same order ids on both cells: a cancel on one must not touch the other's.
     for i in 1..=3 {
-        repo::create(&*one, LogId(1), order(i, i, r1))
+        repo::create(&*one, LogId(1), order(i, i, r1), &op())
             .await
             .unwrap();
-        repo::create(&*two, LogId(2), order(i, i, r2))
+        repo::create(&*two, LogId(2), order(i, i, r2), &op())
             .await
             .unwrap();
     }
@@ -215,7 +216,7 @@ pub(crate) async fn a_drain_of_one_cell_completes_while_the_other_has_active_ord
         }
     }
     assert_eq!(c1.remove_region(region).await.unwrap(), 1);
-    repo::create(&*two, LogId(2), order(4, 4, r1))
+    repo::create(&*two, LogId(2), order(4, 4, r1), &op())
         .await
         .unwrap();
 
@@ -231,13 +232,13 @@ pub(crate) async fn a_drain_of_one_cell_completes_while_the_other_has_active_ord
             cancel,
             Actor::Admin,
             Some(OrderStatus::Pending),
-            UnixMs(2_000),
+            &WriteOp::new(UnixMs(2_000)),
         )
         .await
         .unwrap();
         assert_eq!(o.status, OrderStatus::Cancelled);
     }
-    repo::create(&*two, LogId(2), order(5, 5, r2))
+    repo::create(&*two, LogId(2), order(5, 5, r2), &op())
         .await
         .unwrap();
 
@@ -277,10 +278,12 @@ fn one_model(db: &ModelDb) -> (Arc<dyn Kv>, Arc<dyn Kv>) {
     (db.clone().kv(), db.kv())
 }
 
-/// The faults of `faults` fired if it has any.
+/// Some fault of `faults` fired, if it has any (which one depends on the seed and on how many
+/// transactions the scenario runs).
 fn assert_injected(db: &ModelDb, faults: ModelFaults) {
-    if faults.conflict > 0.0 {
-        assert!(db.stats().injected_conflicts > 0, "{:?}", db.stats());
+    if faults.conflict > 0.0 || faults.too_old > 0.0 {
+        let s = db.stats();
+        assert!(s.injected_conflicts + s.injected_too_old > 0, "{s:?}");
     }
 }
 

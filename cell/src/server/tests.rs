@@ -8,6 +8,7 @@
 use super::{Listeners, run};
 use crate::app::{App, SystemClock};
 use crate::config::Config;
+use crate::orders::WriteOp;
 use crate::orders::repo::{self, Created, RepoError};
 use domain::{Actor, Command, CustomerId, DeliveryId, DriverId, EventKind, OrderId, OrderStatus};
 use domain::{Order, UnixMs};
@@ -138,7 +139,7 @@ async fn assign_through(app: &App, id: OrderId, driver: u64) -> Result<Order, Re
         assign(driver),
         Actor::System,
         Some(OrderStatus::Confirmed),
-        UnixMs(5_000),
+        &WriteOp::new(UnixMs(5_000)),
     )
     .await
     .map(|(o, _)| o)
@@ -184,7 +185,7 @@ async fn a_standby_takes_over_from_a_killed_instance(kv: Arc<dyn Kv>) {
     let log = a_app.orders().log();
     let placing = (1..=ORDERS).map(|i| {
         let kv = a_app.kv().clone();
-        async move { repo::create(&*kv, log, order(i)).await }
+        async move { repo::create(&*kv, log, order(i), &WriteOp::new(UnixMs(1_000))).await }
     });
     let mut acknowledged = Vec::new();
     for r in futures::future::join_all(placing).await {
@@ -228,7 +229,13 @@ async fn a_standby_takes_over_from_a_killed_instance(kv: Arc<dyn Kv>) {
     assert!(!stored(&**b_app.kv(), b"late").await);
     assert!(stored(&**b_app.kv(), b"before").await);
     write(&**b_app.kv(), b"after").await.unwrap();
-    let late = repo::create(&**a_app.kv(), log, order(ORDERS + 1)).await;
+    let late = repo::create(
+        &**a_app.kv(),
+        log,
+        order(ORDERS + 1),
+        &WriteOp::new(UnixMs(1_000)),
+    )
+    .await;
     assert!(is_fenced(&late), "{late:?}");
 
     // No order lost: every order the first acknowledged reads back whole through the second.
