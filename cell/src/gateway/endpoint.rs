@@ -212,7 +212,12 @@ pub async fn serve(
     let mut runs = JoinSet::new();
     for (index, socket) in gw.sockets.into_iter().enumerate() {
         let endpoint = endpoint(socket, gw.server.clone(), gw.endpoint.clone())?;
-        runs.spawn(run(endpoint, Arc::clone(&shared), index, stopped(stop_rx.clone())));
+        runs.spawn(run(
+            endpoint,
+            Arc::clone(&shared),
+            index,
+            stopped(stop_rx.clone()),
+        ));
     }
     shutdown.await;
     let _ = stop_tx.send(true);

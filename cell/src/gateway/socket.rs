@@ -138,7 +138,9 @@ fn set_reuse_port(sock: &socket2::Socket) -> std::io::Result<()> {
 
 #[cfg(not(target_os = "linux"))]
 fn set_reuse_port(_: &socket2::Socket) -> std::io::Result<()> {
-    Err(std::io::Error::other("SO_REUSEPORT balancing is Linux only"))
+    Err(std::io::Error::other(
+        "SO_REUSEPORT balancing is Linux only",
+    ))
 }
 
 #[cfg(target_os = "linux")]

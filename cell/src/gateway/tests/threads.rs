@@ -22,7 +22,10 @@ const PINGS: usize = 10;
 /// The gateway thread driver `id`'s latest session was set up on.
 fn thread_of(port: &TestPort, id: u64) -> Option<String> {
     let log = port.connected_on.lock().unwrap();
-    log.iter().rev().find(|e| e.0 == id).and_then(|e| e.1.clone())
+    log.iter()
+        .rev()
+        .find(|e| e.0 == id)
+        .and_then(|e| e.1.clone())
 }
 
 #[tokio::test]
@@ -102,7 +105,10 @@ async fn two_threads_share_caps_and_sessions_and_deliver_every_ping() {
     // than the old one: the old session is superseded all the same.
     let mut clients = clients;
     clients.pop().unwrap().close().await;
-    eventually("a slot is free", || port.disconnects.lock().unwrap().len() == 1).await;
+    eventually("a slot is free", || {
+        port.disconnects.lock().unwrap().len() == 1
+    })
+    .await;
     let mut old = clients.swap_remove(0);
     let mut crossed = false;
     for attempt in 0..64 {
