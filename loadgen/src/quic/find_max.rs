@@ -13,7 +13,9 @@ use super::fleet::{self, CpuMark, QuicTarget};
 use super::loss::{Loss, ServerPings, label};
 use super::ping_run::{default_id_base, spread};
 use super::pings::{Counters, PingArgs, Slot, pace};
+use super::seen::{self, Snapshot};
 use super::unix_ms;
+use crate::auth::Tokens;
 use crate::pacing::{Schedule, parse_duration};
 use crate::report::html::Page;
 use crate::report::machine::{self, CpuUse, Machine};
@@ -29,6 +31,8 @@ use std::time::{Duration, Instant};
 /// A step's achieved send rate below this share of its target: the load generator, not the
 /// cell, is the limit, and the search stops.
 const MIN_ACHIEVED_SHARE: f64 = 0.95;
+/// Sending at a step's rate after its measured window, while the end counters are read.
+const TAIL: Duration = Duration::from_secs(1);
 /// The cell's end-to-end latency metric.
 const PUSH: &str = "cell_tracking_ping_to_push_seconds";
 
@@ -78,6 +82,15 @@ pub struct Step {
     pub window_s: f64,
     pub sent: u64,
     pub send_errors: u64,
+    /// The loss judged, percent: from the cell's per-driver counters of this run's drivers
+    /// when the cell has them (other clients' pings, e.g. `track`'s drivers, do not mix in),
+    /// else from the `/metrics` totals in `loss`.
+    pub loss_pct: f64,
+    /// `per_driver` or `metrics`.
+    pub loss_source: &'static str,
+    /// Of this run's drivers' pings, accepted by the cell in the window (per-driver counters).
+    pub accepted_per_driver: Option<u64>,
+    /// From the `/metrics` totals (the cross-check; exact only when nothing else pings).
     pub loss: Loss,
     /// The cell's ping → push p99, ms, when the cell pushed to trackers in the window.
     pub p99_ms: Option<f64>,
@@ -123,7 +136,7 @@ impl FindMaxReport {
                 "{:>10.0} {:>11.0} {:>9.3} {:>8} {:>11} {:>12} {:>16.1}  {}\n",
                 st.target_rate,
                 st.achieved_rate,
-                st.loss.loss_pct,
+                st.loss_pct,
                 st.p99_ms.map_or("-".into(), |v| format!("{v:.1}")),
                 st.cpu
                     .target_cores
@@ -153,7 +166,7 @@ impl FindMaxReport {
                 format!("step {:.0}/s", st.target_rate),
                 format!(
                     "loss {:.3}%, p99 {:?} ms, cell µs/ping {:?}, held {}",
-                    st.loss.loss_pct, st.p99_ms, st.cell_us_per_ping, st.held
+                    st.loss_pct, st.p99_ms, st.cell_us_per_ping, st.held
                 ),
             ));
         }
@@ -202,7 +215,7 @@ async fn execute(a: &PingArgs) -> anyhow::Result<FindMaxReport> {
         .unwrap_or_else(|| default_id_base(started_unix_s));
     let ids: Vec<u64> = (1..=a.drivers).map(|i| base + i).collect();
     eprintln!("connecting {} drivers ...", ids.len());
-    let fleet = fleet::connect(t, tokens, &ids, a.share_sockets).await?;
+    let fleet = fleet::connect(t, Arc::clone(&tokens), &ids, a.share_sockets).await?;
     fleet::drain_control(&fleet);
     let connected: Vec<(u64, Arc<DriverClient>)> = fleet
         .drivers
@@ -216,17 +229,25 @@ async fn execute(a: &PingArgs) -> anyhow::Result<FindMaxReport> {
         radius_m: a.city_km * 1000.0,
     };
     let (mut per_worker, _) = spread(&connected, workers, city, unix_ms());
-    let counters = Arc::new(Counters::default());
+    let ctx = Ctx {
+        workers,
+        a: st,
+        t,
+        http: &http,
+        tokens: &tokens,
+        ids: &ids,
+        c: Arc::new(Counters::default()),
+    };
     let mut steps: Vec<Step> = Vec::new();
     let mut rate = a.rate;
     let stop_reason = loop {
-        let (step, back) = step(per_worker, rate, workers, st, t, &http, &counters).await?;
+        let (step, back) = step(&ctx, per_worker, rate).await?;
         per_worker = back;
         eprintln!(
             "step {:.0}/s: achieved {:.0}/s, loss {:.3}%, p99 {} ms, cell µs/ping {}, loadgen µs/ping {:.1} -> {}",
             step.target_rate,
             step.achieved_rate,
-            step.loss.loss_pct,
+            step.loss_pct,
             step.p99_ms.map_or("-".into(), |v| format!("{v:.1}")),
             step.cell_us_per_ping
                 .map_or("-".into(), |v| format!("{v:.1}")),
@@ -267,6 +288,16 @@ async fn execute(a: &PingArgs) -> anyhow::Result<FindMaxReport> {
     })
 }
 
+/// Runs `read` (a read of the cell's counters) and returns its result with the pings sent
+/// by the time the cell read them, taken as the middle of the request: the mean of the
+/// count before and after.
+async fn sent_around<T>(c: &Counters, read: impl std::future::Future<Output = T>) -> (T, f64) {
+    let before = c.sent.load(Ordering::Relaxed);
+    let out = read.await;
+    let after = c.sent.load(Ordering::Relaxed);
+    (out, (before + after) as f64 / 2.0)
+}
+
 /// Why the search stops after `step`, if it does.
 fn judge(step: &Step, a: &StepArgs) -> Option<String> {
     if step.achieved_rate < MIN_ACHIEVED_SHARE * step.target_rate {
@@ -275,11 +306,8 @@ fn judge(step: &Step, a: &StepArgs) -> Option<String> {
             step.achieved_rate, step.target_rate
         ));
     }
-    if step.loss.loss_pct > a.max_loss_pct {
-        return Some(format!(
-            "loss {:.3}% > {}%",
-            step.loss.loss_pct, a.max_loss_pct
-        ));
+    if step.loss_pct > a.max_loss_pct {
+        return Some(format!("loss {:.3}% > {}%", step.loss_pct, a.max_loss_pct));
     }
     match step.p99_ms {
         Some(p) if p > a.max_p99_ms => Some(format!("p99 {p:.1} ms > {} ms", a.max_p99_ms)),
@@ -297,19 +325,53 @@ fn next_rate(rate: f64, a: &StepArgs) -> Option<f64> {
     }
 }
 
+/// What every step uses.
+struct Ctx<'a> {
+    workers: usize,
+    a: &'a StepArgs,
+    t: &'a QuicTarget,
+    http: &'a reqwest::Client,
+    tokens: &'a Tokens,
+    /// This run's drivers.
+    ids: &'a [u64],
+    c: Arc<Counters>,
+}
+
+impl Ctx<'_> {
+    /// The cell's per-driver counters, `None` when it has none (or the fetch failed).
+    async fn seen(&self) -> Option<Snapshot> {
+        seen::fetch(self.http, &self.t.target, self.tokens)
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("per-driver counters unavailable: {e:#}");
+                None
+            })
+    }
+}
+
 /// Runs one step at `rate` on the fleet's slots and measures it after the warm-up. Hands the
 /// slots back for the next step.
-#[allow(clippy::too_many_arguments)]
 async fn step(
+    ctx: &Ctx<'_>,
     per_worker: Vec<Vec<Slot>>,
     rate: f64,
-    workers: usize,
-    a: &StepArgs,
-    t: &QuicTarget,
-    http: &reqwest::Client,
-    c: &Arc<Counters>,
 ) -> anyhow::Result<(Step, Vec<Vec<Slot>>)> {
-    let share = Schedule::flat(rate / workers as f64, Duration::ZERO, a.step_duration);
+    let Ctx {
+        workers,
+        a,
+        t,
+        http,
+        ref c,
+        ..
+    } = *ctx;
+    // Sending goes on for a tail after the window, so the end is marked mid-stream like the
+    // start: pings sent while a mark's counters are fetched count the same way at both ends
+    // and cancel out at a steady rate.
+    let share = Schedule::flat(
+        rate / workers as f64,
+        Duration::ZERO,
+        a.step_duration + TAIL,
+    );
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for mut slots in per_worker {
@@ -326,24 +388,46 @@ async fn step(
     );
     let cpu0 = CpuMark::now(t.target_pid);
     let t0 = Instant::now();
-    let before = t.scrape(http).await;
-    let mut back = Vec::with_capacity(workers);
-    while let Some(r) = set.join_next().await {
-        back.push(r.context("sender task")?);
-    }
-    // Marked as soon as sending stops: pings in flight at the end are missing from the
-    // cell's count as those in flight at the start were added to it, which at a steady rate
-    // cancels out.
+    let (before, scraped0) = sent_around(c, t.scrape(http)).await;
+    let (seen0, seen_at0) = sent_around(c, ctx.seen()).await;
+    tokio::time::sleep_until((start + a.step_duration).into()).await;
     let window_s = t0.elapsed().as_secs_f64().max(1e-9);
     let sent = c.sent.load(Ordering::Relaxed) - sent0;
     let send_errors = c.errors.load(Ordering::Relaxed) - errors0;
     let cpu = cpu0.since(t.target_pid);
-    let after = t.scrape(http).await;
+    let (after, scraped1) = sent_around(c, t.scrape(http)).await;
+    let (seen1, seen_at1) = match seen0 {
+        Some(_) => sent_around(c, ctx.seen()).await,
+        None => (None, 0.0),
+    };
+    let mut back = Vec::with_capacity(workers);
+    while let Some(r) = set.join_next().await {
+        back.push(r.context("sender task")?);
+    }
+    let accepted_per_driver = seen0.zip(seen1).map(|(b, a)| {
+        ctx.ids
+            .iter()
+            .map(|id| {
+                let (b, a) = (b.get(id).copied(), a.get(id).copied());
+                let (b, a) = (b.unwrap_or_default(), a.unwrap_or_default());
+                a.accepted.saturating_sub(b.accepted)
+            })
+            .sum::<u64>()
+    });
     let (Some(before), Some(after)) = (before, after) else {
         anyhow::bail!("scraping the cell's /metrics failed: the step's loss is unknown");
     };
     let server = ServerPings::from_scrapes(&before, &after);
-    let loss = Loss::new(sent, &server);
+    // Each set of counters is compared with what was sent between the moments the cell read
+    // them, not with the window's marks.
+    let loss = Loss::new((scraped1 - scraped0).round() as u64, &server);
+    let loss_pct = match accepted_per_driver {
+        Some(n) => {
+            let sent = (seen_at1 - seen_at0).max(1.0);
+            (sent - n as f64).max(0.0) * 100.0 / sent
+        }
+        None => loss.loss_pct,
+    };
     let p99 = push_p99_ms(&before, &after);
     let per = |cores: f64, n: u64| cores * window_s * 1e6 / n.max(1) as f64;
     let mut step = Step {
@@ -352,6 +436,13 @@ async fn step(
         window_s,
         sent,
         send_errors,
+        loss_pct,
+        loss_source: if accepted_per_driver.is_some() {
+            "per_driver"
+        } else {
+            "metrics"
+        },
+        accepted_per_driver,
         cell_us_per_ping: cpu.target_cores.map(|c| per(c, loss.accepted)),
         loadgen_us_per_ping: per(cpu.loadgen_cores, sent),
         loss,
@@ -482,6 +573,9 @@ mod tests {
                 window_s: 10.0,
                 sent: 10_000,
                 send_errors: 0,
+                loss_pct: Loss::new(10_000, &server).loss_pct,
+                loss_source: "metrics",
+                accepted_per_driver: None,
                 loss: Loss::new(10_000, &server),
                 p99_ms: p99,
                 p99_source: None,
