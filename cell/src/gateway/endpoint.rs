@@ -143,10 +143,17 @@ pub async fn spawn(
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut ready = Vec::with_capacity(threads);
     for (index, socket) in sockets.into_iter().enumerate() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| GatewayError::Io("building a gateway runtime".into(), e))?;
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // The threads already started stop: a gateway runs whole or not at all.
+                let _ = stop_tx.send(true);
+                return Err(GatewayError::Io("building a gateway runtime".into(), e));
+            }
+        };
         let (ready_tx, ready_rx) = oneshot::channel();
         let (server, endpoint_cfg) = (server.clone(), endpoint_cfg.clone());
         let (shared, stop, done) = (Arc::clone(&shared), stop_rx.clone(), done_tx.clone());
@@ -183,7 +190,6 @@ pub async fn spawn(
             ))
         });
         if let Err(e) = made {
-            // The threads already serving stop too: a gateway runs whole or not at all.
             let _ = stop_tx.send(true);
             return Err(e);
         }

@@ -88,7 +88,11 @@ pub struct Step {
     pub loss_pct: f64,
     /// `per_driver` or `metrics`.
     pub loss_source: &'static str,
-    /// Of this run's drivers' pings, accepted by the cell in the window (per-driver counters).
+    /// Per-driver counters: this run's drivers' pings between the cell's two reads, as the
+    /// rise of each driver's highest `seq` seen (a driver numbers its pings 1, 2, 3, ...), so
+    /// counted in the cell's own window with no clock between the two processes.
+    pub sent_per_driver: Option<u64>,
+    /// Of those, accepted by the cell.
     pub accepted_per_driver: Option<u64>,
     /// From the `/metrics` totals (the cross-check; exact only when nothing else pings).
     pub loss: Loss,
@@ -288,14 +292,25 @@ async fn execute(a: &PingArgs) -> anyhow::Result<FindMaxReport> {
     })
 }
 
-/// Runs `read` (a read of the cell's counters) and returns its result with the pings sent
-/// by the time the cell read them, taken as the middle of the request: the mean of the
-/// count before and after.
+/// Runs `read` (a scrape of the cell's `/metrics`) and returns its result with the pings sent
+/// when it was issued: the cell reads its counters as soon as a request arrives, and most of
+/// the request's time is rendering and sending the response.
 async fn sent_around<T>(c: &Counters, read: impl std::future::Future<Output = T>) -> (T, f64) {
     let before = c.sent.load(Ordering::Relaxed);
-    let out = read.await;
-    let after = c.sent.load(Ordering::Relaxed);
-    (out, (before + after) as f64 / 2.0)
+    (read.await, before as f64)
+}
+
+/// This run's drivers' pings between two reads of the cell's per-driver counters, as
+/// (sent, accepted): sent is the rise of each driver's highest `seq` seen.
+fn per_driver_window(ids: &[u64], before: &Snapshot, after: &Snapshot) -> (u64, u64) {
+    ids.iter().fold((0, 0), |(sent, accepted), id| {
+        let b = before.get(id).copied().unwrap_or_default();
+        let a = after.get(id).copied().unwrap_or_default();
+        (
+            sent + a.max_seq.saturating_sub(b.max_seq),
+            accepted + a.accepted.saturating_sub(b.accepted),
+        )
+    })
 }
 
 /// Why the search stops after `step`, if it does.
@@ -389,43 +404,33 @@ async fn step(
     let cpu0 = CpuMark::now(t.target_pid);
     let t0 = Instant::now();
     let (before, scraped0) = sent_around(c, t.scrape(http)).await;
-    let (seen0, seen_at0) = sent_around(c, ctx.seen()).await;
+    let seen0 = ctx.seen().await;
     tokio::time::sleep_until((start + a.step_duration).into()).await;
     let window_s = t0.elapsed().as_secs_f64().max(1e-9);
     let sent = c.sent.load(Ordering::Relaxed) - sent0;
     let send_errors = c.errors.load(Ordering::Relaxed) - errors0;
     let cpu = cpu0.since(t.target_pid);
     let (after, scraped1) = sent_around(c, t.scrape(http)).await;
-    let (seen1, seen_at1) = match seen0 {
-        Some(_) => sent_around(c, ctx.seen()).await,
-        None => (None, 0.0),
+    let seen1 = match seen0 {
+        Some(_) => ctx.seen().await,
+        None => None,
     };
     let mut back = Vec::with_capacity(workers);
     while let Some(r) = set.join_next().await {
         back.push(r.context("sender task")?);
     }
-    let accepted_per_driver = seen0.zip(seen1).map(|(b, a)| {
-        ctx.ids
-            .iter()
-            .map(|id| {
-                let (b, a) = (b.get(id).copied(), a.get(id).copied());
-                let (b, a) = (b.unwrap_or_default(), a.unwrap_or_default());
-                a.accepted.saturating_sub(b.accepted)
-            })
-            .sum::<u64>()
-    });
+    let per_driver = seen0
+        .zip(seen1)
+        .map(|(b, a)| per_driver_window(ctx.ids, &b, &a));
     let (Some(before), Some(after)) = (before, after) else {
         anyhow::bail!("scraping the cell's /metrics failed: the step's loss is unknown");
     };
     let server = ServerPings::from_scrapes(&before, &after);
-    // Each set of counters is compared with what was sent between the moments the cell read
-    // them, not with the window's marks.
+    // The totals are compared with what was sent between the moments the cell was asked
+    // for them, not with the window's marks.
     let loss = Loss::new((scraped1 - scraped0).round() as u64, &server);
-    let loss_pct = match accepted_per_driver {
-        Some(n) => {
-            let sent = (seen_at1 - seen_at0).max(1.0);
-            (sent - n as f64).max(0.0) * 100.0 / sent
-        }
+    let loss_pct = match per_driver {
+        Some((sent, accepted)) => sent.saturating_sub(accepted) as f64 * 100.0 / sent.max(1) as f64,
         None => loss.loss_pct,
     };
     let p99 = push_p99_ms(&before, &after);
@@ -437,12 +442,13 @@ async fn step(
         sent,
         send_errors,
         loss_pct,
-        loss_source: if accepted_per_driver.is_some() {
+        loss_source: if per_driver.is_some() {
             "per_driver"
         } else {
             "metrics"
         },
-        accepted_per_driver,
+        sent_per_driver: per_driver.map(|p| p.0),
+        accepted_per_driver: per_driver.map(|p| p.1),
         cell_us_per_ping: cpu.target_cores.map(|c| per(c, loss.accepted)),
         loadgen_us_per_ping: per(cpu.loadgen_cores, sent),
         loss,
@@ -552,6 +558,28 @@ mod tests {
     }
 
     #[test]
+    fn per_driver_window_counts_by_seq_and_only_this_runs_drivers() {
+        let seen = |n: &[(u64, u64, u64)]| -> Snapshot {
+            n.iter()
+                .map(|&(id, max_seq, accepted)| {
+                    let s = seen::Seen {
+                        received: accepted,
+                        accepted,
+                        max_seq,
+                        ..seen::Seen::default()
+                    };
+                    (id, s)
+                })
+                .collect()
+        };
+        // Driver 1 sent seq 11..=20 and 9 were accepted; driver 2 appeared in the window;
+        // driver 99 is another client's.
+        let before = seen(&[(1, 10, 10), (99, 5, 5)]);
+        let after = seen(&[(1, 20, 19), (2, 4, 4), (99, 500, 500)]);
+        assert_eq!(per_driver_window(&[1, 2, 3], &before, &after), (14, 13));
+    }
+
+    #[test]
     fn rates_step_up_to_the_cap_and_stop_there() {
         assert_eq!(next_rate(1000.0, &args(None)), Some(1500.0));
         assert_eq!(next_rate(1000.0, &args(Some(1200.0))), Some(1200.0));
@@ -575,6 +603,7 @@ mod tests {
                 send_errors: 0,
                 loss_pct: Loss::new(10_000, &server).loss_pct,
                 loss_source: "metrics",
+                sent_per_driver: None,
                 accepted_per_driver: None,
                 loss: Loss::new(10_000, &server),
                 p99_ms: p99,

@@ -299,6 +299,9 @@ pub(super) fn default_id_base(started_unix_s: u64) -> u64 {
     1_000_000_000 + (started_unix_s % 100_000) * 100_000
 }
 
+/// Driver id -> (worker, slot).
+pub(super) type WhereIs = HashMap<u64, (usize, usize)>;
+
 /// The connected drivers spread over `workers` senders: driver j goes to worker j % workers,
 /// slot j / workers. Also returns where each driver is, (worker, slot), for replay.
 pub(super) fn spread(
@@ -306,7 +309,7 @@ pub(super) fn spread(
     workers: usize,
     city: City,
     now_ms: u64,
-) -> (Vec<Vec<Slot>>, HashMap<u64, (usize, usize)>) {
+) -> (Vec<Vec<Slot>>, WhereIs) {
     let mut per_worker: Vec<Vec<Slot>> = (0..workers).map(|_| Vec::new()).collect();
     let mut where_is = HashMap::new();
     for (j, (id, client)) in connected.iter().enumerate() {
