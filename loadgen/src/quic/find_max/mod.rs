@@ -1,8 +1,9 @@
 //! `pings --find-max`: the saturation point, not one good run. The drivers connect once; the
 //! rate then steps up from `--rate` by `--step` (a factor) on that same fleet, each step held
 //! for `--step-duration`. The first `--warm-up` of a step is not measured (queues settle at
-//! the new rate); over the rest the step's loss comes from the cell's counters (as in
-//! [`super::loss`]: sent − accepted) and its ping → push p99 from the cell's
+//! the new rate); over the rest the step's loss comes from the cell's counters, sent −
+//! accepted (per driver, [`super::seen`], with sent counted by `seq`; else the totals of
+//! [`super::loss`]) and its ping → push p99 from the cell's
 //! `cell_tracking_ping_to_push_seconds` (when trackers run). The search stops at the first
 //! step whose loss passes `--max-loss-pct` or whose p99 passes `--max-p99-ms`, at
 //! `--max-rate`, or when the load generator cannot send the step's rate (then the step says
