@@ -1,7 +1,10 @@
 # Shared by the bench scripts (sourced): binaries, PIDS killed on exit, field/wait_ready for
 # READY lines; start_cell_and_router starts one fresh demo cell with a router in front of it,
 # in $OUT, and sets CELL_HTTP, ROUTER_HTTP, QUIC, CA, CELLPID, ROUTERPID.
-CELL=target/release/cell; ROUTER=target/release/router; L=target/release/loadgen
+# Binaries: BIN_DIR (target/release), or each of CELL, ROUTER, L set on its own (e.g.
+# BIN_DIR=target/debug for a quick functional check; debug figures measure nothing).
+BIN_DIR=${BIN_DIR:-target/release}
+CELL=${CELL:-$BIN_DIR/cell}; ROUTER=${ROUTER:-$BIN_DIR/router}; L=${L:-$BIN_DIR/loadgen}
 SECRET=dev-only-secret-change-me
 PIDS=()
 trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null; wait 2>/dev/null' EXIT
