@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::error::RouterError;
+use crate::fanout;
 use crate::limit::Limiter;
 use crate::ops::Control;
 use crate::proxy::{Upstream, is_upgrade};
@@ -226,6 +227,28 @@ async fn route_and_forward(
             hint = route::from_body(kind, &bytes)?;
             req = Request::from_parts(parts, Body::from(bytes));
         }
+        if let Hint::Local(l @ (Local::Search | Local::Orders)) = hint {
+            // The one clock read of a fan-out: its deadline.
+            let f = app.0.cfg.fanout;
+            let ms = if l == Local::Search {
+                f.search_deadline_ms
+            } else {
+                f.orders_deadline_ms
+            };
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+            let table = app.0.control.live.load_full();
+            let inc = fanout::Incoming {
+                headers: req.headers(),
+                query: query.as_deref(),
+                client: ip,
+            };
+            cell = Some("fanout".to_string());
+            return if l == Local::Search {
+                fanout::search(&app.0.upstream, &table, inc, deadline).await
+            } else {
+                fanout::orders(&app.0.upstream, &table, inc, deadline).await
+            };
+        }
         if let Hint::Local(l) = hint {
             return local(app, l, token.as_deref(), query.as_deref());
         }
@@ -260,6 +283,7 @@ fn local(
     query: Option<&str>,
 ) -> Result<Response, RouterError> {
     match l {
+        Local::Search | Local::Orders => unreachable!("fanned out by the caller"),
         Local::DriverCell => {
             verify(app, token)?;
             let region = route::query_position(query)?
