@@ -5,7 +5,8 @@
 //! passed on as it is. The merging itself is [`crate::merge`].
 
 use crate::error::RouterError;
-use crate::merge::{self, CellHits, CellOrders, CellPage, Paging};
+use crate::merge::{self, CellOrders};
+use crate::pages::{self, CellHits, CellPage, CellReader, SearchRequest};
 use crate::proxy::Upstream;
 use crate::route::Hint;
 use crate::table::{Table, Target};
@@ -97,45 +98,50 @@ fn owners(table: &Table, regions: &[domain::RegionId]) -> Vec<Arc<Target>> {
     out.into_values().collect()
 }
 
-/// `GET /api/v1/restaurants`: one cell when the disk stays inside one, else every cell it
-/// touches, merged by distance.
+/// `GET /api/v1/restaurants`: every cell whose regions the search disk touches (one, away
+/// from borders), merged by distance. `deadline` bounds a fan-out; a search answered by one
+/// cell alone waits for it until `alone_deadline` (the usual upstream timeout), since
+/// nothing else could answer.
 pub async fn search(
     up: &Upstream,
     table: &Table,
     inc: Incoming<'_>,
     deadline: Instant,
+    alone_deadline: Instant,
 ) -> Result<Response<Body>, RouterError> {
     let q = inc.query;
+    let centre = crate::route::query_position(q)?
+        .ok_or_else(|| RouterError::BadRequest("lat and lng are required".into()))?;
     let lat = merge::query_param(q, "lat").and_then(|v| v.parse::<f64>().ok());
     let lng = merge::query_param(q, "lng").and_then(|v| v.parse::<f64>().ok());
-    let (Some(lat), Some(lng)) = (lat, lng) else {
-        return Err(RouterError::BadRequest("lat and lng are required".into()));
-    };
     let radius = match merge::query_param(q, "radius") {
         None => Some(crate::disk::DEFAULT_RADIUS_M),
         Some(r) => crate::disk::parse_radius(r),
     };
-    let centre = crate::route::query_position(q)?
-        .ok_or_else(|| RouterError::BadRequest("lat and lng are required".into()))?;
     // A radius the cells refuse goes to the centre's cell alone, which says why.
-    let regions = radius
-        .and_then(|r| crate::disk::regions_in_disk(lat, lng, r))
-        .unwrap_or_else(|| vec![centre]);
-    let cells = owners(table, &regions);
-    let paging = match Paging::from_query(q) {
-        Ok(p) => p,
+    let regions = match (lat, lng, radius) {
+        (Some(lat), Some(lng), Some(r)) => crate::disk::regions_in_disk(lat, lng, r),
+        _ => None,
+    }
+    .unwrap_or_else(|| vec![centre]);
+    let mut cells = owners(table, &regions);
+    if cells.is_empty() {
+        // Nobody owns the disk: the centre's answer (unowned, or its cell down) says so.
+        cells.push(table.resolve(Hint::Region(centre), None)?.clone());
+    }
+    let req = match SearchRequest::from_query(q) {
+        Ok(r) => r,
         Err(r) => return Ok(refusal(StatusCode::BAD_REQUEST, r)),
     };
-    if cells.len() <= 1 {
-        // Today's path: the one cell's own answer, under the usual upstream timeout, a page
-        // marked complete.
-        let target = table.resolve(Hint::Region(centre), None)?;
-        return single(up, target, &inc, "/api/v1/restaurants").await;
-    }
-    metrics::counter!("router_search_fanout_total").increment(1);
+    let deadline = if cells.len() == 1 {
+        alone_deadline
+    } else {
+        metrics::counter!("router_search_fanout_total").increment(1);
+        deadline
+    };
     let asks = cells
         .iter()
-        .map(|t| search_cell(up, t, &inc, paging, deadline));
+        .map(|t| search_cell(up, t, &inc, &req, deadline));
     let results = futures::future::join_all(asks).await;
     let mut got = Vec::new();
     let mut missing = Vec::new();
@@ -152,39 +158,7 @@ pub async fn search(
             reason: "no cell answered before the search deadline".into(),
         });
     }
-    Ok(axum::Json(merge::merge_search(got, &missing, paging)).into_response())
-}
-
-/// One cell asked alone: its answer passed on, with `partial: false` added to a success.
-async fn single(
-    up: &Upstream,
-    target: &Target,
-    inc: &Incoming<'_>,
-    path: &str,
-) -> Result<Response<Body>, RouterError> {
-    let mut req = Request::get(format!("{path}?{}", inc.query.unwrap_or("")));
-    if let Some(auth) = inc.headers.get(header::AUTHORIZATION) {
-        req = req.header(header::AUTHORIZATION, auth);
-    }
-    let req = req
-        .body(Body::empty())
-        .map_err(|e| RouterError::Internal(e.to_string()))?;
-    let resp = up.forward(target, req, inc.client).await?;
-    if resp.status() != StatusCode::OK {
-        return Ok(resp);
-    }
-    let (parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_CELL_BODY)
-        .await
-        .map_err(|e| RouterError::Upstream {
-            cell: target.info.name.clone(),
-            reason: e.to_string(),
-        })?;
-    let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
-        return Ok(Response::from_parts(parts, Body::from(bytes)));
-    };
-    merge::mark_partial(&mut v, &[]);
-    Ok(axum::Json(v).into_response())
+    Ok(axum::Json(pages::merge_search(got, &missing, &req)).into_response())
 }
 
 /// Reads one cell's pages until they hold every row the merged page needs.
@@ -192,25 +166,19 @@ async fn search_cell(
     up: &Upstream,
     target: &Target,
     inc: &Incoming<'_>,
-    paging: Paging,
+    req: &SearchRequest,
     deadline: Instant,
 ) -> Outcome<CellHits> {
-    let size = paging.fetch_size();
-    let mut acc = CellHits::default();
-    for page in 1..=merge::MAX_PAGE {
+    let mut reader = CellReader::new(u32::from(target.info.id.get()), req);
+    loop {
+        let (page, size) = reader.request();
         let query = merge::rewrite_query(
             inc.query,
+            &["cursor"],
             &[("page", page.to_string()), ("page_size", size.to_string())],
         );
-        let v = match get_json(
-            up,
-            target,
-            inc,
-            &format!("/api/v1/restaurants?{query}"),
-            deadline,
-        )
-        .await
-        {
+        let pq = format!("/api/v1/restaurants?{query}");
+        let v = match get_json(up, target, inc, &pq, deadline).await {
             Outcome::Got(v) => v,
             Outcome::Missing => return Outcome::Missing,
             Outcome::Refused(r) => return Outcome::Refused(r),
@@ -218,13 +186,10 @@ async fn search_cell(
         let Some(p) = CellPage::from_json(&v) else {
             return Outcome::Missing;
         };
-        acc.total = p.total;
-        acc.hits.extend(p.hits);
-        if p.next_page.is_none() || merge::enough(&acc.hits, paging.wanted()) {
-            break;
+        if !reader.feed(p) {
+            return Outcome::Got(reader.finish());
         }
     }
-    Outcome::Got(acc)
 }
 
 /// `GET /api/v1/orders`: the caller's orders from every cell in the map, newest first.

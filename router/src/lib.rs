@@ -7,8 +7,8 @@
 //! - `mapstore.rs`: the map and its audit log in the store (redb here, FoundationDB in prod).
 //! - `proxy.rs`: HTTP forwarding over pooled keep-alive connections, WebSocket splicing.
 //! - `fanout.rs`: search and order lists answered from several cells under a deadline;
-//!   `merge.rs` merges and pages their answers (pure), `disk.rs` finds the regions a search
-//!   disk touches (pure).
+//!   `pages.rs` merges and pages search results (pure), `merge.rs` order lists (pure),
+//!   `disk.rs` finds the regions a search disk touches (pure).
 //! - `limit.rs`: per-IP and per-token token buckets.
 //! - `cells.rs`: the client for the cells' admin API; its wire types and paths are the
 //!   cells' own, from the `cellapi` crate.
@@ -30,6 +30,7 @@ pub mod limit;
 pub mod mapstore;
 pub mod merge;
 pub mod ops;
+pub mod pages;
 pub mod proxy;
 pub mod route;
 pub mod server;

@@ -228,14 +228,10 @@ async fn route_and_forward(
             req = Request::from_parts(parts, Body::from(bytes));
         }
         if let Hint::Local(l @ (Local::Search | Local::Orders)) = hint {
-            // The one clock read of a fan-out: its deadline.
-            let f = app.0.cfg.fanout;
-            let ms = if l == Local::Search {
-                f.search_deadline_ms
-            } else {
-                f.orders_deadline_ms
-            };
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+            // The one clock read of a fan-out: its deadlines.
+            let cfg = &app.0.cfg;
+            let now = tokio::time::Instant::now();
+            let alone = now + Duration::from_millis(cfg.http.upstream_timeout_ms);
             let table = app.0.control.live.load_full();
             let inc = fanout::Incoming {
                 headers: req.headers(),
@@ -244,8 +240,10 @@ async fn route_and_forward(
             };
             cell = Some("fanout".to_string());
             return if l == Local::Search {
-                fanout::search(&app.0.upstream, &table, inc, deadline).await
+                let deadline = now + Duration::from_millis(cfg.fanout.search_deadline_ms);
+                fanout::search(&app.0.upstream, &table, inc, deadline, alone).await
             } else {
+                let deadline = now + Duration::from_millis(cfg.fanout.orders_deadline_ms);
                 fanout::orders(&app.0.upstream, &table, inc, deadline).await
             };
         }

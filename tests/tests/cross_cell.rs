@@ -96,20 +96,34 @@ fn search_page(r: &Router, token: &str, at: LatLng, page: u64, size: u32) -> Res
     .expect_status(200)
 }
 
-/// Every page of a search at `size` rows a page, concatenated.
-fn all_pages(r: &Router, token: &str, at: LatLng, size: u32) -> Vec<Value> {
+/// Every page of a search at `size` rows a page, concatenated: followed by `next_page`, or
+/// by `next_cursor` when `by_cursor`.
+fn all_pages(r: &Router, token: &str, at: LatLng, size: u32, by_cursor: bool) -> Vec<Value> {
     let mut rows = Vec::new();
-    let mut page = 1;
+    let mut v = search_page(r, token, at, 1, size).json;
     loop {
-        let v = search_page(r, token, at, page, size).json;
         assert_eq!(v["partial"], false, "{v}");
         let got = v["restaurants"].as_array().expect("restaurants");
         assert!(got.len() <= size as usize);
         rows.extend(got.iter().cloned());
-        match v["next_page"].as_u64() {
-            Some(n) => page = n,
-            None => return rows,
-        }
+        v = match (
+            by_cursor,
+            v["next_page"].as_u64(),
+            v["next_cursor"].as_str(),
+        ) {
+            (false, Some(n), _) => search_page(r, token, at, n, size).json,
+            (true, _, Some(c)) => {
+                r.get(&format!(
+                    "/api/v1/restaurants?lat={}&lng={}&radius=3km&page_size={size}&cursor={c}",
+                    at.0, at.1
+                ))
+                .token(token)
+                .send()
+                .expect_status(200)
+                .json
+            }
+            _ => return rows,
+        };
     }
 }
 
@@ -193,11 +207,13 @@ fn a_search_on_the_border_merges_both_cells_and_says_partial_when_one_is_gone() 
             .union(&direct_ids(&b, &b.token("customer", 7001), g.edge_mid))
             .cloned()
             .collect();
-        let big = all_pages(&router, &cust, g.edge_mid, 50);
-        let small = all_pages(&router, &cust, g.edge_mid, 7);
-        if (ids(&big) == want && big == small) || round == 3 {
+        let big = all_pages(&router, &cust, g.edge_mid, 50, false);
+        let small = all_pages(&router, &cust, g.edge_mid, 7, false);
+        let cursored = all_pages(&router, &cust, g.edge_mid, 7, true);
+        if (ids(&big) == want && big == small && big == cursored) || round == 3 {
             assert_eq!(ids(&big), want, "the merged search is both cells' answers");
             assert_eq!(big, small, "pages of 7 concatenate to pages of 50");
+            assert_eq!(big, cursored, "so do pages of 7 by cursor");
             break big;
         }
     };
@@ -205,7 +221,11 @@ fn a_search_on_the_border_merges_both_cells_and_says_partial_when_one_is_gone() 
         .iter()
         .map(|r| region_of(r["id"].as_str().expect("id")))
         .collect();
-    assert_eq!(regions, BTreeSet::from([g.a, g.b]), "restaurants of both cells");
+    assert_eq!(
+        regions,
+        BTreeSet::from([g.a, g.b]),
+        "restaurants of both cells"
+    );
     eprintln!(
         "merged search: {} restaurants, {} from the west cell",
         merged.len(),
@@ -276,7 +296,10 @@ fn a_search_on_the_border_merges_both_cells_and_says_partial_when_one_is_gone() 
     b.pause(true);
     let asked = Instant::now();
     let v = search_page(&router, &cust, g.edge_mid, 1, 50).json;
-    eprintln!("partial answer after {:?} (deadline 300 ms)", asked.elapsed());
+    eprintln!(
+        "partial answer after {:?} (deadline 300 ms)",
+        asked.elapsed()
+    );
     b.pause(false);
     assert_eq!(v["partial"], true, "{v}");
     assert_eq!(v["missing_cells"], serde_json::json!(["east"]));
