@@ -51,6 +51,10 @@ fn border() -> Border {
             edge_mid.1 + 0.2 * (c.1 - edge_mid.1),
         )
     };
+    eprintln!(
+        "border: regions {a} (centre {mid_a:?}) and {b} (centre {mid_b:?}), edge midpoint \
+         {edge_mid:?}"
+    );
     Border {
         a,
         b,
