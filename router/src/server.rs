@@ -228,6 +228,11 @@ async fn route_and_forward(
             req = Request::from_parts(parts, Body::from(bytes));
         }
         if let Hint::Local(l @ (Local::Search | Local::Orders)) = hint {
+            // Every cell asked would refuse it: one answer rather than one per cell. The
+            // token itself is the cells' to verify, as for every proxied request.
+            if token.is_none() {
+                return Err(RouterError::Unauthorized("missing bearer token"));
+            }
             // The one clock read of a fan-out: its deadlines.
             let cfg = &app.0.cfg;
             let now = tokio::time::Instant::now();

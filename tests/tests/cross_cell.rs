@@ -200,6 +200,21 @@ fn a_search_on_the_border_merges_both_cells_and_says_partial_when_one_is_gone() 
         .expect_status(201);
     router.wait_cells("both cells up", Duration::from_secs(10), both_up);
     let cust = router.token("customer", 7001, Some(1));
+    router
+        .get(&format!(
+            "/api/v1/restaurants?lat={}&lng={}&radius=3km",
+            g.edge_mid.0, g.edge_mid.1
+        ))
+        .send()
+        .expect_error(401, "auth.unauthorized");
+    router
+        .get(&format!(
+            "/api/v1/restaurants?lat={}&lng={}&radius=3km&page=2&cursor=5_1_",
+            g.edge_mid.0, g.edge_mid.1
+        ))
+        .token(&cust)
+        .send()
+        .expect_error(400, "search.invalid_cursor");
 
     // Both cells' restaurants, by distance from the border, the same rows at any page size.
     // A restaurant opening or closing at a minute boundary between the calls changes the
