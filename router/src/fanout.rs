@@ -2,7 +2,8 @@
 //! customer's order list. Each cell is asked concurrently under one deadline (passed in by
 //! the caller); a cell that is down, fails or misses the deadline is left out and the answer
 //! says so (`partial: true`, `missing_cells`). A cell's 4xx is the client's mistake and is
-//! passed on as it is. The merging itself is [`crate::merge`].
+//! passed on as it is. The merging itself is pure: [`crate::pages`] for search pages,
+//! [`crate::merge`] for order lists.
 
 use crate::error::RouterError;
 use crate::merge::{self, CellOrders};
@@ -85,7 +86,7 @@ async fn get_json(
     }
 }
 
-/// The distinct live owners of `regions`, in map order.
+/// The distinct owners of `regions` (up or not: a down one is reported missing), by id.
 fn owners(table: &Table, regions: &[domain::RegionId]) -> Vec<Arc<Target>> {
     let mut out = BTreeMap::new();
     for r in regions {
