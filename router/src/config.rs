@@ -33,6 +33,40 @@ pub struct Config {
     pub upstream: UpstreamSection,
     #[serde(default)]
     pub demo: DemoSection,
+    /// Absent in files written before searches crossed cell borders: the defaults.
+    #[serde(default)]
+    pub fanout: FanoutSection,
+}
+
+/// `[fanout]`: how long a request answered from several cells waits for them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FanoutSection {
+    /// A search across a cell border answers with the cells heard from by then
+    /// (`partial: true` names the others).
+    pub search_deadline_ms: u64,
+    /// The same for a customer's order list, merged from every cell.
+    pub orders_deadline_ms: u64,
+}
+
+impl Default for FanoutSection {
+    fn default() -> Self {
+        FanoutSection {
+            search_deadline_ms: 150,
+            orders_deadline_ms: 1000,
+        }
+    }
+}
+
+impl Validate for FanoutSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        s.ensure(self.search_deadline_ms > 0, "search_deadline_ms", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+        s.ensure(self.orders_deadline_ms > 0, "orders_deadline_ms", || {
+            "must be greater than 0 (got 0)".to_owned()
+        });
+    }
 }
 
 /// `[upstream]`: how the router reaches cells whose endpoint is `https://host:port`.
@@ -239,6 +273,7 @@ impl Config {
         p.validate("limits", &self.limits);
         p.validate("tls", &self.tls);
         p.validate("upstream", &self.upstream);
+        p.validate("fanout", &self.fanout);
         p
     }
 

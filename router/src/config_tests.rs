@@ -102,6 +102,10 @@ ca_file = "@DIR@/tls.crt"
 client_cert_file = "@DIR@/tls.crt"
 client_key_file = "@DIR@/tls.key"
 
+[fanout]
+search_deadline_ms = 200
+orders_deadline_ms = 900
+
 [demo]
 enabled = true
 "#;
@@ -126,6 +130,10 @@ const BAD: &[(&str, &str)] = &[
         "[upstream]\nclient_cert_file = \"c.pem\"\n",
         "upstream.client_key_file",
     ),
+    (
+        "[fanout]\nsearch_deadline_ms = 0\n",
+        "fanout.search_deadline_ms",
+    ),
 ];
 
 #[test]
@@ -148,6 +156,10 @@ fn a_file_setting_every_key_parses_and_validates() {
     let every_key = EVERY_KEY.replace("@DIR@", &dir.path().display().to_string());
     let c = SUITE.every_key_parses_and_validates(&every_key);
     assert_eq!((c.store.poll_ms, c.limits.per_token_burst), (500, 20));
+    assert_eq!(
+        (c.fanout.search_deadline_ms, c.fanout.orders_deadline_ms),
+        (200, 900)
+    );
     // The file wins over the inline value, without its trailing newline.
     assert_eq!(c.auth.jwt_secret, "k3Vq9n2F7xLw0pZc8RtYb5HsJ4dGm1Ae6UoQiXy");
 }

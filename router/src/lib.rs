@@ -6,6 +6,9 @@
 //! - `table.rs`: the live map + per-cell health, swapped atomically (lock-free lookups).
 //! - `mapstore.rs`: the map and its audit log in the store (redb here, FoundationDB in prod).
 //! - `proxy.rs`: HTTP forwarding over pooled keep-alive connections, WebSocket splicing.
+//! - `fanout.rs`: search and order lists answered from several cells under a deadline;
+//!   `pages.rs` merges and pages search results (pure), `merge.rs` order lists (pure),
+//!   `disk.rs` finds the regions a search disk touches (pure).
 //! - `limit.rs`: per-IP and per-token token buckets.
 //! - `cells.rs`: the client for the cells' admin API; its wire types and paths are the
 //!   cells' own, from the `cellapi` crate.
@@ -19,11 +22,15 @@ pub mod admin;
 pub mod boot;
 pub mod cells;
 pub mod config;
+pub mod disk;
 pub mod error;
+pub mod fanout;
 pub mod health;
 pub mod limit;
 pub mod mapstore;
+pub mod merge;
 pub mod ops;
+pub mod pages;
 pub mod proxy;
 pub mod route;
 pub mod server;

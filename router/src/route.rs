@@ -1,13 +1,16 @@
 //! Which cell a request belongs to, from its path, query and (for a few endpoints) body.
 //! Pure: no I/O, no map; [`crate::table`] turns a [`Hint`] into a cell.
 //!
-//! - Discovery is routed by `lat`/`lng` (the region they fall in).
+//! - Search is answered by the router, from every cell whose regions the search disk
+//!   touches ([`crate::fanout`]); its `lat`/`lng` are checked here.
 //! - Restaurants by the H3 region in their id: a moved restaurant keeps its id, and the
 //!   current map says which cell holds its region now.
 //! - Orders and deliveries by the cell id in their Snowflake: an order never moves, so its
 //!   tracking and every action on it reach the cell that created it, even after a move.
-//! - What names none of those (a customer's order list, a driver's status) goes to the home
-//!   cell in the caller's token.
+//! - A customer's order list is merged from every cell ([`crate::fanout`]): orders stay in
+//!   the cell that created them, and a customer orders wherever they are.
+//! - What names none of those (a driver's status) goes to the home cell in the caller's
+//!   token.
 
 use domain::{CellId, DeliveryId, OrderId, RegionId, RestaurantId};
 use serde::Deserialize;
@@ -40,6 +43,10 @@ pub enum BodyRoute {
 pub enum Local {
     /// `GET /api/v1/drivers/cell`: where a driver should stream.
     DriverCell,
+    /// `GET /api/v1/restaurants?lat&lng…`: fanned out to the cells the disk touches.
+    Search,
+    /// `GET /api/v1/orders`: a customer's orders, merged from every cell.
+    Orders,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,11 +130,12 @@ pub fn classify(method: &str, path: &str, query: Option<&str>) -> Result<Hint, R
 fn classify_api(method: &str, segs: &[&str], query: Option<&str>) -> Result<Hint, RouteError> {
     match segs {
         ["restaurants"] => query_position(query)?
-            .map(Hint::Region)
+            .map(|_| Hint::Local(Local::Search))
             .ok_or_else(|| RouteError::BadInput("lat and lng are required".into())),
         ["restaurants", "orders", id] => order_cell(id),
         ["restaurants", id, ..] => restaurant_region(id),
         ["orders"] if method == "POST" => Ok(Hint::Body(BodyRoute::Restaurant)),
+        ["orders"] if method == "GET" => Ok(Hint::Local(Local::Orders)),
         ["orders"] => Ok(query_position(query)?.map_or(Hint::Home, Hint::Region)),
         ["orders", "quote"] => Ok(Hint::Body(BodyRoute::Restaurant)),
         ["orders", id, ..] => order_cell(id),
@@ -218,7 +226,7 @@ mod tests {
                 "/api/v1/restaurants",
                 Some("lat=48.137&lng=11.575&radius=2km")
             ),
-            Ok(Hint::Region(region))
+            Ok(Hint::Local(Local::Search))
         );
         for q in [
             None,
@@ -247,7 +255,10 @@ mod tests {
 
     #[test]
     fn the_rest_goes_home_or_nowhere() {
-        assert_eq!(classify("GET", "/api/v1/orders", None), Ok(Hint::Home));
+        assert_eq!(
+            classify("GET", "/api/v1/orders", None),
+            Ok(Hint::Local(Local::Orders))
+        );
         assert_eq!(
             classify("GET", "/api/v1/drivers/me/delivery", None),
             Ok(Hint::Home)

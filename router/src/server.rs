@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::error::RouterError;
+use crate::fanout;
 use crate::limit::Limiter;
 use crate::ops::Control;
 use crate::proxy::{Upstream, is_upgrade};
@@ -226,6 +227,31 @@ async fn route_and_forward(
             hint = route::from_body(kind, &bytes)?;
             req = Request::from_parts(parts, Body::from(bytes));
         }
+        if let Hint::Local(l @ (Local::Search | Local::Orders)) = hint {
+            // Every cell asked would refuse it: one answer rather than one per cell. The
+            // token itself is the cells' to verify, as for every proxied request.
+            if token.is_none() {
+                return Err(RouterError::Unauthorized("missing bearer token"));
+            }
+            // The one clock read of a fan-out: its deadlines.
+            let cfg = &app.0.cfg;
+            let now = tokio::time::Instant::now();
+            let alone = now + Duration::from_millis(cfg.http.upstream_timeout_ms);
+            let table = app.0.control.live.load_full();
+            let inc = fanout::Incoming {
+                headers: req.headers(),
+                query: query.as_deref(),
+                client: ip,
+            };
+            cell = Some("fanout".to_string());
+            return if l == Local::Search {
+                let deadline = now + Duration::from_millis(cfg.fanout.search_deadline_ms);
+                fanout::search(&app.0.upstream, &table, inc, deadline, alone).await
+            } else {
+                let deadline = now + Duration::from_millis(cfg.fanout.orders_deadline_ms);
+                fanout::orders(&app.0.upstream, &table, inc, deadline).await
+            };
+        }
         if let Hint::Local(l) = hint {
             return local(app, l, token.as_deref(), query.as_deref());
         }
@@ -260,6 +286,7 @@ fn local(
     query: Option<&str>,
 ) -> Result<Response, RouterError> {
     match l {
+        Local::Search | Local::Orders => unreachable!("fanned out by the caller"),
         Local::DriverCell => {
             verify(app, token)?;
             let region = route::query_position(query)?

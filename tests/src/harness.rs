@@ -223,6 +223,16 @@ impl Cell {
         }
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a stopped cell keeps its sockets open and
+    /// answers nothing, like a cell that hangs.
+    pub fn pause(&self, stop: bool) {
+        if let Some(child) = &self.child {
+            let sig = if stop { libc::SIGSTOP } else { libc::SIGCONT };
+            // SAFETY: kill(2) with our own child's pid; an already-dead child gives ESRCH.
+            unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+        }
+    }
+
     /// Kills the process (if running) and starts a new one on the same data dir; the new
     /// process listens on a new port.
     pub fn restart(&mut self) {

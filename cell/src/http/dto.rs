@@ -31,6 +31,14 @@ pub struct SearchParams {
     /// 1-based.
     pub page: Option<u32>,
     pub page_size: Option<u32>,
+    /// Through the router only: the previous answer's `next_cursor`, instead of `page` (the
+    /// router refuses both together). The next page starts after the row the cursor names,
+    /// so restaurants opening or closing on earlier pages shift nothing. A cell pages by
+    /// `page` alone and ignores it.
+    #[param(
+        pattern = r"^[0-9]{1,19}_[A-Za-z0-9_-]{1,64}_([0-9]{1,9}-[0-9]{1,9}(\.[0-9]{1,9}-[0-9]{1,9})*)?$"
+    )]
+    pub cursor: Option<String>,
 }
 
 /// One search result (seed 5.1).
@@ -54,9 +62,24 @@ pub struct RestaurantSummary {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchResponse {
+    /// Nearest first (through the router: by `distance_m`, then `id`, over every cell).
     pub restaurants: Vec<RestaurantSummary>,
+    /// The next page by number; null on the last page, and through the router when paging
+    /// by `cursor`.
     pub next_page: Option<u32>,
+    /// Matches over all pages (through the router: over the cells that answered).
     pub total: usize,
+    /// Through the router: pass as `cursor` for the next page; null on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// Through the router: `true` when a cell whose regions the search disk touches was
+    /// down or missed the router's deadline (`[fanout] search_deadline_ms`), so its
+    /// restaurants are missing from this page; `missing_cells` names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<bool>,
+    /// Through the router, when `partial`: the names of the cells that did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_cells: Option<Vec<String>>,
 }
 
 /// The menu body (seed 5.2), served pre-serialized from the catalog's cache.
@@ -216,9 +239,18 @@ pub struct OrderResponse {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct OrderList {
+    /// Newest first: by `created_at`, then `order_id`.
     pub orders: Vec<OrderResponse>,
     /// Pass as `cursor` for the next (older) page.
     pub next_cursor: Option<String>,
+    /// A customer's history through the router, merged from every cell: `true` when a cell
+    /// was down or missed the router's deadline (`[fanout] orders_deadline_ms`), so its
+    /// orders are missing; `missing_cells` names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<bool>,
+    /// Through the router, when `partial`: the names of the cells that did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_cells: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -331,6 +331,8 @@ async fn list(
             .map(|o| OrderResponse::build(o, None, now))
             .collect(),
         next_cursor,
+        partial: None,
+        missing_cells: None,
     }))
 }
 

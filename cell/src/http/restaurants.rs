@@ -179,6 +179,8 @@ async fn restaurant_orders(
             .map(|o| OrderResponse::build(o, None, now))
             .collect(),
         next_cursor: None,
+        partial: None,
+        missing_cells: None,
     }))
 }
 
