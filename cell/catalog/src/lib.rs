@@ -58,7 +58,9 @@ pub use pricing::{
     CartError, CartLine, CartRequest, CustomizationProblem, PricedCart, PricingConfig,
     delivery_fee, eta_range_min, price_cart,
 };
-pub use search::{QueryError, SearchHit, SearchPage, SearchQuery, parse_radius};
+pub use search::{
+    MAX_CUISINE_CHARS, QueryError, RADIUS_PATTERN, SearchHit, SearchPage, SearchQuery, parse_radius,
+};
 pub use stored::{MAX_MENU_BYTES, MENU, MENU_CHUNK_BYTES, REST, menu_prefix, rest_key};
 
 #[cfg(test)]

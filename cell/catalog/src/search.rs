@@ -19,6 +19,8 @@ pub const MAX_PAGE_SIZE: u32 = 50;
 /// Deepest page: nobody scrolls past a few hundred restaurants, and a bound keeps a crafted
 /// `page=4000000000` from costing anything.
 pub const MAX_PAGE: u32 = 500;
+/// Longest cuisine filter, in characters.
+pub const MAX_CUISINE_CHARS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchQuery {
@@ -62,23 +64,44 @@ impl QueryError {
     }
 }
 
-/// Parses the seed's `radius=5km` parameter: "5km", "2.5km", "800m" or bare metres "800".
+/// The grammar of [`parse_radius`] as the OpenAPI document states it: whole metres 1..=20000
+/// (with or without `m`), or kilometres with up to three decimals, 0.001..=20 `km`.
+pub const RADIUS_PATTERN: &str = r"^(?:(?:[1-9][0-9]{0,3}|1[0-9]{4}|20000)m?|(?:(?:[1-9]|1[0-9])(?:\.[0-9]{1,3})?|20(?:\.0{1,3})?|0\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))km)$";
+
+/// Parses the seed's `radius=5km` parameter: "5km", "2.5km", "800m" or bare metres "800",
+/// exactly as [`RADIUS_PATTERN`] says: no spaces, signs, exponents or leading zeros, so the
+/// API accepts what its document promises and nothing else.
 pub fn parse_radius(s: &str) -> Result<u32, QueryError> {
     let bad = || QueryError::BadRadius(s.chars().take(32).collect());
-    let t = s.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("km") {
-        (n, 1000.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 1.0)
-    } else {
-        (t, 1.0)
+    let (num, km) = match s.strip_suffix("km") {
+        Some(n) => (n, true),
+        None => (s.strip_suffix('m').unwrap_or(s), false),
     };
-    let v: f64 = num.trim().parse().map_err(|_| bad())?;
-    let m = (v * scale).round();
-    if !m.is_finite() || m < 1.0 || m > f64::from(MAX_RADIUS_M) {
+    let (int, frac) = match num.split_once('.') {
+        Some((i, f)) if km => (i, f),
+        Some(_) => return Err(bad()),
+        None => (num, ""),
+    };
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    let leading_zero = int.len() > 1 && int.starts_with('0');
+    if int.is_empty() || int.len() > 5 || !digits(int) || leading_zero {
+        return Err(bad());
+    }
+    if frac.len() > 3 || !digits(frac) || (num.contains('.') && frac.is_empty()) {
+        return Err(bad());
+    }
+    let int: u32 = int.parse().map_err(|_| bad())?;
+    let m = if km {
+        // Milli-kilometres are metres: "2.5" is 2 km and "500".
+        let milli: u32 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
+        int.saturating_mul(1000).saturating_add(milli)
+    } else {
+        int
+    };
+    if m == 0 || m > MAX_RADIUS_M {
         return Err(QueryError::RadiusOutOfRange);
     }
-    Ok(m as u32)
+    Ok(m)
 }
 
 impl SearchQuery {
@@ -95,7 +118,12 @@ impl SearchQuery {
         if self.page_size == 0 || self.page_size > MAX_PAGE_SIZE {
             return Err(QueryError::PageSizeOutOfRange);
         }
-        if self.cuisine.as_ref().is_some_and(|c| c.len() > 64) {
+        // Characters, as the document's `maxLength` counts them, not bytes.
+        if self
+            .cuisine
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > MAX_CUISINE_CHARS)
+        {
             return Err(QueryError::CuisineTooLong);
         }
         Ok(())

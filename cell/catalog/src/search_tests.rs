@@ -179,6 +179,9 @@ fn queries_are_validated() {
     q.page_size = 0;
     assert_eq!(run(q.clone()), Err(QueryError::PageSizeOutOfRange));
     q.page_size = 10;
+    // The limit counts characters (the document's `maxLength`): 64 two-byte ones pass.
+    q.cuisine = Some("é".repeat(64));
+    assert!(run(q.clone()).is_ok());
     q.cuisine = Some("x".repeat(65));
     assert_eq!(run(q), Err(QueryError::CuisineTooLong));
     // An empty catalog answers an empty page.
@@ -191,11 +194,20 @@ fn radius_parameter_formats() {
     assert_eq!(parse_radius("5km"), Ok(5_000));
     assert_eq!(parse_radius("2.5km"), Ok(2_500));
     assert_eq!(parse_radius("800m"), Ok(800));
-    assert_eq!(parse_radius(" 1200 "), Ok(1_200));
+    assert_eq!(parse_radius("1200"), Ok(1_200));
+    assert_eq!(parse_radius("0.001km"), Ok(1));
+    assert_eq!(parse_radius("20km"), Ok(20_000));
+    assert_eq!(parse_radius("20000"), Ok(20_000));
     assert_eq!(parse_radius("21km"), Err(QueryError::RadiusOutOfRange));
+    assert_eq!(parse_radius("20001m"), Err(QueryError::RadiusOutOfRange));
     assert_eq!(parse_radius("0"), Err(QueryError::RadiusOutOfRange));
-    assert_eq!(parse_radius("NaNkm"), Err(QueryError::RadiusOutOfRange));
-    for bad in ["", "km", "five", "5 miles", "-"] {
+    assert_eq!(parse_radius("0.000km"), Err(QueryError::RadiusOutOfRange));
+    // Only what the OpenAPI pattern allows: no spaces, signs, exponents, leading zeros,
+    // fractions of metres or NaN (the float parser took all of these before).
+    for bad in [
+        "", "km", "five", "5 miles", "-", " 1200 ", "NaNkm", "+5km", "1e3", "05km", "2.km", "2.5",
+        "800.5m", "2.5000km", "inf",
+    ] {
         assert!(
             matches!(parse_radius(bad), Err(QueryError::BadRadius(_))),
             "{bad}"

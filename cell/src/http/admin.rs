@@ -127,11 +127,7 @@ async fn pings(
     }
     let only = p
         .driver
-        .map(|d| {
-            d.parse().map(DriverId).map_err(|_| {
-                ApiError::bad_request("request.invalid_id", format!("{d:?} is not a driver id"))
-            })
-        })
+        .map(|d| super::contract::parse_id("a driver id", &d).map(DriverId))
         .transpose()?;
     let mut totals = PingTotals::default();
     let drivers = app

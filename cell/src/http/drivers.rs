@@ -27,10 +27,13 @@ pub(super) fn routes() -> OpenApiRouter<App> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocationRequest {
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lng: f64,
-    /// Unix milliseconds (number) or RFC 3339 (string); default: now.
-    #[schema(value_type = Option<String>)]
+    /// Unix milliseconds (integer) or RFC 3339 (string); default: now. Too old, from the
+    /// future, or implying an impossible speed: 422.
+    #[schema(schema_with = timestamp_schema)]
     #[serde(default)]
     pub timestamp: Option<serde_json::Value>,
     #[serde(default)]
@@ -57,13 +60,50 @@ pub struct DeliveryResponse {
     pub pickup_eta_minutes: Option<u32>,
 }
 
-#[derive(Deserialize, ToSchema)]
+/// A driver's status change. Progress through a delivery names the delivery; going online
+/// or offline may.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
-    /// online | offline | arrived_at_restaurant | picked_up | delivered
     pub status: String,
     #[serde(default)]
     pub delivery_id: Option<String>,
+}
+
+impl utoipa::ToSchema for StatusRequest {}
+
+impl utoipa::PartialSchema for StatusRequest {
+    /// Two shapes, because which statuses need `delivery_id` is part of the contract.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let delivery_id =
+            serde_json::json!({ "type": "string", "pattern": super::contract::ID_PATTERN });
+        let shape = |statuses: &[&str], required: &[&str]| {
+            serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "status": { "type": "string", "enum": statuses },
+                    "delivery_id": delivery_id,
+                },
+                "required": required,
+                "additionalProperties": false,
+            })
+        };
+        let schema = serde_json::json!({ "oneOf": [
+            shape(&["online", "offline"], &["status"]),
+            shape(&["arrived_at_restaurant", "picked_up", "delivered"], &["status", "delivery_id"]),
+        ]});
+        serde_json::from_value(schema).expect("a valid schema")
+    }
+}
+
+/// `timestamp` of a location ping: Unix milliseconds or an RFC 3339 time.
+fn timestamp_schema() -> utoipa::openapi::schema::Schema {
+    serde_json::from_value(serde_json::json!({ "oneOf": [
+        { "type": "integer", "minimum": 0, "maximum": u64::MAX },
+        { "type": "string", "format": "date-time" },
+        { "type": "null" },
+    ]}))
+    .expect("a valid schema")
 }
 
 fn driver(who: &Principal) -> Result<DriverId, ApiError> {
@@ -88,9 +128,7 @@ pub(crate) fn dispatch_error(e: DispatchError) -> ApiError {
 }
 
 fn parse_delivery(id: &str) -> Result<DeliveryId, ApiError> {
-    id.parse().map_err(|_| {
-        ApiError::bad_request("request.invalid_id", format!("{id:?} is not a delivery id"))
-    })
+    super::contract::parse_id("a delivery id", id)
 }
 
 fn delivery_body(app: &App, driver: DriverId, o: &Order) -> DeliveryResponse {
@@ -114,6 +152,7 @@ fn delivery_body(app: &App, driver: DriverId, o: &Order) -> DeliveryResponse {
 /// driver's ping rate limit (shared with QUIC).
 #[utoipa::path(post, path = "/api/v1/drivers/location", request_body = LocationRequest, security(("bearer" = [])),
     responses((status = 200, body = Ack), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "the ping is too old, from the future, or implies an impossible speed"),
         (status = 429, body = ErrorBody)))]
 async fn location(
     State(app): State<App>,
@@ -124,7 +163,7 @@ async fn location(
     let now = app.now();
     let ts = match req.timestamp {
         None | Some(serde_json::Value::Null) => now.0 as u64,
-        Some(serde_json::Value::Number(n)) => n.as_u64().ok_or_else(|| {
+        Some(serde_json::Value::Number(n)) => super::dto::whole_number(&n).ok_or_else(|| {
             ApiError::bad_request("location.invalid_timestamp", "timestamp must be Unix ms")
         })?,
         Some(serde_json::Value::String(s)) => chrono::DateTime::parse_from_rfc3339(&s)
@@ -159,7 +198,17 @@ async fn location(
                 code: "location.rate_limited",
                 message: e.to_string(),
             },
-            e => ApiError::bad_request("location.rejected", e.to_string()),
+            PingRejection::InvalidCoordinates => {
+                ApiError::bad_request("location.invalid_coordinates", e.to_string())
+            }
+            // Well-formed, but not believable now: the clock or the speed says no.
+            PingRejection::FromFuture { .. }
+            | PingRejection::TooOld
+            | PingRejection::Spoofed { .. }
+            | PingRejection::Stale { .. } => ApiError::Unprocessable {
+                code: "location.rejected",
+                message: e.to_string(),
+            },
         })?;
     Ok(axum::Json(Ack { ack: true }))
 }
@@ -211,10 +260,12 @@ async fn status(
     AppJson(req): AppJson<StatusRequest>,
 ) -> Result<axum::Json<Ack>, ApiError> {
     let d = driver(&who)?;
-    let delivery = || -> Result<DeliveryId, ApiError> {
-        parse_delivery(req.delivery_id.as_deref().ok_or_else(|| {
+    // Checked whenever present, so a malformed one is refused even where it is optional.
+    let given = req.delivery_id.as_deref().map(parse_delivery).transpose()?;
+    let delivery = || {
+        given.ok_or_else(|| {
             ApiError::bad_request("driver.missing_delivery", "delivery_id is required")
-        })?)
+        })
     };
     let update = match req.status.as_str() {
         "online" => DriverUpdate::Online,

@@ -23,13 +23,24 @@ pub struct ErrorDetail {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// Where to deliver to. Optional in the type only so that a missing one is answered
+    /// `search.missing_location`.
+    #[param(required = true, minimum = -90, maximum = 90)]
     pub lat: Option<f64>,
+    #[param(required = true, minimum = -180, maximum = 180)]
     pub lng: Option<f64>,
-    /// "5km", "2.5km", "800m" or metres; default 5 km, at most 20 km.
+    /// "5km", "2.5km", "800m" or whole metres "800": 1 m to 20 km; default 5 km.
+    #[param(
+        pattern = r"^(?:(?:[1-9][0-9]{0,3}|1[0-9]{4}|20000)m?|(?:(?:[1-9]|1[0-9])(?:\.[0-9]{1,3})?|20(?:\.0{1,3})?|0\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))km)$"
+    )]
     pub radius: Option<String>,
+    /// Case-insensitive exact match on the cuisine.
+    #[param(max_length = 64)]
     pub cuisine: Option<String>,
     /// 1-based.
+    #[param(minimum = 1, maximum = 500)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 50)]
     pub page_size: Option<u32>,
     /// Through the router only: the previous answer's `next_cursor`, instead of `page` (the
     /// router refuses both together). The next page starts after the row the cursor names,
@@ -124,7 +135,10 @@ pub struct RestaurantOpen {
 #[derive(Deserialize, Serialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct CartLineDto {
+    #[schema(pattern = "^[0-9]{1,19}$")]
     pub item_id: String,
+    #[schema(minimum = 1, maximum = 50)]
+    #[serde(deserialize_with = "whole_u32")]
     pub quantity: u32,
     /// Option names, e.g. ["Large", "No onions"].
     #[serde(default)]
@@ -134,20 +148,37 @@ pub struct CartLineDto {
 #[derive(Deserialize, Serialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct AddressDto {
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lng: f64,
     #[serde(default)]
     pub formatted: String,
 }
 
-/// `POST /api/v1/orders` (seed 5.3) and `POST /api/v1/orders/quote` (without payment).
+/// `POST /api/v1/orders` (seed 5.3).
 #[derive(Deserialize, Serialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
+    #[schema(pattern = "^[0-9]{1,19}$")]
     pub restaurant_id: String,
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<CartLineDto>,
     pub delivery_address: AddressDto,
-    /// Required to place; ignored by the quote.
+    #[schema(min_length = 1, max_length = 255)]
+    pub payment_method_id: String,
+}
+
+/// `POST /api/v1/orders/quote`: a cart to price, without placing it.
+#[derive(Deserialize, Serialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    #[schema(pattern = "^[0-9]{1,19}$")]
+    pub restaurant_id: String,
+    #[schema(min_items = 1, max_items = 100)]
+    pub items: Vec<CartLineDto>,
+    pub delivery_address: AddressDto,
+    /// Accepted so a client can quote the body it will place; ignored.
     #[serde(default)]
     pub payment_method_id: Option<String>,
 }
@@ -257,26 +288,69 @@ pub struct OrderList {
 #[into_params(parameter_in = Query)]
 pub struct OrderListParams {
     /// Only `me` (the caller) is supported.
+    #[param(inline, value_type = Option<CustomerFilter>)]
     pub customer: Option<String>,
+    /// The previous page's `next_cursor`: `<created_at ms>_<order id>` from a cell; the
+    /// router's merged history hands out its own form.
+    #[param(pattern = r"^[0-9]{1,19}_[0-9]{1,19}$")]
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
+}
+
+/// The only customer an order list can name: the caller.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum CustomerFilter {
+    Me,
 }
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RestaurantOrdersParams {
-    /// `active` (default) or one status name.
+    /// `active` (default: every status before delivery) or one status.
+    #[param(inline, value_type = Option<OrderStatusFilter>)]
     pub status: Option<String>,
+}
+
+/// What a restaurant's order list can filter on.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum OrderStatusFilter {
+    Active,
+    Pending,
+    Confirmed,
+    Preparing,
+    ReadyForPickup,
+    DriverAssigned,
+    DriverAtRestaurant,
+    PickedUp,
+    Delivering,
+    Delivered,
+    Cancelled,
 }
 
 /// `PATCH /api/v1/restaurants/orders/{id}` (seed 5.8).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestaurantStatusUpdate {
-    /// accepted | preparing | ready_for_pickup | rejected
+    #[schema(inline, value_type = RestaurantStatusChange)]
     pub status: String,
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// The moves a restaurant makes on an order; `confirmed` and `ready` are synonyms of
+/// `accepted` and `ready_for_pickup`.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum RestaurantStatusChange {
+    Accepted,
+    Confirmed,
+    Preparing,
+    ReadyForPickup,
+    Ready,
+    Rejected,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -306,6 +380,25 @@ pub struct DevTokenRequest {
 pub struct DevTokenResponse {
     pub token: String,
     pub expires_in_s: u64,
+}
+
+/// A JSON number that is a whole number, as JSON Schema's `integer` counts them: `15.0` is
+/// one (serde's `u32` alone refuses it).
+pub fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+            .map(|f| f as u64)
+    })
+}
+
+fn whole_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    whole_number(&n)
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("{n} is not a whole number 0..=4294967295"))
+        })
 }
 
 fn item_dto(i: &domain::OrderItem) -> OrderItemDto {

@@ -11,6 +11,8 @@
 //! - `regions.rs`: region moves, admin-only: the regions held, export and import pages.
 //! - `ops.rs`: `/live`, `/ready`, `/metrics`, the OpenAPI document, the demo token endpoint.
 //! - `standby.rs`: what a standby instance serves while another holds the cell's lease.
+//! - `contract.rs`: what the OpenAPI document says of every operation alike (shared error
+//!   answers, id formats) and the id parser that matches it.
 //! - `dto.rs`: request and response bodies of the public API; `error.rs`: [`ApiError`] and
 //!   its status mapping; `extract.rs`: extractors that answer rejections as [`ApiError`].
 //!
@@ -18,6 +20,7 @@
 //! paths, limits) lives in the `cellapi` crate, which the router's client uses too.
 
 mod admin;
+pub mod contract;
 mod drivers;
 pub mod dto;
 pub mod error;
@@ -74,13 +77,16 @@ impl utoipa::Modify for BearerAuth {
 
 /// The OpenAPI document and the API routes, from one registration.
 fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(restaurants::routes())
         .merge(orders::routes())
         .merge(drivers::routes())
         .merge(admin::routes())
-        .merge(regions::routes())
-        .split_for_parts()
+        .merge(regions::routes());
+    let (router, mut doc) = api.split_for_parts();
+    // After the merge: a modifier on `ApiDoc` runs before any route is registered.
+    utoipa::Modify::modify(&contract::SharedAnswers, &mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document (also written by `cell openapi`).

@@ -30,6 +30,7 @@ pub(super) fn routes() -> OpenApiRouter<App> {
 }
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
+const MAX_PAYMENT_METHOD_ID: usize = 255;
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
 
@@ -109,29 +110,31 @@ fn customer(who: &Principal) -> Result<CustomerId, ApiError> {
 }
 
 fn parse_order(id: &str) -> Result<OrderId, ApiError> {
-    id.parse().map_err(|_| {
-        ApiError::bad_request("request.invalid_id", format!("{id:?} is not an order id"))
-    })
+    super::contract::parse_id("an order id", id)
 }
 
 /// The restaurant and the cart of a request, typed: ids parsed, the address copied.
-fn parse_cart(req: &PlaceOrderRequest) -> Result<(RestaurantId, CartRequest), ApiError> {
-    let rid = parse_restaurant(&req.restaurant_id)?;
-    let mut items = Vec::with_capacity(req.items.len());
-    for line in &req.items {
-        let item_id: MenuItemId = line.item_id.parse().map_err(|_| {
-            ApiError::bad_request(
-                "cart.unknown_item",
-                format!("item {:?} is not a menu item id", line.item_id),
-            )
-        })?;
+fn parse_cart(
+    restaurant_id: &str,
+    lines: &[CartLineDto],
+    a: &AddressDto,
+) -> Result<(RestaurantId, CartRequest), ApiError> {
+    let rid = parse_restaurant(restaurant_id)?;
+    let mut items = Vec::with_capacity(lines.len());
+    for line in lines {
+        let item_id: MenuItemId = super::contract::parse_id("a menu item id", &line.item_id)
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "cart.unknown_item",
+                    format!("item {:?} is not a menu item id", line.item_id),
+                )
+            })?;
         items.push(CartLine {
             item_id,
             quantity: line.quantity,
             customizations: line.customizations.clone(),
         });
     }
-    let a = &req.delivery_address;
     let cart = CartRequest {
         items,
         address: Address {
@@ -144,15 +147,15 @@ fn parse_cart(req: &PlaceOrderRequest) -> Result<(RestaurantId, CartRequest), Ap
 }
 
 /// Totals and delivery estimate for a cart, before placing it.
-#[utoipa::path(post, path = "/api/v1/orders/quote", request_body = PlaceOrderRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/quote", request_body = QuoteRequest, security(("bearer" = [])),
     responses((status = 200, body = QuoteResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn quote(
     State(app): State<App>,
     Auth(who): Auth,
-    AppJson(req): AppJson<PlaceOrderRequest>,
+    AppJson(req): AppJson<QuoteRequest>,
 ) -> Result<axum::Json<QuoteResponse>, ApiError> {
     customer(&who)?;
-    let (rid, cart) = parse_cart(&req)?;
+    let (rid, cart) = parse_cart(&req.restaurant_id, &req.items, &req.delivery_address)?;
     let p = app
         .orders()
         .quote(rid, &cart, app.now())
@@ -175,7 +178,8 @@ async fn quote(
 /// Place an order (seed 5.3). `Idempotency-Key` is required: a retry with the same key
 /// returns the same order (200) and charges nothing twice.
 #[utoipa::path(post, path = "/api/v1/orders", request_body = PlaceOrderRequest, security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "client-generated, unique per order attempt")),
+    params(("Idempotency-Key" = String, Header, description = "client-generated, unique per order attempt",
+        min_length = 1, max_length = 255, pattern = r"^[!-~](?:[ -~]*[!-~])?$")),
     responses((status = 201, body = PlaceOrderResponse), (status = 200, body = PlaceOrderResponse, description = "idempotent replay"),
         (status = 400, body = ErrorBody), (status = 402, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -203,14 +207,16 @@ async fn place(
             "Idempotency-Key is longer than 255 bytes",
         ));
     }
-    let payment_method_id = req
-        .payment_method_id
-        .clone()
-        .filter(|p| !p.is_empty() && p.len() <= 255)
-        .ok_or_else(|| {
-            ApiError::bad_request("payment.missing_method", "payment_method_id is required")
-        })?;
-    let (restaurant_id, cart) = parse_cart(&req)?;
+    // Characters, as the document's `maxLength` counts them.
+    let n = req.payment_method_id.chars().count();
+    if n == 0 || n > MAX_PAYMENT_METHOD_ID {
+        return Err(ApiError::bad_request(
+            "payment.missing_method",
+            "payment_method_id must be 1 to 255 characters",
+        ));
+    }
+    let payment_method_id = req.payment_method_id.clone();
+    let (restaurant_id, cart) = parse_cart(&req.restaurant_id, &req.items, &req.delivery_address)?;
     let now = app.now();
     // The flow answers a replay before it validates the cart again (see `orders::place`).
     let request = PlaceOrder {
@@ -304,18 +310,7 @@ async fn list(
             format!("limit must be 1..={MAX_PAGE}"),
         ));
     }
-    let before = match p.cursor.as_deref() {
-        None => None,
-        Some(c) => {
-            let (at, id) = c.split_once('_').ok_or_else(|| {
-                ApiError::bad_request("request.invalid_cursor", "malformed cursor")
-            })?;
-            let at: i64 = at
-                .parse()
-                .map_err(|_| ApiError::bad_request("request.invalid_cursor", "malformed cursor"))?;
-            Some((UnixMs(at), parse_order(id)?))
-        }
-    };
+    let before = p.cursor.as_deref().map(parse_cursor).transpose()?;
     let orders = crate::orders::repo::list_for_customer(&**app.kv(), me, before, limit).await?;
     let next_cursor = (orders.len() == limit)
         .then(|| {
@@ -334,6 +329,17 @@ async fn list(
         partial: None,
         missing_cells: None,
     }))
+}
+
+/// An order list cursor, `<created_at ms>_<order id>`, both parts 1 to 19 digits as the
+/// document's pattern says (no sign: `i64::from_str` alone would take `+5` and `-5`).
+fn parse_cursor(c: &str) -> Result<(UnixMs, OrderId), ApiError> {
+    let bad = || ApiError::bad_request("request.invalid_cursor", "malformed cursor");
+    let (at, id) = c.split_once('_').ok_or_else(bad)?;
+    let at: u64 = super::contract::parse_id("a time", at).map_err(|_| bad())?;
+    let id = super::contract::parse_id("an order id", id).map_err(|_| bad())?;
+    // A time past i64 is merely far in the future: the page starts at the newest order.
+    Ok((UnixMs(i64::try_from(at).unwrap_or(i64::MAX)), id))
 }
 
 /// Cancel before pickup: the hold is released, or the charge refunded if already captured.

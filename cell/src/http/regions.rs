@@ -36,9 +36,11 @@ pub(super) fn routes() -> OpenApiRouter<App> {
         ))
 }
 
+/// A path segment that is not a resolution-5 H3 cell names no region: 404, like an unknown
+/// id. (Which strings are H3 cells is more than a pattern can say.)
 fn parse_region(s: &str) -> Result<RegionKey, ApiError> {
     s.parse()
-        .map_err(|e: String| ApiError::bad_request("request.invalid_region", e))
+        .map_err(|_: String| ApiError::not_found("region", format!("{s:?}")))
 }
 
 #[utoipa::path(get, path = cellapi::paths::REGIONS, security(("bearer" = [])),
@@ -57,7 +59,8 @@ async fn regions(
 
 #[utoipa::path(get, path = cellapi::paths::REGION_EXPORT, params(("region" = String, Path), ExportQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = ExportPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = ExportPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn export_region(
     State(app): State<App>,
     Auth(who): Auth,
@@ -93,7 +96,8 @@ async fn export_region(
 
 #[utoipa::path(post, path = cellapi::paths::REGION_IMPORT, params(("region" = String, Path)),
     request_body = ImportRequest, security(("bearer" = [])),
-    responses((status = 200, body = ImportResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = ImportResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn import_region(
     State(app): State<App>,
     Auth(who): Auth,

@@ -1,6 +1,7 @@
 //! Discovery, menus, and the restaurant side: availability, open/close, the tablet's order
 //! list and order status updates (seed 5.1, 5.2, 5.8).
 
+use super::contract::parse_id;
 use super::dto::*;
 use super::error::ApiError;
 use super::extract::{AppJson, AppPath, AppQuery, Auth};
@@ -43,12 +44,7 @@ fn catalog_error(e: CatalogError) -> ApiError {
 }
 
 pub(super) fn parse_restaurant(id: &str) -> Result<RestaurantId, ApiError> {
-    id.parse().map_err(|_| {
-        ApiError::bad_request(
-            "request.invalid_id",
-            format!("{id:?} is not a restaurant id"),
-        )
-    })
+    parse_id("a restaurant id", id)
 }
 
 /// A restaurant may act only on itself; admins on any.
@@ -143,9 +139,7 @@ async fn set_item_available(
     AppJson(body): AppJson<ItemAvailability>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     let id = parse_restaurant(&id)?;
-    let item: MenuItemId = item
-        .parse()
-        .map_err(|_| ApiError::bad_request("request.invalid_id", "item_id is not an id"))?;
+    let item: MenuItemId = parse_id("a menu item id", &item)?;
     require_restaurant(&who, id)?;
     app.catalog()
         .set_item_available(id, item, body.available)
@@ -196,9 +190,7 @@ async fn update_order_status(
     AppPath(id): AppPath<String>,
     AppJson(body): AppJson<RestaurantStatusUpdate>,
 ) -> Result<axum::Json<StatusResponse>, ApiError> {
-    let id: OrderId = id
-        .parse()
-        .map_err(|_| ApiError::bad_request("request.invalid_id", "not an order id"))?;
+    let id: OrderId = parse_id("an order id", &id)?;
     if !matches!(who, Principal::Restaurant(_) | Principal::Admin) {
         return Err(ApiError::Forbidden(
             "only the restaurant may update this order".into(),

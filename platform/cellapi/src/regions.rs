@@ -32,9 +32,11 @@ pub struct RegionsResponse {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// Restaurant id to continue after (exclusive).
+    /// Restaurant id to continue after (exclusive); empty: from the start.
+    #[param(pattern = r"^(?:[0-9]{1,19})?$")]
     pub after: Option<String>,
     /// Page size, 1..=1000 (default 200).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
