@@ -41,10 +41,19 @@ impl RouterError {
         use RouterError::*;
         match self {
             Route(RouteError::NotFound) => (StatusCode::NOT_FOUND, "route.not_found", None),
+            Route(RouteError::UnknownRestaurant(_)) => (StatusCode::NOT_FOUND, "not_found", None),
             Route(RouteError::BadInput(_)) => (StatusCode::BAD_REQUEST, "request.invalid", None),
-            Route(RouteError::NoHint) | Unroutable(crate::table::Unroutable::NoHome) => {
-                (StatusCode::BAD_REQUEST, "route.no_hint", None)
+            Route(RouteError::NoHint) => (StatusCode::BAD_REQUEST, "route.no_hint", None),
+            // A well-formed request whose token carries no home cell: the credentials, not
+            // the request, fall short (an admin calling a driver's endpoint, say).
+            Unroutable(crate::table::Unroutable::NoHome) => {
+                (StatusCode::FORBIDDEN, "route.no_home", None)
             }
+            Route(RouteError::MethodNotAllowed { .. }) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "request.method_not_allowed",
+                None,
+            ),
             Unroutable(crate::table::Unroutable::NoCell) => {
                 (StatusCode::NOT_FOUND, "route.no_cell", None)
             }
@@ -80,6 +89,10 @@ impl IntoResponse for RouterError {
         }
         let body = json!({"error": {"code": code, "message": self.to_string()}});
         let mut resp = (status, axum::Json(body)).into_response();
+        if let RouterError::Route(RouteError::MethodNotAllowed { allow }) = &self {
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
         if let Some(s) = retry {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));

@@ -53,6 +53,12 @@ pub enum Local {
 pub enum RouteError {
     #[error("no such endpoint")]
     NotFound,
+    /// The path is one of the API's, the method is not one it serves there.
+    #[error("method not allowed on this path (allowed: {allow})")]
+    MethodNotAllowed { allow: &'static str },
+    /// A well-formed restaurant id whose region bits name no H3 region: no cell can hold it.
+    #[error("restaurant {0} not found")]
+    UnknownRestaurant(String),
     #[error("{0}")]
     BadInput(String),
     #[error(
@@ -77,9 +83,11 @@ fn delivery_cell(s: &str) -> Result<Hint, RouteError> {
 
 fn restaurant_region(s: &str) -> Result<Hint, RouteError> {
     let id: RestaurantId = s.parse().map_err(|_| bad("restaurant id", s))?;
+    // The API's document says only "decimal digits"; which of those carry a valid region is
+    // ours to know, so such an id is one that names no restaurant.
     id.region()
         .map(Hint::Region)
-        .map_err(|_| bad("restaurant id", s))
+        .map_err(|_| RouteError::UnknownRestaurant(s.to_owned()))
 }
 
 /// `lat` and `lng` from a query string, if both are present.
@@ -145,6 +153,43 @@ fn classify_api(method: &str, segs: &[&str], query: Option<&str>) -> Result<Hint
         ["drivers", "status"] => Ok(Hint::Body(BodyRoute::DeliveryOrHome)),
         ["drivers", ..] => Ok(query_position(query)?.map_or(Hint::Home, Hint::Region)),
         _ => Err(RouteError::NotFound),
+    }
+}
+
+/// The methods the API serves on `path`, for a 405 with `Allow` before any routing (a cell
+/// would answer 405 too, but the router may find no cell for a request it cannot route).
+/// `None` for paths not listed here: those are forwarded whatever the method.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let allow = match segs.as_slice() {
+        ["ws", "orders", _, "track"] | ["ws", "restaurants", _, "orders"] => "GET",
+        ["api", "v1", rest @ ..] => match rest {
+            ["restaurants"] | ["restaurants", _, "menu"] | ["restaurants", _, "orders"] => "GET",
+            ["restaurants", "orders", _] | ["restaurants", _] => "PATCH",
+            ["restaurants", _, "menu", "items", _] => "PATCH",
+            ["orders"] => "GET, POST",
+            ["orders", "quote"] | ["orders", _, "cancel"] => "POST",
+            ["orders", _] => "GET",
+            ["drivers", "cell"] | ["drivers", "me", "delivery"] => "GET",
+            ["drivers", "location"] | ["drivers", "status"] => "POST",
+            ["drivers", "deliveries", _, "accept" | "decline"] => "POST",
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(allow)
+}
+
+/// Refuses a method the API does not serve on `path` (HEAD and OPTIONS pass: a cell answers
+/// them).
+pub fn check_method(method: &str, path: &str) -> Result<(), RouteError> {
+    match allowed_methods(path) {
+        Some(allow)
+            if !matches!(method, "HEAD" | "OPTIONS") && !allow.split(", ").any(|m| m == method) =>
+        {
+            Err(RouteError::MethodNotAllowed { allow })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -246,11 +291,37 @@ mod tests {
             Ok(Hint::Region(region))
         );
         assert!(from_body(BodyRoute::Restaurant, b"{").is_err());
+        // Digits whose region bits are no H3 cell: a restaurant that cannot exist (404), not a
+        // malformed request.
+        assert_eq!(
+            classify("GET", "/api/v1/restaurants/1/menu", None),
+            Err(RouteError::UnknownRestaurant("1".into()))
+        );
         assert!(from_body(BodyRoute::Restaurant, b"{}").is_err());
         assert_eq!(
             from_body(BodyRoute::Position, br#"{"lat":48.137,"lng":11.575}"#),
             Ok(Hint::Region(region))
         );
+    }
+
+    #[test]
+    fn undeclared_methods_are_refused_with_allow() {
+        assert_eq!(
+            check_method("TRACE", "/api/v1/orders/quote"),
+            Err(RouteError::MethodNotAllowed { allow: "POST" })
+        );
+        assert_eq!(
+            check_method("DELETE", "/api/v1/orders"),
+            Err(RouteError::MethodNotAllowed { allow: "GET, POST" })
+        );
+        assert_eq!(check_method("POST", "/api/v1/orders"), Ok(()));
+        assert_eq!(check_method("HEAD", "/api/v1/orders/7"), Ok(()));
+        assert_eq!(
+            check_method("PATCH", "/api/v1/restaurants/orders/7"),
+            Ok(())
+        );
+        // Paths the table does not know are the cells' to answer.
+        assert_eq!(check_method("DELETE", "/api/v1/drivers/me/other"), Ok(()));
     }
 
     #[test]

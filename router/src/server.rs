@@ -205,6 +205,28 @@ async fn route_and_forward(
         if declared.is_some_and(|n| n > limit) {
             return Err(RouterError::TooLarge { limit });
         }
+        // Every API call needs a token: refuse its absence once, before routing, rather than
+        // answer "no cell here" (404) to a caller who sent none. The token itself is the
+        // cells' to verify, as for every proxied request.
+        let path = req.uri().path();
+        if token.is_none() && (path.starts_with("/api/v1/") || path.starts_with("/ws/")) {
+            return Err(RouterError::Unauthorized("missing bearer token"));
+        }
+        route::check_method(req.method().as_str(), path)?;
+        // Placing an order without an Idempotency-Key is refused by the cell before it reads
+        // the cart; refusing it here too keeps that answer when no cell holds the restaurant.
+        if req.method() == Method::POST
+            && path.trim_end_matches('/') == "/api/v1/orders"
+            && req
+                .headers()
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v.trim().is_empty())
+        {
+            return Err(RouterError::BadRequest(
+                "the Idempotency-Key header is required".into(),
+            ));
+        }
         let mut hint = route::classify(req.method().as_str(), req.uri().path(), query.as_deref())?;
         let mut req = req;
         // The home cell is read from the token only where a route may need it (the cell
@@ -213,7 +235,9 @@ async fn route_and_forward(
         // A driver's REST pings go to the cell they stream to (their home), so a driver
         // finishing a delivery across a region border stays with the cell holding the order.
         if hint == Hint::Body(route::BodyRoute::Position) && token.is_some() {
-            let h = verify(app, token.as_deref()).ok().and_then(|v| v.home);
+            // Verified here anyway: a bad token is a 401 now, not a ping routed by position
+            // to wherever (or to no cell at all).
+            let h = verify(app, token.as_deref())?.home;
             home = Some(h);
             if h.is_some() {
                 hint = Hint::Home;
@@ -228,11 +252,6 @@ async fn route_and_forward(
             req = Request::from_parts(parts, Body::from(bytes));
         }
         if let Hint::Local(l @ (Local::Search | Local::Orders)) = hint {
-            // Every cell asked would refuse it: one answer rather than one per cell. The
-            // token itself is the cells' to verify, as for every proxied request.
-            if token.is_none() {
-                return Err(RouterError::Unauthorized("missing bearer token"));
-            }
             // The one clock read of a fan-out: its deadlines.
             let cfg = &app.0.cfg;
             let now = tokio::time::Instant::now();

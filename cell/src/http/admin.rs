@@ -74,7 +74,8 @@ async fn put_cellmap(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PingsParams {
-    /// Only this driver (decimal id).
+    /// Only this driver.
+    #[param(pattern = "^[0-9]{1,19}$")]
     pub driver: Option<String>,
 }
 

@@ -1,6 +1,7 @@
 //! What the OpenAPI document says about every operation alike, so no handler can forget it:
 //! the error answers that come from the extractors and the router rather than from the
-//! handler (401, 400, 413, 429), and the format of every id in a path.
+//! handler (401, 400, 413; 404 and 429 from the router), and the format of every id in a
+//! path.
 //!
 //! Handlers still list their own answers (403, 404, 409, 422, ...) in `#[utoipa::path]`;
 //! Schemathesis (`tests/contract/schemathesis.sh`) checks that the two together are exact.
@@ -82,6 +83,10 @@ fn add_shared_answers(op: &mut Operation, public: bool) {
         shared.push(("413", "the body is larger than the limit"));
     }
     if public {
+        shared.push((
+            "404",
+            "not found; through the router also: no cell serves the place, region or cell the request names",
+        ));
         shared.push((
             "429",
             "over a rate limit (the router's per client and per token ones)",

@@ -75,14 +75,19 @@ impl utoipa::ToSchema for StatusRequest {}
 impl utoipa::PartialSchema for StatusRequest {
     /// Two shapes, because which statuses need `delivery_id` is part of the contract.
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let delivery_id =
-            serde_json::json!({ "type": "string", "pattern": super::contract::ID_PATTERN });
+        let pattern = super::contract::ID_PATTERN;
         let shape = |statuses: &[&str], required: &[&str]| {
+            // Required, it must be an id; optional, it may also be null.
+            let types = if required.contains(&"delivery_id") {
+                serde_json::json!("string")
+            } else {
+                serde_json::json!(["string", "null"])
+            };
             serde_json::json!({
                 "type": "object",
                 "properties": {
                     "status": { "type": "string", "enum": statuses },
-                    "delivery_id": delivery_id,
+                    "delivery_id": { "type": types, "pattern": pattern },
                 },
                 "required": required,
                 "additionalProperties": false,

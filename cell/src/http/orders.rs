@@ -148,7 +148,8 @@ fn parse_cart(
 
 /// Totals and delivery estimate for a cart, before placing it.
 #[utoipa::path(post, path = "/api/v1/orders/quote", request_body = QuoteRequest, security(("bearer" = [])),
-    responses((status = 200, body = QuoteResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = QuoteResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn quote(
     State(app): State<App>,
     Auth(who): Auth,
@@ -181,8 +182,9 @@ async fn quote(
     params(("Idempotency-Key" = String, Header, description = "client-generated, unique per order attempt",
         min_length = 1, max_length = 255, pattern = r"^[!-~](?:[ -~]*[!-~])?$")),
     responses((status = 201, body = PlaceOrderResponse), (status = 200, body = PlaceOrderResponse, description = "idempotent replay"),
-        (status = 400, body = ErrorBody), (status = 402, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 402, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 async fn place(
     State(app): State<App>,
     Auth(who): Auth,
