@@ -28,6 +28,12 @@ pub struct SearchCursor {
     pub resume: BTreeMap<u32, u32>,
 }
 
+/// 1 to `max` ASCII digits (`u32::from_str` alone takes a leading `+`).
+fn digits<T: std::str::FromStr>(s: &str, max: usize) -> Option<T> {
+    let ok = !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| s.parse().ok()).flatten()
+}
+
 impl SearchCursor {
     /// `{distance}_{id}_{cell}-{pos}.{cell}-{pos}`: URL-safe as long as ids are.
     pub fn encode(&self) -> String {
@@ -39,24 +45,31 @@ impl SearchCursor {
         format!("{}_{}_{}", self.distance_m, self.id, resume.join("."))
     }
 
+    /// Exactly the form the OpenAPI document's pattern for `cursor` states: no signs, no
+    /// empty parts, digits where it says digits.
     pub fn decode(s: &str) -> Option<SearchCursor> {
         let (head, resume) = s.rsplit_once('_')?;
         let (d, id) = head.split_once('_')?;
-        if id.is_empty() || id.len() > 64 {
+        let id_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(id_char) {
             return None;
         }
-        let resume = resume
-            .split('.')
-            .filter(|p| !p.is_empty())
+        let parts: Vec<&str> = if resume.is_empty() {
+            Vec::new()
+        } else {
+            resume.split('.').collect()
+        };
+        // One entry per cell in the map at most; a longer list is not ours.
+        (parts.len() <= 1024).then_some(())?;
+        let resume = parts
+            .into_iter()
             .map(|p| {
                 let (c, pos) = p.split_once('-')?;
-                Some((c.parse().ok()?, pos.parse().ok()?))
+                Some((digits(c, 9)?, digits(pos, 9)?))
             })
             .collect::<Option<BTreeMap<u32, u32>>>()?;
-        // One entry per cell in the map at most; a longer list is not ours.
-        (resume.len() <= 1024).then_some(())?;
         Some(SearchCursor {
-            distance_m: d.parse().ok()?,
+            distance_m: digits(d, 19)?,
             id: id.to_owned(),
             resume,
         })

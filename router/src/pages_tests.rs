@@ -227,6 +227,17 @@ fn paging_parameters_are_checked() {
     };
     assert_eq!(c.encode(), "812_4611686018427387905_1-20.7-3");
     assert_eq!(SearchCursor::decode(&c.encode()), Some(c.clone()));
+    // Only the documented form: `u32::from_str` took signs, and empty parts were skipped.
+    for bad in [
+        "+812_1_1-20",
+        "812_1_+1-20",
+        "812_1_1-20.",
+        "812_1_.1-20",
+        "812_a b_",
+        "812__",
+    ] {
+        assert_eq!(SearchCursor::decode(bad), None, "{bad}");
+    }
     let q = format!("page_size=9&cursor={}", c.encode());
     assert_eq!(
         SearchRequest::from_query(Some(&q)),

@@ -293,9 +293,10 @@ mod tests {
         assert!(from_body(BodyRoute::Restaurant, b"{").is_err());
         // Digits whose region bits are no H3 cell: a restaurant that cannot exist (404), not a
         // malformed request.
+        let forged = RestaurantId((127 << 15) << 41).to_string(); // base cell 127: none
         assert_eq!(
-            classify("GET", "/api/v1/restaurants/1/menu", None),
-            Err(RouteError::UnknownRestaurant("1".into()))
+            classify("GET", &format!("/api/v1/restaurants/{forged}/menu"), None),
+            Err(RouteError::UnknownRestaurant(forged))
         );
         assert!(from_body(BodyRoute::Restaurant, b"{}").is_err());
         assert_eq!(

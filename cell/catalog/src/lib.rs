@@ -59,7 +59,8 @@ pub use pricing::{
     delivery_fee, eta_range_min, price_cart,
 };
 pub use search::{
-    MAX_CUISINE_CHARS, QueryError, RADIUS_PATTERN, SearchHit, SearchPage, SearchQuery, parse_radius,
+    MAX_CUISINE_CHARS, MAX_PAGE, QueryError, RADIUS_PATTERN, SearchHit, SearchPage, SearchQuery,
+    parse_radius,
 };
 pub use stored::{MAX_MENU_BYTES, MENU, MENU_CHUNK_BYTES, REST, menu_prefix, rest_key};
 

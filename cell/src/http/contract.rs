@@ -132,6 +132,52 @@ mod tests {
     }
 
     #[test]
+    fn whole_numbers_are_integers_as_json_schema_counts_them() {
+        let line = |q: &str| {
+            serde_json::from_str::<super::super::dto::CartLineDto>(&format!(
+                r#"{{"item_id":"1","quantity":{q}}}"#
+            ))
+        };
+        assert_eq!(line("15.0").unwrap().quantity, 15);
+        assert_eq!(line("15").unwrap().quantity, 15);
+        for bad in ["15.5", "-1", "4294967296", "\"15\""] {
+            assert!(line(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_document_states_the_servers_own_limits() {
+        let doc = serde_json::to_value(super::super::openapi()).unwrap();
+        let param = |path: &str, name: &str| {
+            doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap()["schema"]
+                .clone()
+        };
+        let radius = param("/api/v1/restaurants", "radius");
+        assert_eq!(radius["pattern"], catalog::RADIUS_PATTERN);
+        assert_eq!(
+            param("/api/v1/restaurants", "page")["maximum"],
+            catalog::MAX_PAGE
+        );
+        assert_eq!(
+            param("/api/v1/restaurants", "cuisine")["maxLength"],
+            catalog::MAX_CUISINE_CHARS
+        );
+        let statuses = param("/api/v1/restaurants/{id}/orders", "status");
+        let mut want = vec!["active".to_string()];
+        want.extend(
+            domain::OrderStatus::ALL
+                .iter()
+                .map(|s| s.as_str().to_string()),
+        );
+        assert_eq!(statuses["enum"], serde_json::json!(want));
+    }
+
+    #[test]
     fn every_operation_lists_the_shared_answers_and_id_formats() {
         let doc = serde_json::to_value(super::super::openapi()).unwrap();
         for (path, item) in doc["paths"].as_object().unwrap() {

@@ -47,7 +47,7 @@ pub struct SearchParams {
     /// so restaurants opening or closing on earlier pages shift nothing. A cell pages by
     /// `page` alone and ignores it.
     #[param(
-        pattern = r"^[0-9]{1,19}_[A-Za-z0-9_-]{1,64}_([0-9]{1,9}-[0-9]{1,9}(\.[0-9]{1,9}-[0-9]{1,9})*)?$"
+        pattern = r"^[0-9]{1,19}_[A-Za-z0-9_-]{1,64}_([0-9]{1,9}-[0-9]{1,9}(\.[0-9]{1,9}-[0-9]{1,9}){0,1023})?$"
     )]
     pub cursor: Option<String>,
 }
@@ -165,8 +165,11 @@ pub struct PlaceOrderRequest {
     #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<CartLineDto>,
     pub delivery_address: AddressDto,
-    #[schema(min_length = 1, max_length = 255)]
-    pub payment_method_id: String,
+    /// Optional in the type only so that a missing one is answered
+    /// `payment.missing_method`.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
+    #[serde(default)]
+    pub payment_method_id: Option<String>,
 }
 
 /// `POST /api/v1/orders/quote`: a cart to price, without placing it.
@@ -290,8 +293,8 @@ pub struct OrderListParams {
     /// Only `me` (the caller) is supported.
     #[param(inline, value_type = Option<CustomerFilter>)]
     pub customer: Option<String>,
-    /// The previous page's `next_cursor`: `<created_at ms>_<order id>` from a cell; the
-    /// router's merged history hands out its own form.
+    /// The previous page's `next_cursor`: `<created_at ms>_<order id>`, from a cell or from
+    /// the router's merged history alike.
     #[param(pattern = r"^[0-9]{1,19}_[0-9]{1,19}$")]
     pub cursor: Option<String>,
     #[param(minimum = 1, maximum = 100)]

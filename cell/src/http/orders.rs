@@ -210,14 +210,16 @@ async fn place(
         ));
     }
     // Characters, as the document's `maxLength` counts them.
-    let n = req.payment_method_id.chars().count();
-    if n == 0 || n > MAX_PAYMENT_METHOD_ID {
-        return Err(ApiError::bad_request(
-            "payment.missing_method",
-            "payment_method_id must be 1 to 255 characters",
-        ));
-    }
-    let payment_method_id = req.payment_method_id.clone();
+    let payment_method_id = req
+        .payment_method_id
+        .clone()
+        .filter(|p| (1..=MAX_PAYMENT_METHOD_ID).contains(&p.chars().count()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "payment.missing_method",
+                "payment_method_id is required: 1 to 255 characters",
+            )
+        })?;
     let (restaurant_id, cart) = parse_cart(&req.restaurant_id, &req.items, &req.delivery_address)?;
     let now = app.now();
     // The flow answers a replay before it validates the cart again (see `orders::place`).
