@@ -13,6 +13,7 @@
 //! - `standby.rs`: what a standby instance serves while another holds the cell's lease.
 //! - `contract.rs`: what the OpenAPI document says of every operation alike (shared error
 //!   answers, id formats) and the id parser that matches it.
+//! - `ws_doc.rs`: the WebSocket endpoints (served by `crate::tracking`) in the document.
 //! - `dto.rs`: request and response bodies of the public API; `error.rs`: [`ApiError`] and
 //!   its status mapping; `extract.rs`: extractors that answer rejections as [`ApiError`].
 //!
@@ -30,6 +31,7 @@ mod orders;
 mod regions;
 mod restaurants;
 mod standby;
+mod ws_doc;
 
 use crate::app::App;
 use axum::Router;
@@ -84,6 +86,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(admin::routes())
         .merge(regions::routes());
     let (router, mut doc) = api.split_for_parts();
+    ws_doc::add(&mut doc);
     // After the merge: a modifier on `ApiDoc` runs before any route is registered.
     utoipa::Modify::modify(&contract::SharedAnswers, &mut doc);
     (router, doc)

@@ -35,8 +35,15 @@ pub struct Upgrade {
 pub struct NotAnUpgrade(StatusCode, &'static str);
 
 impl IntoResponse for NotAnUpgrade {
+    /// In the API's error shape, like every other refusal.
     fn into_response(self) -> Response {
-        (self.0, self.1).into_response()
+        let code = match self.0 {
+            StatusCode::METHOD_NOT_ALLOWED => "request.method_not_allowed",
+            StatusCode::UPGRADE_REQUIRED => "request.upgrade_required",
+            _ => "request.bad_handshake",
+        };
+        let body = serde_json::json!({ "error": { "code": code, "message": self.1 } });
+        (self.0, axum::Json(body)).into_response()
     }
 }
 
@@ -60,11 +67,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
                 "Request method must be `GET`",
             ));
         }
+        // Not a WebSocket request at all (a plain GET): 426, naming the protocol to use.
+        let upgrade_required = |what| Err(NotAnUpgrade(StatusCode::UPGRADE_REQUIRED, what));
         if !header_has(&parts.headers, header::CONNECTION, "upgrade") {
-            return bad("Connection header did not include 'upgrade'");
+            return upgrade_required(
+                "this endpoint is a WebSocket: Connection header did not include 'upgrade'",
+            );
         }
         if !header_has(&parts.headers, header::UPGRADE, "websocket") {
-            return bad("`Upgrade` header did not include 'websocket'");
+            return upgrade_required(
+                "this endpoint is a WebSocket: `Upgrade` header did not include 'websocket'",
+            );
         }
         if !header_has(&parts.headers, header::SEC_WEBSOCKET_VERSION, "13") {
             return bad("`Sec-WebSocket-Version` header did not include '13'");

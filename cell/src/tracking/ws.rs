@@ -79,17 +79,17 @@ fn violation(e: tokio_tungstenite::tungstenite::Error) -> Option<Message> {
     }
 }
 
+// The token and the path are read before the upgrade headers: a call without a token is a
+// 401 whatever else it lacks.
 async fn track_order(
-    ws: Upgrade,
     State(app): State<App>,
     WsAuth(token, raw): WsAuth,
     AppPath(id): AppPath<String>,
+    ws: Upgrade,
 ) -> Result<Response, ApiError> {
     let who = token.principal;
     let expiry = Instant::now() + token.remaining(app.now());
-    let id: OrderId = id
-        .parse()
-        .map_err(|_| ApiError::bad_request("request.invalid_id", "not an order id"))?;
+    let id: OrderId = crate::http::contract::parse_id("an order id", &id)?;
     let order = crate::orders::repo::get(&**app.kv(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("order", id))?;
@@ -344,16 +344,14 @@ struct Ends {
 }
 
 async fn restaurant_feed(
-    ws: Upgrade,
     State(app): State<App>,
     WsAuth(token, raw): WsAuth,
     AppPath(id): AppPath<String>,
+    ws: Upgrade,
 ) -> Result<Response, ApiError> {
     let who = token.principal;
     let expiry = Instant::now() + token.remaining(app.now());
-    let id: RestaurantId = id
-        .parse()
-        .map_err(|_| ApiError::bad_request("request.invalid_id", "not a restaurant id"))?;
+    let id: RestaurantId = crate::http::contract::parse_id("a restaurant id", &id)?;
     match who {
         Principal::Restaurant(r) if r == id => {}
         Principal::Admin => {}
