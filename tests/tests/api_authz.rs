@@ -399,6 +399,38 @@ fn table() -> Vec<Row> {
                 &only(Admin, 200),
             );
         }),
+        // The WebSockets, over plain HTTP: the token is read first (401), then a request that
+        // is no upgrade is a 426 for everyone; who may open them is checked on real upgrades
+        // (tests/realtime.rs).
+        ("get", "/ws/orders/{id}/track", |c| {
+            c.check(
+                "get",
+                "/ws/orders/4242/track",
+                None,
+                &[
+                    (Nobody, 401),
+                    (CustomerA, 426),
+                    (RestaurantA, 426),
+                    (Driver, 426),
+                    (Admin, 426),
+                ],
+            );
+        }),
+        ("get", "/ws/restaurants/{id}/orders", |c| {
+            let path = format!("/ws/restaurants/{}/orders", c.rest_a);
+            c.check(
+                "get",
+                &path,
+                None,
+                &[
+                    (Nobody, 401),
+                    (CustomerA, 426),
+                    (RestaurantA, 426),
+                    (Driver, 426),
+                    (Admin, 426),
+                ],
+            );
+        }),
     ]
 }
 

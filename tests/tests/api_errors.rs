@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 /// Error statuses this file produces and checks.
-const COVERED: [u16; 10] = [400, 401, 402, 403, 404, 409, 413, 422, 429, 503];
+const COVERED: [u16; 11] = [400, 401, 402, 403, 404, 409, 413, 422, 426, 429, 503];
 
 /// A small second city with another JWT secret and a payment timeout of 200 ms, no retries:
 /// for tokens signed with another secret (401) and an unavailable provider (503); drivers
@@ -398,6 +398,16 @@ fn pings_over_the_drivers_rate_limit_are_429() {
         .json(&json!({"lat": CENTRE.0, "lng": CENTRE.1}))
         .send()
         .expect_status(200);
+}
+
+#[test]
+fn a_plain_get_on_a_websocket_is_426() {
+    let cell = Cell::shared();
+    let t = cell.token("customer", 2010);
+    cell.get("/ws/orders/4242/track")
+        .token(&t)
+        .send()
+        .expect_error(426, "request.upgrade_required");
 }
 
 #[test]
