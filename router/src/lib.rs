@@ -27,6 +27,7 @@ pub mod ops;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub mod splice;
 pub mod table;
 #[cfg(test)]
 mod testing;

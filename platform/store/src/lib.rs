@@ -66,10 +66,10 @@ pub mod conformance;
 pub mod fdb;
 pub mod fdbsem;
 pub mod keys;
-#[cfg(any(test, feature = "testing"))]
-pub mod metered;
 pub mod lease;
 pub mod limits;
+#[cfg(any(test, feature = "testing"))]
+pub mod metered;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 mod once;
