@@ -188,7 +188,7 @@ datagram_recv_buffer_bytes = 16384
 socket_recv_buffer_bytes = 1048576
 max_frame_bytes = 4096
 control_write_timeout_ms = 5000
-runtime_threads = 2
+gateway_threads = 2
 
 [notify]
 provider = "webhook"
@@ -251,7 +251,7 @@ fn a_file_setting_every_key_parses_and_validates() {
     let c = SUITE.every_key_parses_and_validates(&every_key);
     assert_eq!((c.cell.id, c.pricing.road_factor), (7, 1.4));
     assert_eq!(c.dispatch.pings.ping_burst, 50);
-    assert_eq!(c.quic.runtime_threads, 2);
+    assert_eq!(c.quic.gateway_threads, 2);
     assert_eq!(c.notify.log_keep, 100);
     // The files win over the inline values, without their trailing newline.
     assert_eq!(c.auth.jwt_secret, "k3Vq9n2F7xLw0pZc8RtYb5HsJ4dGm1Ae6UoQiXy");

@@ -149,6 +149,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         "http": http_addr.to_string(),
         "tls": tls.is_some(),
         "quic": gateway.local_addr().to_string(),
+        "quic_threads": gateway.threads(),
         "quic_server_name": gateway.server_name(),
         "quic_ca": gateway.ca_pem_path().map(|p| p.display().to_string()),
         "quic_fingerprint": gateway.fingerprint(),

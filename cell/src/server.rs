@@ -129,6 +129,9 @@ pub async fn build(
     ))
 }
 
+/// How often old transaction ids are purged (`orders::once`).
+const TXN_ID_PURGE_EVERY_MS: i64 = 5 * 60 * 1000;
+
 /// Starts the cell's background work: the matching loop and the event-log consumers
 /// (matching and notifications: durable cursors; tracking fan-out: live from the head).
 pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<(), StartError> {
@@ -166,14 +169,23 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
         }
     });
     // Keeps the id lease ahead of the clock even when no order is placed, so delivery ids
-    // (issued synchronously) always have room.
+    // (issued synchronously) always have room. Every few minutes it also drops transaction ids
+    // past their retry horizon, so the id family stays small.
     let (a, mut stop) = (app.clone(), shutdown.clone());
     tokio::spawn(async move {
+        let mut last_purge = i64::MIN;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
-                    if let Err(e) = a.orders().renew_ids(a.now()).await {
+                    let now = a.now();
+                    if let Err(e) = a.orders().renew_ids(now).await {
                         tracing::debug!(error = %e, "could not renew the id lease");
+                    }
+                    if now.0.saturating_sub(last_purge) >= TXN_ID_PURGE_EVERY_MS {
+                        last_purge = now.0;
+                        if let Err(e) = crate::orders::once::purge_txn_ids(&**a.kv(), now).await {
+                            tracing::debug!(error = %e, "could not purge old transaction ids");
+                        }
                     }
                 }
                 _ = stop.changed() => return,

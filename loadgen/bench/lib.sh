@@ -2,7 +2,10 @@
 # READY lines; start_cell_and_router starts one fresh demo cell with a router in front of it,
 # in $OUT, and sets CELL_HTTP, ROUTER_HTTP, QUIC, CA, CELLPID, ROUTERPID. Optional: CELL_TOML (a
 # cell config file) and ROUTER_TOML_EXTRA (TOML appended to the router's config).
-CELL=target/release/cell; ROUTER=target/release/router; L=target/release/loadgen
+# Binaries: BIN_DIR (target/release), or each of CELL, ROUTER, L set on its own (e.g.
+# BIN_DIR=target/debug for a quick functional check; debug figures measure nothing).
+BIN_DIR=${BIN_DIR:-target/release}
+CELL=${CELL:-$BIN_DIR/cell}; ROUTER=${ROUTER:-$BIN_DIR/router}; L=${L:-$BIN_DIR/loadgen}
 SECRET=dev-only-secret-change-me
 PIDS=()
 trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null; wait 2>/dev/null' EXIT

@@ -162,6 +162,8 @@ pub async fn run(a: CityArgs) -> anyhow::Result<CityReport> {
         driver_id_base: None,
         center: a.center,
         city_km: a.spread_km + 3.0,
+        find_max: false,
+        steps: crate::quic::find_max::StepArgs::default(),
     };
     let track_args = TrackArgs {
         target: quiet,

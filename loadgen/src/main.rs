@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use loadgen::city;
-use loadgen::quic::{pings, track, trackers};
+use loadgen::quic::{find_max, pings, track, trackers};
 use loadgen::run::{Common, Which, run};
 
 #[derive(Parser)]
@@ -110,6 +110,7 @@ fn quic(cmd: &Cmd) -> Option<std::process::ExitCode> {
         return Some(std::process::ExitCode::from(1));
     };
     let r = match cmd.clone() {
+        Cmd::Pings { args } if args.find_max => rt.block_on(find_max::run(args)).map(|_| true),
         Cmd::Pings { args } => rt
             .block_on(pings::run(pings::Mode::Synthetic(args, None)))
             .map(|r| r.slo_passed()),

@@ -64,6 +64,9 @@ pub struct Ready {
     /// The QUIC driver gateway, when the cell runs one.
     #[serde(default)]
     pub quic: Option<SocketAddr>,
+    /// Gateway threads serving it (one `SO_REUSEPORT` socket each).
+    #[serde(default)]
+    pub quic_threads: Option<usize>,
     /// The TLS server name drivers must ask for.
     #[serde(default)]
     pub quic_server_name: Option<String>,

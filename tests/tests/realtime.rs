@@ -10,8 +10,9 @@
 //! - `racing_accepts_assign_exactly_one_driver`: accepts of the same delivery racing over
 //!   QUIC and REST, and a driver carrying an order never gets a second.
 //!
-//! Each test runs its own cell (its own drivers and matching state) with short timeouts from
-//! a config file, and waits on messages with deadlines rather than sleeping.
+//! Each test runs its own cell (its own drivers and matching state) with two QUIC gateway
+//! threads and short timeouts from a config file, and waits on messages with deadlines rather
+//! than sleeping.
 
 use itest::fixtures::*;
 use itest::live::*;
@@ -21,7 +22,9 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// Fewer demo restaurants than the default 3,000: seeding dominates a debug cell's start.
-const SMALL_CITY: &str = "[demo]\nrestaurants = 500\n";
+/// Two gateway threads whatever the machine's cores (issue 18): the drivers' connections
+/// spread over two sockets and runtimes that share the dispatch.
+const SMALL_CITY: &str = "[demo]\nrestaurants = 500\n[quic]\ngateway_threads = 2\n";
 
 fn start(extra_toml: &str) -> Cell {
     Cell::start(CellOpts {
@@ -81,6 +84,7 @@ fn history_steps(order: &Value) -> Vec<(String, String)> {
 fn complete_delivery_over_quic_and_websocket() {
     // Every ping of a carrying driver reaches the tracker (no per-subscriber throttle).
     let cell = start("[tracking]\nmin_location_interval_ms = 0\n");
+    assert_eq!(cell.ready().quic_threads, Some(2));
     let rt = runtime();
     let (pick, restaurant) = restaurant_at(&cell, 0);
     // The customer 1.2 km north of the restaurant, the driver 600 m south of it.

@@ -1,7 +1,9 @@
-//! The catalog inside FoundationDB's limits, on the real embedded store wrapped in
-//! `MeteredKv` (which records what each transaction wrote): a menu over the value limit
-//! stored in chunks, a big catalog loaded in pages, a region moved between two cells on one
-//! store with every transaction far under the size limit.
+//! The catalog inside FoundationDB's limits, on the real embedded store and on the
+//! FoundationDB-semantics model (which refuses any key, value or transaction over the limits
+//! itself, with FoundationDB's errors), each wrapped in `MeteredKv` (which records what each
+//! transaction wrote): a menu over the value limit stored in chunks, a big catalog loaded in
+//! pages, a region moved between two cells on one store with every transaction far under the
+//! size limit. Every case runs on both (`on_redb::…`, `on_model::…`).
 
 use crate::stored::{MENU_CHUNK_BYTES, WRITE_BUDGET_BYTES};
 use crate::testing::{self, rid};
@@ -10,6 +12,7 @@ use domain::{Cents, MenuItemId, RegionId, RestaurantId};
 use std::sync::Arc;
 use store::keys::Subspace;
 use store::metered::MeteredKv;
+use store::model::{ModelDb, ModelFaults};
 use store::{Kv, PageLimits, RedbOptions, RedbStore, SubspaceKv};
 
 /// FoundationDB's value limit.
@@ -17,12 +20,46 @@ const VALUE_LIMIT: u64 = 100_000;
 /// FoundationDB's transaction size limit.
 const TXN_LIMIT: u64 = 10_000_000;
 
-fn open(dir: &std::path::Path) -> (Arc<MeteredKv>, Arc<dyn Kv>) {
-    let raw: Arc<dyn Kv> = Arc::new(RedbStore::open(dir, RedbOptions::default()).unwrap());
+/// The backend a case runs on.
+#[derive(Clone, Copy)]
+enum On {
+    Redb,
+    Model,
+}
+
+/// A fresh store on `on`, metered; the guard keeps redb's directory.
+fn open(on: On) -> (Arc<MeteredKv>, Arc<dyn Kv>, Option<tempfile::TempDir>) {
+    let (raw, dir): (Arc<dyn Kv>, _) = match on {
+        On::Redb => {
+            let dir = tempfile::tempdir().unwrap();
+            let kv = RedbStore::open(dir.path(), RedbOptions::default()).unwrap();
+            (Arc::new(kv), Some(dir))
+        }
+        On::Model => (ModelDb::new(ModelFaults::none()).kv(), None),
+    };
     let metered = MeteredKv::new(raw);
     let kv: Arc<dyn Kv> = metered.clone();
-    (metered, kv)
+    (metered, kv, dir)
 }
+
+/// Runs each case (an `async fn(On)`) as a test on each backend.
+macro_rules! on_both {
+    ($($case:ident),* $(,)?) => {
+        mod on_redb {
+            $(#[tokio::test] async fn $case() { super::$case(super::On::Redb).await })*
+        }
+        mod on_model {
+            $(#[tokio::test] async fn $case() { super::$case(super::On::Model).await })*
+        }
+    };
+}
+
+on_both!(
+    a_thousand_item_menu_is_stored_in_chunks_and_loads_whole,
+    a_menu_over_the_size_cap_is_refused,
+    a_fifty_thousand_restaurant_catalog_loads_in_pages,
+    a_region_of_five_thousand_restaurants_moves_between_cells_in_bounded_transactions,
+);
 
 /// A menu of `items` items, each with a description of `desc` bytes.
 fn big_menu(items: u32, desc: usize) -> Menu {
@@ -44,10 +81,8 @@ fn big_menu(items: u32, desc: usize) -> Menu {
     }
 }
 
-#[tokio::test]
-async fn a_thousand_item_menu_is_stored_in_chunks_and_loads_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let (metered, kv) = open(dir.path());
+async fn a_thousand_item_menu_is_stored_in_chunks_and_loads_whole(on: On) {
+    let (metered, kv, _dir) = open(on);
     let menu = big_menu(1_000, 2_000);
     let json_len = serde_json::to_vec(&menu).unwrap().len();
     assert!(json_len > 2_000_000, "the menu is {json_len} bytes");
@@ -77,10 +112,8 @@ async fn a_thousand_item_menu_is_stored_in_chunks_and_loads_whole() {
     assert_eq!(loaded.menu(rid(1)).unwrap().menu, testing::menu());
 }
 
-#[tokio::test]
-async fn a_menu_over_the_size_cap_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, kv) = open(dir.path());
+async fn a_menu_over_the_size_cap_is_refused(on: On) {
+    let (_, kv, _dir) = open(on);
     let c = Catalog::load(kv).await.unwrap();
     // Valid item by item, but over MAX_MENU_BYTES in total.
     let menu = big_menu(1_000, 2_000);
@@ -94,10 +127,8 @@ async fn a_menu_over_the_size_cap_is_refused() {
     assert!(matches!(r, Err(crate::CatalogError::Invalid(_))), "{r:?}");
 }
 
-#[tokio::test]
-async fn a_fifty_thousand_restaurant_catalog_loads_in_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let (metered, kv) = open(dir.path());
+async fn a_fifty_thousand_restaurant_catalog_loads_in_pages(on: On) {
+    let (metered, kv, _dir) = open(on);
     const N: u64 = 50_000;
     let c = Catalog::load(kv.clone()).await.unwrap();
     let menu = testing::menu();
@@ -138,10 +169,8 @@ fn region_entry(region: RegionId, local: u64) -> (Restaurant, Menu) {
     (r, menu)
 }
 
-#[tokio::test]
-async fn a_region_of_five_thousand_restaurants_moves_between_cells_in_bounded_transactions() {
-    let dir = tempfile::tempdir().unwrap();
-    let (metered, raw) = open(dir.path());
+async fn a_region_of_five_thousand_restaurants_moves_between_cells_in_bounded_transactions(on: On) {
+    let (metered, raw, _dir) = open(on);
     let cell = |id| SubspaceKv::scoped(raw.clone(), Subspace::cell(id));
     let region = rid(1).region().unwrap();
     const N: u64 = 5_000;

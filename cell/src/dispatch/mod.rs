@@ -468,7 +468,10 @@ impl Dispatch {
             }
         };
         let kv = self.orders.kv().clone();
-        match repo::assign_driver(&*kv, self.orders.log(), order, driver, delivery, now).await {
+        // One id for this acceptance: a commit retried after an unknown result returns the
+        // assignment instead of finding the driver busy with this very order.
+        let op = crate::orders::WriteOp::new(now);
+        match repo::assign_driver(&*kv, self.orders.log(), order, driver, delivery, &op).await {
             Ok((o, _)) => {
                 let mut st = self.state.lock();
                 let open = st.matcher.remove(order);

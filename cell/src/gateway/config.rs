@@ -9,6 +9,10 @@ use service::config::{Section, Validate};
 
 use super::GatewayError;
 
+/// Most gateway threads: each holds a socket, a runtime and an endpoint, and past the cores a
+/// box has more only add contention.
+pub const MAX_GATEWAY_THREADS: usize = 256;
+
 /// Settings of the QUIC driver gateway. Missing keys take the [`Default`] values; unknown keys
 /// are errors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,11 +62,12 @@ pub struct QuicConfig {
     /// stopped reading and its flow-control window is full) closes the connection with
     /// `slow_reader`, so a stuck driver holds no outbox, buffers or offer for longer.
     pub control_write_timeout_ms: u64,
-    /// Threads of the gateway's own tokio runtime; 0 runs it on the cell's shared runtime.
-    /// The default 1 keeps quinn's endpoint driver, every connection driver and every session
-    /// task on one thread: a datagram then wakes tasks on the thread that is already running
-    /// instead of another worker (measured: see `README.md` beside this file).
-    pub runtime_threads: usize,
+    /// Gateway threads, each a single-threaded runtime with its own quinn endpoint on its own
+    /// `SO_REUSEPORT` socket (Linux; elsewhere one); 0 = the cores available to the process
+    /// (`available_parallelism`, which honours taskset and cgroup CPU limits). One thread per
+    /// core: a connection's packets, its driver and its session tasks stay on one thread, so a
+    /// datagram wakes tasks where it already is (see `README.md` beside this file).
+    pub gateway_threads: usize,
 }
 
 impl Default for QuicConfig {
@@ -89,7 +94,7 @@ impl Default for QuicConfig {
             socket_recv_buffer_bytes: 4 * 1024 * 1024,
             max_frame_bytes: schemas::MAX_CONTROL_MESSAGE_BYTES,
             control_write_timeout_ms: 10_000,
-            runtime_threads: 1,
+            gateway_threads: 0,
         }
     }
 }
@@ -98,6 +103,17 @@ impl QuicConfig {
     /// Dev mode: no certificate configured, one is generated.
     pub fn dev_mode(&self) -> bool {
         self.cert_path.as_os_str().is_empty() && self.key_path.as_os_str().is_empty()
+    }
+
+    /// Gateway threads to run: `gateway_threads`, or with 0 the cores available to the
+    /// process (at most [`MAX_GATEWAY_THREADS`]).
+    pub fn threads(&self) -> usize {
+        match self.gateway_threads {
+            0 => std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_GATEWAY_THREADS),
+            n => n,
+        }
     }
 
     pub(crate) fn hello_timeout(&self) -> Duration {
@@ -192,9 +208,16 @@ impl Validate for QuicConfig {
                 )
             },
         );
-        s.ensure(self.runtime_threads <= 64, "runtime_threads", || {
-            format!("must be in 0..=64 (got {})", self.runtime_threads)
-        });
+        s.ensure(
+            self.gateway_threads <= MAX_GATEWAY_THREADS,
+            "gateway_threads",
+            || {
+                format!(
+                    "must be in 0..={MAX_GATEWAY_THREADS}, 0 = one per available core (got {})",
+                    self.gateway_threads
+                )
+            },
+        );
         s.ensure(
             (64..=schemas::MAX_CONTROL_MESSAGE_BYTES).contains(&self.max_frame_bytes),
             "max_frame_bytes",

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use quinn::{IdleTimeout, TransportConfig, VarInt};
 use schemas::CloseReason;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::metrics::{Ended, Metrics};
-use super::{DriverPort, Gateway, GatewayError, QuicConfig, conn, tls};
+use super::{DriverPort, Gateway, GatewayError, QuicConfig, conn, socket, tls};
 
 /// Control-stream flow-control window: a few maximum frames. The stream carries small messages;
 /// quinn's default (1.25 MB) would let each connection buffer that much.
@@ -22,7 +22,8 @@ const MAX_REJECTING: usize = 64;
 /// How long shutdown waits for connections to close and the endpoint to drain.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Binds the UDP socket, loads or generates the certificate, and returns the gateway ready for
+/// Binds the gateway's UDP sockets (one per gateway thread, see [`QuicConfig::threads`]),
+/// loads or generates the certificate, and returns the gateway ready for [`spawn`] or
 /// [`serve`]. Port 0 is allowed: see [`Gateway::local_addr`].
 pub async fn bind(cfg: &QuicConfig) -> Result<Gateway, GatewayError> {
     cfg.check()?;
@@ -32,22 +33,36 @@ pub async fn bind(cfg: &QuicConfig) -> Result<Gateway, GatewayError> {
     let crypto =
         quinn::crypto::rustls::QuicServerConfig::try_from(tls::server_crypto(identity)?)
             .map_err(|e| GatewayError::Config(format!("rustls config unusable for QUIC: {e}")))?;
+    // One server config for every thread's endpoint: it holds the key Retry tokens are sealed
+    // with, so a token is good on whichever socket the client's next packet reaches.
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport(cfg)?));
+    // A client whose address changes (NAT rebinding) may hash to another thread's socket,
+    // whose endpoint does not know the connection. Refusing migration everywhere makes that
+    // one behaviour: the old connection ends (a stateless reset from another thread, or an
+    // idle timeout) and the driver reconnects (README, Threads).
+    server.migration(false);
 
-    let (socket, socket_recv_buffer_bytes) = udp_socket(cfg)?;
-    let local_addr = socket
-        .local_addr()
-        .map_err(|e| GatewayError::Io("local address".into(), e))?;
-    tracing::info!(%local_addr, server_name = %cfg.server_name, "QUIC driver gateway bound");
+    let bound = socket::bind_all(cfg, cfg.threads())?;
+    let local_addr = bound.local_addr;
+    tracing::info!(
+        %local_addr,
+        threads = bound.sockets.len(),
+        server_name = %cfg.server_name,
+        "QUIC driver gateway bound"
+    );
     Ok(Gateway {
-        socket,
+        sockets: bound.sockets,
         server,
+        // One endpoint config too: it holds the stateless-reset key, so a reset sent by any
+        // thread carries the token the connection's own endpoint announced, and the client
+        // accepts it.
+        endpoint: quinn::EndpointConfig::default(),
         cfg: cfg.clone(),
         local_addr,
         ca_pem_path,
         fingerprint,
-        socket_recv_buffer_bytes,
+        socket_recv_buffer_bytes: bound.recv_buffer_bytes,
     })
 }
 
@@ -72,77 +87,6 @@ fn transport(cfg: &QuicConfig) -> Result<TransportConfig, GatewayError> {
     Ok(t)
 }
 
-/// The UDP socket with SO_RCVBUF raised: bursts of pings arrive faster than one core drains
-/// them, and the default ~208 KiB lost a quarter of a burst in our measurements.
-/// Returns the socket and the receive buffer size the kernel reports.
-fn udp_socket(cfg: &QuicConfig) -> Result<(std::net::UdpSocket, usize), GatewayError> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let io = |what: &str| {
-        let what = what.to_owned();
-        move |e| GatewayError::Io(what, e)
-    };
-    let addr = cfg.listen_addr;
-    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
-        .map_err(io("creating the UDP socket"))?;
-    if addr.is_ipv6() {
-        // Dual stack where the OS allows it; failure just means IPv6 only.
-        let _ = sock.set_only_v6(false);
-    }
-    let want = cfg.socket_recv_buffer_bytes;
-    if let Err(e) = sock.set_recv_buffer_size(want) {
-        tracing::warn!(error = %e, want, "setting SO_RCVBUF failed");
-    }
-    let mut granted = sock.recv_buffer_size().map_err(io("reading SO_RCVBUF"))?;
-    if usable(granted) < want {
-        // Above net.core.rmem_max only SO_RCVBUFFORCE (CAP_NET_ADMIN) gets the size.
-        force_recv_buffer(&sock, want);
-        granted = sock.recv_buffer_size().map_err(io("reading SO_RCVBUF"))?;
-    }
-    if usable(granted) < want {
-        tracing::warn!(
-            requested_bytes = want,
-            granted_bytes = granted,
-            "the kernel clamped SO_RCVBUF: bursts of pings may be dropped; raise net.core.rmem_max"
-        );
-    }
-    sock.bind(&addr.into())
-        .map_err(io("binding the UDP socket"))?;
-    Ok((sock.into(), granted))
-}
-
-/// Linux reports twice the size set (it counts its bookkeeping); other systems the size.
-fn usable(reported: usize) -> usize {
-    if cfg!(target_os = "linux") {
-        reported / 2
-    } else {
-        reported
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn force_recv_buffer(sock: &socket2::Socket, want: usize) {
-    use std::os::fd::AsRawFd;
-    let Ok(val) = libc::c_int::try_from(want) else {
-        return;
-    };
-    // SAFETY: a valid fd owned by `sock`, and a pointer to a c_int with its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&raw const val).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "SO_RCVBUFFORCE refused");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn force_recv_buffer(_: &socket2::Socket, _: usize) {}
-
 /// State shared by the accept loop and every connection task.
 pub(super) struct Shared {
     pub cfg: QuicConfig,
@@ -159,44 +103,68 @@ pub(super) struct Shared {
     pub shutting_down: AtomicBool,
 }
 
-/// Starts serving the gateway the way its config says: on a dedicated runtime of
-/// `runtime_threads` threads (its own OS threads), or with `runtime_threads = 0` as a task of
-/// the current runtime. Returns once the endpoint exists; the returned future resolves when the
-/// gateway has stopped (after `shutdown`).
+impl Shared {
+    fn new(cfg: QuicConfig, drivers: Arc<dyn DriverPort>) -> Self {
+        Self {
+            cfg,
+            drivers,
+            metrics: Metrics::new(),
+            active: AtomicUsize::new(0),
+            rejecting: AtomicUsize::new(0),
+            handshaking: AtomicUsize::new(0),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Starts serving the gateway on threads of its own: one per bound socket
+/// ([`Gateway::threads`]), each a single-threaded tokio runtime with its own quinn endpoint,
+/// so a connection's packets, its connection driver and its session tasks stay on one
+/// thread. The threads share the connection caps, handshake counters, metrics and the
+/// [`DriverPort`]. Returns once every endpoint exists; the returned future resolves when
+/// every thread has stopped (after `shutdown`).
 pub async fn spawn(
     gw: Gateway,
     drivers: Arc<dyn DriverPort>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = ()> + Send + 'static, GatewayError> {
-    let (done_tx, done_rx) = oneshot::channel::<()>();
-    let threads = gw.cfg.runtime_threads;
-    if threads == 0 {
-        let (endpoint, shared) = start(gw, drivers)?;
-        tokio::spawn(async move {
-            run(endpoint, shared, shutdown).await;
-            let _ = done_tx.send(());
-        });
-    } else {
-        let runtime = if threads == 1 {
-            tokio::runtime::Builder::new_current_thread()
-        } else {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(threads);
-            b
-        }
-        .enable_all()
-        .thread_name("quic-gateway")
-        .build()
-        .map_err(|e| GatewayError::Io("building the gateway runtime".into(), e))?;
+    let Gateway {
+        sockets,
+        server,
+        endpoint: endpoint_cfg,
+        cfg,
+        local_addr,
+        ..
+    } = gw;
+    let threads = sockets.len();
+    let shared = Arc::new(Shared::new(cfg, drivers));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Each thread holds a sender; the receiver sees the channel close when all have ended.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let mut ready = Vec::with_capacity(threads);
+    for (index, socket) in sockets.into_iter().enumerate() {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // The threads already started stop: a gateway runs whole or not at all.
+                let _ = stop_tx.send(true);
+                return Err(GatewayError::Io("building a gateway runtime".into(), e));
+            }
+        };
         let (ready_tx, ready_rx) = oneshot::channel();
-        std::thread::Builder::new()
-            .name("quic-gateway".into())
+        let (server, endpoint_cfg) = (server.clone(), endpoint_cfg.clone());
+        let (shared, stop, done) = (Arc::clone(&shared), stop_rx.clone(), done_tx.clone());
+        let started = std::thread::Builder::new()
+            .name(format!("quic-gateway-{index}"))
             .spawn(move || {
                 runtime.block_on(async move {
-                    match start(gw, drivers) {
-                        Ok((endpoint, shared)) => {
+                    match endpoint(socket, server, endpoint_cfg) {
+                        Ok(endpoint) => {
                             let _ = ready_tx.send(Ok(()));
-                            run(endpoint, shared, shutdown).await;
+                            run(endpoint, shared, index, stopped(stop)).await;
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -205,60 +173,87 @@ pub async fn spawn(
                 });
                 // Connection tasks still running after the shutdown grace end with the runtime.
                 drop(runtime);
-                let _ = done_tx.send(());
-            })
-            .map_err(|e| GatewayError::Io("starting the gateway thread".into(), e))?;
-        ready_rx.await.map_err(|_| {
-            GatewayError::Io(
-                "gateway thread".into(),
-                std::io::Error::other("ended before the endpoint was made"),
-            )
-        })??;
+                drop(done);
+            });
+        if let Err(e) = started {
+            let _ = stop_tx.send(true);
+            return Err(GatewayError::Io("starting a gateway thread".into(), e));
+        }
+        ready.push(ready_rx);
     }
+    drop(done_tx);
+    for r in ready {
+        let made = r.await.unwrap_or_else(|_| {
+            Err(GatewayError::Io(
+                "gateway thread".into(),
+                std::io::Error::other("ended before its endpoint was made"),
+            ))
+        });
+        if let Err(e) = made {
+            let _ = stop_tx.send(true);
+            return Err(e);
+        }
+    }
+    tracing::info!(%local_addr, threads, "QUIC driver gateway serving");
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     Ok(async move {
-        let _ = done_rx.await;
+        let _ = done_rx.recv().await;
     })
 }
 
 /// Serves drivers on the current runtime until `shutdown` resolves, then closes every
-/// connection with `server_shutdown` and waits (bounded) for them to end and the endpoint to
-/// drain. [`spawn`] is the usual way in; this is for callers that manage the task themselves.
+/// connection with `server_shutdown` and waits (bounded) for them to end and the endpoints to
+/// drain. Every bound socket gets its endpoint, all on this runtime. [`spawn`] is the usual
+/// way in; this is for callers that manage the task themselves (tests).
 pub async fn serve(
     gw: Gateway,
     drivers: Arc<dyn DriverPort>,
     shutdown: impl Future,
 ) -> Result<(), GatewayError> {
-    let (endpoint, shared) = start(gw, drivers)?;
-    run(endpoint, shared, shutdown).await;
+    let shared = Arc::new(Shared::new(gw.cfg, drivers));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut runs = JoinSet::new();
+    for (index, socket) in gw.sockets.into_iter().enumerate() {
+        let endpoint = endpoint(socket, gw.server.clone(), gw.endpoint.clone())?;
+        runs.spawn(run(
+            endpoint,
+            Arc::clone(&shared),
+            index,
+            stopped(stop_rx.clone()),
+        ));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    while runs.join_next().await.is_some() {}
     Ok(())
 }
 
-/// Makes the endpoint on the current runtime: quinn spawns its endpoint and connection drivers
-/// on the runtime that is current here.
-fn start(
-    gw: Gateway,
-    drivers: Arc<dyn DriverPort>,
-) -> Result<(quinn::Endpoint, Arc<Shared>), GatewayError> {
-    let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(gw.server),
-        gw.socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .map_err(|e| GatewayError::Io("creating the QUIC endpoint".into(), e))?;
-    let shared = Arc::new(Shared {
-        cfg: gw.cfg,
-        drivers,
-        metrics: Metrics::new(),
-        active: AtomicUsize::new(0),
-        rejecting: AtomicUsize::new(0),
-        handshaking: AtomicUsize::new(0),
-        shutting_down: AtomicBool::new(false),
-    });
-    Ok((endpoint, shared))
+/// Resolves once the stop flag is set (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn run(endpoint: quinn::Endpoint, shared: Arc<Shared>, shutdown: impl Future) {
+/// Makes an endpoint on the current runtime: quinn spawns its endpoint and connection drivers
+/// on the runtime that is current here.
+fn endpoint(
+    socket: std::net::UdpSocket,
+    server: quinn::ServerConfig,
+    endpoint_cfg: quinn::EndpointConfig,
+) -> Result<quinn::Endpoint, GatewayError> {
+    quinn::Endpoint::new(
+        endpoint_cfg,
+        Some(server),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|e| GatewayError::Io("creating the QUIC endpoint".into(), e))
+}
+
+/// One thread's accept loop (`thread` names it in logs).
+async fn run(endpoint: quinn::Endpoint, shared: Arc<Shared>, thread: usize, shutdown: impl Future) {
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -287,10 +282,13 @@ async fn run(endpoint: quinn::Endpoint, shared: Arc<Shared>, shutdown: impl Futu
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("QUIC gateway shutdown grace elapsed; aborting remaining connections");
+        tracing::warn!(
+            thread,
+            "QUIC gateway shutdown grace elapsed; aborting remaining connections"
+        );
         tasks.shutdown().await;
     }
-    tracing::info!("QUIC driver gateway stopped");
+    tracing::info!(thread, "QUIC driver gateway thread stopped");
 }
 
 fn admit(incoming: quinn::Incoming, shared: &Arc<Shared>, tasks: &mut JoinSet<()>) {

@@ -23,8 +23,14 @@
 //! 5. [`DriverPort::disconnected`], exactly once, however the connection ended.
 //!
 //! # Threads
-//! [`spawn`] runs all of it on the gateway's own runtime (`runtime_threads`, default one
-//! thread; 0 = the caller's runtime), so datagram wake-ups stay on one thread.
+//! [`bind`] binds one UDP socket per gateway thread (`gateway_threads`, default: the cores
+//! available to the process), all on the same address with `SO_REUSEPORT`; the kernel hashes
+//! each client's address and port to one socket. [`spawn`] runs one single-threaded runtime
+//! with its own quinn endpoint per socket, so a connection, its datagram wake-ups and its
+//! session tasks stay on one thread, while the threads share one `quinn::ServerConfig` (Retry
+//! tokens), one `quinn::EndpointConfig` (stateless-reset key), the caps, counters and metrics,
+//! and the [`DriverPort`]. The server refuses connection migration: a client whose address
+//! changes may hash to another thread, which does not know its connection (README, Threads).
 //!
 //! # Metrics
 //! `cell_quic_connections` (gauge), `cell_quic_datagrams_total{outcome}`,
@@ -34,7 +40,8 @@
 //! - `config.rs`: [`QuicConfig`].
 //! - `port.rs`: [`DriverPort`], [`Session`], [`PingRejected`].
 //! - `tls.rs`: certificate loading, dev-mode CA and leaf, fingerprint.
-//! - `endpoint.rs`: UDP socket (SO_RCVBUF), transport limits, [`bind`], [`serve`].
+//! - `socket.rs`: the UDP sockets (SO_REUSEPORT, SO_RCVBUF).
+//! - `endpoint.rs`: transport limits, [`bind`], [`spawn`], [`serve`], the accept loop.
 //! - `conn.rs`: one connection, from handshake to `disconnected`.
 //! - `frames.rs`: control-stream frame reader and writer; `metrics.rs`: metric handles.
 //!
@@ -46,6 +53,7 @@ mod endpoint;
 mod frames;
 mod metrics;
 mod port;
+mod socket;
 mod tls;
 
 #[cfg(test)]
@@ -76,12 +84,14 @@ pub enum GatewayError {
     Io(String, #[source] std::io::Error),
 }
 
-/// A bound, not yet serving gateway. Pass it to [`serve`].
+/// A bound, not yet serving gateway. Pass it to [`spawn`] (or [`serve`]).
 pub struct Gateway {
-    /// The bound socket and server settings; the endpoint is made by [`serve`] on the runtime
-    /// that serves it (quinn spawns its drivers on the runtime current at creation).
-    socket: std::net::UdpSocket,
+    /// The bound sockets, one per gateway thread, and the settings all their endpoints share;
+    /// each endpoint is made by [`spawn`] or [`serve`] on the runtime that serves it (quinn
+    /// spawns its drivers on the runtime current at creation).
+    sockets: Vec<std::net::UdpSocket>,
     server: quinn::ServerConfig,
+    endpoint: quinn::EndpointConfig,
     cfg: QuicConfig,
     local_addr: SocketAddr,
     ca_pem_path: Option<PathBuf>,
@@ -93,6 +103,11 @@ impl Gateway {
     /// The bound UDP address (the real port when `listen_addr` had port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Gateway threads [`spawn`] will run: one per bound socket.
+    pub fn threads(&self) -> usize {
+        self.sockets.len()
     }
 
     /// TLS server name clients must connect with.

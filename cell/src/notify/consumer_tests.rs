@@ -125,9 +125,14 @@ async fn every_notifying_event_reaches_the_receiver_once_with_the_restaurant_nam
     let r = Receiver::start().await;
     let overload = Arc::new(Overload::new());
     // A real order (its creation appends order_created at position 1), then its life.
-    crate::orders::repo::create(&*kv, LOG, order_record(1))
-        .await
-        .unwrap();
+    crate::orders::repo::create(
+        &*kv,
+        LOG,
+        order_record(1),
+        &crate::orders::WriteOp::new(UnixMs(1_000)),
+    )
+    .await
+    .unwrap();
     let c = start(&kv, webhook(&r, 2), &overload);
     use EventKind::*;
     let life = [

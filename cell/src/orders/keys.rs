@@ -14,6 +14,7 @@
 //! | `("idem", customer_id, key)`                | order id         | idempotent order creation        |
 //! | `("is", status, order_id)`                  | empty            | every order by status (recovery) |
 //! | `("idmark",)`                               | ms, big-endian   | id high-water mark (`ids.rs`)    |
+//! | `("txid", created_ms, id)`                  | outcome JSON     | retried writes apply once        |
 //!
 //! Index entries are written in the same transaction as the record they index.
 

@@ -13,13 +13,17 @@
 //! - `cells_tests.rs`: two cells on one store, isolated by their subspaces.
 //! - `transition`: [`Orders::transition`], a state-machine transition with the payment
 //!   effect it requires (capture, void, refund) run first.
+//! - `once`: [`once::WriteOp`], the transaction id that makes a retried commit of an order
+//!   write return its first outcome; the purge of old ids.
 
 pub mod ids;
 pub mod keys;
+pub mod once;
 pub mod place;
 pub mod repo;
 pub mod transition;
 
+pub use once::WriteOp;
 pub use place::{PlaceError, PlaceOrder, Placed, Pricing, fingerprint};
 pub use transition::OrderError;
 
@@ -82,6 +86,10 @@ impl Orders {
 #[cfg(test)]
 mod cells_tests;
 #[cfg(test)]
+mod once_tests;
+#[cfg(test)]
 mod place_tests;
+#[cfg(test)]
+mod test_stores;
 #[cfg(test)]
 mod tests;

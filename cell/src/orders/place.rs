@@ -15,6 +15,7 @@
 //! their own answer.
 
 use super::Orders;
+use super::once::WriteOp;
 use super::repo::{self, Created, RepoError};
 use catalog::{CartError, CartRequest, Catalog, PricedCart, PricingConfig};
 use cellmap::CellInfo;
@@ -225,7 +226,7 @@ impl Orders {
             created_at,
             updated_at: now,
         };
-        match repo::create(&*self.kv, self.log, order).await? {
+        match repo::create(&*self.kv, self.log, order, &WriteOp::new(now)).await? {
             Created::New(order) => {
                 metrics::counter!("cell_orders_created_total").increment(1);
                 Ok(Placed {

@@ -1,10 +1,11 @@
 //! Placement as one call without HTTP, the way a simulator calls it, against the real
-//! embedded store, catalog and sandbox payments: an order is created and authorized once; a
-//! retry with its key gets it back even after the menu changed and the region moved away
+//! embedded store and the FoundationDB-semantics model with faults, the catalog and sandbox
+//! payments: an order is created and authorized once; a retry with its key gets it back even after the menu changed and the region moved away
 //! (replay comes before re-validation and the ownership check); a new order of a moved
 //! region is refused before any payment; a key reused for another request is refused.
 
 use super::repo::RepoError;
+use super::test_stores::{self, TestStore};
 use super::{Orders, PlaceError, PlaceOrder, Pricing};
 use crate::ownership::Ownership;
 use catalog::{CartError, CartLine, CartRequest, Catalog, Category, Menu, MenuItem, Restaurant};
@@ -41,18 +42,17 @@ fn menu(available: bool) -> Menu {
     }
 }
 
-struct Cell {
-    _dir: tempfile::TempDir,
-    orders: Orders,
-    catalog: Arc<Catalog>,
-    ownership: Arc<Ownership>,
-    payments: Arc<SandboxGateway>,
+/// A cell's order flows over one test store, with one restaurant in its catalog.
+pub(super) struct Cell {
+    pub store: TestStore,
+    pub orders: Orders,
+    pub catalog: Arc<Catalog>,
+    pub ownership: Arc<Ownership>,
+    pub payments: Arc<SandboxGateway>,
 }
 
-async fn cell() -> Cell {
-    let dir = tempfile::tempdir().unwrap();
-    let kv: Arc<dyn Kv> =
-        Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
+pub(super) async fn cell(store: TestStore) -> Cell {
+    let kv: Arc<dyn Kv> = store.kv.clone();
     let catalog = Arc::new(Catalog::load(kv.clone()).await.unwrap());
     catalog.upsert(restaurant(), menu(true)).await.unwrap();
     let ownership = Arc::new(Ownership::new(1));
@@ -70,7 +70,7 @@ async fn cell() -> Cell {
         ownership.clone(),
     );
     Cell {
-        _dir: dir,
+        store,
         orders,
         catalog,
         ownership,
@@ -78,7 +78,7 @@ async fn cell() -> Cell {
     }
 }
 
-fn request(key: &str, fingerprint: u64) -> PlaceOrder {
+pub(super) fn request(key: &str, fingerprint: u64) -> PlaceOrder {
     PlaceOrder {
         customer: CustomerId(7),
         idempotency_key: key.into(),
@@ -113,7 +113,12 @@ fn moved_away() -> CellMap {
 
 #[tokio::test]
 async fn a_retry_gets_its_order_back_after_the_menu_changed_and_the_region_moved() {
-    let c = cell().await;
+    for s in test_stores::both() {
+        retry_gets_its_order_back(cell(s).await).await;
+    }
+}
+
+async fn retry_gets_its_order_back(c: Cell) {
     let first = c.orders.place(request("k1", 1), NOON).await.unwrap();
     assert!(first.created);
     assert_eq!(
@@ -142,7 +147,12 @@ async fn a_retry_gets_its_order_back_after_the_menu_changed_and_the_region_moved
 
 #[tokio::test]
 async fn a_new_order_is_priced_first_then_refused_if_its_region_moved() {
-    let c = cell().await;
+    for s in test_stores::both() {
+        new_order_refused_if_its_region_moved(cell(s).await).await;
+    }
+}
+
+async fn new_order_refused_if_its_region_moved(c: Cell) {
     c.ownership.set_map(moved_away());
     // An invalid cart is reported as such, wherever the region is.
     let mut bad = request("k2", 3);

@@ -2,8 +2,15 @@
 //! row, its index entries and the cell's event log together. No gateway calls here: the
 //! order flows (`place`, `transition`) call the payment gateway before they ask the
 //! repository to write.
+//!
+//! Writes that a rerun would not repeat identically (creation, transitions, assignment) take
+//! a [`WriteOp`] and run through `store::transact_once`: when a commit is applied but reported
+//! unknown and the store layer retries it, the retry returns the first outcome instead of
+//! seeing its own effect (a spurious `Changed`, 409 or `DriverBusy`). The idempotency
+//! reservation is naturally idempotent (a rerun finds its own binding, the same answer).
 
 use super::keys;
+use super::once::WriteOp;
 use domain::machine::decide;
 use domain::{
     Actor, Command, CustomerId, DriverId, EventKind, HistoryEntry, Order, OrderEvent, OrderId,
@@ -45,8 +52,8 @@ impl From<TxnError<RepoError>> for RepoError {
     }
 }
 
-/// Result of an idempotent create.
-#[derive(Debug, Clone)]
+/// Result of an idempotent create (serializable: recorded as the write's outcome).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Created {
     /// Written now.
     New(Order),
@@ -239,10 +246,15 @@ fn record_step(
 
 /// Step two of placing an order: writes the pending order (record, indexes, history row,
 /// `order_created` event) in one transaction. If an earlier try already wrote it, returns
-/// that order and writes nothing.
-pub async fn create(kv: &dyn Kv, log: LogId, order: Order) -> Result<Created, RepoError> {
+/// that order and writes nothing; a retry of this very write (`op`) returns `New`.
+pub async fn create(
+    kv: &dyn Kv,
+    log: LogId,
+    order: Order,
+    op: &WriteOp,
+) -> Result<Created, RepoError> {
     let order = Arc::new(order);
-    let r = store::transact(kv, move |txn| {
+    let r = store::transact_once(kv, &op.txn, move |txn| {
         let order = order.clone();
         Box::pin(async move {
             if let Some(existing) = load(txn, order.id).await? {
@@ -278,7 +290,8 @@ pub async fn create(kv: &dyn Kv, log: LogId, order: Order) -> Result<Created, Re
 
 /// Decides `cmd` on the current order and writes the transition, history row, index changes
 /// and event in one transaction. `expect` guards a decision made earlier (e.g. before a
-/// payment call): if the order's status moved since, nothing is written.
+/// payment call): if the order's status moved since, nothing is written. A retry of the
+/// same `op` returns the transition it applied.
 pub async fn transition(
     kv: &dyn Kv,
     log: LogId,
@@ -286,10 +299,11 @@ pub async fn transition(
     cmd: Command,
     actor: Actor,
     expect: Option<OrderStatus>,
-    now: UnixMs,
+    op: &WriteOp,
 ) -> Result<(Order, Transition), RepoError> {
     let cmd = Arc::new(cmd);
-    Ok(store::transact(kv, move |txn| {
+    let now = op.now;
+    Ok(store::transact_once(kv, &op.txn, move |txn| {
         let cmd = cmd.clone();
         Box::pin(async move { transition_in(txn, log, id, &cmd, actor, expect, now).await })
     })
@@ -298,32 +312,44 @@ pub async fn transition(
 
 /// Assigns `driver` to the order, in one transaction that also checks the driver has no
 /// other active order: an order never gets two drivers (the state machine refuses a second
-/// assignment) and a driver never carries two orders (this check), whatever races.
+/// assignment) and a driver never carries two orders (this check), whatever races. A retry
+/// of the same `op` returns the assignment it made, not `DriverBusy` on its own order.
 pub async fn assign_driver(
     kv: &dyn Kv,
     log: LogId,
     id: OrderId,
     driver: DriverId,
     delivery: domain::DeliveryId,
-    now: UnixMs,
+    op: &WriteOp,
 ) -> Result<(Order, Transition), RepoError> {
-    Ok(store::transact(kv, move |txn| {
-        Box::pin(async move {
-            let busy = active_for_driver_in(txn, driver).await?;
-            if let Some(other) = busy.first() {
-                return Err(TxnError::Abort(RepoError::DriverBusy {
-                    driver,
-                    order: other.id,
-                }));
-            }
-            let cmd = Command::AssignDriver { driver, delivery };
-            transition_in(txn, log, id, &cmd, Actor::System, None, now).await
-        })
+    let now = op.now;
+    Ok(store::transact_once(kv, &op.txn, move |txn| {
+        Box::pin(async move { assign_in(txn, log, id, driver, delivery, now).await })
     })
     .await?)
 }
 
-async fn transition_in(
+/// The body of [`assign_driver`], inside a transaction.
+pub(crate) async fn assign_in(
+    txn: &dyn Txn,
+    log: LogId,
+    id: OrderId,
+    driver: DriverId,
+    delivery: domain::DeliveryId,
+    now: UnixMs,
+) -> TxnResult<(Order, Transition)> {
+    let busy = active_for_driver_in(txn, driver).await?;
+    if let Some(other) = busy.first() {
+        return Err(TxnError::Abort(RepoError::DriverBusy {
+            driver,
+            order: other.id,
+        }));
+    }
+    let cmd = Command::AssignDriver { driver, delivery };
+    transition_in(txn, log, id, &cmd, Actor::System, None, now).await
+}
+
+pub(crate) async fn transition_in(
     txn: &dyn Txn,
     log: LogId,
     id: OrderId,

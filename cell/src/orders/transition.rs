@@ -4,6 +4,7 @@
 //! decided on. Retries at any point repeat nothing the provider or the store would see twice.
 
 use super::Orders;
+use super::once::WriteOp;
 use super::repo::{self, RepoError};
 use domain::machine::decide;
 use domain::{Actor, Command, Order, OrderId, PaymentAction, Transition, UnixMs};
@@ -30,6 +31,9 @@ impl Orders {
         actor: Actor,
         now: UnixMs,
     ) -> Result<(Order, Transition), OrderError> {
+        // One operation across the re-decisions below: an attempt that found the order moved
+        // committed nothing, so its id is still free.
+        let op = WriteOp::new(now);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -47,7 +51,7 @@ impl Orders {
                 cmd.clone(),
                 actor,
                 Some(order.status),
-                now,
+                &op,
             )
             .await
             {

@@ -1,10 +1,17 @@
 //! Two instances of one cell on one store, in one process: the second stands by (not ready)
 //! while the first serves, takes over once the first is gone without releasing, and the
-//! first's writes are fenced from then on. The real store (redb) and the real startup path.
+//! first's writes are fenced from then on; every order the first acknowledged is there for
+//! the second, and an order's driver is assigned once. The real startup path, on the real
+//! store (redb) and on the FoundationDB-semantics model (two processes of one cell as two
+//! clients of one cluster, where the takeover cannot shortcut the expiry).
 
 use super::{Listeners, run};
 use crate::app::{App, SystemClock};
 use crate::config::Config;
+use crate::orders::WriteOp;
+use crate::orders::repo::{self, Created, RepoError};
+use domain::{Actor, Command, CustomerId, DeliveryId, DriverId, EventKind, OrderId, OrderStatus};
+use domain::{Order, UnixMs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::lease::{Incarnation, Lease};
@@ -98,12 +105,52 @@ async fn record(kv: &Arc<dyn Kv>) -> store::lease::LeaseRecord {
         .expect("a lease record")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standby_takes_over_from_a_killed_instance_whose_writes_are_then_fenced() {
-    let dir = tempfile::tempdir().unwrap();
-    let kv: Arc<dyn Kv> =
-        Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
+/// How many orders the first instance acknowledges before it is killed.
+const ORDERS: u64 = 40;
 
+/// Order `i` of the takeover case; every fourth one confirmed (waiting for a driver).
+fn order(i: u64) -> Order {
+    let mut o = domain::testing::order(
+        OrderId(1_000 + i),
+        CustomerId(i),
+        catalog::testing::rid(1),
+        UnixMs(1_000),
+    );
+    if i.is_multiple_of(4) {
+        o.status = OrderStatus::Confirmed;
+    }
+    o
+}
+
+fn assign(driver: u64) -> Command {
+    Command::AssignDriver {
+        driver: DriverId(driver),
+        delivery: DeliveryId(driver),
+    }
+}
+
+/// Assigns `driver` to the confirmed order `id` through `app`'s store.
+async fn assign_through(app: &App, id: OrderId, driver: u64) -> Result<Order, RepoError> {
+    let log = app.orders().log();
+    repo::transition(
+        &**app.kv(),
+        log,
+        id,
+        assign(driver),
+        Actor::System,
+        Some(OrderStatus::Confirmed),
+        &WriteOp::new(UnixMs(5_000)),
+    )
+    .await
+    .map(|(o, _)| o)
+}
+
+fn is_fenced(r: &Result<impl std::fmt::Debug, RepoError>) -> bool {
+    matches!(r, Err(RepoError::Store(StoreError::Fenced { .. })))
+}
+
+/// The takeover case on the store `kv` (the unscoped store both instances open).
+async fn a_standby_takes_over_from_a_killed_instance(kv: Arc<dyn Kv>) {
     let (a, a_addr, a_app, _a_stop) = start(&kv);
     let a_app = tokio::time::timeout(PATIENCE, a_app)
         .await
@@ -134,6 +181,19 @@ async fn a_standby_takes_over_from_a_killed_instance_whose_writes_are_then_fence
     assert_eq!((status, &body["state"]), (200, &"serving".into()));
     assert!(b_app.try_recv().is_err(), "the standby built no app");
     write(&**a_app.kv(), b"before").await.unwrap();
+    // Orders placed concurrently and acknowledged by the first instance.
+    let log = a_app.orders().log();
+    let placing = (1..=ORDERS).map(|i| {
+        let kv = a_app.kv().clone();
+        async move { repo::create(&*kv, log, order(i), &WriteOp::new(UnixMs(1_000))).await }
+    });
+    let mut acknowledged = Vec::new();
+    for r in futures::future::join_all(placing).await {
+        match r.unwrap() {
+            Created::New(o) => acknowledged.push(o),
+            Created::Existing(o) => panic!("order {} existed", o.id),
+        }
+    }
 
     // A kill: the first stops renewing without releasing (its background tasks live on as
     // a zombie that does not know it lost the lease).
@@ -169,6 +229,60 @@ async fn a_standby_takes_over_from_a_killed_instance_whose_writes_are_then_fence
     assert!(!stored(&**b_app.kv(), b"late").await);
     assert!(stored(&**b_app.kv(), b"before").await);
     write(&**b_app.kv(), b"after").await.unwrap();
+    let late = repo::create(
+        &**a_app.kv(),
+        log,
+        order(ORDERS + 1),
+        &WriteOp::new(UnixMs(1_000)),
+    )
+    .await;
+    assert!(is_fenced(&late), "{late:?}");
+
+    // No order lost: every order the first acknowledged reads back whole through the second.
+    for o in &acknowledged {
+        let got = repo::get(&**b_app.kv(), o.id).await.unwrap();
+        assert_eq!(got.as_ref(), Some(o), "order {} after the takeover", o.id);
+    }
+    assert!(
+        repo::get(&**b_app.kv(), OrderId(1_000 + ORDERS + 1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // None assigned twice: the old instance's assignment is fenced, the new one's commits,
+    // and a second assignment finds the order taken.
+    for o in acknowledged
+        .iter()
+        .filter(|o| o.status == OrderStatus::Confirmed)
+    {
+        let old = assign_through(&a_app, o.id, 1).await;
+        assert!(is_fenced(&old), "{old:?}");
+        let new = assign_through(&b_app, o.id, 2).await.unwrap();
+        assert_eq!(
+            (new.status, new.driver_id),
+            (OrderStatus::DriverAssigned, Some(DriverId(2)))
+        );
+        let again = assign_through(&b_app, o.id, 3).await;
+        assert!(
+            matches!(
+                again,
+                Err(RepoError::Transition(_) | RepoError::Changed { .. })
+            ),
+            "{again:?}"
+        );
+        let (o, history) = repo::get_with_history(&**b_app.kv(), o.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.driver_id, Some(DriverId(2)));
+        let assigned: Vec<_> = history
+            .iter()
+            .filter(|h| h.event == EventKind::DriverAssigned)
+            .map(|h| h.driver_id)
+            .collect();
+        assert_eq!(assigned, vec![Some(DriverId(2))], "assigned once");
+    }
 
     // A clean shutdown releases the lease: no standby would wait for it to expire.
     b_stop.send(()).unwrap();
@@ -183,10 +297,38 @@ async fn a_standby_takes_over_from_a_killed_instance_whose_writes_are_then_fence
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_that_finds_its_lease_taken_stops_serving_with_an_error() {
+async fn a_standby_takes_over_from_a_killed_instance_on_redb() {
     let dir = tempfile::tempdir().unwrap();
     let kv: Arc<dyn Kv> =
         Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
+    a_standby_takes_over_from_a_killed_instance(kv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_from_a_killed_instance_on_a_model_store() {
+    let db = store::model::ModelDb::new(store::model::ModelFaults::none());
+    assert!(
+        !db.kv().exclusive_to_this_process(),
+        "shared like a cluster"
+    );
+    a_standby_takes_over_from_a_killed_instance(db.kv()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_finds_its_lease_taken_stops_serving_with_an_error_on_redb() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv: Arc<dyn Kv> =
+        Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
+    an_instance_that_finds_its_lease_taken_stops_serving_with_an_error(kv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_finds_its_lease_taken_stops_serving_with_an_error_on_a_model_store() {
+    let db = store::model::ModelDb::new(store::model::ModelFaults::none());
+    an_instance_that_finds_its_lease_taken_stops_serving_with_an_error(db.kv()).await;
+}
+
+async fn an_instance_that_finds_its_lease_taken_stops_serving_with_an_error(kv: Arc<dyn Kv>) {
     let (a, a_addr, a_app, _a_stop) = start(&kv);
     let a_app = tokio::time::timeout(PATIENCE, a_app)
         .await

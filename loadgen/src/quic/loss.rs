@@ -48,7 +48,7 @@ pub struct ServerPings {
 }
 
 /// The value of label `name` in a series like `x{a="1",outcome="ok"}`.
-fn label<'a>(series: &'a str, name: &str) -> Option<&'a str> {
+pub(super) fn label<'a>(series: &'a str, name: &str) -> Option<&'a str> {
     let inner = series.split_once('{')?.1.strip_suffix('}')?;
     inner.split(',').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;

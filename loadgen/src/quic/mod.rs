@@ -12,6 +12,7 @@
 //! - [`fleet`]: target flags, trust, tokens and connecting the drivers.
 //! - [`pings`]: the paced senders, the trace source, the report.
 //! - [`ping_run`]: one ping run end to end (also a phase of `city`).
+//! - [`find_max`]: `pings --find-max`, the rate stepped up on one fleet until it stops holding.
 //! - [`loss`]: server-side counters and the loss math.
 //! - [`seen`]: per-driver loss from the cell's admin counters.
 //! - [`trace`]: the trace file format.
@@ -19,6 +20,7 @@
 //! - [`trackers`]: many trackers held on a few orders, spread over local source addresses:
 //!   memory per connection, drops, push latency at scale.
 
+pub mod find_max;
 pub mod fleet;
 pub mod loss;
 pub mod ping_run;

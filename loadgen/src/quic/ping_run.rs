@@ -15,7 +15,7 @@ use crate::report::machine::{self, Machine};
 use crate::report::slo;
 use anyhow::Context;
 use driver_client::{City, DriverClient, Route};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -68,7 +68,7 @@ pub async fn execute(mode: &Mode, hooks: Hooks) -> anyhow::Result<PingReport> {
         Mode::Synthetic(a, _) => {
             let base = a
                 .driver_id_base
-                .unwrap_or(1_000_000_000 + (started_unix_s % 100_000) * 100_000);
+                .unwrap_or_else(|| default_id_base(started_unix_s));
             (1..=a.drivers).map(|i| base + i).collect()
         }
         Mode::Replay(_) => {
@@ -91,8 +91,6 @@ pub async fn execute(mode: &Mode, hooks: Hooks) -> anyhow::Result<PingReport> {
         fleet.failures,
         fleet.connect_s
     );
-    // Spread drivers over workers: driver j goes to worker j % workers, slot j / workers.
-    let now = unix_ms();
     let city = match mode {
         Mode::Synthetic(a, _) => City {
             center_lat: a.center.0,
@@ -101,20 +99,7 @@ pub async fn execute(mode: &Mode, hooks: Hooks) -> anyhow::Result<PingReport> {
         },
         Mode::Replay(_) => City::default(),
     };
-    let mut per_worker: Vec<Vec<Slot>> = (0..workers).map(|_| Vec::new()).collect();
-    let mut where_is = std::collections::HashMap::new();
-    for (j, (id, client)) in connected.iter().enumerate() {
-        where_is.insert(*id, (j % workers, per_worker[j % workers].len()));
-        per_worker[j % workers].push(Slot {
-            id: *id,
-            client: client.clone(),
-            route: Route::new(city, *id),
-            last_ms: now,
-            seq: 0,
-            dead: false,
-            sent: 0,
-        });
-    }
+    let (per_worker, where_is) = spread(&connected, workers, city, unix_ms());
     if let Some(g) = &hooks.gate {
         g.wait().await;
     }
@@ -306,4 +291,38 @@ pub async fn execute(mode: &Mode, hooks: Hooks) -> anyhow::Result<PingReport> {
         println!("trace: {} ({} pings)", path.display(), recorded.len());
     }
     Ok(report)
+}
+
+/// The first driver id minus one when `--driver-id-base` is not given: 10^9 + (Unix seconds
+/// mod 10^5) × 10^5, fresh for back-to-back runs.
+pub(super) fn default_id_base(started_unix_s: u64) -> u64 {
+    1_000_000_000 + (started_unix_s % 100_000) * 100_000
+}
+
+/// Driver id -> (worker, slot).
+pub(super) type WhereIs = HashMap<u64, (usize, usize)>;
+
+/// The connected drivers spread over `workers` senders: driver j goes to worker j % workers,
+/// slot j / workers. Also returns where each driver is, (worker, slot), for replay.
+pub(super) fn spread(
+    connected: &[(u64, Arc<DriverClient>)],
+    workers: usize,
+    city: City,
+    now_ms: u64,
+) -> (Vec<Vec<Slot>>, WhereIs) {
+    let mut per_worker: Vec<Vec<Slot>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut where_is = HashMap::new();
+    for (j, (id, client)) in connected.iter().enumerate() {
+        where_is.insert(*id, (j % workers, per_worker[j % workers].len()));
+        per_worker[j % workers].push(Slot {
+            id: *id,
+            client: client.clone(),
+            route: Route::new(city, *id),
+            last_ms: now_ms,
+            seq: 0,
+            dead: false,
+            sent: 0,
+        });
+    }
+    (per_worker, where_is)
 }

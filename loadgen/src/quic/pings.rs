@@ -63,6 +63,13 @@ pub struct PingArgs {
     /// Radius of that city, km.
     #[arg(long, default_value_t = 12.0)]
     pub city_km: f64,
+    /// Instead of one run at `--rate`: step the rate up on the same connected drivers until
+    /// the cell stops keeping up, and print the last rate that held (`--step`,
+    /// `--step-duration`, `--warm-up`, `--max-rate`, `--max-loss-pct`, `--max-p99-ms`).
+    #[arg(long)]
+    pub find_max: bool,
+    #[command(flatten)]
+    pub steps: super::find_max::StepArgs,
 }
 
 /// Options of `replay`.
@@ -392,8 +399,22 @@ pub(super) async fn synthetic(
     c: Arc<Counters>,
     record: bool,
 ) -> Sent {
-    let (ramp, total) = (sched.ramp_up, sched.total());
     let mut rows = Vec::new();
+    pace(&mut slots, sched, start, &c, record.then_some(&mut rows)).await;
+    (rows, per_slot(&slots))
+}
+
+/// Sends what `sched` owes (counted from `start`) round-robin over `slots` until it ends;
+/// each ping sent is also written to `rows` when given. `--find-max` runs it once per step on
+/// the same slots.
+pub(super) async fn pace(
+    slots: &mut [Slot],
+    sched: Schedule,
+    start: Instant,
+    c: &Counters,
+    mut rows: Option<&mut Vec<TraceRow>>,
+) {
+    let (ramp, total) = (sched.ramp_up, sched.total());
     let (mut done, mut next) = (0u64, 0usize);
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -416,7 +437,9 @@ pub(super) async fn synthetic(
                 .advance(now.saturating_sub(s.last_ms) as f64 / 1000.0);
             s.last_ms = now;
             let p = s.route.ping(s.id, now);
-            if s.send(&p, &c, steady) && record {
+            if s.send(&p, c, steady)
+                && let Some(rows) = rows.as_deref_mut()
+            {
                 rows.push(TraceRow {
                     driver: s.id,
                     ts_ms: now.saturating_sub(start_ms),
@@ -428,7 +451,6 @@ pub(super) async fn synthetic(
             }
         }
     }
-    (rows, per_slot(&slots))
 }
 
 /// Replay worker: sends its rows (sorted by ts) at `ts_ms / speed` after `start`.

@@ -163,8 +163,9 @@ impl PaymentAction {
     }
 }
 
-/// The decision for one command: apply it with [`Transition::apply`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The decision for one command: apply it with [`Transition::apply`]. Serializable, so a
+/// store can record it as the outcome of a write that must not repeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
     pub from: OrderStatus,
     pub to: OrderStatus,

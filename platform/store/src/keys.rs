@@ -44,6 +44,13 @@ impl Subspace {
         }
     }
 
+    /// The subspace of tuple `t` at the top of the store the caller sees: inside a store
+    /// scoped with [`crate::SubspaceKv`] that is below the scope's prefix, which the caller's
+    /// keys never carry.
+    pub fn new<T: TuplePack>(t: &T) -> Self {
+        Self { prefix: pack(t) }
+    }
+
     /// A nested subspace: this prefix followed by the packed tuple `t`.
     pub fn sub<T: TuplePack>(&self, t: &T) -> Self {
         Self {

@@ -16,6 +16,9 @@ mod drain;
 mod move_region;
 mod remove;
 
+#[cfg(test)]
+mod drain_tests;
+
 pub use move_region::MoveReport;
 
 use crate::cells::{CellCallError, CellClient};

@@ -4,6 +4,7 @@
 
 mod port;
 mod session;
+mod threads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +32,9 @@ pub fn test_config(dir: &std::path::Path) -> QuicConfig {
     QuicConfig {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         dev_cert_dir: dir.to_owned(),
+        // Two sockets on every test's address, whatever the machine's cores: each test also
+        // runs over the shared state the threads use (caps, counters, port).
+        gateway_threads: 2,
         ..QuicConfig::default()
     }
 }
@@ -103,6 +107,8 @@ fn config_defaults_validate_and_round_trip() {
     let cfg = QuicConfig::default();
     cfg.check().unwrap();
     assert!(cfg.dev_mode());
+    assert_eq!(cfg.gateway_threads, 0, "one thread per available core");
+    assert!(cfg.threads() >= 1);
     assert!(
         cfg.datagram_recv_buffer_bytes <= 64 * 1024,
         "keep it small (stack facts)"
@@ -137,6 +143,10 @@ fn config_rejects_unusable_values() {
         },
         QuicConfig {
             keep_alive_ms: 40_000,
+            ..QuicConfig::default()
+        },
+        QuicConfig {
+            gateway_threads: super::config::MAX_GATEWAY_THREADS + 1,
             ..QuicConfig::default()
         },
     ];

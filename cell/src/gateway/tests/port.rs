@@ -48,6 +48,9 @@ pub struct TestPort {
     /// Open offers: offer id -> (driver, delivery).
     offers: Mutex<HashMap<u64, (u64, u64)>>,
     pub disconnects: Mutex<Vec<(u64, u64)>>,
+    /// Each `connected` call: the driver and the name of the thread it ran on (a gateway
+    /// thread's, when the gateway was started with `spawn`).
+    pub connected_on: Mutex<Vec<(u64, Option<String>)>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -118,6 +121,8 @@ impl DriverPort for TestPort {
     }
 
     fn connected(&self, driver: DriverId, resume: Option<u64>) -> Session {
+        let thread = std::thread::current().name().map(str::to_owned);
+        self.connected_on.lock().unwrap().push((driver.0, thread));
         let (tx, outbox) = mpsc::channel(64);
         let mut sessions = self.sessions.lock().unwrap();
         let resumed = resume.is_some_and(|r| sessions.get(&driver.0).is_some_and(|s| s.0 == r));

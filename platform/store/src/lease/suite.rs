@@ -228,6 +228,14 @@ pub async fn in_flight_write_conflicts_then_fails_fenced(kv: Arc<dyn Kv>) {
         matches!(r, Err(TxnError::Store(StoreError::Fenced { .. }))),
         "expected Fenced, got {r:?}"
     );
+    // The closure ran once, so the first attempt passed its fence check: `Fenced` can only
+    // come from a retry (the wrapper's check fails before the closure runs), so the first
+    // commit was refused as a conflict rather than committed under the old fence.
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        1,
+        "the fence check of attempt 1 passed"
+    );
     assert_eq!(stored(&*kv, data_key("in-flight", "a")).await, None);
 }
 

@@ -380,3 +380,29 @@ async fn without_transaction_ids_unknown_results_duplicate_effects() {
     // Each unknown result was applied and then applied again by the retry.
     assert_eq!(counter, TASKS * EACH + unknown);
 }
+
+/// The lease cases, the in-flight ones included: the model runs writers concurrently, so a
+/// takeover can commit while a write of the old holder is past its fence check.
+mod lease {
+    use super::*;
+    crate::lease_tests!(open(ModelFaults::none()), concurrent);
+}
+
+/// The cases that need no exact attempt count, with conflicts, unknown results and too-old
+/// reads injected: acquiring, renewing and releasing are safe to retry blindly.
+mod lease_faulty {
+    use super::*;
+    crate::lease_tests!(open(unknown_result_faults(11)));
+}
+
+/// What the in-flight case cannot see through `Kv`: the old holder's first commit was a real
+/// conflict on the tenure key (no fault is injected here), and nothing else conflicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_makes_the_in_flight_write_conflict() {
+    let db = ModelDb::new(ModelFaults::none());
+    crate::lease::suite::in_flight_write_conflicts_then_fails_fenced(db.kv()).await;
+    assert_eq!(db.stats().conflicts, 1);
+    let db = ModelDb::new(ModelFaults::none());
+    crate::lease::suite::in_flight_write_survives_a_renewal(db.kv()).await;
+    assert_eq!(db.stats().conflicts, 0);
+}
