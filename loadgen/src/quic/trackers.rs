@@ -2,18 +2,18 @@
 //! router's) memory and fan-out at scale.
 //!
 //! Setup: a warm-up finds restaurants; `--orders` drivers connect over QUIC and ping every
-//! `--ping-interval`; `--orders` orders are placed (customer i, a cart from restaurant i's
-//! menu). Then `--connections` trackers open `/ws/orders/{id}/track`, spread evenly over the
-//! orders, each from the next of `--sources` (local addresses: one source reaches one
-//! target address through at most ~28K ephemeral ports). The cell caps sockets per token
-//! (`[tracking] max_subscriptions_per_token`), so each group of [`PER_TOKEN`] trackers of an
-//! order gets its own token of that order's customer (minted with the secret, differing in
-//! `exp`). Once all are open and idle, the RSS of each `--rss name=pid` process is read;
-//! then the restaurants accept the orders (unless `--idle`), our drivers take them, and
-//! their pings are pushed to every tracker of the order. The trackers are held for
-//! `--duration`, counting pushes, ping → push latency (receive time − the ping's `ts`),
-//! and connections that ended before the end (dropped) with their close codes; then they
-//! close.
+//! `--ping-interval`; `--orders` orders are placed (customer i, a cart from restaurant i's menu).
+//! Then `--connections` trackers open `/ws/orders/{id}/track`, spread evenly over the orders, each
+//! from the next of `--sources` (local addresses: one source reaches one target address through at
+//! most ~28K ephemeral ports) and through the next of `--ws-via` (several routers, when one
+//! process's descriptor limit is below two per tracker). The cell caps sockets per token
+//! (`[tracking] max_subscriptions_per_token`), so each group of [`PER_TOKEN`] trackers of an order
+//! gets its own token of that order's customer (minted with the secret, differing in `exp`). Once
+//! all are open and idle, the RSS of each `--rss name=pid` process is read; then the restaurants
+//! accept the orders (unless `--idle`), our drivers take them, and their pings are pushed to every
+//! tracker of the order. The trackers are held for `--duration`, counting pushes, ping → push
+//! latency (receive time − the ping's `ts`), and connections that ended before the end (dropped)
+//! with their close codes; then they close.
 
 use super::fleet::{self, QuicTarget};
 use super::pings::parse_point;
@@ -46,6 +46,11 @@ pub struct TrackersArgs {
     /// Orders watched (and drivers carrying them); each has connections / orders trackers.
     #[arg(long, default_value_t = 10)]
     pub orders: u64,
+    /// Base URLs the WebSockets open through, in turn (e.g. several routers in front of
+    /// one cell: a process holds as many descriptors as its limit allows, a router two per
+    /// tracker); default: `--target`.
+    #[arg(long = "ws-via")]
+    pub ws_via: Vec<String>,
     /// Local addresses the trackers connect from, in turn: `127.0.0.2-127.0.0.9` or a
     /// comma list.
     #[arg(long, default_value = "127.0.0.1", value_parser = parse_sources)]
@@ -283,14 +288,22 @@ async fn execute(a: &TrackersArgs) -> anyhow::Result<TrackersReport> {
         bail!("give at least one order and one source address");
     }
     let base = t.target.trim_end_matches('/').to_string();
-    let authority = base
-        .split_once("://")
-        .map_or(base.as_str(), |(_, r)| r)
-        .to_owned();
-    let to: SocketAddr = tokio::net::lookup_host(&authority)
-        .await?
-        .next()
-        .with_context(|| format!("resolving {authority}"))?;
+    let via = if a.ws_via.is_empty() {
+        vec![base.clone()]
+    } else {
+        a.ws_via.clone()
+    };
+    // (address to connect to, ws:// base) of each way in.
+    let mut ways: Vec<(SocketAddr, String)> = Vec::new();
+    for v in &via {
+        let v = v.trim_end_matches('/');
+        let authority = v.split_once("://").map_or(v, |(_, r)| r);
+        let to = tokio::net::lookup_host(authority)
+            .await?
+            .next()
+            .with_context(|| format!("resolving {authority}"))?;
+        ways.push((to, v.replacen("http", "ws", 1)));
+    }
     let client = crate::http::client(Duration::from_secs(10), 64)?;
     let tokens = Arc::new(t.tokens(client.clone())?);
     let rec = Arc::new(crate::report::stats::Recorder::new(&["warmup"]));
@@ -351,7 +364,6 @@ async fn execute(a: &TrackersArgs) -> anyhow::Result<TrackersReport> {
     let live = Arc::new(Live::default());
     let hist: Hist = Arc::new(Mutex::new(hdrhistogram::Histogram::new(3)?));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let ws_ws = base.replacen("http", "ws", 1);
     let config = WebSocketConfig::default().read_buffer_size(4096);
     let failures = Arc::new(AtomicU64::new(0));
     let samples = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -369,7 +381,8 @@ async fn execute(a: &TrackersArgs) -> anyhow::Result<TrackersReport> {
                 crate::auth::mint(&secret, "customer", sub, 24 * 3600 + group).unwrap_or_default()
             })
             .clone();
-        let url = format!("{ws_ws}/ws/orders/{id}/track?token={token}");
+        let (to, ws_base) = &ways[(k as usize) % ways.len()];
+        let (to, url) = (*to, format!("{ws_base}/ws/orders/{id}/track?token={token}"));
         let source = a.sources.0[(k as usize) % a.sources.0.len()];
         let permit = gate.clone().acquire_owned().await?;
         let (stop, t_live, t_hist) = (stop_rx.clone(), live.clone(), hist.clone());
