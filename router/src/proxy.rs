@@ -375,4 +375,35 @@ mod tests {
         add_forwarded(&mut h, "10.0.0.2".parse().unwrap());
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2");
     }
+
+    #[tokio::test]
+    async fn websocket_connections_to_cells_come_from_the_source_addresses_in_turn() {
+        let cell = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = cell.local_addr().unwrap().to_string();
+        let sources: Vec<IpAddr> = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+        let up = Upstream::new(Duration::from_secs(1), 1, None, sources.clone());
+        let mut seen = Vec::new();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(up.tcp(&authority).await.unwrap());
+            seen.push(cell.accept().await.unwrap().1.ip());
+        }
+        assert_eq!(seen, [sources[0], sources[1], sources[0], sources[1]]);
+        // Without sources the kernel picks, as before.
+        let plain = Upstream::new(Duration::from_secs(1), 1, None, Vec::new());
+        held.push(plain.tcp(&authority).await.unwrap());
+        assert_eq!(
+            cell.accept().await.unwrap().1.ip(),
+            IpAddr::from([127, 0, 0, 1])
+        );
+        // A source of the other family than every address of the cell is refused, not ignored.
+        let v6 = Upstream::new(
+            Duration::from_secs(1),
+            1,
+            None,
+            vec!["::1".parse().unwrap()],
+        );
+        let e = v6.tcp(&authority).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrNotAvailable);
+    }
 }

@@ -320,6 +320,27 @@ mod tests {
         assert_eq!(f.len(), 70_010);
     }
 
+    #[tokio::test]
+    async fn a_client_reads_the_raw_first_frame_and_then_tungstenites_frames() {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let texts = ["hi".to_owned(), "é".repeat(150), "z".repeat(70_000)];
+        for first in &texts {
+            let (server, client) = tokio::io::duplex(1 << 20);
+            // As `Switched::send_first` and `into_socket` do, on an in-memory pipe.
+            let (tx, _open) = watch::channel(None);
+            let mut io = Watched::new(server, tx);
+            io.write_all(&text_frame(first.as_bytes())).await.unwrap();
+            let mut socket = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            socket.send(Message::text("after")).await.unwrap();
+            let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+            let got = client.next().await.unwrap().unwrap();
+            assert_eq!(got, Message::text(first.clone()));
+            let got = client.next().await.unwrap().unwrap();
+            assert_eq!(got, Message::text("after"));
+        }
+    }
+
     #[test]
     fn a_fragment_opens_until_its_final_continuation_even_across_pings_and_splits() {
         let (mut w, open) = watched();
