@@ -105,13 +105,13 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 n = max(r["opened"], 1)
 routers = [m for m in r["rss"] if m["name"].startswith("router")]
+kib = lambda ms, at: sum(m[at] - m["before_bytes"] for m in ms) / n / 1024
 for m in r["rss"]:
     if not m["name"].startswith("router"):
-        print(f'{m["name"]} RSS per connection: {(m["open_bytes"] - m["before_bytes"]) / n / 1024:.2f} KiB')
+        print(f'{m["name"]} RSS per connection: {kib([m], "open_bytes"):.2f} KiB open and idle, {kib([m], "end_bytes"):.2f} KiB at the end of the hold')
 if routers:
     # Every tracker passes through exactly one router.
-    grow = sum(m["open_bytes"] - m["before_bytes"] for m in routers)
-    print(f'router RSS per spliced connection: {grow / n / 1024:.2f} KiB ({len(routers)} router(s), {grow / 1048576:.1f} MiB in all)')
+    print(f'router RSS per spliced connection: {kib(routers, "open_bytes"):.2f} KiB open and idle, {kib(routers, "end_bytes"):.2f} KiB at the end of the hold ({len(routers)} router(s))')
 print(f'connections opened {r["opened"]} of {r["requested"]}, dropped {r["dropped"]}, push p99 {r["ping_to_push_ms"]["p99"]:.1f} ms')
 EOF
 if [ "$RATE" != 0 ]; then grep -E "^sent |^loss:" "$OUT/pings.out" | sed 's/^/pings: /' || true; fi
