@@ -43,9 +43,7 @@
 //! for the moment until it stops, which the cell accepts (it stops serving on losing the
 //! lease).
 
-use crate::{
-    BoxFut, ErasedResult, ErasedTxnFn, Event, Kv, LogId, LogPos, Result, StoreError, Txn, TxnError,
-};
+use crate::{BoxFut, ErasedResult, ErasedTxnFn, Kv, Result, StoreError, Txn, TxnError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -375,30 +373,7 @@ impl Kv for FencedKv {
         self.lease.kv.read_erased(f)
     }
 
-    fn read_events(
-        &self,
-        log: LogId,
-        from: LogPos,
-        limit: usize,
-    ) -> BoxFut<'_, Result<Vec<Event>>> {
-        self.lease.kv.read_events(log, from, limit)
-    }
-
-    fn log_head(&self, log: LogId) -> BoxFut<'_, Result<LogPos>> {
-        self.lease.kv.log_head(log)
-    }
-
-    fn wait_for_events(&self, log: LogId, after: LogPos) -> BoxFut<'_, Result<LogPos>> {
-        self.lease.kv.wait_for_events(log, after)
-    }
-
-    fn backend_name(&self) -> &'static str {
-        self.lease.kv.backend_name()
-    }
-
-    fn exclusive_to_this_process(&self) -> bool {
-        self.lease.kv.exclusive_to_this_process()
-    }
+    forward_kv_reads!(lease.kv);
 
     /// The backend's fault, or that writes are refused because the lease is not held (before
     /// it was acquired, after a release, or once a renewal found it lost).

@@ -60,6 +60,42 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+/// The [`Kv`] methods a wrapping store passes straight to the store it wraps (at the field
+/// path given, e.g. `forward_kv_reads!(inner)`): the event log and what the backend is. Only
+/// transactions are what wrappers change.
+macro_rules! forward_kv_reads {
+    ($($field:ident).+) => {
+        fn read_events(
+            &self,
+            log: $crate::LogId,
+            from: $crate::LogPos,
+            limit: usize,
+        ) -> $crate::BoxFut<'_, $crate::Result<Vec<$crate::Event>>> {
+            self.$($field).+.read_events(log, from, limit)
+        }
+
+        fn log_head(&self, log: $crate::LogId) -> $crate::BoxFut<'_, $crate::Result<$crate::LogPos>> {
+            self.$($field).+.log_head(log)
+        }
+
+        fn wait_for_events(
+            &self,
+            log: $crate::LogId,
+            after: $crate::LogPos,
+        ) -> $crate::BoxFut<'_, $crate::Result<$crate::LogPos>> {
+            self.$($field).+.wait_for_events(log, after)
+        }
+
+        fn backend_name(&self) -> &'static str {
+            self.$($field).+.backend_name()
+        }
+
+        fn exclusive_to_this_process(&self) -> bool {
+            self.$($field).+.exclusive_to_this_process()
+        }
+    };
+}
+
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 #[cfg(feature = "fdb")]

@@ -5,10 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::{
-    BoxFut, ErasedResult, ErasedTxnFn, Event, KeyValue, Kv, LogId, LogPos, RangeRequest, Result,
-    Txn,
-};
+use crate::{BoxFut, ErasedResult, ErasedTxnFn, KeyValue, Kv, LogId, RangeRequest, Result, Txn};
 
 /// What the committed write transactions of a [`MeteredKv`] wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -188,30 +185,7 @@ impl Kv for MeteredKv {
         self.inner.read_erased(wrapped)
     }
 
-    fn read_events(
-        &self,
-        log: LogId,
-        from: LogPos,
-        limit: usize,
-    ) -> BoxFut<'_, Result<Vec<Event>>> {
-        self.inner.read_events(log, from, limit)
-    }
-
-    fn log_head(&self, log: LogId) -> BoxFut<'_, Result<LogPos>> {
-        self.inner.log_head(log)
-    }
-
-    fn wait_for_events(&self, log: LogId, after: LogPos) -> BoxFut<'_, Result<LogPos>> {
-        self.inner.wait_for_events(log, after)
-    }
-
-    fn backend_name(&self) -> &'static str {
-        self.inner.backend_name()
-    }
-
-    fn exclusive_to_this_process(&self) -> bool {
-        self.inner.exclusive_to_this_process()
-    }
+    forward_kv_reads!(inner);
 
     fn fault(&self) -> Option<String> {
         self.inner.fault()

@@ -12,10 +12,7 @@
 use std::sync::Arc;
 
 use crate::keys::Subspace;
-use crate::{
-    BoxFut, ErasedResult, ErasedTxnFn, Event, KeyValue, Kv, LogId, LogPos, RangeRequest, Result,
-    Txn,
-};
+use crate::{BoxFut, ErasedResult, ErasedTxnFn, KeyValue, Kv, LogId, RangeRequest, Result, Txn};
 
 /// A store restricted to one subspace of `inner` (see the module doc).
 pub struct SubspaceKv {
@@ -105,30 +102,7 @@ impl Kv for SubspaceKv {
         self.inner.read_erased(self.wrap(f))
     }
 
-    fn read_events(
-        &self,
-        log: LogId,
-        from: LogPos,
-        limit: usize,
-    ) -> BoxFut<'_, Result<Vec<Event>>> {
-        self.inner.read_events(log, from, limit)
-    }
-
-    fn log_head(&self, log: LogId) -> BoxFut<'_, Result<LogPos>> {
-        self.inner.log_head(log)
-    }
-
-    fn wait_for_events(&self, log: LogId, after: LogPos) -> BoxFut<'_, Result<LogPos>> {
-        self.inner.wait_for_events(log, after)
-    }
-
-    fn backend_name(&self) -> &'static str {
-        self.inner.backend_name()
-    }
-
-    fn exclusive_to_this_process(&self) -> bool {
-        self.inner.exclusive_to_this_process()
-    }
+    forward_kv_reads!(inner);
 
     fn fault(&self) -> Option<String> {
         self.inner.fault()

@@ -150,6 +150,36 @@ fn baseline_txn(db: &redb::Database, id: u64) -> Result<(), redb::Error> {
     Ok(())
 }
 
+/// `writers` tasks creating orders through `kv` until the run stops; each returns the
+/// latencies (µs) of the commits made while measuring.
+fn spawn_writers(
+    rt: &tokio::runtime::Runtime,
+    kv: Arc<dyn Kv>,
+    run: &Arc<Run>,
+    writers: usize,
+) -> Vec<tokio::task::JoinHandle<Vec<u32>>> {
+    (0..writers)
+        .map(|_| {
+            let (kv, run) = (kv.clone(), run.clone());
+            rt.spawn(async move {
+                let mut lat = Vec::new();
+                while !run.stop.load(Ordering::Relaxed) {
+                    let id = run.next_id.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    synthetic::create_order(&*kv, id, LOG)
+                        .await
+                        .expect("commit");
+                    if run.measuring.load(Ordering::Relaxed) {
+                        lat.push(t.elapsed().as_micros() as u32);
+                        run.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                lat
+            })
+        })
+        .collect()
+}
+
 fn run_one(
     rt: &tokio::runtime::Runtime,
     mode: Mode,
@@ -179,47 +209,13 @@ fn run_one(
         Mode::Group => {
             let kv = Arc::new(RedbStore::open(dir.as_path(), opts.clone())?);
             store = Some(kv.clone());
-            for _ in 0..writers {
-                let (kv, run) = (kv.clone(), run.clone());
-                tasks.push(rt.spawn(async move {
-                    let mut lat = Vec::new();
-                    while !run.stop.load(Ordering::Relaxed) {
-                        let id = run.next_id.fetch_add(1, Ordering::Relaxed);
-                        let t = Instant::now();
-                        synthetic::create_order(&*kv as &dyn Kv, id, LOG)
-                            .await
-                            .expect("commit");
-                        if run.measuring.load(Ordering::Relaxed) {
-                            lat.push(t.elapsed().as_micros() as u32);
-                            run.done.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    lat
-                }));
-            }
+            tasks = spawn_writers(rt, kv.clone(), &run, writers);
         }
         Mode::Model => {
             let db = ModelDb::new(ModelFaults::none());
             let kv = Arc::new(db.store());
             model = Some((kv.clone(), db));
-            for _ in 0..writers {
-                let (kv, run) = (kv.clone(), run.clone());
-                tasks.push(rt.spawn(async move {
-                    let mut lat = Vec::new();
-                    while !run.stop.load(Ordering::Relaxed) {
-                        let id = run.next_id.fetch_add(1, Ordering::Relaxed);
-                        let t = Instant::now();
-                        synthetic::create_order(&*kv as &dyn Kv, id, LOG)
-                            .await
-                            .expect("commit");
-                        if run.measuring.load(Ordering::Relaxed) {
-                            lat.push(t.elapsed().as_micros() as u32);
-                            run.done.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    lat
-                }));
-            }
+            tasks = spawn_writers(rt, kv.clone(), &run, writers);
         }
         Mode::Baseline => {
             let db = Arc::new(redb::Database::create(dir.as_path().join("store.redb"))?);

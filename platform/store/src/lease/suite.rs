@@ -39,6 +39,49 @@ fn data_key(case: &str, k: &str) -> Vec<u8> {
     pack(&("lease-suite-data", case, k))
 }
 
+/// A write of `a`'s paused inside its first attempt, past the fence check and before commit,
+/// so that a case can commit something else while it is in flight. Retries do not pause.
+struct PausedWrite {
+    go: Arc<tokio::sync::Notify>,
+    attempts: Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<Result<(), Err>>,
+}
+
+impl PausedWrite {
+    /// Starts the write of `k` and returns once its first attempt is paused.
+    async fn start(a: &Lease, k: Vec<u8>) -> Self {
+        let started = Arc::new(tokio::sync::Notify::new());
+        let go = Arc::new(tokio::sync::Notify::new());
+        let attempts = Arc::new(AtomicU32::new(0));
+        let a_kv = a.fenced_kv();
+        let (s, g, n) = (started.clone(), go.clone(), attempts.clone());
+        let task = tokio::spawn(async move {
+            crate::transact(&a_kv, move |txn| {
+                let (k, started, go) = (k.clone(), s.clone(), g.clone());
+                let first = n.fetch_add(1, Ordering::SeqCst) == 0;
+                Box::pin(async move {
+                    txn.set(&k, b"in flight");
+                    if first {
+                        started.notify_one();
+                        go.notified().await;
+                    }
+                    Ok::<_, Err>(())
+                })
+            })
+            .await
+        });
+        started.notified().await;
+        Self { go, attempts, task }
+    }
+
+    /// Lets the paused attempt go on; the write's outcome and how many attempts it took.
+    async fn finish(self) -> (Result<(), Err>, u32) {
+        self.go.notify_one();
+        let r = self.task.await.expect("the writing task");
+        (r, self.attempts.load(Ordering::SeqCst))
+    }
+}
+
 /// Writes `k` = `v` through `kv` (a fenced handle).
 async fn write(kv: &FencedKv, k: Vec<u8>, v: &'static [u8]) -> Result<(), StoreError> {
     crate::transact(kv, move |txn| {
@@ -195,35 +238,12 @@ pub async fn release_lets_the_standby_in_at_once(kv: Arc<dyn Kv>) {
 pub async fn in_flight_write_conflicts_then_fails_fenced(kv: Arc<dyn Kv>) {
     let (a, b) = setup(&kv, "in-flight").await;
     a.try_acquire(0, LEASE_MS).await.unwrap();
-    let started = Arc::new(tokio::sync::Notify::new());
-    let go = Arc::new(tokio::sync::Notify::new());
-    let attempts = Arc::new(AtomicU32::new(0));
-    let write = {
-        let (a_kv, k) = (a.fenced_kv(), data_key("in-flight", "a"));
-        let (started, go, attempts) = (started.clone(), go.clone(), attempts.clone());
-        tokio::spawn(async move {
-            crate::transact(&a_kv, move |txn| {
-                let (k, started, go) = (k.clone(), started.clone(), go.clone());
-                let first = attempts.fetch_add(1, Ordering::SeqCst) == 0;
-                Box::pin(async move {
-                    txn.set(&k, b"in flight");
-                    if first {
-                        started.notify_one();
-                        go.notified().await;
-                    }
-                    Ok::<_, Err>(())
-                })
-            })
-            .await
-        })
-    };
-    started.notified().await;
+    let write = PausedWrite::start(&a, data_key("in-flight", "a")).await;
     assert!(matches!(
         b.try_acquire(LEASE_MS, LEASE_MS).await.unwrap(),
         Acquire::Acquired { fence: 2, .. }
     ));
-    go.notify_one();
-    let r = write.await.expect("the writing task");
+    let (r, attempts) = write.finish().await;
     assert!(
         matches!(r, Err(TxnError::Store(StoreError::Fenced { .. }))),
         "expected Fenced, got {r:?}"
@@ -231,11 +251,7 @@ pub async fn in_flight_write_conflicts_then_fails_fenced(kv: Arc<dyn Kv>) {
     // The closure ran once, so the first attempt passed its fence check: `Fenced` can only
     // come from a retry (the wrapper's check fails before the closure runs), so the first
     // commit was refused as a conflict rather than committed under the old fence.
-    assert_eq!(
-        attempts.load(Ordering::SeqCst),
-        1,
-        "the fence check of attempt 1 passed"
-    );
+    assert_eq!(attempts, 1, "the fence check of attempt 1 passed");
     assert_eq!(stored(&*kv, data_key("in-flight", "a")).await, None);
 }
 
@@ -245,36 +261,11 @@ pub async fn in_flight_write_conflicts_then_fails_fenced(kv: Arc<dyn Kv>) {
 pub async fn in_flight_write_survives_a_renewal(kv: Arc<dyn Kv>) {
     let (a, _) = setup(&kv, "renew-in-flight").await;
     a.try_acquire(0, LEASE_MS).await.unwrap();
-    let started = Arc::new(tokio::sync::Notify::new());
-    let go = Arc::new(tokio::sync::Notify::new());
-    let attempts = Arc::new(AtomicU32::new(0));
-    let write = {
-        let (a_kv, k) = (a.fenced_kv(), data_key("renew-in-flight", "a"));
-        let (started, go, attempts) = (started.clone(), go.clone(), attempts.clone());
-        tokio::spawn(async move {
-            crate::transact(&a_kv, move |txn| {
-                let (k, started, go) = (k.clone(), started.clone(), go.clone());
-                let first = attempts.fetch_add(1, Ordering::SeqCst) == 0;
-                Box::pin(async move {
-                    txn.set(&k, b"in flight");
-                    if first {
-                        started.notify_one();
-                        go.notified().await;
-                    }
-                    Ok::<_, Err>(())
-                })
-            })
-            .await
-        })
-    };
-    started.notified().await;
+    let write = PausedWrite::start(&a, data_key("renew-in-flight", "a")).await;
     assert_eq!(a.renew(500, LEASE_MS).await.unwrap(), 1_500);
-    go.notify_one();
-    write
-        .await
-        .expect("the writing task")
-        .expect("the write commits");
-    assert_eq!(attempts.load(Ordering::SeqCst), 1, "no conflict, no retry");
+    let (r, attempts) = write.finish().await;
+    r.expect("the write commits");
+    assert_eq!(attempts, 1, "no conflict, no retry");
     assert_eq!(
         stored(&*kv, data_key("renew-in-flight", "a"))
             .await

@@ -107,47 +107,6 @@ fn a_second_open_of_the_same_directory_is_refused() {
     }
 }
 
-/// Each of FoundationDB's limits trips on redb as a typed error, and nothing is written.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_foundationdb_limit_trips_and_writes_nothing() {
-    let (kv, _dir) = open_temp().await.unwrap();
-    type Write = fn(&dyn crate::Txn);
-    let cases: [(&str, Write); 4] = [
-        ("key size", |t| t.set(&[7; 10_001], b"v")),
-        ("value size", |t| t.set(b"k", &[7; 100_001])),
-        ("value size", |t| t.append_event(LogId(5), &[7; 100_001])),
-        ("transaction size", |t| {
-            for i in 0u32..101 {
-                t.set(&i.to_be_bytes(), &[7; 99_999]);
-            }
-        }),
-    ];
-    for (expected, write) in cases {
-        let r = crate::transact(&*kv, move |txn| {
-            Box::pin(async move {
-                txn.set(b"marker", b"x");
-                write(txn);
-                Ok::<_, Err>(())
-            })
-        })
-        .await;
-        match r {
-            Err(TxnError::Store(StoreError::LimitExceeded { what, size, max })) => {
-                assert_eq!(what, expected);
-                assert!(size > max);
-            }
-            other => panic!("{expected}: expected LimitExceeded, got {other:?}"),
-        }
-    }
-    let marker = crate::read(&*kv, |txn| {
-        Box::pin(async move { Ok::<_, Err>(txn.get(b"marker").await?) })
-    })
-    .await
-    .unwrap();
-    assert_eq!(marker, None, "no violating transaction committed");
-    assert_eq!(kv.log_head(LogId(5)).await.unwrap(), LogPos(0));
-}
-
 /// A transaction (and a snapshot read) older than 5 s fails with `LimitExceeded`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_older_than_five_seconds_fails() {
