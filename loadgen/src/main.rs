@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use loadgen::city;
-use loadgen::quic::{find_max, pings, track};
+use loadgen::quic::{find_max, pings, track, trackers};
 use loadgen::run::{Common, Which, run};
 
 #[derive(Parser)]
@@ -66,6 +66,12 @@ enum Cmd {
         #[command(flatten)]
         args: track::TrackArgs,
     },
+    /// Many tracking WebSockets held on a few live orders (through a router), spread over
+    /// local source addresses: RSS per connection, drops, push latency.
+    Trackers {
+        #[command(flatten)]
+        args: trackers::TrackersArgs,
+    },
     /// Everything at once at the seed's shape scaled to one cell: browsing and ordering
     /// 10:1 on a dinner-rush profile, drivers pinging, trackers watching live orders.
     City {
@@ -95,6 +101,7 @@ fn quic(cmd: &Cmd) -> Option<std::process::ExitCode> {
             | Cmd::Record { .. }
             | Cmd::Replay { .. }
             | Cmd::Track { .. }
+            | Cmd::Trackers { .. }
             | Cmd::City { .. }
     ) {
         return None;
@@ -114,6 +121,9 @@ fn quic(cmd: &Cmd) -> Option<std::process::ExitCode> {
             .block_on(pings::run(pings::Mode::Replay(args)))
             .map(|r| r.slo_passed()),
         Cmd::Track { args } => rt.block_on(track::run(args)).map(|r| r.slo_passed()),
+        Cmd::Trackers { args } => rt
+            .block_on(trackers::run(args))
+            .map(|r| r.dropped == 0 && r.open_failures == 0),
         Cmd::City { args } => rt.block_on(city::run(args)).map(|r| r.slo_passed()),
         _ => return None,
     };

@@ -84,6 +84,12 @@ pub struct UpstreamSection {
     pub client_cert_file: PathBuf,
     #[serde(default)]
     pub client_key_file: PathBuf,
+    /// Local addresses the router's WebSocket connections to cells are made from, in turn
+    /// (e.g. `["127.0.0.2", "127.0.0.3"]` for a cell on loopback). Each source reaches one
+    /// cell address through at most ~28K ephemeral ports, one per spliced WebSocket; empty
+    /// (the default): the kernel picks, one source.
+    #[serde(default)]
+    pub source_addrs: Vec<std::net::IpAddr>,
 }
 
 impl UpstreamSection {

@@ -101,6 +101,7 @@ key_file = "@DIR@/tls.key"
 ca_file = "@DIR@/tls.crt"
 client_cert_file = "@DIR@/tls.crt"
 client_key_file = "@DIR@/tls.key"
+source_addrs = ["127.0.1.1", "127.0.1.2"]
 
 [fanout]
 search_deadline_ms = 200

@@ -34,6 +34,7 @@ pub mod pages;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub mod splice;
 pub mod table;
 #[cfg(test)]
 mod testing;

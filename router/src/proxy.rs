@@ -12,8 +12,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -34,6 +35,10 @@ pub struct Upstream {
     /// For https cells; `None` without `[upstream] ca_file`.
     tls: Option<Arc<rustls::ClientConfig>>,
     timeout: Duration,
+    /// `[upstream] source_addrs`: local addresses the WebSocket connections to cells are
+    /// spread over, in turn (empty: the kernel picks).
+    sources: Arc<[IpAddr]>,
+    next_source: Arc<AtomicUsize>,
 }
 
 /// A connection to a cell, plain or TLS, for the WebSocket splice.
@@ -97,6 +102,7 @@ impl Upstream {
         timeout: Duration,
         max_idle_per_host: usize,
         tls: Option<rustls::ClientConfig>,
+        sources: Vec<IpAddr>,
     ) -> Self {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
@@ -127,6 +133,8 @@ impl Upstream {
             client,
             tls: tls.map(Arc::new),
             timeout,
+            sources: sources.into(),
+            next_source: Arc::default(),
         }
     }
 
@@ -146,14 +154,12 @@ impl Upstream {
     /// when its endpoint is https.
     async fn connect(&self, target: &Target) -> Result<Box<dyn CellIo>, RouterError> {
         let ep = self.endpoint(target)?;
-        let stream = tokio::net::TcpStream::connect(ep.authority)
-            .await
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                    target.health.mark_down();
-                }
-                upstream_error(target, e)
-            })?;
+        let stream = self.tcp(ep.authority).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                target.health.mark_down();
+            }
+            upstream_error(target, e)
+        })?;
         let _ = stream.set_nodelay(true);
         // `endpoint` refused an https cell without a CA, so no config here means plain.
         let Some(tls) = self.tls.clone().filter(|_| ep.tls) else {
@@ -166,6 +172,35 @@ impl Upstream {
             .await
             .map_err(|e| upstream_error(target, e))?;
         Ok(Box::new(tls))
+    }
+
+    /// A TCP connection to `authority`, from the next of `[upstream] source_addrs` when
+    /// configured. One source address reaches one cell address through at most ~28K
+    /// ephemeral ports, and every spliced WebSocket holds one: more trackers per cell than
+    /// that need several sources.
+    async fn tcp(&self, authority: &str) -> std::io::Result<tokio::net::TcpStream> {
+        if self.sources.is_empty() {
+            return tokio::net::TcpStream::connect(authority).await;
+        }
+        let source =
+            self.sources[self.next_source.fetch_add(1, Ordering::Relaxed) % self.sources.len()];
+        let peer = tokio::net::lookup_host(authority)
+            .await?
+            .find(|a| a.is_ipv4() == source.is_ipv4())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::AddrNotAvailable,
+                    format!("{authority} has no address of the family of source {source}"),
+                )
+            })?;
+        let socket = if source.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        bind_address_no_port(&socket);
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(peer).await
     }
 
     /// Sends `req` to `target` and returns its answer, body streaming.
@@ -253,7 +288,7 @@ impl Upstream {
             let gauge = metrics::gauge!("router_ws_active");
             gauge.increment(1.0);
             let (mut a, mut b) = (TokioIo::new(a), TokioIo::new(b));
-            if let Err(e) = tokio::io::copy_bidirectional(&mut a, &mut b).await {
+            if let Err(e) = crate::splice::splice(&mut a, &mut b).await {
                 tracing::debug!(%cell, error = %e, "websocket splice ended");
             }
             gauge.decrement(1.0);
@@ -265,6 +300,29 @@ impl Upstream {
         out.body(Body::empty())
             .map_err(|e| RouterError::Internal(e.to_string()))
     }
+}
+
+/// `IP_BIND_ADDRESS_NO_PORT`: the bind before connect takes the address only and leaves
+/// the port to `connect`, which may then reuse a port towards another destination; a
+/// plain bind would reserve a port per connection for every destination at once.
+fn bind_address_no_port(socket: &tokio::net::TcpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket descriptor we own and a c_int option value of the right size.
+        let _ = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&raw const one).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
 }
 
 fn now_ms() -> u64 {
@@ -316,5 +374,36 @@ mod tests {
         add_forwarded(&mut h, "10.0.0.1".parse().unwrap());
         add_forwarded(&mut h, "10.0.0.2".parse().unwrap());
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2");
+    }
+
+    #[tokio::test]
+    async fn websocket_connections_to_cells_come_from_the_source_addresses_in_turn() {
+        let cell = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = cell.local_addr().unwrap().to_string();
+        let sources: Vec<IpAddr> = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+        let up = Upstream::new(Duration::from_secs(1), 1, None, sources.clone());
+        let mut seen = Vec::new();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(up.tcp(&authority).await.unwrap());
+            seen.push(cell.accept().await.unwrap().1.ip());
+        }
+        assert_eq!(seen, [sources[0], sources[1], sources[0], sources[1]]);
+        // Without sources the kernel picks, as before.
+        let plain = Upstream::new(Duration::from_secs(1), 1, None, Vec::new());
+        held.push(plain.tcp(&authority).await.unwrap());
+        assert_eq!(
+            cell.accept().await.unwrap().1.ip(),
+            IpAddr::from([127, 0, 0, 1])
+        );
+        // A source of the other family than every address of the cell is refused, not ignored.
+        let v6 = Upstream::new(
+            Duration::from_secs(1),
+            1,
+            None,
+            vec!["::1".parse().unwrap()],
+        );
+        let e = v6.tcp(&authority).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrNotAvailable);
     }
 }

@@ -48,6 +48,7 @@ impl RouterApp {
                 Duration::from_millis(cfg.http.upstream_timeout_ms),
                 cfg.http.pool_max_idle_per_cell,
                 upstream_tls,
+                cfg.upstream.source_addrs.clone(),
             ),
             jwt,
             per_ip: Limiter::new(l.per_ip_rps, l.per_ip_burst),

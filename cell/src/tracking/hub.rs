@@ -34,7 +34,9 @@ pub struct TrackingConfig {
     pub queue_depth: usize,
     /// At most one location update per subscriber per this interval.
     pub min_location_interval_ms: u64,
-    /// WebSocket read buffer: small, so an idle tracker costs a few KiB (stack facts).
+    /// WebSocket read buffer, allocated with the socket. Small, so an idle tracker costs a
+    /// few KiB: both endpoints only push, clients send at most a ping or a close (≤ 1 KiB),
+    /// and tungstenite grows the buffer to a frame's length when a longer one arrives.
     pub ws_read_buffer_bytes: usize,
     /// Tracking sockets open at once with one token (429 `tracking.too_many_subscriptions`
     /// beyond it). An app tracks one order per screen; 8 leaves room for a few devices
@@ -57,7 +59,7 @@ impl Default for TrackingConfig {
         Self {
             queue_depth: 64,
             min_location_interval_ms: 1_000,
-            ws_read_buffer_bytes: 4_096,
+            ws_read_buffer_bytes: 256,
             max_subscriptions_per_token: 8,
             ws_fragment_timeout_ms: 5_000,
         }

@@ -3,6 +3,12 @@
 //! reads the client's frame headers as they pass, so the socket task knows when a fragmented
 //! message was started and can close it if it is not finished in time. tungstenite buffers
 //! fragments and returns only whole messages, so this is not visible above it.
+//!
+//! The first message (the snapshot, the largest a socket sends) is written as a raw frame
+//! before tungstenite takes the connection ([`Switched::send_first`]): tungstenite keeps its
+//! write buffer at the size of the largest message it ever sent, for the life of the socket,
+//! and with 100K trackers per cell that is the difference between a few hundred bytes and a
+//! snapshot's 1–2 KiB each.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -12,13 +18,55 @@ use hyper_util::rt::TokioIo;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+/// The upgraded connection under a tracking socket.
+pub type Io = Watched<TokioIo<hyper::upgrade::Upgraded>>;
+
 /// A tracking socket: tungstenite over the watched upgraded connection.
-pub type Socket = WebSocketStream<Watched<TokioIo<hyper::upgrade::Upgraded>>>;
+pub type Socket = WebSocketStream<Io>;
+
+/// A connection that has switched to WebSocket, before tungstenite takes it.
+pub struct Switched {
+    io: Io,
+    config: WebSocketConfig,
+}
+
+impl Switched {
+    /// Writes `text` as one unmasked server text frame (RFC 6455 §5.2), straight to the
+    /// connection: the way for the first message, so that its size never sets tungstenite's
+    /// write buffer (see the module doc).
+    pub async fn send_first(&mut self, text: &str) -> std::io::Result<()> {
+        self.io.write_all(&text_frame(text.as_bytes())).await?;
+        self.io.flush().await
+    }
+
+    /// tungstenite over the connection, for everything after the first message.
+    pub async fn into_socket(self) -> Socket {
+        WebSocketStream::from_raw_socket(self.io, Role::Server, Some(self.config)).await
+    }
+}
+
+/// A final, unmasked text frame holding `payload`.
+fn text_frame(payload: &[u8]) -> Vec<u8> {
+    let n = payload.len();
+    let mut f = Vec::with_capacity(n + 10);
+    f.push(0x81);
+    if n < 126 {
+        f.push(n as u8);
+    } else if let Ok(n16) = u16::try_from(n) {
+        f.push(126);
+        f.extend_from_slice(&n16.to_be_bytes());
+    } else {
+        f.push(127);
+        f.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    f.extend_from_slice(payload);
+    f
+}
 
 /// When the client's unfinished fragmented message began (`None`: none open).
 pub type FragmentOpen = watch::Receiver<Option<Instant>>;
@@ -107,10 +155,10 @@ impl Upgrade {
         self
     }
 
-    /// Answers `101` and runs `callback` with the socket once the client has switched.
+    /// Answers `101` and runs `callback` with the connection once the client has switched.
     pub fn on_upgrade<F, Fut>(self, callback: F) -> Response
     where
-        F: FnOnce(Socket, FragmentOpen) -> Fut + Send + 'static,
+        F: FnOnce(Switched, FragmentOpen) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let accept =
@@ -122,8 +170,7 @@ impl Upgrade {
             };
             let (open_tx, open_rx) = watch::channel(None);
             let io = Watched::new(TokioIo::new(upgraded), open_tx);
-            let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-            callback(socket, open_rx).await;
+            callback(Switched { io, config }, open_rx).await;
         });
         Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -273,6 +320,38 @@ mod tests {
     fn watched() -> (Watched<()>, FragmentOpen) {
         let (tx, rx) = watch::channel(None);
         (Watched::new((), tx), rx)
+    }
+
+    #[test]
+    fn raw_text_frames_use_the_shortest_length_encoding() {
+        assert_eq!(text_frame(b"hi"), [0x81, 2, b'h', b'i']);
+        let f = text_frame(&[b'x'; 300]);
+        assert_eq!(&f[..4], &[0x81, 126, 1, 44]);
+        assert_eq!(f.len(), 304);
+        let f = text_frame(&vec![b'y'; 70_000]);
+        assert_eq!(&f[..10], &[0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+        assert_eq!(f.len(), 70_010);
+    }
+
+    #[tokio::test]
+    async fn a_client_reads_the_raw_first_frame_and_then_tungstenites_frames() {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let texts = ["hi".to_owned(), "é".repeat(150), "z".repeat(70_000)];
+        for first in &texts {
+            let (server, client) = tokio::io::duplex(1 << 20);
+            // As `Switched::send_first` and `into_socket` do, on an in-memory pipe.
+            let (tx, _open) = watch::channel(None);
+            let mut io = Watched::new(server, tx);
+            io.write_all(&text_frame(first.as_bytes())).await.unwrap();
+            let mut socket = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            socket.send(Message::text("after")).await.unwrap();
+            let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+            let got = client.next().await.unwrap().unwrap();
+            assert_eq!(got, Message::text(first.clone()));
+            let got = client.next().await.unwrap().unwrap();
+            assert_eq!(got, Message::text("after"));
+        }
     }
 
     #[test]

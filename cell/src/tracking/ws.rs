@@ -4,7 +4,7 @@
 
 use super::hub::{Location, Subscription};
 use super::quota::Claim;
-use super::upgrade::{FragmentOpen, Socket, Upgrade};
+use super::upgrade::{FragmentOpen, Socket, Switched, Upgrade};
 use super::{Topic, Tracker};
 use crate::app::App;
 use crate::auth::Principal;
@@ -112,7 +112,7 @@ async fn track_order(
 }
 
 async fn track_socket(
-    mut socket: Socket,
+    mut switched: Switched,
     mut open: FragmentOpen,
     app: App,
     id: OrderId,
@@ -121,31 +121,16 @@ async fn track_socket(
     let topic = Topic::Order(id);
     let mut sub = app.tracker().hub.subscribe(topic);
     // Snapshot after subscribing: an update racing the snapshot arrives after it.
-    let snapshot = match crate::orders::repo::get(&**app.kv(), id).await {
-        Ok(Some(o)) => o,
-        _ => {
-            app.tracker().hub.unsubscribe(topic, sub);
-            return;
-        }
+    let Some(first) = order_snapshot(&app, id).await else {
+        app.tracker().hub.unsubscribe(topic, sub);
+        return;
     };
-    let now = app.now();
-    let driver = snapshot
-        .driver_id
-        .and_then(|d| app.dispatch().geo().get(geostore::DriverId(d.0)));
-    let eta = driver.map(|d| app.tracker().eta_minutes(&snapshot, d.lat, d.lng));
-    let msg = json!({
-        "type": "snapshot",
-        "order": OrderResponse::build(&snapshot, None, now),
-        "driver_location": driver.map(|d| json!({"lat": d.lat, "lng": d.lng, "heading": d.heading_deg, "ts": d.ts_ms})),
-        "eta_minutes": eta,
-    });
-    let done = snapshot.status.is_terminal();
-    if socket
-        .send(Message::Text(msg.to_string().into()))
-        .await
-        .is_err()
-        || done
-    {
+    // The snapshot goes out raw, before tungstenite: see `upgrade`'s module doc.
+    let sent = switched.send_first(&first.text).await.is_ok();
+    let (done, eta) = (first.done, first.eta);
+    drop(first);
+    let mut socket = switched.into_socket().await;
+    if !sent || done {
         let _ = socket.send(close(CLOSE_DONE, "order finished")).await;
         app.tracker().hub.unsubscribe(topic, sub);
         return;
@@ -165,6 +150,47 @@ async fn track_socket(
     )
     .await;
     app.tracker().hub.unsubscribe(topic, sub);
+}
+
+/// An order tracker's first message.
+struct Snapshot {
+    text: String,
+    /// The order is finished: the socket closes after the snapshot.
+    done: bool,
+    eta: Option<u32>,
+}
+
+/// The order's snapshot message, or `None` if it cannot be read. A function of its own so
+/// that the order it is built from is gone before the socket starts waiting: whatever an
+/// async function holds across its awaits stays in the socket task's memory for its life.
+async fn order_snapshot(app: &App, id: OrderId) -> Option<Snapshot> {
+    let snapshot = crate::orders::repo::get(&**app.kv(), id).await.ok()??;
+    let now = app.now();
+    let driver = snapshot
+        .driver_id
+        .and_then(|d| app.dispatch().geo().get(geostore::DriverId(d.0)));
+    let eta = driver.map(|d| app.tracker().eta_minutes(&snapshot, d.lat, d.lng));
+    let msg = json!({
+        "type": "snapshot",
+        "order": OrderResponse::build(&snapshot, None, now),
+        "driver_location": driver.map(|d| json!({"lat": d.lat, "lng": d.lng, "heading": d.heading_deg, "ts": d.ts_ms})),
+        "eta_minutes": eta,
+    });
+    Some(Snapshot {
+        text: msg.to_string(),
+        done: snapshot.status.is_terminal(),
+        eta,
+    })
+}
+
+/// A restaurant feed's first message: its active orders (as `order_snapshot`, a function of
+/// its own so the orders are not held for the socket's life).
+async fn feed_snapshot(app: &App, id: RestaurantId) -> String {
+    let orders = crate::orders::repo::list_for_restaurant(&**app.kv(), id, active_statuses(), 200)
+        .await
+        .unwrap_or_default();
+    let now = app.now();
+    json!({"type": "snapshot", "orders": orders.iter().map(|o| OrderResponse::build(o, None, now)).collect::<Vec<_>>()}).to_string()
 }
 
 /// One tracker's side of its order's location slot: throttle and ETA changes are decided
@@ -369,7 +395,7 @@ async fn restaurant_feed(
 }
 
 async fn feed_socket(
-    mut socket: Socket,
+    mut switched: Switched,
     mut open: FragmentOpen,
     app: App,
     id: RestaurantId,
@@ -377,16 +403,11 @@ async fn feed_socket(
 ) {
     let topic = Topic::Restaurant(id);
     let mut sub = app.tracker().hub.subscribe(topic);
-    let orders = crate::orders::repo::list_for_restaurant(&**app.kv(), id, active_statuses(), 200)
-        .await
-        .unwrap_or_default();
-    let now = app.now();
-    let snapshot = json!({"type": "snapshot", "orders": orders.iter().map(|o| OrderResponse::build(o, None, now)).collect::<Vec<_>>()});
-    if socket
-        .send(Message::Text(snapshot.to_string().into()))
-        .await
-        .is_ok()
-    {
+    let snapshot = feed_snapshot(&app, id).await;
+    let sent = switched.send_first(&snapshot).await.is_ok();
+    drop(snapshot);
+    if sent {
+        let mut socket = switched.into_socket().await;
         let ends = Ends {
             token_expiry: expiry,
             fragment_timeout: app.tracker().hub.config().ws_fragment_timeout(),

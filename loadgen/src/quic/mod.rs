@@ -17,6 +17,8 @@
 //! - [`seen`]: per-driver loss from the cell's admin counters.
 //! - [`trace`]: the trace file format.
 //! - [`track`]: orders, drivers accepting offers, WebSocket trackers, ping → push latency.
+//! - [`trackers`]: many trackers held on a few orders, spread over local source addresses:
+//!   memory per connection, drops, push latency at scale.
 
 pub mod find_max;
 pub mod fleet;
@@ -26,6 +28,7 @@ pub mod pings;
 pub mod seen;
 pub mod trace;
 pub mod track;
+pub mod trackers;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

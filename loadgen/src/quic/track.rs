@@ -169,7 +169,13 @@ impl TrackReport {
 }
 
 /// One driver: ping at once and go online, then ping every `every` and accept offers.
-async fn drive(c: Arc<DriverClient>, id: u64, at: (f64, f64), every: Duration, n: Arc<Counts>) {
+pub(super) async fn drive(
+    c: Arc<DriverClient>,
+    id: u64,
+    at: (f64, f64),
+    every: Duration,
+    n: Arc<Counts>,
+) {
     let city = City {
         center_lat: at.0,
         center_lng: at.1,
@@ -218,7 +224,7 @@ async fn drive(c: Arc<DriverClient>, id: u64, at: (f64, f64), every: Duration, n
     }
 }
 
-async fn place(
+pub(super) async fn place(
     http: &reqwest::Client,
     base: &str,
     customer: &str,
