@@ -47,7 +47,7 @@ fn last_error(e: &Option<String>) -> String {
 pub struct CellLease {
     lease: Lease,
     lease_ms: u64,
-    /// Our lease's expiry as last written (ms); renewals give up when the clock passes it.
+    /// Our lease's expiry as last written (ms); past it, one late renewal is tried, then none.
     expires_ms: Arc<AtomicU64>,
 }
 
@@ -122,32 +122,43 @@ impl CellLease {
     }
 
     /// Renews the lease every third of `lease_ms` until it is lost: someone else holds it
-    /// (fenced), or no renewal succeeded before it expired. Then it also refuses this
-    /// process's writes, and returns why.
+    /// (fenced), or no renewal succeeded before it expired nor in one late attempt after.
+    /// Then it also refuses this process's writes, and returns why.
     pub async fn keep(&self, clock: &dyn Clock) -> LeaseLost {
         let every = Duration::from_millis(self.lease_ms / 3);
         let mut wait = every;
-        let mut last_error = None;
         loop {
             tokio::time::sleep(wait).await;
             let now = now_ms(clock);
-            let expires = self.expires_ms.load(Ordering::Acquire);
-            let Some(left) = expires.checked_sub(now).filter(|&l| l > 0) else {
-                self.lease.abandon();
-                return LeaseLost::Expired(last_error);
+            let left = self.expires_ms.load(Ordering::Acquire).saturating_sub(now);
+            // Past the expiry (this process was paused or starved) one late renewal is still
+            // tried: it commits only while the fence is ours, and a takeover raises the fence,
+            // so if it commits nobody else held the lease meanwhile. Stopping then would turn a
+            // stall into an outage for nothing.
+            let budget = if left > 0 {
+                left
+            } else {
+                every.as_millis() as u64
             };
-            // A renewal that hangs past the expiry counts as failed.
+            // A renewal that hangs past the expiry (or the late budget) counts as failed.
             let renewal = self.lease.renew(now, self.lease_ms);
-            match tokio::time::timeout(Duration::from_millis(left), renewal).await {
+            match tokio::time::timeout(Duration::from_millis(budget), renewal).await {
                 Ok(Ok(expires_ms)) => {
+                    if left == 0 {
+                        tracing::warn!(
+                            "renewed the cell's lease after it had expired; nobody took it over"
+                        );
+                    }
                     self.expires_ms.store(expires_ms, Ordering::Release);
                     wait = every;
-                    last_error = None;
                 }
                 Ok(Err(StoreError::Fenced { reason })) => return LeaseLost::Fenced(reason),
+                Ok(Err(e)) if left == 0 => {
+                    self.lease.abandon();
+                    return LeaseLost::Expired(Some(e.to_string()));
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, left_ms = left, "could not renew the cell's lease");
-                    last_error = Some(e.to_string());
                     // Try again soon, while there is time left.
                     wait = every.min(Duration::from_millis(left / 2));
                 }
@@ -172,4 +183,62 @@ impl CellLease {
 
 fn now_ms(clock: &dyn Clock) -> u64 {
     u64::try_from(clock.now().0).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::UnixMs;
+    use std::sync::atomic::AtomicI64;
+
+    /// A clock the test sets: the process "pauses" by moving it past the lease's expiry.
+    struct SetClock(AtomicI64);
+
+    impl Clock for SetClock {
+        fn now(&self) -> UnixMs {
+            UnixMs(self.0.load(Ordering::SeqCst))
+        }
+    }
+
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    /// A holder paused past its expiry renews late when nobody took over, and keeps serving;
+    /// once a standby has taken over, the next renewal is fenced and `keep` returns.
+    #[tokio::test]
+    async fn a_late_renewal_keeps_the_lease_unless_someone_took_over() {
+        let db = store::model::ModelDb::new(store::model::ModelFaults::none());
+        let kv: Arc<dyn Kv> = Arc::new(db.store());
+        let mut config = Config::load(None).unwrap();
+        config.store.lease_ms = 1_000;
+        let clock = Arc::new(SetClock(AtomicI64::new(10_000)));
+        let lease = CellLease::new(kv.clone(), &config);
+        assert_eq!(lease.acquire(&*clock, |_| {}).await, 1);
+
+        // Paused for 5 s: the clock is past the expiry (11,000) before the first renewal.
+        clock.0.store(16_000, Ordering::SeqCst);
+        let keeper = {
+            let (lease, clock) = (lease.clone(), clock.clone());
+            tokio::spawn(async move { lease.keep(&*clock).await })
+        };
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while lease.expires_ms.load(Ordering::SeqCst) < 17_000 {
+            assert!(!keeper.is_finished(), "keep gave up: {:?}", keeper.await);
+            assert!(tokio::time::Instant::now() < deadline, "no late renewal");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(lease.fence(), Some(1), "still held, same fence");
+
+        // A standby takes over after the next expiry; the holder's renewal is then fenced.
+        clock.0.store(30_000, Ordering::SeqCst);
+        let standby = Lease::new(kv.clone(), key(), Incarnation(7));
+        assert!(matches!(
+            standby.try_acquire(30_000, 1_000).await.unwrap(),
+            Acquire::Acquired { fence: 2, .. }
+        ));
+        let lost = tokio::time::timeout(PATIENCE, keeper)
+            .await
+            .expect("keep returns once fenced")
+            .unwrap();
+        assert!(matches!(lost, LeaseLost::Fenced(_)), "{lost}");
+    }
 }
