@@ -64,7 +64,16 @@ pub fn subspace(config: &Config) -> Subspace {
 /// [`run`] scopes it to this cell's [`subspace`].
 pub fn open_store(config: &Config) -> Result<Arc<dyn Kv>, StartError> {
     let s = &config.store;
-    Ok(store::open(s.backend, &s.data_dir, &s.fdb_cluster_file)?)
+    let redb = store::RedbOptions {
+        cache_size: usize::try_from(s.cache_bytes).unwrap_or(usize::MAX),
+        ..store::RedbOptions::default()
+    };
+    Ok(store::open_with(
+        s.backend,
+        &s.data_dir,
+        &s.fdb_cluster_file,
+        redb,
+    )?)
 }
 
 async fn seed_demo(config: &Config, catalog: &Catalog) -> Result<usize, StartError> {
@@ -86,7 +95,14 @@ pub async fn build(
 ) -> Result<App, StartError> {
     config.validate()?;
     let kv = lease.kv();
-    let catalog = Arc::new(Catalog::load(kv.clone()).await?);
+    let catalog = Arc::new(
+        Catalog::load_with(
+            kv.clone(),
+            store::PageLimits::DEFAULT,
+            config.catalog.menu_cache(),
+        )
+        .await?,
+    );
     let seeded = seed_demo(&config, &catalog).await?;
     if seeded > 0 {
         tracing::info!(restaurants = seeded, city = %config.demo.city_name, "seeded demo catalog");

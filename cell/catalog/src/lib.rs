@@ -44,15 +44,17 @@ mod error;
 pub mod geo;
 pub mod hours;
 mod listing;
+mod menu_cache;
 pub mod model;
 pub mod pricing;
 pub mod search;
 mod stored;
 
-pub use catalog::Catalog;
+pub use catalog::{Catalog, MIN_MENU_CACHE, menu_cache_capacity};
 pub use error::{CatalogError, Result, ValidationError};
 pub use hours::{ClockTime, Interval, WeeklyHours};
 pub use listing::{Listing, MenuBody};
+pub use menu_cache::MenuCacheStats;
 pub use model::{Category, CustomOption, CustomizationGroup, Menu, MenuItem, Restaurant};
 pub use pricing::{
     CartError, CartLine, CartRequest, CustomizationProblem, PricedCart, PricingConfig,

@@ -32,7 +32,7 @@ pub(super) fn query_error(e: QueryError) -> ApiError {
     ApiError::bad_request("search.invalid_query", e.to_string())
 }
 
-fn catalog_error(e: CatalogError) -> ApiError {
+pub(super) fn catalog_error(e: CatalogError) -> ApiError {
     match e {
         CatalogError::UnknownRestaurant(id) => ApiError::not_found("restaurant", id),
         CatalogError::UnknownItem { item, .. } => ApiError::not_found("menu item", item),
@@ -110,6 +110,8 @@ async fn menu(
     let body = app
         .catalog()
         .menu_json(id)
+        .await
+        .map_err(catalog_error)?
         .ok_or_else(|| ApiError::not_found("restaurant", id))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
