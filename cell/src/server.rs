@@ -76,12 +76,21 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Kv>, StartError> {
     )?)
 }
 
+/// Restaurants the demo seeder generates and imports at a time: a big city never sits in
+/// memory whole (50,000 restaurants with their menus would be gigabytes).
+const SEED_SLICE: usize = 2_000;
+
 async fn seed_demo(config: &Config, catalog: &Catalog) -> Result<usize, StartError> {
     if !config.demo.enabled || !catalog.is_empty() {
         return Ok(0);
     }
-    let data = catalog::demo::generate(&config.demo.spec())?;
-    Ok(catalog.import(data).await?)
+    let spec = config.demo.spec();
+    let mut seeded = 0;
+    for start in (0..spec.restaurants).step_by(SEED_SLICE) {
+        let slice = catalog::demo::generate_range(&spec, start..start + SEED_SLICE)?;
+        seeded += catalog.import(slice).await?;
+    }
+    Ok(seeded)
 }
 
 /// Builds the application from config on the store behind `lease` (which this process holds):
