@@ -1,113 +1,135 @@
-//! Live heap of a loaded catalog, broken down by structure, with a counting allocator:
-//! `cargo run --release -p catalog --example heap_breakdown -- [restaurants]` (default 12,000).
+//! What a loaded catalog holds on the heap, part by part, measured with the dhat heap
+//! profiler: `cargo run --release -p catalog --example heap_breakdown -- [restaurants]
+//! [radius_km]` (default 12,000 restaurants over 12 km). It also writes `dhat-heap.json` (every
+//! allocation site, for dhat's viewer) to the current directory.
 //!
-//! Each figure is the growth of live heap bytes (requested sizes, without the allocator's own
-//! overhead) while one structure is built on its own, so the parts add up to about the total.
+//! The city is generated and written to a fresh store before profiling starts. Each figure is
+//! the growth of live heap bytes (as requested, without the allocator's own overhead) while
+//! one part is built, so the parts add up to about the total; "not held" rows are built only
+//! for comparison and dropped (the menus the catalog no longer keeps in memory).
 
 use catalog::demo::{self, DemoSpec};
 use catalog::{Catalog, MenuBody};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
-
-/// Counts live bytes: allocated minus freed.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
+use store::{PageLimits, Pages, RedbOptions, RedbStore};
 
 #[global_allocator]
-static A: Counting = Counting;
+static ALLOC: dhat::Alloc = dhat::Alloc;
 
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
+fn live() -> i64 {
+    dhat::HeapStats::get().curr_bytes as i64
 }
 
-fn mb(b: isize) -> String {
-    format!("{:>8.1} MB", b as f64 / 1e6)
+struct Table {
+    n: usize,
+}
+
+impl Table {
+    fn row(&self, what: &str, bytes: i64) {
+        println!(
+            "| {what} | {:.1} MB | {:.2} KB |",
+            bytes as f64 / 1e6,
+            bytes as f64 / self.n as f64 / 1e3
+        );
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(12_000);
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(12_000);
+    let radius_km: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(12.0);
     let spec = DemoSpec {
         restaurants: n,
+        radius_km,
         ..DemoSpec::berlin(42)
     };
     let dir = tempfile::tempdir().expect("tempdir");
+    let opts = || RedbOptions {
+        // The cell's default `store.cache_bytes`.
+        cache_size: 64 << 20,
+        ..RedbOptions::default()
+    };
     {
-        let kv = Arc::new(store::RedbStore::open(dir.path(), Default::default()).expect("store"));
+        let kv = Arc::new(RedbStore::open(dir.path(), opts()).expect("store"));
         let catalog = Catalog::load(kv).await.expect("load");
-        catalog
-            .import(demo::generate(&spec).expect("spec"))
-            .await
-            .expect("import");
+        for start in (0..n).step_by(2_000) {
+            let slice = demo::generate_range(&spec, start..start + 2_000).expect("spec");
+            catalog.import(slice).await.expect("import");
+        }
     }
-    // The store's page cache after reading everything once (what a full load leaves behind).
-    let base = live();
-    {
-        let kv = store::RedbStore::open(dir.path(), Default::default()).expect("store");
-        let mut pages = store::Pages::prefix(&[], store::PageLimits::DEFAULT);
-        while pages.next(&kv).await.expect("scan").is_some() {}
-        println!("store cache, full scan {}", mb(live() - base));
-    }
-    let base = live();
-    let kv = Arc::new(store::RedbStore::open(dir.path(), Default::default()).expect("store"));
-    let opened = live();
-    let t = std::time::Instant::now();
-    let catalog = Catalog::load(kv.clone()).await.expect("load");
-    let elapsed = t.elapsed();
-    let loaded = live();
-    println!("{n} restaurants, load {elapsed:?}");
-    println!("store opened           {}", mb(opened - base));
-    println!("catalog load (total)   {}", mb(loaded - opened));
 
-    // The same structures built alone, to attribute the total.
+    let _profiler = dhat::Profiler::new_heap();
+    let t = Table { n };
+    println!("{n} restaurants within {radius_km} km; live heap by part:\n");
+    println!("| part | total | per restaurant |\n|---|---|---|");
+
+    let base = live();
+    let kv = Arc::new(RedbStore::open(dir.path(), opts()).expect("store"));
+    t.row("store opened", live() - base);
+
+    let before_load = live();
+    let started = std::time::Instant::now();
+    let catalog = Catalog::load(kv.clone()).await.expect("load");
+    let load_time = started.elapsed();
+    let loaded = live() - before_load;
+
+    // The parts of the load, each built alone.
+    let records: Vec<_> = demo::generate(&spec)
+        .expect("spec")
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    let b = live();
+    let copy = records.clone();
+    let records_b = live() - b;
+    drop(copy);
+    t.row("restaurant records (`Listing`)", records_b);
+    t.row(
+        "search index (H3 buckets, rows, id map), store pages read",
+        loaded - records_b,
+    );
+    t.row("**catalog after load**", loaded);
+
+    // What the catalog no longer holds: every menu parsed, and its pre-serialized body.
     let city = demo::generate(&spec).expect("spec");
-    let (rests, menus): (Vec<_>, Vec<_>) = city.into_iter().unzip();
-    let before = live();
-    drop(menus);
-    let menus_b = before - live();
-    let before = live();
-    let rests_keep = rests.clone();
-    let rests_b = live() - before;
-    let menus = demo::generate(&spec).expect("spec");
-    let before = live();
-    let bodies: Vec<Vec<u8>> = menus
+    let b = live();
+    let menus: Vec<_> = city.iter().map(|(_, m)| m.clone()).collect();
+    t.row("parsed menus, all (not held)", live() - b);
+    let b = live();
+    let bodies: Vec<Vec<u8>> = city
         .iter()
         .map(|(r, m)| serde_json::to_vec(&MenuBody::new(r, m)).expect("json"))
         .collect();
-    let bodies_b = live() - before;
-    println!("  restaurant records   {}", mb(rests_b));
-    println!("  parsed menus         {}", mb(menus_b));
-    println!("  menu bodies (JSON)   {}", mb(bodies_b));
-    println!(
-        "  rest (index, store cache, buffers) {}",
-        mb(loaded - opened - rests_b - menus_b - bodies_b)
+    t.row("menu bodies, all (not held)", live() - b);
+    drop((menus, bodies));
+
+    // The menu cache filled to capacity (a fifth of the menus by default).
+    let capacity = catalog.menu_cache_stats().capacity.min(n);
+    let b = live();
+    for (r, _) in city.iter().take(capacity) {
+        catalog.menu_json(r.id).await.expect("read").expect("known");
+    }
+    let filled = live() - b;
+    let stats = catalog.menu_cache_stats();
+    t.row(
+        &format!("menu cache, full ({} menus, bodies)", stats.entries),
+        stats.bytes as i64,
     );
-    println!(
-        "per restaurant (load total): {:.1} KB",
-        (loaded - opened) as f64 / n as f64 / 1e3
+    t.row(
+        "menu cache index, redb page cache grown by the reads",
+        filled - stats.bytes as i64,
     );
-    drop((bodies, menus, rests, rests_keep, catalog));
+    t.row("**catalog with a full menu cache**", loaded + filled);
+
+    // For scale: redb's page cache after a full scan of the file (bounded by its size).
+    let b = live();
+    let mut pages = Pages::prefix(&[], PageLimits::DEFAULT);
+    while pages.next(&*kv).await.expect("scan").is_some() {}
+    t.row(
+        "redb page cache after a full scan (bounded by cache_bytes)",
+        live() - b,
+    );
+    println!("\nload took {load_time:?} (under the profiler, which slows allocation)");
+    drop((catalog, records, city));
 }
