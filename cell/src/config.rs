@@ -140,7 +140,7 @@ fn default_cache_bytes() -> u64 {
 }
 
 /// `[catalog]`: what of the catalog is kept in memory.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogSection {
     /// Menus kept in memory (their response bodies), most recently read first; the others
@@ -148,14 +148,6 @@ pub struct CatalogSection {
     /// [`catalog::MIN_MENU_CACHE`], following the catalog's size.
     #[serde(default)]
     pub menu_cache_menus: usize,
-}
-
-impl Default for CatalogSection {
-    fn default() -> Self {
-        Self {
-            menu_cache_menus: 0,
-        }
-    }
 }
 
 /// Most menus `catalog.menu_cache_menus` may ask for: a cell's catalog is far smaller.
