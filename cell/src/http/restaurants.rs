@@ -98,7 +98,7 @@ async fn search(
     Ok(axum::Json(page))
 }
 
-/// A restaurant's menu (seed 5.2), from the in-memory cache.
+/// A restaurant's menu (seed 5.2), from the menu cache or, on a miss, the store.
 #[utoipa::path(get, path = "/api/v1/restaurants/{id}/menu", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = MenuResponse), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn menu(
