@@ -1,5 +1,6 @@
 //! Measures search and menu lookups on a demo city, in process (no HTTP):
-//! `cargo run --release -p catalog --example catalog_bench -- [restaurants] [radius_m]`.
+//! `cargo run --release -p catalog --example catalog_bench -- [restaurants] [radius_m]
+//! [city_radius_km]` (defaults 5,000, 5,000 m, 12 km).
 
 use catalog::demo::{self, DemoSpec};
 use catalog::{Catalog, PricingConfig, SearchQuery};
@@ -17,8 +18,10 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5_000);
     let radius_m: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5_000);
+    let city_km: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(12.0);
     let spec = DemoSpec {
         restaurants: n,
+        radius_km: city_km,
         ..DemoSpec::berlin(42)
     };
     let t = Instant::now();

@@ -5,10 +5,11 @@
 //! and fills the cache.
 //!
 //! # Eviction
-//! Two generations approximate LRU in O(1) without per-entry links: entries go into `young`;
-//! when `young` reaches half the capacity, it becomes `old` and the previous `old` is dropped.
-//! A hit in `old` moves the entry back to `young`. So an entry read at least once per half a
-//! capacity's worth of insertions stays, and the cache never holds more than `capacity`.
+//! CLOCK (second chance), an O(1) approximation of LRU: entries sit in a ring of at most
+//! `capacity` slots, each with a "referenced" bit that a hit sets. To make room, a hand sweeps
+//! the ring, clearing set bits and evicting the first entry whose bit was clear, i.e. one not
+//! read since the hand last passed. A working set that fits the capacity is never evicted by
+//! a scan of itself, and an entry read between sweeps stays.
 //!
 //! # Freshness
 //! A write invalidates the restaurant's entry after its commit. A miss that read the store
@@ -48,28 +49,78 @@ impl MenuCacheStats {
     }
 }
 
+struct Slot {
+    id: RestaurantId,
+    body: Bytes,
+    referenced: bool,
+}
+
+/// The ring of slots, and where each restaurant's slot is.
 #[derive(Default)]
-struct Gens {
-    young: HashMap<RestaurantId, Bytes>,
-    old: HashMap<RestaurantId, Bytes>,
+struct Ring {
+    slots: Vec<Slot>,
+    at: HashMap<RestaurantId, usize>,
+    hand: usize,
     bytes: usize,
 }
 
-impl Gens {
-    fn remove(&mut self, id: RestaurantId) {
-        for g in [&mut self.young, &mut self.old] {
-            if let Some(b) = g.remove(&id) {
-                self.bytes -= b.len();
+impl Ring {
+    fn get(&mut self, id: RestaurantId) -> Option<Bytes> {
+        let slot = &mut self.slots[*self.at.get(&id)?];
+        slot.referenced = true;
+        Some(slot.body.clone())
+    }
+
+    /// Inserts or replaces `id`'s body, evicting to stay within `capacity` (> 0).
+    fn put(&mut self, id: RestaurantId, body: Bytes, capacity: usize) {
+        self.remove(id);
+        while self.slots.len() >= capacity {
+            self.evict_one();
+        }
+        self.bytes += body.len();
+        self.at.insert(id, self.slots.len());
+        self.slots.push(Slot {
+            id,
+            body,
+            referenced: false,
+        });
+    }
+
+    /// The hand's sweep: clears referenced bits until it finds a clear one, and evicts that.
+    fn evict_one(&mut self) {
+        loop {
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
             }
+            let slot = &mut self.slots[self.hand];
+            if !slot.referenced {
+                let id = slot.id;
+                self.remove(id);
+                return;
+            }
+            slot.referenced = false;
+            self.hand += 1;
+        }
+    }
+
+    fn remove(&mut self, id: RestaurantId) {
+        let Some(i) = self.at.remove(&id) else {
+            return;
+        };
+        let gone = self.slots.swap_remove(i);
+        self.bytes -= gone.body.len();
+        // The last slot moved into the hole (unless the hole was the last slot).
+        if let Some(moved) = self.slots.get(i) {
+            self.at.insert(moved.id, i);
         }
     }
 }
 
 pub(crate) struct MenuCache {
     /// Changes as the catalog grows or shrinks (see `Catalog`); a smaller one takes effect
-    /// at the next rotation.
+    /// at the next insertion.
     capacity: AtomicUsize,
-    gens: Mutex<Gens>,
+    ring: Mutex<Ring>,
     epoch: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -81,7 +132,7 @@ impl MenuCache {
     pub fn new(capacity: usize) -> MenuCache {
         MenuCache {
             capacity: AtomicUsize::new(capacity),
-            gens: Mutex::new(Gens::default()),
+            ring: Mutex::new(Ring::default()),
             epoch: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -92,16 +143,7 @@ impl MenuCache {
     /// The cached body, counting a hit; `None` counts nothing (the caller reads the store and
     /// calls [`MenuCache::fill`]).
     pub fn get(&self, id: RestaurantId) -> Option<Bytes> {
-        let mut g = self.gens.lock();
-        let body = match g.young.get(&id) {
-            Some(b) => b.clone(),
-            None => {
-                let b = g.old.remove(&id)?;
-                g.young.insert(id, b.clone());
-                self.rotate(&mut g);
-                b
-            }
-        };
+        let body = self.ring.lock().get(id)?;
         self.hits.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("catalog_menu_cache_hits_total").increment(1);
         Some(body)
@@ -119,31 +161,29 @@ impl MenuCache {
         self.miss_read_us.fetch_add(read_us, Ordering::Relaxed);
         metrics::counter!("catalog_menu_cache_misses_total").increment(1);
         metrics::histogram!("catalog_menu_read_seconds").record(read_us as f64 / 1e6);
-        if self.capacity() == 0 {
+        let capacity = self.capacity();
+        if capacity == 0 {
             return;
         }
-        let mut g = self.gens.lock();
+        let mut ring = self.ring.lock();
         if self.epoch.load(Ordering::Acquire) != epoch {
             return;
         }
-        g.remove(id);
-        g.bytes += body.len();
-        g.young.insert(id, body);
-        self.rotate(&mut g);
-        Self::publish(&g);
+        ring.put(id, body, capacity);
+        Self::publish(&ring);
     }
 
-    fn publish(g: &Gens) {
-        metrics::gauge!("catalog_menu_cache_entries").set((g.young.len() + g.old.len()) as f64);
-        metrics::gauge!("catalog_menu_cache_bytes").set(g.bytes as f64);
+    fn publish(ring: &Ring) {
+        metrics::gauge!("catalog_menu_cache_entries").set(ring.slots.len() as f64);
+        metrics::gauge!("catalog_menu_cache_bytes").set(ring.bytes as f64);
     }
 
     /// Drops `id`'s entry; called after a write to it committed.
     pub fn invalidate(&self, id: RestaurantId) {
-        let mut g = self.gens.lock();
+        let mut ring = self.ring.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        g.remove(id);
-        Self::publish(&g);
+        ring.remove(id);
+        Self::publish(&ring);
     }
 
     /// The most menus it holds.
@@ -155,29 +195,15 @@ impl MenuCache {
         self.capacity.store(capacity, Ordering::Relaxed);
     }
 
-    fn rotate(&self, g: &mut Gens) {
-        if g.young.len() >= self.capacity().div_ceil(2) {
-            let young = std::mem::take(&mut g.young);
-            let dropped = std::mem::replace(&mut g.old, young);
-            g.bytes -= dropped.values().map(Bytes::len).sum::<usize>();
-            // A smaller capacity: what is left may still be too much.
-            if g.old.len() > self.capacity() {
-                let old = std::mem::take(&mut g.old);
-                g.bytes -= old.values().map(Bytes::len).sum::<usize>();
-            }
-            Self::publish(g);
-        }
-    }
-
     /// Counters and size now.
     pub fn stats(&self) -> MenuCacheStats {
-        let g = self.gens.lock();
+        let ring = self.ring.lock();
         MenuCacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             miss_read_us: self.miss_read_us.load(Ordering::Relaxed),
-            entries: g.young.len() + g.old.len(),
-            bytes: g.bytes,
+            entries: ring.slots.len(),
+            bytes: ring.bytes,
             capacity: self.capacity(),
         }
     }
@@ -206,6 +232,40 @@ mod tests {
         assert!(c.get(id(99)).is_some());
         let s = c.stats();
         assert_eq!((s.hits, s.misses), (101, 100));
+    }
+
+    /// A working set of exactly the capacity, read in order again and again (the pattern that
+    /// defeats generational caches), is served from the cache after the first pass; a shrunk
+    /// capacity applies at the next insertion.
+    #[test]
+    fn a_scan_that_fits_stays_cached() {
+        let c = MenuCache::new(100);
+        for pass in 0..3 {
+            for n in 0..100 {
+                if c.get(id(n)).is_none() {
+                    c.fill(id(n), Bytes::from(vec![1u8; 5]), c.epoch(), 1);
+                }
+            }
+            let s = c.stats();
+            assert_eq!(
+                (s.misses, s.entries, s.bytes),
+                (100, 100, 500),
+                "pass {pass}"
+            );
+        }
+        assert_eq!(c.stats().hits, 200);
+        // Removing from the middle keeps every other entry reachable.
+        for n in (0..100).step_by(3) {
+            c.invalidate(id(n));
+        }
+        for n in 0..100 {
+            assert_eq!(c.get(id(n)).is_some(), n % 3 != 0, "{n}");
+        }
+        c.set_capacity(10);
+        c.fill(id(1_000), Bytes::from(vec![1u8; 5]), c.epoch(), 1);
+        let s = c.stats();
+        assert_eq!((s.entries, s.bytes), (10, 50));
+        assert!(c.get(id(1_000)).is_some());
     }
 
     #[test]
