@@ -7,7 +7,8 @@
 #
 #   loadgen/bench/catalog.sh [OUT_DIR]
 #   env: RESTAURANTS (50000), RADIUS_KM (25), RATE (5000), SECS (20), RUNS (3),
-#        CELL_CPUS (0), LOADGEN_CPUS (1), BIN_DIR (target/release; see lib.sh)
+#        CELL_CPUS, LOADGEN_CPUS (unset: not pinned, like the other HTTP benches; e.g. 0 and 1
+#        pin the cell and the load generator to one core each), BIN_DIR (target/release)
 #
 # Memory per restaurant is (RSS after load - RSS of an empty cell) / RESTAURANTS, the empty
 # cell measured in each run the same way (same binary, config and flags, no restaurants).
@@ -19,7 +20,8 @@ set -euo pipefail
 OUT=${1:-target/bench/catalog-$(date -u +%Y%m%dT%H%M%S)}
 RESTAURANTS=${RESTAURANTS:-50000}; RADIUS_KM=${RADIUS_KM:-25}
 RATE=${RATE:-5000}; SECS=${SECS:-20}; RUNS=${RUNS:-3}
-CELL_CPUS=${CELL_CPUS:-0}; LOADGEN_CPUS=${LOADGEN_CPUS:-1}
+PIN_CELL=(); [ -n "${CELL_CPUS:-}" ] && PIN_CELL=(taskset -c "$CELL_CPUS")
+PIN_LOADGEN=(); [ -n "${LOADGEN_CPUS:-}" ] && PIN_LOADGEN=(taskset -c "$LOADGEN_CPUS")
 . "$(dirname "$0")/lib.sh"   # CELL, L, PIDS, field, wait_ready
 for b in "$CELL" "$L"; do [ -x "$b" ] || { echo "missing $b: cargo build --release -p cell -p loadgen"; exit 1; }; done
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
@@ -34,7 +36,7 @@ rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
 # Starts a cell on data dir $1 with config $2, output in $3.*; sets CELLPID, H, READY_MS.
 start_cell() {
   local t0; t0=$(ms)
-  RUST_LOG=info taskset -c "$CELL_CPUS" "$CELL" run --config "$2" --demo --listen 127.0.0.1:0 \
+  RUST_LOG=info ${PIN_CELL[@]+"${PIN_CELL[@]}"} "$CELL" run --config "$2" --demo --listen 127.0.0.1:0 \
     --quic-listen 127.0.0.1:0 --data-dir "$1" >"$3.out" 2>"$3.err" &
   CELLPID=$!; PIDS+=("$CELLPID")
   # READY is polled every 10 ms here (lib.sh's wait_ready polls every 0.5 s).
@@ -48,7 +50,7 @@ stop_cell() { kill "$CELLPID" 2>/dev/null || true; wait "$CELLPID" 2>/dev/null |
 # Loadgen scenario $1 into $2.json / $2.txt, extra flags after.
 load() {
   local which=$1 out=$2; shift 2
-  taskset -c "$LOADGEN_CPUS" "$L" "$which" --target "http://$H" --token-from-dev --rate "$RATE" \
+  ${PIN_LOADGEN[@]+"${PIN_LOADGEN[@]}"} "$L" "$which" --target "http://$H" --token-from-dev --rate "$RATE" \
     --duration "${SECS}s" --ramp-up 3s --target-pid "$CELLPID" "$@" --report-json "$out.json" >"$out.txt" 2>&1 || true
   tail -2 "$out.txt"
 }
