@@ -42,12 +42,16 @@ pub(crate) fn menu_body(r: &Restaurant, stored_menu: &[u8]) -> Option<Bytes> {
     if !stored_menu.starts_with(STORED_MENU_HEAD) {
         return None;
     }
-    let header = MenuBody::header(r);
-    let mut body = Vec::with_capacity(stored_menu.len() + 512);
-    body.extend_from_slice(b"{\"restaurant\":");
-    serde_json::to_writer(&mut body, &header).expect("headers always serialize");
+    let header = serde_json::to_vec(&MenuBody::header(r)).expect("headers always serialize");
+    // Sized exactly: the body is cached, and a `Vec` that had to grow would hold up to twice
+    // its length for as long as it is.
+    const OPEN: &[u8] = b"{\"restaurant\":";
+    let mut body = Vec::with_capacity(OPEN.len() + header.len() + stored_menu.len());
+    body.extend_from_slice(OPEN);
+    body.extend_from_slice(&header);
     body.push(b',');
     body.extend_from_slice(&stored_menu[1..]);
+    debug_assert_eq!(body.len(), body.capacity());
     Some(Bytes::from(body))
 }
 
