@@ -30,6 +30,8 @@ pub struct Config {
     pub auth: AuthSection,
     pub demo: DemoSection,
     #[serde(default)]
+    pub catalog: CatalogSection,
+    #[serde(default)]
     pub pricing: catalog::PricingConfig,
     #[serde(default)]
     pub payments: payments::PaymentsConfig,
@@ -123,6 +125,54 @@ pub struct StoreSection {
     /// than this (a pause, a slow store) loses the lease and stops.
     #[serde(default = "default_lease_ms")]
     pub lease_ms: u64,
+    /// redb's page cache, bytes (ignored for FoundationDB). Menus are cached by the catalog,
+    /// so this only needs the hot B-tree pages; the operating system's page cache holds the
+    /// rest of the file.
+    #[serde(default = "default_cache_bytes")]
+    pub cache_bytes: u64,
+}
+
+/// Bounds of `store.cache_bytes`.
+pub const CACHE_BYTES_RANGE: std::ops::RangeInclusive<u64> = (1 << 20)..=(64 << 30);
+
+fn default_cache_bytes() -> u64 {
+    64 << 20
+}
+
+/// `[catalog]`: what of the catalog is kept in memory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSection {
+    /// Menus kept in memory (their response bodies), most recently read first; the others
+    /// are read from the store when asked for. 0: a fifth of the restaurants, at least
+    /// [`catalog::MIN_MENU_CACHE`], following the catalog's size.
+    #[serde(default)]
+    pub menu_cache_menus: usize,
+}
+
+/// Most menus `catalog.menu_cache_menus` may ask for: a cell's catalog is far smaller.
+pub const MAX_MENU_CACHE_MENUS: usize = 1_000_000;
+
+impl CatalogSection {
+    /// The capacity to give [`catalog::Catalog::load_with`]: `None` follows the catalog's size.
+    pub fn menu_cache(&self) -> Option<usize> {
+        (self.menu_cache_menus > 0).then_some(self.menu_cache_menus)
+    }
+}
+
+impl Validate for CatalogSection {
+    fn validate(&self, s: &mut Section<'_>) {
+        s.ensure(
+            self.menu_cache_menus <= MAX_MENU_CACHE_MENUS,
+            "menu_cache_menus",
+            || {
+                format!(
+                    "must be at most {MAX_MENU_CACHE_MENUS} (got {})",
+                    self.menu_cache_menus
+                )
+            },
+        );
+    }
 }
 
 /// Bounds of `store.lease_ms`: a renewal (a third of it) must fit a slow commit, and a takeover
@@ -221,6 +271,7 @@ impl Config {
         p.validate("store", &self.store);
         p.validate("auth", &self.auth);
         p.validate("demo", &self.demo);
+        p.validate("catalog", &self.catalog);
         p.validate("pricing", &self.pricing);
         p.validate("payments", &self.payments);
         p.validate("dispatch", &self.dispatch);
@@ -385,6 +436,18 @@ impl Validate for StoreSection {
                 self.lease_ms
             )
         });
+        s.ensure(
+            CACHE_BYTES_RANGE.contains(&self.cache_bytes),
+            "cache_bytes",
+            || {
+                format!(
+                    "must be between {} and {} (got {})",
+                    CACHE_BYTES_RANGE.start(),
+                    CACHE_BYTES_RANGE.end(),
+                    self.cache_bytes
+                )
+            },
+        );
     }
 }
 

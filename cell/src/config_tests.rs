@@ -71,6 +71,10 @@ backend = "redb"
 data_dir = "/tmp/cell-7"
 fdb_cluster_file = "/etc/foundationdb/fdb.cluster"
 lease_ms = 15000
+cache_bytes = 33554432
+
+[catalog]
+menu_cache_menus = 5000
 
 [auth]
 jwt_secret = "a-long-enough-secret"
@@ -289,6 +293,24 @@ fn a_lease_outside_its_bounds_is_refused() {
         let c = SUITE.load_text(&format!("[store]\nlease_ms = {ms}\n"));
         assert_eq!(SUITE.problem_keys(&c), Vec::<String>::new(), "{ms}");
     }
+}
+
+#[test]
+fn cache_sizes_come_from_config_within_bounds() {
+    let d = SUITE.load_text("");
+    assert_eq!(d.store.cache_bytes, 64 << 20);
+    assert_eq!(d.catalog.menu_cache(), None);
+    let c = SUITE.load_text("[store]\ncache_bytes = 1048576\n[catalog]\nmenu_cache_menus = 7\n");
+    assert_eq!(SUITE.problem_keys(&c), Vec::<String>::new());
+    assert_eq!(
+        (c.store.cache_bytes, c.catalog.menu_cache()),
+        (1 << 20, Some(7))
+    );
+    let c = SUITE.load_text("[store]\ncache_bytes = 1000\n[catalog]\nmenu_cache_menus = 1000001\n");
+    assert_eq!(
+        SUITE.problem_keys(&c),
+        ["store.cache_bytes", "catalog.menu_cache_menus"]
+    );
 }
 
 /// A config that passes the production rules: secrets from files, Stripe with a live key,

@@ -64,15 +64,33 @@ pub fn subspace(config: &Config) -> Subspace {
 /// [`run`] scopes it to this cell's [`subspace`].
 pub fn open_store(config: &Config) -> Result<Arc<dyn Kv>, StartError> {
     let s = &config.store;
-    Ok(store::open(s.backend, &s.data_dir, &s.fdb_cluster_file)?)
+    let redb = store::RedbOptions {
+        cache_size: usize::try_from(s.cache_bytes).unwrap_or(usize::MAX),
+        ..store::RedbOptions::default()
+    };
+    Ok(store::open_with(
+        s.backend,
+        &s.data_dir,
+        &s.fdb_cluster_file,
+        redb,
+    )?)
 }
+
+/// Restaurants the demo seeder generates and imports at a time: a big city never sits in
+/// memory whole (50,000 restaurants with their menus would be gigabytes).
+const SEED_SLICE: usize = 2_000;
 
 async fn seed_demo(config: &Config, catalog: &Catalog) -> Result<usize, StartError> {
     if !config.demo.enabled || !catalog.is_empty() {
         return Ok(0);
     }
-    let data = catalog::demo::generate(&config.demo.spec())?;
-    Ok(catalog.import(data).await?)
+    let spec = config.demo.spec();
+    let mut seeded = 0;
+    for start in (0..spec.restaurants).step_by(SEED_SLICE) {
+        let slice = catalog::demo::generate_range(&spec, start..start + SEED_SLICE)?;
+        seeded += catalog.import(slice).await?;
+    }
+    Ok(seeded)
 }
 
 /// Builds the application from config on the store behind `lease` (which this process holds):
@@ -86,7 +104,14 @@ pub async fn build(
 ) -> Result<App, StartError> {
     config.validate()?;
     let kv = lease.kv();
-    let catalog = Arc::new(Catalog::load(kv.clone()).await?);
+    let catalog = Arc::new(
+        Catalog::load_with(
+            kv.clone(),
+            store::PageLimits::DEFAULT,
+            config.catalog.menu_cache(),
+        )
+        .await?,
+    );
     let seeded = seed_demo(&config, &catalog).await?;
     if seeded > 0 {
         tracing::info!(restaurants = seeded, city = %config.demo.city_name, "seeded demo catalog");

@@ -1,16 +1,23 @@
-//! [`Catalog`]: the store is the source of truth, memory serves every read. How records sit
-//! in the store (keys, menu chunks, paging) is `stored.rs`.
+//! [`Catalog`]: the store is the source of truth. Restaurant records (what search reads) are
+//! all in memory; menus are read from the store on demand and kept in a bounded cache
+//! (`menu_cache.rs`). How records sit in the store (keys, menu chunks, paging) is `stored.rs`.
+//!
+//! # Startup
+//! [`Catalog::load`] reads only the restaurant records, in pages, and builds the search
+//! index: at 50,000 restaurants that is a fraction of a second, and the cell serves as soon
+//! as it returns. Menus fill the cache as they are read.
 //!
 //! # Writes
 //! Every write is: validate → store transaction(s) (durable on return) → build a new
-//! [`Listing`] → swap it into the in-memory index. Writers are serialized by an async mutex
-//! held across the commit and the swap, so memory applies commits in commit order. The
-//! read-modify-write toggles read the *stored* record inside the transaction, so memory can
-//! never feed a stale record back into the store.
+//! [`Listing`] → swap it into the in-memory index and drop the menu's cache entry. Writers are
+//! serialized by an async mutex held across the commit and the swap, so memory applies commits
+//! in commit order. The read-modify-write toggles read the *stored* record inside the
+//! transaction, so memory can never feed a stale record back into the store.
 
 use crate::error::{CatalogError, Result};
 use crate::geo::Index;
-use crate::listing::Listing;
+use crate::listing::{Listing, menu_body};
+use crate::menu_cache::{MenuCache, MenuCacheStats};
 use crate::model::{Menu, Restaurant, validate};
 use crate::pricing::{CartError, CartRequest, PricedCart, PricingConfig, price_cart_tz};
 use crate::search::{QueryError, SearchPage, SearchQuery};
@@ -22,6 +29,7 @@ use bytes::Bytes;
 use domain::{MenuItemId, RegionId, RestaurantId, UnixMs};
 use parking_lot::RwLock;
 use std::sync::Arc;
+use std::time::Instant;
 use store::keys::pack;
 use store::{Kv, PageLimits, TxnError};
 
@@ -31,6 +39,11 @@ pub struct Catalog {
     /// Read by every search and menu request; written only by the swap at the end of a
     /// write, which holds it for a few microseconds.
     index: RwLock<Index>,
+    /// Bodies of recently read menus.
+    menus: MenuCache,
+    /// The configured cache capacity; `None`: it follows the catalog's size
+    /// ([`menu_cache_capacity`]).
+    menu_cache_fixed: Option<usize>,
     /// Serializes writers across commit and swap (see the module doc).
     writer: tokio::sync::Mutex<()>,
 }
@@ -63,42 +76,64 @@ fn write_groups(records: &[Encoded]) -> Vec<std::ops::Range<usize>> {
     groups
 }
 
+/// Menus the cache holds when the caller does not say: a fifth of the restaurants, at least
+/// this many (a small cell then keeps all its menus).
+pub const MIN_MENU_CACHE: usize = 1_000;
+
+/// The default menu cache capacity for `restaurants`: a fifth of them, at least
+/// [`MIN_MENU_CACHE`]. A fifth keeps the popular menus in memory: orders concentrate on a
+/// minority of restaurants, and a miss costs one store read.
+pub fn menu_cache_capacity(restaurants: usize) -> usize {
+    (restaurants / 5).max(MIN_MENU_CACHE)
+}
+
 impl Catalog {
-    /// Loads every restaurant and menu from `kv` into memory (startup), reading in pages of
-    /// [`PageLimits::DEFAULT`].
+    /// Loads every restaurant record from `kv` (startup), reading in pages of
+    /// [`PageLimits::DEFAULT`], with a menu cache of a fifth of the restaurants (at least
+    /// [`MIN_MENU_CACHE`]).
     pub async fn load(kv: Arc<dyn Kv>) -> Result<Catalog> {
-        Self::load_paged(kv, PageLimits::DEFAULT).await
+        Self::load_with(kv, PageLimits::DEFAULT, None).await
     }
 
     /// [`Catalog::load`] with explicit page bounds (tests use small pages).
     pub async fn load_paged(kv: Arc<dyn Kv>, limits: PageLimits) -> Result<Catalog> {
-        let started = std::time::Instant::now();
-        let (rests, mut menus) = stored::load_all(&*kv, limits).await?;
+        Self::load_with(kv, limits, None).await
+    }
+
+    /// [`Catalog::load`] with explicit page bounds and menu cache capacity (`None`: a fifth of
+    /// the restaurants loaded, at least [`MIN_MENU_CACHE`]).
+    pub async fn load_with(
+        kv: Arc<dyn Kv>,
+        limits: PageLimits,
+        menu_cache: Option<usize>,
+    ) -> Result<Catalog> {
+        let started = Instant::now();
+        let rests = stored::load_restaurants(&*kv, limits).await?;
+        let read_ms = started.elapsed().as_millis() as u64;
         let mut index = Index::default();
+        index.listings.reserve(rests.len());
         for r in rests {
-            let mk = menu_prefix(r.id);
-            let json = menus.remove(&r.id.0).ok_or_else(|| CatalogError::Corrupt {
-                key: format!("{:?}", store::keys::Bytes::from(mk.as_slice())),
-                reason: format!("restaurant {} has no menu", r.id),
-            })?;
-            let menu: Menu = decode(&mk, &json)?;
-            validate(&r, &menu).map_err(|e| CatalogError::Corrupt {
+            // Menus were validated when written; the record is checked again because search
+            // relies on it (coordinates, time zone, hours).
+            validate(&r, &Menu::default()).map_err(|e| CatalogError::Corrupt {
                 key: format!("rest/{}", r.id),
                 reason: e.to_string(),
             })?;
-            index.put(Arc::new(Listing::build(r, menu)));
+            index.put(Arc::new(Listing::build(r)));
         }
-        if !menus.is_empty() {
-            tracing::warn!(orphans = menus.len(), "menus without a restaurant ignored");
-        }
+        let capacity = menu_cache.unwrap_or(menu_cache_capacity(index.listings.len()));
         tracing::info!(
             restaurants = index.listings.len(),
+            read_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
+            menu_cache = capacity,
             "catalog loaded"
         );
         Ok(Catalog {
             kv,
             index: RwLock::new(index),
+            menus: MenuCache::new(capacity),
+            menu_cache_fixed: menu_cache,
             writer: tokio::sync::Mutex::new(()),
         })
     }
@@ -147,13 +182,16 @@ impl Catalog {
             let listings: Vec<_> = rest
                 .by_ref()
                 .take(group.len())
-                .map(|(r, m)| Arc::new(Listing::build(r, m)))
+                .map(|(r, _)| Arc::new(Listing::build(r)))
                 .collect();
             let mut index = self.index.write();
             for l in listings {
+                let id = l.restaurant.id;
                 index.put(l);
+                self.menus.invalidate(id);
             }
         }
+        self.fit_menu_cache();
         tracing::debug!(restaurants = n, "catalog import committed");
         Ok(n)
     }
@@ -225,14 +263,15 @@ impl Catalog {
             reason: e.to_string(),
         })?;
         // Rebuild even when nothing changed: memory then surely matches the store.
-        let listing = Arc::new(Listing::build(r, m));
+        let listing = Arc::new(Listing::build(r));
         self.index.write().put(listing);
+        self.menus.invalidate(id);
         Ok(())
     }
 
     /// Every restaurant of `region` with its menu, ordered by id: what moves to another cell.
-    pub fn export_region(&self, region: RegionId) -> Vec<(Restaurant, Menu)> {
-        self.export_region_page(region, None, usize::MAX).0
+    pub async fn export_region(&self, region: RegionId) -> Result<Vec<(Restaurant, Menu)>> {
+        Ok(self.export_region_page(region, None, usize::MAX).await?.0)
     }
 
     /// The ids of `region`'s restaurants, ascending.
@@ -250,24 +289,35 @@ impl Catalog {
     }
 
     /// One page of [`Catalog::export_region`]: up to `limit` restaurants with ids above
-    /// `after`, and whether more follow. Only the page is copied.
-    pub fn export_region_page(
+    /// `after`, and whether more follow. Only the page is copied; menus are read from the
+    /// store (not through the cache: an export would evict the hot menus).
+    pub async fn export_region_page(
         &self,
         region: RegionId,
         after: Option<RestaurantId>,
         limit: usize,
-    ) -> (Vec<(Restaurant, Menu)>, bool) {
+    ) -> Result<(Vec<(Restaurant, Menu)>, bool)> {
         let ids = self.region_ids(region);
         let start = after.map_or(0, |a| ids.partition_point(|id| *id <= a));
-        let index = self.index.read();
-        let page = ids[start..]
-            .iter()
-            .take(limit)
-            .filter_map(|id| index.get(*id))
-            .map(|l| (l.restaurant.clone(), l.menu.clone()))
-            .collect::<Vec<_>>();
+        let rests: Vec<Restaurant> = {
+            let index = self.index.read();
+            ids[start..]
+                .iter()
+                .take(limit)
+                .filter_map(|id| index.get(*id))
+                .map(|l| l.restaurant.clone())
+                .collect()
+        };
+        let mut page = Vec::with_capacity(rests.len());
+        for r in rests {
+            let json = stored::read_menu_json(&*self.kv, r.id)
+                .await?
+                .ok_or_else(|| no_menu(r.id))?;
+            let menu: Menu = decode(&menu_prefix(r.id), &json)?;
+            page.push((r, menu));
+        }
         let more = start + limit < ids.len();
-        (page, more)
+        Ok((page, more))
     }
 
     /// How many restaurants this cell holds per region.
@@ -300,18 +350,70 @@ impl Catalog {
         let mut index = self.index.write();
         for id in &ids {
             index.remove(*id);
+            self.menus.invalidate(*id);
         }
+        drop(index);
+        self.fit_menu_cache();
         Ok(ids.len())
     }
 
-    /// The restaurant and its menu, as of the last write.
-    pub fn menu(&self, id: RestaurantId) -> Option<Arc<Listing>> {
+    /// The restaurant's record, as of the last write.
+    pub fn restaurant(&self, id: RestaurantId) -> Option<Arc<Listing>> {
         self.index.read().get(id).cloned()
     }
 
-    /// The pre-serialized menu body (see [`crate::MenuBody`]): a reference-count bump.
-    pub fn menu_json(&self, id: RestaurantId) -> Option<Bytes> {
-        self.index.read().get(id).map(|l| l.menu_json.clone())
+    /// The menu response body (see [`crate::MenuBody`]): from the cache, or read from the store
+    /// (one read transaction) and cached. `Ok(None)` for an unknown restaurant.
+    pub async fn menu_json(&self, id: RestaurantId) -> Result<Option<Bytes>> {
+        // An unknown id costs no store read.
+        if self.restaurant(id).is_none() {
+            return Ok(None);
+        }
+        if let Some(body) = self.menus.get(id) {
+            return Ok(Some(body));
+        }
+        let epoch = self.menus.epoch();
+        let started = Instant::now();
+        let Some(json) = stored::read_menu_json(&*self.kv, id).await? else {
+            return match self.restaurant(id) {
+                // Deleted or moved while we read.
+                None => Ok(None),
+                Some(_) => Err(no_menu(id)),
+            };
+        };
+        // The header from the record as of now: a write since the store read bumped the epoch,
+        // so this body is returned but not cached.
+        let Some(listing) = self.restaurant(id) else {
+            return Ok(None);
+        };
+        let body = menu_body(&listing.restaurant, &json).ok_or_else(|| CatalogError::Corrupt {
+            key: format!("{:?}", store::keys::Bytes::from(menu_prefix(id).as_slice())),
+            reason: "the stored menu is not a menu object".into(),
+        })?;
+        let read_us = started.elapsed().as_micros() as u64;
+        self.menus.fill(id, body.clone(), epoch, read_us);
+        Ok(Some(body))
+    }
+
+    /// The menu, parsed from its body (cached or read as by [`Catalog::menu_json`]).
+    pub async fn menu(&self, id: RestaurantId) -> Result<Option<Menu>> {
+        let Some(body) = self.menu_json(id).await? else {
+            return Ok(None);
+        };
+        // The body is a menu with a `restaurant` field in front, which `Menu` ignores.
+        decode(&menu_prefix(id), &body).map(Some)
+    }
+
+    /// Resizes the menu cache to the catalog's size, unless its capacity was configured.
+    fn fit_menu_cache(&self) {
+        if self.menu_cache_fixed.is_none() {
+            self.menus.set_capacity(menu_cache_capacity(self.len()));
+        }
+    }
+
+    /// Menu cache counters: hits, misses, the time misses spent reading, size.
+    pub fn menu_cache_stats(&self) -> MenuCacheStats {
+        self.menus.stats()
     }
 
     /// Open restaurants delivering to the query point, nearest first (see [`crate::search`]).
@@ -324,22 +426,31 @@ impl Catalog {
         crate::search::search(&self.index.read(), q, now, pricing)
     }
 
-    /// Validates and prices a cart for restaurant `id` (see [`crate::price_cart`]).
-    pub fn price_cart(
+    /// Validates and prices a cart for restaurant `id` (see [`crate::price_cart`]). The menu
+    /// comes through the cache; a store failure while reading it is
+    /// [`CartError::Unavailable`].
+    pub async fn price_cart(
         &self,
         id: RestaurantId,
         cart: &CartRequest,
         now: UnixMs,
         pricing: &PricingConfig,
     ) -> std::result::Result<PricedCart, CartError> {
-        let listing = self.menu(id).ok_or(CartError::UnknownRestaurant(id))?;
-        price_cart_tz(
-            &listing.restaurant,
-            listing.tz,
-            &listing.menu,
-            cart,
-            now,
-            pricing,
-        )
+        let listing = self
+            .restaurant(id)
+            .ok_or(CartError::UnknownRestaurant(id))?;
+        let menu = match self.menu(id).await {
+            Ok(Some(menu)) => menu,
+            Ok(None) => return Err(CartError::UnknownRestaurant(id)),
+            Err(e) => return Err(CartError::Unavailable(e.to_string())),
+        };
+        price_cart_tz(&listing.restaurant, listing.tz, &menu, cart, now, pricing)
+    }
+}
+
+fn no_menu(id: RestaurantId) -> CatalogError {
+    CatalogError::Corrupt {
+        key: format!("{:?}", store::keys::Bytes::from(menu_prefix(id).as_slice())),
+        reason: format!("restaurant {id} has no menu"),
     }
 }

@@ -48,11 +48,13 @@ async fn upsert_then_load_round_trips() {
     }
     let c = Catalog::load(open(dir.path())).await.unwrap();
     assert_eq!(c.len(), 2);
-    let l = c.menu(rid(1)).unwrap();
+    let l = c.restaurant(rid(1)).unwrap();
     assert_eq!(l.restaurant, testing::restaurant(1));
-    assert_eq!(l.menu, testing::menu());
+    assert_eq!(c.menu(rid(1)).await.unwrap(), Some(testing::menu()));
     assert_eq!(search_ids(&c), vec![rid(1), rid(2)]);
-    assert!(c.menu(rid(3)).is_none() && c.menu_json(rid(3)).is_none());
+    assert!(c.restaurant(rid(3)).is_none());
+    assert_eq!(c.menu(rid(3)).await.unwrap(), None);
+    assert_eq!(c.menu_json(rid(3)).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -62,7 +64,8 @@ async fn menu_body_has_the_seed_shape() {
     c.upsert(testing::restaurant(1), testing::menu())
         .await
         .unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&c.menu_json(rid(1)).unwrap()).unwrap();
+    let body: serde_json::Value =
+        serde_json::from_slice(&c.menu_json(rid(1)).await.unwrap().unwrap()).unwrap();
     assert_eq!(body["restaurant"]["name"], "Test Kitchen 1");
     assert_eq!(body["restaurant"]["address"], "1 Main St, Berlin");
     assert_eq!(body["restaurant"]["hours"]["mon"][0]["open"], "11:00");
@@ -97,24 +100,18 @@ async fn availability_and_open_toggles_are_durable_and_visible() {
         c.upsert(testing::restaurant(1), testing::menu())
             .await
             .unwrap();
-        let before = c.menu_json(rid(1)).unwrap();
-        assert!(c.price_cart(rid(1), &cart, NOON, &cfg).is_ok());
+        let before = c.menu_json(rid(1)).await.unwrap().unwrap();
+        assert!(c.price_cart(rid(1), &cart, NOON, &cfg).await.is_ok());
 
         c.set_item_available(rid(1), MenuItemId(2), false)
             .await
             .unwrap();
         // The next read sees it: listing, cached body and pricing.
-        assert!(
-            !c.menu(rid(1))
-                .unwrap()
-                .menu
-                .item(MenuItemId(2))
-                .unwrap()
-                .available
-        );
-        assert_ne!(c.menu_json(rid(1)).unwrap(), before);
+        let menu = c.menu(rid(1)).await.unwrap().unwrap();
+        assert!(!menu.item(MenuItemId(2)).unwrap().available);
+        assert_ne!(c.menu_json(rid(1)).await.unwrap().unwrap(), before);
         assert_eq!(
-            c.price_cart(rid(1), &cart, NOON, &cfg),
+            c.price_cart(rid(1), &cart, NOON, &cfg).await,
             Err(CartError::ItemUnavailable(MenuItemId(2), "Cola".into()))
         );
         // A reader holding the old snapshot keeps a consistent view.
@@ -124,7 +121,7 @@ async fn availability_and_open_toggles_are_durable_and_visible() {
         c.set_open(rid(1), false).await.unwrap(); // idempotent
         assert!(search_ids(&c).is_empty());
         assert_eq!(
-            c.price_cart(rid(1), &cart, NOON, &cfg),
+            c.price_cart(rid(1), &cart, NOON, &cfg).await,
             Err(CartError::ItemUnavailable(MenuItemId(2), "Cola".into()))
         );
 
@@ -137,21 +134,22 @@ async fn availability_and_open_toggles_are_durable_and_visible() {
             Err(CatalogError::UnknownRestaurant(_))
         ));
         assert_eq!(
-            c.price_cart(rid(7), &cart, NOON, &cfg),
+            c.price_cart(rid(7), &cart, NOON, &cfg).await,
             Err(CartError::UnknownRestaurant(rid(7)))
         );
     }
     // After a restart both changes are still there.
     let c = Catalog::load(open(dir.path())).await.unwrap();
-    let l = c.menu(rid(1)).unwrap();
+    let l = c.restaurant(rid(1)).unwrap();
     assert!(l.restaurant.manually_closed);
-    assert!(!l.menu.item(MenuItemId(2)).unwrap().available);
+    let menu = c.menu(rid(1)).await.unwrap().unwrap();
+    assert!(!menu.item(MenuItemId(2)).unwrap().available);
     c.set_open(rid(1), true).await.unwrap();
     c.set_item_available(rid(1), MenuItemId(2), true)
         .await
         .unwrap();
     assert_eq!(search_ids(&c), vec![rid(1)]);
-    assert!(c.price_cart(rid(1), &cart, NOON, &cfg).is_ok());
+    assert!(c.price_cart(rid(1), &cart, NOON, &cfg).await.is_ok());
 }
 
 #[tokio::test]
@@ -197,7 +195,7 @@ async fn export_import_moves_a_region_idempotently() {
     assert_eq!(src.len(), 400);
 
     let region: RegionId = RegionId::from_latlng(LAT, LNG).unwrap();
-    let moving = src.export_region(region);
+    let moving = src.export_region(region).await.unwrap();
     let expected = city
         .iter()
         .filter(|(r, _)| r.id.region().unwrap() == region)
@@ -209,20 +207,99 @@ async fn export_import_moves_a_region_idempotently() {
     let dst = Catalog::load(open(dst_dir.path())).await.unwrap();
     dst.import(moving.clone()).await.unwrap();
     dst.import(moving.clone()).await.unwrap();
-    assert_eq!(dst.export_region(region), moving);
+    assert_eq!(dst.export_region(region).await.unwrap(), moving);
     drop(dst);
     let dst = Catalog::load(open(dst_dir.path())).await.unwrap();
-    assert_eq!(dst.export_region(region), moving);
+    assert_eq!(dst.export_region(region).await.unwrap(), moving);
     assert_eq!(dst.len(), moving.len());
 
     // The source drops the region once it has moved; the rest stays, also after a restart.
     assert_eq!(src.remove_region(region).await.unwrap(), moving.len());
-    assert!(src.export_region(region).is_empty());
+    assert!(src.export_region(region).await.unwrap().is_empty());
     assert_eq!(src.len(), 400 - moving.len());
     drop(src);
     let src = Catalog::load(open(src_dir.path())).await.unwrap();
     assert_eq!(src.len(), 400 - moving.len());
-    assert!(src.export_region(region).is_empty());
+    assert!(src.export_region(region).await.unwrap().is_empty());
+}
+
+/// An edit through any write path is in the next menu read, whether the menu was cached (read
+/// before the edit), not cached (never read), or the cache holds nothing.
+#[tokio::test]
+async fn an_edited_menu_is_served_fresh_cached_or_not() {
+    let body = |b: bytes::Bytes| serde_json::from_slice::<serde_json::Value>(&b).unwrap();
+    for capacity in [0, 1, 100] {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::load_with(open(dir.path()), store::PageLimits::DEFAULT, Some(capacity))
+            .await
+            .unwrap();
+        c.import(vec![
+            (testing::restaurant(1), testing::menu()),
+            (testing::restaurant(2), testing::menu()),
+        ])
+        .await
+        .unwrap();
+        // Restaurant 1 is read (cached where there is room), restaurant 2 is not.
+        let cola = |b: &serde_json::Value| b["categories"][1]["items"][0]["available"].clone();
+        assert_eq!(
+            cola(&body(c.menu_json(rid(1)).await.unwrap().unwrap())),
+            true
+        );
+        assert_eq!(
+            cola(&body(c.menu_json(rid(1)).await.unwrap().unwrap())),
+            true
+        );
+        for id in [rid(1), rid(2)] {
+            c.set_item_available(id, MenuItemId(2), false)
+                .await
+                .unwrap();
+            let b = body(c.menu_json(id).await.unwrap().unwrap());
+            assert_eq!(cola(&b), false, "capacity {capacity}, {id}");
+            c.set_open(id, false).await.unwrap();
+            let b = body(c.menu_json(id).await.unwrap().unwrap());
+            assert_eq!(
+                b["restaurant"]["manually_closed"], true,
+                "capacity {capacity}"
+            );
+            let menu = c.menu(id).await.unwrap().unwrap();
+            assert!(!menu.item(MenuItemId(2)).unwrap().available);
+        }
+        // A whole new menu (an upsert) replaces the cached one.
+        let mut menu = testing::menu();
+        menu.categories[0].name = "Renamed".into();
+        c.upsert(testing::restaurant(1), menu.clone())
+            .await
+            .unwrap();
+        let b = body(c.menu_json(rid(1)).await.unwrap().unwrap());
+        assert_eq!(b["categories"][0]["name"], "Renamed");
+        assert_eq!(c.menu(rid(1)).await.unwrap(), Some(menu));
+        // A region that moved away is gone from the cache too.
+        c.remove_region(rid(1).region().unwrap()).await.unwrap();
+        assert_eq!(c.menu_json(rid(1)).await.unwrap(), None);
+        let s = c.menu_cache_stats();
+        assert!(s.entries <= capacity, "{s:?}");
+        if capacity == 0 {
+            assert_eq!(s.hits, 0, "{s:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_menu_is_read_once_then_served_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::load(open(dir.path())).await.unwrap();
+    c.upsert(testing::restaurant(1), testing::menu())
+        .await
+        .unwrap();
+    let first = c.menu_json(rid(1)).await.unwrap().unwrap();
+    let second = c.menu_json(rid(1)).await.unwrap().unwrap();
+    assert_eq!(first, second);
+    let s = c.menu_cache_stats();
+    assert_eq!((s.hits, s.misses, s.entries), (1, 1, 1), "{s:?}");
+    assert_eq!(s.bytes, first.len());
+    assert_eq!(s.capacity, crate::MIN_MENU_CACHE);
+    // An unknown restaurant is no miss: nothing was read for a menu.
+    assert_eq!(c.menu_json(rid(9)).await.unwrap(), None);
 }
 
 /// Handlers run on a multi-threaded runtime: the catalog and its futures must be Send.

@@ -2,13 +2,23 @@
 //! and ids, on every machine (ChaCha8, no floats from the OS, no clock).
 //!
 //! Restaurant `i` draws from its own ChaCha stream (`seed`, stream `i`), so it does not depend
-//! on how many restaurants are generated: a 100-restaurant city is a prefix of a 5,000 one.
+//! on how many restaurants are generated: a 100-restaurant city is a prefix of a 5,000 one,
+//! and [`generate_range`] makes any slice of a city on its own (the seeder imports a big city
+//! in slices, so memory stays bounded).
+//!
+//! # A metro
+//! Most restaurants (70%) crowd a downtown: their distance from the centre is Gamma(2) with a
+//! scale of a sixth of `radius_km`, so the density per km² falls off exponentially from the
+//! centre (at `radius_km = 25`, 50,000 restaurants give about 200 per km² downtown, like
+//! central London or Manhattan, and a few per km² at the edge). The rest cluster around six
+//! neighbourhood centres (fixed by the seed) a third to three quarters of the radius out. Cuisines are drawn by weight; menus have 20 to 120 items,
+//! most near the low end (about 50 on average).
 //!
 //! # Ids
 //! - Restaurant: `RestaurantId::new(region of its location, local)` with
-//!   `local = seed_tag << 18 | i`, where `seed_tag` is 17 bits mixed from the seed. So two
-//!   demo cities with different seeds in the same region do not collide, and `local < 2^35`.
-//! - Menu item: `region << 41 | local << 6 | index` (index < 64 on a menu of ≤ 60 items),
+//!   `local = seed_tag << 18 | i`, where `seed_tag` is 16 bits mixed from the seed. So two
+//!   demo cities with different seeds in the same region do not collide, and `local < 2^34`.
+//! - Menu item: `region << 41 | local << 7 | index` (index < 128 on a menu of ≤ 120 items),
 //!   so item ids are unique platform-wide as long as restaurant ids are.
 
 use crate::demo_data::{
@@ -27,7 +37,11 @@ use serde::{Deserialize, Serialize};
 /// Most restaurants one spec may generate (`i` has 18 bits in the id).
 pub const MAX_RESTAURANTS: usize = 1 << 18;
 const MIN_ITEMS: usize = 20;
-const MAX_ITEMS: usize = 60;
+const MAX_ITEMS: usize = 120;
+/// Neighbourhood centres besides downtown.
+const NEIGHBOURHOODS: usize = 6;
+/// Share of restaurants downtown; the rest are in the neighbourhoods.
+const DOWNTOWN_SHARE: f64 = 0.7;
 
 /// What city to generate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +110,15 @@ impl service::config::Validate for DemoSpec {
 /// Generates the city. Errors only for an unusable spec (bad centre, radius, time zone, or
 /// more than [`MAX_RESTAURANTS`]).
 pub fn generate(spec: &DemoSpec) -> Result<Vec<(Restaurant, Menu)>, ValidationError> {
+    generate_range(spec, 0..spec.restaurants)
+}
+
+/// Restaurants `range` of the city `spec` describes (the same as those of [`generate`]),
+/// clipped to `spec.restaurants`.
+pub fn generate_range(
+    spec: &DemoSpec,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<(Restaurant, Menu)>, ValidationError> {
     let mut problems = service::config::Problems::new();
     problems.validate("demo", spec);
     if !problems.is_empty() {
@@ -103,37 +126,39 @@ pub fn generate(spec: &DemoSpec) -> Result<Vec<(Restaurant, Menu)>, ValidationEr
         return Err(ValidationError::new(list.join("; ")));
     }
     let tag = seed_tag(spec.seed);
-    (0..spec.restaurants)
+    let hoods = neighbourhoods(spec);
+    (range.start..range.end.min(spec.restaurants))
         .map(|i| {
             let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
             rng.set_stream(i as u64);
-            restaurant(spec, tag, i, &mut rng)
+            restaurant(spec, &hoods, tag, i, &mut rng)
         })
         .collect()
 }
 
-/// 17 bits of the seed, mixed (splitmix64 finalizer) so nearby seeds get distant tags.
+/// 16 bits of the seed, mixed (splitmix64 finalizer) so nearby seeds get distant tags.
 fn seed_tag(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) & ((1 << 17) - 1)
+    (z ^ (z >> 31)) & ((1 << 16) - 1)
 }
 
 /// The platform-wide item id for item `index` of a demo restaurant (see the module doc).
 pub fn item_id(restaurant: RestaurantId, index: usize) -> MenuItemId {
     let region = restaurant.0 >> 41;
-    let local = restaurant.0 & ((1 << 35) - 1);
-    MenuItemId((region << 41) | (local << 6) | (index as u64 & 63))
+    let local = restaurant.0 & ((1 << 34) - 1);
+    MenuItemId((region << 41) | (local << 7) | (index as u64 & 127))
 }
 
 fn restaurant(
     spec: &DemoSpec,
+    hoods: &[(f64, f64)],
     tag: u64,
     i: usize,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Restaurant, Menu), ValidationError> {
-    let (lat, lng) = location(spec, rng);
+    let (lat, lng) = location(spec, hoods, rng);
     let region = RegionId::from_latlng(lat, lng)
         .map_err(|e| ValidationError::new(format!("demo location: {e}")))?;
     let id = RestaurantId::new(region, (tag << 18) | i as u64);
@@ -182,16 +207,51 @@ fn restaurant(
     Ok((r, menu))
 }
 
-/// A point within `radius_km` of the centre: half uniform over the disc, half with density
-/// falling off from the centre (a downtown).
-fn location(spec: &DemoSpec, rng: &mut ChaCha8Rng) -> (f64, f64) {
-    let u: f64 = rng.random();
-    let r = spec.radius_km * 1000.0 * if rng.random_bool(0.5) { u.sqrt() } else { u };
-    let bearing = rng.random_range(0.0..std::f64::consts::TAU);
-    let dlat = (r * bearing.cos() / crate::geo::EARTH_RADIUS_M).to_degrees();
-    let dlng = (r * bearing.sin()
-        / (crate::geo::EARTH_RADIUS_M * spec.center_lat.to_radians().cos()))
-    .to_degrees();
+/// The neighbourhood centres, as (distance from the centre in metres, bearing): from the
+/// seed alone (a stream no restaurant uses), so every slice of a city agrees on them.
+fn neighbourhoods(spec: &DemoSpec) -> Vec<(f64, f64)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    rng.set_stream(u64::MAX);
+    let radius_m = spec.radius_km * 1000.0;
+    (0..NEIGHBOURHOODS)
+        .map(|k| {
+            let r = radius_m * rng.random_range(0.33..0.75);
+            // Spread around the compass, a little irregular.
+            let bearing = (k as f64 + rng.random_range(0.0..0.6)) * std::f64::consts::TAU
+                / NEIGHBOURHOODS as f64;
+            (r, bearing)
+        })
+        .collect()
+}
+
+/// A point within `radius_km` of the centre: downtown with density falling off from the
+/// centre, or around a neighbourhood centre (see the module doc).
+fn location(spec: &DemoSpec, hoods: &[(f64, f64)], rng: &mut ChaCha8Rng) -> (f64, f64) {
+    let radius_m = spec.radius_km * 1000.0;
+    // Gamma(2) distance, the sum of two exponentials: density per area ∝ e^(-d/scale).
+    // Drawn again past the edge (rarely: 4% downtown).
+    let gamma2 = |rng: &mut ChaCha8Rng, scale: f64| -> f64 {
+        let (u, v): (f64, f64) = (rng.random(), rng.random());
+        -((1.0 - u).ln() + (1.0 - v).ln()) * scale
+    };
+    let (mut x, mut y) = (0.0, 0.0);
+    for _ in 0..8 {
+        let (cx, cy, scale) = if rng.random_bool(DOWNTOWN_SHARE) {
+            (0.0, 0.0, radius_m / 6.0)
+        } else {
+            let (r, b) = hoods[rng.random_range(0..hoods.len())];
+            (r * b.cos(), r * b.sin(), radius_m / 20.0)
+        };
+        let d = gamma2(rng, scale);
+        let bearing = rng.random_range(0.0..std::f64::consts::TAU);
+        (x, y) = (cx + d * bearing.cos(), cy + d * bearing.sin());
+        if x.hypot(y) <= radius_m {
+            break;
+        }
+        (x, y) = (0.0, 0.0);
+    }
+    let dlat = (x / crate::geo::EARTH_RADIUS_M).to_degrees();
+    let dlng = (y / (crate::geo::EARTH_RADIUS_M * spec.center_lat.to_radians().cos())).to_degrees();
     let mut lng = spec.center_lng + dlng;
     if lng > 180.0 {
         lng -= 360.0;
@@ -290,7 +350,9 @@ fn menu(id: RestaurantId, c: &CuisineDef, rng: &mut ChaCha8Rng) -> Menu {
     };
     pool.extend(extra("Desserts", DESSERTS));
     pool.extend(extra("Drinks", DRINKS));
-    let n = rng.random_range(MIN_ITEMS..=MAX_ITEMS);
+    // Most menus are short: u² puts the median near 45 items, the mean near 53.
+    let u: f64 = rng.random();
+    let n = MIN_ITEMS + ((MAX_ITEMS - MIN_ITEMS) as f64 * u * u).round() as usize;
     if n <= pool.len() {
         // Keep a random `n`, in menu order.
         let mut keep: Vec<usize> = (0..pool.len()).collect();

@@ -292,7 +292,17 @@ pub(crate) const DESSERTS: &[Item] = &[
 
 pub(crate) const DRINK_SIZES: &[(&str, i64)] = &[("Can", 0), ("Large bottle", 150)];
 pub(crate) const SPICE_LEVELS: &[&str] = &["Mild", "Medium", "Hot", "Extra hot"];
-pub(crate) const VARIANT_PREFIXES: &[&str] = &["House", "Chef's", "Deluxe", "Classic", "Signature"];
+pub(crate) const VARIANT_PREFIXES: &[&str] = &[
+    "House",
+    "Chef's",
+    "Deluxe",
+    "Classic",
+    "Signature",
+    "Double",
+    "Vegan",
+    "Mini",
+    "Family",
+];
 
 #[rustfmt::skip]
 pub(crate) const STREETS: &[&str] = &[

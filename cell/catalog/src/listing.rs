@@ -1,5 +1,5 @@
-//! [`Listing`]: one restaurant as served from memory, with its menu response body
-//! pre-serialized so the HTTP handler writes bytes instead of walking the menu per request.
+//! [`Listing`]: one restaurant as served from memory, and the menu response body
+//! ([`MenuBody`]), assembled from the stored menu without parsing it ([`menu_body`]).
 
 use crate::hours::WeeklyHours;
 use crate::model::{CustomizationGroup, Menu, Restaurant};
@@ -7,36 +7,52 @@ use bytes::Bytes;
 use domain::{Cents, MenuItemId, RestaurantId};
 use serde::Serialize;
 
-/// An immutable snapshot of one restaurant and its menu. A write builds a new one and swaps
-/// it in, so readers holding an `Arc<Listing>` never see a half-applied change.
+/// An immutable snapshot of one restaurant's record, as search, pricing and ordering read it.
+/// A write builds a new one and swaps it in, so readers holding an `Arc<Listing>` never see a
+/// half-applied change. Menus are not here: they live in the store and, when recently read,
+/// in the menu cache (see `menu_cache.rs`).
 #[derive(Debug)]
 pub struct Listing {
     pub restaurant: Restaurant,
-    pub menu: Menu,
-    /// The `GET /api/v1/restaurants/{id}/menu` body (see [`MenuBody`]), rebuilt on every write.
-    pub menu_json: Bytes,
     /// Parsed `restaurant.timezone`, so the hot path never parses it.
     pub tz: chrono_tz::Tz,
 }
 
 impl Listing {
-    /// Builds the snapshot. The records must have passed [`crate::model::validate`].
-    pub(crate) fn build(restaurant: Restaurant, menu: Menu) -> Listing {
+    /// Builds the snapshot. The record must have passed [`crate::model::validate`].
+    pub(crate) fn build(restaurant: Restaurant) -> Listing {
         let tz = restaurant.tz().expect("validated time zone");
-        let body = serde_json::to_vec(&MenuBody::new(&restaurant, &menu))
-            .expect("menu bodies always serialize");
-        Listing {
-            restaurant,
-            menu,
-            menu_json: Bytes::from(body),
-            tz,
-        }
+        Listing { restaurant, tz }
     }
 
     /// Open at `now`: not manually closed and inside its hours in its own time zone.
     pub fn is_open(&self, now: domain::UnixMs) -> bool {
         !self.restaurant.manually_closed && self.restaurant.hours.is_open_at(self.tz, now)
     }
+}
+
+/// The start of every stored menu's JSON (a [`Menu`] serializes its one field first).
+const STORED_MENU_HEAD: &[u8] = b"{\"categories\":";
+
+/// The menu response body ([`MenuBody`]) from the restaurant and its menu *as stored*,
+/// without parsing the menu: the stored JSON is `{"categories":[…]}` and the body's categories
+/// serialize the same way, so the body is the header spliced in front. `None` if the stored
+/// bytes do not look like a menu. (A unit test checks this equals serializing [`MenuBody`].)
+pub(crate) fn menu_body(r: &Restaurant, stored_menu: &[u8]) -> Option<Bytes> {
+    if !stored_menu.starts_with(STORED_MENU_HEAD) {
+        return None;
+    }
+    let header = serde_json::to_vec(&MenuBody::header(r)).expect("headers always serialize");
+    // Sized exactly: the body is cached, and a `Vec` that had to grow would hold up to twice
+    // its length for as long as it is.
+    const OPEN: &[u8] = b"{\"restaurant\":";
+    let mut body = Vec::with_capacity(OPEN.len() + header.len() + stored_menu.len());
+    body.extend_from_slice(OPEN);
+    body.extend_from_slice(&header);
+    body.push(b',');
+    body.extend_from_slice(&stored_menu[1..]);
+    debug_assert_eq!(body.len(), body.capacity());
+    Some(Bytes::from(body))
 }
 
 /// The menu response body (seed 5.2) with the restaurant header. Prices are integer cents
@@ -90,22 +106,26 @@ pub struct ItemBody<'a> {
 }
 
 impl<'a> MenuBody<'a> {
+    fn header(r: &'a Restaurant) -> RestaurantHeader<'a> {
+        RestaurantHeader {
+            id: r.id,
+            name: &r.name,
+            address: &r.address,
+            cuisine_type: &r.cuisine,
+            rating: r.rating(),
+            lat: r.lat,
+            lng: r.lng,
+            timezone: &r.timezone,
+            hours: &r.hours,
+            manually_closed: r.manually_closed,
+            prep_time_min: r.prep_time_min,
+            thumbnail_url: &r.thumbnail_url,
+        }
+    }
+
     pub fn new(r: &'a Restaurant, menu: &'a Menu) -> MenuBody<'a> {
         MenuBody {
-            restaurant: RestaurantHeader {
-                id: r.id,
-                name: &r.name,
-                address: &r.address,
-                cuisine_type: &r.cuisine,
-                rating: r.rating(),
-                lat: r.lat,
-                lng: r.lng,
-                timezone: &r.timezone,
-                hours: &r.hours,
-                manually_closed: r.manually_closed,
-                prep_time_min: r.prep_time_min,
-                thumbnail_url: &r.thumbnail_url,
-            },
+            restaurant: Self::header(r),
             categories: menu
                 .categories
                 .iter()
@@ -126,5 +146,34 @@ impl<'a> MenuBody<'a> {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{self, DemoSpec};
+
+    /// The spliced body is byte for byte what serializing [`MenuBody`] gives, for menus of
+    /// every shape the generator makes (customizations, unavailable items, long menus).
+    #[test]
+    fn the_spliced_body_equals_the_serialized_body() {
+        let city = demo::generate(&DemoSpec {
+            restaurants: 200,
+            ..DemoSpec::berlin(11)
+        })
+        .unwrap();
+        for (r, m) in &city {
+            let stored: Vec<u8> = crate::stored::encode_menu(r.id, m).unwrap().concat();
+            let spliced = menu_body(r, &stored).unwrap();
+            let serialized = serde_json::to_vec(&MenuBody::new(r, m)).unwrap();
+            assert_eq!(
+                spliced.as_ref(),
+                serialized.as_slice(),
+                "restaurant {}",
+                r.id
+            );
+        }
+        assert!(menu_body(&city[0].0, b"[1,2]").is_none());
     }
 }

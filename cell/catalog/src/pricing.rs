@@ -215,6 +215,9 @@ pub enum CartError {
     OutsideDeliveryRadius { distance_m: u32, radius_m: u32 },
     #[error("restaurant {0} not found")]
     UnknownRestaurant(RestaurantId),
+    /// The menu could not be read from the store (it is not always in memory).
+    #[error("the menu could not be read: {0}")]
+    Unavailable(String),
 }
 
 impl CartError {
@@ -231,6 +234,7 @@ impl CartError {
             CartError::RestaurantClosed => "restaurant.closed",
             CartError::OutsideDeliveryRadius { .. } => "restaurant.outside_delivery_radius",
             CartError::UnknownRestaurant(_) => "restaurant.not_found",
+            CartError::Unavailable(_) => "catalog.unavailable",
         }
     }
 }

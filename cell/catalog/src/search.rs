@@ -164,6 +164,57 @@ struct Match<'a> {
     row: &'a Row,
 }
 
+impl PartialEq for Match<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for Match<'_> {}
+impl PartialOrd for Match<'_> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Match<'_> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&o.key)
+    }
+}
+
+/// The nearest `keep` matches seen so far (up to the end of the requested page) in a max-heap,
+/// and how many matched in all. A dense metro matches thousands of restaurants per query;
+/// past the first `keep`, a candidate costs one comparison with the farthest kept, instead of
+/// being collected and then selected.
+struct Best<'a> {
+    keep: usize,
+    heap: std::collections::BinaryHeap<Match<'a>>,
+    total: usize,
+}
+
+impl<'a> Best<'a> {
+    fn new(q: &SearchQuery) -> Best<'a> {
+        // The page bounds are validated: at most MAX_PAGE · MAX_PAGE_SIZE.
+        let keep = (q.page as usize) * (q.page_size as usize);
+        Best {
+            keep,
+            heap: std::collections::BinaryHeap::with_capacity(keep.min(1_024)),
+            total: 0,
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, m: Match<'a>) {
+        self.total += 1;
+        if self.heap.len() < self.keep {
+            self.heap.push(m);
+        } else if let Some(mut far) = self.heap.peek_mut()
+            && m.key < far.key
+        {
+            *far = m;
+        }
+    }
+}
+
 /// Caches "local weekday and minute" per time zone for one query: a city's restaurants share
 /// one zone, so the conversion runs about once per request instead of once per candidate.
 struct LocalClock {
@@ -205,7 +256,7 @@ pub(crate) fn search(
         None => None,
         Some(c) => match index.cuisine_id(c) {
             Some(id) => Some(id),
-            None => return Ok(page(Vec::new(), q, pricing)),
+            None => return Ok(page(Best::new(q), q, pricing)),
         },
     };
     let probe = Filter {
@@ -216,7 +267,7 @@ pub(crate) fn search(
         now,
         seen: Vec::with_capacity(2),
     };
-    let mut matches: Vec<Match<'_>> = Vec::new();
+    let mut best = Best::new(q);
     if index.max_delivery_m > 0 {
         for cell in origin.grid_disk::<Vec<_>>(disk_k(reach)) {
             let Some(bucket) = index.buckets.get(&cell) else {
@@ -230,12 +281,12 @@ pub(crate) fn search(
             }
             for row in &bucket.rows {
                 if let Some(m) = row_matches(row, &probe, radius, cuisine, &mut clock) {
-                    matches.push(m);
+                    best.offer(m);
                 }
             }
         }
     }
-    Ok(page(matches, q, pricing))
+    Ok(page(best, q, pricing))
 }
 
 /// The query point and its radius bound.
@@ -272,8 +323,8 @@ fn row_matches<'a>(
     })
 }
 
-fn page(mut matches: Vec<Match<'_>>, q: &SearchQuery, pricing: &PricingConfig) -> SearchPage {
-    let total = matches.len();
+fn page(best: Best<'_>, q: &SearchQuery, pricing: &PricingConfig) -> SearchPage {
+    let total = best.total;
     let size = q.page_size as usize;
     let start = (q.page as usize - 1) * size;
     let end = (start + size).min(total);
@@ -284,11 +335,8 @@ fn page(mut matches: Vec<Match<'_>>, q: &SearchQuery, pricing: &PricingConfig) -
             total,
         };
     }
-    // Only the first `end` need ordering: select them, then sort that prefix.
-    if end < total {
-        matches.select_nth_unstable_by_key(end - 1, |m| m.key);
-    }
-    matches[..end].sort_unstable_by_key(|m| m.key);
+    // The heap holds exactly the nearest `end` matches.
+    let matches = best.heap.into_sorted_vec();
     let restaurants = matches[start..end]
         .iter()
         .map(|m| {

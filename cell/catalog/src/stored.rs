@@ -14,15 +14,15 @@
 //! restaurants are one contiguous key range in each space.
 //!
 //! # Paging
-//! [`load_all`] reads both spaces with [`store::Pages`] (bounded pages, each its own read
-//! transaction), so a big city's catalog never needs one long transaction. The pages are not
-//! one snapshot; that is sound at startup, where nothing else writes this cell's catalog.
+//! [`load_restaurants`] reads the restaurant records with [`store::Pages`] (bounded pages,
+//! each its own read transaction), so a big city's catalog never needs one long transaction.
+//! The pages are not one snapshot; that is sound at startup, where nothing else writes this
+//! cell's catalog. Menus are not loaded: [`read_menu_json`] reads one when it is asked for.
 //! Writers group restaurants into transactions of at most [`WRITE_BUDGET_BYTES`].
 
 use crate::error::{CatalogError, Result, ValidationError};
 use crate::model::{Menu, Restaurant};
 use domain::RestaurantId;
-use std::collections::BTreeMap;
 use store::keys::{Bytes, pack};
 use store::{Kv, PageLimits, Pages, RangeRequest, Txn, TxnError};
 
@@ -133,11 +133,8 @@ pub(crate) async fn read_menu(
     decode(&prefix, &json).map(Some).map_err(TxnError::Abort)
 }
 
-/// Every restaurant with its menu (as encoded JSON), read in bounded pages.
-pub(crate) async fn load_all(
-    kv: &dyn Kv,
-    limits: PageLimits,
-) -> Result<(Vec<Restaurant>, BTreeMap<u64, Vec<u8>>)> {
+/// Every restaurant record, read in bounded pages (startup: menus are read on demand).
+pub(crate) async fn load_restaurants(kv: &dyn Kv, limits: PageLimits) -> Result<Vec<Restaurant>> {
     let mut rests = Vec::new();
     let mut pages = Pages::prefix(&pack(&(REST,)), limits);
     while let Some(page) = pages.next(kv).await? {
@@ -145,19 +142,27 @@ pub(crate) async fn load_all(
             rests.push(decode::<Restaurant>(&row.key, &row.value)?);
         }
     }
-    // Chunks arrive in key order, so appending reassembles each menu even when its chunks
-    // straddle pages.
-    let mut menus: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-    let mut pages = Pages::prefix(&pack(&(MENU,)), limits);
-    while let Some(page) = pages.next(kv).await? {
-        for row in page {
-            let (_, id, _): (String, u64, u32) =
-                store::keys::unpack(&row.key).map_err(|e| CatalogError::Corrupt {
-                    key: format!("{:?}", Bytes::from(row.key.as_slice())),
-                    reason: format!("not a menu chunk key: {e:?}"),
-                })?;
-            menus.entry(id).or_default().extend_from_slice(&row.value);
-        }
+    Ok(rests)
+}
+
+/// `id`'s menu JSON as stored (chunks joined), in one read transaction; `None` if it has
+/// none.
+pub(crate) async fn read_menu_json(kv: &dyn Kv, id: RestaurantId) -> Result<Option<Vec<u8>>> {
+    let prefix = menu_prefix(id);
+    let rows = store::read(kv, move |txn| {
+        let prefix = prefix.clone();
+        Box::pin(async move {
+            let rows = txn.get_range(RangeRequest::prefix(&prefix)).await?;
+            Ok::<_, TxnError<CatalogError>>(rows)
+        })
+    })
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
     }
-    Ok((rests, menus))
+    let mut json = Vec::with_capacity(rows.iter().map(|r| r.value.len()).sum());
+    for r in rows {
+        json.extend_from_slice(&r.value);
+    }
+    Ok(Some(json))
 }

@@ -93,7 +93,7 @@ pub struct SearchResponse {
     pub missing_cells: Option<Vec<String>>,
 }
 
-/// The menu body (seed 5.2), served pre-serialized from the catalog's cache.
+/// The menu body (seed 5.2), served as bytes from the catalog's menu cache or the store.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MenuResponse {

@@ -97,6 +97,14 @@ fn cart_error(e: CartError) -> ApiError {
             message,
         },
         CartError::UnknownRestaurant(id) => ApiError::not_found("restaurant", id),
+        CartError::Unavailable(_) => {
+            tracing::debug!(%message, "menu read failed");
+            ApiError::Unavailable {
+                code: "catalog.unavailable",
+                message: "the menu cannot be read right now; retry later".into(),
+                retry_after_s: 1,
+            }
+        }
     }
 }
 
@@ -160,6 +168,7 @@ async fn quote(
     let p = app
         .orders()
         .quote(rid, &cart, app.now())
+        .await
         .map_err(cart_error)?;
     Ok(axum::Json(QuoteResponse {
         restaurant_id: rid.to_string(),

@@ -80,7 +80,11 @@ async fn export_region(
             format!("limit must be 1..={MAX_EXPORT_PAGE}"),
         ));
     }
-    let (page, more) = app.catalog().export_region_page(region.0, after, limit);
+    let (page, more) = app
+        .catalog()
+        .export_region_page(region.0, after, limit)
+        .await
+        .map_err(super::restaurants::catalog_error)?;
     let next_after = more
         .then(|| page.last().map(|(r, _)| r.id.to_string()))
         .flatten();

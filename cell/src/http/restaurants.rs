@@ -33,7 +33,7 @@ pub(super) fn query_error(e: QueryError) -> ApiError {
     ApiError::bad_request("search.invalid_query", e.to_string())
 }
 
-fn catalog_error(e: CatalogError) -> ApiError {
+pub(super) fn catalog_error(e: CatalogError) -> ApiError {
     match e {
         CatalogError::UnknownRestaurant(id) => ApiError::not_found("restaurant", id),
         CatalogError::UnknownItem { item, .. } => ApiError::not_found("menu item", item),
@@ -94,7 +94,7 @@ async fn search(
     Ok(axum::Json(page))
 }
 
-/// A restaurant's menu (seed 5.2), from the in-memory cache.
+/// A restaurant's menu (seed 5.2), from the menu cache or, on a miss, the store.
 #[utoipa::path(get, path = "/api/v1/restaurants/{id}/menu", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = MenuResponse), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn menu(
@@ -106,6 +106,8 @@ async fn menu(
     let body = app
         .catalog()
         .menu_json(id)
+        .await
+        .map_err(catalog_error)?
         .ok_or_else(|| ApiError::not_found("restaurant", id))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }

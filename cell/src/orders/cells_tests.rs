@@ -208,7 +208,7 @@ pub(crate) async fn a_drain_of_one_cell_completes_while_the_other_has_active_ord
     // The region moves to cell 2, as the router's move does it.
     let mut after = None;
     loop {
-        let (page, more) = c1.export_region_page(region, after, 1);
+        let (page, more) = c1.export_region_page(region, after, 1).await.unwrap();
         after = page.last().map(|(r, _)| r.id);
         c2.import(page).await.unwrap();
         if !more {

@@ -105,7 +105,7 @@ struct Draft {
 impl Orders {
     /// Validates and prices a cart for `restaurant` from its menu: totals and the delivery
     /// estimate. Placement prices with this too, so a quote and an order agree.
-    pub fn quote(
+    pub async fn quote(
         &self,
         restaurant: RestaurantId,
         cart: &CartRequest,
@@ -114,6 +114,7 @@ impl Orders {
         self.pricing
             .catalog
             .price_cart(restaurant, cart, now, &self.pricing.config)
+            .await
     }
 
     /// Places an order (Flow 1, steps 5–8; the steps are in the module doc).
@@ -132,7 +133,7 @@ impl Orders {
             });
         }
         let rid = req.restaurant_id;
-        let priced = self.quote(rid, &req.cart, now)?;
+        let priced = self.quote(rid, &req.cart, now).await?;
         // After a region moved, a router on an older map may still send its new orders here.
         if let Some(owner) = rid
             .region()
@@ -148,7 +149,7 @@ impl Orders {
         let listing = self
             .pricing
             .catalog
-            .menu(rid)
+            .restaurant(rid)
             .ok_or(CartError::UnknownRestaurant(rid))?;
         let draft = Draft {
             customer: req.customer,

@@ -125,6 +125,7 @@ async fn retry_gets_its_order_back(c: Cell) {
         first.order.total,
         c.orders
             .quote(restaurant().id, &request("k1", 1).cart, NOON)
+            .await
             .unwrap()
             .total
     );

@@ -13,6 +13,9 @@ pub const DEFAULT_FAMILIES: &[&str] = &[
     "cell_http_request_duration_seconds_count",
     "store_commit_seconds_sum",
     "store_commit_seconds_count",
+    // The cell's menu cache: the hit rate of a `menu` run.
+    "catalog_menu_cache_hits_total",
+    "catalog_menu_cache_misses_total",
 ];
 
 /// Parses Prometheus text exposition into `series → value` (series = name plus labels as

@@ -120,7 +120,7 @@ pub mod synthetic;
 pub use crate::fdb::{FdbOptions, FdbStore};
 pub use crate::lease::{FencedKv, Lease};
 pub use crate::once::{TxnId, purge_txn_ids, transact_once};
-pub use crate::open::{Backend, open};
+pub use crate::open::{Backend, open, open_with};
 pub use crate::paging::{PageLimits, Pages};
 pub use crate::redb::{CommitStats, RedbOptions, RedbStore};
 pub use crate::scoped::SubspaceKv;

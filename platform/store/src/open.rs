@@ -22,15 +22,28 @@ pub fn open(
     data_dir: &Path,
     fdb_cluster_file: &str,
 ) -> Result<Arc<dyn Kv>, StoreError> {
+    open_with(
+        backend,
+        data_dir,
+        fdb_cluster_file,
+        crate::RedbOptions::default(),
+    )
+}
+
+/// [`open`] with the embedded backend's tuning (its page cache size, most of all); `redb` is
+/// ignored for FoundationDB.
+pub fn open_with(
+    backend: Backend,
+    data_dir: &Path,
+    fdb_cluster_file: &str,
+    redb: crate::RedbOptions,
+) -> Result<Arc<dyn Kv>, StoreError> {
     match backend {
         Backend::Redb => {
             std::fs::create_dir_all(data_dir).map_err(|e| {
                 StoreError::Backend(format!("creating {}: {e}", data_dir.display()))
             })?;
-            Ok(Arc::new(crate::RedbStore::open(
-                data_dir,
-                crate::RedbOptions::default(),
-            )?))
+            Ok(Arc::new(crate::RedbStore::open(data_dir, redb)?))
         }
         Backend::Fdb => open_fdb(fdb_cluster_file),
     }
