@@ -293,20 +293,7 @@ fn whoami() -> String {
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(config = %cfg.redacted(), "starting router");
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the metrics recorder")?;
-    // Histogram samples pile up in the recorder until drained, by a scrape or by upkeep:
-    // without this, every sample recorded (several per tracking push) stays in memory when
-    // nothing scrapes `/metrics`, hundreds of MiB in a few minutes at 20K trackers.
-    let upkeep = metrics.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            every.tick().await;
-            upkeep.run_upkeep();
-        }
-    });
+    let metrics = service::metrics::install().context("installing the metrics recorder")?;
     let listener = service::http::bind(cfg.http.listen_addr)
         .with_context(|| format!("binding {}", cfg.http.listen_addr))?;
     let addr = listener.local_addr()?;

@@ -270,6 +270,36 @@ pub async fn run(a: TrackArgs) -> anyhow::Result<TrackReport> {
     Ok(report)
 }
 
+/// Restaurants with a menu near `center` (within `spread_km`), found by searching from
+/// `points` places and reading up to `menus` menus with customer 1's token: where the
+/// tracking tools place their orders. Fails when there are none.
+pub(super) async fn open_restaurants(
+    client: &reqwest::Client,
+    base: &str,
+    tokens: &crate::auth::Tokens,
+    (center, spread_km): ((f64, f64), f64),
+    (points, menus): (usize, usize),
+) -> anyhow::Result<Vec<pool::Restaurant>> {
+    let rec = Arc::new(crate::report::stats::Recorder::new(&["warmup"]));
+    let http = crate::http::Http::new(client.clone(), base, rec);
+    let area = Area {
+        lat: center.0,
+        lng: center.1,
+        spread_km,
+        radius: "3km".into(),
+    };
+    let first = tokens.get("customer", "1").await?;
+    let restaurants: Vec<_> = pool::warm_up(&http, &first, &area, points, menus)
+        .await?
+        .into_iter()
+        .filter(|r| r.menu.is_some())
+        .collect();
+    if restaurants.is_empty() {
+        bail!("warm-up found no open restaurant with a menu near {center:?}");
+    }
+    Ok(restaurants)
+}
+
 /// Runs `track` and returns its report without printing it.
 pub async fn execute(a: &TrackArgs, hooks: Hooks) -> anyhow::Result<TrackReport> {
     let t = &a.target;
@@ -277,26 +307,14 @@ pub async fn execute(a: &TrackArgs, hooks: Hooks) -> anyhow::Result<TrackReport>
     let mut machine = Machine::at_start();
     let client = crate::http::client(Duration::from_secs(10), 256)?;
     let tokens = Arc::new(t.tokens(client.clone())?);
-    let rec = Arc::new(crate::report::stats::Recorder::new(&["warmup"]));
-    let http = crate::http::Http::new(client.clone(), &base, rec);
-    let area = Area {
-        lat: a.center.0,
-        lng: a.center.1,
-        spread_km: a.spread_km,
-        radius: "3km".into(),
-    };
-    let first = tokens.get("customer", "1").await?;
-    let restaurants: Vec<_> = pool::warm_up(&http, &first, &area, a.warmup_points, a.warmup_menus)
-        .await?
-        .into_iter()
-        .filter(|r| r.menu.is_some())
-        .collect();
-    if restaurants.is_empty() {
-        bail!(
-            "warm-up found no open restaurant with a menu near {:?}",
-            a.center
-        );
-    }
+    let restaurants = open_restaurants(
+        &client,
+        &base,
+        &tokens,
+        (a.center, a.spread_km),
+        (a.warmup_points, a.warmup_menus),
+    )
+    .await?;
     let m = a.trackers as usize;
     let pick = |i: usize| &restaurants[i % restaurants.len()];
     let ids: Vec<u64> = (1..=a.trackers).map(|i| a.driver_id_base + i).collect();

@@ -17,11 +17,10 @@
 
 use super::fleet::{self, QuicTarget};
 use super::pings::parse_point;
-use super::track::{Counts, drive, place};
+use super::track::{Counts, drive, open_restaurants, place};
 use super::unix_us;
 use crate::pacing::parse_duration;
 use crate::report::Quantiles;
-use crate::scenarios::{Area, pool};
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use serde::Serialize;
@@ -306,26 +305,14 @@ async fn execute(a: &TrackersArgs) -> anyhow::Result<TrackersReport> {
     }
     let client = crate::http::client(Duration::from_secs(10), 64)?;
     let tokens = Arc::new(t.tokens(client.clone())?);
-    let rec = Arc::new(crate::report::stats::Recorder::new(&["warmup"]));
-    let http = crate::http::Http::new(client.clone(), &base, rec);
-    let area = Area {
-        lat: a.center.0,
-        lng: a.center.1,
-        spread_km: a.spread_km,
-        radius: "3km".into(),
-    };
-    let first = tokens.get("customer", "1").await?;
-    let restaurants: Vec<_> = pool::warm_up(&http, &first, &area, a.warmup_points, a.warmup_menus)
-        .await?
-        .into_iter()
-        .filter(|r| r.menu.is_some())
-        .collect();
-    if restaurants.is_empty() {
-        bail!(
-            "warm-up found no open restaurant with a menu near {:?}",
-            a.center
-        );
-    }
+    let restaurants = open_restaurants(
+        &client,
+        &base,
+        &tokens,
+        (a.center, a.spread_km),
+        (a.warmup_points, a.warmup_menus),
+    )
+    .await?;
     let pick = |i: usize| &restaurants[i % restaurants.len()];
     let ids: Vec<u64> = (1..=a.orders).map(|i| a.driver_id_base + i).collect();
     let fleet = fleet::connect(t, tokens.clone(), &ids, None).await?;

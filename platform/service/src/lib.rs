@@ -12,6 +12,7 @@
 //! - `production.rs`: the other rules that apply outside demo mode (no plain HTTP on a
 //!   public address, a writable store directory).
 //! - `http.rs`: the public listener, plain or TLS 1.3 ([`http::serve`], [`http::tls_acceptor`]).
+//! - `metrics.rs`: the Prometheus recorder with its upkeep ([`metrics::install`]).
 //! - `conn.rs`: the listener's limits ([`conn::Limits`]: connection cap with a 503 past it,
 //!   header-read and idle deadlines).
 //! - `tls.rs`: TLS 1.3 server and client configs ([`tls::server_config`] with a certificate
@@ -23,6 +24,7 @@ pub mod config;
 pub mod conn;
 pub mod devcerts;
 pub mod http;
+pub mod metrics;
 pub mod production;
 pub mod secret;
 #[cfg(feature = "testing")]
