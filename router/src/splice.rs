@@ -122,6 +122,20 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// Writes `data` into `io` and shuts its write side, while reading `io` to its end.
+    async fn exchange(io: tokio::io::DuplexStream, data: Vec<u8>) -> Vec<u8> {
+        let (mut r, mut w) = tokio::io::split(io);
+        let writer = async move {
+            w.write_all(&data).await.unwrap();
+            w.shutdown().await.unwrap();
+        };
+        let mut got = Vec::new();
+        let reader = r.read_to_end(&mut got);
+        let ((), n) = tokio::join!(writer, reader);
+        n.unwrap();
+        got
+    }
+
     #[tokio::test]
     async fn both_directions_arrive_whole_through_small_pipes_and_eof_ends_the_splice() {
         // 64-byte pipes: writes are partial and pend, so the pending path runs.
@@ -131,30 +145,8 @@ mod tests {
         let up: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         let down: Vec<u8> = (0..50_000u32).map(|i| (i % 13) as u8).collect();
         let (up2, down2) = (up.clone(), down.clone());
-        let client_side = tokio::spawn(async move {
-            let (mut r, mut w) = tokio::io::split(client);
-            let writer = async move {
-                w.write_all(&up2).await.unwrap();
-                w.shutdown().await.unwrap();
-            };
-            let mut got = Vec::new();
-            let reader = r.read_to_end(&mut got);
-            let ((), n) = tokio::join!(writer, reader);
-            n.unwrap();
-            got
-        });
-        let cell_side = tokio::spawn(async move {
-            let (mut r, mut w) = tokio::io::split(cell);
-            let writer = async move {
-                w.write_all(&down2).await.unwrap();
-                w.shutdown().await.unwrap();
-            };
-            let mut got = Vec::new();
-            let reader = r.read_to_end(&mut got);
-            let ((), n) = tokio::join!(writer, reader);
-            n.unwrap();
-            got
-        });
+        let client_side = tokio::spawn(exchange(client, up2));
+        let cell_side = tokio::spawn(exchange(cell, down2));
         assert_eq!(client_side.await.unwrap(), down);
         assert_eq!(cell_side.await.unwrap(), up);
         spliced.await.unwrap().unwrap();

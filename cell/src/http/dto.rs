@@ -316,21 +316,24 @@ pub struct RestaurantOrdersParams {
     pub status: Option<String>,
 }
 
-/// What a restaurant's order list can filter on.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum OrderStatusFilter {
-    Active,
-    Pending,
-    Confirmed,
-    Preparing,
-    ReadyForPickup,
-    DriverAssigned,
-    DriverAtRestaurant,
-    PickedUp,
-    Delivering,
-    Delivered,
-    Cancelled,
+/// What a restaurant's order list can filter on: `active`, or any order status (listed from
+/// the one status enum, so the document cannot drift from it).
+pub struct OrderStatusFilter;
+
+impl ToSchema for OrderStatusFilter {}
+
+impl utoipa::PartialSchema for OrderStatusFilter {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let values: Vec<&str> = std::iter::once("active")
+            .chain(OrderStatus::ALL.iter().map(|s| s.as_str()))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "type": "string",
+            "enum": values,
+            "description": "What a restaurant's order list can filter on.",
+        }))
+        .expect("a valid schema")
+    }
 }
 
 /// `PATCH /api/v1/restaurants/orders/{id}` (seed 5.8).
