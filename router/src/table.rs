@@ -103,9 +103,22 @@ impl Table {
         self.targets.values()
     }
 
-    /// The cell for `hint` (never [`Hint::Body`] or [`Hint::Local`], resolved before).
+    /// The cell for `hint` (never [`Hint::Body`] or [`Hint::Local`], resolved before), if it
+    /// is up.
     pub fn resolve(&self, hint: Hint, home: Option<CellId>) -> Result<&Arc<Target>, Unroutable> {
-        let t = match hint {
+        let t = self.owner(hint, home)?;
+        if !t.health.is_up() {
+            return Err(Unroutable::Down {
+                name: t.info.name.clone(),
+            });
+        }
+        Ok(t)
+    }
+
+    /// The cell for `hint`, up or down: a held request tries it anyway (see
+    /// [`crate::hold`]), since a restarted cell answers before the checker notices.
+    pub fn owner(&self, hint: Hint, home: Option<CellId>) -> Result<&Arc<Target>, Unroutable> {
+        Ok(match hint {
             Hint::Region(r) => {
                 let owner = self.map.owner(r).ok_or(Unroutable::NoCell)?;
                 self.targets.get(&owner.id).ok_or(Unroutable::NoCell)?
@@ -116,13 +129,7 @@ impl Table {
                 self.targets.get(&c).ok_or(Unroutable::UnknownCell(c))?
             }
             Hint::Body(_) | Hint::Local(_) => unreachable!("resolved by the caller"),
-        };
-        if !t.health.is_up() {
-            return Err(Unroutable::Down {
-                name: t.info.name.clone(),
-            });
-        }
-        Ok(t)
+        })
     }
 }
 
