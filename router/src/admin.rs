@@ -48,6 +48,9 @@ pub struct CellView {
     restaurants: u64,
     map_version: u64,
     regions: Vec<RegionKey>,
+    /// While draining: orders left, the oldest's age, drivers still serving, expected end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drain: Option<cellapi::DrainProgress>,
 }
 
 async fn list_cells(
@@ -72,6 +75,7 @@ async fn list_cells(
                 restaurants: h.restaurants.load(Ordering::Relaxed),
                 map_version: h.map_version.load(Ordering::Relaxed),
                 regions: table.map.regions_of(t.info.id),
+                drain: h.drain.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             }
         })
         .collect();

@@ -68,6 +68,7 @@ async fn check_all(control: &Control, cfg: &crate::config::HealthSection) {
                     h.drivers_online.store(s.drivers_online, Ordering::Relaxed);
                     h.restaurants.store(s.restaurants, Ordering::Relaxed);
                     h.map_version.store(s.map_version, Ordering::Relaxed);
+                    *h.drain.lock().unwrap_or_else(|e| e.into_inner()) = s.drain.clone();
                     up_gauge.set(1.0);
                     control.drain_progress(t.info.id, s.active_orders).await;
                     if s.map_version < map.version {

@@ -24,6 +24,8 @@ pub struct CellHealth {
     /// When a proxied request last got an answer: traffic that flows is proof of life, so a
     /// health check that times out on a busy cell does not take it out of rotation.
     last_answer_ms: AtomicU64,
+    /// A draining cell's last reported progress.
+    pub drain: std::sync::Mutex<Option<cellapi::DrainProgress>>,
 }
 
 impl CellHealth {
