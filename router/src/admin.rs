@@ -89,6 +89,9 @@ struct AddCell {
     http: String,
     /// H3 regions (resolution 5) to own; default: where it holds restaurants, unowned.
     regions: Option<Vec<RegionKey>>,
+    /// Standby instances of the same cell, promoted by the health check when `http` fails.
+    #[serde(default)]
+    standby: Vec<String>,
 }
 
 async fn add_cell(
@@ -98,7 +101,10 @@ async fn add_cell(
 ) -> Result<Response, RouterError> {
     let who = require_admin(&app, &headers)?;
     let req: AddCell = json_body(&body)?;
-    let map = app.control().add_cell(req.http, req.regions, &who).await?;
+    let map = app
+        .control()
+        .add_cell(req.http, req.regions, req.standby, &who)
+        .await?;
     Ok((StatusCode::CREATED, Json(map)).into_response())
 }
 

@@ -154,7 +154,9 @@ impl Live {
         self.table.load().map.version
     }
 
-    /// Installs `map` if it is newer than the current one; health carries over per cell.
+    /// Installs `map` if it is newer than the current one; health carries over per cell
+    /// unless the cell's endpoint changed (a restart elsewhere, a standby promoted): what was
+    /// learnt about the old address says nothing about the new one.
     pub fn install(&self, map: CellMap) -> bool {
         let cur = self.table.load_full();
         if map.version <= cur.map.version && cur.map.version != 0 {
@@ -167,6 +169,7 @@ impl Live {
                 let health = cur
                     .targets
                     .get(&info.id)
+                    .filter(|t| t.info.http == info.http)
                     .map(|t| t.health.clone())
                     .unwrap_or_default();
                 (
