@@ -62,6 +62,8 @@ struct Inner {
     ownership: Arc<Ownership>,
     /// The QUIC gateway's address and identity, once it is bound.
     quic: OnceLock<QuicInfo>,
+    /// A drain's start and progress, as this process sees them (`crate::drain`).
+    drain: crate::drain::DrainState,
 }
 
 impl App {
@@ -92,7 +94,12 @@ impl App {
             metrics,
             ownership,
             quic: OnceLock::new(),
+            drain: crate::drain::DrainState::default(),
         }))
+    }
+
+    pub fn drain(&self) -> &crate::drain::DrainState {
+        &self.0.drain
     }
 
     pub fn config(&self) -> &Config {

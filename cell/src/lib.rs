@@ -17,6 +17,8 @@
 //!   progress. The QUIC gateway and REST call the same methods.
 //! - `tracking`: the fan-out hub, ETA updates and the WebSocket endpoints.
 //! - `events`: event-log consumers with durable or live cursors.
+//! - `drain`: a draining cell finishing its own orders (drivers kept while needed, a
+//!   deadline for orders no driver took) and the progress the router shows.
 //! - `lease`: [`lease::CellLease`], the cell's lease: one instance per cell id serves, others
 //!   stand by; every write is fenced.
 //! - `server`: startup (store, lease or standby, catalog, demo seed, payments, recovery) and
@@ -26,6 +28,7 @@ pub mod app;
 pub use ::auth;
 pub mod config;
 pub mod dispatch;
+pub mod drain;
 pub mod events;
 pub mod gateway;
 pub mod http;

@@ -180,6 +180,7 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
         }
     });
     tokio::spawn(app.dispatch().clone().run(app.clock(), shutdown.clone()));
+    crate::drain::spawn(app, shutdown.clone());
     let (a, mut stop) = (app.clone(), shutdown.clone());
     tokio::spawn(async move {
         let me = domain::CellId::new(a.config().cell.id).expect("validated at load");
@@ -307,6 +308,28 @@ pub async fn run(
     serve(app, listeners, shutdown, keep).await
 }
 
+/// Closes every tracking socket with 1012 (service restart) and waits, briefly, for the
+/// close frames to go out: upgraded connections outlive the HTTP server's graceful stop, so
+/// without this they would end with a reset and clients could not tell a restart from a
+/// failure.
+async fn close_trackers(app: &App) {
+    const FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+    let hub = &app.tracker().hub;
+    hub.close_all();
+    let open = hub.subscriber_count();
+    let flushed = tokio::time::timeout(FLUSH, async {
+        while hub.subscriber_count() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    tracing::info!(
+        open,
+        all_closed = flushed.is_ok(),
+        "tracking sockets told to reconnect (1012)"
+    );
+}
+
 fn lost_lease(lost: LeaseLost) -> StartError {
     tracing::error!(error = %lost, "lost the cell's lease: stopping");
     StartError::LeaseLost(lost)
@@ -343,6 +366,7 @@ async fn serve(
     };
     let limits = app.config().http.edge.limits();
     let lease = app.lease().clone();
+    let trackers = app.clone();
     let router = crate::http::router(app);
     let mut rx = stop_rx;
     let stop = async move {
@@ -363,6 +387,7 @@ async fn serve(
         lost = lost => Some(lost),
     };
     let _ = stop_tx.send(true);
+    close_trackers(&trackers).await;
     serving.await?;
     if let Some(q) = quic {
         q.await;

@@ -48,6 +48,9 @@ pub struct CellView {
     restaurants: u64,
     map_version: u64,
     regions: Vec<RegionKey>,
+    /// While draining: orders left, the oldest's age, drivers still serving, expected end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drain: Option<cellapi::DrainProgress>,
 }
 
 async fn list_cells(
@@ -72,6 +75,7 @@ async fn list_cells(
                 restaurants: h.restaurants.load(Ordering::Relaxed),
                 map_version: h.map_version.load(Ordering::Relaxed),
                 regions: table.map.regions_of(t.info.id),
+                drain: h.drain.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             }
         })
         .collect();
@@ -85,6 +89,9 @@ struct AddCell {
     http: String,
     /// H3 regions (resolution 5) to own; default: where it holds restaurants, unowned.
     regions: Option<Vec<RegionKey>>,
+    /// Standby instances of the same cell, promoted by the health check when `http` fails.
+    #[serde(default)]
+    standby: Vec<String>,
 }
 
 async fn add_cell(
@@ -94,7 +101,10 @@ async fn add_cell(
 ) -> Result<Response, RouterError> {
     let who = require_admin(&app, &headers)?;
     let req: AddCell = json_body(&body)?;
-    let map = app.control().add_cell(req.http, req.regions, &who).await?;
+    let map = app
+        .control()
+        .add_cell(req.http, req.regions, req.standby, &who)
+        .await?;
     Ok((StatusCode::CREATED, Json(map)).into_response())
 }
 

@@ -126,6 +126,10 @@ pub struct HttpSection {
     pub max_body_bytes: usize,
     pub upstream_timeout_ms: u64,
     pub pool_max_idle_per_cell: usize,
+    /// How long a request is held and retried while its cell restarts or fails over,
+    /// before 503 (see `hold`); 0 answers 503 at once. Absent in older files: 10 s.
+    #[serde(default = "default_hold_ms")]
+    pub hold_ms: u64,
     /// `[http.edge]`: header-read and idle deadlines and the connection cap.
     #[serde(default)]
     pub edge: service::conn::EdgeConfig,
@@ -292,6 +296,10 @@ impl Config {
     }
 }
 
+fn default_hold_ms() -> u64 {
+    10_000
+}
+
 impl Validate for HttpSection {
     fn validate(&self, s: &mut Section<'_>) {
         s.ensure(self.max_body_bytes > 0, "max_body_bytes", || {
@@ -299,6 +307,12 @@ impl Validate for HttpSection {
         });
         s.ensure(self.upstream_timeout_ms > 0, "upstream_timeout_ms", || {
             "must be greater than 0 (got 0)".to_owned()
+        });
+        s.ensure(self.hold_ms <= 60_000, "hold_ms", || {
+            format!(
+                "must be at most 60000: clients give up before that (got {})",
+                self.hold_ms
+            )
         });
         s.validate("edge", &self.edge);
     }

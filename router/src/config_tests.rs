@@ -42,6 +42,7 @@ listen_addr = "127.0.0.1:9080"
 max_body_bytes = 32768
 upstream_timeout_ms = 5000
 pool_max_idle_per_cell = 64
+hold_ms = 5000
 
 [http.edge]
 header_read_timeout_ms = 4000
@@ -157,6 +158,7 @@ fn a_file_setting_every_key_parses_and_validates() {
     let every_key = EVERY_KEY.replace("@DIR@", &dir.path().display().to_string());
     let c = SUITE.every_key_parses_and_validates(&every_key);
     assert_eq!((c.store.poll_ms, c.limits.per_token_burst), (500, 20));
+    assert_eq!(c.http.hold_ms, 5000);
     assert_eq!(
         (c.fanout.search_deadline_ms, c.fanout.orders_deadline_ms),
         (200, 900)

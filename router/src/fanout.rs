@@ -28,6 +28,8 @@ pub struct Incoming<'a> {
     pub headers: &'a HeaderMap,
     pub query: Option<&'a str>,
     pub client: IpAddr,
+    /// Ask cells marked down too: a held retry, when nobody answered the first time.
+    pub probe_down: bool,
 }
 
 /// How asking one cell ended.
@@ -52,7 +54,7 @@ async fn get_json(
     path_and_query: &str,
     deadline: Instant,
 ) -> Outcome<Value> {
-    if !target.health.is_up() {
+    if !inc.probe_down && !target.health.is_up() {
         return Outcome::Missing;
     }
     let mut req = Request::get(path_and_query);

@@ -45,6 +45,26 @@ pub fn spawn(
     });
 }
 
+/// After a failed check of `t`, asks its standbys: one that answers the status as this cell
+/// holds its lease now and becomes its endpoint (see `ops::failover`).
+async fn find_standby_in_charge(
+    control: &Control,
+    t: &crate::table::Target,
+    cfg: &crate::config::HealthSection,
+) {
+    for s in &t.info.standby_http {
+        let status = tokio::time::timeout(
+            Duration::from_millis(cfg.timeout_ms),
+            control.cells.status(s),
+        )
+        .await;
+        if let Ok(Ok(status)) = status {
+            control.promote(t.info.id, s, &status).await;
+            return;
+        }
+    }
+}
+
 async fn check_all(control: &Control, cfg: &crate::config::HealthSection) {
     let table = control.live.load_full();
     let checks = table.targets().map(|t| {
@@ -68,6 +88,7 @@ async fn check_all(control: &Control, cfg: &crate::config::HealthSection) {
                     h.drivers_online.store(s.drivers_online, Ordering::Relaxed);
                     h.restaurants.store(s.restaurants, Ordering::Relaxed);
                     h.map_version.store(s.map_version, Ordering::Relaxed);
+                    *h.drain.lock().unwrap_or_else(|e| e.into_inner()) = s.drain.clone();
                     up_gauge.set(1.0);
                     control.drain_progress(t.info.id, s.active_orders).await;
                     if s.map_version < map.version {
@@ -84,11 +105,13 @@ async fn check_all(control: &Control, cfg: &crate::config::HealthSection) {
                         up_gauge.set(0.0);
                     }
                     tracing::debug!(cell = %t.info.name, error = %e, "health check failed");
+                    find_standby_in_charge(control, &t, cfg).await;
                 }
                 Err(_) => {
                     if t.health.failed(cfg.failure_threshold, now, grace) {
                         up_gauge.set(0.0);
                     }
+                    find_standby_in_charge(control, &t, cfg).await;
                 }
             }
         }

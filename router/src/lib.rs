@@ -26,6 +26,7 @@ pub mod disk;
 pub mod error;
 pub mod fanout;
 pub mod health;
+pub mod hold;
 pub mod limit;
 pub mod mapstore;
 pub mod merge;

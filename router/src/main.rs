@@ -132,6 +132,10 @@ enum CellsOp {
         /// H3 regions (resolution 5) to own; default: where it has restaurants, unowned.
         #[arg(long = "region")]
         regions: Vec<String>,
+        /// A standby instance of the cell (repeatable): promoted when HTTP stops answering
+        /// and the standby holds the cell's lease.
+        #[arg(long = "standby")]
+        standby: Vec<String>,
     },
     /// Move every region of cell ID to cell --to, then wait for its orders to end.
     Drain {
@@ -178,12 +182,18 @@ fn main() -> anyhow::Result<()> {
         Cmd::Cells { op, remote } => {
             let (method, path, body) = match op {
                 CellsOp::List => ("GET", "/admin/v1/cells".to_string(), None),
-                CellsOp::Add { http, regions } => {
+                CellsOp::Add {
+                    http,
+                    regions,
+                    standby,
+                } => {
                     let regions = (!regions.is_empty()).then_some(regions);
                     (
                         "POST",
                         "/admin/v1/cells".into(),
-                        Some(serde_json::json!({"http": http, "regions": regions})),
+                        Some(
+                            serde_json::json!({"http": http, "regions": regions, "standby": standby}),
+                        ),
                     )
                 }
                 CellsOp::Drain { id, to } => (

@@ -4,6 +4,7 @@
 //! verified against `[upstream] ca_file` (and our client certificate, if configured).
 
 use crate::error::RouterError;
+use crate::hold::Reach;
 use crate::table::Target;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
@@ -42,8 +43,11 @@ pub struct Upstream {
 }
 
 /// A connection to a cell, plain or TLS, for the WebSocket splice.
-trait CellIo: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait CellIo: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> CellIo for T {}
+
+/// The header a standby cell instance sets on its 503s: the request was not taken.
+pub const CELL_STANDBY: &str = "x-cell-standby";
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Headers named in `Connection` are hop-by-hop too.
@@ -203,16 +207,17 @@ impl Upstream {
         socket.connect(peer).await
     }
 
-    /// Sends `req` to `target` and returns its answer, body streaming.
+    /// Sends `req` to `target` and returns its answer, body streaming. A failure says how
+    /// far the request got, for [`crate::hold`]; so does a standby's "not me" answer.
     pub async fn forward(
         &self,
         target: &Target,
         req: Request<Body>,
         client: IpAddr,
-    ) -> Result<Response<Body>, RouterError> {
-        let ep = self.endpoint(target)?;
+    ) -> Result<Response<Body>, (RouterError, Reach)> {
+        let ep = self.endpoint(target).map_err(|e| (e, Reach::Final))?;
         let (mut parts, body) = req.into_parts();
-        parts.uri = upstream_uri(&ep, &parts.uri)?;
+        parts.uri = upstream_uri(&ep, &parts.uri).map_err(|e| (e, Reach::Final))?;
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::HOST);
         add_forwarded(&mut parts.headers, client);
@@ -222,20 +227,51 @@ impl Upstream {
             self.client.request(Request::from_parts(parts, body)),
         )
         .await
-        .map_err(|_| upstream_error(target, "timed out"))?
+        .map_err(|_| (upstream_error(target, "timed out"), Reach::MaybeSent))?
         .map_err(|e| {
             if refused(&e) {
                 // Nothing listens: the cell is gone; do not wait for the checker to notice.
                 target.health.mark_down();
             }
-            upstream_error(target, e)
+            // hyper itself resends a request that met a pooled connection closed before
+            // anything was written; what is left to us is a failed connect or a broken one.
+            let reach = if e.is_connect() {
+                Reach::NotSent
+            } else {
+                Reach::MaybeSent
+            };
+            (upstream_error(target, e), reach)
         })?;
         target.health.answered(now_ms());
         metrics::histogram!("router_upstream_duration_seconds", "cell" => target.info.name.clone())
             .record(started.elapsed().as_secs_f64());
+        if resp.status() == StatusCode::SERVICE_UNAVAILABLE
+            && resp.headers().contains_key(CELL_STANDBY)
+        {
+            // A standby instance answered: the active one is gone and the standby has not
+            // taken over yet. It did nothing with the request.
+            return Err((
+                upstream_error(target, "the cell is standing by"),
+                Reach::NotSent,
+            ));
+        }
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, Body::new(body)))
+    }
+
+    /// A fresh connection for a WebSocket upgrade (see [`Self::upgrade`]); a failure to
+    /// connect reached nothing, so it may be retried.
+    pub async fn connect_for_upgrade(
+        &self,
+        target: &Target,
+    ) -> Result<Box<dyn CellIo>, (RouterError, Reach)> {
+        self.endpoint(target).map_err(|e| (e, Reach::Final))?;
+        match tokio::time::timeout(self.timeout, self.connect(target)).await {
+            Err(_) => Err((upstream_error(target, "connect timed out"), Reach::NotSent)),
+            Ok(Err(e)) => Err((e, Reach::NotSent)),
+            Ok(Ok(io)) => Ok(io),
+        }
     }
 
     /// A WebSocket upgrade: handshake with the cell on a fresh connection; if it switches
@@ -243,14 +279,12 @@ impl Upstream {
     pub async fn upgrade(
         &self,
         target: &Target,
+        stream: Box<dyn CellIo>,
         mut req: Request<Body>,
         client: IpAddr,
     ) -> Result<Response<Body>, RouterError> {
         let from_client = hyper::upgrade::on(&mut req);
         let authority = self.endpoint(target)?.authority;
-        let stream = tokio::time::timeout(self.timeout, self.connect(target))
-            .await
-            .map_err(|_| upstream_error(target, "connect timed out"))??;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| upstream_error(target, e))?;

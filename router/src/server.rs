@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::error::RouterError;
 use crate::fanout;
+use crate::hold;
 use crate::limit::Limiter;
 use crate::ops::Control;
 use crate::proxy::{Upstream, is_upgrade};
@@ -13,12 +14,14 @@ use crate::table::Target;
 use auth::{Principal, Verified, Verifier};
 use axum::Router;
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::{CellId, UnixMs};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Clone)]
@@ -253,24 +256,8 @@ async fn route_and_forward(
             req = Request::from_parts(parts, Body::from(bytes));
         }
         if let Hint::Local(l @ (Local::Search | Local::Orders)) = hint {
-            // The one clock read of a fan-out: its deadlines.
-            let cfg = &app.0.cfg;
-            let now = tokio::time::Instant::now();
-            let alone = now + Duration::from_millis(cfg.http.upstream_timeout_ms);
-            let table = app.0.control.live.load_full();
-            let inc = fanout::Incoming {
-                headers: req.headers(),
-                query: query.as_deref(),
-                client: ip,
-            };
             cell = Some("fanout".to_string());
-            return if l == Local::Search {
-                let deadline = now + Duration::from_millis(cfg.fanout.search_deadline_ms);
-                fanout::search(&app.0.upstream, &table, inc, deadline, alone).await
-            } else {
-                let deadline = now + Duration::from_millis(cfg.fanout.orders_deadline_ms);
-                fanout::orders(&app.0.upstream, &table, inc, deadline).await
-            };
+            return fan_out_held(app, l, req.headers(), query.as_deref(), ip).await;
         }
         if let Hint::Local(l) = hint {
             return local(app, l, token.as_deref(), query.as_deref());
@@ -280,23 +267,155 @@ async fn route_and_forward(
             (Hint::Home, _) => verify(app, token.as_deref())?.home,
             _ => None,
         };
-        let table = app.0.control.live.load_full();
-        let target: Arc<Target> = table.resolve(hint, home)?.clone();
-        cell = Some(target.info.name.clone());
-        if is_upgrade(req.headers()) && req.method() == Method::GET {
-            app.0.upstream.upgrade(&target, req, ip).await
-        } else {
-            let (parts, body) = req.into_parts();
-            let body = Body::new(http_body_util::Limited::new(body, limit));
-            app.0
-                .upstream
-                .forward(&target, Request::from_parts(parts, body), ip)
-                .await
-        }
+        forward_held(app, hint, home, req, ip, &mut cell).await
     }
     .await;
     (r, cell)
 }
+
+/// A search or order list from every cell concerned. When no cell answered (the only one
+/// is restarting), the read is held and asked again like any GET (see [`crate::hold`]),
+/// then also of cells marked down, since a restarted cell answers before the checker
+/// notices.
+async fn fan_out_held(
+    app: &RouterApp,
+    l: Local,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    ip: IpAddr,
+) -> Result<Response, RouterError> {
+    let cfg = &app.0.cfg;
+    let mut hold = hold::Hold::new(
+        Instant::now(),
+        Duration::from_millis(cfg.http.hold_ms),
+        HELD_SEED.fetch_add(1, Ordering::Relaxed),
+    );
+    let mut probe_down = false;
+    let mut held = false;
+    loop {
+        // The fan-out's deadlines, from one clock read per attempt.
+        let now = tokio::time::Instant::now();
+        let alone = now + Duration::from_millis(cfg.http.upstream_timeout_ms);
+        let table = app.0.control.live.load_full();
+        let inc = fanout::Incoming {
+            headers,
+            query,
+            client: ip,
+            probe_down,
+        };
+        let r = if l == Local::Search {
+            let deadline = now + Duration::from_millis(cfg.fanout.search_deadline_ms);
+            fanout::search(&app.0.upstream, &table, inc, deadline, alone).await
+        } else {
+            let deadline = now + Duration::from_millis(cfg.fanout.orders_deadline_ms);
+            fanout::orders(&app.0.upstream, &table, inc, deadline).await
+        };
+        let e = match r {
+            Err(e @ RouterError::Upstream { .. }) => e,
+            other => return finish_hold(held, other),
+        };
+        let Some(pause) = hold.next(Instant::now(), hold::Reach::NotSent, true) else {
+            return finish_hold(held, Err(e));
+        };
+        if !held {
+            held = true;
+            metrics::gauge!("router_requests_held").increment(1.0);
+        }
+        probe_down = true;
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Sends `req` to the cell for `hint`, holding it while that cell restarts (see
+/// [`crate::hold`]): each attempt resolves the cell again, so a map change made meanwhile
+/// (a standby's new endpoint, a moved region) is followed.
+async fn forward_held(
+    app: &RouterApp,
+    hint: Hint,
+    home: Option<CellId>,
+    req: Request,
+    ip: IpAddr,
+    cell: &mut Option<String>,
+) -> Result<Response, RouterError> {
+    let started = Instant::now();
+    let safe = hold::retry_safe(req.method(), req.headers());
+    let budget = Duration::from_millis(app.0.cfg.http.hold_ms);
+    let mut hold = hold::Hold::new(started, budget, HELD_SEED.fetch_add(1, Ordering::Relaxed));
+    let upgrade = is_upgrade(req.headers()) && req.method() == Method::GET;
+    // The body is kept, so the request can be sent again: bounded by `max_body_bytes`.
+    let limit = app.0.cfg.http.max_body_bytes;
+    let (parts, body) = req.into_parts();
+    let bytes = if upgrade {
+        Bytes::new()
+    } else {
+        axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| RouterError::TooLarge { limit })?
+    };
+    let mut held = false;
+    loop {
+        let table = app.0.control.live.load_full();
+        let target: Arc<Target> = match table.owner(hint, home) {
+            Ok(t) => t.clone(),
+            Err(e) => return Err(e.into()),
+        };
+        *cell = Some(target.info.name.clone());
+        let attempt = if upgrade {
+            match app.0.upstream.connect_for_upgrade(&target).await {
+                Ok(stream) => {
+                    let req = Request::from_parts(parts, Body::empty());
+                    return finish_hold(
+                        held,
+                        app.0.upstream.upgrade(&target, stream, req, ip).await,
+                    );
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            let req = Request::from_parts(clone_parts(&parts), Body::from(bytes.clone()));
+            app.0.upstream.forward(&target, req, ip).await
+        };
+        let (error, reach) = match attempt {
+            Ok(resp) => return finish_hold(held, Ok(resp)),
+            Err(failed) => failed,
+        };
+        let Some(pause) = hold.next(Instant::now(), reach, safe) else {
+            return finish_hold(held, Err(error));
+        };
+        if !held {
+            held = true;
+            metrics::gauge!("router_requests_held").increment(1.0);
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Counts a held request's outcome once it has one.
+fn finish_hold(held: bool, r: Result<Response, RouterError>) -> Result<Response, RouterError> {
+    if held {
+        metrics::gauge!("router_requests_held").decrement(1.0);
+        let outcome = if r.is_ok() { "answered" } else { "gave_up" };
+        metrics::counter!("router_held_requests_total", "outcome" => outcome).increment(1);
+    }
+    r
+}
+
+/// A copy of a request head for another attempt.
+fn clone_parts(p: &axum::http::request::Parts) -> axum::http::request::Parts {
+    let mut b = Request::builder()
+        .method(p.method.clone())
+        .uri(p.uri.clone())
+        .version(p.version);
+    if let Some(h) = b.headers_mut() {
+        *h = p.headers.clone();
+    }
+    let (mut parts, ()) = b.body(()).expect("parts of a valid request").into_parts();
+    parts.extensions = p.extensions.clone();
+    parts
+}
+
+/// Seeds each held request's jitter differently.
+static HELD_SEED: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
 
 /// `GET /api/v1/drivers/cell?lat&lng`: the cell a driver at that position streams to.
 fn local(

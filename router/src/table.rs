@@ -24,6 +24,8 @@ pub struct CellHealth {
     /// When a proxied request last got an answer: traffic that flows is proof of life, so a
     /// health check that times out on a busy cell does not take it out of rotation.
     last_answer_ms: AtomicU64,
+    /// A draining cell's last reported progress.
+    pub drain: std::sync::Mutex<Option<cellapi::DrainProgress>>,
 }
 
 impl CellHealth {
@@ -103,9 +105,22 @@ impl Table {
         self.targets.values()
     }
 
-    /// The cell for `hint` (never [`Hint::Body`] or [`Hint::Local`], resolved before).
+    /// The cell for `hint` (never [`Hint::Body`] or [`Hint::Local`], resolved before), if it
+    /// is up.
     pub fn resolve(&self, hint: Hint, home: Option<CellId>) -> Result<&Arc<Target>, Unroutable> {
-        let t = match hint {
+        let t = self.owner(hint, home)?;
+        if !t.health.is_up() {
+            return Err(Unroutable::Down {
+                name: t.info.name.clone(),
+            });
+        }
+        Ok(t)
+    }
+
+    /// The cell for `hint`, up or down: a held request tries it anyway (see
+    /// [`crate::hold`]), since a restarted cell answers before the checker notices.
+    pub fn owner(&self, hint: Hint, home: Option<CellId>) -> Result<&Arc<Target>, Unroutable> {
+        Ok(match hint {
             Hint::Region(r) => {
                 let owner = self.map.owner(r).ok_or(Unroutable::NoCell)?;
                 self.targets.get(&owner.id).ok_or(Unroutable::NoCell)?
@@ -116,13 +131,7 @@ impl Table {
                 self.targets.get(&c).ok_or(Unroutable::UnknownCell(c))?
             }
             Hint::Body(_) | Hint::Local(_) => unreachable!("resolved by the caller"),
-        };
-        if !t.health.is_up() {
-            return Err(Unroutable::Down {
-                name: t.info.name.clone(),
-            });
-        }
-        Ok(t)
+        })
     }
 }
 
@@ -145,7 +154,9 @@ impl Live {
         self.table.load().map.version
     }
 
-    /// Installs `map` if it is newer than the current one; health carries over per cell.
+    /// Installs `map` if it is newer than the current one; health carries over per cell
+    /// unless the cell's endpoint changed (a restart elsewhere, a standby promoted): what was
+    /// learnt about the old address says nothing about the new one.
     pub fn install(&self, map: CellMap) -> bool {
         let cur = self.table.load_full();
         if map.version <= cur.map.version && cur.map.version != 0 {
@@ -158,6 +169,7 @@ impl Live {
                 let health = cur
                     .targets
                     .get(&info.id)
+                    .filter(|t| t.info.http == info.http)
                     .map(|t| t.health.clone())
                     .unwrap_or_default();
                 (

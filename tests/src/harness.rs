@@ -223,6 +223,25 @@ impl Cell {
         }
     }
 
+    /// SIGTERM, then waits for the process to end (a graceful stop, as systemd or Kubernetes
+    /// stop a cell); SIGKILL if it is still running after `grace`. Returns how long it took.
+    pub fn terminate(&mut self, grace: std::time::Duration) -> std::time::Duration {
+        let started = std::time::Instant::now();
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) with our own child's pid; an already-dead child gives ESRCH.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            while started.elapsed() < grace {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return started.elapsed();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            sigkill(child.id());
+            let _ = child.wait();
+        }
+        started.elapsed()
+    }
+
     /// SIGSTOP (`true`) or SIGCONT (`false`): a stopped cell keeps its sockets open and
     /// answers nothing, like a cell that hangs.
     pub fn pause(&self, stop: bool) {

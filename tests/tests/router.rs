@@ -500,7 +500,11 @@ fn a_killed_cell_is_503_for_its_region_until_it_returns() {
         ..CellOpts::default()
     });
     let munich = Cell::start(munich_opts());
-    let router = Router::start("[limits]\nper_token_rps = 2\nper_token_burst = 40\n", None);
+    // A short hold: a cell that does not come back is answered 503 once it has passed.
+    let router = Router::start(
+        "[http]\nhold_ms = 300\n[limits]\nper_token_rps = 2\nper_token_burst = 40\n",
+        None,
+    );
     router.add_cell(berlin.addr(), None).expect_status(201);
     router.add_cell(munich.addr(), None).expect_status(201);
     let cust = router.token("customer", 801, None);

@@ -3,7 +3,8 @@
 //! delivery in progress finishes on the cell that holds its order.
 //!
 //! A pass reads the cell map and a snapshot of the geostore; the gateway closes the
-//! connection once the `Handover` is acknowledged.
+//! connection once the `Handover` is acknowledged. A draining cell keeps an idle driver
+//! while one of its orders waiting for a driver is within matching range of them.
 
 use super::Dispatch;
 use cellmap::{CellMap, CellState, RegionKey};
@@ -42,6 +43,17 @@ impl Dispatch {
         let draining = map.cell(me).is_some_and(|c| c.state != CellState::Active);
         let drivers = self.geo.drivers();
         let st = self.state.lock();
+        // A draining cell keeps the idle drivers its waiting orders may need (see
+        // `crate::drain`): an order never moves, so nobody else could carry it.
+        let waiting: Vec<(f64, f64)> = if draining {
+            st.jobs
+                .values()
+                .map(|o| (o.restaurant_lat, o.restaurant_lng))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let reach = self.cfg.matching.wide_radius_m;
         let mut told = 0;
         for d in drivers {
             let driver = DriverId(d.id.0);
@@ -54,6 +66,12 @@ impl Dispatch {
             let Some(owner) = map.owner(region).filter(|c| c.id != me) else {
                 continue;
             };
+            if waiting
+                .iter()
+                .any(|&(lat, lng)| geostore::haversine_m(lat, lng, d.lat, d.lng) <= reach)
+            {
+                continue;
+            }
             let (Some(addr), Some(server_name)) = (
                 owner.quic.as_deref().and_then(|a| a.parse().ok()),
                 owner.quic_server_name.clone(),

@@ -55,6 +55,7 @@ async fn status(
         drivers_online: app.dispatch().geo().len() as u64,
         restaurants: app.catalog().len() as u64,
         quic: app.quic_info().cloned(),
+        drain: app.drain().progress(),
     }))
 }
 

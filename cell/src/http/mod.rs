@@ -30,7 +30,7 @@ mod ops;
 mod orders;
 mod regions;
 mod restaurants;
-mod standby;
+pub(crate) mod standby;
 mod ws_doc;
 
 use crate::app::App;

@@ -9,6 +9,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::sync::watch;
 
+/// Set on every 503 a standby answers: nothing was done with the request.
+pub const STANDBY_HEADER: &str = "x-cell-standby";
+
 /// The standby's router; `holder` is the instance holding the lease, as last seen.
 pub fn standby_router(cell: u32, holder: watch::Receiver<Option<Holder>>) -> Router {
     Router::new()
@@ -33,10 +36,13 @@ pub fn standby_router(cell: u32, holder: watch::Receiver<Option<Holder>>) -> Rou
             }),
         )
         .fallback(|| async {
-            ApiError::Unavailable {
+            let err = ApiError::Unavailable {
                 code: "cell.standby",
                 message: "this instance is a standby; another instance of the cell serves".into(),
                 retry_after_s: 1,
-            }
+            };
+            // Tells the router the request was not taken, so it may send it again whatever
+            // its method (the router's `hold`).
+            ([(STANDBY_HEADER, "1")], err)
         })
 }

@@ -180,6 +180,18 @@ async fn a_standby_takes_over_from_a_killed_instance(kv: Arc<dyn Kv>) {
     let (status, body) = ready(a_addr).await.expect("the first answers");
     assert_eq!((status, &body["state"]), (200, &"serving".into()));
     assert!(b_app.try_recv().is_err(), "the standby built no app");
+    // Anything else the standby refuses, marked so the router may send it elsewhere.
+    let refused = reqwest::get(format!("http://{b_addr}/api/v1/restaurants"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(
+        refused
+            .headers()
+            .get(crate::http::standby::STANDBY_HEADER)
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
     write(&**a_app.kv(), b"before").await.unwrap();
     // Orders placed concurrently and acknowledged by the first instance.
     let log = a_app.orders().log();

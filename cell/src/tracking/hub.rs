@@ -123,6 +123,9 @@ pub struct Hub {
     feeds: RwLock<HashMap<OrderId, watch::Sender<Option<Location>>>>,
     next_id: AtomicU64,
     cfg: TrackingConfig,
+    /// Set once when the cell stops: every socket closes with 1012 so clients reconnect
+    /// (to the restarted cell, or wherever the router sends them).
+    closing: watch::Sender<bool>,
 }
 
 impl Hub {
@@ -132,7 +135,23 @@ impl Hub {
             feeds: RwLock::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             cfg,
+            closing: watch::channel(false).0,
         }
+    }
+
+    /// Fires when the cell stops; sockets then close with "service restart".
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Tells every socket to close with 1012 (the cell is stopping).
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Subscriptions still open, restaurant feeds included.
+    pub fn subscriber_count(&self) -> usize {
+        self.topics.lock().values().map(Vec::len).sum()
     }
 
     pub fn config(&self) -> &TrackingConfig {

@@ -50,8 +50,10 @@ fn sized(ws: Upgrade, app: &App) -> Upgrade {
 /// 4001 `token_expired` (an application code, RFC 6455 §7.4.2): the token the socket was opened
 /// with ran out; the client reconnects with a fresh one. A client that breaks the protocol
 /// gets 1002 (bad frame), 1007 (text that is not UTF-8) or 1009 (message too big) before the
-/// connection closes; see [`violation`].
+/// connection closes; see [`violation`]. A cell that stops closes every socket with 1012
+/// (service restart, RFC 6455 registry): reconnect, and the snapshot comes first.
 const CLOSE_DONE: u16 = 1000;
+pub const CLOSE_RESTART: u16 = 1012;
 const CLOSE_SLOW: u16 = 1008;
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 pub const CLOSE_PROTOCOL: u16 = 1002;
@@ -139,6 +141,7 @@ async fn track_socket(
     let ends = Ends {
         token_expiry: expiry,
         fragment_timeout: app.tracker().hub.config().ws_fragment_timeout(),
+        closing: app.tracker().hub.closing(),
     };
     pump(
         &mut socket,
@@ -273,7 +276,7 @@ async fn pump(
     sub: &mut Subscription,
     last: fn(&str) -> bool,
     mut locs: Option<&mut Locations<'_>>,
-    ends: Ends,
+    mut ends: Ends,
 ) {
     let expired = tokio::time::sleep_until(ends.token_expiry.into());
     tokio::pin!(expired);
@@ -288,6 +291,10 @@ async fn pump(
         tokio::select! {
             // Status changes first: the last one closes the stream.
             biased;
+            () = stopping(&mut ends.closing) => {
+                let _ = socket.send(close(CLOSE_RESTART, "service restart")).await;
+                return;
+            }
             () = &mut expired => {
                 let _ = socket.send(close(CLOSE_TOKEN_EXPIRED, "token_expired")).await;
                 return;
@@ -363,10 +370,18 @@ fn close(code: u16, reason: &'static str) -> Message {
 
 /// What ends a socket besides the client or the hub: its token's expiry, and a fragmented
 /// message left unfinished this long.
-#[derive(Clone, Copy)]
+/// Resolves once the cell is stopping; never if the hub is gone first.
+async fn stopping(closing: &mut watch::Receiver<bool>) {
+    if closing.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 struct Ends {
     token_expiry: Instant,
     fragment_timeout: Duration,
+    /// The cell is stopping (see [`super::hub::Hub::close_all`]).
+    closing: watch::Receiver<bool>,
 }
 
 async fn restaurant_feed(
@@ -411,6 +426,7 @@ async fn feed_socket(
         let ends = Ends {
             token_expiry: expiry,
             fragment_timeout: app.tracker().hub.config().ws_fragment_timeout(),
+            closing: app.tracker().hub.closing(),
         };
         pump(&mut socket, &mut open, &mut sub, |_| false, None, ends).await;
     }

@@ -31,6 +31,29 @@ pub struct CellStatus {
     pub restaurants: u64,
     // Absent while the gateway is not up (in-process tests).
     pub quic: Option<QuicInfo>,
+    /// While the cell drains: how far it is (absent otherwise, and from older cells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainProgress>,
+}
+
+/// A draining cell's progress towards `drained`, for `router cells list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DrainProgress {
+    /// When this cell first saw itself draining with every region moved away (Unix ms).
+    pub since_ms: i64,
+    /// Orders not yet delivered or cancelled.
+    pub orders_left: u64,
+    /// Of those, orders no driver has taken yet.
+    pub waiting_for_driver: u64,
+    /// Age of the oldest order left.
+    pub oldest_order_age_ms: u64,
+    /// Drivers still connected to the cell (kept while orders near them wait).
+    pub drivers_online: u64,
+    /// When the last order is expected to end (Unix ms): the latest promised delivery, or the
+    /// deadline while orders still wait for a driver.
+    pub expected_done_ms: i64,
+    /// When orders still without a driver are cancelled (and refunded).
+    pub deadline_ms: i64,
 }
 
 /// The answer to a cell-map push.
@@ -63,6 +86,7 @@ mod tests {
             drivers_online: 5,
             restaurants: 6,
             quic,
+            drain: None,
         }
     }
 

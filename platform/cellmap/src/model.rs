@@ -38,6 +38,11 @@ pub struct CellInfo {
     #[serde(default)]
     pub quic_fingerprint: Option<String>,
     pub state: CellState,
+    /// Standby instances of the cell (`host:port` or `https://host:port`): when `http` stops
+    /// answering, the router's health check looks for the one that took the cell's lease
+    /// and makes it `http` (the old endpoint becomes a standby: it may come back as one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standby_http: Vec<String>,
 }
 
 /// One change to the map. The audit log records these verbatim.
@@ -237,7 +242,11 @@ fn check_info(cell: &CellInfo) -> Result<(), MapError> {
     if cell.id.get() > CellId::MAX {
         return Err(MapError::BadCellId(cell.id.get()));
     }
-    if cell.name.trim().is_empty() || crate::Endpoint::parse(&cell.http).is_none() {
+    if cell.name.trim().is_empty()
+        || std::iter::once(&cell.http)
+            .chain(&cell.standby_http)
+            .any(|e| crate::Endpoint::parse(e).is_none())
+    {
         return Err(MapError::Incomplete(cell.id));
     }
     Ok(())
@@ -261,6 +270,7 @@ mod tests {
             quic_server_name: None,
             quic_ca_pem: None,
             quic_fingerprint: None,
+            standby_http: Vec::new(),
             state: CellState::Active,
         }
     }

@@ -14,6 +14,7 @@ pub fn cell_info(n: u32, name: &str) -> CellInfo {
         quic_server_name: None,
         quic_ca_pem: None,
         quic_fingerprint: None,
+        standby_http: Vec::new(),
         state: CellState::Active,
     }
 }

@@ -14,14 +14,17 @@ impl Control {
         &self,
         http: String,
         regions: Option<Vec<RegionKey>>,
+        standby_http: Vec<String>,
         who: &str,
     ) -> Result<CellMap, RouterError> {
         let _op = self.op.lock().await;
         // A malformed endpoint, or an https one this router has no CA for, is the caller's
         // to fix: 400 naming it, not a 503 as if the cell were down.
-        self.cells
-            .check_endpoint(&http)
-            .map_err(RouterError::BadRequest)?;
+        for e in std::iter::once(&http).chain(&standby_http) {
+            self.cells
+                .check_endpoint(e)
+                .map_err(RouterError::BadRequest)?;
+        }
         let status = self.cells.status(&http).await?;
         let id = CellId::new(u32::from(status.cell_id))
             .map_err(|e| RouterError::BadRequest(e.to_string()))?;
@@ -46,6 +49,7 @@ impl Control {
             quic_ca_pem: quic.and_then(|q| q.ca_pem.clone()),
             quic_fingerprint: quic.map(|q| q.fingerprint.clone()),
             state: CellState::Active,
+            standby_http,
         };
         let change = match current.cell(id) {
             // Re-adding a known cell refreshes its endpoints (it restarted elsewhere).

@@ -10,9 +10,12 @@
 //! - `move_region.rs`: [`Control::move_region`], copy a region's catalog, then flip the map.
 //! - `drain.rs`: [`Control::drain`] and the health checker's [`Control::drain_progress`].
 //! - `remove.rs`: [`Control::remove`], dropping a drained cell.
+//! - `failover.rs`: [`Control::promote`], the health checker making a standby that took
+//!   over the cell's endpoint.
 
 mod add;
 mod drain;
+mod failover;
 mod move_region;
 mod remove;
 
