@@ -17,6 +17,8 @@
 //!   progress. The QUIC gateway and REST call the same methods.
 //! - `tracking`: the fan-out hub, ETA updates and the WebSocket endpoints.
 //! - `events`: event-log consumers with durable or live cursors.
+//! - `people`: profiles (display name, phone) of customers, drivers and restaurants.
+//! - `earnings`: each delivery's payout, recorded at delivery; a driver's totals.
 //! - `lease`: [`lease::CellLease`], the cell's lease: one instance per cell id serves, others
 //!   stand by; every write is fenced.
 //! - `server`: startup (store, lease or standby, catalog, demo seed, payments, recovery) and
@@ -26,6 +28,7 @@ pub mod app;
 pub use ::auth;
 pub mod config;
 pub mod dispatch;
+pub mod earnings;
 pub mod events;
 pub mod gateway;
 pub mod http;
@@ -33,5 +36,6 @@ pub mod lease;
 pub mod notify;
 pub mod orders;
 pub mod ownership;
+pub mod people;
 pub mod server;
 pub mod tracking;
