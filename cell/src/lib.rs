@@ -19,6 +19,8 @@
 //! - `events`: event-log consumers with durable or live cursors.
 //! - `drain`: a draining cell finishing its own orders (drivers kept while needed, a
 //!   deadline for orders no driver took) and the progress the router shows.
+//! - `people`: profiles (display name, phone) of customers, drivers and restaurants.
+//! - `earnings`: each delivery's payout, recorded at delivery; a driver's totals.
 //! - `lease`: [`lease::CellLease`], the cell's lease: one instance per cell id serves, others
 //!   stand by; every write is fenced.
 //! - `server`: startup (store, lease or standby, catalog, demo seed, payments, recovery) and
@@ -29,6 +31,7 @@ pub use ::auth;
 pub mod config;
 pub mod dispatch;
 pub mod drain;
+pub mod earnings;
 pub mod events;
 pub mod gateway;
 pub mod http;
@@ -36,5 +39,6 @@ pub mod lease;
 pub mod notify;
 pub mod orders;
 pub mod ownership;
+pub mod people;
 pub mod server;
 pub mod tracking;

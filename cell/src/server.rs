@@ -181,6 +181,12 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
     });
     tokio::spawn(app.dispatch().clone().run(app.clock(), shutdown.clone()));
     crate::drain::spawn(app, shutdown.clone());
+    crate::earnings::spawn(
+        app.kv().clone(),
+        log,
+        app.config().dispatch.clone(),
+        shutdown.clone(),
+    );
     let (a, mut stop) = (app.clone(), shutdown.clone());
     tokio::spawn(async move {
         let me = domain::CellId::new(a.config().cell.id).expect("validated at load");

@@ -366,6 +366,31 @@ fn table() -> Vec<Row> {
                 );
             },
         ),
+        ("get", "/api/v1/drivers/me/earnings", |c| {
+            c.check(
+                "get",
+                "/api/v1/drivers/me/earnings",
+                None,
+                &only(Driver, 200),
+            );
+        }),
+        ("put", "/api/v1/admin/profiles/{kind}/{id}", |c| {
+            c.check(
+                "put",
+                "/api/v1/admin/profiles/driver/4001",
+                Some(&json!({ "display_name": "Ana Koch" })),
+                &only(Admin, 200),
+            );
+        }),
+        ("get", "/api/v1/admin/profiles/{kind}/{id}", |c| {
+            // Nobody wrote this profile: the admin gets past authorization to a 404.
+            c.check(
+                "get",
+                "/api/v1/admin/profiles/customer/999999",
+                None,
+                &only(Admin, 404),
+            );
+        }),
         ("get", "/api/v1/admin/pings", |c| {
             c.check("get", "/api/v1/admin/pings", None, &only(Admin, 200));
         }),

@@ -45,6 +45,9 @@ pub struct LocationRequest {
 #[derive(Serialize, ToSchema)]
 pub struct Ack {
     pub ack: bool,
+    /// On `delivered`: what the driver earned for this delivery, in cents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_cents: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -53,11 +56,16 @@ pub struct DeliveryResponse {
     pub order_id: String,
     pub status: String,
     pub restaurant_name: String,
+    /// The restaurant's street address (empty if its region has moved to another cell since
+    /// the order was placed).
+    pub restaurant_address: String,
     pub restaurant_location: [f64; 2],
     pub customer_address: String,
     pub customer_location: [f64; 2],
     /// Minutes to the restaurant from the driver's last position.
     pub pickup_eta_minutes: Option<u32>,
+    /// What the driver earns for this delivery, in cents.
+    pub payout_cents: i64,
 }
 
 /// A driver's status change. Progress through a delivery names the delivery; going online
@@ -143,13 +151,18 @@ fn delivery_body(app: &App, driver: DriverId, o: &Order) -> DeliveryResponse {
         order_id: o.id.to_string(),
         status: o.status.as_str().into(),
         restaurant_name: o.restaurant_name.clone(),
+        restaurant_address: app
+            .catalog()
+            .restaurant(o.restaurant_id)
+            .map(|l| l.restaurant.address.clone())
+            .unwrap_or_default(),
         restaurant_location: [o.restaurant_lat, o.restaurant_lng],
         customer_address: o.delivery_address.formatted.clone(),
         customer_location: [o.delivery_address.lat, o.delivery_address.lng],
         pickup_eta_minutes: pos.map(|p| {
-            let m = geostore::haversine_m(p.lat, p.lng, o.restaurant_lat, o.restaurant_lng);
-            (m * 1.3 / (25.0 / 3.6) / 60.0).ceil() as u32
+            super::people::minutes_between((p.lat, p.lng), (o.restaurant_lat, o.restaurant_lng))
         }),
+        payout_cents: crate::earnings::payout(&app.config().dispatch, o).0,
     }
 }
 
@@ -215,7 +228,10 @@ async fn location(
                 message: e.to_string(),
             },
         })?;
-    Ok(axum::Json(Ack { ack: true }))
+    Ok(axum::Json(Ack {
+        ack: true,
+        payout_cents: None,
+    }))
 }
 
 /// Accept a delivery offer (seed 5.7). 409 if it expired, 404 if it is not yours.
@@ -252,7 +268,10 @@ async fn decline(
         .respond(d, delivery, false, app.now())
         .await
         .map_err(dispatch_error)?;
-    Ok(axum::Json(Ack { ack: true }))
+    Ok(axum::Json(Ack {
+        ack: true,
+        payout_cents: None,
+    }))
 }
 
 /// Online/offline, and progress through a delivery.
@@ -285,11 +304,18 @@ async fn status(
             ));
         }
     };
+    // The delivery's payout, told to the driver once it is delivered.
+    let carried = matches!(update, DriverUpdate::Delivered(_))
+        .then(|| app.dispatch().carrying(d))
+        .flatten();
     app.dispatch()
         .update(d, update, app.now())
         .await
         .map_err(dispatch_error)?;
-    Ok(axum::Json(Ack { ack: true }))
+    Ok(axum::Json(Ack {
+        ack: true,
+        payout_cents: carried.map(|o| crate::earnings::payout(&app.config().dispatch, &o).0),
+    }))
 }
 
 /// The driver's current delivery, or their open offer.

@@ -233,6 +233,21 @@ pub struct RestaurantRef {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct DriverRef {
     pub id: String,
+    /// The driver's first name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where the driver is, while the order is active (none afterwards: past positions are
+    /// never shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lng: Option<f64>,
+    /// Degrees clockwise from north.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heading: Option<f32>,
+    /// Minutes until the driver reaches the restaurant, before pickup (for the restaurant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_eta_minutes: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -455,7 +470,14 @@ impl OrderResponse {
                 name: o.restaurant_name.clone(),
             },
             items: items_dto(&o.items),
-            driver: o.driver_id.map(|d| DriverRef { id: d.to_string() }),
+            driver: o.driver_id.map(|d| DriverRef {
+                id: d.to_string(),
+                name: None,
+                lat: None,
+                lng: None,
+                heading: None,
+                pickup_eta_minutes: None,
+            }),
             delivery_address: AddressDto {
                 lat: o.delivery_address.lat,
                 lng: o.delivery_address.lng,

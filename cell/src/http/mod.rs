@@ -24,10 +24,12 @@ mod admin;
 pub mod contract;
 mod drivers;
 pub mod dto;
+mod earnings;
 pub mod error;
 pub mod extract;
 mod ops;
 mod orders;
+pub(crate) mod people;
 mod regions;
 mod restaurants;
 pub(crate) mod standby;
@@ -84,6 +86,8 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(orders::routes())
         .merge(drivers::routes())
         .merge(admin::routes())
+        .merge(people::routes())
+        .merge(earnings::routes())
         .merge(regions::routes());
     let (router, mut doc) = api.split_for_parts();
     ws_doc::add(&mut doc);

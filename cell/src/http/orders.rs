@@ -294,11 +294,10 @@ async fn get_order(
             "this order belongs to someone else".into(),
         ));
     }
-    Ok(axum::Json(OrderResponse::build(
-        &order,
-        Some(&history),
-        app.now(),
-    )))
+    let resp = OrderResponse::build(&order, Some(&history), app.now());
+    Ok(axum::Json(
+        super::people::with_driver(&app, resp, &order).await,
+    ))
 }
 
 /// The caller's orders, newest first (`customer=me`), paged by `cursor`.

@@ -169,11 +169,14 @@ async fn restaurant_orders(
     };
     let orders = crate::orders::repo::list_for_restaurant(&**app.kv(), id, statuses, 200).await?;
     let now = app.now();
+    // The tablet shows who is coming and when.
+    let mut views = Vec::with_capacity(orders.len());
+    for o in &orders {
+        let resp = OrderResponse::build(o, None, now);
+        views.push(super::people::with_driver(&app, resp, o).await);
+    }
     Ok(axum::Json(OrderList {
-        orders: orders
-            .iter()
-            .map(|o| OrderResponse::build(o, None, now))
-            .collect(),
+        orders: views,
         next_cursor: None,
         partial: None,
         missing_cells: None,

@@ -175,7 +175,7 @@ async fn order_snapshot(app: &App, id: OrderId) -> Option<Snapshot> {
     let eta = driver.map(|d| app.tracker().eta_minutes(&snapshot, d.lat, d.lng));
     let msg = json!({
         "type": "snapshot",
-        "order": OrderResponse::build(&snapshot, None, now),
+        "order": crate::http::people::with_driver(app, OrderResponse::build(&snapshot, None, now), &snapshot).await,
         "driver_location": driver.map(|d| json!({"lat": d.lat, "lng": d.lng, "heading": d.heading_deg, "ts": d.ts_ms})),
         "eta_minutes": eta,
     });
@@ -193,7 +193,13 @@ async fn feed_snapshot(app: &App, id: RestaurantId) -> String {
         .await
         .unwrap_or_default();
     let now = app.now();
-    json!({"type": "snapshot", "orders": orders.iter().map(|o| OrderResponse::build(o, None, now)).collect::<Vec<_>>()}).to_string()
+    // The tablet shows who is coming and when.
+    let mut views = Vec::with_capacity(orders.len());
+    for o in &orders {
+        let view = OrderResponse::build(o, None, now);
+        views.push(crate::http::people::with_driver(app, view, o).await);
+    }
+    json!({"type": "snapshot", "orders": views}).to_string()
 }
 
 /// One tracker's side of its order's location slot: throttle and ETA changes are decided

@@ -118,9 +118,6 @@ impl Dispatch {
         offer_id: u64,
         expires_at: UnixMs,
     ) -> Offer {
-        let km =
-            geostore::haversine_m(spec.pickup.0, spec.pickup.1, spec.dropoff.0, spec.dropoff.1)
-                / 1000.0;
         Offer {
             offer_id,
             delivery_id: spec.delivery.0,
@@ -128,8 +125,7 @@ impl Dispatch {
             // The order keeps no restaurant address; the driver navigates by coordinates.
             pickup: place(spec.pickup, &order.restaurant_name, ""),
             dropoff: place(spec.dropoff, "", &order.delivery_address.formatted),
-            payout_cents: self.cfg.payout_base_cents
-                + (km * self.cfg.payout_per_km_cents as f64).round() as i64,
+            payout_cents: crate::earnings::payout(&self.cfg, order).0,
             expires_at_ms: expires_at.0.max(0) as u64,
         }
     }
