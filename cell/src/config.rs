@@ -43,6 +43,8 @@ pub struct Config {
     pub quic: crate::gateway::QuicConfig,
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
+    #[serde(default)]
+    pub fraud: crate::fraud::FraudConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,6 +280,7 @@ impl Config {
         p.validate("tracking", &self.tracking);
         p.validate("quic", &self.quic);
         p.validate("notify", &self.notify);
+        p.validate("fraud", &self.fraud);
         p
     }
 

@@ -27,6 +27,7 @@ pub use ::auth;
 pub mod config;
 pub mod dispatch;
 pub mod events;
+pub mod fraud;
 pub mod gateway;
 pub mod http;
 pub mod lease;

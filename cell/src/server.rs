@@ -170,6 +170,21 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
         overload.clone(),
         shutdown.clone(),
     )?;
+    let scorer = crate::fraud::Scorer::new(
+        app.kv().clone(),
+        app.orders().payments().clone(),
+        app.catalog_handle().clone(),
+        app.config().fraud.clone(),
+    );
+    if let Some(sink) = crate::fraud::spawn(
+        app.kv().clone(),
+        log,
+        scorer,
+        &app.config().fraud,
+        shutdown.clone(),
+    ) {
+        app.dispatch().set_fraud_signals(sink);
+    }
     let (a, mut stop) = (app.clone(), shutdown.clone());
     tokio::spawn(async move {
         loop {

@@ -173,8 +173,7 @@ impl<G: PaymentGateway> ResilientGateway<G> {
             Err(e) => e.outcome(),
         };
         metrics::counter!(metric::REQUESTS, "op" => op, "outcome" => outcome).increment(1);
-        metrics::histogram!(metric::LATENCY, "op" => op)
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(metric::LATENCY, "op" => op).record(started.elapsed().as_secs_f64());
         if let Err(e) = &result
             && e.is_retryable()
         {
@@ -192,9 +191,11 @@ fn now() -> Instant {
 
 impl<G: PaymentGateway> PaymentGateway for ResilientGateway<G> {
     fn authorize<'a>(&'a self, req: &'a AuthorizeRequest) -> BoxFuture<'a, Result<Authorization>> {
-        Box::pin(self.run(Op::Authorize.as_str(), &req.idempotency_key, move || {
-            self.inner.authorize(req)
-        }))
+        Box::pin(
+            self.run(Op::Authorize.as_str(), &req.idempotency_key, move || {
+                self.inner.authorize(req)
+            }),
+        )
     }
 
     fn capture<'a>(

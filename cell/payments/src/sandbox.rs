@@ -433,11 +433,8 @@ impl SandboxGateway {
             inner.stats.injected_failures += 1;
             return Err(PaymentError::Unavailable);
         }
-        Ok(inner
-            .by_id
-            .get(auth_id)
-            .map(|&i| &inner.auths[i])
-            .map(|e| crate::gateway::PaymentRecord {
+        Ok(inner.by_id.get(auth_id).map(|&i| &inner.auths[i]).map(|e| {
+            crate::gateway::PaymentRecord {
                 id: e.id.clone(),
                 status: e.status,
                 currency: e.currency.clone(),
@@ -445,7 +442,8 @@ impl SandboxGateway {
                 captured: e.captured,
                 refunded: e.refunded,
                 billing_country: Some(billing_country(&e.payment_method_id).to_string()),
-            }))
+            }
+        }))
     }
 }
 

@@ -253,7 +253,12 @@ async fn retrieve_reads_the_ledger_and_knows_no_stranger() {
     let got = gw.retrieve(&auth.id).await.unwrap().unwrap();
     assert_eq!(
         (got.status, got.authorized, got.captured, got.refunded),
-        (AuthorizationStatus::Captured, Cents(1500), Cents(1200), Cents::ZERO)
+        (
+            AuthorizationStatus::Captured,
+            Cents(1500),
+            Cents(1200),
+            Cents::ZERO
+        )
     );
     assert_eq!(got.billing_country.as_deref(), Some("GB"));
     assert_eq!(gw.retrieve("pi_sandbox_999").await.unwrap(), None);

@@ -15,8 +15,7 @@
 use crate::config::StripeConfig;
 use crate::error::{PaymentError, Result};
 use crate::gateway::{
-    Authorization, AuthorizationStatus, AuthorizeRequest, BoxFuture, PaymentGateway,
-    PaymentRecord,
+    Authorization, AuthorizationStatus, AuthorizeRequest, BoxFuture, PaymentGateway, PaymentRecord,
 };
 use domain::Cents;
 use reqwest::StatusCode;

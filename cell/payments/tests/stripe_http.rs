@@ -249,7 +249,10 @@ async fn retrieve_intent(
             "message": format!("No such payment_intent: '{id}'")}});
         return Ok((StatusCode::NOT_FOUND, Json(body)).into_response());
     };
-    let entry = state.sandbox.entry(&id).expect("a retrieved id is in the ledger");
+    let entry = state
+        .sandbox
+        .entry(&id)
+        .expect("a retrieved id is in the ledger");
     let status = match record.status {
         AuthorizationStatus::Authorized => "requires_capture",
         AuthorizationStatus::Captured | AuthorizationStatus::Refunded => "succeeded",
@@ -519,7 +522,12 @@ async fn retrieve_reads_the_intent_its_billing_country_and_refunds_and_404_is_no
     let got = gw.retrieve(&auth.id).await.unwrap().unwrap();
     assert_eq!(
         (got.status, got.authorized, got.captured, got.refunded),
-        (AuthorizationStatus::Authorized, Cents(4000), Cents(0), Cents(0))
+        (
+            AuthorizationStatus::Authorized,
+            Cents(4000),
+            Cents(0),
+            Cents(0)
+        )
     );
     assert_eq!(got.billing_country.as_deref(), Some("GB"));
     assert_eq!(got.currency, "usd");
