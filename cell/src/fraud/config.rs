@@ -87,8 +87,9 @@ pub struct Rules {
     /// `threshold`: metres between the driver's last position at the `delivered` tap and
     /// the drop-off.
     pub delivered_far: Rule,
-    /// `count` cancellations after pickup of one driver's orders from one restaurant within
-    /// `window_ms`.
+    /// `count` cancellations at pickup (the driver had reached the restaurant; the order
+    /// machine refuses a cancel once the food is picked up) of one driver's orders from one
+    /// restaurant within `window_ms`.
     pub pair_cancellations: Rule,
 }
 

@@ -103,11 +103,27 @@ impl Flag {
     }
 }
 
+/// The pattern of a flag id, for the API's documents.
+pub const ID_PATTERN: &str = "^[0-9]{1,18}-[a-z0-9._]{1,128}$";
+
+/// Whether `id` has the shape of a flag id.
+pub fn valid_id(id: &str) -> bool {
+    key_of(id).is_some()
+}
+
 /// The store key of flag `id`, `None` for a malformed id.
 fn key_of(id: &str) -> Option<Vec<u8>> {
     let (ms, src) = id.split_once('-')?;
+    let ms_ok = (1..=18).contains(&ms.len()) && ms.bytes().all(|b| b.is_ascii_digit());
+    let src_ok = (1..=128).contains(&src.len())
+        && src
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
+    if !(ms_ok && src_ok) {
+        return None;
+    }
     let ms: i64 = ms.parse().ok()?;
-    (!src.is_empty() && src.len() <= 128).then(|| pack(&("fl", ms, src)))
+    Some(pack(&("fl", ms, src)))
 }
 
 fn prefix() -> Vec<u8> {

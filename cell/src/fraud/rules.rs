@@ -266,7 +266,7 @@ mod tests {
         assert!(p99 >= Cents(2_000) && p99 < Cents(2_500), "{p99:?}");
         let r = rule(1_000_000.0, 100, 0);
         assert!(high_order_value(Cents(9_000), &t, &r).is_some());
-        assert!(high_order_value(Cents(2_100), &t, &r).is_none());
+        assert!(high_order_value(Cents(2_040), &t, &r).is_none());
         let too_few = rule(1_000_000.0, 101, 0);
         assert!(high_order_value(Cents(9_000), &t, &too_few).is_none());
     }

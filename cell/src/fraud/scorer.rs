@@ -199,7 +199,14 @@ impl Scorer {
                     }),
                     _ => {}
                 }
-                let picked_up = history.iter().any(|h| h.event == EventKind::OrderPickedUp);
+                // The order machine refuses a cancel once the food is picked up, so "after
+                // pickup" is as late as it gets: the driver had reached the restaurant.
+                let picked_up = history.iter().any(|h| {
+                    matches!(
+                        h.event,
+                        EventKind::DriverAtRestaurant | EventKind::OrderPickedUp
+                    )
+                });
                 let driver = history
                     .iter()
                     .rev()

@@ -8,6 +8,7 @@
 //! - `restaurants.rs`, `orders.rs`, `drivers.rs`: the public API, by party.
 //! - `admin.rs`: admin-only endpoints: the cell's status and the cell-map push (the router
 //!   calls both) and per-driver ping counts (load generators read them).
+//! - `flags.rs`: fraud flags for admins and support staff: the listing and the review.
 //! - `regions.rs`: region moves, admin-only: the regions held, export and import pages.
 //! - `ops.rs`: `/live`, `/ready`, `/metrics`, the OpenAPI document, the demo token endpoint.
 //! - `standby.rs`: what a standby instance serves while another holds the cell's lease.
@@ -26,6 +27,7 @@ mod drivers;
 pub mod dto;
 pub mod error;
 pub mod extract;
+mod flags;
 mod ops;
 mod orders;
 mod regions;
@@ -84,6 +86,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(orders::routes())
         .merge(drivers::routes())
         .merge(admin::routes())
+        .merge(flags::routes())
         .merge(regions::routes());
     let (router, mut doc) = api.split_for_parts();
     ws_doc::add(&mut doc);

@@ -40,6 +40,9 @@ pub enum Principal {
     Restaurant(RestaurantId),
     Driver(DriverId),
     Admin,
+    /// Customer support staff: may read and review fraud flags, nothing else an admin may do.
+    /// Like admins, no id, and a token lives at most [`ADMIN_MAX_TTL`].
+    Support,
 }
 
 impl Principal {
@@ -50,6 +53,7 @@ impl Principal {
             Role::Restaurant => Principal::Restaurant(RestaurantId(id)),
             Role::Driver => Principal::Driver(DriverId(id)),
             Role::Admin => Principal::Admin,
+            Role::Support => Principal::Support,
         }
     }
 
@@ -59,6 +63,7 @@ impl Principal {
             Principal::Restaurant(_) => Role::Restaurant,
             Principal::Driver(_) => Role::Driver,
             Principal::Admin => Role::Admin,
+            Principal::Support => Role::Support,
         }
     }
 
@@ -67,7 +72,9 @@ impl Principal {
             Principal::Customer(c) => domain::Actor::Customer(c),
             Principal::Restaurant(r) => domain::Actor::Restaurant(r),
             Principal::Driver(d) => domain::Actor::Driver(d),
-            Principal::Admin => domain::Actor::Admin,
+            // Support acts on no order (the cell's handlers refuse it); were it ever allowed
+            // to, it acts as an operator.
+            Principal::Admin | Principal::Support => domain::Actor::Admin,
         }
     }
 }
@@ -79,6 +86,14 @@ pub enum Role {
     Restaurant,
     Driver,
     Admin,
+    Support,
+}
+
+impl Role {
+    /// Staff roles: no subject id, lifetime capped at [`ADMIN_MAX_TTL`].
+    pub fn is_staff(self) -> bool {
+        matches!(self, Role::Admin | Role::Support)
+    }
 }
 
 /// Everything a valid token says.
