@@ -283,11 +283,12 @@ pub async fn list(
         if filter.state.is_some_and(|s| s != f.state) || filter.rule.is_some_and(|r| r != f.rule) {
             continue;
         }
-        flags.push(f);
         if flags.len() == limit {
-            let next = flags.last().map(|f| f.id.clone());
+            // One more match exists: the page is full and another follows.
+            let next = flags.last().map(|f: &Flag| f.id.clone());
             return Ok(Page { flags, next });
         }
+        flags.push(f);
     }
     let next = if scanned_all { None } else { last_id };
     Ok(Page { flags, next })

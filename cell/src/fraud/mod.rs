@@ -27,6 +27,8 @@ pub mod scorer;
 pub mod signals;
 
 #[cfg(test)]
+mod api_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::{FraudConfig, Rule, Rules};
