@@ -34,5 +34,6 @@ pub mod lease;
 pub mod notify;
 pub mod orders;
 pub mod ownership;
+pub mod reconcile;
 pub mod server;
 pub mod tracking;

@@ -176,6 +176,16 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
         app.catalog_handle().clone(),
         app.config().fraud.clone(),
     );
+    if app.config().reconcile.enabled {
+        let a = app.clone();
+        tokio::spawn(crate::reconcile::run(
+            app.kv().clone(),
+            app.orders().payments().clone(),
+            app.config().reconcile.clone(),
+            move || a.now(),
+            shutdown.clone(),
+        ));
+    }
     if let Some(sink) = crate::fraud::spawn(
         app.kv().clone(),
         log,

@@ -8,6 +8,7 @@
 //! - `restaurants.rs`, `orders.rs`, `drivers.rs`: the public API, by party.
 //! - `admin.rs`: admin-only endpoints: the cell's status and the cell-map push (the router
 //!   calls both) and per-driver ping counts (load generators read them).
+//! - `drift.rs`: payment drift found by reconciliation, admin-only.
 //! - `flags.rs`: fraud flags for admins and support staff: the listing and the review.
 //! - `regions.rs`: region moves, admin-only: the regions held, export and import pages.
 //! - `ops.rs`: `/live`, `/ready`, `/metrics`, the OpenAPI document, the demo token endpoint.
@@ -23,6 +24,7 @@
 
 mod admin;
 pub mod contract;
+mod drift;
 mod drivers;
 pub mod dto;
 pub mod error;
@@ -87,6 +89,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(drivers::routes())
         .merge(admin::routes())
         .merge(flags::routes())
+        .merge(drift::routes())
         .merge(regions::routes());
     let (router, mut doc) = api.split_for_parts();
     ws_doc::add(&mut doc);
