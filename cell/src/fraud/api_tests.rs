@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
-async fn app(dir: &tempfile::TempDir) -> App {
+/// A cell app as startup builds it (demo catalog) on a fresh store in `dir`.
+pub(crate) async fn app(dir: &tempfile::TempDir) -> App {
     let mut cfg = Config::load(None).unwrap();
     cfg.demo.enabled = true;
     cfg.demo.restaurants = 3;
@@ -28,7 +29,7 @@ async fn app(dir: &tempfile::TempDir) -> App {
     crate::server::build(cfg, lease, clock, None).await.unwrap()
 }
 
-fn token(app: &App, who: Principal, name: Option<&str>) -> String {
+pub(crate) fn token(app: &App, who: Principal, name: Option<&str>) -> String {
     app.jwt().issue(
         who,
         name.map(str::to_owned),
@@ -37,7 +38,7 @@ fn token(app: &App, who: Principal, name: Option<&str>) -> String {
     )
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &App,
     method: &str,
     uri: &str,

@@ -27,9 +27,9 @@ pub mod scorer;
 pub mod signals;
 
 #[cfg(test)]
-mod api_tests;
+pub(crate) mod api_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use config::{FraudConfig, Rule, Rules};
 pub use flags::{Decision, Flag, FlagError, FlagState, Review};

@@ -61,10 +61,12 @@ fn rule(threshold: f64, count: u32, window_ms: u64) -> Rule {
     }
 }
 
-struct Fx {
+/// A cell's order flows on the real store with the sandbox (also the reconciliation tests').
+pub(crate) struct Fx {
     dir: tempfile::TempDir,
-    kv: Arc<dyn Kv>,
-    orders: Arc<Orders>,
+    pub kv: Arc<dyn Kv>,
+    pub orders: Arc<Orders>,
+    pub payments: Arc<SandboxGateway>,
     scorer: Scorer,
     cursor: LogPos,
     seq: u64,
@@ -72,7 +74,7 @@ struct Fx {
 
 /// A cell over a fresh redb store: restaurant 1 sells its pizza at `price`, restaurants 2..=6
 /// of the same region at 1000.
-async fn fx(cfg: FraudConfig, price: i64) -> Fx {
+pub(crate) async fn fx(cfg: FraudConfig, price: i64) -> Fx {
     let dir = tempfile::tempdir().unwrap();
     fx_in(dir, cfg, price, true).await
 }
@@ -107,11 +109,12 @@ async fn fx_in(dir: tempfile::TempDir, cfg: FraudConfig, price: i64, seed: bool)
         Arc::new(Ownership::new(1)),
     ));
     orders.resume_ids(NOON).await.unwrap();
-    let scorer = Scorer::new(kv.clone(), payments, catalog, cfg);
+    let scorer = Scorer::new(kv.clone(), payments.clone(), catalog, cfg);
     Fx {
         dir,
         kv,
         orders,
+        payments,
         scorer,
         cursor: LogPos(0),
         seq: 0,
@@ -121,7 +124,7 @@ async fn fx_in(dir: tempfile::TempDir, cfg: FraudConfig, price: i64, seed: bool)
 impl Fx {
     /// Places an order of `qty` pizzas from restaurant `r` for `customer`, delivered `north`
     /// degrees of latitude from the restaurant.
-    async fn place(&mut self, customer: u64, r: u64, qty: u32, north: f64, pm: &str) -> Order {
+    pub async fn place(&mut self, customer: u64, r: u64, qty: u32, north: f64, pm: &str) -> Order {
         self.seq += 1;
         let req = PlaceOrder {
             customer: CustomerId(customer),
@@ -145,7 +148,7 @@ impl Fx {
         self.orders.place(req, NOON).await.unwrap().order
     }
 
-    async fn order(&mut self, customer: u64) -> Order {
+    pub async fn order(&mut self, customer: u64) -> Order {
         self.place(customer, 1, 1, 0.001, PM_VISA).await
     }
 
@@ -507,9 +510,10 @@ async fn flags_survive_a_restart_with_their_review_and_a_replay_writes_nothing_t
         kv,
         orders,
         scorer,
+        payments,
         ..
     } = fx;
-    drop((kv, orders, scorer));
+    drop((kv, orders, scorer, payments));
     let fx = fx_in(dir, cfg, 1000, false).await;
     let all = fx.all().await;
     assert_eq!(all.len(), 2);
