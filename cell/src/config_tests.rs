@@ -260,6 +260,13 @@ enabled = true
 threshold = 0.0
 count = 3
 window_ms = 86400000
+
+[reconcile]
+enabled = true
+interval_ms = 30000
+window_ms = 3600000
+batch = 50
+min_age_ms = 120000
 "#;
 
 /// One unusable value per section, and the key its problem must name.
@@ -293,6 +300,7 @@ const BAD: &[(&str, &str)] = &[
         "[fraud]\ndelivery_country = \"usa\"\n",
         "fraud.delivery_country",
     ),
+    ("[reconcile]\nbatch = 0\n", "reconcile.batch"),
 ];
 
 #[test]
@@ -322,6 +330,7 @@ fn a_file_setting_every_key_parses_and_validates() {
     assert_eq!(c.notify.log_keep, 100);
     assert_eq!(c.fraud.delivery_country, "DE");
     assert_eq!(c.fraud.rules.pair_cancellations.count, 3);
+    assert_eq!(c.reconcile.batch, 50);
     // The files win over the inline values, without their trailing newline.
     assert_eq!(c.auth.jwt_secret, "k3Vq9n2F7xLw0pZc8RtYb5HsJ4dGm1Ae6UoQiXy");
 }

@@ -29,6 +29,8 @@ pub mod signals;
 #[cfg(test)]
 pub(crate) mod api_tests;
 #[cfg(test)]
+mod signals_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 pub use config::{FraudConfig, Rule, Rules};

@@ -1,22 +1,20 @@
 //! The fraud rules end to end on the real embedded store: orders are placed and moved through
 //! [`Orders`] with the sandbox provider, the scorer reads the cell's log as its consumer would,
-//! and each rule is shown to flag and, with an input just on the other side, not to. Spoofed
-//! pings go through [`Dispatch`] itself. Flags survive reopening the store, and a replayed
-//! event writes nothing twice.
+//! and each rule is shown to flag and, with an input just on the other side, not to (the
+//! dispatch signals' rules are in `signals_tests.rs`). Flags survive reopening the store, and
+//! a replayed event writes nothing twice.
 
 use super::flags::{self, Filter};
 use super::rules::RuleKind;
 use super::signals::{self, Signal};
 use super::{Flag, FraudConfig, Rule, Scorer};
-use crate::dispatch::{Dispatch, GpsFix};
 use crate::orders::{Orders, PlaceOrder, Pricing, WriteOp};
 use crate::ownership::Ownership;
-use crate::tracking::Tracker;
 use catalog::testing::{LAT, LNG, NOON};
 use catalog::{CartLine, CartRequest, Catalog, Category, Menu, MenuItem};
 use domain::{
     Actor, Address, CellId, Cents, Command, CustomerId, DeliveryId, DriverId, MenuItemId, Order,
-    OrderId, SnowflakeGen, UnixMs,
+    SnowflakeGen, UnixMs,
 };
 use payments::sandbox::{PM_BILLING_GB, PM_VISA};
 use payments::{SandboxConfig, SandboxGateway};
@@ -43,7 +41,7 @@ fn menu(price: i64) -> Menu {
 }
 
 /// Every rule off but `only`, with `rule`'s settings.
-fn only(kind: RuleKind, rule: Rule) -> FraudConfig {
+pub(super) fn only(kind: RuleKind, rule: Rule) -> FraudConfig {
     let mut cfg = FraudConfig::default();
     for k in RuleKind::ALL {
         cfg.rules.get_mut(k).enabled = false;
@@ -52,7 +50,7 @@ fn only(kind: RuleKind, rule: Rule) -> FraudConfig {
     cfg
 }
 
-fn rule(threshold: f64, count: u32, window_ms: u64) -> Rule {
+pub(super) fn rule(threshold: f64, count: u32, window_ms: u64) -> Rule {
     Rule {
         enabled: true,
         threshold,
@@ -182,7 +180,7 @@ impl Fx {
         raised
     }
 
-    async fn all(&self) -> Vec<Flag> {
+    pub async fn all(&self) -> Vec<Flag> {
         flags::list(&*self.kv, Filter::default(), None, 1_000)
             .await
             .unwrap()
@@ -190,7 +188,7 @@ impl Fx {
     }
 }
 
-fn rules_of(flags: &[Flag]) -> Vec<RuleKind> {
+pub(super) fn rules_of(flags: &[Flag]) -> Vec<RuleKind> {
     flags.iter().map(|f| f.rule).collect()
 }
 
@@ -392,93 +390,6 @@ async fn pair_cancellations_flag_the_same_driver_and_restaurant_only() {
         flags[0].subject,
         format!("driver:7/restaurant:{}", catalog::testing::rid(1))
     );
-}
-
-/// A dispatch on `fx`'s orders whose fraud signals are written by the signal task.
-fn dispatch(fx: &Fx, cfg: &FraudConfig) -> (Arc<Dispatch>, tokio::sync::watch::Sender<bool>) {
-    let dispatch = Arc::new(Dispatch::new(
-        Default::default(),
-        Arc::new(geostore::GeoStore::new(geostore::Config::default())),
-        fx.orders.clone(),
-        Arc::new(Tracker::new(Default::default(), 25.0, 1.3)),
-    ));
-    let (sink, rx) = signals::channel(16);
-    dispatch.set_fraud_signals(sink);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(signals::run(fx.kv.clone(), cfg.clone(), rx, stopped));
-    (dispatch, stop)
-}
-
-fn fix(lat: f64, ts_ms: u64) -> GpsFix {
-    GpsFix {
-        lat,
-        lng: LNG,
-        heading: 0.0,
-        speed: 10.0,
-        ts_ms,
-    }
-}
-
-/// Waits until the signal task stored `n` flags (it runs concurrently; no time bound: the
-/// test runner's own timeout is the bound).
-async fn flags_stored(fx: &Fx, n: usize) -> Vec<Flag> {
-    loop {
-        let all = fx.all().await;
-        if all.len() >= n {
-            return all;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-}
-
-#[tokio::test]
-async fn a_spoofed_ping_is_stored_as_a_flag_and_a_plausible_one_is_not() {
-    let cfg = only(RuleKind::GpsSpoof, rule(0.0, 0, 0));
-    let fx = fx(cfg.clone(), 1000).await;
-    let (dispatch, _stop) = dispatch(&fx, &cfg);
-    let t = NOON.0 as u64;
-    let d = DriverId(5);
-    dispatch.ping(d, fix(LAT, t), UnixMs(t as i64)).unwrap();
-    // 100 m in 10 s: a scooter.
-    dispatch
-        .ping(d, fix(LAT + 0.0009, t + 10_000), UnixMs(t as i64 + 10_000))
-        .unwrap();
-    // 11 km in 10 s: no car does that.
-    assert!(
-        dispatch
-            .ping(d, fix(LAT + 0.1, t + 20_000), UnixMs(t as i64 + 20_000))
-            .is_err()
-    );
-    let flags = flags_stored(&fx, 1).await;
-    assert_eq!(rules_of(&flags), [RuleKind::GpsSpoof]);
-    assert_eq!(flags[0].subject, "driver:5");
-    assert!(flags[0].evidence["implied_mps"].as_f64().unwrap() > 500.0);
-    // The counter in memory is still kept.
-    assert_eq!(dispatch.spoof_flags(d), 1);
-}
-
-#[tokio::test]
-async fn a_delivered_tap_far_from_the_drop_off_is_flagged_and_a_near_one_is_not() {
-    let cfg = only(RuleKind::DeliveredFar, rule(300.0, 0, 0));
-    let fx = fx(cfg.clone(), 1000).await;
-    let tap = |order: u64, north: f64| Signal::DeliveredTap {
-        driver: DriverId(3),
-        order: OrderId(order),
-        tap: Some((LAT + north, LNG)),
-        dropoff: (LAT, LNG),
-        at: NOON,
-    };
-    assert_eq!(signals::flag_for(&tap(1, 0.001), &cfg), None, "~110 m");
-    let (sink, rx) = signals::channel(4);
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(signals::run(fx.kv.clone(), cfg.clone(), rx, stopped));
-    sink.send(tap(1, 0.001));
-    sink.send(tap(2, 0.01));
-    let flags = flags_stored(&fx, 1).await;
-    assert_eq!(rules_of(&flags), [RuleKind::DeliveredFar]);
-    assert_eq!(flags[0].order_id.as_deref(), Some("2"));
-    let m = flags[0].evidence["distance_m"].as_f64().unwrap();
-    assert!((1_000.0..1_200.0).contains(&m), "{m}");
 }
 
 #[tokio::test]
