@@ -50,8 +50,10 @@ async fn stored(fx: &Fx, id: OrderId) -> Order {
 }
 
 async fn plain() -> Fx {
-    let mut cfg = crate::fraud::FraudConfig::default();
-    cfg.enabled = false;
+    let cfg = crate::fraud::FraudConfig {
+        enabled: false,
+        ..Default::default()
+    };
     fx(cfg, 1000).await
 }
 

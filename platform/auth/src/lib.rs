@@ -167,4 +167,22 @@ mod tests {
         parts[1].insert(3, 'x');
         assert_eq!(keys.verify(&parts.join("."), now), Err(AuthError::Invalid));
     }
+
+    #[test]
+    fn support_tokens_are_staff_tokens_capped_like_admin_ones() {
+        let keys = JwtKeys::from_secret(b"k");
+        let now = UnixMs(1_800_000_000_000);
+        let t = keys.issue(
+            Principal::Support,
+            Some("Sam".into()),
+            Duration::from_secs(86_400),
+            now,
+        );
+        let v = keys.verify_full(&t, now).unwrap();
+        assert_eq!(v.principal, Principal::Support);
+        assert_eq!(v.remaining(now), ADMIN_MAX_TTL);
+        assert!(Role::Support.is_staff() && Role::Admin.is_staff());
+        assert!(!Role::Customer.is_staff());
+        assert_eq!(Principal::from_role(Role::Support, 99), Principal::Support);
+    }
 }
