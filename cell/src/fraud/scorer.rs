@@ -138,7 +138,8 @@ impl Scorer {
                     }
                 }
                 let r = RuleKind::BillingCountry;
-                if rules.on(r) {
+                // An order not authorized yet (queued through an outage) has no reference.
+                if rules.on(r) && !order.payment_ref.is_empty() {
                     match self.payments.retrieve(&order.payment_ref).await {
                         Ok(Some(rec)) => {
                             let billing = rec.billing_country.as_deref();

@@ -98,3 +98,57 @@ async fn a_delivered_tap_far_from_the_drop_off_is_flagged_and_a_near_one_is_not(
     let m = flags[0].evidence["distance_m"].as_f64().unwrap();
     assert!((1_000.0..1_200.0).contains(&m), "{m}");
 }
+
+#[tokio::test]
+async fn dispatch_reports_each_delivered_tap_with_where_the_driver_was() {
+    use crate::dispatch::DriverUpdate;
+    use domain::{Actor, Command, DeliveryId};
+    let cfg = only(RuleKind::DeliveredFar, rule(300.0, 0, 0));
+    let mut fx = fx(cfg.clone(), 1000).await;
+    let (dispatch, _stop) = dispatch(&fx, &cfg);
+    let r = Actor::Restaurant(catalog::testing::rid(1));
+    // Driver 1 taps at the door, driver 2 about 1.1 km short of it; both drop-offs are
+    // 0.01° north of the restaurant.
+    let mut orders = Vec::new();
+    for driver in [1u64, 2] {
+        let o = fx
+            .place(driver, 1, 1, 0.01, payments::sandbox::PM_VISA)
+            .await;
+        let d = Actor::Driver(DriverId(driver));
+        fx.go(&o, Command::Accept, r, 0).await;
+        let op = crate::orders::WriteOp::new(NOON);
+        crate::orders::repo::assign_driver(
+            &*fx.kv,
+            store::LogId(1),
+            o.id,
+            DriverId(driver),
+            DeliveryId(o.id.0),
+            &op,
+        )
+        .await
+        .unwrap();
+        fx.go(&o, Command::ArriveAtRestaurant, d, 0).await;
+        fx.go(&o, Command::PickUp, d, 0).await;
+        orders.push(o);
+    }
+    dispatch.recover(NOON).await.unwrap();
+    let now = UnixMs(NOON.0 + 60_000);
+    for (driver, north) in [(1u64, 0.01), (2, 0.0)] {
+        let d = DriverId(driver);
+        dispatch
+            .ping(d, fix(LAT + north, now.0 as u64), now)
+            .unwrap();
+        let o = &orders[driver as usize - 1];
+        let delivered = dispatch
+            .update(d, DriverUpdate::Delivered(DeliveryId(o.id.0)), now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(delivered.status, domain::OrderStatus::Delivered);
+    }
+    // Signals are written in order: once driver 2's flag is there, driver 1's tap was seen.
+    let flags = flags_stored(&fx, 1).await;
+    assert_eq!(rules_of(&flags), [RuleKind::DeliveredFar]);
+    assert_eq!(flags[0].subject, "driver:2");
+    assert_eq!(flags[0].order_id, Some(orders[1].id.to_string()));
+}

@@ -150,7 +150,7 @@ impl Fx {
         self.place(customer, 1, 1, 0.001, PM_VISA).await
     }
 
-    async fn go(&self, o: &Order, cmd: Command, by: Actor, at: i64) {
+    pub async fn go(&self, o: &Order, cmd: Command, by: Actor, at: i64) {
         self.orders
             .transition(o.id, cmd, by, UnixMs(NOON.0 + at))
             .await
