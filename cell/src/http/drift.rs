@@ -28,7 +28,9 @@ pub struct DriftParams {
     /// Only drift neither repaired nor resolved since.
     pub open: Option<bool>,
     /// The previous page's `next_cursor`.
-    #[param(pattern = r"^[0-9]{1,19}\.[a-z_]{1,32}$")]
+    #[param(
+        pattern = r"^[0-9]{1,19}\.(captured_not_recorded|released_not_recorded|missing_at_provider|amount_mismatch|recorded_not_at_provider)$"
+    )]
     pub cursor: Option<String>,
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
@@ -79,4 +81,22 @@ async fn list(
         next_cursor: page.next,
         open,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::reconcile::DriftKind;
+
+    #[test]
+    fn the_documented_cursor_pattern_names_every_kind() {
+        let doc = serde_json::to_value(super::super::openapi()).unwrap();
+        let params = doc["paths"]["/api/v1/admin/payments/drift"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let cursor = params.iter().find(|p| p["name"] == "cursor").unwrap();
+        let kinds: Vec<&str> = DriftKind::ALL.iter().map(|k| k.as_str()).collect();
+        let want = format!(r"^[0-9]{{1,19}}\.({})$", kinds.join("|"));
+        assert_eq!(cursor["schema"]["pattern"], want.as_str());
+    }
 }
