@@ -52,6 +52,15 @@ fn a_card_billed_abroad_is_flagged_and_the_reviewed_flag_survives_a_restart() {
         .send()
         .expect_status(200);
     assert_eq!(reviewed.json["review"]["role"], "support");
+    let metrics = cell.get("/metrics").send().expect_status(200).text;
+    assert!(
+        metrics.contains("cell_fraud_flags_total{rule=\"billing_country\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cell_fraud_flags_open 0"),
+        "reviewed: none open"
+    );
 
     cell.restart();
     let admin = cell.token("admin", 0);

@@ -116,7 +116,7 @@ async fn staff_list_filter_page_and_review_flags_once_with_an_audit() {
     let (_, body) = call(
         &app,
         "GET",
-        "/api/v1/admin/flags?rule=gps_spoof&state=open",
+        "/api/v1/admin/flags?kind=gps_spoof&state=open",
         &admin,
         None,
     )

@@ -59,8 +59,9 @@ pub struct FlagListParams {
     /// Only flags in this state.
     #[param(inline, value_type = Option<FlagState>)]
     pub state: Option<String>,
-    /// Only flags of this rule.
+    /// Only flags of this rule (the flag's kind; `kind=` is accepted too).
     #[param(inline, value_type = Option<RuleKind>)]
+    #[serde(alias = "kind")]
     pub rule: Option<String>,
     /// The previous page's `next_cursor`.
     #[param(pattern = "^[0-9]{1,18}-[a-z0-9._]{1,128}$")]
