@@ -17,6 +17,9 @@
 //!   progress. The QUIC gateway and REST call the same methods.
 //! - `tracking`: the fan-out hub, ETA updates and the WebSocket endpoints.
 //! - `events`: event-log consumers with durable or live cursors.
+//! - `fraud`: the fraud scorer (a log consumer plus dispatch's signals), its rule table and the
+//!   stored flags staff review.
+//! - `reconcile`: periodic payment reconciliation against the provider, and the drift records.
 //! - `lease`: [`lease::CellLease`], the cell's lease: one instance per cell id serves, others
 //!   stand by; every write is fenced.
 //! - `server`: startup (store, lease or standby, catalog, demo seed, payments, recovery) and
