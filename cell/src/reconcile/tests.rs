@@ -183,6 +183,25 @@ async fn each_planted_drift_is_found_and_repaired_or_reported() {
         .find(|d| d.kind == DriftKind::MissingAtProvider)
         .unwrap();
     assert_eq!(missing_again.seen, 2);
+
+    // Paged, newest orders first.
+    let p1 = drift::list(&*fx.kv, None, false, 2).await.unwrap();
+    let p2 = drift::list(&*fx.kv, p1.next.as_deref(), false, 2)
+        .await
+        .unwrap();
+    let p3 = drift::list(&*fx.kv, p2.next.as_deref(), false, 2)
+        .await
+        .unwrap();
+    assert_eq!(p3.next, None);
+    let paged: Vec<String> = [p1.drift, p2.drift, p3.drift]
+        .concat()
+        .iter()
+        .map(|d| d.order_id.clone())
+        .collect();
+    let mut newest_first: Vec<String> = all.iter().map(|d| d.order_id.clone()).collect();
+    assert_eq!(paged, newest_first);
+    newest_first.sort_by_key(|id| std::cmp::Reverse(id.parse::<u64>().unwrap()));
+    assert_eq!(paged, newest_first);
 }
 
 #[tokio::test]
