@@ -39,6 +39,9 @@ fn window_key(rule: RuleKind, subject: &str) -> Vec<u8> {
     pack(&("fw", rule.as_str(), subject))
 }
 
+/// Restaurants read per page when computing a median.
+const MEDIAN_PAGE: usize = 200;
+
 /// A median of one category in one region, and when it was computed.
 type Median = (Option<(Cents, usize)>, i64);
 
@@ -273,20 +276,32 @@ impl Scorer {
         }
         let mut prices = Vec::new();
         let mut restaurants = 0;
-        for id in self.catalog.region_ids(region) {
-            let Ok(Some(menu)) = self.catalog.menu(id).await else {
-                continue;
+        // Paged reads past the menu cache: a region's worth of menus would evict the hot ones.
+        let mut after = None;
+        loop {
+            let Ok((page, more)) = self
+                .catalog
+                .export_region_page(region, after, MEDIAN_PAGE)
+                .await
+            else {
+                break;
             };
-            let mut has = false;
-            for c in menu
-                .categories
-                .iter()
-                .filter(|c| c.name.to_lowercase() == key.1)
-            {
-                has = true;
-                prices.extend(c.items.iter().map(|i| i.price));
+            after = page.last().map(|(r, _)| r.id);
+            for (_, menu) in &page {
+                let mut has = false;
+                for c in menu
+                    .categories
+                    .iter()
+                    .filter(|c| c.name.to_lowercase() == key.1)
+                {
+                    has = true;
+                    prices.extend(c.items.iter().map(|i| i.price));
+                }
+                restaurants += usize::from(has);
             }
-            restaurants += usize::from(has);
+            if !more || after.is_none() {
+                break;
+            }
         }
         let m = rules::median(prices).map(|m| (m, restaurants));
         lock(&self.medians).insert(key, (m, now.0));
