@@ -114,6 +114,10 @@ impl App {
     pub fn catalog(&self) -> &Catalog {
         &self.0.catalog
     }
+    /// The catalog as a shared handle, for background tasks.
+    pub fn catalog_handle(&self) -> &Arc<Catalog> {
+        &self.0.catalog
+    }
     pub fn orders(&self) -> &Arc<Orders> {
         &self.0.orders
     }

@@ -45,6 +45,10 @@ pub struct Config {
     pub notify: crate::notify::NotifyConfig,
     #[serde(default)]
     pub drain: crate::drain::DrainConfig,
+    #[serde(default)]
+    pub fraud: crate::fraud::FraudConfig,
+    #[serde(default)]
+    pub reconcile: crate::reconcile::ReconcileConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -281,6 +285,8 @@ impl Config {
         p.validate("quic", &self.quic);
         p.validate("notify", &self.notify);
         p.validate("drain", &self.drain);
+        p.validate("fraud", &self.fraud);
+        p.validate("reconcile", &self.reconcile);
         p
     }
 

@@ -201,6 +201,72 @@ timeout_ms = 1000
 max_retries = 2
 backoff_base_ms = 100
 log_keep = 100
+
+[fraud]
+enabled = true
+delivery_country = "DE"
+signal_queue = 512
+
+[fraud.rules.high_order_value]
+enabled = true
+threshold = 40000.0
+count = 500
+window_ms = 0
+
+[fraud.rules.delivery_distance]
+enabled = false
+threshold = 10.0
+count = 0
+window_ms = 0
+
+[fraud.rules.customer_cancellations]
+enabled = true
+threshold = 0.0
+count = 4
+window_ms = 3600000
+
+[fraud.rules.billing_country]
+enabled = true
+threshold = 0.0
+count = 0
+window_ms = 0
+
+[fraud.rules.restaurant_rejections]
+enabled = true
+threshold = 0.0
+count = 5
+window_ms = 3600000
+
+[fraud.rules.menu_price]
+enabled = true
+threshold = 2.5
+count = 3
+window_ms = 600000
+
+[fraud.rules.gps_spoof]
+enabled = true
+threshold = 0.0
+count = 0
+window_ms = 0
+
+[fraud.rules.delivered_far]
+enabled = true
+threshold = 250.0
+count = 0
+window_ms = 0
+
+[fraud.rules.pair_cancellations]
+enabled = true
+threshold = 0.0
+count = 3
+window_ms = 86400000
+
+[reconcile]
+enabled = true
+interval_ms = 30000
+window_ms = 3600000
+batch = 50
+min_age_ms = 120000
 "#;
 
 /// One unusable value per section, and the key its problem must name.
@@ -230,6 +296,11 @@ const BAD: &[(&str, &str)] = &[
     ("[tracking]\nqueue_depth = 0\n", "tracking.queue_depth"),
     ("[quic]\nmax_connections = 0\n", "quic.max_connections"),
     ("[notify]\nprovider = \"webhook\"\n", "notify.webhook_url"),
+    (
+        "[fraud]\ndelivery_country = \"usa\"\n",
+        "fraud.delivery_country",
+    ),
+    ("[reconcile]\nbatch = 0\n", "reconcile.batch"),
 ];
 
 #[test]
@@ -257,6 +328,9 @@ fn a_file_setting_every_key_parses_and_validates() {
     assert_eq!(c.dispatch.pings.ping_burst, 50);
     assert_eq!(c.quic.gateway_threads, 2);
     assert_eq!(c.notify.log_keep, 100);
+    assert_eq!(c.fraud.delivery_country, "DE");
+    assert_eq!(c.fraud.rules.pair_cancellations.count, 3);
+    assert_eq!(c.reconcile.batch, 50);
     // The files win over the inline values, without their trailing newline.
     assert_eq!(c.auth.jwt_secret, "k3Vq9n2F7xLw0pZc8RtYb5HsJ4dGm1Ae6UoQiXy");
 }

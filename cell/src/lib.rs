@@ -21,6 +21,9 @@
 //!   deadline for orders no driver took) and the progress the router shows.
 //! - `people`: profiles (display name, phone) of customers, drivers and restaurants.
 //! - `earnings`: each delivery's payout, recorded at delivery; a driver's totals.
+//! - `fraud`: the fraud scorer (a log consumer plus dispatch's signals), its rule table and the
+//!   stored flags staff review.
+//! - `reconcile`: periodic payment reconciliation against the provider, and the drift records.
 //! - `lease`: [`lease::CellLease`], the cell's lease: one instance per cell id serves, others
 //!   stand by; every write is fenced.
 //! - `server`: startup (store, lease or standby, catalog, demo seed, payments, recovery) and
@@ -33,6 +36,7 @@ pub mod dispatch;
 pub mod drain;
 pub mod earnings;
 pub mod events;
+pub mod fraud;
 pub mod gateway;
 pub mod http;
 pub mod lease;
@@ -40,5 +44,6 @@ pub mod notify;
 pub mod orders;
 pub mod ownership;
 pub mod people;
+pub mod reconcile;
 pub mod server;
 pub mod tracking;

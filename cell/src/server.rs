@@ -170,6 +170,31 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
         overload.clone(),
         shutdown.clone(),
     )?;
+    let scorer = crate::fraud::Scorer::new(
+        app.kv().clone(),
+        app.orders().payments().clone(),
+        app.catalog_handle().clone(),
+        app.config().fraud.clone(),
+    );
+    if app.config().reconcile.enabled {
+        let a = app.clone();
+        tokio::spawn(crate::reconcile::run(
+            app.kv().clone(),
+            app.orders().payments().clone(),
+            app.config().reconcile.clone(),
+            move || a.now(),
+            shutdown.clone(),
+        ));
+    }
+    if let Some(sink) = crate::fraud::spawn(
+        app.kv().clone(),
+        log,
+        scorer,
+        &app.config().fraud,
+        shutdown.clone(),
+    ) {
+        app.dispatch().set_fraud_signals(sink);
+    }
     let (a, mut stop) = (app.clone(), shutdown.clone());
     tokio::spawn(async move {
         loop {

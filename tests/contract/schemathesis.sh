@@ -2,7 +2,7 @@
 # The API contract, checked from outside: Schemathesis (pinned, from PyPI, installed into
 # target/contract/venv on first use) generates requests from the cell's OpenAPI document and
 # runs every check against a started cell and against a router in front of it, once per
-# role (customer, restaurant, driver, admin token). Any failure or server error fails the run.
+# role (customer, restaurant, driver, admin token; `ROLES=support` adds the support role's). Any failure or server error fails the run.
 #
 #   tests/contract/schemathesis.sh                 # both targets, every role
 #   MAX_EXAMPLES=5 TARGETS=cell ROLES=customer tests/contract/schemathesis.sh
@@ -129,6 +129,7 @@ declare -A TOKENS=(
   [restaurant]=$(token restaurant "$RESTAURANT_ID" 1)
   [driver]=$(token driver 777 1)
   [admin]=$(token admin 0)
+  [support]=$(token support 0)
 )
 get /api/v1/openapi.json >"$OUT/openapi.json"
 

@@ -16,6 +16,8 @@ enum Party {
     RestaurantB,
     Driver,
     Admin,
+    /// Support staff: fraud flags only.
+    Support,
 }
 use Party::*;
 
@@ -44,6 +46,7 @@ impl Ctx {
             (RestaurantB, cell.token("restaurant", &rest_b)),
             (Driver, cell.token("driver", 4001)),
             (Admin, cell.token("admin", 0)),
+            (Support, cell.token("support", 0)),
         ];
         Ctx {
             cell,
@@ -97,12 +100,13 @@ impl Ctx {
     }
 }
 
-const NOT_CUSTOMERS: [Party; 4] = [Nobody, RestaurantA, Driver, Admin];
+const NOT_CUSTOMERS: [Party; 5] = [Nobody, RestaurantA, Driver, Admin, Support];
 
 /// The cases of an endpoint only `party` may call: 401 without a token, 403 for each of the
-/// other parties with a token (customer A, restaurant A, the driver, the admin), `ok` for it.
+/// other parties with a token (customer A, restaurant A, the driver, the admin, support),
+/// `ok` for it.
 fn only(party: Party, ok: u16) -> Vec<(Party, u16)> {
-    let others = [CustomerA, RestaurantA, Driver, Admin]
+    let others = [CustomerA, RestaurantA, Driver, Admin, Support]
         .into_iter()
         .filter(|&p| p != party)
         .map(|p| (p, 403));
@@ -163,6 +167,7 @@ fn table() -> Vec<Row> {
                     (CustomerA, 403),
                     (RestaurantB, 403),
                     (Driver, 403),
+                    (Support, 403),
                     (RestaurantA, 204),
                     (Admin, 204),
                 ],
@@ -183,6 +188,7 @@ fn table() -> Vec<Row> {
                         (CustomerA, 403),
                         (RestaurantB, 403),
                         (Driver, 403),
+                        (Support, 403),
                         (RestaurantA, 204),
                         (Admin, 204),
                     ],
@@ -201,6 +207,7 @@ fn table() -> Vec<Row> {
                     (CustomerA, 403),
                     (RestaurantB, 403),
                     (Driver, 403),
+                    (Support, 403),
                     (RestaurantA, 200),
                     (Admin, 200),
                 ],
@@ -228,6 +235,7 @@ fn table() -> Vec<Row> {
                     (CustomerB, 403),
                     (RestaurantB, 403),
                     (Driver, 403),
+                    (Support, 403),
                     (RestaurantA, 200),
                 ],
             );
@@ -414,6 +422,33 @@ fn table() -> Vec<Row> {
                 "/api/v1/admin/regions/851f1d4bfffffff/import",
                 Some(&json!({ "restaurants": [] })),
                 &only(Admin, 200),
+            );
+        }),
+        ("get", "/api/v1/admin/payments/drift", |c| {
+            c.check(
+                "get",
+                "/api/v1/admin/payments/drift",
+                None,
+                &only(Admin, 200),
+            );
+        }),
+        // Fraud flags: admins and support staff.
+        ("get", "/api/v1/admin/flags", |c| {
+            let mut cases = only(Admin, 200);
+            cases.retain(|&(p, _)| p != Support);
+            cases.push((Support, 200));
+            c.check("get", "/api/v1/admin/flags", None, &cases);
+        }),
+        ("post", "/api/v1/admin/flags/{flag}/review", |c| {
+            let mut cases = only(Admin, 404);
+            cases.retain(|&(p, _)| p != Support);
+            cases.push((Support, 404));
+            let body = json!({ "decision": "clear" });
+            c.check(
+                "post",
+                "/api/v1/admin/flags/1-nothing/review",
+                Some(&body),
+                &cases,
             );
         }),
         ("put", "/api/v1/admin/cellmap", |c| {

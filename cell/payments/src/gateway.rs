@@ -104,6 +104,25 @@ pub struct Authorization {
     pub status: AuthorizationStatus,
 }
 
+/// What the provider holds for one authorization, as [`PaymentGateway::retrieve`] reads it:
+/// reconciliation compares it with the order, the fraud scorer reads its billing country.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    pub id: String,
+    pub status: AuthorizationStatus,
+    /// ISO 4217, lower case.
+    pub currency: String,
+    /// Held by the authorization.
+    pub authorized: Cents,
+    /// Charged (0 until captured).
+    pub captured: Cents,
+    /// Given back so far.
+    pub refunded: Cents,
+    /// ISO 3166-1 alpha-2 country of the payment method's billing address, upper case, when
+    /// the provider knows it.
+    pub billing_country: Option<String>,
+}
+
 /// A payment provider. Every method takes an idempotency key: calling again with the same
 /// key and the same parameters returns the first answer without a second effect; the same
 /// key with different parameters is [`PaymentError::Invalid`](crate::PaymentError::Invalid).
@@ -136,6 +155,10 @@ pub trait PaymentGateway: Send + Sync {
         amount: Cents,
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<Authorization>>;
+
+    /// Reads an authorization as the provider holds it; `Ok(None)` when the provider has no
+    /// such authorization. A read has no effect, so it carries no idempotency key.
+    fn retrieve<'a>(&'a self, auth_id: &'a str) -> BoxFuture<'a, Result<Option<PaymentRecord>>>;
 }
 
 // Forwarding impls, so a wrapper can own an `Arc` while a test keeps another handle to the
@@ -171,6 +194,12 @@ macro_rules! forward_gateway {
                 idempotency_key: &'a str,
             ) -> BoxFuture<'a, Result<Authorization>> {
                 (**self).refund(auth_id, amount, idempotency_key)
+            }
+            fn retrieve<'a>(
+                &'a self,
+                auth_id: &'a str,
+            ) -> BoxFuture<'a, Result<Option<PaymentRecord>>> {
+                (**self).retrieve(auth_id)
             }
         }
     };

@@ -46,7 +46,7 @@ pub use config::{
 pub use error::{PaymentError, Result};
 pub use gateway::{
     Authorization, AuthorizationStatus, AuthorizeRequest, BoxFuture, Op, PaymentGateway,
-    idempotency_key,
+    PaymentRecord, idempotency_key,
 };
 pub use resilient::{ResilientGateway, RetryPolicy};
 pub use sandbox::{Effects, LedgerEntry, SandboxGateway, SandboxStats};

@@ -9,7 +9,9 @@
 use crate::breaker::{Admission, CircuitBreaker, CircuitState};
 use crate::config::PaymentsConfig;
 use crate::error::{PaymentError, Result};
-use crate::gateway::{Authorization, AuthorizeRequest, BoxFuture, Op, PaymentGateway};
+use crate::gateway::{
+    Authorization, AuthorizeRequest, BoxFuture, Op, PaymentGateway, PaymentRecord,
+};
 use domain::Cents;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// Metric names, in one place so dashboards and tests agree.
 pub mod metric {
-    /// Counter, labels `op` and `outcome` (`ok`, `declined`, `invalid`, `timeout`,
+    /// Counter, labels `op` (the [`Op`](crate::Op) names, and `retrieve`) and `outcome` (`ok`, `declined`, `invalid`, `timeout`,
     /// `unavailable`, `provider_error`, `circuit_open`): one per call, after retries.
     pub const REQUESTS: &str = "cell_payment_requests_total";
     /// Histogram, label `op`: seconds per call including retries and backoff.
@@ -115,12 +117,12 @@ impl<G: PaymentGateway> ResilientGateway<G> {
     /// Runs `attempt` under the breaker, the timeout and the retry policy. `attempt` builds
     /// a fresh future per try from the same borrowed inputs, so every try sends the same
     /// idempotency key.
-    async fn run<'a>(
+    async fn run<'a, T>(
         &'a self,
-        op: Op,
+        op: &'static str,
         key: &'a str,
-        attempt: impl Fn() -> BoxFuture<'a, Result<Authorization>> + Send + 'a,
-    ) -> Result<Authorization> {
+        attempt: impl Fn() -> BoxFuture<'a, Result<T>> + Send + 'a,
+    ) -> Result<T> {
         let started = tokio::time::Instant::now();
         let mut retries = 0;
         let mut circuit_rejected = false;
@@ -158,7 +160,7 @@ impl<G: PaymentGateway> ResilientGateway<G> {
                     retries += 1;
                     let wait = self.retry.backoff(retries, seed_of(key));
                     tracing::warn!(%op, key, error = %e, retry = retries, ?wait, "payment call failed, retrying");
-                    metrics::counter!(metric::RETRIES, "op" => op.as_str()).increment(1);
+                    metrics::counter!(metric::RETRIES, "op" => op).increment(1);
                     tokio::time::sleep(wait).await;
                 }
                 other => break other,
@@ -170,9 +172,8 @@ impl<G: PaymentGateway> ResilientGateway<G> {
             Err(_) if circuit_rejected => "circuit_open",
             Err(e) => e.outcome(),
         };
-        metrics::counter!(metric::REQUESTS, "op" => op.as_str(), "outcome" => outcome).increment(1);
-        metrics::histogram!(metric::LATENCY, "op" => op.as_str())
-            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(metric::REQUESTS, "op" => op, "outcome" => outcome).increment(1);
+        metrics::histogram!(metric::LATENCY, "op" => op).record(started.elapsed().as_secs_f64());
         if let Err(e) = &result
             && e.is_retryable()
         {
@@ -190,9 +191,11 @@ fn now() -> Instant {
 
 impl<G: PaymentGateway> PaymentGateway for ResilientGateway<G> {
     fn authorize<'a>(&'a self, req: &'a AuthorizeRequest) -> BoxFuture<'a, Result<Authorization>> {
-        Box::pin(self.run(Op::Authorize, &req.idempotency_key, move || {
-            self.inner.authorize(req)
-        }))
+        Box::pin(
+            self.run(Op::Authorize.as_str(), &req.idempotency_key, move || {
+                self.inner.authorize(req)
+            }),
+        )
     }
 
     fn capture<'a>(
@@ -201,7 +204,7 @@ impl<G: PaymentGateway> PaymentGateway for ResilientGateway<G> {
         amount: Cents,
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<Authorization>> {
-        Box::pin(self.run(Op::Capture, idempotency_key, move || {
+        Box::pin(self.run(Op::Capture.as_str(), idempotency_key, move || {
             self.inner.capture(auth_id, amount, idempotency_key)
         }))
     }
@@ -211,7 +214,7 @@ impl<G: PaymentGateway> PaymentGateway for ResilientGateway<G> {
         auth_id: &'a str,
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<Authorization>> {
-        Box::pin(self.run(Op::Void, idempotency_key, move || {
+        Box::pin(self.run(Op::Void.as_str(), idempotency_key, move || {
             self.inner.void(auth_id, idempotency_key)
         }))
     }
@@ -222,9 +225,16 @@ impl<G: PaymentGateway> PaymentGateway for ResilientGateway<G> {
         amount: Cents,
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<Authorization>> {
-        Box::pin(self.run(Op::Refund, idempotency_key, move || {
+        Box::pin(self.run(Op::Refund.as_str(), idempotency_key, move || {
             self.inner.refund(auth_id, amount, idempotency_key)
         }))
+    }
+
+    /// Under the same timeout, retries and breaker as the effects: a read that times out is
+    /// as much a sign of a sick provider as a capture that does. The retry jitter is seeded
+    /// by the authorization id (a read has no idempotency key).
+    fn retrieve<'a>(&'a self, auth_id: &'a str) -> BoxFuture<'a, Result<Option<PaymentRecord>>> {
+        Box::pin(self.run("retrieve", auth_id, move || self.inner.retrieve(auth_id)))
     }
 }
 

@@ -163,6 +163,9 @@ impl PaymentGateway for LosesFirstAnswer {
     ) -> BoxFuture<'a, Result<Authorization>> {
         self.inner.refund(id, amount, key)
     }
+    fn retrieve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<crate::PaymentRecord>>> {
+        self.inner.retrieve(id)
+    }
 }
 
 #[tokio::test(start_paused = true)]

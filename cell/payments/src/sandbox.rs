@@ -11,6 +11,8 @@
 //!   than the wrapper's timeout by default).
 //! - `pm_card_flaky`: every call on it fails once as `Unavailable` (a 5xx) for each new
 //!   idempotency key, then succeeds: exercises retries.
+//! - `pm_card_gb`: succeeds, with a billing address in the United Kingdom (every other card's
+//!   is in the United States): the fraud scorer's billing-country rule flags it in a US cell.
 //! - anything not starting with `pm_`: `Invalid`.
 
 use crate::config::SandboxConfig;
@@ -28,6 +30,8 @@ pub const PM_DECLINED: &str = "pm_card_chargeDeclined";
 pub const PM_INSUFFICIENT_FUNDS: &str = "pm_card_chargeDeclinedInsufficientFunds";
 pub const PM_TIMEOUT: &str = "pm_card_timeout";
 pub const PM_FLAKY: &str = "pm_card_flaky";
+/// Billed in the United Kingdom ([`billing_country`]).
+pub const PM_BILLING_GB: &str = "pm_card_gb";
 
 /// How many times each effect was applied to one authorization. A replayed request does
 /// not count: these are what the customer's bank would see.
@@ -408,6 +412,47 @@ impl PaymentGateway for SandboxGateway {
             amount,
         };
         Box::pin(self.call(idempotency_key, request))
+    }
+
+    fn retrieve<'a>(
+        &'a self,
+        auth_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::gateway::PaymentRecord>>> {
+        Box::pin(async move { self.retrieve_entry(auth_id) })
+    }
+}
+
+// `retrieve`: a read of the ledger entry, kept in one block. An outage fails reads too (a
+// provider that is down answers nothing); the slow and flaky cards do not apply (they model
+// effects, and a read has none).
+impl SandboxGateway {
+    fn retrieve_entry(&self, auth_id: &str) -> Result<Option<crate::gateway::PaymentRecord>> {
+        let mut inner = self.lock();
+        inner.stats.attempts += 1;
+        if inner.outage {
+            inner.stats.injected_failures += 1;
+            return Err(PaymentError::Unavailable);
+        }
+        Ok(inner.by_id.get(auth_id).map(|&i| &inner.auths[i]).map(|e| {
+            crate::gateway::PaymentRecord {
+                id: e.id.clone(),
+                status: e.status,
+                currency: e.currency.clone(),
+                authorized: e.authorized,
+                captured: e.captured,
+                refunded: e.refunded,
+                billing_country: Some(billing_country(&e.payment_method_id).to_string()),
+            }
+        }))
+    }
+}
+
+/// The billing country of a magic payment method: `GB` for [`PM_BILLING_GB`], `US` otherwise.
+pub fn billing_country(payment_method_id: &str) -> &'static str {
+    if payment_method_id == PM_BILLING_GB {
+        "GB"
+    } else {
+        "US"
     }
 }
 

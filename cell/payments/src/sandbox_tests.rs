@@ -242,3 +242,28 @@ async fn concurrent_duplicates_apply_once() {
     assert_eq!(gw.entry(&auth.id).unwrap().effects.capture, 1);
     assert_eq!(gw.stats().replays, 15);
 }
+
+#[tokio::test]
+async fn retrieve_reads_the_ledger_and_knows_no_stranger() {
+    let gw = sandbox();
+    let auth = gw.authorize(&req(PM_BILLING_GB, 1500, 41)).await.unwrap();
+    gw.capture(&auth.id, Cents(1200), &key(41, Op::Capture))
+        .await
+        .unwrap();
+    let got = gw.retrieve(&auth.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.authorized, got.captured, got.refunded),
+        (
+            AuthorizationStatus::Captured,
+            Cents(1500),
+            Cents(1200),
+            Cents::ZERO
+        )
+    );
+    assert_eq!(got.billing_country.as_deref(), Some("GB"));
+    assert_eq!(gw.retrieve("pi_sandbox_999").await.unwrap(), None);
+    // A read changes nothing at the provider.
+    assert_eq!(gw.entry(&auth.id).unwrap().effects.capture, 1);
+    gw.set_outage(true);
+    assert_eq!(gw.retrieve(&auth.id).await, Err(PaymentError::Unavailable));
+}

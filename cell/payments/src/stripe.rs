@@ -6,6 +6,7 @@
 //! | capture | `POST /v1/payment_intents/{id}/capture` amount_to_capture |
 //! | void | `POST /v1/payment_intents/{id}/cancel` |
 //! | refund | `POST /v1/refunds` payment_intent, amount |
+//! | retrieve | `GET /v1/payment_intents/{id}?expand[]=payment_method` (404: no such intent) |
 //!
 //! Bodies are form-encoded, the secret key goes as a bearer token, and every request carries
 //! an `Idempotency-Key` header. One attempt per call: retries live in
@@ -14,7 +15,7 @@
 use crate::config::StripeConfig;
 use crate::error::{PaymentError, Result};
 use crate::gateway::{
-    Authorization, AuthorizationStatus, AuthorizeRequest, BoxFuture, PaymentGateway,
+    Authorization, AuthorizationStatus, AuthorizeRequest, BoxFuture, PaymentGateway, PaymentRecord,
 };
 use domain::Cents;
 use reqwest::StatusCode;
@@ -48,6 +49,47 @@ struct PaymentIntent {
     #[serde(default)]
     amount_received: i64,
     status: String,
+}
+
+/// A PaymentIntent as `GET` returns it, with its payment method expanded.
+#[derive(Debug, Deserialize)]
+struct RetrievedIntent {
+    id: String,
+    amount: i64,
+    #[serde(default)]
+    amount_received: i64,
+    #[serde(default)]
+    currency: String,
+    status: String,
+    /// Stripe keeps refunds on the latest charge; `amount_refunded` is its total.
+    #[serde(default)]
+    latest_charge: Option<Charge>,
+    #[serde(default)]
+    payment_method: Option<PaymentMethod>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Charge {
+    #[serde(default)]
+    amount_refunded: i64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PaymentMethod {
+    #[serde(default)]
+    billing_details: BillingDetails,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BillingDetails {
+    #[serde(default)]
+    address: Option<BillingAddress>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BillingAddress {
+    #[serde(default)]
+    country: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +249,55 @@ impl StripeGateway {
     }
 }
 
+impl StripeGateway {
+    async fn retrieve_once(&self, auth_id: &str) -> Result<Option<PaymentRecord>> {
+        let path = format!("/v1/payment_intents/{}", path_segment(auth_id)?);
+        let response = self
+            .client
+            .get(format!(
+                "{}{path}?expand%5B%5D=payment_method&expand%5B%5D=latest_charge",
+                self.base_url
+            ))
+            .bearer_auth(&self.secret_key)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport_error)?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(error_from_response(status, &body));
+        }
+        let pi: RetrievedIntent = serde_json::from_slice(&body).map_err(|e| {
+            PaymentError::Provider(format!("unreadable {status} answer from {path}: {e}"))
+        })?;
+        let refunded = pi.latest_charge.map_or(0, |c| c.amount_refunded);
+        let status = match pi.status.as_str() {
+            "requires_capture" => AuthorizationStatus::Authorized,
+            "succeeded" if refunded > 0 => AuthorizationStatus::Refunded,
+            "succeeded" => AuthorizationStatus::Captured,
+            "canceled" => AuthorizationStatus::Voided,
+            other => return Err(unexpected_status("retrieve", other)),
+        };
+        let billing_country = pi
+            .payment_method
+            .and_then(|m| m.billing_details.address)
+            .and_then(|a| a.country)
+            .map(|c| c.to_ascii_uppercase());
+        Ok(Some(PaymentRecord {
+            id: pi.id,
+            status,
+            currency: pi.currency,
+            authorized: Cents(pi.amount),
+            captured: Cents(pi.amount_received),
+            refunded: Cents(refunded),
+            billing_country,
+        }))
+    }
+}
+
 /// Provider ids go into URL paths: accept only the characters Stripe ids use, so an id
 /// can never change which endpoint we call.
 fn path_segment(id: &str) -> Result<&str> {
@@ -295,6 +386,10 @@ impl PaymentGateway for StripeGateway {
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<Authorization>> {
         Box::pin(self.refund_once(auth_id, amount, idempotency_key))
+    }
+
+    fn retrieve<'a>(&'a self, auth_id: &'a str) -> BoxFuture<'a, Result<Option<PaymentRecord>>> {
+        Box::pin(self.retrieve_once(auth_id))
     }
 }
 

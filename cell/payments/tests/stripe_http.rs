@@ -6,10 +6,12 @@
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::{Cents, OrderId};
-use payments::sandbox::{PM_DECLINED, PM_FLAKY, PM_INSUFFICIENT_FUNDS, PM_TIMEOUT, PM_VISA};
+use payments::sandbox::{
+    PM_BILLING_GB, PM_DECLINED, PM_FLAKY, PM_INSUFFICIENT_FUNDS, PM_TIMEOUT, PM_VISA,
+};
 use payments::{
     Authorization, AuthorizationStatus, AuthorizeRequest, Op, PaymentError, PaymentGateway,
     PaymentsConfig, ResilientGateway, SandboxGateway, StripeConfig, StripeGateway, idempotency_key,
@@ -49,6 +51,7 @@ impl Server {
         };
         let app = Router::new()
             .route("/v1/payment_intents", post(create_intent))
+            .route("/v1/payment_intents/{id}", get(retrieve_intent))
             .route("/v1/payment_intents/{id}/capture", post(capture_intent))
             .route("/v1/payment_intents/{id}/cancel", post(cancel_intent))
             .route("/v1/refunds", post(create_refund))
@@ -226,6 +229,44 @@ async fn cancel_intent(
     let key = admit(&state, &headers, path, &form)?;
     let result = state.sandbox.void(&id, &key).await;
     intent_response(&state, result)
+}
+
+/// `GET /v1/payment_intents/{id}` with `expand[]=payment_method` and `latest_charge`: the
+/// intent as Stripe shows it, the billing address on the expanded payment method and the
+/// refunded total on the expanded latest charge. 404 with Stripe's error JSON when unknown.
+async fn retrieve_intent(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> HttpResult {
+    let path = format!("/v1/payment_intents/{id}");
+    let mut form = HashMap::new();
+    form.insert("query".to_string(), query.unwrap_or_default());
+    admit(&state, &headers, path, &form)?;
+    let Some(record) = state.sandbox.retrieve(&id).await? else {
+        let body = json!({"error": {"type": "invalid_request_error", "code": "resource_missing",
+            "message": format!("No such payment_intent: '{id}'")}});
+        return Ok((StatusCode::NOT_FOUND, Json(body)).into_response());
+    };
+    let entry = state
+        .sandbox
+        .entry(&id)
+        .expect("a retrieved id is in the ledger");
+    let status = match record.status {
+        AuthorizationStatus::Authorized => "requires_capture",
+        AuthorizationStatus::Captured | AuthorizationStatus::Refunded => "succeeded",
+        AuthorizationStatus::Voided => "canceled",
+    };
+    Ok(Json(json!({
+        "id": record.id, "object": "payment_intent", "amount": record.authorized.0,
+        "amount_received": record.captured.0, "currency": record.currency, "status": status,
+        "latest_charge": {"object": "charge", "amount_refunded": record.refunded.0},
+        "payment_method": {"id": entry.payment_method_id, "object": "payment_method",
+            "billing_details": {"address": {"country": record.billing_country}}},
+        "capture_method": "manual",
+    }))
+    .into_response())
 }
 
 async fn create_refund(
@@ -469,4 +510,51 @@ async fn wrong_credentials_are_a_provider_error() {
     let err = gw.authorize(&req(PM_VISA, 1000, 1)).await.unwrap_err();
     assert!(matches!(err, PaymentError::Provider(_)), "{err:?}");
     assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn retrieve_reads_the_intent_its_billing_country_and_refunds_and_404_is_none() {
+    let server = Server::start(sandbox()).await;
+    // Through the resilient wrapper: retrieve shares its timeout, retries and breaker.
+    let gw = ResilientGateway::new(server.client(), &quick_config());
+
+    let auth = gw.authorize(&req(PM_BILLING_GB, 4000, 31)).await.unwrap();
+    let got = gw.retrieve(&auth.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.authorized, got.captured, got.refunded),
+        (
+            AuthorizationStatus::Authorized,
+            Cents(4000),
+            Cents(0),
+            Cents(0)
+        )
+    );
+    assert_eq!(got.billing_country.as_deref(), Some("GB"));
+    assert_eq!(got.currency, "usd");
+
+    gw.capture(&auth.id, Cents(3500), &key(31, Op::Capture))
+        .await
+        .unwrap();
+    gw.refund(&auth.id, Cents(500), &key(31, Op::Refund))
+        .await
+        .unwrap();
+    let got = gw.retrieve(&auth.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.captured, got.refunded),
+        (AuthorizationStatus::Refunded, Cents(3500), Cents(500))
+    );
+
+    let visa = gw.authorize(&req(PM_VISA, 1000, 32)).await.unwrap();
+    let got = gw.retrieve(&visa.id).await.unwrap().unwrap();
+    assert_eq!(got.billing_country.as_deref(), Some("US"));
+
+    assert_eq!(gw.retrieve("pi_nowhere").await.unwrap(), None);
+    let last = server.seen().pop().unwrap();
+    assert_eq!(last.path, "/v1/payment_intents/pi_nowhere");
+    assert!(last.form["query"].contains("expand"), "{:?}", last.form);
+    // An id that could leave its path segment is refused before any request.
+    assert!(matches!(
+        gw.retrieve("pi_1/cancel").await,
+        Err(PaymentError::Invalid(_))
+    ));
 }

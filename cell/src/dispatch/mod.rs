@@ -141,6 +141,9 @@ pub struct Dispatch {
     ping_metrics: pings::PingMetrics,
     next_session: AtomicU64,
     wake: Notify,
+    /// Where spoofed pings and `delivered` taps go for fraud scoring (set at startup when
+    /// `[fraud]` is enabled).
+    fraud: std::sync::OnceLock<crate::fraud::SignalSink>,
 }
 
 fn to_geo(d: DriverId) -> geostore::DriverId {
@@ -171,6 +174,7 @@ impl Dispatch {
             ping_metrics: pings::PingMetrics::new(),
             next_session: AtomicU64::new(1),
             wake: Notify::new(),
+            fraud: std::sync::OnceLock::new(),
         }
     }
 
@@ -180,6 +184,11 @@ impl Dispatch {
 
     pub fn config(&self) -> &DispatchConfig {
         &self.cfg
+    }
+
+    /// Sends fraud signals to `sink` from now on (once; later calls are ignored).
+    pub fn set_fraud_signals(&self, sink: crate::fraud::SignalSink) {
+        let _ = self.fraud.set(sink);
     }
 
     // === sessions ===
@@ -313,7 +322,17 @@ impl Dispatch {
         });
         if let Err(e) = pings::check(&self.cfg.pings, prev, lat, lng, ts_ms, now) {
             self.ping_metrics.rejected(&e);
-            if matches!(e, PingRejection::Spoofed { .. }) {
+            if let PingRejection::Spoofed { implied_mps } = e {
+                if let Some(sink) = self.fraud.get() {
+                    sink.send(crate::fraud::Signal::Spoofed {
+                        driver,
+                        lat,
+                        lng,
+                        implied_mps,
+                        ts_ms,
+                        at: now,
+                    });
+                }
                 self.state
                     .lock()
                     .stats
@@ -422,6 +441,18 @@ impl Dispatch {
                 .0;
         }
         if o.status == OrderStatus::Delivered {
+            if let Some(sink) = self.fraud.get() {
+                // The driver's last stored fix: where they were when they tapped.
+                let tap = self.geo.get(to_geo(driver)).map(|d| (d.lat, d.lng));
+                let dropoff = (o.delivery_address.lat, o.delivery_address.lng);
+                sink.send(crate::fraud::Signal::DeliveredTap {
+                    driver,
+                    order: o.id,
+                    tap,
+                    dropoff,
+                    at: now,
+                });
+            }
             self.carrying.write().remove(&driver);
             let _ = self.geo.set_state(to_geo(driver), DriverState::Available);
             self.wake.notify_one();

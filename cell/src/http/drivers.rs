@@ -122,9 +122,10 @@ fn timestamp_schema() -> utoipa::openapi::schema::Schema {
 fn driver(who: &Principal) -> Result<DriverId, ApiError> {
     match who {
         Principal::Driver(d) => Ok(*d),
-        Principal::Customer(_) | Principal::Restaurant(_) | Principal::Admin => {
-            Err(ApiError::Forbidden("only drivers may do this".into()))
-        }
+        Principal::Customer(_)
+        | Principal::Restaurant(_)
+        | Principal::Admin
+        | Principal::Support => Err(ApiError::Forbidden("only drivers may do this".into())),
     }
 }
 

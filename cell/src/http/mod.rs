@@ -8,6 +8,8 @@
 //! - `restaurants.rs`, `orders.rs`, `drivers.rs`: the public API, by party.
 //! - `admin.rs`: admin-only endpoints: the cell's status and the cell-map push (the router
 //!   calls both) and per-driver ping counts (load generators read them).
+//! - `drift.rs`: payment drift found by reconciliation, admin-only.
+//! - `flags.rs`: fraud flags for admins and support staff: the listing and the review.
 //! - `regions.rs`: region moves, admin-only: the regions held, export and import pages.
 //! - `ops.rs`: `/live`, `/ready`, `/metrics`, the OpenAPI document, the demo token endpoint.
 //! - `standby.rs`: what a standby instance serves while another holds the cell's lease.
@@ -22,11 +24,13 @@
 
 mod admin;
 pub mod contract;
+mod drift;
 mod drivers;
 pub mod dto;
 mod earnings;
 pub mod error;
 pub mod extract;
+mod flags;
 mod ops;
 mod orders;
 pub(crate) mod people;
@@ -88,6 +92,8 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(admin::routes())
         .merge(people::routes())
         .merge(earnings::routes())
+        .merge(flags::routes())
+        .merge(drift::routes())
         .merge(regions::routes());
     let (router, mut doc) = api.split_for_parts();
     ws_doc::add(&mut doc);

@@ -111,9 +111,11 @@ fn cart_error(e: CartError) -> ApiError {
 fn customer(who: &Principal) -> Result<CustomerId, ApiError> {
     match who {
         Principal::Customer(c) => Ok(*c),
-        Principal::Restaurant(_) | Principal::Driver(_) | Principal::Admin => Err(
-            ApiError::Forbidden("only customers place and list their orders".into()),
-        ),
+        Principal::Restaurant(_) | Principal::Driver(_) | Principal::Admin | Principal::Support => {
+            Err(ApiError::Forbidden(
+                "only customers place and list their orders".into(),
+            ))
+        }
     }
 }
 
@@ -274,6 +276,8 @@ fn can_see(who: &Principal, o: &Order) -> bool {
         Principal::Restaurant(r) => *r == o.restaurant_id,
         Principal::Driver(d) => o.driver_id == Some(*d),
         Principal::Admin => true,
+        // Support reads fraud flags (with their evidence), not orders.
+        Principal::Support => false,
     }
 }
 

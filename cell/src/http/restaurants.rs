@@ -55,9 +55,9 @@ fn require_restaurant(who: &Principal, id: RestaurantId) -> Result<(), ApiError>
         Principal::Restaurant(_) => Err(ApiError::Forbidden(
             "this token is for another restaurant".into(),
         )),
-        Principal::Customer(_) | Principal::Driver(_) => Err(ApiError::Forbidden(
-            "only the restaurant may do this".into(),
-        )),
+        Principal::Customer(_) | Principal::Driver(_) | Principal::Support => Err(
+            ApiError::Forbidden("only the restaurant may do this".into()),
+        ),
     }
 }
 

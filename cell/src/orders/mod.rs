@@ -81,6 +81,12 @@ impl Orders {
     pub fn log(&self) -> LogId {
         self.log
     }
+
+    /// The payment gateway orders are charged through (reconciliation and the fraud scorer
+    /// read from it).
+    pub fn payments(&self) -> &Arc<dyn PaymentGateway> {
+        &self.payments
+    }
 }
 
 #[cfg(test)]

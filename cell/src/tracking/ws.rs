@@ -99,7 +99,7 @@ async fn track_order(
         Principal::Customer(c) => c == order.customer_id,
         Principal::Restaurant(r) => r == order.restaurant_id,
         Principal::Admin => true,
-        Principal::Driver(_) => false,
+        Principal::Driver(_) | Principal::Support => false,
     };
     if !allowed {
         return Err(ApiError::Forbidden(

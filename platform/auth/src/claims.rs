@@ -77,7 +77,7 @@ impl ClaimNames {
             Some(v) => role_of(v).ok_or(AuthError::Invalid)?,
             None => self.default_role.ok_or(AuthError::Invalid)?,
         };
-        if role == Role::Admin {
+        if role.is_staff() {
             // Without `iat` the lifetime is unknown: such an admin token is refused.
             let iat = seconds(claims, "iat").ok_or(AuthError::Invalid)?;
             if exp.saturating_sub(iat) > ADMIN_MAX_TTL.as_secs() {
@@ -85,7 +85,7 @@ impl ClaimNames {
             }
         }
         let id = match lookup(claims, &self.subject) {
-            _ if role == Role::Admin => 0,
+            _ if role.is_staff() => 0,
             Some(Value::String(s)) => s.parse().map_err(|_| AuthError::Invalid)?,
             Some(Value::Number(n)) => n.as_u64().ok_or(AuthError::Invalid)?,
             _ => return Err(AuthError::Invalid),

@@ -119,6 +119,7 @@ impl JwtKeys {
             Principal::Restaurant(r) => (r.0.to_string(), Role::Restaurant),
             Principal::Driver(d) => (d.0.to_string(), Role::Driver),
             Principal::Admin => ("0".to_string(), Role::Admin),
+            Principal::Support => ("0".to_string(), Role::Support),
         };
         let ttl = capped_ttl(role, ttl);
         let iat = (now.0 / 1000).max(0) as u64;
@@ -189,10 +190,11 @@ impl JwtKeys {
     }
 }
 
-/// `ttl`, capped at [`ADMIN_MAX_TTL`] for admins.
+/// `ttl`, capped at [`ADMIN_MAX_TTL`] for admins and support staff.
 pub fn capped_ttl(role: Role, ttl: Duration) -> Duration {
-    match role {
-        Role::Admin => ttl.min(ADMIN_MAX_TTL),
-        _ => ttl,
+    if role.is_staff() {
+        ttl.min(ADMIN_MAX_TTL)
+    } else {
+        ttl
     }
 }

@@ -40,6 +40,9 @@ pub enum Principal {
     Restaurant(RestaurantId),
     Driver(DriverId),
     Admin,
+    /// Customer support staff: may read and review fraud flags, nothing else an admin may do.
+    /// Like admins, no id, and a token lives at most [`ADMIN_MAX_TTL`].
+    Support,
 }
 
 impl Principal {
@@ -50,6 +53,7 @@ impl Principal {
             Role::Restaurant => Principal::Restaurant(RestaurantId(id)),
             Role::Driver => Principal::Driver(DriverId(id)),
             Role::Admin => Principal::Admin,
+            Role::Support => Principal::Support,
         }
     }
 
@@ -59,6 +63,7 @@ impl Principal {
             Principal::Restaurant(_) => Role::Restaurant,
             Principal::Driver(_) => Role::Driver,
             Principal::Admin => Role::Admin,
+            Principal::Support => Role::Support,
         }
     }
 
@@ -67,7 +72,9 @@ impl Principal {
             Principal::Customer(c) => domain::Actor::Customer(c),
             Principal::Restaurant(r) => domain::Actor::Restaurant(r),
             Principal::Driver(d) => domain::Actor::Driver(d),
-            Principal::Admin => domain::Actor::Admin,
+            // Support acts on no order (the cell's handlers refuse it); were it ever allowed
+            // to, it acts as an operator.
+            Principal::Admin | Principal::Support => domain::Actor::Admin,
         }
     }
 }
@@ -79,6 +86,14 @@ pub enum Role {
     Restaurant,
     Driver,
     Admin,
+    Support,
+}
+
+impl Role {
+    /// Staff roles: no subject id, lifetime capped at [`ADMIN_MAX_TTL`].
+    pub fn is_staff(self) -> bool {
+        matches!(self, Role::Admin | Role::Support)
+    }
 }
 
 /// Everything a valid token says.
@@ -151,5 +166,23 @@ mod tests {
         let mut parts: Vec<String> = t.split('.').map(String::from).collect();
         parts[1].insert(3, 'x');
         assert_eq!(keys.verify(&parts.join("."), now), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn support_tokens_are_staff_tokens_capped_like_admin_ones() {
+        let keys = JwtKeys::from_secret(b"k");
+        let now = UnixMs(1_800_000_000_000);
+        let t = keys.issue(
+            Principal::Support,
+            Some("Sam".into()),
+            Duration::from_secs(86_400),
+            now,
+        );
+        let v = keys.verify_full(&t, now).unwrap();
+        assert_eq!(v.principal, Principal::Support);
+        assert_eq!(v.remaining(now), ADMIN_MAX_TTL);
+        assert!(Role::Support.is_staff() && Role::Admin.is_staff());
+        assert!(!Role::Customer.is_staff());
+        assert_eq!(Principal::from_role(Role::Support, 99), Principal::Support);
     }
 }
