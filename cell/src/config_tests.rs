@@ -267,6 +267,10 @@ interval_ms = 30000
 window_ms = 3600000
 batch = 50
 min_age_ms = 120000
+
+[drain]
+unassigned_deadline_ms = 300000
+tick_ms = 1000
 "#;
 
 /// One unusable value per section, and the key its problem must name.
@@ -296,6 +300,7 @@ const BAD: &[(&str, &str)] = &[
     ("[tracking]\nqueue_depth = 0\n", "tracking.queue_depth"),
     ("[quic]\nmax_connections = 0\n", "quic.max_connections"),
     ("[notify]\nprovider = \"webhook\"\n", "notify.webhook_url"),
+    ("[drain]\ntick_ms = 0\n", "drain.tick_ms"),
     (
         "[fraud]\ndelivery_country = \"usa\"\n",
         "fraud.delivery_country",
