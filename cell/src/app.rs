@@ -62,6 +62,8 @@ struct Inner {
     ownership: Arc<Ownership>,
     /// The QUIC gateway's address and identity, once it is bound.
     quic: OnceLock<QuicInfo>,
+    /// The per-user request rate (`[limits]`), checked by the bearer-token extractor.
+    api_limiter: crate::limits::ApiLimiter,
 }
 
 impl App {
@@ -79,7 +81,9 @@ impl App {
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
         verifier: Verifier,
     ) -> App {
+        let api_limiter = crate::limits::ApiLimiter::new(&config.limits);
         App(Arc::new(Inner {
+            api_limiter,
             config,
             kv,
             lease,
@@ -126,6 +130,9 @@ impl App {
     /// Verifies bearer tokens, whoever signed them.
     pub fn verifier(&self) -> &Verifier {
         &self.0.verifier
+    }
+    pub fn api_limiter(&self) -> &crate::limits::ApiLimiter {
+        &self.0.api_limiter
     }
     pub fn now(&self) -> UnixMs {
         self.0.clock.now()

@@ -43,6 +43,10 @@ pub struct Config {
     pub quic: crate::gateway::QuicConfig,
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
+    #[serde(default)]
+    pub payment_queue: crate::orders::QueueConfig,
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,6 +282,8 @@ impl Config {
         p.validate("tracking", &self.tracking);
         p.validate("quic", &self.quic);
         p.validate("notify", &self.notify);
+        p.validate("payment_queue", &self.payment_queue);
+        p.validate("limits", &self.limits);
         p
     }
 

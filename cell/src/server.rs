@@ -130,7 +130,8 @@ pub async fn build(
             config: config.pricing.clone(),
         },
         ownership.clone(),
-    ));
+    )
+    .with_order_limit(config.limits.order_limit()));
     orders.resume_ids(clock.now()).await?;
     let tracker = Arc::new(Tracker::new(
         config.tracking.clone(),
@@ -157,8 +158,9 @@ pub async fn build(
 /// How often old transaction ids are purged (`orders::once`).
 const TXN_ID_PURGE_EVERY_MS: i64 = 5 * 60 * 1000;
 
-/// Starts the cell's background work: the matching loop and the event-log consumers
-/// (matching and notifications: durable cursors; tracking fan-out: live from the head).
+/// Starts the cell's background work: the matching loop, the payment authorization queue
+/// and the event-log consumers (matching and notifications: durable cursors; tracking
+/// fan-out: live from the head).
 pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<(), StartError> {
     let log = log_id(app.config());
     // Notifications are shed first under overload and catch up afterwards (seed §12).
@@ -180,6 +182,12 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
         }
     });
     tokio::spawn(app.dispatch().clone().run(app.clock(), shutdown.clone()));
+    tokio::spawn(crate::orders::queue::run(
+        app.orders().clone(),
+        app.config().payment_queue.clone(),
+        app.clock(),
+        shutdown.clone(),
+    ));
     let (a, mut stop) = (app.clone(), shutdown.clone());
     tokio::spawn(async move {
         let me = domain::CellId::new(a.config().cell.id).expect("validated at load");
