@@ -68,9 +68,11 @@ impl Validate for LimitsConfig {
             },
         );
         // The order limit reads this many index keys per placement.
-        s.ensure(self.orders_per_window <= 10_000, "orders_per_window", || {
-            format!("must be at most 10000 (got {})", self.orders_per_window)
-        });
+        s.ensure(
+            self.orders_per_window <= 10_000,
+            "orders_per_window",
+            || format!("must be at most 10000 (got {})", self.orders_per_window),
+        );
         s.ensure(
             self.per_user_rps == 0 || self.per_user_burst >= 1,
             "per_user_burst",

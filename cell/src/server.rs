@@ -119,19 +119,21 @@ pub async fn build(
     let gateway = Arc::new(payments::gateway_from_config(&config.payments)?);
     let cell = CellId::new(config.cell.id).expect("cell.id is checked by validate above");
     let ownership = Arc::new(Ownership::new(config.cell.id));
-    let orders = Arc::new(Orders::new(
-        kv.clone(),
-        log_id(&config),
-        SnowflakeGen::new(cell),
-        gateway,
-        config.cell.currency.clone(),
-        Pricing {
-            catalog: catalog.clone(),
-            config: config.pricing.clone(),
-        },
-        ownership.clone(),
-    )
-    .with_order_limit(config.limits.order_limit()));
+    let orders = Arc::new(
+        Orders::new(
+            kv.clone(),
+            log_id(&config),
+            SnowflakeGen::new(cell),
+            gateway,
+            config.cell.currency.clone(),
+            Pricing {
+                catalog: catalog.clone(),
+                config: config.pricing.clone(),
+            },
+            ownership.clone(),
+        )
+        .with_order_limit(config.limits.order_limit()),
+    );
     orders.resume_ids(clock.now()).await?;
     let tracker = Arc::new(Tracker::new(
         config.tracking.clone(),

@@ -16,9 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use catalog::{CartError, CartLine, CartRequest};
 use domain::order::Address;
-use domain::{
-    Command, CustomerId, MenuItemId, Order, OrderId, OrderStatus, RestaurantId, UnixMs,
-};
+use domain::{Command, CustomerId, MenuItemId, Order, OrderId, OrderStatus, RestaurantId, UnixMs};
 use payments::PaymentError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -406,4 +404,30 @@ async fn cancel(
         order_id: order.id.to_string(),
         status: order.status.as_str().into(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::OrderLimit;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn an_order_over_the_limit_is_429_with_retry_after_and_the_limit_in_the_body() {
+        let e = PlaceError::Limited {
+            limit: OrderLimit::default(),
+            retry_after: Duration::from_millis(1_500),
+        };
+        let resp = place_error(e).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        // Rounded up: retrying after 1 s would be refused again.
+        assert_eq!(resp.headers()["retry-after"], "2");
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "order.limit_reached");
+        assert_eq!(
+            v["error"]["limit"],
+            serde_json::json!({"max": 5, "window_s": 3600, "retry_after_s": 2})
+        );
+    }
 }

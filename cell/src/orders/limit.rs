@@ -145,9 +145,6 @@ mod tests {
             max: 1,
             window: Duration::from_millis(1),
         };
-        assert_eq!(
-            decide(one, &[now.0], now),
-            Err(Duration::from_millis(1))
-        );
+        assert_eq!(decide(one, &[now.0], now), Err(Duration::from_millis(1)));
     }
 }

@@ -98,7 +98,7 @@ mod cells_tests;
 #[cfg(test)]
 mod once_tests;
 #[cfg(test)]
-mod place_tests;
+pub(crate) mod place_tests;
 #[cfg(test)]
 mod test_stores;
 #[cfg(test)]

@@ -210,17 +210,25 @@ impl Orders {
             customer_ref: draft.customer.to_string(),
             idempotency_key: idempotency_key(id, Op::Authorize),
         };
-        let (status, payment_state, payment_ref, queued) =
-            match self.payments.authorize(&request).await {
-                Ok(auth) => (OrderStatus::Pending, PaymentState::Authorized, auth.id, None),
-                Err(e) if super::queue::queues(&e) => {
-                    tracing::info!(order_id = %id, error = %e, "provider unreachable; order queued for authorization");
-                    let queued = Some(request);
-                    let pending = PaymentState::AuthorizationPending;
-                    (OrderStatus::PaymentPending, pending, String::new(), queued)
-                }
-                Err(e) => return Err(e.into()),
-            };
+        let (status, payment_state, payment_ref, queued) = match self
+            .payments
+            .authorize(&request)
+            .await
+        {
+            Ok(auth) => (
+                OrderStatus::Pending,
+                PaymentState::Authorized,
+                auth.id,
+                None,
+            ),
+            Err(e) if super::queue::queues(&e) => {
+                tracing::info!(order_id = %id, error = %e, "provider unreachable; order queued for authorization");
+                let queued = Some(request);
+                let pending = PaymentState::AuthorizationPending;
+                (OrderStatus::PaymentPending, pending, String::new(), queued)
+            }
+            Err(e) => return Err(e.into()),
+        };
         // A replay reuses the id reserved first, so its creation time is that of the id.
         let created_at = UnixMs(id.created_ms().min(now.0));
         let order = Order {

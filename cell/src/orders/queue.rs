@@ -29,9 +29,9 @@
 //! can release them until the provider answers, so that is left to reconciliation.
 
 use super::Orders;
+use super::keys;
 use super::once::WriteOp;
 use super::repo::{self, RepoError};
-use super::keys;
 use domain::{Actor, Command, OrderId, OrderStatus, UnixMs};
 use futures::StreamExt;
 use payments::{AuthorizeRequest, Op, PaymentError, idempotency_key};
@@ -89,11 +89,9 @@ impl service::config::Validate for QueueConfig {
             "poll_interval_ms",
             || format!("must be 10..=60000 (got {})", self.poll_interval_ms),
         );
-        s.ensure(
-            (1..=256).contains(&self.concurrency),
-            "concurrency",
-            || format!("must be 1..=256 (got {})", self.concurrency),
-        );
+        s.ensure((1..=256).contains(&self.concurrency), "concurrency", || {
+            format!("must be 1..=256 (got {})", self.concurrency)
+        });
     }
 }
 
@@ -215,7 +213,9 @@ impl Orders {
     ) -> Outcome {
         let age_ms = now.0.saturating_sub(id.created_ms());
         if u64::try_from(age_ms).unwrap_or(0) > cfg.max_age_ms {
-            return self.cancel_queued(id, REASON_EXPIRED, Outcome::Expired, now).await;
+            return self
+                .cancel_queued(id, REASON_EXPIRED, Outcome::Expired, now)
+                .await;
         }
         if down.load(Ordering::Relaxed) {
             return Outcome::Waiting;
@@ -297,7 +297,9 @@ pub async fn run(
 ) {
     loop {
         match orders.drain_payment_queue(&cfg, clock.now()).await {
-            Ok(pass) if pass != QueuePass::default() => tracing::debug!(?pass, "payment queue pass"),
+            Ok(pass) if pass != QueuePass::default() => {
+                tracing::debug!(?pass, "payment queue pass")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "payment queue pass failed"),
         }

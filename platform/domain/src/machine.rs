@@ -322,7 +322,9 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 ..base(Confirmed, KitchenStage::Accepted, EventKind::OrderConfirmed)
             },
             Confirmed | Preparing | ReadyForPickup | DriverAssigned | DriverAtRestaurant
-            | PickedUp | Delivering | Delivered | Cancelled | PaymentPending => return Err(invalid()),
+            | PickedUp | Delivering | Delivered | Cancelled | PaymentPending => {
+                return Err(invalid());
+            }
         },
         Command::Reject { reason } => match from {
             Pending => Transition {
@@ -331,7 +333,9 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 ..base(Cancelled, k, EventKind::OrderRejected)
             },
             Confirmed | Preparing | ReadyForPickup | DriverAssigned | DriverAtRestaurant
-            | PickedUp | Delivering | Delivered | Cancelled | PaymentPending => return Err(invalid()),
+            | PickedUp | Delivering | Delivered | Cancelled | PaymentPending => {
+                return Err(invalid());
+            }
         },
         Command::StartPreparing => match from {
             Confirmed => base(
@@ -343,7 +347,9 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 base(from, KitchenStage::Preparing, EventKind::OrderPreparing)
             }
             DriverAssigned | DriverAtRestaurant | Pending | Preparing | ReadyForPickup
-            | PickedUp | Delivering | Delivered | Cancelled | PaymentPending => return Err(invalid()),
+            | PickedUp | Delivering | Delivered | Cancelled | PaymentPending => {
+                return Err(invalid());
+            }
         },
         Command::MarkReady => match from {
             Confirmed | Preparing => {
@@ -361,7 +367,8 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 ..base(DriverAssigned, k, EventKind::DriverAssigned)
             },
             Confirmed | Preparing | ReadyForPickup | Pending | DriverAssigned
-            | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled | PaymentPending => {
+            | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled
+            | PaymentPending => {
                 return Err(invalid());
             }
         },
@@ -397,7 +404,9 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
         Command::StartDelivering => match from {
             PickedUp => base(Delivering, k, EventKind::OrderDelivering),
             Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
-            | DriverAtRestaurant | Delivering | Delivered | Cancelled | PaymentPending => return Err(invalid()),
+            | DriverAtRestaurant | Delivering | Delivered | Cancelled | PaymentPending => {
+                return Err(invalid());
+            }
         },
         Command::Deliver => match from {
             PickedUp | Delivering => base(Delivered, k, EventKind::OrderDelivered),
@@ -429,7 +438,8 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 ..base(from, k, EventKind::OrderDelayed)
             },
             Confirmed | Preparing | ReadyForPickup | Pending | DriverAssigned
-            | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled | PaymentPending => {
+            | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled
+            | PaymentPending => {
                 return Err(invalid());
             }
         },

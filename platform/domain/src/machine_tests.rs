@@ -255,7 +255,10 @@ fn a_queued_order_becomes_pending_once_authorized() {
         Err(TransitionError::Forbidden { .. })
     ));
     let t = step(&mut o, auth.clone(), Actor::System).unwrap();
-    assert_eq!((t.to, t.event), (OrderStatus::Pending, EventKind::OrderCreated));
+    assert_eq!(
+        (t.to, t.event),
+        (OrderStatus::Pending, EventKind::OrderCreated)
+    );
     assert_eq!(o.payment_state, PaymentState::Authorized);
     assert_eq!(o.payment_ref, "pi_9");
     // Once pending it goes on as any order does, and is never authorized twice.
