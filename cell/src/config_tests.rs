@@ -201,6 +201,17 @@ timeout_ms = 1000
 max_retries = 2
 backoff_base_ms = 100
 log_keep = 100
+
+[payment_queue]
+max_age_ms = 300000
+poll_interval_ms = 500
+concurrency = 8
+
+[limits]
+orders_per_window = 10
+order_window_ms = 1800000
+per_user_rps = 20
+per_user_burst = 40
 "#;
 
 /// One unusable value per section, and the key its problem must name.
@@ -230,6 +241,11 @@ const BAD: &[(&str, &str)] = &[
     ("[tracking]\nqueue_depth = 0\n", "tracking.queue_depth"),
     ("[quic]\nmax_connections = 0\n", "quic.max_connections"),
     ("[notify]\nprovider = \"webhook\"\n", "notify.webhook_url"),
+    (
+        "[payment_queue]\nconcurrency = 0\n",
+        "payment_queue.concurrency",
+    ),
+    ("[limits]\norder_window_ms = 0\n", "limits.order_window_ms"),
 ];
 
 #[test]
