@@ -504,10 +504,11 @@ impl OrderResponse {
     }
 }
 
-/// Statuses a restaurant tablet lists as "active".
+/// Statuses a restaurant tablet lists as "active". Not `payment_pending`: the restaurant
+/// hears of an order once its funds are held (`order_created`), as after any placement.
 pub fn active_statuses() -> Vec<OrderStatus> {
     OrderStatus::ALL
         .into_iter()
-        .filter(|s| s.is_active())
+        .filter(|s| s.is_active() && *s != OrderStatus::PaymentPending)
         .collect()
 }
