@@ -235,7 +235,8 @@ fn the_sixth_order_in_an_hour_is_429_with_retry_after_also_after_a_restart() {
         place(&cell, &cust, &body, &idem_key("limit")).expect_status(201);
     }
     let check = |cell: &Cell| {
-        let r = place(cell, &cust, &body, &idem_key("sixth")).expect_error(429, "order.limit_reached");
+        let r =
+            place(cell, &cust, &body, &idem_key("sixth")).expect_error(429, "order.limit_reached");
         let retry: u64 = r.headers["retry-after"]
             .to_str()
             .expect("ascii")
@@ -243,12 +244,21 @@ fn the_sixth_order_in_an_hour_is_429_with_retry_after_also_after_a_restart() {
             .expect("seconds");
         assert!((1..=3600).contains(&retry), "Retry-After {retry}");
         let limit = &r.json["error"]["limit"];
-        assert_eq!((limit["max"].as_u64(), limit["window_s"].as_u64()), (Some(5), Some(3600)));
+        assert_eq!(
+            (limit["max"].as_u64(), limit["window_s"].as_u64()),
+            (Some(5), Some(3600))
+        );
         assert_eq!(limit["retry_after_s"].as_u64(), Some(retry));
     };
     check(&cell);
     // Another customer is not affected.
-    place(&cell, &cell.token("customer", 9201), &body, &idem_key("other")).expect_status(201);
+    place(
+        &cell,
+        &cell.token("customer", 9201),
+        &body,
+        &idem_key("other"),
+    )
+    .expect_status(201);
     // Derived from the stored orders: a restart does not reset it.
     cell.restart();
     check(&cell);
@@ -274,7 +284,10 @@ fn the_per_user_request_rate_is_429_past_its_burst_and_admins_are_exempt() {
         .find(|r| r.status == 429)
         .expect("a 429 past the burst")
         .expect_error(429, "request.rate_limited");
-    assert!(r.headers.contains_key("retry-after"), "429 without Retry-After");
+    assert!(
+        r.headers.contains_key("retry-after"),
+        "429 without Retry-After"
+    );
     assert_eq!(r.json["error"]["limit"]["max"], 1);
     // Another user has their own allowance; an admin has none to spend.
     list(&cell.token("customer", 9301)).expect_status(200);
