@@ -63,7 +63,11 @@ note "start: $RATE orders/s for $SECS s, provider down from ${BEFORE}s for ${DOW
   --target-pid "$CELLPID" --report-json "$OUT/orders.json" >"$OUT/orders.txt" 2>&1 &
 LOADPID=$!; PIDS+=("$LOADPID")
 # Loadgen mints its tokens and warms up first; the outage is timed from its first order.
-for _ in $(seq 1 600); do grep -q 'restaurants in the warm-up pool' "$OUT/orders.txt" 2>/dev/null && break; sleep 0.5; done
+for _ in $(seq 1 600); do
+  grep -q 'restaurants in the warm-up pool' "$OUT/orders.txt" 2>/dev/null && break
+  kill -0 "$LOADPID" 2>/dev/null || { echo "loadgen stopped:"; tail -5 "$OUT/orders.txt"; exit 1; }
+  sleep 0.5
+done
 sleep "$BEFORE"
 if [ "$DOWN" -gt 0 ]; then
   code=$(faults "{\"down_for_ms\": $((DOWN * 1000))}")

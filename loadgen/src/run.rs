@@ -231,7 +231,7 @@ pub async fn run_with(which: Which, c: &Common, hooks: Hooks) -> anyhow::Result<
         radius: c.radius.clone(),
     };
     let menus = if which.orders() { c.warmup_menus } else { 0 };
-    let pool = pool::warm_up(&http, &customers[0], &area, c.warmup_points, menus)
+    let pool = pool::warm_up(&http, &customers, &area, c.warmup_points, menus)
         .await
         .with_context(|| format!("warm-up against {}", c.target))?;
     if pool.is_empty() && !matches!(which, Which::Search) {
