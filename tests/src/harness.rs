@@ -19,10 +19,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-/// The shared cell's config: the order limit raised, because a test binary's cases place
-/// more orders per customer than the 5 an hour a cell allows by default (the authorization
-/// matrix alone places 7 for its customer A). The limit is tested on a cell of its own.
-pub const SHARED_CONFIG: &str = "[limits]\norders_per_window = 1000\n";
+/// The shared cell's config: the per-user limits raised (high rather than off, so the limiter
+/// still runs on every request), because a test binary's cases place more orders per
+/// customer than the 5 an hour a cell allows by default (the authorization matrix alone
+/// places 7 for its customer A) and send requests back to back with one token. The limits
+/// are tested on cells of their own (`tests/payments_queue.rs`).
+pub const SHARED_CONFIG: &str =
+    "[limits]\norders_per_window = 1000\nper_user_rps = 100000\nper_user_burst = 100000\n";
 
 /// How long a cell may take from spawn to `READY` (it seeds ~3,000 restaurants in demo mode).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
