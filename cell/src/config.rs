@@ -283,6 +283,14 @@ impl Config {
         p.validate("quic", &self.quic);
         p.validate("notify", &self.notify);
         p.validate("payment_queue", &self.payment_queue);
+        let (wait, request) = (
+            self.payment_queue.placement_wait_ms,
+            self.http.request_timeout_ms,
+        );
+        p.section("payment_queue")
+            .ensure(wait < request, "placement_wait_ms", || {
+                format!("must be below http.request_timeout_ms = {request} (got {wait})")
+            });
         p.validate("limits", &self.limits);
         p
     }

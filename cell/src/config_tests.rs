@@ -206,6 +206,7 @@ log_keep = 100
 max_age_ms = 300000
 poll_interval_ms = 500
 concurrency = 8
+placement_wait_ms = 3000
 
 [limits]
 orders_per_window = 10

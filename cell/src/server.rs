@@ -132,7 +132,8 @@ pub async fn build(
             },
             ownership.clone(),
         )
-        .with_order_limit(config.limits.order_limit()),
+        .with_order_limit(config.limits.order_limit())
+        .with_placement_wait(config.payment_queue.placement_wait()),
     );
     orders.resume_ids(clock.now()).await?;
     let tracker = Arc::new(Tracker::new(

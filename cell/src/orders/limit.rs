@@ -65,6 +65,13 @@ impl Orders {
         self
     }
 
+    /// Sets how long placement waits for the provider before it queues the order (default:
+    /// `[payment_queue] placement_wait_ms`'s).
+    pub fn with_placement_wait(mut self, wait: std::time::Duration) -> Self {
+        self.placement_wait = wait;
+        self
+    }
+
     /// Refuses a placement over the customer's order limit (see the module doc).
     pub(crate) async fn check_order_limit(
         &self,

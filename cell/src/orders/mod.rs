@@ -59,6 +59,8 @@ pub struct Orders {
     ownership: Arc<Ownership>,
     /// Orders a customer may place per window.
     order_limit: OrderLimit,
+    /// How long placement waits for the provider before it queues the order.
+    placement_wait: std::time::Duration,
 }
 
 impl Orders {
@@ -81,6 +83,7 @@ impl Orders {
             pricing,
             ownership,
             order_limit: OrderLimit::default(),
+            placement_wait: QueueConfig::default().placement_wait(),
         }
     }
 

@@ -210,11 +210,12 @@ impl Orders {
             customer_ref: draft.customer.to_string(),
             idempotency_key: idempotency_key(id, Op::Authorize),
         };
-        let (status, payment_state, payment_ref, queued) = match self
-            .payments
-            .authorize(&request)
+        // A provider that hangs is treated as one that timed out: the order is queued and the
+        // queue's resend (same key) finds a hold the abandoned call may still make.
+        let answer = tokio::time::timeout(self.placement_wait, self.payments.authorize(&request))
             .await
-        {
+            .unwrap_or(Err(PaymentError::Timeout));
+        let (status, payment_state, payment_ref, queued) = match answer {
             Ok(auth) => (
                 OrderStatus::Pending,
                 PaymentState::Authorized,

@@ -61,6 +61,10 @@ pub struct QueueConfig {
     /// Authorizations in flight at once during a pass (started oldest first): after a long
     /// outage thousands of orders wait, and one at a time each pays a store commit.
     pub concurrency: usize,
+    /// The longest placement waits for the provider before it queues the order instead.
+    /// Below `http.request_timeout_ms`: a provider that hangs (each attempt up to
+    /// `payments.timeout_ms`, with retries) must not turn placement into a 504.
+    pub placement_wait_ms: u64,
 }
 
 impl Default for QueueConfig {
@@ -69,6 +73,7 @@ impl Default for QueueConfig {
             max_age_ms: 600_000,
             poll_interval_ms: 1_000,
             concurrency: 16,
+            placement_wait_ms: 6_000,
         }
     }
 }
@@ -76,6 +81,10 @@ impl Default for QueueConfig {
 impl QueueConfig {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+
+    pub fn placement_wait(&self) -> Duration {
+        Duration::from_millis(self.placement_wait_ms)
     }
 }
 
@@ -92,6 +101,11 @@ impl service::config::Validate for QueueConfig {
         s.ensure((1..=256).contains(&self.concurrency), "concurrency", || {
             format!("must be 1..=256 (got {})", self.concurrency)
         });
+        s.ensure(
+            (100..=60_000).contains(&self.placement_wait_ms),
+            "placement_wait_ms",
+            || format!("must be 100..=60000 (got {})", self.placement_wait_ms),
+        );
     }
 }
 

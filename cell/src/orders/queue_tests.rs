@@ -283,3 +283,17 @@ fn only_an_unreachable_provider_queues() {
         message: "no".into()
     }));
 }
+
+/// A provider that hangs (the sandbox's slow card answers after a minute) is given up on
+/// after the placement wait: the order is queued, so placement never outlives the HTTP
+/// request timeout. The wait is shortened to 50 ms so the test does not sit out the default.
+#[tokio::test]
+async fn a_provider_that_hangs_queues_the_order_after_the_placement_wait() {
+    let mut c = cell(test_stores::redb()).await;
+    c.orders = c.orders.with_placement_wait(Duration::from_millis(50));
+    let mut req = request("slow", 1);
+    req.payment_method_id = payments::sandbox::PM_TIMEOUT.into();
+    let placed = c.orders.place(req, at(0)).await.unwrap();
+    assert_eq!(placed.order.status, OrderStatus::PaymentPending);
+    assert_eq!(queued_ids(&c).await, vec![placed.order.id]);
+}
