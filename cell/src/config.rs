@@ -288,7 +288,8 @@ impl Config {
             self.http.request_timeout_ms,
         );
         p.section("payment_queue")
-            .ensure(wait < request, "placement_wait_ms", || {
+            // A request timeout of 0 is reported under [http] already.
+            .ensure(request == 0 || wait < request, "placement_wait_ms", || {
                 format!("must be below http.request_timeout_ms = {request} (got {wait})")
             });
         p.validate("limits", &self.limits);

@@ -533,3 +533,15 @@ fn a_client_ca_needs_tls_and_a_readable_file() {
     assert_eq!(SUITE.problem_keys(&c), Vec::<String>::new());
     assert!(c.http.tls_acceptor().unwrap().is_some());
 }
+
+#[test]
+fn placement_waits_for_the_provider_less_than_a_request_may_take() {
+    let c = SUITE.load_text(
+        "[http]\nrequest_timeout_ms = 5000\n[payment_queue]\nplacement_wait_ms = 5000\n",
+    );
+    assert_eq!(SUITE.problem_keys(&c), ["payment_queue.placement_wait_ms"]);
+    let c = SUITE.load_text(
+        "[http]\nrequest_timeout_ms = 5000\n[payment_queue]\nplacement_wait_ms = 4000\n",
+    );
+    assert_eq!(SUITE.problem_keys(&c), Vec::<String>::new());
+}
