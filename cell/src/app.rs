@@ -64,6 +64,8 @@ struct Inner {
     quic: OnceLock<QuicInfo>,
     /// A drain's start and progress, as this process sees them (`crate::drain`).
     drain: crate::drain::DrainState,
+    /// The per-user request rate (`[limits]`), checked by the bearer-token extractor.
+    api_limiter: crate::limits::ApiLimiter,
 }
 
 impl App {
@@ -81,7 +83,9 @@ impl App {
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
         verifier: Verifier,
     ) -> App {
+        let api_limiter = crate::limits::ApiLimiter::new(&config.limits);
         App(Arc::new(Inner {
+            api_limiter,
             config,
             kv,
             lease,
@@ -137,6 +141,9 @@ impl App {
     /// Verifies bearer tokens, whoever signed them.
     pub fn verifier(&self) -> &Verifier {
         &self.0.verifier
+    }
+    pub fn api_limiter(&self) -> &crate::limits::ApiLimiter {
+        &self.0.api_limiter
     }
     pub fn now(&self) -> UnixMs {
         self.0.clock.now()

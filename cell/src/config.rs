@@ -49,6 +49,10 @@ pub struct Config {
     pub fraud: crate::fraud::FraudConfig,
     #[serde(default)]
     pub reconcile: crate::reconcile::ReconcileConfig,
+    #[serde(default)]
+    pub payment_queue: crate::orders::QueueConfig,
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -287,6 +291,17 @@ impl Config {
         p.validate("drain", &self.drain);
         p.validate("fraud", &self.fraud);
         p.validate("reconcile", &self.reconcile);
+        p.validate("payment_queue", &self.payment_queue);
+        let (wait, request) = (
+            self.payment_queue.placement_wait_ms,
+            self.http.request_timeout_ms,
+        );
+        p.section("payment_queue")
+            // A request timeout of 0 is reported under [http] already.
+            .ensure(request == 0 || wait < request, "placement_wait_ms", || {
+                format!("must be below http.request_timeout_ms = {request} (got {wait})")
+            });
+        p.validate("limits", &self.limits);
         p
     }
 

@@ -271,6 +271,17 @@ min_age_ms = 120000
 [drain]
 unassigned_deadline_ms = 300000
 tick_ms = 1000
+[payment_queue]
+max_age_ms = 300000
+poll_interval_ms = 500
+concurrency = 8
+placement_wait_ms = 3000
+
+[limits]
+orders_per_window = 10
+order_window_ms = 1800000
+per_user_rps = 20
+per_user_burst = 40
 "#;
 
 /// One unusable value per section, and the key its problem must name.
@@ -306,6 +317,11 @@ const BAD: &[(&str, &str)] = &[
         "fraud.delivery_country",
     ),
     ("[reconcile]\nbatch = 0\n", "reconcile.batch"),
+    (
+        "[payment_queue]\nconcurrency = 0\n",
+        "payment_queue.concurrency",
+    ),
+    ("[limits]\norder_window_ms = 0\n", "limits.order_window_ms"),
 ];
 
 #[test]
@@ -594,4 +610,16 @@ fn a_client_ca_needs_tls_and_a_readable_file() {
     let c = SUITE.load_text(&with_tls(&format!("{d}/tls.crt")));
     assert_eq!(SUITE.problem_keys(&c), Vec::<String>::new());
     assert!(c.http.tls_acceptor().unwrap().is_some());
+}
+
+#[test]
+fn placement_waits_for_the_provider_less_than_a_request_may_take() {
+    let c = SUITE.load_text(
+        "[http]\nrequest_timeout_ms = 5000\n[payment_queue]\nplacement_wait_ms = 5000\n",
+    );
+    assert_eq!(SUITE.problem_keys(&c), ["payment_queue.placement_wait_ms"]);
+    let c = SUITE.load_text(
+        "[http]\nrequest_timeout_ms = 5000\n[payment_queue]\nplacement_wait_ms = 4000\n",
+    );
+    assert_eq!(SUITE.problem_keys(&c), Vec::<String>::new());
 }

@@ -10,6 +10,8 @@
 //!   flows: placement (replay, pricing, region check, payment, create) in `orders::place`,
 //!   transitions with their payment effects in `orders::transition`. HTTP only parses and
 //!   maps errors; any other caller (a simulator) takes the same path.
+//! - `limits`: `[limits]`, the per-user API request rate ([`limits::ApiLimiter`]) and the
+//!   order placement limit's settings; admins exempt.
 //! - `ownership`: [`ownership::Ownership`], the router's latest cell map: who owns a region.
 //! - `http`: the REST API, its one error type, extractors, DTOs, ops endpoints, OpenAPI.
 //! - `dispatch`: driver sessions, GPS pings into the geostore, matching (the sans-IO
@@ -40,6 +42,7 @@ pub mod fraud;
 pub mod gateway;
 pub mod http;
 pub mod lease;
+pub mod limits;
 pub mod notify;
 pub mod orders;
 pub mod ownership;

@@ -119,18 +119,22 @@ pub async fn build(
     let gateway = Arc::new(payments::gateway_from_config(&config.payments)?);
     let cell = CellId::new(config.cell.id).expect("cell.id is checked by validate above");
     let ownership = Arc::new(Ownership::new(config.cell.id));
-    let orders = Arc::new(Orders::new(
-        kv.clone(),
-        log_id(&config),
-        SnowflakeGen::new(cell),
-        gateway,
-        config.cell.currency.clone(),
-        Pricing {
-            catalog: catalog.clone(),
-            config: config.pricing.clone(),
-        },
-        ownership.clone(),
-    ));
+    let orders = Arc::new(
+        Orders::new(
+            kv.clone(),
+            log_id(&config),
+            SnowflakeGen::new(cell),
+            gateway,
+            config.cell.currency.clone(),
+            Pricing {
+                catalog: catalog.clone(),
+                config: config.pricing.clone(),
+            },
+            ownership.clone(),
+        )
+        .with_order_limit(config.limits.order_limit())
+        .with_placement_wait(config.payment_queue.placement_wait()),
+    );
     orders.resume_ids(clock.now()).await?;
     let tracker = Arc::new(Tracker::new(
         config.tracking.clone(),
@@ -157,8 +161,9 @@ pub async fn build(
 /// How often old transaction ids are purged (`orders::once`).
 const TXN_ID_PURGE_EVERY_MS: i64 = 5 * 60 * 1000;
 
-/// Starts the cell's background work: the matching loop and the event-log consumers
-/// (matching and notifications: durable cursors; tracking fan-out: live from the head).
+/// Starts the cell's background work: the matching loop, the payment authorization queue
+/// and the event-log consumers (matching and notifications: durable cursors; tracking
+/// fan-out: live from the head).
 pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<(), StartError> {
     let log = log_id(app.config());
     // Notifications are shed first under overload and catch up afterwards (seed §12).
@@ -212,6 +217,12 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
         app.config().dispatch.clone(),
         shutdown.clone(),
     );
+    tokio::spawn(crate::orders::queue::run(
+        app.orders().clone(),
+        app.config().payment_queue.clone(),
+        app.clock(),
+        shutdown.clone(),
+    ));
     let (a, mut stop) = (app.clone(), shutdown.clone());
     tokio::spawn(async move {
         let me = domain::CellId::new(a.config().cell.id).expect("validated at load");

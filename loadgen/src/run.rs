@@ -59,7 +59,8 @@ pub struct Common {
     /// Search radius sent to the API.
     #[arg(long, default_value = "3km")]
     pub radius: String,
-    /// Distinct simulated customers (tokens).
+    /// Distinct simulated customers (tokens). Runs that place orders use more when needed,
+    /// so none places more than 4 (the cell allows 5 an hour by default).
     #[arg(long, default_value_t = 200)]
     pub customers: u32,
     /// Searches made during warm-up to collect restaurants.
@@ -123,6 +124,56 @@ impl Which {
     }
 }
 
+/// Orders one simulated customer places at most in a run: below the cell's per-customer
+/// order limit (`[limits] orders_per_window`, default 5 an hour), so load runs measure the
+/// order path, not the limit's 429s.
+const ORDERS_PER_CUSTOMER: f64 = 4.0;
+
+/// How many customers a run uses: `--customers`, or for runs that place orders enough that
+/// none places more than [`ORDERS_PER_CUSTOMER`] at the planned rate (peak included).
+fn customers_needed(c: &Common, which: &Which) -> u32 {
+    let asked = c.customers.max(1);
+    if !which.orders() {
+        return asked;
+    }
+    let peak = match c.profile {
+        Profile::Flat => 1.0,
+        Profile::Dinner => crate::pacing::PEAK,
+    };
+    let planned = c.rate * peak * (c.duration + c.ramp_up).as_secs_f64();
+    let needed = (planned / ORDERS_PER_CUSTOMER).ceil();
+    asked.max(needed.min(f64::from(u32::MAX)) as u32)
+}
+
+/// The run's customer tokens. Runs that place orders take customer ids no earlier run in
+/// the hour used (a base from the start time), so back-to-back runs against one cell (an
+/// anchor and a measured run) do not share an hour's order allowance.
+async fn customer_tokens(
+    tokens: &Tokens,
+    c: &Common,
+    which: &Which,
+    started_unix_s: u64,
+) -> anyhow::Result<Vec<String>> {
+    use futures::StreamExt;
+    let n = customers_needed(c, which);
+    let first: u64 = if which.orders() {
+        1 + (started_unix_s % 100_000) * 1_000_000
+    } else {
+        1
+    };
+    if n > 1_000 {
+        eprintln!("minting {n} customer tokens (at most {ORDERS_PER_CUSTOMER} orders each)");
+    }
+    // A few in flight: dev tokens are one request each.
+    futures::stream::iter(0..u64::from(n))
+        .map(|i| async move { tokens.get("customer", &(first + i).to_string()).await })
+        .buffered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -172,10 +223,7 @@ pub async fn run_with(which: Which, c: &Common, hooks: Hooks) -> anyhow::Result<
     let client = client(c.timeout, c.max_in_flight)?;
     let http = Http::new(client.clone(), &c.target, rec.clone());
     let tokens = Tokens::new(source, client, &c.target);
-    let mut customers = Vec::with_capacity(c.customers as usize);
-    for i in 1..=c.customers.max(1) {
-        customers.push(tokens.get("customer", &i.to_string()).await?);
-    }
+    let customers = customer_tokens(&tokens, c, &which, started_unix_s).await?;
     let area = Area {
         lat: c.center.0,
         lng: c.center.1,
@@ -183,7 +231,7 @@ pub async fn run_with(which: Which, c: &Common, hooks: Hooks) -> anyhow::Result<
         radius: c.radius.clone(),
     };
     let menus = if which.orders() { c.warmup_menus } else { 0 };
-    let pool = pool::warm_up(&http, &customers[0], &area, c.warmup_points, menus)
+    let pool = pool::warm_up(&http, &customers, &area, c.warmup_points, menus)
         .await
         .with_context(|| format!("warm-up against {}", c.target))?;
     if pool.is_empty() && !matches!(which, Which::Search) {
@@ -208,6 +256,7 @@ pub async fn run_with(which: Which, c: &Common, hooks: Hooks) -> anyhow::Result<
         c.duration,
         c.ramp_up
     );
+    let ctx_customers = customers.len();
     let ctx = Arc::new(Ctx {
         http: http.clone(),
         tokens,
@@ -333,7 +382,7 @@ pub async fn run_with(which: Which, c: &Common, hooks: Hooks) -> anyhow::Result<
             "center": [c.center.0, c.center.1],
             "spread_km": c.spread_km,
             "radius": c.radius,
-            "customers": c.customers,
+            "customers": ctx_customers,
             "tokens": if c.jwt_secret.is_some() { "minted" } else { "dev endpoint" },
             "slo": c.out.slo.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "interrupted": result.interrupted,

@@ -185,7 +185,8 @@ impl Resp {
 }
 
 /// Every error body is JSON `{"error": {"code": "<non-empty>", "message": "<non-empty>"}}`,
-/// with an optional string `status` and nothing else.
+/// with an optional string `status`, on a 429 from a per-user limit an optional `limit`
+/// (`max`, `window_s`, `retry_after_s`, whole numbers), and nothing else.
 #[track_caller]
 pub fn assert_error_shape(r: &Resp) {
     let ctx = || format!("{} ({}): body {:?}", r.what, r.status, r.text);
@@ -213,12 +214,26 @@ pub fn assert_error_shape(r: &Resp) {
     }
     for key in err.keys() {
         assert!(
-            matches!(key.as_str(), "code" | "message" | "status"),
+            matches!(key.as_str(), "code" | "message" | "status" | "limit"),
             "{}: unexpected key error.{key}",
             ctx()
         );
     }
     if let Some(s) = err.get("status") {
         assert!(s.is_string(), "{}: error.status must be a string", ctx());
+    }
+    if let Some(l) = err.get("limit") {
+        assert_eq!(r.status, 429, "{}: error.limit outside a 429", ctx());
+        let l = l
+            .as_object()
+            .unwrap_or_else(|| panic!("{}: error.limit is not an object", ctx()));
+        let mut keys: Vec<&str> = l.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["max", "retry_after_s", "window_s"], "{}", ctx());
+        assert!(
+            l.values().all(Value::is_u64),
+            "{}: error.limit holds counts",
+            ctx()
+        );
     }
 }

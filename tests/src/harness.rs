@@ -19,6 +19,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
+/// The shared cell's config: the per-user limits raised (high rather than off, so the limiter
+/// still runs on every request), because a test binary's cases place more orders per
+/// customer than the 5 an hour a cell allows by default (the authorization matrix alone
+/// places 7 for its customer A) and send requests back to back with one token. The limits
+/// are tested on cells of their own (`tests/payments_queue.rs`).
+pub const SHARED_CONFIG: &str =
+    "[limits]\norders_per_window = 1000\nper_user_rps = 100000\nper_user_burst = 100000\n";
+
 /// How long a cell may take from spawn to `READY` (it seeds ~3,000 restaurants in demo mode).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -156,7 +164,10 @@ impl Cell {
         }
         SHARED.get_or_init(|| {
             note_panics();
-            let cell = Cell::start(CellOpts::default());
+            let cell = Cell::start(CellOpts {
+                config_toml: Some(SHARED_CONFIG.into()),
+                ..CellOpts::default()
+            });
             // SAFETY: `cleanup` is a plain `extern "C" fn()` that only kills a pid and
             // removes a directory; registering it has no other preconditions.
             unsafe { libc::atexit(cleanup) };

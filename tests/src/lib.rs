@@ -44,4 +44,4 @@ pub mod router;
 pub mod smallfs;
 
 pub use client::{Resp, assert_error_shape};
-pub use harness::{Cell, CellOpts};
+pub use harness::{Cell, CellOpts, SHARED_CONFIG};

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 const COVERED: [u16; 11] = [400, 401, 402, 403, 404, 409, 413, 422, 426, 429, 503];
 
 /// A small second city with another JWT secret and a payment timeout of 200 ms, no retries:
-/// for tokens signed with another secret (401) and an unavailable provider (503); drivers
+/// for tokens signed with another secret (401) and an unavailable provider (202, queued); drivers
 /// may ping once a second with no burst (429).
 fn other_cell() -> &'static Cell {
     static OTHER: OnceLock<Cell> = OnceLock::new();
@@ -351,7 +351,7 @@ fn closed_restaurant_and_far_address_are_422() {
 }
 
 #[test]
-fn declined_card_is_402_and_provider_timeout_is_503() {
+fn declined_card_is_402_and_a_provider_timeout_queues_the_order_202() {
     let cell = Cell::shared();
     let t = cell.token("customer", 2009);
     place(
@@ -361,20 +361,22 @@ fn declined_card_is_402_and_provider_timeout_is_503() {
         &idem_key("402"),
     )
     .expect_error(402, "payment.card_declined");
+    // A provider that does not answer no longer fails placement (it was 503 before the
+    // authorization queue): the order is written as payment_pending and answered 202.
     let other = other_cell();
     let t = other.token("customer", 2009);
     let r = place(
         other,
         &t,
         &simple_order(other, 0, PM_TIMEOUT),
-        &idem_key("503"),
+        &idem_key("202"),
     )
-    .expect_error(503, "payment.unavailable");
-    assert!(
-        r.headers.contains_key("retry-after"),
-        "503 without Retry-After"
-    );
-    assert!(my_orders(other, &t).is_empty());
+    .expect_status(202);
+    assert_eq!(r.json["status"], "payment_pending", "{}", r.text);
+    assert_eq!(r.json["message"], "Order is being processed");
+    let mine = my_orders(other, &t);
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["status"], "payment_pending");
 }
 
 /// Fails when the OpenAPI document lists an error status that no test above produces.

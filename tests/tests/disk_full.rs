@@ -24,7 +24,8 @@ fn a_full_disk_stops_acknowledging_orders_and_recovers_when_space_returns() {
     };
     let mut cell = Cell::start(CellOpts {
         data_dir: Some(fs.path().join("data")),
-        config_toml: Some("[demo]\nrestaurants = 300\n".into()),
+        // Orders until the disk is full, from 16 customers: far past the hourly order limit.
+        config_toml: Some("[demo]\nrestaurants = 300\n[limits]\norders_per_window = 0\n".into()),
         ..CellOpts::default()
     });
     let body = simple_order(&cell, 0, PM_VISA);

@@ -6,7 +6,7 @@ use domain::{OrderId, RegionId, RestaurantId};
 use itest::fixtures::{self, PM_VISA, Pick, idem_key, order_body, valid_lines};
 use itest::live::{Tracker, WsEvent, runtime};
 use itest::router::{NO_LIMITS, Router};
-use itest::{Cell, CellOpts, Resp};
+use itest::{Cell, CellOpts, Resp, SHARED_CONFIG};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
@@ -35,17 +35,20 @@ fn empty_cell(id: u32) -> Cell {
     Cell::start(CellOpts {
         cell_id: Some(id),
         config_toml: Some(format!(
-            "[cell]\nname = \"spare{id}\"\n[demo]\nrestaurants = 0\n"
+            "{SHARED_CONFIG}[cell]\nname = \"spare{id}\"\n[demo]\nrestaurants = 0\n"
         )),
         ..CellOpts::default()
     })
 }
 
 /// Berlin (cell 1, demo data, all its regions) and an empty spare (cell 3, no region) behind
-/// one router: the setting of the move, drain and handover tests.
+/// one router: the setting of the move, drain and handover tests. Both with the shared
+/// cell's raised per-user limits: the move test places an order every 40 ms as one customer,
+/// then reads each back from both cells.
 fn berlin_and_spare() -> (Cell, Cell, Router) {
     let a = Cell::start(CellOpts {
         cell_id: Some(1),
+        config_toml: Some(SHARED_CONFIG.into()),
         ..CellOpts::default()
     });
     let b = empty_cell(3);

@@ -1,6 +1,7 @@
 //! What the OpenAPI document says about every operation alike, so no handler can forget it:
 //! the error answers that come from the extractors and the router rather than from the
-//! handler (401, 400, 413; 404 and 429 from the router), and the format of every id in a
+//! handler (401, 400, 413; 404 from the router; 429 from the router or the cell's per-user
+//! limit), and the format of every id in a
 //! path.
 //!
 //! Handlers still list their own answers (403, 404, 409, 422, ...) in `#[utoipa::path]`;
@@ -87,9 +88,13 @@ fn add_shared_answers(op: &mut Operation, public: bool) {
             "404",
             "not found; through the router also: no cell serves the place, region or cell the request names",
         ));
+    }
+    // The cell's per-user limit applies to every authenticated call (admins are exempt, but
+    // an admin path still checks a non-admin token before refusing it).
+    if public || op.security.is_some() {
         shared.push((
             "429",
-            "over a rate limit (the router's per client and per token ones)",
+            "over a rate limit (the router's per client and per token ones, the cell's per user one; see Retry-After)",
         ));
     }
     for (status, description) in shared {

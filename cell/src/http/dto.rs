@@ -18,6 +18,17 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// On a 429 from a per-user limit: the limit and the wait (as in `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LimitDto>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct LimitDto {
+    /// Requests (or orders) allowed per window.
+    pub max: u32,
+    pub window_s: u64,
+    pub retry_after_s: u64,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -212,6 +223,9 @@ pub struct PlaceOrderResponse {
     pub tax: i64,
     pub total: i64,
     pub currency: String,
+    /// Set while the order waits for its payment authorization (status `payment_pending`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -512,10 +526,11 @@ impl OrderResponse {
     }
 }
 
-/// Statuses a restaurant tablet lists as "active".
+/// Statuses a restaurant tablet lists as "active". Not `payment_pending`: the restaurant
+/// hears of an order once its funds are held (`order_created`), as after any placement.
 pub fn active_statuses() -> Vec<OrderStatus> {
     OrderStatus::ALL
         .into_iter()
-        .filter(|s| s.is_active())
+        .filter(|s| s.is_active() && *s != OrderStatus::PaymentPending)
         .collect()
 }

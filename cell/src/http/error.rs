@@ -43,6 +43,14 @@ pub enum ApiError {
     /// 429: the caller sends faster than its limit allows.
     #[error("{message}")]
     TooManyRequests { code: &'static str, message: String },
+    /// 429 with Retry-After and the limit in the body: a per-user limit (orders per window,
+    /// API requests per second) was reached.
+    #[error("{message}")]
+    Limited {
+        code: &'static str,
+        message: String,
+        limit: LimitDetail,
+    },
     /// 503 with Retry-After: a dependency (payment provider, store) is unavailable.
     #[error("{message}")]
     Unavailable {
@@ -66,6 +74,17 @@ struct Detail<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<OrderStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<LimitDetail>,
+}
+
+/// The limit a 429 refers to: at most `max` per `window_s` seconds; `retry_after_s` as in
+/// the `Retry-After` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LimitDetail {
+    pub max: u32,
+    pub window_s: u64,
+    pub retry_after_s: u64,
 }
 
 impl ApiError {
@@ -124,6 +143,9 @@ impl ApiError {
             ApiError::TooManyRequests { code, message } => {
                 (StatusCode::TOO_MANY_REQUESTS, code, message.clone())
             }
+            ApiError::Limited { code, message, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, code, message.clone())
+            }
             ApiError::Unavailable { code, message, .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, code, message.clone())
             }
@@ -146,17 +168,27 @@ impl IntoResponse for ApiError {
             ApiError::Conflict { status, .. } => *status,
             _ => None,
         };
+        let limit = match &self {
+            ApiError::Limited { limit, .. } => Some(*limit),
+            _ => None,
+        };
         let body = Body {
             error: Detail {
                 code,
                 message,
                 status: current,
+                limit,
             },
         };
         let mut resp = (status, axum::Json(body)).into_response();
-        if let ApiError::Unavailable { retry_after_s, .. } = self {
+        let retry_after = match self {
+            ApiError::Unavailable { retry_after_s, .. } => Some(u64::from(retry_after_s)),
+            ApiError::Limited { limit, .. } => Some(limit.retry_after_s),
+            _ => None,
+        };
+        if let Some(s) = retry_after {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
     }

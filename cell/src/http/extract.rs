@@ -67,8 +67,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath
     }
 }
 
-/// The caller, from `Authorization: Bearer <jwt>`. 401 when absent or invalid. REST takes
-/// the header only: a token in a URL ends up in access logs and browser history.
+/// The caller, from `Authorization: Bearer <jwt>`. 401 when absent or invalid; 429 past the
+/// caller's per-user request rate (`crate::limits`, admins exempt). REST takes the header only: a token in a URL ends up in access logs and browser history.
 pub struct Auth(pub Principal);
 
 impl FromRequestParts<App> for Auth {
@@ -76,7 +76,23 @@ impl FromRequestParts<App> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized(AuthError::Missing))?;
-        let v = app.verifier().verify(token, app.now())?;
+        let now = app.now();
+        let v = app.verifier().verify(token, now)?;
+        // Checked after verification, so a forged token cannot spend someone else's allowance.
+        if let Err(retry_after_s) = app.api_limiter().check(&v.principal, now) {
+            let (rps, burst) = app.api_limiter().limit();
+            return Err(ApiError::Limited {
+                code: "request.rate_limited",
+                message: format!(
+                    "more than {rps} requests per second (burst {burst}) from this user; retry in {retry_after_s} s"
+                ),
+                limit: super::error::LimitDetail {
+                    max: rps,
+                    window_s: 1,
+                    retry_after_s,
+                },
+            });
+        }
         Ok(Auth(v.principal))
     }
 }

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use catalog::{CartError, CartLine, CartRequest};
 use domain::order::Address;
-use domain::{Command, CustomerId, MenuItemId, Order, OrderId, RestaurantId, UnixMs};
+use domain::{Command, CustomerId, MenuItemId, Order, OrderId, OrderStatus, RestaurantId, UnixMs};
 use payments::PaymentError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -53,6 +53,22 @@ fn place_error(e: PlaceError) -> ApiError {
             status: None,
         },
         PlaceError::Payment(p) => payment_error(p),
+        PlaceError::Limited { limit, retry_after } => {
+            let retry_after_s = retry_after.as_millis().div_ceil(1000).max(1) as u64;
+            ApiError::Limited {
+                code: "order.limit_reached",
+                message: format!(
+                    "at most {} orders per {} minutes; try again in {retry_after_s} s",
+                    limit.max,
+                    limit.window.as_secs() / 60
+                ),
+                limit: super::error::LimitDetail {
+                    max: limit.max,
+                    window_s: limit.window.as_secs(),
+                    retry_after_s,
+                },
+            }
+        }
         PlaceError::Repo(r) => r.into(),
     }
 }
@@ -188,14 +204,20 @@ async fn quote(
 }
 
 /// Place an order (seed 5.3). `Idempotency-Key` is required: a retry with the same key
-/// returns the same order (200) and charges nothing twice.
+/// returns the same order (200) and charges nothing twice. While the payment provider cannot
+/// be reached the order is queued: 202 with status `payment_pending` and the message "Order
+/// is being processed" (again on every retry while it waits); it moves to `pending` once
+/// authorized, or is cancelled with a reason. A customer places at most the cell's order
+/// limit per window (default 5 an hour): past it, 429 with `Retry-After` and the limit.
 #[utoipa::path(post, path = "/api/v1/orders", request_body = PlaceOrderRequest, security(("bearer" = [])),
     params(("Idempotency-Key" = String, Header, description = "client-generated, unique per order attempt",
         min_length = 1, max_length = 255, pattern = r"^[!-~](?:[ -~]*[!-~])?$")),
     responses((status = 201, body = PlaceOrderResponse), (status = 200, body = PlaceOrderResponse, description = "idempotent replay"),
+        (status = 202, body = PlaceOrderResponse, description = "queued: the payment provider is unreachable; authorized when it is back"),
         (status = 400, body = ErrorBody), (status = 402, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 429, body = ErrorBody, description = "order limit or per-user request rate reached; see Retry-After"),
+        (status = 503, body = ErrorBody, description = "the order store cannot accept writes right now")))]
 async fn place(
     State(app): State<App>,
     Auth(who): Auth,
@@ -248,7 +270,10 @@ async fn place(
         .await
         .map_err(place_error)?;
     let body = placed_body(&app, &order, now);
-    let status = if created {
+    // A queued order is 202 on every answer, first or replayed: it is still being processed.
+    let status = if order.status == OrderStatus::PaymentPending {
+        StatusCode::ACCEPTED
+    } else if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -266,6 +291,9 @@ fn placed_body(app: &App, order: &Order, now: UnixMs) -> PlaceOrderResponse {
         tax: order.tax.0,
         total: order.total.0,
         currency: app.config().pricing_currency(),
+        // The seed's words for an order whose payment is queued.
+        message: (order.status == OrderStatus::PaymentPending)
+            .then(|| "Order is being processed".to_owned()),
     }
 }
 
@@ -379,4 +407,30 @@ async fn cancel(
         order_id: order.id.to_string(),
         status: order.status.as_str().into(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::OrderLimit;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn an_order_over_the_limit_is_429_with_retry_after_and_the_limit_in_the_body() {
+        let e = PlaceError::Limited {
+            limit: OrderLimit::default(),
+            retry_after: Duration::from_millis(1_500),
+        };
+        let resp = place_error(e).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        // Rounded up: retrying after 1 s would be refused again.
+        assert_eq!(resp.headers()["retry-after"], "2");
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "order.limit_reached");
+        assert_eq!(
+            v["error"]["limit"],
+            serde_json::json!({"max": 5, "window_s": 3600, "retry_after_s": 2})
+        );
+    }
 }

@@ -104,7 +104,10 @@ pub fn notifications_for(
         | EventKind::OrderReady
         | EventKind::DriverUnassigned
         | EventKind::DriverAtRestaurant
-        | EventKind::OrderDelivering => return Vec::new(),
+        | EventKind::OrderDelivering
+        // The placement answer already said "Order is being processed"; the restaurant
+        // hears of the order at `order_created`, once the funds are held.
+        | EventKind::OrderPaymentPending => return Vec::new(),
     };
     vec![Notification {
         idempotency_key: idempotency_key(origin, &recipient),

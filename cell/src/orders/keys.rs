@@ -15,6 +15,7 @@
 //! | `("is", status, order_id)`                  | empty            | every order by status (recovery) |
 //! | `("idmark",)`                               | ms, big-endian   | id high-water mark (`ids.rs`)    |
 //! | `("txid", created_ms, id)`                  | outcome JSON     | retried writes apply once        |
+//! | `("pq", order_id)`                          | `AuthorizeRequest` | authorization queue (`queue.rs`) |
 //!
 //! Index entries are written in the same transaction as the record they index.
 
@@ -71,6 +72,16 @@ pub fn id_mark() -> Vec<u8> {
 
 pub fn idempotency(c: CustomerId, key: &str) -> Vec<u8> {
     pack(&("idem", c.0, key))
+}
+
+/// An entry of the authorization queue: the request to resend for a `payment_pending`
+/// order. Order ids are Snowflakes, so the prefix lists the queue oldest first.
+pub fn payment_queue(id: OrderId) -> Vec<u8> {
+    pack(&("pq", id.0))
+}
+
+pub fn payment_queue_prefix() -> Vec<u8> {
+    pack(&("pq",))
 }
 
 /// Decodes the order id at the end of an index key.

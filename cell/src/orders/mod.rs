@@ -10,6 +10,9 @@
 //! - `place`: placement (Flow 1) as one call, [`Orders::place`]: idempotent replay, pricing
 //!   from the menu, the region-moved refusal, payment authorization, creation. Also
 //!   [`Orders::quote`], the one pricing function.
+//! - `queue`: the authorization queue of orders placed while the provider was unreachable
+//!   (`payment_pending`), its durable entries and [`Orders::drain_payment_queue`].
+//! - `limit`: the per-customer order placement limit, derived from the stored orders.
 //! - `cells_tests.rs`: two cells on one store, isolated by their subspaces.
 //! - `transition`: [`Orders::transition`], a state-machine transition with the payment
 //!   effect it requires (capture, void, refund) run first.
@@ -18,13 +21,17 @@
 
 pub mod ids;
 pub mod keys;
+pub mod limit;
 pub mod once;
 pub mod place;
+pub mod queue;
 pub mod repo;
 pub mod transition;
 
+pub use limit::OrderLimit;
 pub use once::WriteOp;
 pub use place::{PlaceError, PlaceOrder, Placed, Pricing, fingerprint};
+pub use queue::{QueueConfig, QueuePass};
 pub use transition::OrderError;
 
 use crate::ownership::Ownership;
@@ -50,6 +57,10 @@ pub struct Orders {
     pricing: Pricing,
     /// Who owns which region: placement refuses orders of regions moved to another cell.
     ownership: Arc<Ownership>,
+    /// Orders a customer may place per window.
+    order_limit: OrderLimit,
+    /// How long placement waits for the provider before it queues the order.
+    placement_wait: std::time::Duration,
 }
 
 impl Orders {
@@ -71,6 +82,8 @@ impl Orders {
             currency,
             pricing,
             ownership,
+            order_limit: OrderLimit::default(),
+            placement_wait: QueueConfig::default().placement_wait(),
         }
     }
 
@@ -94,7 +107,7 @@ mod cells_tests;
 #[cfg(test)]
 mod once_tests;
 #[cfg(test)]
-mod place_tests;
+pub(crate) mod place_tests;
 #[cfg(test)]
 mod test_stores;
 #[cfg(test)]

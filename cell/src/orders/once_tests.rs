@@ -62,12 +62,21 @@ fn life(i: u64, o: &Order) -> Vec<(Command, Actor)> {
     ]
 }
 
+/// Order `i`'s request, placed by a customer of its own: 32 orders of one customer at noon
+/// would meet the order limit.
+fn own_customer(i: u64) -> super::PlaceOrder {
+    super::PlaceOrder {
+        customer: domain::CustomerId(1_000 + i),
+        ..request(&format!("k{i}"), i)
+    }
+}
+
 /// One order's whole life through the cell's own write paths: `Orders::place`,
 /// `Orders::transition` and, for the assignment, the dispatch's `repo::assign_driver`.
 async fn run_order(c: &Cell, i: u64) -> Result<Order, OrderError> {
     let placed = c
         .orders
-        .place(request(&format!("k{i}"), i), NOON)
+        .place(own_customer(i), NOON)
         .await
         .map_err(|e| match e {
             super::PlaceError::Repo(r) => OrderError::Repo(r),
@@ -176,11 +185,7 @@ async fn control_without_ids_the_retried_commits_fail_spuriously() {
     for i in 0..ORDERS {
         orders.push((
             i,
-            c.orders
-                .place(request(&format!("k{i}"), i), NOON)
-                .await
-                .unwrap()
-                .order,
+            c.orders.place(own_customer(i), NOON).await.unwrap().order,
         ));
     }
     db.set_faults(store::model::ModelFaults {

@@ -7,14 +7,20 @@
 //!    quote endpoint calls too); prices never come from the client.
 //! 3. Ownership: a restaurant whose region moved to another cell is refused, so every order
 //!    of the region is created on its new owner.
-//! 4. Reserve the order id for the idempotency key, authorize the payment with a key derived
+//! 4. Limit: a customer places at most [`OrderLimit::max`] orders per window, counted from
+//!    the stored orders (`limit.rs`); a replay is answered before, so a retry never hits it.
+//! 5. Reserve the order id for the idempotency key, authorize the payment with a key derived
 //!    from that id, then create the order. A retry at any point finds the reserved id, so the
-//!    provider holds the funds once and the store writes the order once.
+//!    provider holds the funds once and the store writes the order once. When the provider
+//!    cannot be reached (timeout, outage, open circuit, an answer we cannot read), the order
+//!    is written as `payment_pending` with its authorization request queued in the same
+//!    transaction (`queue.rs`): placement never fails because the provider is down.
 //!
 //! Transports only turn their request into a [`PlaceOrder`] and the [`PlaceError`] into
 //! their own answer.
 
 use super::Orders;
+use super::limit::OrderLimit;
 use super::once::WriteOp;
 use super::repo::{self, Created, RepoError};
 use catalog::{CartError, CartRequest, Catalog, PricedCart, PricingConfig};
@@ -69,6 +75,13 @@ pub enum PlaceError {
     },
     #[error(transparent)]
     Payment(#[from] PaymentError),
+    /// The customer placed their limit of orders in the window; one more is possible after
+    /// `retry_after`.
+    #[error("at most {} orders per {} s; the next one is possible in {} s", limit.max, limit.window.as_secs(), retry_after.as_secs())]
+    Limited {
+        limit: OrderLimit,
+        retry_after: std::time::Duration,
+    },
     #[error(transparent)]
     Repo(#[from] RepoError),
 }
@@ -132,6 +145,7 @@ impl Orders {
                 created: false,
             });
         }
+        self.check_order_limit(req.customer, now).await?;
         let rid = req.restaurant_id;
         let priced = self.quote(rid, &req.cart, now).await?;
         // After a region moved, a router on an older map may still send its new orders here.
@@ -189,16 +203,33 @@ impl Orders {
             });
         }
         let id = reservation.order_id;
-        let auth = self
-            .payments
-            .authorize(&AuthorizeRequest {
-                amount: draft.total,
-                currency: self.currency.clone(),
-                payment_method_id: draft.payment_method_id.clone(),
-                customer_ref: draft.customer.to_string(),
-                idempotency_key: idempotency_key(id, Op::Authorize),
-            })
-            .await?;
+        let request = AuthorizeRequest {
+            amount: draft.total,
+            currency: self.currency.clone(),
+            payment_method_id: draft.payment_method_id.clone(),
+            customer_ref: draft.customer.to_string(),
+            idempotency_key: idempotency_key(id, Op::Authorize),
+        };
+        // A provider that hangs is treated as one that timed out: the order is queued and the
+        // queue's resend (same key) finds a hold the abandoned call may still make.
+        let answer = tokio::time::timeout(self.placement_wait, self.payments.authorize(&request))
+            .await
+            .unwrap_or(Err(PaymentError::Timeout));
+        let (status, payment_state, payment_ref, queued) = match answer {
+            Ok(auth) => (
+                OrderStatus::Pending,
+                PaymentState::Authorized,
+                auth.id,
+                None,
+            ),
+            Err(e) if super::queue::queues(&e) => {
+                tracing::info!(order_id = %id, error = %e, "provider unreachable; order queued for authorization");
+                let queued = Some(request);
+                let pending = PaymentState::AuthorizationPending;
+                (OrderStatus::PaymentPending, pending, String::new(), queued)
+            }
+            Err(e) => return Err(e.into()),
+        };
         // A replay reuses the id reserved first, so its creation time is that of the id.
         let created_at = UnixMs(id.created_ms().min(now.0));
         let order = Order {
@@ -208,7 +239,7 @@ impl Orders {
             restaurant_name: draft.restaurant_name,
             restaurant_lat: draft.restaurant_lat,
             restaurant_lng: draft.restaurant_lng,
-            status: OrderStatus::Pending,
+            status,
             kitchen: KitchenStage::Received,
             driver_id: None,
             delivery_id: None,
@@ -218,8 +249,8 @@ impl Orders {
             delivery_fee: draft.delivery_fee,
             tax: draft.tax,
             total: draft.total,
-            payment_state: PaymentState::Authorized,
-            payment_ref: auth.id,
+            payment_state,
+            payment_ref,
             estimated_delivery_min: now.plus(minutes(draft.eta_min_minutes)),
             estimated_delivery_max: now.plus(minutes(draft.eta_max_minutes)),
             delayed: false,
@@ -227,9 +258,13 @@ impl Orders {
             created_at,
             updated_at: now,
         };
-        match repo::create(&*self.kv, self.log, order, &WriteOp::new(now)).await? {
+        let op = WriteOp::new(now);
+        match repo::create_with(&*self.kv, self.log, order, queued, &op).await? {
             Created::New(order) => {
                 metrics::counter!("cell_orders_created_total").increment(1);
+                if order.status == OrderStatus::PaymentPending {
+                    metrics::counter!("cell_payment_queue_enqueued_total").increment(1);
+                }
                 Ok(Placed {
                     order,
                     created: true,

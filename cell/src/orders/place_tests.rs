@@ -173,3 +173,50 @@ async fn new_order_refused_if_its_region_moved(c: Cell) {
     }
     assert!(c.payments.ledger().is_empty(), "nothing authorized");
 }
+
+#[tokio::test]
+async fn the_sixth_order_in_an_hour_is_refused_until_the_first_leaves_the_window() {
+    for s in test_stores::both() {
+        sixth_order_refused(cell(s).await).await;
+    }
+}
+
+async fn sixth_order_refused(c: Cell) {
+    let minute = 60_000;
+    for i in 0..5 {
+        let at = domain::UnixMs(NOON.0 + i * minute);
+        c.orders
+            .place(request(&format!("o{i}"), 1), at)
+            .await
+            .unwrap();
+    }
+    // A retry of the fifth is a replay, not a sixth order.
+    let at = domain::UnixMs(NOON.0 + 10 * minute);
+    assert!(!c.orders.place(request("o4", 1), at).await.unwrap().created);
+    match c.orders.place(request("o5", 1), at).await {
+        Err(PlaceError::Limited { limit, retry_after }) => {
+            assert_eq!(limit, super::OrderLimit::default());
+            // The first was placed at noon: it leaves the window at 13:00, 50 minutes on.
+            assert_eq!(retry_after, std::time::Duration::from_secs(50 * 60));
+        }
+        other => panic!("expected Limited, got {other:?}"),
+    }
+    assert_eq!(
+        c.payments.ledger().len(),
+        5,
+        "nothing authorized for the sixth"
+    );
+    // Another customer has their own allowance.
+    let mut other = request("other", 1);
+    other.customer = CustomerId(8);
+    assert!(c.orders.place(other, at).await.is_ok());
+    // Once the first left the window, the sixth goes through.
+    let later = domain::UnixMs(NOON.0 + 60 * minute + 1);
+    assert!(
+        c.orders
+            .place(request("o5", 1), later)
+            .await
+            .unwrap()
+            .created
+    );
+}

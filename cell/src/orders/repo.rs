@@ -253,9 +253,23 @@ pub async fn create(
     order: Order,
     op: &WriteOp,
 ) -> Result<Created, RepoError> {
+    create_with(kv, log, order, None, op).await
+}
+
+/// [`create`], and for a `payment_pending` order its authorization queue entry (`queued`, the
+/// request to send again) in the same transaction; its event is `order_payment_pending`.
+pub async fn create_with(
+    kv: &dyn Kv,
+    log: LogId,
+    order: Order,
+    queued: Option<payments::AuthorizeRequest>,
+    op: &WriteOp,
+) -> Result<Created, RepoError> {
     let order = Arc::new(order);
+    let queued = Arc::new(queued);
     let r = store::transact_once(kv, &op.txn, move |txn| {
         let order = order.clone();
+        let queued = queued.clone();
         Box::pin(async move {
             if let Some(existing) = load(txn, order.id).await? {
                 // Only the same customer's earlier try is a replay; another customer's order
@@ -271,16 +285,14 @@ pub async fn create(
                 b"",
             );
             write_indexes(txn, &order);
+            let event = if let Some(req) = &*queued {
+                txn.set(&keys::payment_queue(order.id), &to_json(req));
+                EventKind::OrderPaymentPending
+            } else {
+                EventKind::OrderCreated
+            };
             let by = Actor::Customer(order.customer_id);
-            record_step(
-                txn,
-                log,
-                &order,
-                0,
-                EventKind::OrderCreated,
-                by,
-                order.created_at,
-            );
+            record_step(txn, log, &order, 0, event, by, order.created_at);
             Ok(Created::New((*order).clone()))
         })
     })
@@ -370,6 +382,10 @@ pub(crate) async fn transition_in(
         }));
     }
     let t = decide(&order, cmd, &actor).map_err(|e| TxnError::Abort(e.into()))?;
+    // Leaving `payment_pending` (authorized, or cancelled by anyone) leaves the queue too.
+    if order.status == OrderStatus::PaymentPending {
+        txn.clear(&keys::payment_queue(id));
+    }
     let seq = next_history_seq(txn, id).await?;
     clear_indexes(txn, &order);
     t.apply(&mut order, now);

@@ -55,6 +55,12 @@ pub struct Finding {
     pub repair: Option<PaymentState>,
 }
 
+/// A payment a worker is still carrying out (queued for authorization): its record is about
+/// to change, so it is not compared yet.
+fn owned_by_a_worker(s: PaymentState) -> bool {
+    matches!(s, PaymentState::AuthorizationPending)
+}
+
 /// The provider's status as our payment state.
 fn as_state(s: AuthorizationStatus) -> PaymentState {
     match s {
@@ -68,7 +74,7 @@ fn as_state(s: AuthorizationStatus) -> PaymentState {
 /// How far along a payment is: a later step implies the earlier ones happened.
 fn rank(s: PaymentState) -> u8 {
     match s {
-        PaymentState::Authorized => 0,
+        PaymentState::AuthorizationPending | PaymentState::Authorized => 0,
         PaymentState::Captured | PaymentState::Voided => 1,
         PaymentState::Refunded => 2,
     }
@@ -77,6 +83,9 @@ fn rank(s: PaymentState) -> u8 {
 /// Everything that drifted between `order` and the provider's `record` (`None`: the provider
 /// has no such authorization).
 pub fn compare(order: &Order, record: Option<&PaymentRecord>) -> Vec<Finding> {
+    if owned_by_a_worker(order.payment_state) {
+        return Vec::new();
+    }
     let Some(rec) = record else {
         return vec![Finding {
             kind: DriftKind::MissingAtProvider,

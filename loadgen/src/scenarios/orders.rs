@@ -3,6 +3,10 @@
 //!
 //! search → menu → quote → place (fresh `Idempotency-Key`) → accept → preparing → ready
 //!
+//! An order the cell queued because its payment provider was unreachable (202, status
+//! `payment_pending`) is also counted as `place_queued` and ends there: its restaurant sees
+//! it only once the cell authorized it (`loadgen/bench/payments-outage.sh` follows it up).
+//!
 //! Orders start on the open-loop schedule; the first step's latency counts from the
 //! order's intended start, each later step's from the end of the step before it (when a
 //! real client would send it). `order` is the whole flow, intended start to last step.
@@ -26,6 +30,7 @@ pub const OPS: &[&str] = &[
     "preparing",
     "ready",
     "order",
+    "place_queued",
 ];
 const SEARCH: OpId = 0;
 const MENU: OpId = 1;
@@ -34,6 +39,8 @@ const PLACE: OpId = 3;
 const RESTAURANT_STEPS: [(OpId, &str); 3] =
     [(4, "accepted"), (5, "preparing"), (6, "ready_for_pickup")];
 const ORDER: OpId = 7;
+/// The subset of `place` answered 202: queued for payment authorization.
+const PLACE_QUEUED: OpId = 8;
 
 pub struct Orders {
     pub ctx: Arc<Ctx>,
@@ -43,6 +50,8 @@ pub struct Orders {
 #[derive(Deserialize)]
 struct Placed {
     order_id: String,
+    #[serde(default)]
+    status: String,
 }
 
 impl Scenario for Orders {
@@ -137,10 +146,17 @@ impl Orders {
             .bearer_auth(customer)
             .header("Idempotency-Key", key)
             .json(&body);
+        let place_started = t;
         let placed = http.call(PLACE, t, req).await?;
         t = Instant::now();
         let placed: Placed = serde_json::from_slice(&placed)
             .map_err(|e| self.unusable(PLACE, format!("place body: {e}")))?;
+        if placed.status == "payment_pending" {
+            http.rec.mark_sent(PLACE_QUEUED);
+            http.rec
+                .record(PLACE_QUEUED, place_started, place_started, t, Outcome::Ok);
+            return Ok(());
+        }
         let token = ctx
             .tokens
             .get("restaurant", &rid)

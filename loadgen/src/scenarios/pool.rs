@@ -19,10 +19,12 @@ pub struct Restaurant {
 
 const PARALLEL: usize = 16;
 
-/// Searches at `points` random points and reads up to `menus` menus.
+/// Searches at `points` random points and reads up to `menus` menus, taking `tokens` in
+/// turn: the cell limits each user's request rate (`[limits] per_user_rps`, burst
+/// `per_user_burst`), and a warm-up sends as fast as it can.
 pub async fn warm_up(
     http: &Http,
-    token: &str,
+    tokens: &[String],
     area: &Area,
     points: usize,
     menus: usize,
@@ -32,10 +34,13 @@ pub async fn warm_up(
         let mut rng = rand::rng();
         (0..points).map(|_| area.random_point(&mut rng)).collect()
     };
-    for chunk in pts.chunks(PARALLEL) {
+    anyhow::ensure!(!tokens.is_empty(), "warm-up needs a token");
+    let token = |i: usize| tokens[i % tokens.len()].clone();
+    for (c, chunk) in pts.chunks(PARALLEL).enumerate() {
         let mut set = JoinSet::new();
-        for &p in chunk {
-            let (http, path, token) = (http.clone(), area.search_path(p), token.to_string());
+        for (j, &p) in chunk.iter().enumerate() {
+            let (http, path) = (http.clone(), area.search_path(p));
+            let token = token(c * PARALLEL + j);
             set.spawn(async move { (p, http.get_text(&path, Some(&token)).await) });
         }
         while let Some(r) = set.join_next().await {
@@ -64,7 +69,7 @@ pub async fn warm_up(
     for chunk in ids.chunks(PARALLEL) {
         let mut set = JoinSet::new();
         for (i, id) in chunk.iter().cloned() {
-            let (http, token) = (http.clone(), token.to_string());
+            let (http, token) = (http.clone(), token(i));
             let path = format!("/api/v1/restaurants/{id}/menu");
             set.spawn(async move { (i, http.get_text(&path, Some(&token)).await) });
         }

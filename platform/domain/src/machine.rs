@@ -18,6 +18,10 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
+    /// Placed while the payment provider was unreachable: written, answered 202 ("Order is
+    /// being processed"), not yet shown to the restaurant. The authorization queue moves it
+    /// to `pending` once the funds are held, or cancels it.
+    PaymentPending,
     Pending,
     Confirmed,
     Preparing,
@@ -31,7 +35,8 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 10] = [
+    pub const ALL: [OrderStatus; 11] = [
+        OrderStatus::PaymentPending,
         OrderStatus::Pending,
         OrderStatus::Confirmed,
         OrderStatus::Preparing,
@@ -46,6 +51,7 @@ impl OrderStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            OrderStatus::PaymentPending => "payment_pending",
             OrderStatus::Pending => "pending",
             OrderStatus::Confirmed => "confirmed",
             OrderStatus::Preparing => "preparing",
@@ -122,6 +128,10 @@ pub enum Command {
         reason: String,
     },
     FlagDelayed,
+    /// The authorization queue held the funds of a `payment_pending` order.
+    AuthorizePayment {
+        payment_ref: String,
+    },
 }
 
 impl Command {
@@ -139,6 +149,7 @@ impl Command {
             Command::Deliver => "deliver",
             Command::Cancel { .. } => "cancel",
             Command::FlagDelayed => "flag_delayed",
+            Command::AuthorizePayment { .. } => "authorize_payment",
         }
     }
 }
@@ -176,6 +187,9 @@ pub struct Transition {
     pub driver: Option<Option<(DriverId, DeliveryId)>>,
     pub delayed: Option<bool>,
     pub cancel_reason: Option<String>,
+    /// The provider's authorization id, once a queued order's funds are held.
+    #[serde(default)]
+    pub authorization: Option<String>,
 }
 
 /// Why a command was refused: a value, never a panic (HTTP maps it to 409 or 403).
@@ -249,7 +263,10 @@ fn who_for(cmd: &Command) -> Who {
         Command::Accept | Command::Reject { .. } | Command::StartPreparing | Command::MarkReady => {
             RESTAURANT
         }
-        Command::AssignDriver { .. } | Command::UnassignDriver | Command::FlagDelayed => SYSTEM,
+        Command::AssignDriver { .. }
+        | Command::UnassignDriver
+        | Command::FlagDelayed
+        | Command::AuthorizePayment { .. } => SYSTEM,
         Command::ArriveAtRestaurant | Command::PickUp | Command::Deliver => DRIVER,
         Command::StartDelivering => DRIVER_OR_SYSTEM,
         Command::Cancel { .. } => ANY_PARTY,
@@ -294,6 +311,7 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
         driver: None,
         delayed: None,
         cancel_reason: None,
+        authorization: None,
     };
 
     // (who may, transition) for this command in this status.
@@ -304,7 +322,9 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 ..base(Confirmed, KitchenStage::Accepted, EventKind::OrderConfirmed)
             },
             Confirmed | Preparing | ReadyForPickup | DriverAssigned | DriverAtRestaurant
-            | PickedUp | Delivering | Delivered | Cancelled => return Err(invalid()),
+            | PickedUp | Delivering | Delivered | Cancelled | PaymentPending => {
+                return Err(invalid());
+            }
         },
         Command::Reject { reason } => match from {
             Pending => Transition {
@@ -313,7 +333,9 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 ..base(Cancelled, k, EventKind::OrderRejected)
             },
             Confirmed | Preparing | ReadyForPickup | DriverAssigned | DriverAtRestaurant
-            | PickedUp | Delivering | Delivered | Cancelled => return Err(invalid()),
+            | PickedUp | Delivering | Delivered | Cancelled | PaymentPending => {
+                return Err(invalid());
+            }
         },
         Command::StartPreparing => match from {
             Confirmed => base(
@@ -325,7 +347,9 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 base(from, KitchenStage::Preparing, EventKind::OrderPreparing)
             }
             DriverAssigned | DriverAtRestaurant | Pending | Preparing | ReadyForPickup
-            | PickedUp | Delivering | Delivered | Cancelled => return Err(invalid()),
+            | PickedUp | Delivering | Delivered | Cancelled | PaymentPending => {
+                return Err(invalid());
+            }
         },
         Command::MarkReady => match from {
             Confirmed | Preparing => {
@@ -335,7 +359,7 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 base(from, KitchenStage::Ready, EventKind::OrderReady)
             }
             DriverAssigned | DriverAtRestaurant | Pending | ReadyForPickup | PickedUp
-            | Delivering | Delivered | Cancelled => return Err(invalid()),
+            | Delivering | Delivered | Cancelled | PaymentPending => return Err(invalid()),
         },
         Command::AssignDriver { driver, delivery } => match from {
             Confirmed | Preparing | ReadyForPickup if order.driver_id.is_none() => Transition {
@@ -343,7 +367,8 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 ..base(DriverAssigned, k, EventKind::DriverAssigned)
             },
             Confirmed | Preparing | ReadyForPickup | Pending | DriverAssigned
-            | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled => {
+            | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled
+            | PaymentPending => {
                 return Err(invalid());
             }
         },
@@ -361,12 +386,12 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 }
             }
             Pending | Confirmed | Preparing | ReadyForPickup | PickedUp | Delivering
-            | Delivered | Cancelled => return Err(invalid()),
+            | Delivered | Cancelled | PaymentPending => return Err(invalid()),
         },
         Command::ArriveAtRestaurant => match from {
             DriverAssigned => base(DriverAtRestaurant, k, EventKind::DriverAtRestaurant),
             Pending | Confirmed | Preparing | ReadyForPickup | DriverAtRestaurant | PickedUp
-            | Delivering | Delivered | Cancelled => return Err(invalid()),
+            | Delivering | Delivered | Cancelled | PaymentPending => return Err(invalid()),
         },
         Command::PickUp => match from {
             // A driver may skip the "arrived" tap; handing over the food means it was ready.
@@ -374,25 +399,30 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 base(PickedUp, KitchenStage::Ready, EventKind::OrderPickedUp)
             }
             Pending | Confirmed | Preparing | ReadyForPickup | PickedUp | Delivering
-            | Delivered | Cancelled => return Err(invalid()),
+            | Delivered | Cancelled | PaymentPending => return Err(invalid()),
         },
         Command::StartDelivering => match from {
             PickedUp => base(Delivering, k, EventKind::OrderDelivering),
             Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
-            | DriverAtRestaurant | Delivering | Delivered | Cancelled => return Err(invalid()),
+            | DriverAtRestaurant | Delivering | Delivered | Cancelled | PaymentPending => {
+                return Err(invalid());
+            }
         },
         Command::Deliver => match from {
             PickedUp | Delivering => base(Delivered, k, EventKind::OrderDelivered),
             Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
-            | DriverAtRestaurant | Delivered | Cancelled => return Err(invalid()),
+            | DriverAtRestaurant | Delivered | Cancelled | PaymentPending => return Err(invalid()),
         },
         Command::Cancel { reason } => match from {
-            Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
+            PaymentPending | Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
             | DriverAtRestaurant => {
                 let payment = match order.payment_state {
                     PaymentState::Authorized => Some(PaymentAction::Void),
                     PaymentState::Captured => Some(PaymentAction::Refund),
-                    PaymentState::Voided | PaymentState::Refunded => None,
+                    // Nothing is held before the queue's authorization succeeded.
+                    PaymentState::Voided
+                    | PaymentState::Refunded
+                    | PaymentState::AuthorizationPending => None,
                 };
                 Transition {
                     payment,
@@ -408,6 +438,18 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
                 ..base(from, k, EventKind::OrderDelayed)
             },
             Confirmed | Preparing | ReadyForPickup | Pending | DriverAssigned
+            | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled
+            | PaymentPending => {
+                return Err(invalid());
+            }
+        },
+        // Seen by the restaurant and every consumer as a new order, as if placed just now.
+        Command::AuthorizePayment { payment_ref } => match from {
+            PaymentPending => Transition {
+                authorization: Some(payment_ref.clone()),
+                ..base(Pending, k, EventKind::OrderCreated)
+            },
+            Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
             | DriverAtRestaurant | PickedUp | Delivering | Delivered | Cancelled => {
                 return Err(invalid());
             }
@@ -423,6 +465,7 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
 fn may_follow(from: OrderStatus, to: OrderStatus) -> bool {
     use OrderStatus::*;
     match from {
+        PaymentPending => matches!(to, Pending | Cancelled),
         Pending => matches!(to, Confirmed | Cancelled),
         Confirmed => matches!(
             to,
@@ -506,6 +549,10 @@ impl Transition {
         }
         if let Some(action) = self.payment {
             order.payment_state = action.resulting_state();
+        }
+        if let Some(auth) = &self.authorization {
+            order.payment_ref = auth.clone();
+            order.payment_state = PaymentState::Authorized;
         }
         order.updated_at = now;
     }

@@ -135,6 +135,9 @@ fn all_commands() -> Vec<Command> {
         Command::Deliver,
         Command::Cancel { reason: "x".into() },
         Command::FlagDelayed,
+        Command::AuthorizePayment {
+            payment_ref: "pi_2".into(),
+        },
     ]
 }
 
@@ -155,6 +158,7 @@ fn all_actors() -> Vec<Actor> {
 fn successors(s: OrderStatus) -> Vec<OrderStatus> {
     use OrderStatus::*;
     match s {
+        PaymentPending => vec![Pending, Cancelled],
         Pending => vec![Confirmed, Cancelled],
         Confirmed => vec![
             Preparing,
@@ -193,10 +197,10 @@ proptest! {
     /// edge of the table, terminal states stay terminal, a driver is attached exactly while
     /// the status says so, and payment only moves forward.
     #[test]
-    fn random_sequences_keep_invariants(steps in prop::collection::vec((0usize..13, 0usize..8), 0..60)) {
+    fn random_sequences_keep_invariants(queued in any::<bool>(), steps in prop::collection::vec((0usize..14, 0usize..8), 0..60)) {
         let cmds = all_commands();
         let actors = all_actors();
-        let mut o = new_order();
+        let mut o = if queued { queued_order() } else { new_order() };
         for (c, a) in steps {
             let before = o.clone();
             match decide(&o, &cmds[c], &actors[a]) {
@@ -210,9 +214,10 @@ proptest! {
                     if needs_driver { prop_assert!(o.driver_id.is_some()); }
                     if matches!(o.status, Pending | Confirmed | Preparing | ReadyForPickup) { prop_assert!(o.driver_id.is_none()); }
                     if o.status == Cancelled {
-                        prop_assert!(matches!(o.payment_state, PaymentState::Voided | PaymentState::Refunded));
+                        prop_assert!(matches!(o.payment_state, PaymentState::Voided | PaymentState::Refunded | PaymentState::AuthorizationPending));
                     }
-                    if before.payment_state != PaymentState::Authorized {
+                    // Only a queued order's authorization moves payment back to `authorized`.
+                    if !matches!(before.payment_state, PaymentState::Authorized | PaymentState::AuthorizationPending) {
                         prop_assert!(o.payment_state != PaymentState::Authorized);
                     }
                 }
@@ -220,4 +225,67 @@ proptest! {
             }
         }
     }
+}
+
+/// An order placed while the provider was down: nothing held yet.
+fn queued_order() -> Order {
+    Order {
+        status: OrderStatus::PaymentPending,
+        payment_state: PaymentState::AuthorizationPending,
+        payment_ref: String::new(),
+        ..new_order()
+    }
+}
+
+#[test]
+fn a_queued_order_becomes_pending_once_authorized() {
+    let mut o = queued_order();
+    let r = Actor::Restaurant(RESTAURANT_ID);
+    // The restaurant cannot act on it before the funds are held.
+    assert!(matches!(
+        decide(&o, &Command::Accept, &r),
+        Err(TransitionError::Invalid { .. })
+    ));
+    let auth = Command::AuthorizePayment {
+        payment_ref: "pi_9".into(),
+    };
+    // Only the cell's queue authorizes.
+    assert!(matches!(
+        decide(&o, &auth, &Actor::Customer(CUSTOMER)),
+        Err(TransitionError::Forbidden { .. })
+    ));
+    let t = step(&mut o, auth.clone(), Actor::System).unwrap();
+    assert_eq!(
+        (t.to, t.event),
+        (OrderStatus::Pending, EventKind::OrderCreated)
+    );
+    assert_eq!(o.payment_state, PaymentState::Authorized);
+    assert_eq!(o.payment_ref, "pi_9");
+    // Once pending it goes on as any order does, and is never authorized twice.
+    assert!(decide(&o, &auth, &Actor::System).is_err());
+    step(&mut o, Command::Accept, r).unwrap();
+    assert_eq!(o.payment_state, PaymentState::Captured);
+}
+
+#[test]
+fn a_queued_order_cancels_without_a_payment_effect() {
+    let mut o = queued_order();
+    let t = step(
+        &mut o,
+        Command::Cancel {
+            reason: "payment_declined".into(),
+        },
+        Actor::System,
+    )
+    .unwrap();
+    assert_eq!(t.payment, None, "nothing is held, so nothing is voided");
+    assert_eq!(o.status, OrderStatus::Cancelled);
+    assert_eq!(o.cancel_reason.as_deref(), Some("payment_declined"));
+    // The customer may cancel a queued order too.
+    let mut o = queued_order();
+    let cancel = Command::Cancel {
+        reason: "changed my mind".into(),
+    };
+    step(&mut o, cancel, Actor::Customer(CUSTOMER)).unwrap();
+    assert_eq!(o.status, OrderStatus::Cancelled);
 }

@@ -64,6 +64,9 @@ pub enum PaymentState {
     Voided,
     /// Charged, then refunded (cancelled after capture).
     Refunded,
+    /// Placed while the provider was unreachable: nothing is held yet; the authorization
+    /// queue asks again when the provider is back (`payment_pending` orders).
+    AuthorizationPending,
 }
 
 /// The order record.
@@ -131,6 +134,9 @@ pub enum EventKind {
     OrderDelivered,
     OrderCancelled,
     OrderDelayed,
+    /// Written as `payment_pending` while the provider was unreachable; `order_created`
+    /// follows once the authorization queue holds the funds.
+    OrderPaymentPending,
 }
 
 impl EventKind {
@@ -149,6 +155,7 @@ impl EventKind {
             EventKind::OrderDelivered => "order_delivered",
             EventKind::OrderCancelled => "order_cancelled",
             EventKind::OrderDelayed => "order_delayed",
+            EventKind::OrderPaymentPending => "order_payment_pending",
         }
     }
 }

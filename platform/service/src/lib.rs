@@ -15,6 +15,8 @@
 //! - `metrics.rs`: the Prometheus recorder with its upkeep ([`metrics::install`]).
 //! - `conn.rs`: the listener's limits ([`conn::Limits`]: connection cap with a 503 past it,
 //!   header-read and idle deadlines).
+//! - `limit.rs`: [`limit::Limiter`], token buckets per key (the router's per-IP and per-token
+//!   limits, the cell's per-user limit).
 //! - `tls.rs`: TLS 1.3 server and client configs ([`tls::server_config`] with a certificate
 //!   reloaded from disk, [`tls::client_config`] for the router's connections to cells).
 //! - `devcerts.rs`: a development CA and leaf certificates ([`devcerts::generate`]).
@@ -24,6 +26,7 @@ pub mod config;
 pub mod conn;
 pub mod devcerts;
 pub mod http;
+pub mod limit;
 pub mod metrics;
 pub mod production;
 pub mod secret;

@@ -302,7 +302,8 @@ impl Dispatch {
             | EventKind::OrderPickedUp
             | EventKind::OrderDelivering
             | EventKind::OrderDelivered
-            | EventKind::OrderDelayed => {}
+            | EventKind::OrderDelayed
+            | EventKind::OrderPaymentPending => {}
         }
     }
 
