@@ -87,6 +87,7 @@ fn place_one(router: &Router, token: &str, n: u64) -> String {
         .send()
         .expect_status(200)
         .json;
+    let mut last = String::new();
     for r in found["restaurants"].as_array().expect("restaurants") {
         let id = r["id"].as_str().expect("id");
         let menu = router
@@ -108,8 +109,9 @@ fn place_one(router: &Router, token: &str, n: u64) -> String {
         if r.status == 201 {
             return r.json["order_id"].as_str().unwrap().to_owned();
         }
+        last = format!("{} {}", r.status, r.text);
     }
-    panic!("no restaurant took an order");
+    panic!("no restaurant took an order (last answer: {last})");
 }
 
 fn get(router: &Router, token: &str, path: &str) -> (u16, Value) {
@@ -191,7 +193,8 @@ fn a_standby_takes_over_and_the_router_follows_it() {
         Some(WsEvent::Json(v)) => assert_eq!(v["order"]["order_id"], acknowledged[0].as_str()),
         other => panic!("no snapshot from the standby: {other:?}"),
     }
-    // New orders go to the standby, now in charge.
-    place_one(&router, &cust, 99);
+    // New orders go to the standby, now in charge (another customer: five an hour each).
+    let other = router.token("customer", 2402, None);
+    place_one(&router, &other, 99);
     eprintln!("failover: lease {LEASE_MS} ms; first read answered {served_after:?} after the kill");
 }
