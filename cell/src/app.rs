@@ -62,6 +62,8 @@ struct Inner {
     ownership: Arc<Ownership>,
     /// The QUIC gateway's address and identity, once it is bound.
     quic: OnceLock<QuicInfo>,
+    /// The payment sandbox, when it is the provider: its fault modes are set at runtime.
+    sandbox: OnceLock<Arc<payments::SandboxGateway>>,
 }
 
 impl App {
@@ -92,6 +94,7 @@ impl App {
             metrics,
             ownership,
             quic: OnceLock::new(),
+            sandbox: OnceLock::new(),
         }))
     }
 
@@ -150,5 +153,14 @@ impl App {
 
     pub fn quic_info(&self) -> Option<&QuicInfo> {
         self.0.quic.get()
+    }
+
+    pub fn set_sandbox(&self, sandbox: Arc<payments::SandboxGateway>) {
+        let _ = self.0.sandbox.set(sandbox);
+    }
+
+    /// The payment sandbox, when the provider is the sandbox.
+    pub fn sandbox(&self) -> Option<&Arc<payments::SandboxGateway>> {
+        self.0.sandbox.get()
     }
 }

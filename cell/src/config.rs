@@ -43,6 +43,8 @@ pub struct Config {
     pub quic: crate::gateway::QuicConfig,
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
+    #[serde(default)]
+    pub payment_worker: crate::saga::PaymentWorkerConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,6 +280,7 @@ impl Config {
         p.validate("tracking", &self.tracking);
         p.validate("quic", &self.quic);
         p.validate("notify", &self.notify);
+        p.validate("payment_worker", &self.payment_worker);
         p
     }
 

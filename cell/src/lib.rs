@@ -33,5 +33,6 @@ pub mod lease;
 pub mod notify;
 pub mod orders;
 pub mod ownership;
+pub mod saga;
 pub mod server;
 pub mod tracking;

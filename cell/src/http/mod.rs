@@ -30,6 +30,7 @@ mod ops;
 mod orders;
 mod regions;
 mod restaurants;
+mod sandbox;
 mod standby;
 mod ws_doc;
 
@@ -84,6 +85,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(orders::routes())
         .merge(drivers::routes())
         .merge(admin::routes())
+        .merge(sandbox::routes())
         .merge(regions::routes());
     let (router, mut doc) = api.split_for_parts();
     ws_doc::add(&mut doc);

@@ -30,6 +30,7 @@ pub fn needs_restaurant_name(kind: EventKind) -> bool {
             | EventKind::DriverAssigned
             | EventKind::OrderRejected
             | EventKind::OrderCancelled
+            | EventKind::PaymentFailed
     )
 }
 
@@ -51,6 +52,46 @@ pub fn notifications_for(
         name
     };
     let customer = Recipient::Customer(ev.customer_id);
+    let note = |recipient: Recipient, title: &str, body: String| Notification {
+        idempotency_key: idempotency_key(origin, &recipient),
+        recipient,
+        kind: ev.kind,
+        title: title.to_string(),
+        body,
+        order_id: ev.order_id,
+        at: ev.at,
+    };
+    if ev.kind == EventKind::PaymentFailed {
+        // Both parties: the customer must pay another way, the kitchen must not cook it.
+        let cancelled = ev.status == domain::OrderStatus::Cancelled;
+        let (customer_body, restaurant_body) = if cancelled {
+            (
+                format!(
+                    "We couldn't take payment for your order from {name_in_sentence}, so it was cancelled. You have not been charged."
+                ),
+                format!(
+                    "Order #{} was cancelled: the payment failed. Please don't prepare it.",
+                    ev.order_id
+                ),
+            )
+        } else {
+            (
+                "We couldn't take payment for your order. We'll be in touch.".to_string(),
+                format!(
+                    "The payment for order #{} failed; support will follow up.",
+                    ev.order_id
+                ),
+            )
+        };
+        return vec![
+            note(customer, "Payment failed", customer_body),
+            note(
+                Recipient::Restaurant(ev.restaurant_id),
+                "Payment failed",
+                restaurant_body,
+            ),
+        ];
+    }
     let (recipient, title, body) = match ev.kind {
         EventKind::OrderCreated => (
             Recipient::Restaurant(ev.restaurant_id),
@@ -105,16 +146,9 @@ pub fn notifications_for(
         | EventKind::DriverUnassigned
         | EventKind::DriverAtRestaurant
         | EventKind::OrderDelivering => return Vec::new(),
+        EventKind::PaymentFailed => unreachable!("answered above"),
     };
-    vec![Notification {
-        idempotency_key: idempotency_key(origin, &recipient),
-        recipient,
-        kind: ev.kind,
-        title,
-        body,
-        order_id: ev.order_id,
-        at: ev.at,
-    }]
+    vec![note(recipient, &title, body)]
 }
 
 #[cfg(test)]

@@ -81,6 +81,12 @@ impl Orders {
     pub fn log(&self) -> LogId {
         self.log
     }
+
+    /// The payment gateway placement authorizes with; the payment worker performs the
+    /// pending effects through it too.
+    pub fn payments(&self) -> &Arc<dyn PaymentGateway> {
+        &self.payments
+    }
 }
 
 #[cfg(test)]
@@ -88,8 +94,8 @@ mod cells_tests;
 #[cfg(test)]
 mod once_tests;
 #[cfg(test)]
-mod place_tests;
+pub(crate) mod place_tests;
 #[cfg(test)]
-mod test_stores;
+pub(crate) mod test_stores;
 #[cfg(test)]
 mod tests;

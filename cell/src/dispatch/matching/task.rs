@@ -306,7 +306,8 @@ impl Dispatch {
             | EventKind::OrderPickedUp
             | EventKind::OrderDelivering
             | EventKind::OrderDelivered
-            | EventKind::OrderDelayed => {}
+            | EventKind::OrderDelayed
+            | EventKind::PaymentFailed => {}
         }
     }
 
