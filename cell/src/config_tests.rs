@@ -201,6 +201,15 @@ timeout_ms = 1000
 max_retries = 2
 backoff_base_ms = 100
 log_keep = 100
+
+[payment_worker]
+perform_effects = false
+concurrency = 32
+retry_base_ms = 500
+retry_max_ms = 60000
+retry_period_ms = 3600000
+scan_interval_ms = 2000
+on_capture_failure = "hold"
 "#;
 
 /// One unusable value per section, and the key its problem must name.
@@ -230,6 +239,10 @@ const BAD: &[(&str, &str)] = &[
     ("[tracking]\nqueue_depth = 0\n", "tracking.queue_depth"),
     ("[quic]\nmax_connections = 0\n", "quic.max_connections"),
     ("[notify]\nprovider = \"webhook\"\n", "notify.webhook_url"),
+    (
+        "[payment_worker]\nconcurrency = 0\n",
+        "payment_worker.concurrency",
+    ),
 ];
 
 #[test]
