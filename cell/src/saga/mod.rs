@@ -21,7 +21,9 @@
 //! - `effect`: what the provider is asked for a payment state, and how its answer is classed.
 //! - `record`: the store writes: outcome, retry record, compensation (one transaction each).
 //! - `worker`: the consumer, the retry scan and their wiring.
+//! - `check`: the whole-store payment checker behind `cell check-payments`.
 
+pub mod check;
 mod effect;
 mod record;
 pub mod schedule;

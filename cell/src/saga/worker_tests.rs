@@ -373,3 +373,30 @@ async fn the_running_worker_settles_what_the_log_says() {
     // The cursor is saved: a restarted worker starts after these events.
     assert!(crate::events::load_cursor(&*kv, CURSOR).await.unwrap() > LogPos(0));
 }
+
+#[tokio::test]
+async fn the_checker_passes_a_settled_store_and_reports_a_pending_effect() {
+    let s = setup(test_stores::redb()).await;
+    let a = accepted(&s, "k1").await;
+    let b = accepted(&s, "k2").await;
+    s.c.orders.place(request("k3", 3), NOON).await.unwrap();
+    s.worker.settle_order(a).await.unwrap();
+    let kv = s.c.orders.kv().clone();
+    // `b` is still capture_pending: reported.
+    let r = check::check_payments(&*kv).await.unwrap();
+    assert_eq!(
+        (r.orders, r.pending_effects, r.awaiting_restaurant),
+        (3, 1, 1)
+    );
+    assert!(!r.ok());
+    assert!(
+        r.violations[0].contains("capture_pending"),
+        "{:?}",
+        r.violations
+    );
+    s.worker.settle_order(b).await.unwrap();
+    let r = check::check_payments(&*kv).await.unwrap();
+    assert!(r.ok(), "{:?}", r.violations);
+    assert_eq!(r.captures_per_order.get(&1), Some(&2));
+    assert_eq!(r.by_payment_state.get("captured"), Some(&2));
+}
