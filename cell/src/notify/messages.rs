@@ -10,6 +10,7 @@
 //! | order_rejected | customer | Order not accepted |
 //! | order_cancelled | customer | Order cancelled |
 //! | order_delayed | customer | Your order is delayed |
+//! | payment_failed | customer and restaurant | Payment failed |
 //!
 //! Every other event (kitchen steps, driver at restaurant, ...) is visible live in tracking
 //! and does not deserve a push: a phone that buzzes for every step gets notifications
@@ -295,4 +296,24 @@ mod tests {
         let c = notifications_for(later, &ev(EventKind::OrderDelivered), None);
         assert_ne!(a[0].idempotency_key, c[0].idempotency_key);
     }
+
+    #[test]
+    fn a_payment_failure_tells_the_customer_and_the_restaurant() {
+        let mut e = ev(EventKind::PaymentFailed);
+        e.status = OrderStatus::Cancelled;
+        let v = notifications_for(ORIGIN, &e, Some("Pizza Roma"));
+        let to: Vec<_> = v.iter().map(|n| n.recipient).collect();
+        assert_eq!(
+            to,
+            [
+                Recipient::Customer(CustomerId(5)),
+                Recipient::Restaurant(RestaurantId(9))
+            ]
+        );
+        assert!(v[0].body.contains("Pizza Roma") && v[0].body.contains("not been charged"));
+        assert!(v[1].body.contains("don't prepare"));
+        // Distinct keys: the receiver dedupes per recipient.
+        assert_ne!(v[0].idempotency_key, v[1].idempotency_key);
+    }
+
 }
