@@ -22,6 +22,8 @@ SEED=${SEED:-$RANDOM}
 . "$(dirname "$0")/lib.sh"   # CELL, L, PIDS, field, wait_ready
 for b in "$CELL" "$L"; do [ -x "$b" ] || { echo "missing $b: cargo build --release -p cell -p loadgen"; exit 1; }; done
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
+# lib.sh's trap, made safe under `set -e` (killing an already dead pid must not set the status).
+trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 note() { echo "$1 $(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/info"; }
 printf '[demo]\nrestaurants = 60\nradius_km = 3.0\n' >"$OUT/cell.toml"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

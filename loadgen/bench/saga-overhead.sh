@@ -17,6 +17,8 @@ RATE=${RATE:-1000}; SECS=${SECS:-20}; ROUNDS=${ROUNDS:-3}
 . "$(dirname "$0")/lib.sh"   # CELL, L, PIDS, field, wait_ready
 for b in "$CELL" "$L"; do [ -x "$b" ] || { echo "missing $b: cargo build --release -p cell -p loadgen"; exit 1; }; done
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
+# lib.sh's trap, made safe under `set -e` (killing an already dead pid must not set the status).
+trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 for mode in on off; do
   flag=true; [ "$mode" = off ] && flag=false
   printf '[demo]\nrestaurants = 300\nradius_km = 4.0\n\n[payment_worker]\nperform_effects = %s\n' "$flag" >"$OUT/$mode.toml"
