@@ -247,7 +247,9 @@ impl SandboxGateway {
                 };
                 let outcome = execute(key, request, stored, entry, decline_capture);
                 if let Outcome::Applied { stored, .. } = &outcome {
-                    inner.idempotency.insert(key.to_string(), stored.clone());
+                    inner
+                        .idempotency
+                        .insert(key.to_string(), (**stored).clone());
                 }
                 outcome
             }

@@ -315,5 +315,4 @@ mod tests {
         // Distinct keys: the receiver dedupes per recipient.
         assert_ne!(v[0].idempotency_key, v[1].idempotency_key);
     }
-
 }

@@ -97,7 +97,7 @@ pub(super) enum Outcome {
     Mismatch(PaymentError),
     /// Performed: store the record (and the entry, when it changed).
     Applied {
-        stored: Stored,
+        stored: Box<Stored>,
         entry: Option<LedgerEntry>,
     },
 }
@@ -124,7 +124,7 @@ pub(super) fn execute(
         Err(e) => (Err(e), None),
     };
     Outcome::Applied {
-        stored: Stored { request, result },
+        stored: Box::new(Stored { request, result }),
         entry,
     }
 }
