@@ -82,9 +82,19 @@ impl Fingerprint {
     }
 }
 
-/// The provider id of the authorization created with idempotency key `key`.
+/// The provider id of the authorization created with idempotency key `key`: the key's
+/// letters and digits kept, every other byte written as `_xx` (hex), so ids stay unique per key
+/// and use only the characters Stripe ids use (they go into URL paths).
 pub fn auth_id_for(key: &str) -> String {
-    format!("pi_sandbox_{key}")
+    let mut id = String::from("pi_sandbox_");
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() {
+            id.push(char::from(b));
+        } else {
+            id.push_str(&format!("_{b:02x}"));
+        }
+    }
+    id
 }
 
 /// What a call does, decided from what the provider holds.
