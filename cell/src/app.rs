@@ -66,6 +66,8 @@ struct Inner {
     drain: crate::drain::DrainState,
     /// The per-user request rate (`[limits]`), checked by the bearer-token extractor.
     api_limiter: crate::limits::ApiLimiter,
+    /// The payment sandbox, when it is the provider: its fault modes are set at runtime.
+    sandbox: OnceLock<Arc<payments::SandboxGateway>>,
 }
 
 impl App {
@@ -99,6 +101,7 @@ impl App {
             ownership,
             quic: OnceLock::new(),
             drain: crate::drain::DrainState::default(),
+            sandbox: OnceLock::new(),
         }))
     }
 
@@ -168,5 +171,14 @@ impl App {
 
     pub fn quic_info(&self) -> Option<&QuicInfo> {
         self.0.quic.get()
+    }
+
+    pub fn set_sandbox(&self, sandbox: Arc<payments::SandboxGateway>) {
+        let _ = self.0.sandbox.set(sandbox);
+    }
+
+    /// The payment sandbox, when the provider is the sandbox.
+    pub fn sandbox(&self) -> Option<&Arc<payments::SandboxGateway>> {
+        self.0.sandbox.get()
     }
 }

@@ -53,6 +53,8 @@ pub struct Config {
     pub payment_queue: crate::orders::QueueConfig,
     #[serde(default)]
     pub limits: crate::limits::LimitsConfig,
+    #[serde(default)]
+    pub payment_worker: crate::saga::PaymentWorkerConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -302,6 +304,7 @@ impl Config {
                 format!("must be below http.request_timeout_ms = {request} (got {wait})")
             });
         p.validate("limits", &self.limits);
+        p.validate("payment_worker", &self.payment_worker);
         p
     }
 

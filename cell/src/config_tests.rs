@@ -282,6 +282,14 @@ orders_per_window = 10
 order_window_ms = 1800000
 per_user_rps = 20
 per_user_burst = 40
+[payment_worker]
+perform_effects = false
+concurrency = 32
+retry_base_ms = 500
+retry_max_ms = 60000
+retry_period_ms = 3600000
+scan_interval_ms = 2000
+on_capture_failure = "hold"
 "#;
 
 /// One unusable value per section, and the key its problem must name.
@@ -322,6 +330,10 @@ const BAD: &[(&str, &str)] = &[
         "payment_queue.concurrency",
     ),
     ("[limits]\norder_window_ms = 0\n", "limits.order_window_ms"),
+    (
+        "[payment_worker]\nconcurrency = 0\n",
+        "payment_worker.concurrency",
+    ),
 ];
 
 #[test]

@@ -8,10 +8,12 @@
 //! - `auth`: JWT bearer tokens and the [`auth::Principal`] they speak for.
 //! - `orders`: key layout, the transactional repository, and [`orders::Orders`], the order
 //!   flows: placement (replay, pricing, region check, payment, create) in `orders::place`,
-//!   transitions with their payment effects in `orders::transition`. HTTP only parses and
-//!   maps errors; any other caller (a simulator) takes the same path.
+//!   transitions (payment effects committed as pending) in `orders::transition`. HTTP only
+//!   parses and maps errors; any other caller (a simulator) takes the same path.
 //! - `limits`: `[limits]`, the per-user API request rate ([`limits::ApiLimiter`]) and the
 //!   order placement limit's settings; admins exempt.
+//! - `saga`: the payment worker that performs pending captures, voids and refunds, its retry
+//!   schedule, the compensation of a failed capture, and the whole-store payment checker.
 //! - `ownership`: [`ownership::Ownership`], the router's latest cell map: who owns a region.
 //! - `http`: the REST API, its one error type, extractors, DTOs, ops endpoints, OpenAPI.
 //! - `dispatch`: driver sessions, GPS pings into the geostore, matching (the sans-IO
@@ -48,5 +50,6 @@ pub mod orders;
 pub mod ownership;
 pub mod people;
 pub mod reconcile;
+pub mod saga;
 pub mod server;
 pub mod tracking;

@@ -37,6 +37,9 @@ enum Cmd {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Check every order's payment against the sandbox's ledger in the cell's store (run it
+    /// while the cell is stopped): print the totals as JSON, exit 1 on any violation.
+    CheckPayments(RunArgs),
 }
 
 /// What `run` and `check-config` take: the config file and the flags laid over it.
@@ -103,6 +106,21 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Openapi => {
             println!("{}", cell::http::openapi().to_pretty_json()?);
+            Ok(())
+        }
+        Cmd::CheckPayments(args) => {
+            let cfg = args.config();
+            let report = tokio::runtime::Runtime::new()?.block_on(async {
+                let kv = cell::server::open_store(&cfg)?;
+                let kv = store::SubspaceKv::scoped(kv, cell::server::subspace(&cfg));
+                cell::saga::check::check_payments(&*kv)
+                    .await
+                    .map_err(anyhow::Error::msg)
+            })?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.ok() {
+                std::process::exit(1);
+            }
             Ok(())
         }
     }

@@ -116,7 +116,10 @@ pub async fn build(
     if seeded > 0 {
         tracing::info!(restaurants = seeded, city = %config.demo.city_name, "seeded demo catalog");
     }
-    let gateway = Arc::new(payments::gateway_from_config(&config.payments)?);
+    // A sandbox provider keeps its state in the cell's store, so a restart loses nothing.
+    let opened = payments::open_gateway(&config.payments, kv.clone()).await?;
+    let sandbox = opened.sandbox;
+    let gateway = Arc::new(opened.gateway);
     let cell = CellId::new(config.cell.id).expect("cell.id is checked by validate above");
     let ownership = Arc::new(Ownership::new(config.cell.id));
     let orders = Arc::new(
@@ -153,9 +156,13 @@ pub async fn build(
     let verifier = auth::Verifier::from_config(a.jwt_secret.as_bytes(), &a.hs256, a.oidc.as_ref())?;
     // With an OIDC issuer configured, its keys are fetched before the cell reports ready.
     verifier.start().await;
-    Ok(App::new(
+    let app = App::new(
         config, kv, lease, catalog, orders, dispatch, tracker, ownership, clock, metrics, verifier,
-    ))
+    );
+    if let Some(sandbox) = sandbox {
+        app.set_sandbox(sandbox);
+    }
+    Ok(app)
 }
 
 /// How often old transaction ids are purged (`orders::once`).
@@ -223,6 +230,15 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
         app.clock(),
         shutdown.clone(),
     ));
+    // Payment effects (capture, void, refund) committed as pending by order transitions.
+    let worker = Arc::new(crate::saga::PaymentWorker::new(
+        app.kv().clone(),
+        log,
+        app.orders().payments().clone(),
+        app.config().payment_worker.clone(),
+        app.clock(),
+    ));
+    tokio::spawn(worker.run(shutdown.clone()));
     let (a, mut stop) = (app.clone(), shutdown.clone());
     tokio::spawn(async move {
         let me = domain::CellId::new(a.config().cell.id).expect("validated at load");

@@ -40,6 +40,12 @@ enum Cmd {
         /// Skip search and menu: restaurants, menus and addresses from the warm-up pool.
         #[arg(long)]
         checkout_only: bool,
+        /// Share of orders (0-1) the restaurant rejects instead of accepting.
+        #[arg(long, default_value_t = 0.0)]
+        reject_share: f64,
+        /// Share of orders (0-1) the customer cancels right after the accept.
+        #[arg(long, default_value_t = 0.0)]
+        cancel_share: f64,
         #[command(flatten)]
         common: Common,
     },
@@ -144,8 +150,17 @@ fn main() -> std::process::ExitCode {
         } => (Which::Browse { search_share }, common),
         Cmd::Orders {
             checkout_only,
+            reject_share,
+            cancel_share,
             common,
-        } => (Which::Orders { checkout_only }, common),
+        } => (
+            Which::Orders {
+                checkout_only,
+                reject_share,
+                cancel_share,
+            },
+            common,
+        ),
         _ => unreachable!("QUIC scenarios are run by quic()"),
     };
     let Some(rt) = runtime() else {

@@ -92,6 +92,8 @@ pub enum Which {
     },
     Orders {
         checkout_only: bool,
+        reject_share: f64,
+        cancel_share: f64,
     },
     /// The HTTP half of `city`: `read_ratio` browse requests per order flow.
     City {
@@ -299,11 +301,17 @@ pub async fn run_with(which: Which, c: &Common, hooks: Hooks) -> anyhow::Result<
             )
             .await
         }
-        Which::Orders { checkout_only } => {
+        Which::Orders {
+            checkout_only,
+            reject_share,
+            cancel_share,
+        } => {
             go(
                 Orders {
                     ctx,
                     checkout_only: *checkout_only,
+                    reject_share: *reject_share,
+                    cancel_share: *cancel_share,
                 },
                 &rec,
                 opts,

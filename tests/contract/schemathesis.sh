@@ -118,6 +118,17 @@ token() {
   "$ROUTER" token --config "$WORK/router.toml" --role "$1" --sub "$2" ${3:+--home "$3"}
 }
 # The restaurant token is for a real restaurant, so its own endpoints answer beyond 403/404.
+# Turns every fault mode of the cell's payment sandbox off (PUT .../sandbox/faults as admin).
+reset_sandbox_faults() {
+  python3 - "http://$CELL_HTTP/api/v1/admin/payments/sandbox/faults" "${TOKENS[admin]}" <<'PY'
+import sys, urllib.request
+body = b'{"fail_percent": 0, "timeout": false, "down_for_ms": 0, "decline_after_authorize": false}'
+req = urllib.request.Request(sys.argv[1], data=body, method="PUT",
+    headers={"Authorization": "Bearer " + sys.argv[2], "Content-Type": "application/json"})
+urllib.request.urlopen(req).read()
+PY
+}
+
 # get PATH [TOKEN]: the cell's answer (Python, not curl: one tool fewer to install).
 get() {
   python3 - "http://$CELL_HTTP$1" "${2:-}" <<'PY'
@@ -161,6 +172,9 @@ for target in $TARGETS; do
       --phases "$PHASES" --max-examples "$MAX_EXAMPLES" --seed 21 --generation-database none \
       --workers 1 --no-color --report junit,ndjson --report-dir "report/$name") \
       >"$REPORT/$name.txt" 2>&1 || rc=$?
+    # The admin run fuzzes the payment sandbox's fault endpoint too; later runs get a healthy
+    # provider again.
+    if [ "$role" = admin ] && [ "$target" = cell ]; then reset_sandbox_faults; fi
     failures=$(grep -Eo '[0-9]+ failures?' "$REPORT/$name.txt" | tail -1 | grep -Eo '[0-9]+' || echo 0)
     server=$(grep -c 'Server error' "$REPORT/$name.txt" || true)
     errors=$(grep -Eo '[0-9]+ errors?' "$REPORT/$name.txt" | tail -1 | grep -Eo '[0-9]+' || echo 0)

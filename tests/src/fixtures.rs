@@ -217,6 +217,28 @@ pub fn get_order(cell: &Cell, token: &str, id: &str) -> Value {
         .json
 }
 
+/// The order once its payment effect, if any, is done: the payment worker performs captures,
+/// voids and refunds after the transition answered, so `payment_status` passes through
+/// `*_pending`. Polls (every 20 ms, at most 30 s) until it does not end in `_pending`.
+pub fn settled_order(cell: &Cell, token: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let o = get_order(cell, token, id);
+        let pending = o["payment_status"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("_pending"));
+        if !pending {
+            return o;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "order {id}: payment still {} after 30 s",
+            o["payment_status"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The caller's orders (`GET /api/v1/orders?customer=me`), newest first.
 pub fn my_orders(cell: &Cell, token: &str) -> Vec<Value> {
     cell.get("/api/v1/orders?customer=me&limit=100")

@@ -405,6 +405,23 @@ fn table() -> Vec<Row> {
         ("get", "/api/v1/admin/status", |c| {
             c.check("get", "/api/v1/admin/status", None, &only(Admin, 200));
         }),
+        ("get", "/api/v1/admin/payments/sandbox/faults", |c| {
+            c.check(
+                "get",
+                "/api/v1/admin/payments/sandbox/faults",
+                None,
+                &only(Admin, 200),
+            );
+        }),
+        // An empty patch changes nothing: the shared cell's provider stays healthy.
+        ("put", "/api/v1/admin/payments/sandbox/faults", |c| {
+            c.check(
+                "put",
+                "/api/v1/admin/payments/sandbox/faults",
+                Some(&json!({})),
+                &only(Admin, 200),
+            );
+        }),
         ("get", "/api/v1/admin/regions", |c| {
             c.check("get", "/api/v1/admin/regions", None, &only(Admin, 200));
         }),

@@ -169,7 +169,7 @@ fn search_menu_quote_order_accept_prepare_ready() {
     place(cell, &cust, &other, &key).expect_error(422, "idempotency.mismatch");
     assert_eq!(ids(&my_orders(cell, &cust)), [id.as_str()]);
 
-    let o = get_order(cell, &cust, &id);
+    let o = settled_order(cell, &cust, &id);
     assert_eq!(
         (o["status"].as_str(), o["payment_status"].as_str()),
         (Some("pending"), Some("authorized"))
@@ -197,7 +197,7 @@ fn search_menu_quote_order_accept_prepare_ready() {
         (acc["order_id"].as_str(), acc["status"].as_str()),
         (Some(id.as_str()), Some("confirmed"))
     );
-    let o = get_order(cell, &cust, &id);
+    let o = settled_order(cell, &cust, &id);
     assert_eq!(
         (o["status"].as_str(), o["payment_status"].as_str()),
         (Some("confirmed"), Some("captured"))
@@ -215,7 +215,7 @@ fn search_menu_quote_order_accept_prepare_ready() {
             .json["status"],
         "ready_for_pickup"
     );
-    let o = get_order(cell, &cust, &id);
+    let o = settled_order(cell, &cust, &id);
     assert_eq!(o["status"], "ready_for_pickup");
     assert_eq!(o["payment_status"], "captured");
     assert_eq!(
@@ -285,7 +285,7 @@ fn rejected_order_is_cancelled_and_hold_released() {
         .send()
         .expect_status(200);
     assert_eq!(r.json["status"], "cancelled");
-    let o = get_order(cell, &cust, &id);
+    let o = settled_order(cell, &cust, &id);
     assert_eq!(
         (o["status"].as_str(), o["payment_status"].as_str()),
         (Some("cancelled"), Some("voided"))
@@ -307,7 +307,7 @@ fn rejected_order_is_cancelled_and_hold_released() {
         .json(&json!({}))
         .send()
         .expect_status(200);
-    let o2 = get_order(cell, &cust, &id2);
+    let o2 = settled_order(cell, &cust, &id2);
     assert_eq!(
         (o2["status"].as_str(), o2["payment_status"].as_str()),
         (Some("cancelled"), Some("voided"))
@@ -329,7 +329,7 @@ fn customer_cancel_after_acceptance_refunds() {
         .send()
         .expect_status(200);
     assert_eq!(r.json["status"], "cancelled");
-    let o = get_order(cell, &cust, &id);
+    let o = settled_order(cell, &cust, &id);
     assert_eq!(
         (o["status"].as_str(), o["payment_status"].as_str()),
         (Some("cancelled"), Some("refunded"))
@@ -372,7 +372,7 @@ fn illegal_moves_are_409_with_the_current_status() {
     }
     set_status(cell, &rest, &id, "delivered").expect_error(400, "order.invalid_status");
     // The refused moves changed nothing.
-    let o = get_order(cell, &cust, &id);
+    let o = settled_order(cell, &cust, &id);
     assert_eq!(
         (o["status"].as_str(), o["payment_status"].as_str()),
         (Some("confirmed"), Some("captured"))
@@ -419,13 +419,13 @@ fn order_survives_sigkill_and_restart() {
         .to_owned();
     let rest = cell.token("restaurant", &pick_id);
     set_status(&cell, &rest, &id, "accepted").expect_status(200);
-    let before = get_order(&cell, &cust, &id);
+    let before = settled_order(&cell, &cust, &id);
 
     cell.kill9();
     cell.restart();
 
     // Tokens are signed with the config's secret, so the old ones still verify.
-    let after = get_order(&cell, &cust, &id);
+    let after = settled_order(&cell, &cust, &id);
     for k in [
         "status",
         "payment_status",

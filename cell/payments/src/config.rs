@@ -93,8 +93,9 @@ impl Validate for PaymentsConfig {
             "breaker_failure_threshold",
             || "must be at least 1 (got 0)".to_owned(),
         );
-        if let ProviderConfig::Stripe(stripe) = &self.provider {
-            s.validate("provider", stripe);
+        match &self.provider {
+            ProviderConfig::Stripe(stripe) => s.validate("provider", stripe),
+            ProviderConfig::Sandbox(sandbox) => s.validate("provider", sandbox),
         }
     }
 }
@@ -136,16 +137,48 @@ impl Default for ProviderConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxConfig {
-    /// How long `pm_card_timeout` takes to answer. Longer than `timeout_ms` by default so
-    /// it times out; tests shorten both.
+    /// How long `pm_card_timeout` (and the `timeout` fault) takes to answer. Longer than
+    /// `timeout_ms` by default so it times out; tests shorten both.
     pub timeout_card_delay_ms: u64,
+    /// Fault mode at startup: share of calls (0-100) failing as unavailable.
+    pub fail_percent: u8,
+    /// Fault mode at startup: every call goes unanswered (times out).
+    pub timeout: bool,
+    /// Fault mode at startup: down (every call unavailable) for this long after start.
+    pub down_for_ms: u64,
+    /// Fault mode at startup: captures are declined as if the authorization expired.
+    pub decline_after_authorize: bool,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             timeout_card_delay_ms: 60_000,
+            fail_percent: 0,
+            timeout: false,
+            down_for_ms: 0,
+            decline_after_authorize: false,
         }
+    }
+}
+
+impl SandboxConfig {
+    /// The startup fault modes as a patch over "no faults".
+    pub fn faults(&self) -> crate::sandbox::FaultPatch {
+        crate::sandbox::FaultPatch {
+            fail_percent: Some(self.fail_percent),
+            timeout: Some(self.timeout),
+            down_for_ms: Some(self.down_for_ms),
+            decline_after_authorize: Some(self.decline_after_authorize),
+        }
+    }
+}
+
+impl Validate for SandboxConfig {
+    fn validate(&self, s: &mut Section<'_>) {
+        s.ensure(self.fail_percent <= 100, "fail_percent", || {
+            format!("must be 0-100 (got {})", self.fail_percent)
+        });
     }
 }
 
@@ -269,14 +302,23 @@ mod tests {
         assert!(matches!(&cfg.provider, ProviderConfig::Stripe(s) if s.connect_timeout_ms == 100));
         assert_eq!(cfg.breaker_cooldown_ms, 3);
         assert!(service::config::check("payments", &cfg).is_ok());
-        let sandbox = r#"{"provider": {"kind": "sandbox", "timeout_card_delay_ms": 7}}"#;
+        let sandbox = r#"{"provider": {"kind": "sandbox", "timeout_card_delay_ms": 7,
+            "fail_percent": 10, "timeout": true, "down_for_ms": 5,
+            "decline_after_authorize": true}}"#;
         let cfg: PaymentsConfig = serde_json::from_str(sandbox).unwrap();
         assert_eq!(
             cfg.provider,
             ProviderConfig::Sandbox(SandboxConfig {
-                timeout_card_delay_ms: 7
+                timeout_card_delay_ms: 7,
+                fail_percent: 10,
+                timeout: true,
+                down_for_ms: 5,
+                decline_after_authorize: true,
             })
         );
+        let bad = r#"{"provider": {"kind": "sandbox", "fail_percent": 101}}"#;
+        let cfg: PaymentsConfig = serde_json::from_str(bad).unwrap();
+        assert!(service::config::check("payments", &cfg).is_err());
     }
 
     #[test]

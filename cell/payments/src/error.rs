@@ -3,7 +3,7 @@
 /// What can go wrong with a payment call. The variants are sorted by what the caller should
 /// do about them, not by where they came from: the same `Unavailable` comes from an open
 /// circuit, an HTTP 503 or a refused connection.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum PaymentError {
     /// The provider answered and said no (card declined, insufficient funds, ...). Retrying
     /// with the same card will not help; the customer must act.

@@ -18,8 +18,8 @@
 //! - `error`: [`PaymentError`] and [`Result`].
 //! - `gateway`: the trait, [`AuthorizeRequest`], [`Authorization`], [`Op`] and
 //!   [`idempotency_key`].
-//! - `sandbox`: [`SandboxGateway`], an in-memory provider with Stripe-test-mode magic cards,
-//!   real idempotency records and an effect ledger for tests.
+//! - `sandbox`: [`SandboxGateway`], a provider with Stripe-test-mode magic cards, real
+//!   idempotency records, an effect ledger kept in the cell's store, and fault modes.
 //! - `stripe`: [`StripeGateway`], the HTTP client for a Stripe-style REST API.
 //! - `breaker`: [`CircuitBreaker`], sans-IO: every method takes `now`.
 //! - `resilient`: [`ResilientGateway`], timeout + retries + breaker + metrics; the only
@@ -49,27 +49,61 @@ pub use gateway::{
     PaymentRecord, idempotency_key,
 };
 pub use resilient::{ResilientGateway, RetryPolicy};
-pub use sandbox::{Effects, LedgerEntry, SandboxGateway, SandboxStats};
+pub use sandbox::{
+    Effects, FaultPatch, FaultState, LedgerEntry, SandboxGateway, SandboxStats, load_ledger,
+};
 pub use stripe::StripeGateway;
 
 use std::sync::Arc;
 
-/// The configured provider behind the resilient wrapper: what the cell holds. Fails on an
-/// invalid config (every problem listed) or an HTTP client that cannot be built.
+/// The configured provider behind the resilient wrapper, with a memory-only sandbox. Fails
+/// on an invalid config (every problem listed) or an HTTP client that cannot be built.
 pub fn gateway_from_config(
     config: &PaymentsConfig,
 ) -> Result<ResilientGateway<Arc<dyn PaymentGateway>>> {
+    check(config)?;
+    let provider: Arc<dyn PaymentGateway> = match &config.provider {
+        ProviderConfig::Sandbox(sandbox) => Arc::new(SandboxGateway::new(sandbox)),
+        ProviderConfig::Stripe(stripe) => Arc::new(StripeGateway::new(stripe)?),
+    };
+    Ok(ResilientGateway::new(provider, config))
+}
+
+/// What the cell holds: the resilient gateway, and the sandbox behind it when the provider is
+/// the sandbox (for its fault endpoint and checker).
+pub struct OpenedGateway {
+    pub gateway: ResilientGateway<Arc<dyn PaymentGateway>>,
+    pub sandbox: Option<Arc<SandboxGateway>>,
+}
+
+/// Like [`gateway_from_config`], but a sandbox keeps its state in `kv` (the cell's store), so
+/// a restart loses nothing.
+pub async fn open_gateway(
+    config: &PaymentsConfig,
+    kv: Arc<dyn store::Kv>,
+) -> Result<OpenedGateway> {
+    check(config)?;
+    let (provider, sandbox): (Arc<dyn PaymentGateway>, _) = match &config.provider {
+        ProviderConfig::Sandbox(cfg) => {
+            let sandbox = Arc::new(SandboxGateway::open(cfg, kv).await?);
+            (sandbox.clone(), Some(sandbox))
+        }
+        ProviderConfig::Stripe(stripe) => (Arc::new(StripeGateway::new(stripe)?), None),
+    };
+    Ok(OpenedGateway {
+        gateway: ResilientGateway::new(provider, config),
+        sandbox,
+    })
+}
+
+fn check(config: &PaymentsConfig) -> Result<()> {
     let mut problems = service::config::Problems::new();
     problems.validate("payments", config);
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         return Err(PaymentError::Invalid(list.join("; ")));
     }
-    let provider: Arc<dyn PaymentGateway> = match &config.provider {
-        ProviderConfig::Sandbox(sandbox) => Arc::new(SandboxGateway::new(sandbox)),
-        ProviderConfig::Stripe(stripe) => Arc::new(StripeGateway::new(stripe)?),
-    };
-    Ok(ResilientGateway::new(provider, config))
+    Ok(())
 }
 
 #[cfg(test)]

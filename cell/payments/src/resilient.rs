@@ -59,7 +59,7 @@ impl RetryPolicy {
 }
 
 /// A well-mixed 64-bit hash step (SplitMix64), enough to turn a seed into jitter.
-fn splitmix64(mut x: u64) -> u64 {
+pub(crate) fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -184,8 +184,8 @@ impl<G: PaymentGateway> ResilientGateway<G> {
 }
 
 /// The edge: the only place this crate reads the clock. Tokio's clock, so tests that pause
-/// time move the breaker's cooldown too.
-fn now() -> Instant {
+/// time move the breaker's cooldown too. The sandbox's fault windows use it as well.
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 

@@ -1,7 +1,16 @@
-//! [`SandboxGateway`]: an in-memory provider that behaves like Stripe's test mode, for the
-//! demo and for tests. It keeps idempotency records and a state machine per authorization
-//! exactly like a provider would, and counts every effect so tests can assert that a
-//! retried capture charged once.
+//! [`SandboxGateway`]: a provider that behaves like Stripe's test mode, for the demo and for
+//! tests. It keeps idempotency records and a state machine per authorization exactly like a
+//! provider would, and counts every effect per authorization so tests (and the cell's payment
+//! checker) can assert that a retried capture charged once.
+//!
+//! State: in memory ([`SandboxGateway::new`], for unit tests), or in the cell's store
+//! ([`SandboxGateway::open`]): then every call is one store transaction and a restart loses
+//! nothing — authorizations, idempotency records, per-authorization effect counts. A memory
+//! mirror of the ledger answers [`SandboxGateway::ledger`]; the store is the truth.
+//!
+//! Fault modes ([`Faults`]): fail N % of calls, time out, be down for a period, decline
+//! captures after authorization. From config at startup, at runtime via
+//! [`SandboxGateway::set_faults`] (the cell's fault endpoint).
 //!
 //! Magic payment method ids:
 //! - `pm_card_visa`, and any other `pm_...` not listed here: succeeds.
@@ -14,16 +23,27 @@
 //! - `pm_card_gb`: succeeds, with a billing address in the United Kingdom (every other card's
 //!   is in the United States): the fraud scorer's billing-country rule flags it in a US cell.
 //! - anything not starting with `pm_`: `Invalid`.
+//!
+//! Layout: `sandbox/ledger.rs` the provider rules as a pure function, `sandbox/faults.rs` the
+//! fault modes, `sandbox/persist.rs` the store records.
+
+mod faults;
+mod ledger;
+mod persist;
+
+pub use faults::{FaultPatch, FaultState, Faults, Injected};
+pub use ledger::{Effects, LedgerEntry, auth_id_for};
+pub use persist::load_ledger;
 
 use crate::config::SandboxConfig;
 use crate::error::{PaymentError, Result};
-use crate::gateway::{
-    Authorization, AuthorizationStatus, AuthorizeRequest, BoxFuture, Op, PaymentGateway,
-};
+use crate::gateway::{Authorization, AuthorizeRequest, BoxFuture, PaymentGateway};
 use domain::Cents;
+use ledger::{Fingerprint, Outcome, Stored, execute};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use store::Kv;
 
 pub const PM_VISA: &str = "pm_card_visa";
 pub const PM_DECLINED: &str = "pm_card_chargeDeclined";
@@ -33,89 +53,52 @@ pub const PM_FLAKY: &str = "pm_card_flaky";
 /// Billed in the United Kingdom ([`billing_country`]).
 pub const PM_BILLING_GB: &str = "pm_card_gb";
 
-/// How many times each effect was applied to one authorization. A replayed request does
-/// not count: these are what the customer's bank would see.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Effects {
-    pub authorize: u32,
-    pub capture: u32,
-    pub void: u32,
-    pub refund: u32,
-}
-
-/// One authorization as the provider sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerEntry {
-    pub id: String,
-    pub payment_method_id: String,
-    pub customer_ref: String,
-    pub currency: String,
-    pub authorized: Cents,
-    pub captured: Cents,
-    pub refunded: Cents,
-    pub status: AuthorizationStatus,
-    pub effects: Effects,
-}
-
-/// Counters over all calls.
+/// Counters over all calls (in memory: they restart with the process).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SandboxStats {
     /// Every call that reached the sandbox, replays and injected failures included.
     pub attempts: u64,
     /// Calls answered from an idempotency record.
     pub replays: u64,
-    /// Failures injected by `pm_card_flaky` or an outage.
+    /// Failures injected by `pm_card_flaky`, an outage or a fault mode.
     pub injected_failures: u64,
-    /// Declined authorizations (they create no ledger entry).
+    /// Declined calls (a declined authorization creates no ledger entry).
     pub declines: u64,
 }
 
 /// See the module doc.
-#[derive(Debug)]
 pub struct SandboxGateway {
     timeout_card_delay: Duration,
+    /// Where the state lives; `None` keeps it in `inner` only.
+    store: Option<Arc<dyn Kv>>,
     // A std mutex: no `.await` while it is held, and every critical section is a few map
     // operations.
     inner: Mutex<Inner>,
 }
 
+impl std::fmt::Debug for SandboxGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxGateway")
+            .field("persistent", &self.store.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    /// In creation order, so the ledger lists them deterministically.
+    /// In creation order (load order after a restart), so the ledger lists them
+    /// deterministically. With a store, a mirror of it.
     auths: Vec<LedgerEntry>,
     by_id: HashMap<String, usize>,
+    /// Idempotency records of the memory-only sandbox (with a store they live there).
     idempotency: HashMap<String, Stored>,
     /// Keys on which `pm_card_flaky` already failed once.
     flaky_failed: HashSet<String>,
     outage: bool,
+    faults: Faults,
+    /// Calls seen, the seed of the fault roll.
+    rolls: u64,
     stats: SandboxStats,
-}
-
-/// The first answer for an idempotency key and the parameters it was sent with.
-#[derive(Debug, Clone)]
-struct Stored {
-    request: Fingerprint,
-    result: Result<Authorization>,
-}
-
-/// The parameters of a call, compared on replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Fingerprint {
-    Authorize(AuthorizeRequest),
-    Capture { auth_id: String, amount: Cents },
-    Void { auth_id: String },
-    Refund { auth_id: String, amount: Cents },
-}
-
-impl Fingerprint {
-    fn op(&self) -> Op {
-        match self {
-            Fingerprint::Authorize(_) => Op::Authorize,
-            Fingerprint::Capture { .. } => Op::Capture,
-            Fingerprint::Void { .. } => Op::Void,
-            Fingerprint::Refund { .. } => Op::Refund,
-        }
-    }
 }
 
 impl Default for SandboxGateway {
@@ -125,19 +108,42 @@ impl Default for SandboxGateway {
 }
 
 impl SandboxGateway {
+    /// A memory-only sandbox with the config's fault modes (`down_for_ms` counted from now).
     pub fn new(config: &SandboxConfig) -> Self {
-        SandboxGateway {
+        let gw = SandboxGateway {
             timeout_card_delay: Duration::from_millis(config.timeout_card_delay_ms),
+            store: None,
             inner: Mutex::new(Inner::default()),
-        }
+        };
+        // Validated config: the patch cannot be refused.
+        let _ = gw.set_faults(config.faults());
+        gw
     }
 
     /// A sandbox whose `pm_card_timeout` answers after `delay`.
     pub fn with_timeout_card_delay(delay: Duration) -> Self {
         SandboxGateway {
             timeout_card_delay: delay,
+            store: None,
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    /// A sandbox whose state lives in `kv` (the cell's scoped store), picking up every
+    /// authorization a previous run left there.
+    pub async fn open(config: &SandboxConfig, kv: Arc<dyn Kv>) -> Result<Self> {
+        let entries = load_ledger(&*kv)
+            .await
+            .map_err(|e| PaymentError::Provider(format!("loading the sandbox ledger: {e}")))?;
+        let mut gw = SandboxGateway::new(config);
+        gw.store = Some(kv);
+        {
+            let mut inner = gw.lock();
+            for e in entries {
+                inner.mirror(e);
+            }
+        }
+        Ok(gw)
     }
 
     /// Every authorization, in creation order.
@@ -161,67 +167,115 @@ impl SandboxGateway {
         self.lock().outage = on;
     }
 
+    /// Changes the fault modes (missing fields unchanged) and answers the new state.
+    pub fn set_faults(&self, patch: FaultPatch) -> std::result::Result<FaultState, String> {
+        let now = crate::resilient::now();
+        let mut inner = self.lock();
+        inner.faults.patch(patch, now)?;
+        Ok(inner.faults.state(now))
+    }
+
+    /// The fault modes now.
+    pub fn faults(&self) -> FaultState {
+        let now = crate::resilient::now();
+        self.lock().faults.state(now)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic under the lock leaves plain maps behind, still consistent enough for a
         // test double; propagate the data rather than a second panic.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The common path of every call: outage, slow card, idempotency, flaky card, effect.
+    /// The common path of every call: outage and faults, slow card, idempotency, flaky
+    /// card, effect.
     async fn call(&self, key: &str, request: Fingerprint) -> Result<Authorization> {
-        let delay = {
+        let now = crate::resilient::now();
+        let (delay, unanswered) = {
             let mut inner = self.lock();
             inner.stats.attempts += 1;
-            if inner.outage {
-                inner.stats.injected_failures += 1;
-                return Err(PaymentError::Unavailable);
-            }
-            if inner.payment_method(&request) == Some(PM_TIMEOUT) {
-                self.timeout_card_delay
+            inner.rolls += 1;
+            let roll = crate::resilient::splitmix64(inner.rolls);
+            let injected = if inner.outage {
+                Some(Injected::Unavailable)
             } else {
-                Duration::ZERO
+                inner.faults.check(now, roll)
+            };
+            match injected {
+                Some(Injected::Unavailable) => {
+                    inner.stats.injected_failures += 1;
+                    return Err(PaymentError::Unavailable);
+                }
+                Some(Injected::Timeout) => {
+                    inner.stats.injected_failures += 1;
+                    (self.timeout_card_delay, true)
+                }
+                None if inner.payment_method(&request) == Some(PM_TIMEOUT) => {
+                    (self.timeout_card_delay, false)
+                }
+                None => (Duration::ZERO, false),
             }
         };
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-
-        let mut inner = self.lock();
+        if unanswered {
+            return Err(PaymentError::Timeout);
+        }
         if key.is_empty() {
             return Err(PaymentError::Invalid("idempotency key is required".into()));
         }
-        if let Some(stored) = inner.idempotency.get(key) {
-            if stored.request != request {
-                // Not stored: the original record stays authoritative.
-                return Err(PaymentError::Invalid(format!(
-                    "idempotency key {key:?} was used with different parameters"
-                )));
+
+        let decline_capture = {
+            let mut inner = self.lock();
+            if inner.payment_method(&request) == Some(PM_FLAKY)
+                && !inner.idempotency.contains_key(key)
+                && inner.flaky_failed.insert(key.to_string())
+            {
+                // Like a 5xx before the provider started executing: nothing stored, so the
+                // retry with the same key runs for real.
+                inner.stats.injected_failures += 1;
+                return Err(PaymentError::Unavailable);
             }
-            let result = stored.result.clone();
-            inner.stats.replays += 1;
-            return result;
+            inner.faults.decline_after_authorize
+        };
+        let op = request.op();
+        let outcome = match &self.store {
+            Some(kv) => persist::call(&**kv, key, request, decline_capture).await?,
+            None => {
+                let mut inner = self.lock();
+                let stored = inner.idempotency.get(key).cloned();
+                let entry = match &stored {
+                    Some(_) => None,
+                    None => inner.entry_of(&request.auth_id(key)),
+                };
+                let outcome = execute(key, request, stored, entry, decline_capture);
+                if let Outcome::Applied { stored, .. } = &outcome {
+                    inner
+                        .idempotency
+                        .insert(key.to_string(), (**stored).clone());
+                }
+                outcome
+            }
+        };
+        let mut inner = self.lock();
+        match outcome {
+            Outcome::Replay(result) => {
+                inner.stats.replays += 1;
+                result
+            }
+            Outcome::Mismatch(e) => Err(e),
+            Outcome::Applied { stored, entry } => {
+                if let Some(entry) = entry {
+                    inner.mirror(entry);
+                }
+                if matches!(&stored.result, Err(PaymentError::Declined { .. })) {
+                    inner.stats.declines += 1;
+                }
+                tracing::debug!(%op, key, ok = stored.result.is_ok(), "sandbox applied");
+                stored.result
+            }
         }
-        if inner.payment_method(&request) == Some(PM_FLAKY)
-            && inner.flaky_failed.insert(key.to_string())
-        {
-            // Like a 5xx before the provider started executing: nothing stored, so the
-            // retry with the same key runs for real.
-            inner.stats.injected_failures += 1;
-            return Err(PaymentError::Unavailable);
-        }
-        let result = inner.apply(&request);
-        if matches!(&result, Err(PaymentError::Declined { .. })) {
-            inner.stats.declines += 1;
-        }
-        tracing::debug!(op = %request.op(), key, ok = result.is_ok(), "sandbox applied");
-        inner.idempotency.insert(
-            key.to_string(),
-            Stored {
-                request,
-                result: result.clone(),
-            },
-        );
-        result
     }
 }
 
@@ -239,136 +293,24 @@ impl Inner {
         }
     }
 
-    fn apply(&mut self, request: &Fingerprint) -> Result<Authorization> {
-        match request {
-            Fingerprint::Authorize(req) => self.authorize(req),
-            Fingerprint::Capture { auth_id, amount } => {
-                let entry = self.entry_mut(auth_id)?;
-                positive(*amount)?;
-                if entry.status != AuthorizationStatus::Authorized {
-                    return Err(illegal("capture", entry));
-                }
-                if *amount > entry.authorized {
-                    return Err(PaymentError::Invalid(format!(
-                        "capture amount {} exceeds authorized {}",
-                        amount, entry.authorized
-                    )));
-                }
-                entry.captured = *amount;
-                entry.status = AuthorizationStatus::Captured;
-                entry.effects.capture += 1;
-                Ok(answer(entry, *amount))
-            }
-            Fingerprint::Void { auth_id } => {
-                let entry = self.entry_mut(auth_id)?;
-                if entry.status != AuthorizationStatus::Authorized {
-                    return Err(illegal("void", entry));
-                }
-                entry.status = AuthorizationStatus::Voided;
-                entry.effects.void += 1;
-                Ok(answer(entry, entry.authorized))
-            }
-            Fingerprint::Refund { auth_id, amount } => {
-                let entry = self.entry_mut(auth_id)?;
-                positive(*amount)?;
-                if !matches!(
-                    entry.status,
-                    AuthorizationStatus::Captured | AuthorizationStatus::Refunded
-                ) {
-                    return Err(illegal("refund", entry));
-                }
-                let refundable = entry.captured - entry.refunded;
-                if *amount > refundable {
-                    return Err(PaymentError::Invalid(format!(
-                        "refund amount {amount} exceeds refundable {refundable}"
-                    )));
-                }
-                entry.refunded += *amount;
-                entry.status = AuthorizationStatus::Refunded;
-                entry.effects.refund += 1;
-                Ok(answer(entry, *amount))
-            }
-        }
+    fn entry_of(&self, auth_id: &str) -> Option<LedgerEntry> {
+        self.by_id.get(auth_id).map(|&i| self.auths[i].clone())
     }
 
-    fn authorize(&mut self, req: &AuthorizeRequest) -> Result<Authorization> {
-        positive(req.amount)?;
-        if req.currency.len() != 3 || !req.currency.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(PaymentError::Invalid(format!(
-                "currency {:?} is not a lower-case ISO 4217 code",
-                req.currency
-            )));
-        }
-        let pm = req.payment_method_id.as_str();
-        if !pm.starts_with("pm_") {
-            return Err(PaymentError::Invalid(format!(
-                "no such payment method: {pm:?}"
-            )));
-        }
-        let decline = match pm {
-            PM_DECLINED => Some(("card_declined", "Your card was declined.")),
-            PM_INSUFFICIENT_FUNDS => {
-                Some(("insufficient_funds", "Your card has insufficient funds."))
+    /// Records `entry` unless a later version is already there (calls on one authorization
+    /// may finish their store commits in one order and get here in another).
+    fn mirror(&mut self, entry: LedgerEntry) {
+        match self.by_id.get(&entry.id) {
+            Some(&i) => {
+                if self.auths[i].effects.total() < entry.effects.total() {
+                    self.auths[i] = entry;
+                }
             }
-            _ => None,
-        };
-        if let Some((code, message)) = decline {
-            return Err(PaymentError::Declined {
-                code: code.into(),
-                message: message.into(),
-            });
+            None => {
+                self.by_id.insert(entry.id.clone(), self.auths.len());
+                self.auths.push(entry);
+            }
         }
-        let index = self.auths.len();
-        let id = format!("pi_sandbox_{}", index + 1);
-        self.auths.push(LedgerEntry {
-            id: id.clone(),
-            payment_method_id: req.payment_method_id.clone(),
-            customer_ref: req.customer_ref.clone(),
-            currency: req.currency.clone(),
-            authorized: req.amount,
-            captured: Cents::ZERO,
-            refunded: Cents::ZERO,
-            status: AuthorizationStatus::Authorized,
-            effects: Effects {
-                authorize: 1,
-                ..Effects::default()
-            },
-        });
-        self.by_id.insert(id, index);
-        Ok(answer(&self.auths[index], req.amount))
-    }
-
-    fn entry_mut(&mut self, auth_id: &str) -> Result<&mut LedgerEntry> {
-        match self.by_id.get(auth_id) {
-            Some(&i) => Ok(&mut self.auths[i]),
-            None => Err(PaymentError::Invalid(format!(
-                "no such authorization: {auth_id:?}"
-            ))),
-        }
-    }
-}
-
-fn positive(amount: Cents) -> Result<()> {
-    if amount <= Cents::ZERO {
-        return Err(PaymentError::Invalid(format!(
-            "amount {amount} must be positive"
-        )));
-    }
-    Ok(())
-}
-
-fn illegal(what: &str, entry: &LedgerEntry) -> PaymentError {
-    PaymentError::Invalid(format!(
-        "cannot {what} authorization {} in status {:?}",
-        entry.id, entry.status
-    ))
-}
-
-fn answer(entry: &LedgerEntry, amount: Cents) -> Authorization {
-    Authorization {
-        id: entry.id.clone(),
-        amount,
-        status: entry.status,
     }
 }
 
@@ -427,9 +369,14 @@ impl PaymentGateway for SandboxGateway {
 // effects, and a read has none).
 impl SandboxGateway {
     fn retrieve_entry(&self, auth_id: &str) -> Result<Option<crate::gateway::PaymentRecord>> {
+        let now = crate::resilient::now();
         let mut inner = self.lock();
         inner.stats.attempts += 1;
-        if inner.outage {
+        inner.rolls += 1;
+        let roll = crate::resilient::splitmix64(inner.rolls);
+        // The fault modes apply to reads as to every call (a timeout answers as unavailable:
+        // a read has nothing to leave half done). With a store the entries are its mirror.
+        if inner.outage || inner.faults.check(now, roll).is_some() {
             inner.stats.injected_failures += 1;
             return Err(PaymentError::Unavailable);
         }
@@ -459,3 +406,7 @@ pub fn billing_country(payment_method_id: &str) -> &'static str {
 #[cfg(test)]
 #[path = "sandbox_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "sandbox_store_tests.rs"]
+mod store_tests;

@@ -3,7 +3,7 @@
 //! the cell rely on it behaving like a real provider.
 
 use super::*;
-use crate::gateway::{Op, idempotency_key};
+use crate::gateway::{AuthorizationStatus, Op, idempotency_key};
 use domain::OrderId;
 
 fn req(pm: &str, cents: i64, order: u64) -> AuthorizeRequest {

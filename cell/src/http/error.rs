@@ -61,6 +61,10 @@ pub enum ApiError {
     /// 500: logged with its cause, answered with a generic message.
     #[error("internal error: {0}")]
     Internal(String),
+    /// 404 with its own code: the resource does not exist in this cell's setup (e.g.
+    /// `payments.not_sandbox`).
+    #[error("{message}")]
+    Absent { code: &'static str, message: String },
 }
 
 #[derive(Serialize)]
@@ -116,6 +120,7 @@ impl ApiError {
                 (StatusCode::UNAUTHORIZED, "auth.unauthorized", e.to_string())
             }
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "auth.forbidden", m.clone()),
+            ApiError::Absent { code, message } => (StatusCode::NOT_FOUND, code, message.clone()),
             ApiError::NotFound { what, id } => (
                 StatusCode::NOT_FOUND,
                 "not_found",

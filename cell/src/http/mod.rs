@@ -36,6 +36,7 @@ mod orders;
 pub(crate) mod people;
 mod regions;
 mod restaurants;
+mod sandbox;
 pub(crate) mod standby;
 mod ws_doc;
 
@@ -94,6 +95,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(earnings::routes())
         .merge(flags::routes())
         .merge(drift::routes())
+        .merge(sandbox::routes())
         .merge(regions::routes());
     let (router, mut doc) = api.split_for_parts();
     ws_doc::add(&mut doc);

@@ -10,6 +10,7 @@
 //! | order_rejected | customer | Order not accepted |
 //! | order_cancelled | customer | Order cancelled |
 //! | order_delayed | customer | Your order is delayed |
+//! | payment_failed | customer and restaurant | Payment failed |
 //!
 //! Every other event (kitchen steps, driver at restaurant, ...) is visible live in tracking
 //! and does not deserve a push: a phone that buzzes for every step gets notifications
@@ -30,6 +31,7 @@ pub fn needs_restaurant_name(kind: EventKind) -> bool {
             | EventKind::DriverAssigned
             | EventKind::OrderRejected
             | EventKind::OrderCancelled
+            | EventKind::PaymentFailed
     )
 }
 
@@ -51,6 +53,46 @@ pub fn notifications_for(
         name
     };
     let customer = Recipient::Customer(ev.customer_id);
+    let note = |recipient: Recipient, title: &str, body: String| Notification {
+        idempotency_key: idempotency_key(origin, &recipient),
+        recipient,
+        kind: ev.kind,
+        title: title.to_string(),
+        body,
+        order_id: ev.order_id,
+        at: ev.at,
+    };
+    if ev.kind == EventKind::PaymentFailed {
+        // Both parties: the customer must pay another way, the kitchen must not cook it.
+        let cancelled = ev.status == domain::OrderStatus::Cancelled;
+        let (customer_body, restaurant_body) = if cancelled {
+            (
+                format!(
+                    "We couldn't take payment for your order from {name_in_sentence}, so it was cancelled. You have not been charged."
+                ),
+                format!(
+                    "Order #{} was cancelled: the payment failed. Please don't prepare it.",
+                    ev.order_id
+                ),
+            )
+        } else {
+            (
+                "We couldn't take payment for your order. We'll be in touch.".to_string(),
+                format!(
+                    "The payment for order #{} failed; support will follow up.",
+                    ev.order_id
+                ),
+            )
+        };
+        return vec![
+            note(customer, "Payment failed", customer_body),
+            note(
+                Recipient::Restaurant(ev.restaurant_id),
+                "Payment failed",
+                restaurant_body,
+            ),
+        ];
+    }
     let (recipient, title, body) = match ev.kind {
         EventKind::OrderCreated => (
             Recipient::Restaurant(ev.restaurant_id),
@@ -108,16 +150,9 @@ pub fn notifications_for(
         // The placement answer already said "Order is being processed"; the restaurant
         // hears of the order at `order_created`, once the funds are held.
         | EventKind::OrderPaymentPending => return Vec::new(),
+        EventKind::PaymentFailed => unreachable!("answered above"),
     };
-    vec![Notification {
-        idempotency_key: idempotency_key(origin, &recipient),
-        recipient,
-        kind: ev.kind,
-        title,
-        body,
-        order_id: ev.order_id,
-        at: ev.at,
-    }]
+    vec![note(recipient, &title, body)]
 }
 
 #[cfg(test)]
@@ -263,5 +298,24 @@ mod tests {
         };
         let c = notifications_for(later, &ev(EventKind::OrderDelivered), None);
         assert_ne!(a[0].idempotency_key, c[0].idempotency_key);
+    }
+
+    #[test]
+    fn a_payment_failure_tells_the_customer_and_the_restaurant() {
+        let mut e = ev(EventKind::PaymentFailed);
+        e.status = OrderStatus::Cancelled;
+        let v = notifications_for(ORIGIN, &e, Some("Pizza Roma"));
+        let to: Vec<_> = v.iter().map(|n| n.recipient).collect();
+        assert_eq!(
+            to,
+            [
+                Recipient::Customer(CustomerId(5)),
+                Recipient::Restaurant(RestaurantId(9))
+            ]
+        );
+        assert!(v[0].body.contains("Pizza Roma") && v[0].body.contains("not been charged"));
+        assert!(v[1].body.contains("don't prepare"));
+        // Distinct keys: the receiver dedupes per recipient.
+        assert_ne!(v[0].idempotency_key, v[1].idempotency_key);
     }
 }

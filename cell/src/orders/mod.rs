@@ -95,8 +95,8 @@ impl Orders {
         self.log
     }
 
-    /// The payment gateway orders are charged through (reconciliation and the fraud scorer
-    /// read from it).
+    /// The payment gateway: placement authorizes through it, the payment worker performs the
+    /// pending effects through it, reconciliation and the fraud scorer read from it.
     pub fn payments(&self) -> &Arc<dyn PaymentGateway> {
         &self.payments
     }
@@ -109,6 +109,6 @@ mod once_tests;
 #[cfg(test)]
 pub(crate) mod place_tests;
 #[cfg(test)]
-mod test_stores;
+pub(crate) mod test_stores;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ use domain::{
     UnixMs,
 };
 use std::collections::HashMap;
+use std::sync::Arc;
 use store::{Kv, LogId, LogPos, TxnError};
 
 use catalog::testing::NOON;
@@ -153,6 +154,19 @@ async fn retried_commits_give_no_spurious_409_or_driver_busy_and_apply_once() {
         let mut unique = events.clone();
         unique.dedup();
         assert_eq!(&unique, events, "order {i}: an event repeated");
+    }
+    // Transitions leave their payment effects pending (changed with the payment saga): the
+    // payment worker performs them, here once per order after the store faults stopped.
+    let clock: Arc<dyn crate::app::Clock> = Arc::new(crate::app::OffsetClock { offset_ms: 0 });
+    let worker = crate::saga::PaymentWorker::new(
+        c.store.kv.clone(),
+        store::LogId(1),
+        c.payments.clone(),
+        crate::saga::PaymentWorkerConfig::default(),
+        clock,
+    );
+    for id in seen.keys() {
+        worker.settle_order(*id).await.unwrap();
     }
     // One authorization per order, captured (and for cancelled ones refunded) in full, each
     // payment call made once: store retries never reach the provider.

@@ -21,7 +21,7 @@ fn region() -> RegionId {
     RegionId::from_latlng(LAT, LNG).unwrap()
 }
 
-fn restaurant() -> Restaurant {
+pub(crate) fn restaurant() -> Restaurant {
     catalog::testing::restaurant(1)
 }
 
@@ -43,7 +43,7 @@ fn menu(available: bool) -> Menu {
 }
 
 /// A cell's order flows over one test store, with one restaurant in its catalog.
-pub(super) struct Cell {
+pub(crate) struct Cell {
     pub store: TestStore,
     pub orders: Orders,
     pub catalog: Arc<Catalog>,
@@ -51,12 +51,20 @@ pub(super) struct Cell {
     pub payments: Arc<SandboxGateway>,
 }
 
-pub(super) async fn cell(store: TestStore) -> Cell {
+pub(crate) async fn cell(store: TestStore) -> Cell {
+    cell_with(
+        store,
+        Arc::new(SandboxGateway::new(&SandboxConfig::default())),
+    )
+    .await
+}
+
+/// [`cell`] with the given sandbox (one kept in the store, or with fault modes).
+pub(crate) async fn cell_with(store: TestStore, payments: Arc<SandboxGateway>) -> Cell {
     let kv: Arc<dyn Kv> = store.kv.clone();
     let catalog = Arc::new(Catalog::load(kv.clone()).await.unwrap());
     catalog.upsert(restaurant(), menu(true)).await.unwrap();
     let ownership = Arc::new(Ownership::new(1));
-    let payments = Arc::new(SandboxGateway::new(&SandboxConfig::default()));
     let orders = Orders::new(
         kv,
         LogId(1),
@@ -78,7 +86,7 @@ pub(super) async fn cell(store: TestStore) -> Cell {
     }
 }
 
-pub(super) fn request(key: &str, fingerprint: u64) -> PlaceOrder {
+pub(crate) fn request(key: &str, fingerprint: u64) -> PlaceOrder {
     PlaceOrder {
         customer: CustomerId(7),
         idempotency_key: key.into(),

@@ -61,7 +61,7 @@ pub enum Created {
     Existing(Order),
 }
 
-type TxnResult<T> = Result<T, TxnError<RepoError>>;
+pub(crate) type TxnResult<T> = Result<T, TxnError<RepoError>>;
 
 fn corrupt(key: &[u8], e: impl std::fmt::Display) -> TxnError<RepoError> {
     TxnError::Store(StoreError::Corrupt {
@@ -70,7 +70,7 @@ fn corrupt(key: &[u8], e: impl std::fmt::Display) -> TxnError<RepoError> {
     })
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     // Our own types always serialize: a failure here is a programming error.
     serde_json::to_vec(v).expect("order types serialize to JSON")
 }
@@ -190,7 +190,7 @@ pub async fn reserve(
     .await?)
 }
 
-async fn next_history_seq(txn: &dyn Txn, id: OrderId) -> TxnResult<u32> {
+pub(crate) async fn next_history_seq(txn: &dyn Txn, id: OrderId) -> TxnResult<u32> {
     let last = txn
         .get_range(
             RangeRequest::prefix(&keys::history_prefix(id))
@@ -224,7 +224,7 @@ fn clear_indexes(txn: &dyn Txn, o: &Order) {
     }
 }
 
-fn record_step(
+pub(crate) fn record_step(
     txn: &dyn Txn,
     log: LogId,
     o: &Order,

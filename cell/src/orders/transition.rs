@@ -1,14 +1,15 @@
-//! Order transitions with their payment effects. A transition that needs one (capture on
-//! accept, void on reject, refund after capture) calls the gateway first, with a key
-//! derived from the order id, then writes the transition guarded by the status it was
-//! decided on. Retries at any point repeat nothing the provider or the store would see twice.
+//! Order transitions. A transition that needs a payment effect (capture on accept, void on
+//! reject, refund after capture) commits it as a pending payment state in the same
+//! transaction and answers at once, whatever the provider is doing: the payment worker
+//! (`crate::saga`) performs it with a key derived from the order id. The write is guarded by
+//! the status it was decided on, and a retried commit returns its first outcome.
 
 use super::Orders;
 use super::once::WriteOp;
 use super::repo::{self, RepoError};
 use domain::machine::decide;
-use domain::{Actor, Command, Order, OrderId, PaymentAction, Transition, UnixMs};
-use payments::{Op, PaymentError, idempotency_key};
+use domain::{Actor, Command, Order, OrderId, Transition, UnixMs};
+use payments::PaymentError;
 
 /// Why a transition failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +24,7 @@ pub enum OrderError {
 const TRANSITION_ATTEMPTS: usize = 3;
 
 impl Orders {
-    /// Applies `cmd` for `actor`, running the transition's payment effect first.
+    /// Applies `cmd` for `actor`; its payment effect, if any, is left pending for the worker.
     pub async fn transition(
         &self,
         id: OrderId,
@@ -40,10 +41,8 @@ impl Orders {
             let order = repo::get(&*self.kv, id)
                 .await?
                 .ok_or(RepoError::NotFound(id))?;
-            let decision = decide(&order, &cmd, &actor).map_err(RepoError::from)?;
-            if let Some(action) = decision.payment {
-                self.pay(&order, action).await?;
-            }
+            // Decided here too, so a refused command is answered without a write.
+            decide(&order, &cmd, &actor).map_err(RepoError::from)?;
             match repo::transition(
                 &*self.kv,
                 self.log,
@@ -63,24 +62,5 @@ impl Orders {
                 }
             }
         }
-    }
-
-    async fn pay(&self, order: &Order, action: PaymentAction) -> Result<(), PaymentError> {
-        let op = Op::from(action);
-        let key = idempotency_key(order.id, op);
-        let r = match action {
-            PaymentAction::Capture => {
-                self.payments
-                    .capture(&order.payment_ref, order.total, &key)
-                    .await
-            }
-            PaymentAction::Void => self.payments.void(&order.payment_ref, &key).await,
-            PaymentAction::Refund => {
-                self.payments
-                    .refund(&order.payment_ref, order.total, &key)
-                    .await
-            }
-        };
-        r.map(|_| ())
     }
 }

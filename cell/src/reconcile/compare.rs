@@ -55,10 +55,11 @@ pub struct Finding {
     pub repair: Option<PaymentState>,
 }
 
-/// A payment a worker is still carrying out (queued for authorization): its record is about
-/// to change, so it is not compared yet.
+/// A payment a worker is still carrying out (queued for authorization, or a capture, void or
+/// refund the payment worker has yet to perform): its record is about to change, so it is not
+/// compared yet. A `failed` one waits for an operator, who sees it in the order already.
 fn owned_by_a_worker(s: PaymentState) -> bool {
-    matches!(s, PaymentState::AuthorizationPending)
+    s.is_pending() || matches!(s, PaymentState::AuthorizationPending | PaymentState::Failed)
 }
 
 /// The provider's status as our payment state.
@@ -73,8 +74,15 @@ fn as_state(s: AuthorizationStatus) -> PaymentState {
 
 /// How far along a payment is: a later step implies the earlier ones happened.
 fn rank(s: PaymentState) -> u8 {
+    debug_assert!(!owned_by_a_worker(s), "compared only once settled: {s:?}");
     match s {
-        PaymentState::AuthorizationPending | PaymentState::Authorized => 0,
+        // Never compared (see `owned_by_a_worker`); ranked with the step they come from.
+        PaymentState::AuthorizationPending
+        | PaymentState::Authorized
+        | PaymentState::CapturePending
+        | PaymentState::VoidPending
+        | PaymentState::Failed => 0,
+        PaymentState::RefundPending => 1,
         PaymentState::Captured | PaymentState::Voided => 1,
         PaymentState::Refunded => 2,
     }

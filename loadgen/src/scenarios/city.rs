@@ -29,6 +29,8 @@ impl CityMix {
             orders: Arc::new(Orders {
                 ctx,
                 checkout_only: false,
+                reject_share: 0.0,
+                cancel_share: 0.0,
             }),
             order_share: 1.0 / (1.0 + read_ratio.max(0.0)),
         }

@@ -11,7 +11,10 @@
 //! order's intended start, each later step's from the end of the step before it (when a
 //! real client would send it). `order` is the whole flow, intended start to last step.
 //! With `checkout_only` the search and menu steps are skipped: the restaurant, its menu
-//! and an address it delivers to come from the warm-up pool.
+//! and an address it delivers to come from the warm-up pool. With `reject_share` that share
+//! of orders is rejected by the restaurant instead of accepted (`reject`), and with
+//! `cancel_share` that share is cancelled by the customer right after the accept (`cancel`):
+//! every payment path of the saga (capture, void, refund) then runs under load.
 
 use super::cart::{MenuDoc, SearchPage, build_cart};
 use super::{Ctx, Scenario};
@@ -31,6 +34,8 @@ pub const OPS: &[&str] = &[
     "ready",
     "order",
     "place_queued",
+    "reject",
+    "cancel",
 ];
 const SEARCH: OpId = 0;
 const MENU: OpId = 1;
@@ -41,10 +46,16 @@ const RESTAURANT_STEPS: [(OpId, &str); 3] =
 const ORDER: OpId = 7;
 /// The subset of `place` answered 202: queued for payment authorization.
 const PLACE_QUEUED: OpId = 8;
+const REJECT: OpId = 9;
+const CANCEL: OpId = 10;
 
 pub struct Orders {
     pub ctx: Arc<Ctx>,
     pub checkout_only: bool,
+    /// Share of orders the restaurant rejects (0-1).
+    pub reject_share: f64,
+    /// Share of orders the customer cancels right after the accept (0-1).
+    pub cancel_share: f64,
 }
 
 #[derive(Deserialize)]
@@ -163,7 +174,27 @@ impl Orders {
             .await
             .map_err(|e| self.unusable(RESTAURANT_STEPS[0].0, format!("{e:#}")))?;
         let path = http.url(&format!("/api/v1/restaurants/orders/{}", placed.order_id));
+        let roll: f64 = rand::rng().random();
+        if roll < self.reject_share {
+            let req = http
+                .client()
+                .patch(&path)
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "status": "rejected", "reason": "loadgen" }));
+            http.call(REJECT, t, req).await?;
+            return Ok(());
+        }
+        let cancel = roll < self.reject_share + self.cancel_share;
         for (op, status) in RESTAURANT_STEPS {
+            if cancel && op != RESTAURANT_STEPS[0].0 {
+                let req = http
+                    .client()
+                    .post(http.url(&format!("/api/v1/orders/{}/cancel", placed.order_id)))
+                    .bearer_auth(customer)
+                    .json(&serde_json::json!({ "reason": "loadgen" }));
+                http.call(CANCEL, t, req).await?;
+                return Ok(());
+            }
             let req = http
                 .client()
                 .patch(&path)

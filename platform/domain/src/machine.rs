@@ -164,6 +164,16 @@ pub enum PaymentAction {
 }
 
 impl PaymentAction {
+    /// The payment state a transition commits: the effect itself is performed afterwards by
+    /// the payment worker, which records [`PaymentAction::resulting_state`].
+    pub fn pending_state(self) -> PaymentState {
+        match self {
+            PaymentAction::Capture => PaymentState::CapturePending,
+            PaymentAction::Void => PaymentState::VoidPending,
+            PaymentAction::Refund => PaymentState::RefundPending,
+        }
+    }
+
     /// The payment state once the action succeeded.
     pub fn resulting_state(self) -> PaymentState {
         match self {
@@ -417,11 +427,18 @@ pub fn decide(order: &Order, cmd: &Command, actor: &Actor) -> Result<Transition,
             PaymentPending | Pending | Confirmed | Preparing | ReadyForPickup | DriverAssigned
             | DriverAtRestaurant => {
                 let payment = match order.payment_state {
-                    PaymentState::Authorized => Some(PaymentAction::Void),
-                    PaymentState::Captured => Some(PaymentAction::Refund),
+                    // A capture that failed for good left the hold in place: release it.
+                    PaymentState::Authorized | PaymentState::Failed => Some(PaymentAction::Void),
+                    // A pending capture may already have reached the provider, so it is
+                    // completed and refunded rather than raced by a void.
+                    PaymentState::Captured | PaymentState::CapturePending => {
+                        Some(PaymentAction::Refund)
+                    }
                     // Nothing is held before the queue's authorization succeeded.
                     PaymentState::Voided
                     | PaymentState::Refunded
+                    | PaymentState::VoidPending
+                    | PaymentState::RefundPending
                     | PaymentState::AuthorizationPending => None,
                 };
                 Transition {
@@ -528,8 +545,8 @@ fn debug_check(order: &Order, t: &Transition) {
 
 impl Transition {
     /// Applies the decision to the record (the caller writes it, the history row and the
-    /// event in one transaction). Call it only after the transition's payment action, if
-    /// any, succeeded at the gateway: it records the resulting payment state.
+    /// event in one transaction). The transition's payment action, if any, is recorded as
+    /// pending: the payment worker performs it after the commit.
     pub fn apply(&self, order: &mut Order, now: crate::time::UnixMs) {
         assert_eq!(
             order.status, self.from,
@@ -548,7 +565,7 @@ impl Transition {
             order.cancel_reason = Some(reason.clone());
         }
         if let Some(action) = self.payment {
-            order.payment_state = action.resulting_state();
+            order.payment_state = action.pending_state();
         }
         if let Some(auth) = &self.authorization {
             order.payment_ref = auth.clone();

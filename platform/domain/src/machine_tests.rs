@@ -31,7 +31,8 @@ fn happy_path_with_driver_assigned_while_preparing() {
         step(&mut o, Command::Accept, r).unwrap().payment,
         Some(PaymentAction::Capture)
     );
-    assert_eq!(o.payment_state, PaymentState::Captured);
+    // The capture is committed as pending; the payment worker performs it.
+    assert_eq!(o.payment_state, PaymentState::CapturePending);
     step(&mut o, Command::StartPreparing, r).unwrap();
     let assign = Command::AssignDriver {
         driver: DRIVER_A,
@@ -214,7 +215,7 @@ proptest! {
                     if needs_driver { prop_assert!(o.driver_id.is_some()); }
                     if matches!(o.status, Pending | Confirmed | Preparing | ReadyForPickup) { prop_assert!(o.driver_id.is_none()); }
                     if o.status == Cancelled {
-                        prop_assert!(matches!(o.payment_state, PaymentState::Voided | PaymentState::Refunded | PaymentState::AuthorizationPending));
+                        prop_assert!(matches!(o.payment_state, PaymentState::VoidPending | PaymentState::RefundPending | PaymentState::AuthorizationPending));
                     }
                     // Only a queued order's authorization moves payment back to `authorized`.
                     if !matches!(before.payment_state, PaymentState::Authorized | PaymentState::AuthorizationPending) {
@@ -264,7 +265,7 @@ fn a_queued_order_becomes_pending_once_authorized() {
     // Once pending it goes on as any order does, and is never authorized twice.
     assert!(decide(&o, &auth, &Actor::System).is_err());
     step(&mut o, Command::Accept, r).unwrap();
-    assert_eq!(o.payment_state, PaymentState::Captured);
+    assert_eq!(o.payment_state, PaymentState::CapturePending);
 }
 
 #[test]
@@ -288,4 +289,32 @@ fn a_queued_order_cancels_without_a_payment_effect() {
     };
     step(&mut o, cancel, Actor::Customer(CUSTOMER)).unwrap();
     assert_eq!(o.status, OrderStatus::Cancelled);
+}
+
+#[test]
+fn cancelling_picks_the_payment_effect_from_the_payment_state() {
+    let cancel = Command::Cancel {
+        reason: "payment_failed".into(),
+    };
+    let cases = [
+        (PaymentState::Authorized, Some(PaymentAction::Void)),
+        (PaymentState::Failed, Some(PaymentAction::Void)),
+        (PaymentState::CapturePending, Some(PaymentAction::Refund)),
+        (PaymentState::Captured, Some(PaymentAction::Refund)),
+        (PaymentState::VoidPending, None),
+        (PaymentState::RefundPending, None),
+        (PaymentState::Voided, None),
+        (PaymentState::Refunded, None),
+        (PaymentState::AuthorizationPending, None),
+    ];
+    for (state, want) in cases {
+        let mut o = new_order();
+        o.status = OrderStatus::Confirmed;
+        o.payment_state = state;
+        let t = decide(&o, &cancel, &Actor::System).unwrap();
+        assert_eq!(t.payment, want, "{state:?}");
+        t.apply(&mut o, UnixMs(2));
+        let after = want.map_or(state, PaymentAction::pending_state);
+        assert_eq!(o.payment_state, after);
+    }
 }

@@ -67,6 +67,50 @@ pub enum PaymentState {
     /// Placed while the provider was unreachable: nothing is held yet; the authorization
     /// queue asks again when the provider is back (`payment_pending` orders).
     AuthorizationPending,
+    /// The restaurant accepted: the capture is committed with the confirmation and the
+    /// payment worker performs it (`cell/src/payments`).
+    CapturePending,
+    /// Rejected or cancelled before capture: the worker releases the hold.
+    VoidPending,
+    /// Cancelled after (or while) capturing: the worker completes the capture, if it was not
+    /// done yet, then refunds it.
+    RefundPending,
+    /// An effect failed for good (authorization expired or refused) and nothing more will be
+    /// tried; the compensation (if configured) has been started.
+    Failed,
+}
+
+impl PaymentState {
+    /// Whether the payment worker still has an effect to perform for the order.
+    pub fn is_pending(self) -> bool {
+        match self {
+            PaymentState::CapturePending
+            | PaymentState::VoidPending
+            | PaymentState::RefundPending => true,
+            // Queued for authorization: the payment queue owns it, not the payment worker.
+            PaymentState::AuthorizationPending
+            | PaymentState::Authorized
+            | PaymentState::Captured
+            | PaymentState::Voided
+            | PaymentState::Refunded
+            | PaymentState::Failed => false,
+        }
+    }
+
+    /// The stable name (as in the order JSON's `payment_status`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentState::AuthorizationPending => "authorization_pending",
+            PaymentState::Authorized => "authorized",
+            PaymentState::Captured => "captured",
+            PaymentState::Voided => "voided",
+            PaymentState::Refunded => "refunded",
+            PaymentState::CapturePending => "capture_pending",
+            PaymentState::VoidPending => "void_pending",
+            PaymentState::RefundPending => "refund_pending",
+            PaymentState::Failed => "failed",
+        }
+    }
 }
 
 /// The order record.
@@ -137,6 +181,10 @@ pub enum EventKind {
     /// Written as `payment_pending` while the provider was unreachable; `order_created`
     /// follows once the authorization queue holds the funds.
     OrderPaymentPending,
+    /// A payment effect failed for good and the order was compensated (cancelled with reason
+    /// `payment_failed`): appended after the cancellation's own event, so the customer and the
+    /// restaurant are told why.
+    PaymentFailed,
 }
 
 impl EventKind {
@@ -156,6 +204,7 @@ impl EventKind {
             EventKind::OrderCancelled => "order_cancelled",
             EventKind::OrderDelayed => "order_delayed",
             EventKind::OrderPaymentPending => "order_payment_pending",
+            EventKind::PaymentFailed => "payment_failed",
         }
     }
 }

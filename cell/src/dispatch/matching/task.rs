@@ -303,7 +303,8 @@ impl Dispatch {
             | EventKind::OrderDelivering
             | EventKind::OrderDelivered
             | EventKind::OrderDelayed
-            | EventKind::OrderPaymentPending => {}
+            | EventKind::OrderPaymentPending
+            | EventKind::PaymentFailed => {}
         }
     }
 

@@ -1,0 +1,249 @@
+//! [`PaymentWorker`]: performs pending payment effects. Two loops share one settle step:
+//!
+//! - the consumer reads the event log from its durable cursor ([`super::CURSOR`]) and settles
+//!   the orders of every event that can leave an effect pending (confirmed, rejected,
+//!   cancelled), a batch at a time with bounded concurrency, then saves the cursor. A crash
+//!   before the save replays the batch, which repeats nothing (keys and guarded writes);
+//! - the retry scan settles the orders whose effect failed retryably once their retry time
+//!   has come.
+//!
+//! Settling an order reads it, asks the provider for what its payment state says
+//! ([`super::perform`]) and records the outcome ([`super::settle`]); when the order moved on
+//! meanwhile, or the compensation left a void pending, the newer state is settled at once.
+
+use super::PaymentWorkerConfig;
+use super::effect::{Effect, perform};
+use super::record::{CURSOR, Policy, Settled, list_due, settle};
+use crate::app::Clock;
+use crate::events;
+use domain::{EventKind, OrderEvent, OrderId, PaymentState};
+use futures::StreamExt;
+use payments::PaymentGateway;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Kv, LogId};
+use tokio::sync::watch;
+
+/// Events read per batch: bounds memory and the work between cursor saves.
+const BATCH: usize = 512;
+/// Settle passes per order and call: an order moves at most capture → refund (or capture →
+/// failed → void) while it is being settled.
+const PASSES: usize = 4;
+/// Retry records settled per scan.
+const SCAN_MAX: usize = 4096;
+/// Pause after a store error before the batch is tried again.
+const PAUSE: Duration = Duration::from_millis(500);
+
+/// See the module doc.
+pub struct PaymentWorker {
+    kv: Arc<dyn Kv>,
+    log: LogId,
+    gateway: Arc<dyn PaymentGateway>,
+    config: PaymentWorkerConfig,
+    clock: Arc<dyn Clock>,
+}
+
+/// Whether an event can leave a payment effect pending.
+fn may_leave_effect(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::OrderConfirmed | EventKind::OrderRejected | EventKind::OrderCancelled
+    )
+}
+
+impl PaymentWorker {
+    pub fn new(
+        kv: Arc<dyn Kv>,
+        log: LogId,
+        gateway: Arc<dyn PaymentGateway>,
+        config: PaymentWorkerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        PaymentWorker {
+            kv,
+            log,
+            gateway,
+            config,
+            clock,
+        }
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            schedule: self.config.schedule(),
+            on_capture_failure: self.config.on_capture_failure,
+        }
+    }
+
+    /// Settles order `id`: performs whatever its payment state asks for and records it,
+    /// following the order as it moves. Returns the last outcome (`None`: no such order).
+    /// `Err` only for a store failure (the caller retries later).
+    pub async fn settle_order(&self, id: OrderId) -> Result<Option<Settled>, String> {
+        let mut last = None;
+        for _ in 0..PASSES {
+            let order = crate::orders::repo::get(&*self.kv, id)
+                .await
+                .map_err(|e| format!("reading order {id}: {e}"))?;
+            let Some(order) = order else {
+                return Ok(last);
+            };
+            if !order.payment_state.is_pending() {
+                // Also clears a retry record left behind by an effect recorded elsewhere.
+                let s = self
+                    .record(id, order.payment_state, Effect::Nothing)
+                    .await?;
+                return Ok(Some(last.unwrap_or(s)));
+            }
+            let effect = perform(&*self.gateway, &order).await;
+            let outcome = match &effect {
+                Effect::Done(_) => "done",
+                Effect::Retry(_) => "retry",
+                Effect::Failed(_) => "failed",
+                Effect::Nothing => "nothing",
+            };
+            metrics::counter!("cell_payment_effects_total", "state" => order.payment_state.as_str(), "outcome" => outcome)
+                .increment(1);
+            let s = self.record(id, order.payment_state, effect).await?;
+            last = Some(s);
+            match s {
+                Settled::Recorded(_) | Settled::RetryAt(_) | Settled::Failed => return Ok(last),
+                Settled::Moved(_) | Settled::Compensated => continue,
+            }
+        }
+        Ok(last)
+    }
+
+    async fn record(
+        &self,
+        id: OrderId,
+        for_state: PaymentState,
+        effect: Effect,
+    ) -> Result<Settled, String> {
+        settle(
+            &*self.kv,
+            self.log,
+            id,
+            for_state,
+            effect,
+            self.policy(),
+            self.clock.now(),
+        )
+        .await
+        .map_err(|e| format!("recording the payment of order {id}: {e}"))
+    }
+
+    /// Settles `ids` with bounded concurrency; `Err` if any hit a store failure.
+    async fn settle_all(&self, ids: impl IntoIterator<Item = OrderId>) -> Result<(), String> {
+        let results: Vec<_> = futures::stream::iter(ids)
+            .map(|id| self.settle_order(id))
+            .buffer_unordered(self.config.concurrency)
+            .collect()
+            .await;
+        results.into_iter().try_for_each(|r| r.map(|_| ()))
+    }
+
+    /// Runs both loops until `shutdown` flips. Does nothing when effects are switched off
+    /// (`perform_effects = false`, a benchmark's setting).
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        if !self.config.perform_effects {
+            tracing::warn!(
+                "payment worker disabled (perform_effects = false): payment effects stay pending"
+            );
+            return;
+        }
+        tracing::info!("payment worker started");
+        tokio::join!(self.consume(shutdown.clone()), self.scan(shutdown));
+        tracing::info!("payment worker stopped");
+    }
+
+    async fn consume(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut cursor = loop {
+            match events::load_cursor(&*self.kv, CURSOR).await {
+                Ok(p) => break p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the payment cursor failed; retrying");
+                    if pause(&mut shutdown).await {
+                        return;
+                    }
+                }
+            }
+        };
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let head = tokio::select! {
+                h = self.kv.wait_for_events(self.log, cursor) => h,
+                _ = shutdown.changed() => return,
+            };
+            let batch = match head {
+                Ok(_) => self.kv.read_events(self.log, cursor.next(), BATCH).await,
+                Err(e) => Err(e),
+            };
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading events for payments failed");
+                    if pause(&mut shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some(last) = batch.last().map(|e| e.pos) else {
+                continue;
+            };
+            let ids: BTreeSet<OrderId> = batch
+                .iter()
+                .filter_map(|e| serde_json::from_slice::<OrderEvent>(&e.payload).ok())
+                .filter(|ev| may_leave_effect(ev.kind))
+                .map(|ev| ev.order_id)
+                .collect();
+            if let Err(e) = self.settle_all(ids).await {
+                tracing::warn!(error = %e, "settling payments failed; the batch will be retried");
+                if pause(&mut shutdown).await {
+                    return;
+                }
+                continue;
+            }
+            if let Err(e) = events::save_cursor(&*self.kv, CURSOR, last).await {
+                tracing::warn!(error = %e, "saving the payment cursor failed");
+                continue;
+            }
+            cursor = last;
+            metrics::gauge!("cell_event_consumer_position", "consumer" => CURSOR)
+                .set(last.0 as f64);
+        }
+    }
+
+    async fn scan(&self, mut shutdown: watch::Receiver<bool>) {
+        let every = Duration::from_millis(self.config.scan_interval_ms);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            match list_due(&*self.kv, self.clock.now(), SCAN_MAX).await {
+                Ok(due) => {
+                    metrics::gauge!("cell_payment_effects_due").set(due.len() as f64);
+                    if let Err(e) = self.settle_all(due.into_iter().map(|(id, _)| id)).await {
+                        tracing::warn!(error = %e, "settling due payments failed");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "listing due payments failed"),
+            }
+        }
+    }
+}
+
+/// Waits [`PAUSE`]; `true` if shutdown came first.
+async fn pause(shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(PAUSE) => false,
+        _ = shutdown.changed() => true,
+    }
+}
