@@ -118,7 +118,8 @@ async fn authorized_oldest_first(c: Cell) {
             [EventKind::OrderPaymentPending, EventKind::OrderCreated]
         );
     }
-    // And it goes on as usual: the restaurant accepts, the payment is captured.
+    // And it goes on as usual: the restaurant accepts, the capture is committed as pending
+    // for the payment worker.
     let (o, _) = c
         .orders
         .transition(
@@ -129,7 +130,7 @@ async fn authorized_oldest_first(c: Cell) {
         )
         .await
         .unwrap();
-    assert_eq!(o.payment_state, PaymentState::Captured);
+    assert_eq!(o.payment_state, PaymentState::CapturePending);
 }
 
 async fn o_restaurant(c: &Cell, id: OrderId) -> domain::RestaurantId {
