@@ -216,7 +216,8 @@ fn orders_placed_while_the_provider_is_down_are_queued_then_authorized_when_it_i
     keys.dedup();
     assert_eq!(keys, want, "one authorization key per order");
     set_status(&cell, &rest, id0, "accepted").expect_status(200);
-    let o = get_order(&cell, cust0, id0);
+    // The capture is committed as pending and performed by the payment worker.
+    let o = itest::fixtures::settled_order(&cell, cust0, id0);
     assert_eq!(o["payment_status"], "captured");
     // The same key once more: the same order, now an ordinary replay.
     let replay = place(&cell, cust0, &body, key0).expect_status(200);

@@ -47,9 +47,11 @@ fn record(log: &Mutex<Vec<Call>>, what: &'static str, started: Instant, r: &Resp
 #[test]
 fn a_restarted_cell_is_invisible_to_retry_safe_requests() {
     let (http, quic) = (free_addr(), free_addr());
+    // One customer places hundreds of orders: the per-user limits raised (tested elsewhere).
     let mut berlin = Cell::start(CellOpts {
         cell_id: Some(1),
         listen: Some((http, quic)),
+        config_toml: Some(itest::SHARED_CONFIG.into()),
         ..CellOpts::default()
     });
     let router = Router::start(NO_LIMITS, None);
