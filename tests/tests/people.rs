@@ -111,6 +111,10 @@ fn customers_and_restaurants_see_the_driver_and_drivers_see_addresses_and_earnin
     let v = order_view(&cell, &cust, &order);
     assert_eq!(v["driver"]["name"], "Jonas", "{v}");
     assert!(close_to(&v["driver"]["lat"], near.0), "{v}");
+    assert!(
+        v["eta_minutes"].as_u64().is_some(),
+        "a live ETA while a driver is on it: {v}"
+    );
     // A ping moves them (22 m in 2 s: a plausible speed for the spoofing check).
     let closer = (near.0 - 0.0002, near.1);
     std::thread::sleep(Duration::from_secs(2));

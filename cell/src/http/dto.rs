@@ -289,6 +289,10 @@ pub struct OrderResponse {
     pub total: i64,
     pub payment_status: String,
     pub estimated_delivery: String,
+    /// The live ETA in minutes, from the driver's last position, while a driver carries the
+    /// order (what the tracking WebSocket pushes as `eta_minutes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_minutes: Option<u32>,
     pub estimated_delivery_min_at: i64,
     pub estimated_delivery_max_at: i64,
     pub delayed: bool,
@@ -506,6 +510,7 @@ impl OrderResponse {
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default(),
             estimated_delivery: eta_label(o, now),
+            eta_minutes: None,
             estimated_delivery_min_at: o.estimated_delivery_min.0,
             estimated_delivery_max_at: o.estimated_delivery_max.0,
             delayed: o.delayed,

@@ -97,5 +97,13 @@ pub(crate) async fn driver_ref(app: &App, o: &Order) -> Option<DriverRef> {
 /// `resp` (built from `o`) with its driver filled in.
 pub(crate) async fn with_driver(app: &App, mut resp: OrderResponse, o: &Order) -> OrderResponse {
     resp.driver = driver_ref(app, o).await;
+    // The live ETA, as the tracking WebSocket computes it, while the driver is on the way.
+    if let Some(d) = &resp.driver
+        && let (Some(lat), Some(lng)) = (d.lat, d.lng)
+    {
+        let eta = app.tracker().eta_minutes(o, lat, lng);
+        resp.eta_minutes = Some(eta);
+        resp.estimated_delivery = format!("{eta} min");
+    }
     resp
 }
