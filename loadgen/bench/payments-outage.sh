@@ -21,7 +21,8 @@
 #
 #   loadgen/bench/payments-outage.sh [OUT_DIR]
 #   env: RATE (200), BEFORE (30), DOWN (60; 0 = no outage), AFTER (60) seconds,
-#        QUEUE_WAIT (700), BIN_DIR (target/release)
+#        QUEUE_WAIT (700), SETTLE_WAIT (180: for the payment worker's pending effects),
+#        BIN_DIR (target/release)
 #
 # Loadgen's customers: it uses enough distinct customers that none places more than 4 orders
 # (the cell allows 5 an hour per customer), with ids no earlier run in the hour used, so the
@@ -135,7 +136,7 @@ for i in range(customers):
     while path:
         s, v = call("GET", path, t)
         assert s == 200, (s, v)
-        orders += v["orders"]
+        orders += [dict(o, _token=t) for o in v["orders"]]
         cur = v.get("next_cursor")
         path = f"/api/v1/orders?customer=me&limit=100&cursor={cur}" if cur else None
 
@@ -151,6 +152,23 @@ for o in orders:
             s2, v2 = call("GET", f"/api/v1/orders/{o['order_id']}", rt)
             if s2 == 200:
                 o.update(v2)
+
+# The payment worker performs the captures those accepts committed as pending (and any other
+# effect still pending): wait until none is, up to SETTLE_WAIT seconds.
+import os, time
+deadline = time.time() + float(os.environ.get("SETTLE_WAIT", "180"))
+pending = [o for o in orders if o["payment_status"].endswith("_pending")]
+while pending and time.time() < deadline:
+    time.sleep(1)
+    still = []
+    for o in pending:
+        s, v = call("GET", f"/api/v1/orders/{o['order_id']}", o["_token"])
+        if s == 200:
+            o.update(v)
+        if o["payment_status"].endswith("_pending"):
+            still.append(o)
+    pending = still
+print(f"payment effects still pending after settling: {len(pending)}")
 
 progressing = {"confirmed", "preparing", "ready_for_pickup", "driver_assigned",
                "driver_at_restaurant", "picked_up", "delivering", "delivered"}
