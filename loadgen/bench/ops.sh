@@ -80,7 +80,7 @@ log "up: router $R_HTTP, berlin $B_HTTP (cell 1), munich $M_HTTP (cell 2); repor
 
 # Every second: the router's view of the cells (state, active orders, drain progress).
 ( while :; do
-    printf '{"t":%s,"cells":%s}\n' "$(now_ms)" "$("$ROUTER" cells list 2>/dev/null || echo null)"
+    printf '{"t":%s,"cells":%s}\n' "$(now_ms)" "$("$ROUTER" cells list 2>/dev/null | tr -d '\n' || echo null)"
     sleep 1
   done ) >"$OUT/cells.jsonl" &
 PIDS+=("$!")
@@ -154,16 +154,23 @@ log "drivers: $(status_line)"
 # --- the end ------------------------------------------------------------------------------
 wait "$LG_PID" || true
 log "load done; waiting up to ${SETTLE_SECS}s for berlin to drain and active orders to reach 0"
-settled() {
+# Settled: berlin drained and no active order left, or the count unchanged for 30 s (what
+# is left then is stranded).
+active() {
   tail -1 "$OUT/cells.jsonl" | python3 -c '
 import json, sys
-c = json.loads(sys.stdin.read())["cells"]
-cells = c["cells"] if c else []
-ok = cells and all(x.get("active_orders", 1) == 0 for x in cells) and any(x["id"] == 1 and x["state"] == "drained" for x in cells)
-sys.exit(0 if ok else 1)' 2>/dev/null
+c = json.loads(sys.stdin.read())["cells"]["cells"]
+drained = any(x["id"] == 1 and x["state"] == "drained" for x in c)
+print(sum(x.get("active_orders", 0) for x in c) if drained else "draining")' 2>/dev/null || echo unknown
 }
-end=$(( $(now_ms) + SETTLE_SECS * 1000 ))
-until settled || [ "$(now_ms)" -ge "$end" ]; do sleep 2; done
+end=$(( $(now_ms) + SETTLE_SECS * 1000 )); last=; since=$(now_ms)
+while [ "$(now_ms)" -lt "$end" ]; do
+  a=$(active)
+  [ "$a" = 0 ] && break
+  if [ "$a" != "$last" ]; then last=$a; since=$(now_ms); log "active orders: $a"; fi
+  case "$a" in ''|*[!0-9]*) ;; *) [ $(( $(now_ms) - since )) -ge 30000 ] && break ;; esac
+  sleep 2
+done
 sleep 1
 echo "END=$(now_ms)" >>"$OPS"
 curl -s "http://$B_HTTP/metrics" >"$OUT/berlin.metrics" || true

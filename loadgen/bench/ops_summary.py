@@ -56,7 +56,14 @@ if flows:
 res["errors"] = {"retry_safe": safe_err, "retry_safe_sent": safe_n, "other": other_err, "other_sent": other_n}
 
 # --- operations ----------------------------------------------------------------------------
-cells_log = [json.loads(l) for l in open(path("cells.jsonl")) if l.strip()]
+def parse(line):
+    try:
+        return json.loads(line)
+    except ValueError:  # the router did not answer that second
+        return None
+
+
+cells_log = [s for s in map(parse, open(path("cells.jsonl"))) if s and s.get("cells")]
 
 
 def cell(snapshot, cid):
@@ -118,7 +125,7 @@ after = sorted(e[1] for e in ev if e[2] == "lost" and e[0] >= r0)
 handovers = sorted(e[1] for e in ev if e[2] == "handover")
 print(f"drivers ({ds['drivers']}): delivered {ds['delivered']}, assigned {ds['assigned']}, offers {ds['offers']} "
       f"(declined {ds['declined']}), cancelled {ds['cancelled']}, handovers {ds['handovers']}, "
-      f"accepted offers given up on reconnect {ds['jobs_forgotten']}, errors {ds['errors']} (last: {ds['last_error'][:160]})")
+      f"accepted offers found assigned after a reconnect {ds.get('jobs_resumed', 0)}, given up {ds['jobs_forgotten']}, errors {ds['errors']} (last: {ds['last_error'][:160]})")
 if after:
     print(f"  reconnect after the restart (connection lost → next HelloAck): {len(after)} drivers, "
           f"p50 {pct(after, .5)} ms, p99 {pct(after, .99)} ms, max {after[-1]} ms")
@@ -152,5 +159,10 @@ print("at the end: " + "; ".join(
     for c in end["cells"]))
 stranded = sum(c.get("active_orders", 0) for c in end["cells"])
 print(f"orders stranded (still active at the end, cells' status): {stranded}")
+if os.path.exists(path("trackers.txt")):
+    failed = [l.strip() for l in open(path("trackers.txt")) if l.startswith("cancelling")]
+    if failed:
+        print(f"  of which the trackers' own orders whose cancel failed: {len(failed)}; first: {failed[0][:200]}")
+        res["tracker_cancel_failed"] = len(failed)
 res["stranded"] = stranded
 json.dump(res, open(path("ops-summary.json"), "w"), indent=1)

@@ -11,7 +11,7 @@ plain ws:// only.
 
 usage: ops_trackers.py ROUTER_HOST:PORT CUSTOMER_TOKEN LAT,LNG N STOP_FILE OUT_JSON
 """
-import base64, json, os, random, socket, struct, sys, threading, time, urllib.request
+import base64, json, os, random, socket, struct, sys, threading, time, urllib.error, urllib.request
 
 router, token, point, n, stop_file, out = sys.argv[1:7]
 lat, lng = (float(x) for x in point.split(","))
@@ -170,7 +170,10 @@ for t in threads:
     t.join()
 for o in orders:
     try:
-        api("POST", f"/api/v1/orders/{o}/cancel", {"reason": "ops bench tracker done"})
+        api("POST", f"/api/v1/orders/{o}/cancel", {"reason": "ops bench tracker done"},
+            {"Idempotency-Key": f"ops-tracker-cancel-{o}"})
+    except urllib.error.HTTPError as e:
+        print(f"cancelling {o}: {e.code} {e.read()[:300]!r}", flush=True)
     except Exception as e:  # noqa: BLE001 - reported, not fatal
         print(f"cancelling {o}: {e}", flush=True)
 json.dump({"trackers": recs}, open(out, "w"), indent=1)

@@ -27,8 +27,9 @@
 //! Ctrl-C or SIGTERM sends every driver offline and prints a summary.
 //!
 //! A driver keeps its delivery across a lost connection (the cell keeps it too, across its
-//! own restart): it reconnects and carries on. Only an accepted offer whose assignment may
-//! have been lost with the connection is given up (counted as `jobs_forgotten`).
+//! own restart): it reconnects and carries on. An offer accepted just before the connection
+//! ended is looked up through the router (`GET /api/v1/drivers/me/delivery`): taken up again
+//! if the cell assigned it meanwhile (`jobs_resumed`), given up otherwise.
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -321,14 +322,12 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
     let mut pending = report::Pending::default();
     while !ctx.stopping() {
         let mut handed_over = false;
-        if matches!(job, Job::Accepted(_)) {
-            // The assignment may have been sent while we were away: give the offer up.
-            ctx.stats.jobs_forgotten.fetch_add(1, Relaxed);
-            job = Job::Free;
-        }
         match connect(&ctx, id, cell.as_ref(), resume.take()).await {
             Ok(client) => {
                 pending.connected(&ctx.stats, Instant::now(), now_ms());
+                if let Job::Accepted(offer) = &job {
+                    job = after_accept_lost(&ctx, id, &mut route, offer.clone()).await;
+                }
                 ctx.stats.connects.fetch_add(1, Relaxed);
                 ctx.stats.connected.fetch_add(1, Relaxed);
                 if let Err(e) = drive(&ctx, &client, id, &mut route, &mut rng, &mut job).await {
@@ -383,6 +382,29 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
             _ = until_stopped(&mut stop) => {}
         }
     }
+}
+
+/// An offer accepted just before the connection ended: the assignment may have been sent
+/// while we were away, and the cell does not send it again. Asks the router what the cell
+/// has us carrying, as a driver app does on reconnecting; without an answer the offer is
+/// given up (counted in `jobs_forgotten`; the order then waits with this driver).
+async fn after_accept_lost(ctx: &Ctx, id: u64, route: &mut Route, offer: Offer) -> Job {
+    if let Some(router) = &ctx.args.router {
+        match conn::assigned_delivery(ctx, router, id, route).await {
+            Ok(Some(d)) if d == offer.delivery_id => {
+                ctx.stats.assigned.fetch_add(1, Relaxed);
+                ctx.stats.jobs_resumed.fetch_add(1, Relaxed);
+                route.go_to(offer.pickup.lat, offer.pickup.lng);
+                return Job::ToRestaurant(offer);
+            }
+            Ok(_) => return Job::Free,
+            Err(e) => ctx
+                .stats
+                .error(format!("driver {id}: current delivery: {e:#}")),
+        }
+    }
+    ctx.stats.jobs_forgotten.fetch_add(1, Relaxed);
+    Job::Free
 }
 
 /// Where a driver is in a delivery.

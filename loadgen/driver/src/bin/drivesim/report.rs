@@ -30,8 +30,12 @@ pub(super) struct Stats {
     pub(super) errors: AtomicU64,
     pub(super) orders_placed: AtomicU64,
     pub(super) orders_failed: AtomicU64,
-    /// Accepted offers given up because the connection ended before the assignment came.
+    /// Accepted offers given up because the connection ended before the assignment came
+    /// and the router could not say whether the cell assigned them.
     pub(super) jobs_forgotten: AtomicU64,
+    /// Accepted offers whose assignment was lost with the connection, found assigned
+    /// through the router after the reconnect and delivered.
+    pub(super) jobs_resumed: AtomicU64,
     pub(super) last_error: std::sync::Mutex<String>,
     pub(super) reconnects: std::sync::Mutex<Vec<Reconnect>>,
 }
@@ -189,6 +193,7 @@ pub(super) fn status_json(stats: &Stats, drivers: u64, elapsed_s: f64, now_unix_
         "reauths": g(&stats.reauths),
         "errors": g(&stats.errors),
         "jobs_forgotten": g(&stats.jobs_forgotten),
+        "jobs_resumed": g(&stats.jobs_resumed),
         "last_error": *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()),
         "reconnect": {
             "lost": summary(&all, Cause::Lost),
