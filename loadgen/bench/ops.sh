@@ -28,7 +28,7 @@
 #     --bin cell --bin router --bin loadgen --bin drivesim
 # Usage: loadgen/bench/ops.sh   (QUICK=1 for a ~2-minute run; env: SECS RATE DRIVERS SPEEDUP
 #   AT_MOVE AT_DRAIN AT_RESTART DRAIN_DEADLINE_MS SETTLE_SECS TRACKERS BERLIN_RESTAURANTS
-#   MUNICH_RESTAURANTS OUT BIN_DIR)
+#   MUNICH_RESTAURANTS OUT BIN_DIR; KEEP_DATA=1 keeps the stores, about 1 GB, removed otherwise)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "${QUICK:-0}" = 1 ]; then
@@ -185,3 +185,6 @@ kill -TERM "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true
   echo "RATE=$RATE SECS=$SECS DRIVERS=$DRIVERS SPEEDUP=$SPEEDUP AT_MOVE=$AT_MOVE AT_DRAIN=$AT_DRAIN AT_RESTART=$AT_RESTART DRAIN_DEADLINE_MS=$DRAIN_DEADLINE_MS TRACKERS=$TRACKERS BERLIN_RESTAURANTS=$BERLIN_RESTAURANTS"
   python3 loadgen/bench/ops_summary.py "$OUT"
 } | tee "$OUT/summary.txt"
+# The stores take about a gigabyte; the reports stay.
+kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null || true; wait 2>/dev/null || true
+[ -n "${KEEP_DATA:-}" ] || rm -rf "$OUT/berlin" "$OUT/munich" "$OUT/router"
