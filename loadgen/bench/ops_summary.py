@@ -125,7 +125,7 @@ after = sorted(e[1] for e in ev if e[2] == "lost" and e[0] >= r0)
 handovers = sorted(e[1] for e in ev if e[2] == "handover")
 print(f"drivers ({ds['drivers']}): delivered {ds['delivered']}, assigned {ds['assigned']}, offers {ds['offers']} "
       f"(declined {ds['declined']}), cancelled {ds['cancelled']}, handovers {ds['handovers']}, "
-      f"accepted offers found assigned after a reconnect {ds.get('jobs_resumed', 0)}, given up {ds['jobs_forgotten']}, errors {ds['errors']} (last: {ds['last_error'][:160]})")
+      f"accepted offers found assigned after a reconnect {ds.get('jobs_resumed', 0)}, given up {ds['jobs_forgotten']}, unacknowledged progress sent again {ds.get('resent', 0)}, errors {ds['errors']} (last: {ds['last_error'][:160]})")
 if after:
     print(f"  reconnect after the restart (connection lost → next HelloAck): {len(after)} drivers, "
           f"p50 {pct(after, .5)} ms, p99 {pct(after, .99)} ms, max {after[-1]} ms")

@@ -29,7 +29,9 @@
 //! A driver keeps its delivery across a lost connection (the cell keeps it too, across its
 //! own restart): it reconnects and carries on. An offer accepted just before the connection
 //! ended is looked up through the router (`GET /api/v1/drivers/me/delivery`): taken up again
-//! if the cell assigned it meanwhile (`jobs_resumed`), given up otherwise.
+//! if the cell assigned it meanwhile (`jobs_resumed`), given up otherwise. Delivery progress
+//! (arrived, picked up, delivered) the cell had not acknowledged when the connection ended is
+//! sent again first (`resent`): a stopping cell may have dropped it unapplied.
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -319,6 +321,9 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
     let mut resume: Option<u64> = None;
     // Kept across connections: the cell keeps the driver's delivery too.
     let mut job = Job::Free;
+    // Delivery progress the cell has not acknowledged (status, seq on its connection): a
+    // cell that stops may never have applied it, so it is sent again after reconnecting.
+    let mut unacked: Vec<(u64, StatusChange)> = Vec::new();
     let mut pending = report::Pending::default();
     while !ctx.stopping() {
         let mut handed_over = false;
@@ -330,7 +335,17 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
                 }
                 ctx.stats.connects.fetch_add(1, Relaxed);
                 ctx.stats.connected.fetch_add(1, Relaxed);
-                if let Err(e) = drive(&ctx, &client, id, &mut route, &mut rng, &mut job).await {
+                if let Err(e) = drive(
+                    &ctx,
+                    &client,
+                    id,
+                    &mut route,
+                    &mut rng,
+                    &mut job,
+                    &mut unacked,
+                )
+                .await
+                {
                     let lost_at = Instant::now();
                     if client.close_reason() == Some(CloseReason::TokenExpired) {
                         // Not a failure: reconnect at once with a fresh token, same session.
@@ -445,6 +460,7 @@ async fn drive(
     route: &mut Route,
     rng: &mut ChaCha8Rng,
     job: &mut Job,
+    unacked: &mut Vec<(u64, StatusChange)>,
 ) -> anyhow::Result<()> {
     let speedup = ctx.args.speedup;
     // Sub-steps per real second so no ping jumps more than MAX_JUMP_M.
@@ -454,6 +470,12 @@ async fn drive(
     let step_s = speedup / per_s;
     let mut stop = ctx.stop.clone();
     client.send(status(DriverStatus::Online)).await?;
+    // Oldest first, as they were sent; an answer that it was already applied is an error
+    // message and changes nothing.
+    for (seq, st) in unacked.iter_mut() {
+        *seq = client.send(*st).await?;
+        ctx.stats.resent.fetch_add(1, Relaxed);
+    }
     loop {
         tokio::select! {
             _ = until_stopped(&mut stop) => {
@@ -465,13 +487,13 @@ async fn drive(
                 route.advance(step_s);
                 client.send_ping(&route.ping(id, now_ms()))?;
                 ctx.stats.pings.fetch_add(1, Relaxed);
-                progress(ctx, client, route, job).await?;
+                progress(ctx, client, route, job, unacked).await?;
             }
             m = client.next_message() => {
                 let Some(m) = m else {
                     bail!("connection closed: {:?}", client.close_reason());
                 };
-                on_message(ctx, client, route, rng, job, m.body).await?;
+                on_message(ctx, client, route, rng, job, unacked, m.body).await?;
             }
         }
     }
@@ -484,14 +506,20 @@ async fn progress(
     client: &DriverClient,
     route: &mut Route,
     job: &mut Job,
+    unacked: &mut Vec<(u64, StatusChange)>,
 ) -> anyhow::Result<()> {
+    let mut send = async |st: DriverStatus| -> anyhow::Result<()> {
+        let st = status(st);
+        let seq = client.send(st).await?;
+        unacked.push((seq, st));
+        Ok(())
+    };
     match &*job {
         Job::ToRestaurant(offer) if route.arrived() => {
-            client
-                .send(status(DriverStatus::ArrivedAtRestaurant {
-                    delivery_id: offer.delivery_id,
-                }))
-                .await?;
+            send(DriverStatus::ArrivedAtRestaurant {
+                delivery_id: offer.delivery_id,
+            })
+            .await?;
             let wait = Duration::from_secs_f64(DWELL_S / ctx.args.speedup);
             *job = Job::AtRestaurant {
                 offer: offer.clone(),
@@ -499,20 +527,18 @@ async fn progress(
             };
         }
         Job::AtRestaurant { offer, pick_up_at } if Instant::now() >= *pick_up_at => {
-            client
-                .send(status(DriverStatus::PickedUp {
-                    delivery_id: offer.delivery_id,
-                }))
-                .await?;
+            send(DriverStatus::PickedUp {
+                delivery_id: offer.delivery_id,
+            })
+            .await?;
             route.go_to(offer.dropoff.lat, offer.dropoff.lng);
             *job = Job::ToCustomer(offer.clone());
         }
         Job::ToCustomer(offer) if route.arrived() => {
-            client
-                .send(status(DriverStatus::Delivered {
-                    delivery_id: offer.delivery_id,
-                }))
-                .await?;
+            send(DriverStatus::Delivered {
+                delivery_id: offer.delivery_id,
+            })
+            .await?;
             ctx.stats.delivered.fetch_add(1, Relaxed);
             route.roam();
             *job = Job::Free;
@@ -528,6 +554,7 @@ async fn on_message(
     route: &mut Route,
     rng: &mut ChaCha8Rng,
     job: &mut Job,
+    unacked: &mut Vec<(u64, StatusChange)>,
     body: CellBody,
 ) -> anyhow::Result<()> {
     match body {
@@ -575,6 +602,7 @@ async fn on_message(
             }
         }
         CellBody::ErrorMsg(e) => {
+            unacked.retain(|(seq, _)| Some(*seq) != e.ref_seq);
             ctx.stats.error(format!("cell: {:?} {}", e.code, e.message));
             // A refused accept (expired, taken) leaves the driver free.
             if matches!(job, Job::Accepted(_)) {
@@ -582,7 +610,8 @@ async fn on_message(
             }
         }
         CellBody::Handover(_) => return Err(HandedOver.into()),
-        CellBody::HelloAck(_) | CellBody::Ack(_) => {}
+        CellBody::Ack(a) => unacked.retain(|(seq, _)| *seq != a.ack_seq),
+        CellBody::HelloAck(_) => {}
     }
     Ok(())
 }

@@ -36,6 +36,8 @@ pub(super) struct Stats {
     /// Accepted offers whose assignment was lost with the connection, found assigned
     /// through the router after the reconnect and delivered.
     pub(super) jobs_resumed: AtomicU64,
+    /// Unacknowledged delivery progress sent again after a reconnect.
+    pub(super) resent: AtomicU64,
     pub(super) last_error: std::sync::Mutex<String>,
     pub(super) reconnects: std::sync::Mutex<Vec<Reconnect>>,
 }
@@ -194,6 +196,7 @@ pub(super) fn status_json(stats: &Stats, drivers: u64, elapsed_s: f64, now_unix_
         "errors": g(&stats.errors),
         "jobs_forgotten": g(&stats.jobs_forgotten),
         "jobs_resumed": g(&stats.jobs_resumed),
+        "resent": g(&stats.resent),
         "last_error": *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()),
         "reconnect": {
             "lost": summary(&all, Cause::Lost),
