@@ -188,3 +188,4 @@ kill -TERM "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true
 # The stores take about a gigabyte; the reports stay.
 kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null || true; wait 2>/dev/null || true
 [ -n "${KEEP_DATA:-}" ] || rm -rf "$OUT/berlin" "$OUT/munich" "$OUT/router"
+exit 0
