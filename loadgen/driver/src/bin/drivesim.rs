@@ -23,7 +23,15 @@
 //!
 //! Tokens come from the cell's dev endpoint (`--dev-tokens`, a cell run with `--demo`) or
 //! are minted with the cell's JWT secret (`--jwt-secret`). A status line goes to stderr every
-//! few seconds; Ctrl-C sends every driver offline and prints a summary.
+//! few seconds (and, with `--status-json`, the counters and reconnect times to a file);
+//! Ctrl-C or SIGTERM sends every driver offline and prints a summary.
+//!
+//! A driver keeps its delivery across a lost connection (the cell keeps it too, across its
+//! own restart): it reconnects and carries on. An offer accepted just before the connection
+//! ended is looked up through the router (`GET /api/v1/drivers/me/delivery`): taken up again
+//! if the cell assigned it meanwhile (`jobs_resumed`), given up otherwise. Delivery progress
+//! (arrived, picked up, delivered) the cell had not acknowledged when the connection ended is
+//! sent again first (`resent`): a stopping cell may have dropped it unapplied.
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -39,7 +47,7 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
@@ -47,6 +55,9 @@ use tokio::sync::watch;
 mod conn;
 #[path = "drivesim/orders.rs"]
 mod orders;
+#[path = "drivesim/report.rs"]
+mod report;
+use report::Stats;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -117,6 +128,10 @@ struct Args {
     /// Random seed (routes, choices).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also write the counters and every reconnect's time as JSON to this file, with each
+    /// status line and at the end.
+    #[arg(long)]
+    status_json: Option<PathBuf>,
 }
 
 /// Simulated seconds a driver waits at the restaurant before picking up.
@@ -125,65 +140,6 @@ const DWELL_S: f64 = 60.0;
 const MAX_JUMP_M: f64 = 200.0;
 /// Fastest simulated driver, m/s (`Route`'s speed range).
 const MAX_SPEED_MPS: f64 = 15.0;
-
-#[derive(Default)]
-struct Stats {
-    connected: AtomicU64,
-    connects: AtomicU64,
-    connect_failures: AtomicU64,
-    pings: AtomicU64,
-    offers: AtomicU64,
-    declined: AtomicU64,
-    assigned: AtomicU64,
-    cancelled: AtomicU64,
-    delivered: AtomicU64,
-    handovers: AtomicU64,
-    /// Sessions the cell closed with `token_expired`, resumed with a fresh token.
-    reauths: AtomicU64,
-    errors: AtomicU64,
-    orders_placed: AtomicU64,
-    orders_failed: AtomicU64,
-    last_error: std::sync::Mutex<String>,
-}
-
-impl Stats {
-    fn error(&self, what: impl std::fmt::Display) {
-        self.errors.fetch_add(1, Relaxed);
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = what.to_string();
-    }
-
-    fn line(&self, drivers: u64) -> String {
-        let g = |c: &AtomicU64| c.load(Relaxed);
-        let mut s = format!(
-            "drivers {}/{drivers} connected · offers {} (declined {}) · assigned {} · delivered {} · cancelled {}",
-            g(&self.connected),
-            g(&self.offers),
-            g(&self.declined),
-            g(&self.assigned),
-            g(&self.delivered),
-            g(&self.cancelled),
-        );
-        if g(&self.reauths) > 0 {
-            s += &format!(" · re-authenticated {}", g(&self.reauths));
-        }
-        if g(&self.handovers) > 0 {
-            s += &format!(" · handovers {}", g(&self.handovers));
-        }
-        if g(&self.orders_placed) + g(&self.orders_failed) > 0 {
-            s += &format!(
-                " · orders {} placed, {} failed",
-                g(&self.orders_placed),
-                g(&self.orders_failed)
-            );
-        }
-        let errors = g(&self.errors) + g(&self.connect_failures);
-        if errors > 0 {
-            let last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-            s += &format!(" · errors {errors} (last: {last})");
-        }
-        s
-    }
-}
 
 /// Everything the tasks share.
 struct Ctx {
@@ -304,12 +260,30 @@ async fn main() -> anyhow::Result<()> {
         "drivesim: {} drivers → {} (speed-up ×{}); Ctrl-C to stop",
         args.drivers, args.quic, args.speedup
     );
+    let write_status = |ctx: &Ctx| {
+        if let Some(path) = &args.status_json {
+            let v = report::status_json(
+                &ctx.stats,
+                args.drivers,
+                started.elapsed().as_secs_f64(),
+                now_ms(),
+            );
+            if let Err(e) = report::write(path, &v) {
+                eprintln!("drivesim: writing {}: {e}", path.display());
+            }
+        }
+    };
     let mut every = tokio::time::interval(Duration::from_secs(args.status_every.max(1)));
     every.tick().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
-            _ = every.tick() => eprintln!("[{:>5.0}s] {}", started.elapsed().as_secs_f64(), ctx.stats.line(args.drivers)),
+            _ = every.tick() => {
+                eprintln!("[{:>5.0}s] {}", started.elapsed().as_secs_f64(), ctx.stats.line(args.drivers));
+                write_status(&ctx);
+            }
             _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
         }
     }
     let _ = stop_tx.send(true);
@@ -332,6 +306,7 @@ async fn main() -> anyhow::Result<()> {
         ctx.stats.pings.load(Relaxed),
         delivered as f64 * 60.0 / secs.max(1.0),
     );
+    write_status(&ctx);
     Ok(())
 }
 
@@ -344,13 +319,34 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
     let mut cell: Option<CellTarget> = None;
     // The session to resume after the cell closed it for an expired token.
     let mut resume: Option<u64> = None;
+    // Kept across connections: the cell keeps the driver's delivery too.
+    let mut job = Job::Free;
+    // Delivery progress the cell has not acknowledged (status, seq on its connection): a
+    // cell that stops may never have applied it, so it is sent again after reconnecting.
+    let mut unacked: Vec<(u64, StatusChange)> = Vec::new();
+    let mut pending = report::Pending::default();
     while !ctx.stopping() {
         let mut handed_over = false;
         match connect(&ctx, id, cell.as_ref(), resume.take()).await {
             Ok(client) => {
+                pending.connected(&ctx.stats, Instant::now(), now_ms());
+                if let Job::Accepted(offer) = &job {
+                    job = after_accept_lost(&ctx, id, &mut route, offer.clone()).await;
+                }
                 ctx.stats.connects.fetch_add(1, Relaxed);
                 ctx.stats.connected.fetch_add(1, Relaxed);
-                if let Err(e) = drive(&ctx, &client, id, &mut route, &mut rng).await {
+                if let Err(e) = drive(
+                    &ctx,
+                    &client,
+                    id,
+                    &mut route,
+                    &mut rng,
+                    &mut job,
+                    &mut unacked,
+                )
+                .await
+                {
+                    let lost_at = Instant::now();
                     if client.close_reason() == Some(CloseReason::TokenExpired) {
                         // Not a failure: reconnect at once with a fresh token, same session.
                         ctx.stats.reauths.fetch_add(1, Relaxed);
@@ -358,6 +354,12 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
                         resume = Some(client.hello_ack().session_id);
                         continue;
                     }
+                    let cause = if e.downcast_ref::<HandedOver>().is_some() {
+                        report::Cause::Handover
+                    } else {
+                        report::Cause::Lost
+                    };
+                    pending.lost(lost_at, cause);
                     match (e.downcast_ref::<HandedOver>(), &ctx.args.router) {
                         (Some(_), Some(router)) => match lookup(&ctx, router, id, &route).await {
                             Ok(t) => {
@@ -373,10 +375,16 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
                 ctx.stats.connected.fetch_sub(1, Relaxed);
             }
             Err(e) => {
+                pending.lost(Instant::now(), report::Cause::Lost);
                 ctx.stats.connect_failures.fetch_add(1, Relaxed);
                 ctx.stats.error(format!("driver {id} connecting: {e:#}"));
-                // The cell we were sent to may be gone: start over from the router's answer.
-                cell = None;
+                // The cell we were sent to may be gone or restarting: ask the router where
+                // to go now (a restarting cell keeps its address), else start over from the
+                // cell on the command line.
+                cell = match &ctx.args.router {
+                    Some(router) => lookup(&ctx, router, id, &route).await.ok(),
+                    None => None,
+                };
             }
         }
         if handed_over {
@@ -389,6 +397,29 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
             _ = until_stopped(&mut stop) => {}
         }
     }
+}
+
+/// An offer accepted just before the connection ended: the assignment may have been sent
+/// while we were away, and the cell does not send it again. Asks the router what the cell
+/// has us carrying, as a driver app does on reconnecting; without an answer the offer is
+/// given up (counted in `jobs_forgotten`; the order then waits with this driver).
+async fn after_accept_lost(ctx: &Ctx, id: u64, route: &mut Route, offer: Offer) -> Job {
+    if let Some(router) = &ctx.args.router {
+        match conn::assigned_delivery(ctx, router, id, route).await {
+            Ok(Some(d)) if d == offer.delivery_id => {
+                ctx.stats.assigned.fetch_add(1, Relaxed);
+                ctx.stats.jobs_resumed.fetch_add(1, Relaxed);
+                route.go_to(offer.pickup.lat, offer.pickup.lng);
+                return Job::ToRestaurant(offer);
+            }
+            Ok(_) => return Job::Free,
+            Err(e) => ctx
+                .stats
+                .error(format!("driver {id}: current delivery: {e:#}")),
+        }
+    }
+    ctx.stats.jobs_forgotten.fetch_add(1, Relaxed);
+    Job::Free
 }
 
 /// Where a driver is in a delivery.
@@ -428,6 +459,8 @@ async fn drive(
     id: u64,
     route: &mut Route,
     rng: &mut ChaCha8Rng,
+    job: &mut Job,
+    unacked: &mut Vec<(u64, StatusChange)>,
 ) -> anyhow::Result<()> {
     let speedup = ctx.args.speedup;
     // Sub-steps per real second so no ping jumps more than MAX_JUMP_M.
@@ -436,8 +469,13 @@ async fn drive(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let step_s = speedup / per_s;
     let mut stop = ctx.stop.clone();
-    let mut job = Job::Free;
     client.send(status(DriverStatus::Online)).await?;
+    // Oldest first, as they were sent; an answer that it was already applied is an error
+    // message and changes nothing.
+    for (seq, st) in unacked.iter_mut() {
+        *seq = client.send(*st).await?;
+        ctx.stats.resent.fetch_add(1, Relaxed);
+    }
     loop {
         tokio::select! {
             _ = until_stopped(&mut stop) => {
@@ -449,59 +487,65 @@ async fn drive(
                 route.advance(step_s);
                 client.send_ping(&route.ping(id, now_ms()))?;
                 ctx.stats.pings.fetch_add(1, Relaxed);
-                job = progress(ctx, client, route, job).await?;
+                progress(ctx, client, route, job, unacked).await?;
             }
             m = client.next_message() => {
                 let Some(m) = m else {
                     bail!("connection closed: {:?}", client.close_reason());
                 };
-                job = on_message(ctx, client, route, rng, job, m.body).await?;
+                on_message(ctx, client, route, rng, job, unacked, m.body).await?;
             }
         }
     }
 }
 
-/// Arrivals move the delivery on.
+/// Arrivals move the delivery on. The job changes only once the cell was told, so a
+/// connection lost on the way leaves it where the cell has it.
 async fn progress(
     ctx: &Ctx,
     client: &DriverClient,
     route: &mut Route,
-    job: Job,
-) -> anyhow::Result<Job> {
-    Ok(match job {
+    job: &mut Job,
+    unacked: &mut Vec<(u64, StatusChange)>,
+) -> anyhow::Result<()> {
+    let mut send = async |st: DriverStatus| -> anyhow::Result<()> {
+        let st = status(st);
+        let seq = client.send(st).await?;
+        unacked.push((seq, st));
+        Ok(())
+    };
+    match &*job {
         Job::ToRestaurant(offer) if route.arrived() => {
-            client
-                .send(status(DriverStatus::ArrivedAtRestaurant {
-                    delivery_id: offer.delivery_id,
-                }))
-                .await?;
+            send(DriverStatus::ArrivedAtRestaurant {
+                delivery_id: offer.delivery_id,
+            })
+            .await?;
             let wait = Duration::from_secs_f64(DWELL_S / ctx.args.speedup);
-            Job::AtRestaurant {
-                offer,
+            *job = Job::AtRestaurant {
+                offer: offer.clone(),
                 pick_up_at: Instant::now() + wait,
-            }
+            };
         }
-        Job::AtRestaurant { offer, pick_up_at } if Instant::now() >= pick_up_at => {
-            client
-                .send(status(DriverStatus::PickedUp {
-                    delivery_id: offer.delivery_id,
-                }))
-                .await?;
+        Job::AtRestaurant { offer, pick_up_at } if Instant::now() >= *pick_up_at => {
+            send(DriverStatus::PickedUp {
+                delivery_id: offer.delivery_id,
+            })
+            .await?;
             route.go_to(offer.dropoff.lat, offer.dropoff.lng);
-            Job::ToCustomer(offer)
+            *job = Job::ToCustomer(offer.clone());
         }
         Job::ToCustomer(offer) if route.arrived() => {
-            client
-                .send(status(DriverStatus::Delivered {
-                    delivery_id: offer.delivery_id,
-                }))
-                .await?;
+            send(DriverStatus::Delivered {
+                delivery_id: offer.delivery_id,
+            })
+            .await?;
             ctx.stats.delivered.fetch_add(1, Relaxed);
             route.roam();
-            Job::Free
+            *job = Job::Free;
         }
-        other => other,
-    })
+        _ => {}
+    }
+    Ok(())
 }
 
 async fn on_message(
@@ -509,10 +553,11 @@ async fn on_message(
     client: &DriverClient,
     route: &mut Route,
     rng: &mut ChaCha8Rng,
-    job: Job,
+    job: &mut Job,
+    unacked: &mut Vec<(u64, StatusChange)>,
     body: CellBody,
-) -> anyhow::Result<Job> {
-    Ok(match body {
+) -> anyhow::Result<()> {
+    match body {
         CellBody::Offer(offer) => {
             ctx.stats.offers.fetch_add(1, Relaxed);
             let take =
@@ -523,6 +568,11 @@ async fn on_message(
                 ctx.stats.declined.fetch_add(1, Relaxed);
                 OfferDecision::Decline
             };
+            if take {
+                // Before sending: if the accept reaches the cell but the connection drops,
+                // the reconnect gives the offer up (see `driver_loop`).
+                *job = Job::Accepted(offer.clone());
+            }
             client
                 .send(OfferResponse {
                     offer_id: offer.offer_id,
@@ -530,16 +580,16 @@ async fn on_message(
                     decision,
                 })
                 .await?;
-            if take { Job::Accepted(offer) } else { job }
         }
-        CellBody::Assignment(a) => match job {
-            Job::Accepted(offer) if offer.delivery_id == a.delivery_id => {
+        CellBody::Assignment(a) => {
+            if let Job::Accepted(offer) = &*job
+                && offer.delivery_id == a.delivery_id
+            {
                 ctx.stats.assigned.fetch_add(1, Relaxed);
                 route.go_to(offer.pickup.lat, offer.pickup.lng);
-                Job::ToRestaurant(offer)
+                *job = Job::ToRestaurant(offer.clone());
             }
-            other => other,
-        },
+        }
         CellBody::Cancellation(c) => {
             let d = match c.target {
                 CancelTarget::Offer { delivery_id, .. }
@@ -548,20 +598,20 @@ async fn on_message(
             if job.delivery() == Some(d) {
                 ctx.stats.cancelled.fetch_add(1, Relaxed);
                 route.roam();
-                Job::Free
-            } else {
-                job
+                *job = Job::Free;
             }
         }
         CellBody::ErrorMsg(e) => {
+            unacked.retain(|(seq, _)| Some(*seq) != e.ref_seq);
             ctx.stats.error(format!("cell: {:?} {}", e.code, e.message));
             // A refused accept (expired, taken) leaves the driver free.
-            match job {
-                Job::Accepted(_) => Job::Free,
-                other => other,
+            if matches!(job, Job::Accepted(_)) {
+                *job = Job::Free;
             }
         }
         CellBody::Handover(_) => return Err(HandedOver.into()),
-        CellBody::HelloAck(_) | CellBody::Ack(_) => job,
-    })
+        CellBody::Ack(a) => unacked.retain(|(seq, _)| *seq != a.ack_seq),
+        CellBody::HelloAck(_) => {}
+    }
+    Ok(())
 }

@@ -76,3 +76,38 @@ pub(super) async fn connect(
         }
     }
 }
+
+/// The delivery the cell has this driver carrying, from the router's
+/// `GET /api/v1/drivers/me/delivery` (routed by position to the cell serving it): after a
+/// reconnect, whether an offer accepted just before the connection ended was assigned.
+/// `Some(delivery_id)` only when the order has a driver (this one).
+pub(super) async fn assigned_delivery(
+    ctx: &Ctx,
+    router: &str,
+    id: u64,
+    route: &Route,
+) -> anyhow::Result<Option<u64>> {
+    let (lat, lng) = route.position();
+    let token = ctx.token("driver", id).await?;
+    let url = format!(
+        "{}/api/v1/drivers/me/delivery?lat={lat}&lng={lng}",
+        router.trim_end_matches('/')
+    );
+    let r = ctx.http.get(url).bearer_auth(token).send().await?;
+    if r.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let status = r.status();
+    let v: serde_json::Value = r.json().await?;
+    if !status.is_success() {
+        bail!("router answered {status}: {v}");
+    }
+    let carried = matches!(
+        v["status"].as_str(),
+        Some("driver_assigned" | "driver_at_restaurant" | "picked_up" | "delivering")
+    );
+    Ok(v["delivery_id"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .filter(|_| carried))
+}
