@@ -64,6 +64,8 @@ struct Inner {
     quic: OnceLock<QuicInfo>,
     /// A drain's start and progress, as this process sees them (`crate::drain`).
     drain: crate::drain::DrainState,
+    /// Set once the process was asked to stop: new requests are refused as not taken.
+    stopping: std::sync::atomic::AtomicBool,
     /// The per-user request rate (`[limits]`), checked by the bearer-token extractor.
     api_limiter: crate::limits::ApiLimiter,
     /// The payment sandbox, when it is the provider: its fault modes are set at runtime.
@@ -101,8 +103,21 @@ impl App {
             ownership,
             quic: OnceLock::new(),
             drain: crate::drain::DrainState::default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             sandbox: OnceLock::new(),
         }))
+    }
+
+    /// Whether the process is stopping (see `http::refuse_while_stopping`).
+    pub fn stopping(&self) -> bool {
+        self.0.stopping.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// From now on, new requests are refused as not taken.
+    pub fn set_stopping(&self) {
+        self.0
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn drain(&self) -> &crate::drain::DrainState {

@@ -366,6 +366,11 @@ pub async fn run(
     serve(app, listeners, shutdown, keep).await
 }
 
+/// How long a stopping cell answers new requests "not taken" before its listener closes:
+/// long enough for a router's pooled connections to each carry one more request (and be
+/// closed by the answer), short enough not to hold up a restart.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Closes every tracking socket with 1012 (service restart) and waits, briefly, for the
 /// close frames to go out: upgraded connections outlive the HTTP server's graceful stop, so
 /// without this they would end with a reset and clients could not tell a restart from a
@@ -444,8 +449,16 @@ async fn serve(
         () = shutdown => None,
         lost = lost => Some(lost),
     };
+    if lost.is_none() {
+        // A requested stop: for a moment, answer new requests "not taken" (the router resends
+        // them) and close the connections they came on, so none is cut mid-request.
+        trackers.set_stopping();
+        close_trackers(&trackers).await;
+        tokio::time::sleep(STOP_GRACE).await;
+    } else {
+        close_trackers(&trackers).await;
+    }
     let _ = stop_tx.send(true);
-    close_trackers(&trackers).await;
     serving.await?;
     if let Some(q) = quic {
         q.await;

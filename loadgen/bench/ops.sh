@@ -43,6 +43,8 @@ RATE=${RATE:-40}; DRIVERS=${DRIVERS:-500}; SPEEDUP=${SPEEDUP:-60}; TRACKERS=${TR
 BERLIN_RESTAURANTS=${BERLIN_RESTAURANTS:-12000}; MUNICH_RESTAURANTS=${MUNICH_RESTAURANTS:-2000}
 OUT=${OUT:-target/bench/ops-$(date -u +%Y%m%dT%H%M%SZ)}
 . loadgen/bench/lib.sh
+# lib.sh's trap, made safe under `set -e` (killing an already dead pid must not set the status).
+trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 SIM=${SIM:-$BIN_DIR/drivesim}
 mkdir -p "$OUT"
 BERLIN=52.5200,13.4050; MUNICH=48.1372,11.5755

@@ -42,9 +42,9 @@ mod ws_doc;
 
 use crate::app::App;
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::time::{Duration, Instant};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -127,6 +127,7 @@ pub fn router(app: App) -> Router {
         .fallback(|| async { ApiError::not_found("route", "for this path") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(track_metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), refuse_while_stopping))
         // Enforced by the body extractors (`AppJson`), so an oversized body gets our JSON
         // 413; tower-http's `RequestBodyLimitLayer` answered a too-large Content-Length
         // with a plain-text 413 before any handler ran.
@@ -141,6 +142,33 @@ pub fn router(app: App) -> Router {
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(app)
+}
+
+/// While the cell stops (`App::stopping`), every request but `/live` is answered 503
+/// `cell.stopping` without being taken, marked so the router sends it again whatever its
+/// method (`x-cell-standby`, as a standby's), and with `Connection: close` so the router's
+/// pooled connection goes before the listener does: a request written on a connection the
+/// stopping cell closes could not be told apart from one it took.
+async fn refuse_while_stopping(State(app): State<App>, req: Request, next: Next) -> Response {
+    if !app.stopping() || req.uri().path() == "/live" {
+        return next.run(req).await;
+    }
+    let mut resp = ApiError::Unavailable {
+        code: "cell.stopping",
+        message: "this cell is restarting; the request was not taken".into(),
+        retry_after_s: 1,
+    }
+    .into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        standby::STANDBY_HEADER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    h.insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    resp
 }
 
 /// Request count and latency per route and status, for `/metrics`.
