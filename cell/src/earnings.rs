@@ -51,7 +51,7 @@ pub async fn record(
         })
     })
     .await;
-    r.map_err(flatten)
+    r.map_err(crate::people::flatten)
 }
 
 /// The deliveries of `d` with `from <= delivered < to`.
@@ -76,14 +76,7 @@ pub async fn summary(
         })
     })
     .await;
-    r.map_err(flatten)
-}
-
-fn flatten(e: store::TxnError<()>) -> store::StoreError {
-    match e {
-        store::TxnError::Store(e) => e,
-        store::TxnError::Abort(()) => store::StoreError::Closed,
-    }
+    r.map_err(crate::people::flatten)
 }
 
 /// Records every delivery's payout as the log shows it, until `shutdown`.

@@ -100,7 +100,8 @@ pub async fn put(kv: &dyn Kv, kind: Kind, id: u64, p: &Profile) -> Result<(), st
     r.map_err(flatten)
 }
 
-fn flatten(e: store::TxnError<()>) -> store::StoreError {
+/// A transaction's error when its closure never aborts: the store's.
+pub(crate) fn flatten(e: store::TxnError<()>) -> store::StoreError {
     match e {
         store::TxnError::Store(e) => e,
         store::TxnError::Abort(()) => store::StoreError::Closed,
