@@ -23,7 +23,7 @@ fn profile_id(id: &str) -> Result<u64, ApiError> {
 
 /// A profile (admins only; it holds the phone).
 #[utoipa::path(get, path = "/api/v1/admin/profiles/{kind}/{id}",
-    params(("kind" = Kind, Path), ("id" = String, Path)), security(("bearer" = [])),
+    params(("kind" = inline(Kind), Path), ("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Profile), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_profile(
     State(app): State<App>,
@@ -41,7 +41,7 @@ async fn get_profile(
 
 /// Creates or replaces a profile (admins only).
 #[utoipa::path(put, path = "/api/v1/admin/profiles/{kind}/{id}",
-    params(("kind" = Kind, Path), ("id" = String, Path)), request_body = Profile, security(("bearer" = [])),
+    params(("kind" = inline(Kind), Path), ("id" = String, Path)), request_body = Profile, security(("bearer" = [])),
     responses((status = 200, body = Profile), (status = 403, body = ErrorBody)))]
 async fn put_profile(
     State(app): State<App>,

@@ -18,6 +18,9 @@ pub(super) fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new().routes(routes!(get_faults, put_faults))
 }
 
+/// The longest outage the fault endpoint plays (the schema's maximum).
+const MAX_DOWN_MS: u64 = 86_400_000;
+
 /// A change to the sandbox's fault modes; every field optional, missing = unchanged.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,8 +30,8 @@ pub struct FaultsPatch {
     pub fail_percent: Option<u8>,
     /// Every call goes unanswered (times out).
     pub timeout: Option<bool>,
-    /// Every call fails as unavailable for this long from now; 0 = up again.
-    #[schema(minimum = 0)]
+    /// Every call fails as unavailable for this long from now (at most a day); 0 = up again.
+    #[schema(minimum = 0, maximum = 86400000)]
     pub down_for_ms: Option<u64>,
     /// Captures are declined as if the authorization expired.
     pub decline_after_authorize: Option<bool>,
@@ -87,6 +90,12 @@ async fn put_faults(
 ) -> Result<axum::Json<FaultsState>, ApiError> {
     require_admin(&who)?;
     let sandbox = sandbox(&app)?;
+    if patch.down_for_ms.is_some_and(|ms| ms > MAX_DOWN_MS) {
+        return Err(ApiError::bad_request(
+            "payments.invalid_faults",
+            format!("down_for_ms must be at most {MAX_DOWN_MS} (a day)"),
+        ));
+    }
     let patch = payments::FaultPatch {
         fail_percent: patch.fail_percent,
         timeout: patch.timeout,
