@@ -1,4 +1,4 @@
-//! A drain that finishes: orders no driver takes are cancelled with a reason and refunded at
+//! Drivers leaving a cell, and a drain that finishes: orders no driver takes are cancelled with a reason and refunded at
 //! the drain's deadline, `cells list` shows the drain's progress meanwhile, and the cell
 //! reaches `drained` on its own (scaled down: a 5 s deadline instead of 10 minutes).
 
@@ -129,4 +129,55 @@ fn orders_nobody_takes_are_cancelled_and_refunded_at_the_deadline_and_the_drain_
         assert_eq!(o["payment_status"], payment, "{o}");
     }
     router.delete_cell_expect(1, 200);
+}
+
+/// Not a drain, its sibling: idle drivers in a region that moved are sent to its new owner.
+#[test]
+fn idle_drivers_in_a_moved_region_are_handed_over() {
+    use itest::live::LiveDriver;
+    use schemas::{CellBody, HandoverReason};
+    let a = Cell::start(CellOpts {
+        cell_id: Some(1),
+        ..CellOpts::default()
+    });
+    let b = Cell::start(CellOpts {
+        cell_id: Some(3),
+        config_toml: Some("[cell]\nname = \"spare3\"\n[demo]\nrestaurants = 0\n".into()),
+        ..CellOpts::default()
+    });
+    let router = Router::start(NO_LIMITS, None);
+    router.add_cell(a.addr(), None).expect_status(201);
+    router.add_cell(b.addr(), Some(vec![])).expect_status(201);
+    let pick = &fixtures::pool(&a)[0];
+    let at = (
+        pick.menu["restaurant"]["lat"].as_f64().unwrap(),
+        pick.menu["restaurant"]["lng"].as_f64().unwrap(),
+    );
+    let rt = itest::live::runtime();
+    let mut driver = LiveDriver::connect(&a, &rt, 9001, at);
+    router
+        .post(&format!(
+            "/admin/v1/regions/{}/move",
+            pick.id
+                .parse::<domain::RestaurantId>()
+                .expect("restaurant id")
+                .region()
+                .expect("region")
+        ))
+        .token(&router.admin())
+        .json(&json!({ "to": "3" }))
+        .send()
+        .expect_status(200);
+    let msg = driver.expect("handover", Duration::from_secs(10), |b| {
+        matches!(b, CellBody::Handover(_))
+    });
+    let CellBody::Handover(h) = msg.body else {
+        unreachable!()
+    };
+    assert_eq!(
+        Some(h.addr),
+        b.ready().quic,
+        "points at the new owner's gateway"
+    );
+    assert_eq!(h.reason, HandoverReason::RegionMoved);
 }

@@ -578,35 +578,3 @@ fn a_killed_cell_is_503_for_its_region_until_it_returns() {
     let limited = search(&router, &greedy, MUNICH).expect_error(429, "rate_limited");
     assert!(limited.headers.contains_key("retry-after"));
 }
-
-#[test]
-fn idle_drivers_in_a_moved_region_are_handed_over() {
-    use itest::live::LiveDriver;
-    use schemas::{CellBody, HandoverReason};
-    let (a, b, router) = berlin_and_spare();
-    let pick = &fixtures::pool(&a)[0];
-    let at = (
-        pick.menu["restaurant"]["lat"].as_f64().unwrap(),
-        pick.menu["restaurant"]["lng"].as_f64().unwrap(),
-    );
-    let rt = runtime();
-    let mut driver = LiveDriver::connect(&a, &rt, 9001, at);
-    router
-        .post(&format!("/admin/v1/regions/{}/move", region_of(&pick.id)))
-        .token(&router.admin())
-        .json(&json!({ "to": "3" }))
-        .send()
-        .expect_status(200);
-    let msg = driver.expect("handover", Duration::from_secs(10), |b| {
-        matches!(b, CellBody::Handover(_))
-    });
-    let CellBody::Handover(h) = msg.body else {
-        unreachable!()
-    };
-    assert_eq!(
-        Some(h.addr),
-        b.ready().quic,
-        "points at the new owner's gateway"
-    );
-    assert_eq!(h.reason, HandoverReason::RegionMoved);
-}

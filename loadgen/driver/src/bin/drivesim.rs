@@ -331,7 +331,7 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
             Ok(client) => {
                 pending.connected(&ctx.stats, Instant::now(), now_ms());
                 if let Job::Accepted(offer) = &job {
-                    job = after_accept_lost(&ctx, id, &mut route, offer.clone()).await;
+                    job = conn::after_accept_lost(&ctx, id, &mut route, offer.clone()).await;
                 }
                 ctx.stats.connects.fetch_add(1, Relaxed);
                 ctx.stats.connected.fetch_add(1, Relaxed);
@@ -397,29 +397,6 @@ async fn driver_loop(ctx: Arc<Ctx>, id: u64) {
             _ = until_stopped(&mut stop) => {}
         }
     }
-}
-
-/// An offer accepted just before the connection ended: the assignment may have been sent
-/// while we were away, and the cell does not send it again. Asks the router what the cell
-/// has us carrying, as a driver app does on reconnecting; without an answer the offer is
-/// given up (counted in `jobs_forgotten`; the order then waits with this driver).
-async fn after_accept_lost(ctx: &Ctx, id: u64, route: &mut Route, offer: Offer) -> Job {
-    if let Some(router) = &ctx.args.router {
-        match conn::assigned_delivery(ctx, router, id, route).await {
-            Ok(Some(d)) if d == offer.delivery_id => {
-                ctx.stats.assigned.fetch_add(1, Relaxed);
-                ctx.stats.jobs_resumed.fetch_add(1, Relaxed);
-                route.go_to(offer.pickup.lat, offer.pickup.lng);
-                return Job::ToRestaurant(offer);
-            }
-            Ok(_) => return Job::Free,
-            Err(e) => ctx
-                .stats
-                .error(format!("driver {id}: current delivery: {e:#}")),
-        }
-    }
-    ctx.stats.jobs_forgotten.fetch_add(1, Relaxed);
-    Job::Free
 }
 
 /// Where a driver is in a delivery.

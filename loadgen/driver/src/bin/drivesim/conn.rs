@@ -111,3 +111,37 @@ pub(super) async fn assigned_delivery(
         .and_then(|d| d.parse().ok())
         .filter(|_| carried))
 }
+
+/// An offer accepted just before the connection ended: the assignment may have been sent
+/// while we were away, and the cell does not send it again. Asks the router what the cell
+/// has us carrying, as a driver app does on reconnecting; without an answer the offer is
+/// given up (counted in `jobs_forgotten`; the order then waits with this driver).
+pub(super) async fn after_accept_lost(
+    ctx: &Ctx,
+    id: u64,
+    route: &mut Route,
+    offer: schemas::Offer,
+) -> super::Job {
+    if let Some(router) = &ctx.args.router {
+        match assigned_delivery(ctx, router, id, route).await {
+            Ok(Some(d)) if d == offer.delivery_id => {
+                ctx.stats
+                    .assigned
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ctx.stats
+                    .jobs_resumed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                route.go_to(offer.pickup.lat, offer.pickup.lng);
+                return super::Job::ToRestaurant(offer);
+            }
+            Ok(_) => return super::Job::Free,
+            Err(e) => ctx
+                .stats
+                .error(format!("driver {id}: current delivery: {e:#}")),
+        }
+    }
+    ctx.stats
+        .jobs_forgotten
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    super::Job::Free
+}
