@@ -372,7 +372,7 @@ async fn forward_held(
                 Err(e) => Err(e),
             }
         } else {
-            let req = Request::from_parts(clone_parts(&parts), Body::from(bytes.clone()));
+            let req = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
             app.0.upstream.forward(&target, req, ip).await
         };
         let (error, reach) = match attempt {
@@ -398,20 +398,6 @@ fn finish_hold(held: bool, r: Result<Response, RouterError>) -> Result<Response,
         metrics::counter!("router_held_requests_total", "outcome" => outcome).increment(1);
     }
     r
-}
-
-/// A copy of a request head for another attempt.
-fn clone_parts(p: &axum::http::request::Parts) -> axum::http::request::Parts {
-    let mut b = Request::builder()
-        .method(p.method.clone())
-        .uri(p.uri.clone())
-        .version(p.version);
-    if let Some(h) = b.headers_mut() {
-        *h = p.headers.clone();
-    }
-    let (mut parts, ()) = b.body(()).expect("parts of a valid request").into_parts();
-    parts.extensions = p.extensions.clone();
-    parts
 }
 
 /// Seeds each held request's jitter differently.
