@@ -6,14 +6,15 @@
 # made while the load runs) and once with it off (`perform_effects = false`, a switch that
 # exists only for this benchmark: captures stay pending). The order alternates per round.
 # Prints, per round, accept p50/p99 both ways, the p99 difference and the ratio on/off, then
-# min / median / max over the rounds, with the machine's load average at each start.
+# min / median / max over the rounds, the p99 of all rounds pooled (their HdrHistograms merged),
+# and the cell's CPU per order both ways, with the machine's load average at each start.
 # Run from the repository root after `cargo build --release -p cell -p loadgen`.
 #
 #   loadgen/bench/saga-overhead.sh [OUT_DIR]
-#   env: RATE (1000), SECS (20), ROUNDS (3), BIN_DIR (target/release)
+#   env: RATE (1000), SECS (20), ROUNDS (5), BIN_DIR (target/release)
 set -euo pipefail
 OUT=${1:-target/bench/saga-overhead-$(date -u +%Y%m%dT%H%M%S)}
-RATE=${RATE:-1000}; SECS=${SECS:-20}; ROUNDS=${ROUNDS:-3}
+RATE=${RATE:-1000}; SECS=${SECS:-20}; ROUNDS=${ROUNDS:-5}
 . "$(dirname "$0")/lib.sh"   # CELL, L, PIDS, field, wait_ready
 for b in "$CELL" "$L"; do [ -x "$b" ] || { echo "missing $b: cargo build --release -p cell -p loadgen"; exit 1; }; done
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
@@ -44,27 +45,51 @@ for i in $(seq 1 "$ROUNDS"); do
   if [ $((i % 2)) -eq 1 ]; then one "$i" off; one "$i" on; else one "$i" on; one "$i" off; fi
 done
 
+python3 -c 'import hdrh' 2>/dev/null || pip install -q hdrhistogram >/dev/null 2>&1 || true
 python3 - "$OUT" "$ROUNDS" "$RATE" <<'PY'
 import json, sys, statistics, os
 out, rounds, rate = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-def accept(mode, i):
-    d = json.load(open(os.path.join(out, f"{mode}-{i}.json")))
-    op = next(o for o in d["ops"] if o["op"] == "accept")
-    return op
-rows, ratios, deltas, on99, off99 = [], [], [], [], []
+def report(mode, i):
+    return json.load(open(os.path.join(out, f"{mode}-{i}.json")))
+def op(d, name):
+    return next(o for o in d["ops"] if o["op"] == name)
+def cpu_us_per_order(d):
+    # The cell's CPU over the run (cores x wall) per order placed and accepted.
+    c = d["cpu"].get("target_cores")
+    placed = op(d, "place")["ok"] + op(d, "place_queued")["ok"]
+    return c * 1e6 / op(d, "place")["rate_ok_per_s"] if c and placed else float("nan")
+on99, off99, deltas, ratios, cpu = [], [], [], [], {"on": [], "off": []}
 print(f"\naccept at {rate} orders/s, payment worker effects on vs off (fresh cell each)")
-print(f"{'round':>5} {'mode':>4} {'ok/s':>7} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7}")
+print(f"{'round':>5} {'mode':>4} {'ok/s':>7} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} {'cell CPU µs/order':>18}")
 for i in range(1, rounds + 1):
-    r = {m: accept(m, i) for m in ("off", "on")}
+    r = {m: report(m, i) for m in ("off", "on")}
     for m in ("off", "on"):
-        o = r[m]
-        print(f"{i:>5} {m:>4} {o['rate_ok_per_s']:>7.0f} {o['errors']:>6} {o['latency_ms']['p50']:>7.2f} {o['latency_ms']['p99']:>7.2f}")
-    a, b = r["on"]["latency_ms"]["p99"], r["off"]["latency_ms"]["p99"]
+        o = op(r[m], "accept"); u = cpu_us_per_order(r[m]); cpu[m].append(u)
+        print(f"{i:>5} {m:>4} {o['rate_ok_per_s']:>7.0f} {o['errors']:>6} {o['latency_ms']['p50']:>7.2f} {o['latency_ms']['p99']:>7.2f} {u:>18.0f}")
+    a, b = op(r["on"], "accept")["latency_ms"]["p99"], op(r["off"], "accept")["latency_ms"]["p99"]
     on99.append(a); off99.append(b); deltas.append(a - b); ratios.append(a / b if b else float("nan"))
 def mmm(xs, f):
     return f"min {f(min(xs))} / median {f(statistics.median(xs))} / max {f(max(xs))}"
 print(f"accept p99 off: {mmm(off99, lambda x: f'{x:.2f} ms')}")
 print(f"accept p99 on:  {mmm(on99, lambda x: f'{x:.2f} ms')}")
-print(f"p99 added (on - off): {mmm(deltas, lambda x: f'{x:+.2f} ms')}")
-print(f"ratio on/off: {mmm(ratios, lambda x: f'{x:.2f}')}")
+print(f"p99 added (on - off), per round: {mmm(deltas, lambda x: f'{x:+.2f} ms')}")
+print(f"ratio on/off, per round: {mmm(ratios, lambda x: f'{x:.2f}')}")
+print(f"cell CPU per order off: {mmm(cpu['off'], lambda x: f'{x:.0f} µs')}")
+print(f"cell CPU per order on:  {mmm(cpu['on'], lambda x: f'{x:.0f} µs')}")
+try:
+    from hdrh.histogram import HdrHistogram
+    pooled = {}
+    for m in ("off", "on"):
+        h = None
+        for i in range(1, rounds + 1):
+            x = HdrHistogram.decode(op(report(m, i), "accept")["latency_hist_b64"])
+            if h is None: h = x
+            else: h.add(x)
+        pooled[m] = h
+    p = {m: pooled[m].get_value_at_percentile(99) / 1000 for m in pooled}
+    n = {m: pooled[m].get_total_count() for m in pooled}
+    print(f"pooled over {rounds} rounds ({n['off']} / {n['on']} accepts): accept p99 off {p['off']:.2f} ms, "
+          f"on {p['on']:.2f} ms, added {p['on'] - p['off']:+.2f} ms, ratio {p['on'] / p['off']:.2f}")
+except ImportError:
+    print("pooled p99: skipped (pip install hdrhistogram to merge the rounds' histograms)")
 PY
