@@ -70,6 +70,8 @@ struct Inner {
     api_limiter: crate::limits::ApiLimiter,
     /// The payment sandbox, when it is the provider: its fault modes are set at runtime.
     sandbox: OnceLock<Arc<payments::SandboxGateway>>,
+    /// Profiles from token claims, applied once per person and change.
+    claim_sync: crate::people_claims::ClaimSync,
 }
 
 impl App {
@@ -105,6 +107,7 @@ impl App {
             drain: crate::drain::DrainState::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
             sandbox: OnceLock::new(),
+            claim_sync: Default::default(),
         }))
     }
 
@@ -118,6 +121,10 @@ impl App {
         self.0
             .stopping
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn claim_sync(&self) -> &crate::people_claims::ClaimSync {
+        &self.0.claim_sync
     }
 
     pub fn drain(&self) -> &crate::drain::DrainState {

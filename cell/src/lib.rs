@@ -49,6 +49,7 @@ pub mod notify;
 pub mod orders;
 pub mod ownership;
 pub mod people;
+pub mod people_claims;
 pub mod reconcile;
 pub mod saga;
 pub mod server;

@@ -82,6 +82,8 @@ fetch_timeout_ms = 3000
 role_claim = "realm_access.roles"
 default_role = "customer"
 subject_claim = "food_id"
+name_claim = "profile.display_name"
+phone_claim = "profile.phone"
 
 [health]
 interval_ms = 2000

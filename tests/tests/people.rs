@@ -188,3 +188,56 @@ fn customers_and_restaurants_see_the_driver_and_drivers_see_addresses_and_earnin
         .send()
         .expect_error(403, "auth.forbidden");
 }
+
+#[test]
+fn a_tokens_name_claim_becomes_the_profile() {
+    let cell = Cell::start(CellOpts::default());
+    let admin = cell.token("admin", 1);
+    let named = |role: &str, sub: u64, name: &str| {
+        cell.post("/api/v1/dev/token")
+            .json(&json!({ "role": role, "sub": sub.to_string(), "name": name }))
+            .send()
+            .expect_status(200)
+            .json["token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    };
+    let profile = |kind: &str, id: u64| {
+        cell.get(&format!("/api/v1/admin/profiles/{kind}/{id}"))
+            .token(&admin)
+            .send()
+    };
+    profile("customer", 991).expect_error(404, "not_found");
+
+    // Any authenticated call carries the claims in.
+    let cust = named("customer", 991, "Ada Lovelace");
+    cell.get("/api/v1/orders?customer=me")
+        .token(&cust)
+        .send()
+        .expect_status(200);
+    assert_eq!(
+        profile("customer", 991).expect_status(200).json["display_name"],
+        "Ada Lovelace"
+    );
+    let driver = named("driver", 992, "Zed Quinn");
+    cell.get("/api/v1/drivers/me/earnings")
+        .token(&driver)
+        .send()
+        .expect_status(200);
+    assert_eq!(
+        profile("driver", 992).expect_status(200).json["display_name"],
+        "Zed Quinn"
+    );
+    // A new name in a later token replaces it; a restaurant token names staff, not the
+    // restaurant, so it writes nothing.
+    let renamed = named("customer", 991, "Ada King");
+    cell.get("/api/v1/orders?customer=me")
+        .token(&renamed)
+        .send()
+        .expect_status(200);
+    assert_eq!(
+        profile("customer", 991).expect_status(200).json["display_name"],
+        "Ada King"
+    );
+}

@@ -93,6 +93,22 @@ impl FromRequestParts<App> for Auth {
                 },
             });
         }
+        // The token's name and phone claims become the person's profile (customers and
+        // drivers: a restaurant token names a member of staff, not the restaurant). A failed
+        // write costs the profile, never the request.
+        let who = match v.principal {
+            Principal::Customer(c) => Some((crate::people::Kind::Customer, c.0)),
+            Principal::Driver(d) => Some((crate::people::Kind::Driver, d.0)),
+            _ => None,
+        };
+        if let Some((kind, id)) = who
+            && let Err(e) = app
+                .claim_sync()
+                .apply(&**app.kv(), kind, id, v.name.as_deref(), v.phone.as_deref())
+                .await
+        {
+            tracing::warn!(error = %e, "could not apply the token's profile claims");
+        }
         Ok(Auth(v.principal))
     }
 }

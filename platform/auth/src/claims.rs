@@ -17,7 +17,10 @@ pub struct ClaimNames {
     /// Dotted path to the numeric id of the customer, driver or restaurant (a decimal string
     /// or a number).
     pub subject: String,
+    /// Dotted path to the display name.
     pub name: String,
+    /// Dotted path to the phone (E.164).
+    pub phone: String,
     pub home: String,
 }
 
@@ -28,6 +31,7 @@ impl Default for ClaimNames {
             default_role: None,
             subject: "sub".into(),
             name: "name".into(),
+            phone: "phone_number".into(),
             home: "home".into(),
         }
     }
@@ -93,6 +97,9 @@ impl ClaimNames {
         let name = lookup(claims, &self.name)
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let phone = lookup(claims, &self.phone)
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let home = match lookup(claims, &self.home).and_then(Value::as_u64) {
             Some(h) => Some(
                 u32::try_from(h)
@@ -105,6 +112,7 @@ impl ClaimNames {
         Ok(Verified {
             principal: Principal::from_role(role, id),
             name,
+            phone,
             home,
             expires_at: UnixMs(i64::try_from(exp.saturating_mul(1000)).unwrap_or(i64::MAX)),
         })

@@ -145,6 +145,14 @@ pub struct OidcConfig {
     /// Dotted path of the claim holding the numeric customer, driver or restaurant id.
     #[serde(default = "default_subject_claim")]
     pub subject_claim: String,
+    /// Dotted path of the person's display name (OIDC's standard `name`): it becomes their
+    /// profile's name in each cell they use.
+    #[serde(default = "default_name_claim")]
+    pub name_claim: String,
+    /// Dotted path of the person's phone in E.164 (OIDC's standard `phone_number`): it becomes
+    /// their profile's phone (personal data: read by admins only).
+    #[serde(default = "default_phone_claim")]
+    pub phone_claim: String,
 }
 
 fn default_refresh() -> u64 {
@@ -161,6 +169,12 @@ fn default_role_claim() -> String {
 }
 fn default_subject_claim() -> String {
     "sub".into()
+}
+fn default_name_claim() -> String {
+    "name".into()
+}
+fn default_phone_claim() -> String {
+    "phone_number".into()
 }
 
 impl OidcConfig {

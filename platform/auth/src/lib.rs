@@ -101,6 +101,8 @@ impl Role {
 pub struct Verified {
     pub principal: Principal,
     pub name: Option<String>,
+    /// The phone claim as the issuer gave it (unchecked; see the cell's profiles).
+    pub phone: Option<String>,
     pub home: Option<CellId>,
     /// When the token stops being valid: long-lived sessions (WebSocket, QUIC) end then.
     pub expires_at: UnixMs,

@@ -55,6 +55,8 @@ impl Oidc {
             role: cfg.role_claim.clone(),
             default_role: cfg.default_role,
             subject: cfg.subject_claim.clone(),
+            name: cfg.name_claim.clone(),
+            phone: cfg.phone_claim.clone(),
             ..ClaimNames::default()
         };
         Self {

@@ -181,6 +181,7 @@ async fn oidc_tokens_verify_against_the_fetched_jwks() {
     let got = v.verify(&rs, NOW).unwrap();
     assert_eq!(got.principal, Principal::Customer(CustomerId(42)));
     assert_eq!(got.name.as_deref(), Some("Ada"));
+    assert_eq!(got.phone, None, "no phone_number claim");
     let es = ec.token(&claims(iss, "food-api", json!("driver"), json!(7)));
     assert_eq!(
         v.verify(&es, NOW).unwrap().principal,
@@ -277,19 +278,24 @@ async fn role_and_subject_claims_are_configurable() {
     cfg.role_claim = "realm_access.roles".into();
     cfg.subject_claim = "food.customer_id".into();
     cfg.default_role = Some(Role::Customer);
+    cfg.name_claim = "profile.display".into();
+    cfg.phone_claim = "profile.tel".into();
     let v = Verifier::from_config(NEW.as_bytes(), &Hs256Config::default(), Some(&cfg)).unwrap();
     v.start().await;
     let iat = NOW.0 / 1000;
-    let base = json!({"iss": server.url, "aud": ["food-api", "account"], "sub": "f3a1-uuid", "iat": iat, "exp": iat + 60, "food": {"customer_id": 9}});
+    let base = json!({"iss": server.url, "aud": ["food-api", "account"], "sub": "f3a1-uuid", "iat": iat, "exp": iat + 60, "food": {"customer_id": 9}, "name": "not this one", "profile": {"display": "Grace Hopper", "tel": "+15551234567"}});
     let mut with_roles = base.clone();
     with_roles["realm_access"] = json!({"roles": ["offline_access", "restaurant"]});
     assert_eq!(
         v.verify(&a.token(&with_roles), NOW).unwrap().principal,
         Principal::Restaurant(domain::RestaurantId(9))
     );
+    let got = v.verify(&a.token(&base), NOW).unwrap();
+    assert_eq!(got.principal, Principal::Customer(CustomerId(9)));
     assert_eq!(
-        v.verify(&a.token(&base), NOW).unwrap().principal,
-        Principal::Customer(CustomerId(9))
+        (got.name.as_deref(), got.phone.as_deref()),
+        (Some("Grace Hopper"), Some("+15551234567")),
+        "the name and phone come from the configured claims"
     );
 }
 
