@@ -51,6 +51,7 @@ pub const PURE_CRATES: &[&str] = &[
     "schemas",
     "platform/cellmap",
     "platform/cellapi",
+    "platform/pathcodec",
 ];
 
 /// Crates (package names) a pure library must not depend on; `store` is ours.
