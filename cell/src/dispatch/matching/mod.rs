@@ -8,6 +8,8 @@
 //!   machine's answers say.
 
 pub mod machine;
+#[cfg(test)]
+mod scenario_tests;
 mod task;
 #[cfg(test)]
 mod task_tests;

@@ -162,12 +162,14 @@ impl Dispatch {
             }
             // Drivers whose connection stayed lost past the grace period go offline.
             let grace = Duration::from_millis(self.cfg.reconnect_grace_ms);
-            let gone: Vec<DriverId> = st
+            let mut gone: Vec<DriverId> = st
                 .sessions
                 .iter()
                 .filter(|(_, s)| s.lost_at.is_some_and(|t| now.since(t) >= grace))
                 .map(|(d, _)| *d)
                 .collect();
+            // By id, not the map's order: the offers they held move on in a fixed order.
+            gone.sort_unstable();
             for d in gone {
                 st.sessions.remove(&d);
                 if !self.carrying.read().contains_key(&d) {
