@@ -56,8 +56,11 @@ fn count(n: usize) -> Option<f64> {
     Some(n as f64)
 }
 
+/// A row's name, how it shows, and where its value comes from.
+type Spec = (&'static str, Kind, fn(&Summary) -> Option<f64>);
+
 fn rows_of(a: &Summary, b: &Summary) -> Vec<Row> {
-    let specs: Vec<(&str, Kind, fn(&Summary) -> Option<f64>)> = vec![
+    let specs: Vec<Spec> = vec![
         ("orders placed", Kind::Count, |s| count(s.placed)),
         ("delivered", Kind::Count, |s| count(s.delivered)),
         ("cancelled", Kind::Count, |s| count(s.cancelled)),
