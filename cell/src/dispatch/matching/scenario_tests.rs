@@ -445,3 +445,29 @@ async fn racing_accepts_assign_exactly_one_driver() {
         "a busy driver is not offered a second order"
     );
 }
+
+/// Nobody within 5 km: three empty searches 0.3 s apart end the near phase, and the order is
+/// offered at 10 km in the very tick that widens it, not one wake-up later.
+#[tokio::test]
+async fn an_order_nobody_near_can_take_is_offered_wide_in_the_tick_that_widens() {
+    let c = city().await;
+    let _metrics = metrics::set_default_local_recorder(&c.recorder);
+    let t = NOW;
+    let mut far = c.driver(301, north_of(RESTAURANT, 7_000.0), t).await;
+    let order = c.confirmed_order(1, 5301, t).await;
+    c.d.tick(t).await;
+    c.d.tick(t.plus(ms(300))).await;
+    assert!(far.drain().is_empty(), "7 km is outside 5 km");
+    assert_eq!(c.metric("cell_matching_widened_total"), 0.0);
+    c.d.tick(t.plus(ms(600))).await;
+    assert_eq!(c.metric("cell_matching_widened_total"), 1.0);
+    far.drain();
+    let offers = far.offers();
+    assert_eq!(offers.len(), 1, "{:#?}", far.seen);
+    assert_eq!(offers[0].order_id, order.id.0);
+    assert_eq!(
+        offers[0].expires_at_ms,
+        t.plus(ms(600 + 800)).0 as u64,
+        "sent at the widening tick"
+    );
+}
