@@ -10,7 +10,8 @@
 //!   customer's `order_delayed` update;
 //! - accepts of one delivery racing (the QUIC session's and the REST endpoint's both end in
 //!   [`Dispatch::respond`]) assign exactly one driver, and a driver carrying an order is never
-//!   offered, nor can take, a second.
+//!   offered, nor can take, a second;
+//! - an order nobody within 5 km can take is offered at 10 km in the tick that widens it.
 
 use crate::dispatch::{Dispatch, DispatchConfig, DispatchError, DriverUpdate, GpsFix};
 use crate::orders::repo::{self, Created};
