@@ -71,6 +71,8 @@ struct Plot<'a> {
     b: Vec<Option<f64>>,
     /// Cap for the axis (100 for percentages).
     cap: Option<f64>,
+    /// Counts: ticks at whole numbers only.
+    whole: bool,
 }
 
 /// The series' polylines, split where a value is missing (an hour with nothing to measure).
@@ -100,7 +102,10 @@ fn svg(plot: &Plot, labels: (&str, &str), start_ms: i64, n: usize, (w, h): (f64,
         .chain(&plot.b)
         .flatten()
         .fold(0.0f64, |m, v| m.max(*v));
-    let (step, mut y_max) = nice_axis(top_value);
+    let (mut step, mut y_max) = nice_axis(top_value);
+    if plot.whole && step < 1.0 {
+        (step, y_max) = (1.0, y_max.ceil().max(1.0));
+    }
     if let Some(cap) = plot.cap {
         y_max = y_max.min(cap);
     }
@@ -263,6 +268,7 @@ fn plots<'a>(ha: &Hourly, hb: &Hourly, n: usize) -> Vec<Plot<'a>> {
             a: padded(counts(&ha.placed), n),
             b: padded(counts(&hb.placed), n),
             cap: None,
+            whole: true,
         },
         Plot {
             title: "Delivery time p50, by the hour the order was placed",
@@ -270,6 +276,7 @@ fn plots<'a>(ha: &Hourly, hb: &Hourly, n: usize) -> Vec<Plot<'a>> {
             a: padded(minutes(&ha.delivery_p50_ms), n),
             b: padded(minutes(&hb.delivery_p50_ms), n),
             cap: None,
+            whole: false,
         },
         Plot {
             title: "Wait for assignment p50, by the hour the order was placed",
@@ -277,6 +284,7 @@ fn plots<'a>(ha: &Hourly, hb: &Hourly, n: usize) -> Vec<Plot<'a>> {
             a: padded(minutes(&ha.wait_p50_ms), n),
             b: padded(minutes(&hb.wait_p50_ms), n),
             cap: None,
+            whole: false,
         },
         Plot {
             title: "Driver idle share per hour (on shift, not carrying an order)",
@@ -284,6 +292,7 @@ fn plots<'a>(ha: &Hourly, hb: &Hourly, n: usize) -> Vec<Plot<'a>> {
             a: padded(percent(&ha.idle_share), n),
             b: padded(percent(&hb.idle_share), n),
             cap: Some(100.0),
+            whole: false,
         },
         Plot {
             title: "Late deliveries, by the hour the order was placed",
@@ -291,6 +300,7 @@ fn plots<'a>(ha: &Hourly, hb: &Hourly, n: usize) -> Vec<Plot<'a>> {
             a: padded(percent(&ha.late_share), n),
             b: padded(percent(&hb.late_share), n),
             cap: Some(100.0),
+            whole: false,
         },
     ]
 }
