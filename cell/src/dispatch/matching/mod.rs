@@ -9,6 +9,8 @@
 
 pub mod machine;
 #[cfg(test)]
+mod race_tests;
+#[cfg(test)]
 mod scenario_tests;
 mod task;
 #[cfg(test)]
