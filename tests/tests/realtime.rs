@@ -10,8 +10,9 @@
 //!
 //! What depends on time (declines, offer expiry and its withdrawal, a late accept, widening
 //! after three rounds, the delay flag and the customer's `order_delayed` update) is checked on
-//! virtual time in `cell/src/dispatch/matching/scenario_tests.rs`, with nothing sleeping; the
-//! same scenarios' racing accepts are there too, interleaved deterministically.
+//! virtual time in `cell/src/dispatch/matching/scenario_tests.rs`, with nothing sleeping;
+//! racing accepts are there too, and in `race_tests.rs` through the REST router and the QUIC
+//! port in process (late accepts: 409 `offer.expired` / `offer_expired`).
 //!
 //! Each test runs its own cell (its own drivers and matching state) with two QUIC gateway
 //! threads, and waits on messages with generous deadlines (no timed assertion).
