@@ -70,3 +70,26 @@ fn a_tentative_limit_is_kept_only_when_the_k_found_are_within_it() {
         assert_eq!(st.get(h.driver.id).unwrap().lat, h.driver.lat);
     }
 }
+
+/// Equal distances are ordered by driver id, whatever order the drivers were written in and
+/// whichever of them the k-limit cuts: the lowest ids win. Matching offers to the first hit,
+/// so this decides who gets an offer when drivers wait at the same spot (a restaurant's door).
+#[test]
+fn equal_distances_are_ordered_by_driver_id() {
+    let st = GeoStore::new(crate::Config::default());
+    let (lat, lng) = (52.37, 4.89);
+    for id in [9u64, 4, 7, 2, 5] {
+        st.upsert(DriverId(id), lat + 0.001, lng, 0.0, 0.0, 1_000)
+            .unwrap();
+    }
+    let ids = |k: usize| -> Vec<u64> {
+        st.nearest(lat, lng, 5_000.0, k, crate::Filter::available(1_000))
+            .unwrap()
+            .iter()
+            .map(|h| h.driver.id.0)
+            .collect()
+    };
+    assert_eq!(ids(1), vec![2]);
+    assert_eq!(ids(3), vec![2, 4, 5]);
+    assert_eq!(ids(20), vec![2, 4, 5, 7, 9]);
+}

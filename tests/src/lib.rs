@@ -23,8 +23,8 @@
 //! - `router`: [`router::Router`], a real `router` process, with admin helpers.
 //! - `tests/router.rs`: two cities through the router, a region moving while orders flow,
 //!   a drain, a killed cell answered with 503 and recovering, a follower router.
-//! - `tests/realtime.rs`: a complete delivery over QUIC + WebSocket, declines/timeouts
-//!   widening the radius and flagging the order delayed, racing accepts.
+//! - `tests/realtime.rs`: a complete delivery over QUIC + WebSocket, racing accepts (the
+//!   timing scenarios run on virtual time in `cell/src/dispatch/matching/scenario_tests.rs`).
 //! - `tests/loadgen.rs`: every `loadgen` scenario for a few seconds against real cells
 //!   (needs the `loadgen` binary too), reports and exit statuses checked.
 //! - `attack`: raw HTTP and WebSocket frames over TCP, bare QUIC Initials, a process's RSS;

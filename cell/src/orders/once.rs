@@ -11,6 +11,7 @@
 
 use domain::UnixMs;
 use ring::rand::{SecureRandom, SystemRandom};
+use std::cell::Cell;
 use std::time::Duration;
 use store::keys::Subspace;
 use store::{Kv, StoreError, TxnId};
@@ -31,14 +32,45 @@ pub struct WriteOp {
     pub now: UnixMs,
 }
 
+thread_local! {
+    /// The state of this thread's seeded id sequence, when a simulation set one.
+    static SEEDED_IDS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// From now on, [`WriteOp::new`] on this thread takes its ids from a sequence seeded with
+/// `seed` instead of the system's random source. For a deterministic simulation (one thread,
+/// one seed): the ids are written to the store, so random ones would make two runs of a seed
+/// differ byte for byte. Ids stay distinct (each comes from a distinct state of a bijective
+/// generator); they are not secret, and nothing needs them to be.
+pub fn seed_ids_on_this_thread(seed: u64) {
+    SEEDED_IDS.set(Some(seed));
+}
+
+/// SplitMix64: the state advances by a fixed odd constant and the output is a bijection of
+/// the state, so 2^64 draws are distinct.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl WriteOp {
-    /// A fresh operation at `now`, with 16 random bytes as its id. Make it once per operation,
-    /// outside anything that retries it.
+    /// A fresh operation at `now`, with 16 random bytes as its id (seeded ones under a
+    /// simulation, see [`seed_ids_on_this_thread`]). Make it once per operation, outside
+    /// anything that retries it.
     pub fn new(now: UnixMs) -> Self {
         let mut id = [0u8; 16];
-        SystemRandom::new()
-            .fill(&mut id)
-            .expect("the system random source is available");
+        if let Some(mut state) = SEEDED_IDS.get() {
+            id[..8].copy_from_slice(&splitmix64(&mut state).to_be_bytes());
+            id[8..].copy_from_slice(&splitmix64(&mut state).to_be_bytes());
+            SEEDED_IDS.set(Some(state));
+        } else {
+            SystemRandom::new()
+                .fill(&mut id)
+                .expect("the system random source is available");
+        }
         Self::with_id(id, now)
     }
 
@@ -57,4 +89,32 @@ pub async fn purge_txn_ids(kv: &dyn Kv, now: UnixMs) -> Result<(), StoreError> {
     let ttl = TXN_ID_TTL.as_millis() as u64;
     let cutoff = u64::try_from(now.0).unwrap_or(0).saturating_sub(ttl);
     store::purge_txn_ids(kv, &txn_ids(), cutoff).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// The ids `n` operations get on a fresh thread, seeded or not.
+    fn ids(seed: Option<u64>, n: usize) -> Vec<TxnId> {
+        std::thread::spawn(move || {
+            if let Some(s) = seed {
+                seed_ids_on_this_thread(s);
+            }
+            (0..n).map(|_| WriteOp::new(UnixMs(1_000)).txn).collect()
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn seeded_ids_repeat_per_seed_and_stay_distinct() {
+        let a = ids(Some(7), 10_000);
+        assert_eq!(a, ids(Some(7), 10_000), "the same seed, the same ids");
+        assert_ne!(a[..10], ids(Some(8), 10)[..], "another seed, other ids");
+        assert_eq!(a.iter().collect::<HashSet<_>>().len(), a.len());
+        // Without a seed the ids are random: two threads never agree.
+        assert_ne!(ids(None, 4), ids(None, 4));
+    }
 }

@@ -1,5 +1,20 @@
 //! What a simulated day produced, and the what-if comparison of two days (same seed, two
 //! matching configurations): a side-by-side table and an HTML report with plots over the day.
+//!
+//! - [`summarize`]: one day's figures ([`Summary`]; the definitions are in `summary.rs`);
+//! - [`table`] / [`markdown_table`]: A and B side by side, for a terminal or a README;
+//! - [`html`]: one self-contained page with the table and plots per hour (inline SVG);
+//!   `sim/report-screenshot.sh` renders it to a PNG with headless Chromium.
+
+mod html;
+mod summary;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub use html::html;
+pub use summary::{Hourly, Percentiles, Summary, hourly, percentile, summarize};
+pub use table::{Row, markdown_table, rows, table};
 
 /// One simulated day's outcome, as the report needs it.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

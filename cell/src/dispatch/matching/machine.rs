@@ -418,7 +418,7 @@ impl Matcher {
 
     /// Offers past their expiry, with what to do next for each.
     pub fn expire(&mut self, now: UnixMs, cfg: &MatchConfig) -> Vec<(OrderId, OpenOffer, Step)> {
-        let expired: Vec<(OrderId, OpenOffer)> = self
+        let mut expired: Vec<(OrderId, OpenOffer)> = self
             .jobs
             .values()
             .filter(|j| !j.accepting)
@@ -429,6 +429,9 @@ impl Matcher {
                     .map(|o| (j.spec.order, o.clone()))
             })
             .collect();
+        // Oldest order first, as `due`: the map's iteration order must not decide which
+        // withdrawal (and which delay flag) comes first.
+        expired.sort_by_key(|(order, _)| *order);
         expired
             .into_iter()
             .map(|(order, open)| (order, open, self.offer_failed(order, now, cfg)))

@@ -156,3 +156,22 @@ fn scoring_prefers_near_drivers_heading_to_the_restaurant() {
     assert!((bearing_deg(52.0, 13.0, 53.0, 13.0) - 0.0).abs() < 1e-9);
     assert!((bearing_deg(52.0, 13.0, 52.0, 14.0) - 90.0).abs() < 1.0);
 }
+
+/// Offers lapsing in the same tick come back oldest order first, not in the job map's
+/// order: which withdrawal, and which delay flag, comes first must not depend on hashing.
+#[test]
+fn offers_expiring_together_come_back_oldest_order_first() {
+    let cfg = MatchConfig::default();
+    let mut m = Matcher::new();
+    let t0 = UnixMs(1_000_000);
+    for o in (1..=40).rev() {
+        m.add(spec(o), t0);
+        m.offered(OrderId(o), DriverId(o + 100), t0, &cfg).unwrap();
+    }
+    let expired: Vec<u64> = m
+        .expire(t0.plus(cfg.offer_ttl()), &cfg)
+        .iter()
+        .map(|(o, _, _)| o.0)
+        .collect();
+    assert_eq!(expired, (1..=40).collect::<Vec<u64>>());
+}

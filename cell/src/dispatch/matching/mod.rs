@@ -8,6 +8,10 @@
 //!   machine's answers say.
 
 pub mod machine;
+#[cfg(test)]
+mod race_tests;
+#[cfg(test)]
+mod scenario_tests;
 mod task;
 #[cfg(test)]
 mod task_tests;

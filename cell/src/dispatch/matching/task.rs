@@ -162,12 +162,14 @@ impl Dispatch {
             }
             // Drivers whose connection stayed lost past the grace period go offline.
             let grace = Duration::from_millis(self.cfg.reconnect_grace_ms);
-            let gone: Vec<DriverId> = st
+            let mut gone: Vec<DriverId> = st
                 .sessions
                 .iter()
                 .filter(|(_, s)| s.lost_at.is_some_and(|t| now.since(t) >= grace))
                 .map(|(d, _)| *d)
                 .collect();
+            // By id, not the map's order: the offers they held move on in a fixed order.
+            gone.sort_unstable();
             for d in gone {
                 st.sessions.remove(&d);
                 if !self.carrying.read().contains_key(&d) {
@@ -184,10 +186,19 @@ impl Dispatch {
         for (order, step) in steps {
             self.after_step(order, step, now).await;
         }
-        self.offer_waiting(now).await;
+        // An order whose search came up empty for the last time at 5 km is due again at once
+        // at 10 km: offered in this same tick, so when the wide offer goes out depends on
+        // `now` alone, not on how soon a wake-up runs the next tick. Only widened orders are
+        // due in the second pass, and an order widens once.
+        if self.offer_waiting(now).await {
+            self.offer_waiting(now).await;
+        }
     }
 
-    async fn offer_waiting(&self, now: UnixMs) {
+    /// Offers every due order to its best reachable candidate. Returns whether an order
+    /// widened its radius (and is due again now).
+    async fn offer_waiting(&self, now: UnixMs) -> bool {
+        let mut widened = false;
         let cfg = &self.cfg.matching;
         let due = self.state.lock().matcher.due(now, cfg);
         let degraded = due.len() > cfg.degrade_above_waiting;
@@ -273,11 +284,12 @@ impl Dispatch {
             metrics::histogram!("cell_match_attempt_seconds").record(start.elapsed().as_secs_f64());
             if step == Step::Widened {
                 metrics::counter!("cell_matching_widened_total").increment(1);
-                self.wake.notify_one();
+                widened = true;
             } else {
                 self.after_step(spec.order, step, now).await;
             }
         }
+        widened
     }
 
     /// Reacts to an order event from the log (the durable "matching" consumer).

@@ -1,0 +1,252 @@
+//! Driver answers through both real entry points, on virtual time: the REST endpoints
+//! (`http::router`, in process) and the QUIC gateway's port ([`DispatchPort`], what a session
+//! calls for an `OfferResponse`), on a cell app built as startup builds it, whose clock is a
+//! number the test sets. No background task runs: the test ticks matching itself.
+//!
+//! - accepts of one delivery racing over QUIC and REST, by its holder and by another driver:
+//!   exactly one wins; the rest are refused as the transports say it (404, `unknown_delivery`);
+//! - an accept arriving after the offer's expiry, before a tick withdrew it: REST 409
+//!   `offer.expired`, QUIC `offer_expired`.
+
+use crate::app::{App, Clock};
+use crate::auth::Principal;
+use crate::config::Config;
+use crate::dispatch::port::DispatchPort;
+use crate::dispatch::{DriverUpdate, GpsFix};
+use crate::gateway::DriverPort;
+use crate::orders::WriteOp;
+use crate::orders::repo::{self, Created};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use domain::{
+    CustomerId, DriverId, EventKind, OrderEvent, OrderId, OrderStatus, RestaurantId, UnixMs,
+};
+use schemas::{CellBody, CloseReason, Offer, OfferDecision, OfferResponse};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+const NOW: UnixMs = UnixMs(1_784_109_600_000);
+
+/// The app's clock: virtual time, set by the test.
+struct Virtual(AtomicI64);
+
+impl Clock for Virtual {
+    fn now(&self) -> UnixMs {
+        UnixMs(self.0.load(Ordering::SeqCst))
+    }
+}
+
+struct Cell {
+    app: App,
+    clock: Arc<Virtual>,
+    _dir: tempfile::TempDir,
+}
+
+async fn cell() -> Cell {
+    let dir = tempfile::tempdir().unwrap();
+    // Demo mode: the shipped secrets and the payment sandbox are accepted (as in the other
+    // in-process app tests); three demo restaurants keep the start short.
+    let mut cfg = Config::load(None).unwrap();
+    cfg.demo.enabled = true;
+    cfg.demo.restaurants = 3;
+    cfg.dispatch.matching.offer_ttl_ms = 800;
+    let kv: Arc<dyn store::Kv> =
+        Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
+    let lease = crate::lease::CellLease::new(kv, &cfg);
+    let clock = Arc::new(Virtual(AtomicI64::new(NOW.0)));
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    lease.acquire(&*dyn_clock, |_| {}).await;
+    let app = crate::server::build(cfg, lease, dyn_clock, None)
+        .await
+        .unwrap();
+    Cell {
+        app,
+        clock,
+        _dir: dir,
+    }
+}
+
+impl Cell {
+    fn now(&self) -> UnixMs {
+        self.clock.now()
+    }
+
+    fn set(&self, t: UnixMs) {
+        self.clock.0.store(t.0, Ordering::SeqCst);
+    }
+
+    /// A driver connected over QUIC (through the port, as the gateway does), pinging at the
+    /// restaurant and online. Returns the session's outbox.
+    async fn driver(&self, id: u64) -> mpsc::Receiver<CellBody> {
+        let d = DriverId(id);
+        let session = DispatchPort(self.app.clone()).connected(d, None);
+        let fix = GpsFix {
+            lat: 52.5 + 300.0 / 111_195.0,
+            lng: 13.4,
+            heading: 0.0,
+            speed: 0.0,
+            ts_ms: self.now().0 as u64,
+        };
+        self.app.dispatch().ping(d, fix, self.now()).unwrap();
+        self.app
+            .dispatch()
+            .update(d, DriverUpdate::Online, self.now())
+            .await
+            .unwrap();
+        session.outbox
+    }
+
+    /// A confirmed order at `domain::testing::order`'s restaurant, started by its event.
+    async fn order(&self, id: u64) -> OrderId {
+        let mut o = domain::testing::order(OrderId(id), CustomerId(5), RestaurantId(3), self.now());
+        o.status = OrderStatus::Confirmed;
+        let op = WriteOp::new(self.now());
+        let Created::New(o) = repo::create(&**self.app.kv(), self.app.orders().log(), o, &op)
+            .await
+            .unwrap()
+        else {
+            panic!("order {id} existed")
+        };
+        let ev = OrderEvent::for_order(&o, EventKind::OrderConfirmed, self.now());
+        self.app
+            .dispatch()
+            .on_event(&ev, Some(o.clone()), self.now());
+        o.id
+    }
+
+    /// `POST /api/v1/drivers/deliveries/{delivery}/accept` as `driver`: status and body.
+    async fn rest_accept(&self, driver: u64, delivery: u64) -> (StatusCode, Value) {
+        let token = self.app.jwt().issue(
+            Principal::Driver(DriverId(driver)),
+            None,
+            Duration::from_secs(600),
+            self.now(),
+        );
+        let req = Request::builder()
+            .method("POST")
+            .uri(format!("/api/v1/drivers/deliveries/{delivery}/accept"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = crate::http::router(self.app.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// An accept over the QUIC session's port.
+    async fn quic_accept(&self, driver: u64, offer: &Offer) -> Result<(), CloseReason> {
+        let resp = OfferResponse {
+            offer_id: offer.offer_id,
+            delivery_id: offer.delivery_id,
+            decision: OfferDecision::Accept,
+        };
+        DispatchPort(self.app.clone())
+            .respond(DriverId(driver), resp)
+            .await
+    }
+}
+
+/// The offers in an outbox so far.
+fn offers(rx: &mut mpsc::Receiver<CellBody>) -> Vec<Offer> {
+    let mut out = Vec::new();
+    while let Ok(m) = rx.try_recv() {
+        if let CellBody::Offer(o) = m {
+            out.push(o);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn accepts_racing_over_rest_and_quic_assign_exactly_one_driver() {
+    let c = cell().await;
+    let mut holder = c.driver(201).await;
+    let mut other = c.driver(202).await;
+    let order = c.order(1).await;
+    c.app.dispatch().tick(c.now()).await;
+    let offer = offers(&mut holder)
+        .pop()
+        .expect("the lower id is offered first");
+    assert!(offers(&mut other).is_empty());
+    let delivery = offer.delivery_id;
+
+    let (hq, (hr, _), (or, _), oq) = tokio::join!(
+        c.quic_accept(201, &offer),
+        c.rest_accept(201, delivery),
+        c.rest_accept(202, delivery),
+        c.quic_accept(202, &offer),
+    );
+    assert!(
+        hq.is_ok() ^ (hr == StatusCode::OK),
+        "exactly one of the holder's accepts wins: QUIC {hq:?}, REST {hr}"
+    );
+    if hq.is_ok() {
+        assert_eq!(
+            hr,
+            StatusCode::NOT_FOUND,
+            "the delivery is no longer on offer"
+        );
+    } else {
+        assert_eq!(hq, Err(CloseReason::UnknownDelivery));
+    }
+    assert_eq!(or, StatusCode::NOT_FOUND, "not the other driver's offer");
+    assert_eq!(oq, Err(CloseReason::UnknownDelivery));
+
+    let stored = repo::get(&**c.app.kv(), order).await.unwrap().unwrap();
+    assert_eq!(stored.driver_id, Some(DriverId(201)));
+    let assigned = c
+        .app
+        .kv()
+        .read_events(c.app.orders().log(), store::LogPos(1), 0)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| serde_json::from_slice::<OrderEvent>(&e.payload).ok())
+        .filter(|e| e.order_id == order && e.kind == EventKind::DriverAssigned)
+        .count();
+    assert_eq!(assigned, 1);
+    let mut assignments = 0;
+    while let Ok(m) = holder.try_recv() {
+        assignments += usize::from(matches!(m, CellBody::Assignment(_)));
+    }
+    assert_eq!(assignments, 1);
+}
+
+#[tokio::test]
+async fn an_accept_after_the_expiry_is_refused_on_both_transports() {
+    let c = cell().await;
+    let mut rest_driver = c.driver(301).await;
+    c.order(1).await;
+    c.app.dispatch().tick(c.now()).await;
+    let offer = offers(&mut rest_driver).pop().expect("offered");
+    // The offer lapses at its expiry; no tick has run to withdraw it yet.
+    c.set(UnixMs(offer.expires_at_ms as i64));
+    let (status, body) = c.rest_accept(301, offer.delivery_id).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "offer.expired");
+    assert_eq!(
+        c.quic_accept(301, &offer).await,
+        Err(CloseReason::OfferExpired)
+    );
+    // A millisecond earlier it would have been taken: the expiry is exact.
+    let c = cell().await;
+    let mut quic_driver = c.driver(302).await;
+    c.order(2).await;
+    c.app.dispatch().tick(c.now()).await;
+    let offer = offers(&mut quic_driver).pop().expect("offered");
+    c.set(UnixMs(offer.expires_at_ms as i64 - 1));
+    assert_eq!(c.quic_accept(302, &offer).await, Ok(()));
+}
