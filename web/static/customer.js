@@ -128,6 +128,8 @@ async function openMenu(id) {
 function menuItem(item) {
   const groups = item.customizations || [];
   const form = el('form', { 'data-item': item.id });
+  // Options fold away (required ones come pre-chosen), so the menu stays short.
+  const opts = el('details', {}, el('summary', {}, 'Options'));
   groups.forEach((g, gi) => {
     const max = g.max ?? g.options.length;
     const single = max === 1;
@@ -139,9 +141,10 @@ function menuItem(item) {
         el('input', { id, type: single ? 'radio' : 'checkbox', name: `g${gi}`, value: o.name, checked: pick }),
         ` ${o.name}${o.price_delta ? ` (+${money(o.price_delta)})` : ''}`));
     });
-    form.append(fs);
+    opts.append(fs);
   });
-  form.append(el('button', { type: 'submit', disabled: !item.available }, item.available ? `Add ${item.name}` : 'Sold out'));
+  if (groups.length) form.append(opts);
+  form.append(el('button', { type: 'submit', disabled: !item.available, 'aria-label': item.available ? `Add ${item.name}` : `${item.name} is sold out` }, item.available ? 'Add' : 'Sold out'));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const chosen = [...form.querySelectorAll('input:checked')].map((i) => i.value);
@@ -153,8 +156,8 @@ function menuItem(item) {
     renderCart();
     say(`${item.name} added to the cart.`, 'ok');
   });
-  return el('li', {}, el('strong', {}, item.name), ' ', money(item.price), el('br'),
-    el('span', { class: 'muted' }, item.description || ''), form);
+  return el('li', { class: 'menu-item' }, el('div', {}, el('strong', {}, item.name), ' ', money(item.price), el('br'),
+    el('span', { class: 'muted' }, item.description || '')), form);
 }
 
 function cartKey() {
@@ -296,7 +299,7 @@ function drawRoute() {
   L.polyline([from, to], { color: '#0b6e4f', dashArray: '6 6' }).addTo(state.pins);
   L.circleMarker(from, { radius: 7, color: '#0b6e4f', fillOpacity: 0.9 }).bindTooltip(state.restaurant.name).addTo(state.pins);
   L.circleMarker(to, { radius: 7, color: '#b42318', fillOpacity: 0.9 }).bindTooltip('You').addTo(state.pins);
-  state.map.fitBounds([from, to], { padding: [40, 40] });
+  state.map.fitBounds([from, to], { padding: [40, 40], maxZoom: 15 });
 }
 
 function renderTracking() {

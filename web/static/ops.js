@@ -84,6 +84,14 @@ function drawRegions(geo) {
   el('span', {}, 'dashed orange: draining · grey: drained'));
 }
 
+/** Fits the map to a cell's regions. */
+function zoomTo(cell) {
+  const L = window.L;
+  const mine = [];
+  state.layer.eachLayer((l) => { if (String(l.feature.properties.cell) === String(cell)) mine.push(l); });
+  if (mine.length) state.map.fitBounds(L.featureGroup(mine).getBounds(), { padding: [30, 30], maxZoom: 10 });
+}
+
 function fillSelect(sel, options) {
   const keep = sel.value;
   const same = sel.options.length === options.length && options.every(([v], i) => sel.options[i].value === v);
@@ -94,7 +102,8 @@ function fillSelect(sel, options) {
 
 function drawCells(c) {
   $('#cells').replaceChildren(...c.cells.map((x) => el('tr', { 'data-cell': x.id, 'data-state': x.state },
-    el('td', {}, el('span', { class: 'pill', style: `background:${colour(x.id)};color:#fff` }, `${x.id}`), ` ${x.name}`, el('br'), el('span', { class: 'muted' }, x.http)),
+    el('td', {}, el('button', { type: 'button', class: 'secondary', 'aria-label': `Show cell ${x.id} ${x.name} on the map`, onclick: () => zoomTo(x.id) },
+      el('span', { class: 'pill', style: `background:${colour(x.id)};color:#fff` }, `${x.id}`), ` ${x.name}`), el('br'), el('span', { class: 'muted' }, x.http)),
     el('td', {}, el('span', { class: `pill ${x.state}`, 'data-cell-state': x.id }, x.state),
       x.drain ? el('div', { class: 'muted' }, `${x.drain.orders_left ?? ''} orders left`) : ''),
     el('td', {}, el('span', { class: `pill ${x.up ? 'ok' : 'bad'}` }, x.up ? 'up' : 'down')),
@@ -184,12 +193,11 @@ function init() {
 
 if (window.L) init(); else window.addEventListener('load', init);
 
-/** An audit entry's change in words (`Change` is an externally tagged enum). */
+/** An audit entry's change in words: `{"op": "move_region", "region": …, "to": 2}`. */
 function describe(change) {
   if (!change || typeof change !== 'object') return String(change ?? '');
-  const [kind, v] = Object.entries(change)[0] || ['?', {}];
-  if (v && typeof v === 'object') {
-    return `${kind.replace(/_/g, ' ')}: ${Object.entries(v).map(([k, x]) => `${k} ${Array.isArray(x) ? `${x.length} regions` : typeof x === 'object' && x ? (x.name ? `${x.id} ${x.name}` : JSON.stringify(x)) : x}`).join(', ')}`;
-  }
-  return `${kind} ${v ?? ''}`;
+  const { op, ...rest } = change;
+  const value = (x) => (Array.isArray(x) ? `${x.length} regions` : x && typeof x === 'object' ? (x.name ? `${x.id} ${x.name}` : JSON.stringify(x)) : x);
+  const parts = Object.entries(rest).map(([k, x]) => `${k} ${value(x)}`);
+  return `${String(op || '?').replace(/_/g, ' ')}${parts.length ? `: ${parts.join(', ')}` : ''}`;
 }
