@@ -119,8 +119,10 @@ mod tests {
     #[test]
     fn a_region_is_a_closed_hexagon_around_its_centre_with_its_owner() {
         let region = RegionKey(RegionId::from_latlng(52.52, 13.405).unwrap());
-        let mut map = CellMap::default();
-        map.version = 3;
+        let mut map = CellMap {
+            version: 3,
+            ..CellMap::default()
+        };
         map.regions.insert(region, CellId::new(2).unwrap());
         let g = regions_geojson(&map);
         assert_eq!(g["version"], 3);
