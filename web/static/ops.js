@@ -5,7 +5,7 @@
 import { api, ApiError, demoToken, forgetTokens, el, $, say, offlineMap, time } from './common.js';
 
 const PALETTE = ['#0b6e4f', '#1d4ed8', '#b54708', '#7a2e9e', '#c11574', '#027a48', '#344054', '#0e7090'];
-const state = { token: null, map: null, layer: null, fitted: false, cells: [], version: 0, pending: null, timer: null };
+const state = { token: null, map: null, layer: null, drivers: null, fitted: false, cells: [], version: 0, pending: null, timer: null };
 
 const colour = (cell) => PALETTE[Number(cell) % PALETTE.length];
 
@@ -38,6 +38,7 @@ async function refresh() {
       call('/admin/v1/cells'), call('/admin/v1/map/regions'), call('/admin/v1/audit?limit=15')]);
     state.cells = cells.cells;
     drawRegions(regions);
+    drawDrivers(cells.cells);
     drawCells(cells);
     drawAudit(audit);
     $('#map-version').textContent = `map version ${regions.version}`;
@@ -81,7 +82,7 @@ function drawRegions(geo) {
   const cells = new Map(geo.features.map((f) => [f.properties.cell, f.properties]));
   $('#legend').replaceChildren(...[...cells.values()].map((p) => el('span', {},
     el('span', { class: 'pill', style: `background:${colour(p.cell)};color:#fff` }, `cell ${p.cell} ${p.cell_name || ''}`))),
-  el('span', {}, 'dashed orange: draining · grey: drained'));
+  el('span', {}, 'dashed orange: draining · grey: drained · dots: drivers (green available, orange busy)'));
 }
 
 /** Fits the map to a cell's regions. */
@@ -90,6 +91,23 @@ function zoomTo(cell) {
   const mine = [];
   state.layer.eachLayer((l) => { if (String(l.feature.properties.cell) === String(cell)) mine.push(l); });
   if (mine.length) state.map.fitBounds(L.featureGroup(mine).getBounds(), { padding: [30, 30], maxZoom: 10 });
+}
+
+/** Each cell's sample of live driver positions (from its last health check), as dots. */
+function drawDrivers(cells) {
+  const L = window.L;
+  if (state.drivers) state.drivers.remove();
+  state.drivers = L.layerGroup();
+  let n = 0;
+  for (const c of cells) {
+    for (const d of c.drivers_sample || []) {
+      n += 1;
+      L.circleMarker([d.lat, d.lng], { radius: 3, weight: 1, color: '#101828', fillColor: d.state === 'available' ? '#12b76a' : '#f79009', fillOpacity: 1, className: 'driver-dot' })
+        .bindTooltip(`cell ${c.id} driver (${d.state.replace('_', ' ')})`).addTo(state.drivers);
+    }
+  }
+  state.drivers.addTo(state.map);
+  $('#map').dataset.drivers = String(n);
 }
 
 function fillSelect(sel, options) {

@@ -215,6 +215,9 @@ async function ops(browser) {
     const p = document.querySelector(`#map path[data-cell="${from}"]`);
     return p && p.dataset.region;
   }, FROM).then((h) => h.jsonValue());
+  // Live driver positions from the cells' health checks (Berlin runs simulated drivers).
+  await page.waitForFunction(() => Number(document.querySelector('#map')?.dataset.drivers) > 0);
+  figures.ops_driver_dots = Number(await page.locator('#map').getAttribute('data-drivers'));
   step(`ops: moving region ${region} from cell ${FROM} to cell ${TO}`);
   await page.locator('#move-region').selectOption(region);
   await page.locator('#move-to').selectOption(TO);
