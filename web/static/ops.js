@@ -134,7 +134,7 @@ function drawCells(c) {
 
 function drawAudit(entries) {
   const list = Array.isArray(entries) ? entries : (entries.entries || []);
-  $('#audit').replaceChildren(...list.slice().reverse().map((a) => el('tr', {},
+  $('#audit').replaceChildren(...list.map((a) => el('tr', {},
     el('td', {}, String(a.version ?? '')), el('td', {}, a.at_ms ? time(a.at_ms) : ''),
     el('td', {}, a.who ?? ''), el('td', {}, describe(a.change)))));
 }

@@ -79,7 +79,16 @@ try {
   await ops.getByRole('button', { name: 'Sign in as admin (demo)' }).click();
   await ops.locator('#map path[data-region]').first().waitFor();
   await ops.locator('#cells tr').nth(1).waitFor();
-  await ops.waitForTimeout(500);
+  // One Berlin region moved to Munich through the console, so the map shows both colours.
+  const region = await ops.locator('#map path[data-cell="1"]').last().getAttribute('data-region');
+  await ops.locator('#move-region').selectOption(region);
+  await ops.locator('#move-to').selectOption('2');
+  await ops.getByRole('button', { name: 'Move region…' }).click();
+  await ops.getByRole('button', { name: 'Confirm' }).click();
+  await ops.waitForFunction((r) => document.querySelector(`#map path[data-region="${r}"]`)?.dataset.cell === '2', region);
+  await ops.getByRole('button', { name: 'Show cell 1 berlin on the map' }).click();
+  await ops.waitForFunction(() => Number(document.querySelector('#map')?.dataset.drivers) > 0);
+  await ops.waitForTimeout(800);
   await shot(ops, 'ops');
   console.error(`screenshots in ${OUT}`);
 } finally {
