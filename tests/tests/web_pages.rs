@@ -126,3 +126,84 @@ fn customer_tablet_and_ops_pages_work_in_a_browser() {
         itest::harness::log_tail(sim_log.path(), 20)
     );
 }
+
+/// Without a browser: the router and a cell serve the embedded pages with their content
+/// types, revalidation by ETag, and the router's demo token signs tokens it accepts itself
+/// (an admin token reads the regions as GeoJSON).
+#[test]
+fn the_router_and_a_cell_serve_the_pages_and_the_demo_login() {
+    let cell = Cell::start(CellOpts {
+        cell_id: Some(1),
+        config_toml: Some(format!("{SHARED_CONFIG}[demo]\nrestaurants = 50\n")),
+        ..CellOpts::default()
+    });
+    let router = Router::start(NO_LIMITS, None);
+    router.add_cell(cell.addr(), None).expect_status(201);
+
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/restaurant", "text/html"),
+        ("/ops", "text/html"),
+        ("/static/customer.js", "text/javascript"),
+        ("/static/app.css", "text/css"),
+        ("/static/vendor/leaflet/leaflet.js", "text/javascript"),
+    ] {
+        for (who, r) in [
+            ("router", router.get(path).send()),
+            ("cell", cell.get(path).send()),
+        ] {
+            assert_eq!(r.status, 200, "{who} {path}");
+            assert!(
+                r.content_type.starts_with(kind),
+                "{who} {path}: {}",
+                r.content_type
+            );
+            let cache = r.headers["cache-control"].to_str().unwrap();
+            let want = if kind == "text/html" {
+                "no-cache"
+            } else {
+                "max-age"
+            };
+            assert!(cache.contains(want), "{who} {path}: {cache}");
+            let etag = r.headers["etag"].to_str().unwrap().to_owned();
+            let again = router.get(path).header("If-None-Match", &etag).send();
+            assert_eq!(again.status, 304, "{who} {path} revalidated with {etag}");
+        }
+    }
+    router.get("/static/nothing.js").send().expect_status(404);
+
+    // The demo login: a token from the router that the router and the cell accept.
+    let r = router
+        .post("/api/v1/dev/token")
+        .json(&serde_json::json!({"role": "admin", "sub": "0"}))
+        .send()
+        .expect_status(200);
+    let admin = r.json["token"].as_str().expect("a token").to_owned();
+    router
+        .post("/api/v1/dev/token")
+        .json(&serde_json::json!({"role": "wizard", "sub": "0"}))
+        .send()
+        .expect_status(400);
+    router
+        .get("/admin/v1/map/regions")
+        .send()
+        .expect_status(401);
+    let geo = router
+        .get("/admin/v1/map/regions")
+        .token(&admin)
+        .send()
+        .expect_status(200);
+    let features = geo.json["features"].as_array().expect("features");
+    assert!(!features.is_empty(), "the cell's regions: {}", geo.text);
+    assert!(features.iter().all(|f| f["properties"]["cell"] == 1));
+    let customer = router
+        .post("/api/v1/dev/token")
+        .json(&serde_json::json!({"role": "customer", "sub": "77"}))
+        .send()
+        .expect_status(200);
+    router
+        .get("/api/v1/restaurants?lat=52.52&lng=13.405&radius=3km")
+        .token(customer.json["token"].as_str().unwrap())
+        .send()
+        .expect_status(200);
+}
