@@ -320,6 +320,8 @@ function renderTracking() {
     o.delayed ? el('p', { class: 'alert', id: 'delayed' }, 'Running late: sorry, your order is taking longer than promised.') : '',
     o.handover_pin ? el('p', {}, 'Handover PIN: ', el('strong', {}, o.handover_pin)) : '',
     el('p', { id: 'eta' }, eta),
+    o.estimated_delivery_min_at && !['delivered', 'cancelled'].includes(o.status)
+      ? el('p', { class: 'muted' }, `Promised between ${time(o.estimated_delivery_min_at)} and ${time(o.estimated_delivery_max_at)}`) : '',
     o.driver && o.driver.name ? el('p', {}, `Driver: ${o.driver.name}`) : '',
     el('ol', { class: 'timeline', 'aria-label': 'Order progress' }, steps));
 }

@@ -65,11 +65,15 @@ function reached(page, status) {
 // those, are counted instead of failing the test.
 const EXPECTED_409 = 'Failed to load resource: the server responded with a status of 409 (Conflict)';
 figures.expected_409_logged = 0;
+// The customer's first order request is answered by the server, then its answer is lost
+// (the connection reset): the page must retry with the same idempotency key.
+const EXPECTED_RESET = 'Failed to load resource: net::ERR_CONNECTION_RESET';
 
 function watch(page, name) {
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     if (name === 'tablet' && m.text() === EXPECTED_409) { figures.expected_409_logged += 1; return; }
+    if (name === 'customer' && m.text() === EXPECTED_RESET && !figures.expected_reset_logged) { figures.expected_reset_logged = 1; return; }
     problems.push(`${name} console: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`${name} page error: ${e.message}`));
@@ -120,6 +124,18 @@ async function customerAndTablet(browser) {
     await customer.waitForFunction((id) => !!document.querySelector(`#results button[data-restaurant="${id}"]`), firstPage[0]);
   }
 
+  // The cuisine filter: every row then has that cuisine; back to any.
+  const cuisine = await customer.locator('#cuisine option').nth(1).getAttribute('value');
+  await customer.locator('#cuisine').selectOption(cuisine);
+  await customer.getByRole('button', { name: 'Search', exact: true }).click();
+  await customer.waitForFunction((c) => {
+    const rows = [...document.querySelectorAll('#results button[data-restaurant]')];
+    return rows.length && rows.every((b) => b.textContent.includes(` · ${c} · `));
+  }, cuisine);
+  await customer.locator('#cuisine').selectOption('');
+  await customer.getByRole('button', { name: 'Search', exact: true }).click();
+  await customer.waitForFunction((id) => !!document.querySelector(`#results button[data-restaurant="${id}"]`), firstPage[0]);
+
   // The first restaurant with an item that can be ordered.
   let restaurantId = null;
   for (const id of firstPage) {
@@ -142,22 +158,49 @@ async function customerAndTablet(browser) {
   await tablet.goto(`${ROUTER}/restaurant?id=${restaurantId}`);
   await tablet.locator('#conn').filter({ hasText: 'live' }).waitFor();
 
+  // When each order card first appears on the tablet (same machine clock as this process).
+  await tablet.evaluate(() => {
+    window.__firstSeen = {};
+    new MutationObserver(() => {
+      for (const a of document.querySelectorAll('article[data-order]')) window.__firstSeen[a.dataset.order] ??= Date.now();
+    }).observe(document.querySelector('#orders'), { childList: true, subtree: true });
+  });
   await customer.getByRole('button', { name: 'Get quote' }).click();
   await customer.locator('#quote-total').waitFor();
+  const keys = [];
+  let lostOrderId = null;
+  let answeredAt = 0; // when the server's (then lost) answer to the first request arrived
+  await customer.route('**/api/v1/orders', async (route) => {
+    const req = route.request();
+    if (req.method() !== 'POST') return route.fallback();
+    keys.push(req.headers()['idempotency-key']);
+    if (keys.length > 1) return route.fallback();
+    const answer = await route.fetch();
+    answeredAt = Date.now();
+    lostOrderId = (await answer.json()).order_id;
+    return route.abort('connectionreset');
+  });
   const placed = customer.waitForResponse((r) => r.url().endsWith('/api/v1/orders') && r.request().method() === 'POST');
   await customer.getByRole('button', { name: 'Place order' }).click();
   const resp = await placed;
-  const placedAt = Date.now();
-  if (resp.status() !== 201) throw new Error(`placing the order: HTTP ${resp.status()} ${await resp.text()}`);
+  await customer.unroute('**/api/v1/orders');
+  // Placement is when the cell answered the first request: the order existed from then.
+  const placedAt = answeredAt || Date.now();
+  // 200: the replay of the order the lost answer had placed (201 the first time).
+  figures.retry_status = resp.status();
+  if (resp.status() !== 200 && resp.status() !== 201) throw new Error(`placing the order: HTTP ${resp.status()} ${await resp.text()}`);
   const idem = resp.request().headers()['idempotency-key'];
   if (!idem) problems.push('the order was placed without an Idempotency-Key');
   const orderId = (await resp.json()).order_id;
-  step(`order ${orderId} placed`);
+  if (keys.length < 2 || keys[0] !== keys[1]) problems.push(`retried order requests carried keys ${JSON.stringify(keys)}`);
+  if (lostOrderId !== orderId) problems.push(`the retry placed ${orderId}, the lost answer named ${lostOrderId}`);
+  figures.order_attempts = keys.length;
+  step(`order ${orderId} placed (the first answer lost, the retry with the same key got the same order)`);
 
   // The tablet shows it, pushed over its WebSocket.
   const card = tablet.locator(`article[data-order="${orderId}"]`);
   await card.waitFor();
-  figures.tablet_shows_order_ms = Date.now() - placedAt;
+  figures.tablet_shows_order_ms = (await tablet.evaluate((id) => window.__firstSeen[id], orderId)) - placedAt;
   await tablet.locator(`#alert-${orderId}`).waitFor();
   if (!feedFrames.some((f) => f.data.includes(orderId) && f.data.includes('order_update'))) {
     problems.push('the tablet showed the order without an order_update on its WebSocket');
@@ -202,6 +245,17 @@ async function customerAndTablet(browser) {
   if (!(await customer.locator('.driver-pin').count())) problems.push('no driver marker on the map');
   await customer.locator('#eta').filter({ hasText: 'Delivered' }).waitFor();
   step(`delivered ${figures.delivered_after_ms} ms after placement`);
+  // The tablet's menu toggles: an item sold out and back, the restaurant closed and opened.
+  const item = tablet.locator('#items li').first();
+  await item.locator('button').filter({ hasText: 'sold out' }).click();
+  await tablet.locator('#items li').first().locator('.pill').filter({ hasText: 'sold out' }).waitFor();
+  await tablet.locator('#items li').first().locator('button').filter({ hasText: 'available' }).click();
+  await tablet.locator('#items li').first().locator('.pill').filter({ hasText: 'available' }).waitFor();
+  await tablet.getByRole('button', { name: 'Close now' }).click();
+  await tablet.locator('#open-state').filter({ hasText: 'closed' }).waitFor();
+  await tablet.getByRole('button', { name: 'Open now' }).click();
+  await tablet.locator('#open-state').filter({ hasText: 'open' }).waitFor();
+  step('tablet: item availability and opening toggled');
   await cctx.close();
   await tctx.close();
 }
