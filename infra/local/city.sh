@@ -71,6 +71,10 @@ cat <<MSG
     logs            .data/router.log .data/cell-berlin.log .data/cell-munich.log
     live deliveries .data/drivesim-berlin.log .data/drivesim-munich.log (20 drivers each)
 
+  Web pages (trust $CA in the browser, or accept its warning once; demo sign-in built in):
+    customer https://$ROUTER_HTTP/   restaurant tablet https://$ROUTER_HTTP/restaurant?id=<restaurant id>
+    operations console https://$ROUTER_HTTP/ops
+
   Try it through the router (a customer token whose home cell is Berlin is in \$CUST):
     CUST=$CUST
     curl -s --cacert $CA -H "Authorization: Bearer \$CUST" "https://$ROUTER_HTTP/api/v1/restaurants?lat=52.52&lng=13.405&radius=2km" | head -c 400

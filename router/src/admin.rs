@@ -51,6 +51,8 @@ pub struct CellView {
     /// While draining: orders left, the oldest's age, drivers still serving, expected end.
     #[serde(skip_serializing_if = "Option::is_none")]
     drain: Option<cellapi::DrainProgress>,
+    /// A sample of live driver positions from the cell's last health check.
+    drivers_sample: Vec<cellapi::DriverDot>,
 }
 
 async fn list_cells(
@@ -76,6 +78,11 @@ async fn list_cells(
                 map_version: h.map_version.load(Ordering::Relaxed),
                 regions: table.map.regions_of(t.info.id),
                 drain: h.drain.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                drivers_sample: h
+                    .drivers_sample
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
             }
         })
         .collect();

@@ -89,6 +89,8 @@ async fn check_all(control: &Control, cfg: &crate::config::HealthSection) {
                     h.restaurants.store(s.restaurants, Ordering::Relaxed);
                     h.map_version.store(s.map_version, Ordering::Relaxed);
                     *h.drain.lock().unwrap_or_else(|e| e.into_inner()) = s.drain.clone();
+                    *h.drivers_sample.lock().unwrap_or_else(|e| e.into_inner()) =
+                        s.drivers_sample.clone();
                     up_gauge.set(1.0);
                     control.drain_progress(t.info.id, s.active_orders).await;
                     if s.map_version < map.version {

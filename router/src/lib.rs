@@ -15,6 +15,8 @@
 //! - `ops/`: cell operations through [`ops::Control`]: `add.rs`, `move_region.rs`, `drain.rs`,
 //!   `remove.rs`, one per operation.
 //! - `health.rs`: health checks, map pushes and map refresh loops.
+//! - `web.rs`: the embedded web pages (`webpages` crate), the demo token endpoint and the
+//!   regions as GeoJSON for the operations console.
 //! - `server.rs` + `admin.rs`: the HTTP service; `boot.rs`: wiring and listeners (TLS).
 //! - `config.rs`: the typed configuration; `testing.rs`: unit-test fixtures (test builds only).
 
@@ -39,3 +41,4 @@ pub mod splice;
 pub mod table;
 #[cfg(test)]
 mod testing;
+pub mod web;

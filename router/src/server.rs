@@ -73,6 +73,7 @@ impl RouterApp {
             .route("/ready", axum::routing::get(ready))
             .route("/metrics", axum::routing::get(metrics))
             .merge(crate::admin::routes())
+            .merge(crate::web::routes(self.0.cfg.demo.enabled))
             .fallback(proxy)
             .with_state(self.clone())
     }

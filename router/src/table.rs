@@ -26,6 +26,8 @@ pub struct CellHealth {
     last_answer_ms: AtomicU64,
     /// A draining cell's last reported progress.
     pub drain: std::sync::Mutex<Option<cellapi::DrainProgress>>,
+    /// The last reported sample of driver positions (the operations console's map).
+    pub drivers_sample: std::sync::Mutex<Vec<cellapi::DriverDot>>,
 }
 
 impl CellHealth {

@@ -84,6 +84,10 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
         "binary entry point: the `token` and admin subcommands stamp the tokens they mint",
     ),
     (
+        "router/src/web.rs",
+        "HTTP handler: the demo-only token endpoint stamps the token it mints (as `router token` does)",
+    ),
+    (
         "platform/service/src/conn.rs",
         "HTTP edge: a connection's header-read and idle deadlines are measured from when it opened",
     ),

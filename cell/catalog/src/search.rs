@@ -146,6 +146,9 @@ pub struct SearchHit {
     /// Straight-line distance from the address, rounded to whole metres.
     pub distance_m: u32,
     pub thumbnail_url: String,
+    /// Where the restaurant is (a map pin).
+    pub lat: f64,
+    pub lng: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -354,6 +357,8 @@ fn page(best: Best<'_>, q: &SearchQuery, pricing: &PricingConfig) -> SearchPage 
                 eta_max_minutes: hi,
                 distance_m,
                 thumbnail_url: r.thumbnail_url.clone(),
+                lat: m.row.lat,
+                lng: m.row.lng,
             }
         })
         .collect();

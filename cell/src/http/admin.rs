@@ -56,7 +56,58 @@ async fn status(
         restaurants: app.catalog().len() as u64,
         quic: app.quic_info().cloned(),
         drain: app.drain().progress(),
+        drivers_sample: driver_sample(&app),
     }))
+}
+
+/// Up to [`cellapi::MAX_DRIVER_SAMPLE`] live drivers near the centres of the regions this
+/// cell owns (a region is ~9 km across: 12 km from its centre covers it), shared out evenly
+/// between the regions, for the operations console's map.
+fn driver_sample(app: &App) -> Vec<cellapi::DriverDot> {
+    let map = app.cell_map();
+    let Ok(me) = domain::CellId::new(app.config().cell.id) else {
+        return Vec::new();
+    };
+    let regions = map.regions_of(me);
+    if regions.is_empty() {
+        return Vec::new();
+    }
+    let per_region = (cellapi::MAX_DRIVER_SAMPLE / regions.len()).max(1);
+    let filter = geostore::Filter::states(
+        &[
+            geostore::DriverState::Available,
+            geostore::DriverState::Offered,
+            geostore::DriverState::OnDelivery,
+        ],
+        app.now().0.max(0) as u64,
+    );
+    let mut out = Vec::new();
+    for r in regions {
+        let centre = h3o::LatLng::from(r.0.cell());
+        let hits = app
+            .dispatch()
+            .geo()
+            .nearest(centre.lat(), centre.lng(), 12_000.0, per_region, filter)
+            .unwrap_or_default();
+        out.extend(hits.into_iter().map(|h| {
+            cellapi::DriverDot {
+                lat: h.driver.lat,
+                lng: h.driver.lng,
+                state: match h.driver.state {
+                    geostore::DriverState::Available => "available",
+                    geostore::DriverState::Offered => "offered",
+                    geostore::DriverState::OnDelivery => "on_delivery",
+                    geostore::DriverState::Offline => "offline",
+                }
+                .into(),
+            }
+        }));
+        if out.len() >= cellapi::MAX_DRIVER_SAMPLE {
+            break;
+        }
+    }
+    out.truncate(cellapi::MAX_DRIVER_SAMPLE);
+    out
 }
 
 #[utoipa::path(put, path = cellapi::paths::CELL_MAP, request_body(content = Object), security(("bearer" = [])),

@@ -79,6 +79,9 @@ pub struct RestaurantSummary {
     pub eta_max_minutes: u32,
     pub distance_m: u32,
     pub thumbnail_url: String,
+    /// The restaurant's position (a map pin).
+    pub lat: f64,
+    pub lng: f64,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

@@ -124,6 +124,8 @@ pub fn router(app: App) -> Router {
     api.merge(dev)
         .merge(crate::tracking::ws::routes())
         .merge(ops::routes(doc_json))
+        // The web pages, for single-cell setups (the router serves the same files).
+        .merge(webpages::routes())
         .fallback(|| async { ApiError::not_found("route", "for this path") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(track_metrics))

@@ -26,7 +26,7 @@ pub use regions::{
     DEFAULT_EXPORT_PAGE, ExportPage, ExportQuery, ImportRequest, ImportResponse, MAX_EXPORT_PAGE,
     RawJson, RegionEntry, RegionsResponse,
 };
-pub use status::{CellStatus, DrainProgress, MapAck, QuicInfo};
+pub use status::{CellStatus, DrainProgress, DriverDot, MAX_DRIVER_SAMPLE, MapAck, QuicInfo};
 
 /// Largest request body a cell accepts on its admin routes. Import pages carry whole menus (a
 /// demo restaurant with its menu is ~17 KiB), far above the public API's request limit; only

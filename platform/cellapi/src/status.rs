@@ -18,7 +18,7 @@ pub struct QuicInfo {
 }
 
 /// Who the cell is and how loaded it is, for the router's health checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CellStatus {
     /// The router registers the cell under this id.
     pub cell_id: u16,
@@ -34,6 +34,23 @@ pub struct CellStatus {
     /// While the cell drains: how far it is (absent otherwise, and from older cells).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<DrainProgress>,
+    /// A sample of live driver positions (at most [`MAX_DRIVER_SAMPLE`]) in the regions the
+    /// cell owns, for the operations console's map (absent from older cells).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drivers_sample: Vec<DriverDot>,
+}
+
+/// How many driver positions a status carries at most: enough to show where drivers are on
+/// a map, small enough for a health check every second (~60 bytes each).
+pub const MAX_DRIVER_SAMPLE: usize = 100;
+
+/// One driver's last position, in a [`CellStatus`] sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DriverDot {
+    pub lat: f64,
+    pub lng: f64,
+    /// `available`, `offered` or `on_delivery`.
+    pub state: String,
 }
 
 /// A draining cell's progress towards `drained`, for `router cells list`.
@@ -87,6 +104,7 @@ mod tests {
             restaurants: 6,
             quic,
             drain: None,
+            drivers_sample: Vec::new(),
         }
     }
 
