@@ -38,8 +38,7 @@ fn the_readme_example_runs_as_written() {
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("B", format!("http://{}", cell.addr()))
         .env("T", &token)
-        // Plain HTTP here; the README's default CA path is for `./dev city`'s TLS.
-        .env("CURL_CA_BUNDLE", "/dev/null")
+        // Plain HTTP here: the block's CA bundle (`./dev city`'s dev CA) is not read.
         .output()
         .expect("bash runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
