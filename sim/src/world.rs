@@ -1,0 +1,586 @@
+//! The world: virtual clock, one seeded random stream per concern, the event queue, the cell
+//! ([`Node`], or none while crashed), the simulated providers and network, the actors, and
+//! the checkers. [`World::run`] takes one event at a time, in (time, sequence) order, on one
+//! thread; async cell calls are driven to completion with a current-thread runtime's
+//! `block_on`, and every future they await is ready at once.
+
+use crate::actors::{Customers, Drivers, Restaurants};
+use crate::apps::Requests;
+use crate::check::{Checker, Violation};
+use crate::clock::{Queue, VirtualClock, store_clock};
+use crate::config::{MINUTE_MS, SimConfig};
+use crate::faults::{FaultCounters, FaultKind};
+use crate::net::Net;
+use crate::node::{CELL, Node};
+use crate::providers::{PayFaults, SimPayments, SimPush};
+use crate::trace::Trace;
+use domain::{DriverId, OrderId, UnixMs};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::future::Future;
+use std::sync::Arc;
+use store::model::{ModelDb, ModelFaults};
+
+/// Everything that happens, at a virtual time.
+#[derive(Debug, Clone)]
+pub enum Ev {
+    /// The next customer opens the app.
+    Arrival,
+    /// A copy of request `req` reaches the cell.
+    ToCell(u64),
+    /// An app stops waiting for the answer to `req`.
+    Timeout(u64),
+    /// A driver's GPS fix reaches the cell.
+    PingIn(usize, cell::dispatch::GpsFix),
+    /// A driver moves and sends a fix (every 5 s on shift).
+    Move(usize),
+    ShiftStart(usize),
+    /// A driver answers an offer after thinking.
+    Answer(usize, u64, bool),
+    Reconnect(usize),
+    /// A restaurant's next kitchen step for an order.
+    Kitchen(OrderId),
+    /// A customer decides whether to cancel.
+    MaybeCancel(OrderId),
+    // The cell's own schedule.
+    Tick,
+    Consumers,
+    Worker,
+    PayQueue,
+    Renew,
+    // Faults.
+    Crash,
+    Restart,
+    Outage(bool),
+    CutOne,
+    CutAll,
+    Heal(Option<usize>),
+    FaultsOff,
+    /// Looks for the end once faults are off.
+    Settle,
+}
+
+/// Why a run stopped early.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub seed: u64,
+    pub step: u64,
+    pub violation: Violation,
+    pub last: Vec<String>,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub seed: u64,
+    pub steps: u64,
+    pub hash: u64,
+    pub end_ms: i64,
+    pub placed: u64,
+    pub acknowledged: u64,
+    pub delivered: u64,
+    pub cancelled: u64,
+    pub fired: FaultCounters,
+    pub faults: String,
+}
+
+pub struct World {
+    pub cfg: SimConfig,
+    pub clock: Arc<VirtualClock>,
+    pub now: i64,
+    pub step: u64,
+    pub queue: Queue<Ev>,
+    pub trace: Trace,
+    pub rng: ChaCha8Rng,
+    rt: tokio::runtime::Runtime,
+    pub db: ModelDb,
+    pub kv: Arc<dyn store::Kv>,
+    pub node: Option<Node>,
+    pub pay: Arc<SimPayments>,
+    pub push: Arc<SimPush>,
+    pub net: Net,
+    pub faults_on: bool,
+    pub fired: FaultCounters,
+    pub req: Requests,
+    pub customers: Customers,
+    pub restaurants: Restaurants,
+    pub drivers: Drivers,
+    pub checker: Checker,
+    /// Set by a handler: the cell may have written, so the checkers look at the log.
+    pub wrote: bool,
+    done: bool,
+}
+
+fn stream(seed: u64, n: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(n);
+    r
+}
+
+impl World {
+    /// Builds the city: store (with the catalog), providers, restaurants, drivers' shifts.
+    pub fn new(cfg: SimConfig) -> Result<World, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let start = UnixMs(cfg.start_ms());
+        let clock = Arc::new(VirtualClock::new(start));
+        let db = ModelDb::with_clock(ModelFaults::none(), store_clock(clock.clone(), start));
+        let kv = store::SubspaceKv::scoped(db.kv(), store::keys::Subspace::cell(CELL));
+        let mut rng = stream(cfg.seed, 0);
+        let restaurants = rt.block_on(Restaurants::seed(&kv, &cfg, &mut rng))?;
+        let drivers = Drivers::new(&cfg, &mut stream(cfg.seed, 5));
+        let mut w = World {
+            clock,
+            now: start.0,
+            step: 0,
+            queue: Queue::default(),
+            trace: Trace::default(),
+            rng,
+            rt,
+            db,
+            kv,
+            node: None,
+            pay: Arc::new(SimPayments::new(stream(cfg.seed, 1))),
+            push: Arc::new(SimPush::new(stream(cfg.seed, 2))),
+            net: Net::new(stream(cfg.seed, 3)),
+            faults_on: false,
+            fired: FaultCounters::default(),
+            req: Requests::default(),
+            customers: Customers::new(&cfg),
+            restaurants,
+            drivers,
+            checker: Checker::new(),
+            wrote: false,
+            done: false,
+            cfg,
+        };
+        w.trace.echo = w.cfg.verbose;
+        w.start_node()?;
+        w.schedule_start();
+        Ok(w)
+    }
+
+    /// Drives `f` to completion on this thread (every simulated future is ready at once).
+    pub fn block<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    pub fn at(&mut self, delay_ms: i64, e: Ev) {
+        self.queue.push(self.now + delay_ms.max(0), e);
+    }
+
+    pub fn log(&mut self, line: impl FnOnce() -> String) {
+        let l = format!("{} {} {}", self.step, self.now - self.cfg.start_ms(), line());
+        self.trace.line(l);
+    }
+
+    fn start_node(&mut self) -> Result<(), String> {
+        let n = self.block(Node::build(
+            self.kv.clone(),
+            self.pay.clone(),
+            self.push.clone(),
+            self.clock.clone(),
+            self.cfg.matching.clone(),
+        ))?;
+        self.node = Some(n);
+        Ok(())
+    }
+
+    fn schedule_start(&mut self) {
+        self.at(0, Ev::Arrival);
+        for (e, d) in [
+            (Ev::Tick, 1_000),
+            (Ev::Consumers, 500),
+            (Ev::Worker, 2_000),
+            (Ev::PayQueue, 1_000),
+            (Ev::Renew, 5_000),
+        ] {
+            self.at(d, e);
+        }
+        for i in 0..self.drivers.len() {
+            let start = self.drivers.shift_start(i).max(self.now);
+            if start < self.cfg.active_end_ms() {
+                self.queue.push(start, Ev::ShiftStart(i));
+            }
+        }
+        self.configure_faults(true);
+        let plan = self.cfg.faults.clone();
+        let first = |w: &mut World| w.rng.random_range(2 * MINUTE_MS..8 * MINUTE_MS);
+        for (k, e) in [
+            (FaultKind::PaymentOutage, Ev::Outage(true)),
+            (FaultKind::DriverPartition, Ev::CutOne),
+            (FaultKind::AllPartition, Ev::CutAll),
+            (FaultKind::CellCrash, Ev::Crash),
+        ] {
+            if plan.has(k) {
+                let d = first(self);
+                self.at(d, e);
+            }
+        }
+        let end = self.cfg.active_end_ms();
+        self.queue.push(end, Ev::FaultsOff);
+    }
+
+    /// Turns the planned probabilistic faults on (or every fault off).
+    fn configure_faults(&mut self, on: bool) {
+        self.faults_on = on;
+        let p = &self.cfg.faults;
+        let f = |k| on && p.has(k);
+        let pick = |k, x| if f(k) { x } else { 0.0 };
+        self.db.set_faults(ModelFaults {
+            seed: self.cfg.seed ^ 0x5eed,
+            conflict: pick(FaultKind::StoreConflict, 0.02),
+            unknown_result: pick(FaultKind::UnknownResult, 0.01),
+            too_old: pick(FaultKind::TooOld, 0.005),
+            latency: std::time::Duration::ZERO,
+        });
+        self.pay.set_faults(PayFaults {
+            outage: false,
+            decline: pick(FaultKind::PaymentDecline, 0.03),
+            timeout_not_applied: pick(FaultKind::PaymentTimeoutNotApplied, 0.03),
+            timeout_applied: pick(FaultKind::PaymentTimeoutApplied, 0.03),
+        });
+        self.push.set_failure(pick(FaultKind::PushFailure, 0.1));
+        let plan = self.cfg.faults.clone();
+        self.net.configure(&plan, on);
+    }
+
+    /// Runs to the end, or to the first violated invariant.
+    pub fn run(&mut self) -> Result<Summary, Box<Failure>> {
+        while !self.done {
+            let Some((t, ev)) = self.queue.pop() else {
+                break;
+            };
+            self.now = t;
+            self.clock.set(t);
+            self.step += 1;
+            self.wrote = false;
+            let writes = self.handle(ev);
+            if writes {
+                self.after_cell_step();
+            }
+            if let Err(v) = self.check_step() {
+                return Err(self.failure(v));
+            }
+            if self.cfg.until_step.is_some_and(|s| self.step >= s) {
+                break;
+            }
+        }
+        if self.done
+            && let Err(v) = self.final_check()
+        {
+            return Err(self.failure(v));
+        }
+        Ok(self.summary())
+    }
+
+    fn failure(&self, violation: Violation) -> Box<Failure> {
+        Box::new(Failure {
+            seed: self.cfg.seed,
+            step: self.step,
+            violation,
+            last: self.trace.last().cloned().collect(),
+        })
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut fired = self.fired.clone();
+        let s = self.db.stats();
+        fired.add(FaultKind::StoreConflict, s.injected_conflicts);
+        fired.add(FaultKind::UnknownResult, s.injected_unknown_results);
+        fired.add(FaultKind::TooOld, s.injected_too_old);
+        for (k, n) in self.pay.fired().0.iter().chain(self.net.fired.0.iter()) {
+            fired.add(*k, *n);
+        }
+        fired.add(FaultKind::PushFailure, self.push.fired());
+        let (delivered, cancelled) = self.checker.outcomes();
+        Summary {
+            seed: self.cfg.seed,
+            steps: self.step,
+            hash: self.trace.hash(),
+            end_ms: self.now,
+            placed: self.customers.placed(),
+            acknowledged: self.customers.acked.len() as u64,
+            delivered,
+            cancelled,
+            fired,
+            faults: self.cfg.faults.names(),
+        }
+    }
+
+    /// One event. Returns whether the cell may have written or sent (then the drivers'
+    /// outboxes, the trackers and the push inbox are read, and the checkers look).
+    fn handle(&mut self, ev: Ev) -> bool {
+        match ev {
+            Ev::Arrival => self.arrival(),
+            Ev::ToCell(r) => return self.to_cell(r),
+            Ev::Timeout(r) => self.timeout(r),
+            Ev::PingIn(d, fix) => self.ping_in(d, fix),
+            Ev::Move(d) => self.move_driver(d),
+            Ev::ShiftStart(d) => self.shift_start(d),
+            Ev::Answer(d, delivery, accept) => self.answer(d, delivery, accept),
+            Ev::Reconnect(d) => self.reconnect(d),
+            Ev::Kitchen(o) => self.kitchen(o),
+            Ev::MaybeCancel(o) => self.maybe_cancel(o),
+            Ev::Tick => {
+                self.at(1_000, Ev::Tick);
+                if let Some(n) = &self.node {
+                    self.block(n.tick(UnixMs(self.now)));
+                    return true;
+                }
+            }
+            Ev::Consumers => {
+                self.at(500, Ev::Consumers);
+                return self.consumers();
+            }
+            Ev::Worker => {
+                self.at(2_000, Ev::Worker);
+                if let Some(mut n) = self.node.take() {
+                    let r = self.block(n.worker_pass());
+                    self.node = Some(n);
+                    if let Err(e) = r {
+                        self.log(|| format!("worker error {e}"));
+                    }
+                    return true;
+                }
+            }
+            Ev::PayQueue => {
+                self.at(1_000, Ev::PayQueue);
+                if let Some(n) = &self.node {
+                    let r = self.block(n.queue_pass(UnixMs(self.now)));
+                    if let Ok(k) = r
+                        && k > 0
+                    {
+                        self.log(|| format!("payqueue settled {k}"));
+                    }
+                    return true;
+                }
+            }
+            Ev::Renew => {
+                self.at(5_000, Ev::Renew);
+                if let Some(n) = &self.node {
+                    let now = UnixMs(self.now);
+                    let r = self.block(n.orders.renew_ids(now));
+                    if let Err(e) = r {
+                        self.log(|| format!("renew error {e}"));
+                    }
+                }
+            }
+            Ev::Crash => self.crash(),
+            Ev::Restart => return self.restart(),
+            Ev::Outage(on) => self.outage(on),
+            Ev::CutOne => self.cut_one(),
+            Ev::CutAll => self.cut_all(),
+            Ev::Heal(d) => self.heal(d),
+            Ev::FaultsOff => {
+                self.log(|| "faults off".into());
+                self.configure_faults(false);
+                self.at(30_000, Ev::Settle);
+            }
+            Ev::Settle => self.settle(),
+        }
+        false
+    }
+
+    /// Runs the event-log consumers once each.
+    fn consumers(&mut self) -> bool {
+        let Some(mut n) = self.node.take() else {
+            return false;
+        };
+        let now = UnixMs(self.now);
+        let (m, t, p) = self.block(async {
+            (
+                n.matching_pass(now).await,
+                n.tracking_pass().await,
+                n.notify_pass().await,
+            )
+        });
+        self.node = Some(n);
+        let busy = |r: &Result<crate::node::Passes, String>| r.as_ref().map_or(true, |p| p.events > 0);
+        if busy(&m) || busy(&t) || busy(&p) {
+            let f = |r: Result<crate::node::Passes, String>| match r {
+                Ok(p) => format!("{}{}", p.events, if p.failed { "!" } else { "" }),
+                Err(e) => format!("err({e})"),
+            };
+            let line = format!("consumers matching={} tracking={} notify={}", f(m), f(t), f(p));
+            self.log(|| line);
+            return true;
+        }
+        false
+    }
+
+    /// After a step the cell took part in: driver messages, trackers, notifications.
+    fn after_cell_step(&mut self) {
+        self.drain_outboxes();
+        self.drain_trackers();
+        for shown in self.push.take_inbox() {
+            self.on_notification(shown);
+        }
+        self.wrote = true;
+    }
+
+    fn check_step(&mut self) -> Result<(), Violation> {
+        if !self.wrote {
+            return Ok(());
+        }
+        let kv = self.kv.clone();
+        let pay = self.pay.clone();
+        let mut checker = std::mem::take(&mut self.checker);
+        let r = self.block(checker.step(&*kv, &pay));
+        self.checker = checker;
+        r
+    }
+
+    fn crash(&mut self) {
+        if !self.faults_on || self.node.is_none() {
+            return;
+        }
+        self.fired.hit(FaultKind::CellCrash);
+        self.log(|| "crash".into());
+        // kill -9: every in-memory component goes at once; only the store remains.
+        self.node = None;
+        self.drivers.drop_sessions();
+        self.customers.drop_trackers();
+        self.at(2_000, Ev::Restart);
+        let d = self.rng.random_range(8 * MINUTE_MS..25 * MINUTE_MS);
+        self.at(d, Ev::Crash);
+    }
+
+    fn restart(&mut self) -> bool {
+        match self.start_node() {
+            Ok(()) => {
+                self.log(|| "restarted".into());
+                for d in self.drivers.on_shift() {
+                    let delay = self.rng.random_range(500..5_000);
+                    self.at(delay, Ev::Reconnect(d));
+                }
+                self.resubscribe_trackers();
+                true
+            }
+            Err(e) => {
+                self.log(|| format!("restart failed {e}"));
+                self.at(1_000, Ev::Restart);
+                false
+            }
+        }
+    }
+
+    fn outage(&mut self, on: bool) {
+        if on && !self.faults_on {
+            return;
+        }
+        self.log(|| format!("payment outage {on}"));
+        let mut f = PayFaults::default();
+        if self.faults_on {
+            let p = &self.cfg.faults;
+            let pick = |k, x| if p.has(k) { x } else { 0.0 };
+            f = PayFaults {
+                outage: on,
+                decline: pick(FaultKind::PaymentDecline, 0.03),
+                timeout_not_applied: pick(FaultKind::PaymentTimeoutNotApplied, 0.03),
+                timeout_applied: pick(FaultKind::PaymentTimeoutApplied, 0.03),
+            };
+        }
+        self.pay.set_faults(f);
+        if on {
+            let d = self.rng.random_range(MINUTE_MS..4 * MINUTE_MS);
+            self.at(d, Ev::Outage(false));
+        } else if self.faults_on {
+            let d = self.rng.random_range(5 * MINUTE_MS..20 * MINUTE_MS);
+            self.at(d, Ev::Outage(true));
+        }
+    }
+
+    fn cut_one(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let on = self.drivers.on_shift();
+        if !on.is_empty() {
+            let d = on[self.rng.random_range(0..on.len())];
+            let len = self.rng.random_range(20_000..120_000);
+            self.net.partition(self.drivers.id(d).0, self.now + len);
+            self.fired.hit(FaultKind::DriverPartition);
+            self.log(|| format!("partition driver {d} for {len}"));
+            self.lose_session(d);
+            self.at(len, Ev::Heal(Some(d)));
+        }
+        let next = self.rng.random_range(3 * MINUTE_MS..10 * MINUTE_MS);
+        self.at(next, Ev::CutOne);
+    }
+
+    fn cut_all(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let len = self.rng.random_range(10_000..60_000);
+        self.net.partition_all(self.now + len);
+        self.fired.hit(FaultKind::AllPartition);
+        self.log(|| format!("partition all drivers for {len}"));
+        for d in self.drivers.on_shift() {
+            self.lose_session(d);
+        }
+        self.at(len, Ev::Heal(None));
+        let next = self.rng.random_range(15 * MINUTE_MS..30 * MINUTE_MS);
+        self.at(next, Ev::CutAll);
+    }
+
+    fn heal(&mut self, d: Option<usize>) {
+        let ds = match d {
+            Some(d) => vec![d],
+            None => self.drivers.on_shift(),
+        };
+        for d in ds {
+            let delay = self.rng.random_range(0..3_000);
+            self.at(delay, Ev::Reconnect(d));
+        }
+    }
+
+    /// Once faults are off: ends the run when every order has ended and settled, or fails
+    /// it when the bound has passed.
+    fn settle(&mut self) {
+        let kv = self.kv.clone();
+        let pending = self.checker.pay_pending().clone();
+        let quiet = self.block(crate::check::quiescent(&*kv, &pending));
+        let trackers_open = self.customers.open_trackers();
+        let bound = self.cfg.active_end_ms() + self.cfg.drain_ms;
+        match quiet {
+            Ok(true) if trackers_open == 0 => {
+                self.log(|| "settled".into());
+                self.done = true;
+            }
+            _ if self.now >= bound => {
+                self.log(|| "bound reached".into());
+                self.done = true;
+            }
+            _ => self.at(30_000, Ev::Settle),
+        }
+    }
+
+    fn final_check(&mut self) -> Result<(), Violation> {
+        let kv = self.kv.clone();
+        let pay = self.pay.clone();
+        let shown = self.push.shown();
+        let acked: Vec<OrderId> = self.customers.acked.keys().copied().collect();
+        let hub_open: Vec<OrderId> = match &self.node {
+            Some(n) => self
+                .customers
+                .acked
+                .keys()
+                .copied()
+                .filter(|o| n.tracker.hub.has_subscribers(cell::tracking::hub::Topic::Order(*o)))
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut checker = std::mem::take(&mut self.checker);
+        let r = self.block(checker.finish(&*kv, &pay, &shown, &acked, &hub_open));
+        self.checker = checker;
+        r
+    }
+
+    pub fn driver_id(&self, d: usize) -> DriverId {
+        self.drivers.id(d)
+    }
+}
