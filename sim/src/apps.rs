@@ -206,7 +206,7 @@ impl World {
             Msg::Place(n) => self.placed(n, reply),
             Msg::Cancel(..) => {}
             Msg::Kitchen(o, _, k) => self.kitchen_answer(o, k, reply),
-            Msg::Connect(_) => {}
+            Msg::Connect(d) => self.sync_driver(d),
             Msg::Respond(d, delivery, accept) => self.responded(d, delivery, accept, reply),
             Msg::Update(d, u) => self.updated(d, u, reply),
         }

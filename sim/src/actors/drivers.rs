@@ -291,32 +291,76 @@ impl World {
         }
         match reply {
             Reply::Done(Some(_)) => self.start_trip(d, delivery.0),
-            _ => {
-                if matches!(self.drivers.list[d].job, Job::Offered { delivery: x, .. } if x == delivery.0) {
-                    self.drivers.list[d].job = Job::Idle;
-                }
-            }
+            // The answer may be lost while the acceptance stood: the app asks what it carries.
+            _ => self.sync_driver(d),
         }
     }
 
     pub(crate) fn updated(&mut self, d: usize, u: DriverUpdate, reply: Reply) {
         self.drivers.list[d].waiting = false;
-        let ok = matches!(reply, Reply::Done(_));
         let job = self.drivers.list[d].job;
-        match (u, job) {
-            (DriverUpdate::ArrivedAtRestaurant(_), Job::ToRestaurant(t)) if ok => {
+        match (u, job, reply) {
+            (DriverUpdate::ArrivedAtRestaurant(_), Job::ToRestaurant(t), Reply::Done(_)) => {
                 self.drivers.list[d].job = Job::AtRestaurant(t);
             }
-            (DriverUpdate::PickedUp(_), Job::AtRestaurant(t)) if ok => {
+            (DriverUpdate::PickedUp(_), Job::AtRestaurant(t), Reply::Done(_)) => {
                 self.drivers.list[d].job = Job::ToCustomer(t);
                 self.drivers.list[d].target = t.dropoff;
             }
-            (DriverUpdate::Delivered(_), Job::ToCustomer(_)) => self.end_trip(d),
-            (
-                DriverUpdate::ArrivedAtRestaurant(_) | DriverUpdate::PickedUp(_),
-                Job::ToRestaurant(_) | Job::AtRestaurant(_),
-            ) => self.end_trip(d),
-            _ => {}
+            (DriverUpdate::Delivered(_), Job::ToCustomer(_), Reply::Done(_)) => self.end_trip(d),
+            (DriverUpdate::Online | DriverUpdate::Offline, ..) => {}
+            // Refused or unanswered: the app reads where its delivery stands and goes on from
+            // there (the next move sends again what is still to do).
+            _ => self.sync_driver(d),
+        }
+    }
+
+    /// What the driver app does when unsure: asks the cell for its active delivery and
+    /// follows it (a REST read; skipped while the cell is down or the driver cut off).
+    pub(crate) fn sync_driver(&mut self, d: usize) {
+        let id = self.drivers.list[d].id;
+        let Some(n) = &self.node else { return };
+        if self.net.is_cut(id.0, self.now) {
+            return;
+        }
+        let kv = n.kv.clone();
+        let Ok(active) = self.block(cell::orders::repo::active_for_driver(&*kv, id)) else {
+            return;
+        };
+        let job = self.drivers.list[d].job;
+        let trip_of = |o: &domain::Order| Trip {
+            order: o.id.0,
+            delivery: o.delivery_id.map_or(0, |x| x.0),
+            pickup: (o.restaurant_lat, o.restaurant_lng),
+            dropoff: (o.delivery_address.lat, o.delivery_address.lng),
+        };
+        use domain::OrderStatus as S;
+        match active.first() {
+            None => {
+                if matches!(job, Job::ToRestaurant(_) | Job::AtRestaurant(_) | Job::ToCustomer(_)) {
+                    self.log(|| format!("driver {d} finds no active delivery"));
+                    self.end_trip(d);
+                } else if matches!(job, Job::Offered { .. }) {
+                    self.drivers.list[d].job = Job::Idle;
+                }
+            }
+            Some(o) => {
+                let t = trip_of(o);
+                let drv = &mut self.drivers.list[d];
+                if drv.busy_since.is_none() {
+                    drv.busy_since = Some(self.now);
+                }
+                let (next, target) = match o.status {
+                    S::DriverAssigned => (Job::ToRestaurant(t), t.pickup),
+                    S::DriverAtRestaurant => (Job::AtRestaurant(t), t.pickup),
+                    _ => (Job::ToCustomer(t), t.dropoff),
+                };
+                if next != job {
+                    drv.job = next;
+                    drv.target = target;
+                    self.log(|| format!("driver {d} resumes order {} ({})", o.id, o.status));
+                }
+            }
         }
     }
 

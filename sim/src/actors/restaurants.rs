@@ -178,19 +178,28 @@ impl World {
         if cmd != KitchenCmd::Accept {
             return;
         }
+        if self.restaurants.kitchens.get(&o).map(|k| k.stage) != Some(Stage::Answering) {
+            return;
+        }
+        // Refused: the tablet reads the order (its answer may have been lost while the
+        // acceptance stood) and cooks if it was accepted.
+        let accepted = match reply {
+            Reply::Done(_) => true,
+            _ => {
+                let kv = self.node.as_ref().map(|n| n.kv.clone());
+                let status = kv.and_then(|kv| self.block(cell::orders::repo::get(&*kv, o)).ok().flatten());
+                status.is_some_and(|s| s.status.is_active() && s.status != domain::OrderStatus::Pending)
+            }
+        };
         let Some(k) = self.restaurants.kitchens.get_mut(&o) else {
             return;
         };
-        if k.stage != Stage::Answering {
-            return;
-        }
-        match reply {
-            Reply::Done(_) => {
-                k.stage = Stage::Accepted;
-                let d = self.rng.random_range(10_000..60_000);
-                self.at(d, Ev::Kitchen(o));
-            }
-            _ => k.stage = Stage::Closed,
+        if accepted {
+            k.stage = Stage::Accepted;
+            let d = self.rng.random_range(10_000..60_000);
+            self.at(d, Ev::Kitchen(o));
+        } else {
+            k.stage = Stage::Closed;
         }
     }
 }
