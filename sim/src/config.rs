@@ -49,6 +49,16 @@ impl SimConfig {
         }
     }
 
+    /// The city the CI seed sweep and the fault tests use: 30 simulated minutes at lunch.
+    pub fn ci(seed: u64) -> Self {
+        Self {
+            orders_per_day: 1_500,
+            drivers: 40,
+            restaurants: 40,
+            ..Self::small(seed)
+        }
+    }
+
     pub fn start_ms(&self) -> i64 {
         DAY_START_MS + (self.start_hour * HOUR_MS as f64) as i64
     }
