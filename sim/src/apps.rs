@@ -89,7 +89,7 @@ impl World {
         self.transmit(id);
     }
 
-    fn from_of(&self, msg: &Msg) -> From {
+    fn sender(&self, msg: &Msg) -> From {
         match msg {
             Msg::Place(_) | Msg::Cancel(..) => From::Customer,
             Msg::Kitchen(..) => From::Restaurant,
@@ -103,7 +103,7 @@ impl World {
         let Some(msg) = self.req.msgs.get(&id) else {
             return;
         };
-        let from = self.from_of(msg);
+        let from = self.sender(msg);
         if let Some(n) = self.req.open.get_mut(&id) {
             *n += 1;
         }
@@ -129,7 +129,7 @@ impl World {
 
     /// A copy of request `id` reached the cell: the cell handles it (every copy: a duplicate
     /// is handled again, as the cell would), and the answer goes back unless lost.
-    pub(crate) fn to_cell(&mut self, id: u64) -> bool {
+    pub(crate) fn arrive(&mut self, id: u64) -> bool {
         if self.node.is_none() {
             // Connection refused while the cell is down: the app's timer sends again.
             return false;
@@ -137,7 +137,13 @@ impl World {
         let msg = self.req.msgs[&id].clone();
         let reply = self.execute(&msg);
         let lost = self.net.send(self.now, From::Customer).is_empty();
-        self.log(|| format!("req {id} {msg:?} -> {}{}", brief(&reply), if lost { " (answer lost)" } else { "" }));
+        self.log(|| {
+            format!(
+                "req {id} {msg:?} -> {}{}",
+                brief(&reply),
+                if lost { " (answer lost)" } else { "" }
+            )
+        });
         if lost || !self.req.open.contains_key(&id) {
             return true;
         }

@@ -41,14 +41,20 @@ pub fn run_day(seed: u64, matching: MatchConfig, size: CitySize) -> Result<DayRe
         ..SimConfig::small(seed)
     };
     let mut w = World::new(cfg).map_err(|e| e.to_string())?;
-    w.run().map_err(|f| format!("SIM_SEED={} SIM_STEP={}: {}", f.seed, f.step, f.violation))?;
+    w.run()
+        .map_err(|f| format!("SIM_SEED={} SIM_STEP={}: {}", f.seed, f.step, f.violation))?;
     record(&mut w, seed, size)
 }
 
 fn record(w: &mut World, seed: u64, size: CitySize) -> Result<DayRecord, String> {
     let kv = w.kv.clone();
     let mut orders = Vec::new();
-    let acked: Vec<_> = w.customers.acked.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let acked: Vec<_> = w
+        .customers
+        .acked
+        .iter()
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
     for (id, a) in acked {
         let view = w
             .block(cell::orders::repo::get_with_history(&*kv, id))

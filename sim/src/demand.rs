@@ -53,7 +53,9 @@ mod tests {
 
     #[test]
     fn dinner_peaks_at_five_times_the_base() {
-        let peak = (0..2400).map(|i| weight(i as f64 / 100.0)).fold(0.0, f64::max);
+        let peak = (0..2400)
+            .map(|i| weight(i as f64 / 100.0))
+            .fold(0.0, f64::max);
         assert!((peak - 5.0).abs() < 0.1, "{peak}");
         assert!(peak <= MAX_WEIGHT);
         assert!(weight(12.75) > 2.5 && weight(3.0) < 0.2);

@@ -192,7 +192,8 @@ fn main() -> anyhow::Result<()> {
         } => {
             let cfg = match matching {
                 Some(p) => {
-                    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                    let text = std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?;
                     toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
                 }
                 None => Default::default(),

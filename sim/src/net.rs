@@ -120,8 +120,13 @@ mod tests {
     #[test]
     fn loss_and_duplication_fire_when_on() {
         let mut n = Net::new(ChaCha8Rng::seed_from_u64(3));
-        n.configure(&FaultPlan::of([FaultKind::NetLoss, FaultKind::NetDup]), true);
-        let counts: Vec<usize> = (0..2_000).map(|_| n.send(0, From::Customer).len()).collect();
+        n.configure(
+            &FaultPlan::of([FaultKind::NetLoss, FaultKind::NetDup]),
+            true,
+        );
+        let counts: Vec<usize> = (0..2_000)
+            .map(|_| n.send(0, From::Customer).len())
+            .collect();
         assert!(counts.contains(&0) && counts.contains(&2));
         assert!(n.fired.get(FaultKind::NetLoss) > 0 && n.fired.get(FaultKind::NetDup) > 0);
     }

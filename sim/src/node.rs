@@ -56,7 +56,11 @@ impl Node {
     ) -> Result<Node, String> {
         let now = clock.get();
         let log = LogId(CELL);
-        let catalog = Arc::new(Catalog::load(kv.clone()).await.map_err(|e| format!("catalog: {e}"))?);
+        let catalog = Arc::new(
+            Catalog::load(kv.clone())
+                .await
+                .map_err(|e| format!("catalog: {e}"))?,
+        );
         let pricing = catalog::PricingConfig::default();
         let (speed, road) = (pricing.avg_speed_kmh, pricing.road_factor);
         let cell = CellId::new(u32::from(CELL)).map_err(|e| e.to_string())?;
@@ -72,13 +76,21 @@ impl Node {
             },
             Arc::new(Ownership::new(u32::from(CELL))),
         ));
-        orders.resume_ids(now).await.map_err(|e| format!("ids: {e}"))?;
+        orders
+            .resume_ids(now)
+            .await
+            .map_err(|e| format!("ids: {e}"))?;
         let tracker = Arc::new(Tracker::new(TrackingConfig::default(), speed, road));
         let geo = Arc::new(geostore::GeoStore::new(geostore::Config::default()));
-        let mut cfg = cell::dispatch::DispatchConfig::default();
-        cfg.matching = matching;
+        let cfg = cell::dispatch::DispatchConfig {
+            matching,
+            ..Default::default()
+        };
         let dispatch = Arc::new(Dispatch::new(cfg, geo, orders.clone(), tracker.clone()));
-        dispatch.recover(now).await.map_err(|e| format!("recover: {e}"))?;
+        dispatch
+            .recover(now)
+            .await
+            .map_err(|e| format!("recover: {e}"))?;
         let worker = PaymentWorker::new(
             kv.clone(),
             log,
@@ -88,7 +100,11 @@ impl Node {
         );
         let load = |name| {
             let kv = kv.clone();
-            async move { events::load_cursor(&*kv, name).await.map_err(|e| e.to_string()) }
+            async move {
+                events::load_cursor(&*kv, name)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         };
         Ok(Node {
             matching_cursor: load("matching").await?,
@@ -157,9 +173,15 @@ impl Node {
                 Ok(())
             }
         };
-        let b = events::consume_batch(&*self.kv, self.log, Start::Head, self.live_cursor, &mut handle)
-            .await
-            .map_err(|e| e.to_string())?;
+        let b = events::consume_batch(
+            &*self.kv,
+            self.log,
+            Start::Head,
+            self.live_cursor,
+            &mut handle,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         self.live_cursor = b.cursor;
         Ok(Passes {
             events: b.read,

@@ -4,12 +4,12 @@
 //! drawn from their own seeded streams; the ledgers are what the checkers read.
 
 use crate::faults::{FaultCounters, FaultKind};
+use cell::notify::{Notification, PushError, PushProvider, Recipient};
 use domain::{Cents, EventKind, OrderId};
 use payments::{
-    Authorization, AuthorizationStatus, AuthorizeRequest, BoxFuture, PaymentError,
-    PaymentGateway, PaymentRecord,
+    Authorization, AuthorizationStatus, AuthorizeRequest, BoxFuture, PaymentError, PaymentGateway,
+    PaymentRecord,
 };
-use cell::notify::{Notification, PushError, PushProvider, Recipient};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -245,7 +245,10 @@ impl PayState {
 }
 
 impl PaymentGateway for SimPayments {
-    fn authorize<'a>(&'a self, req: &'a AuthorizeRequest) -> BoxFuture<'a, payments::Result<Authorization>> {
+    fn authorize<'a>(
+        &'a self,
+        req: &'a AuthorizeRequest,
+    ) -> BoxFuture<'a, payments::Result<Authorization>> {
         let r = self.call(&req.idempotency_key, Call::Authorize(req));
         Box::pin(async move { r })
     }
@@ -279,20 +282,27 @@ impl PaymentGateway for SimPayments {
         Box::pin(async move { r })
     }
 
-    fn retrieve<'a>(&'a self, auth_id: &'a str) -> BoxFuture<'a, payments::Result<Option<PaymentRecord>>> {
+    fn retrieve<'a>(
+        &'a self,
+        auth_id: &'a str,
+    ) -> BoxFuture<'a, payments::Result<Option<PaymentRecord>>> {
         let st = lock(&self.st);
         let r = if st.faults.outage {
             Err(PaymentError::Unavailable)
         } else {
-            Ok(st.auths.get(auth_id).and_then(|o| st.ledger.get(o)).map(|l| PaymentRecord {
-                id: l.auth_id.clone(),
-                status: l.status.unwrap_or(AuthorizationStatus::Authorized),
-                currency: "eur".into(),
-                authorized: Cents(l.authorized),
-                captured: Cents(l.captured),
-                refunded: Cents(l.refunded),
-                billing_country: None,
-            }))
+            Ok(st
+                .auths
+                .get(auth_id)
+                .and_then(|o| st.ledger.get(o))
+                .map(|l| PaymentRecord {
+                    id: l.auth_id.clone(),
+                    status: l.status.unwrap_or(AuthorizationStatus::Authorized),
+                    currency: "eur".into(),
+                    authorized: Cents(l.authorized),
+                    captured: Cents(l.captured),
+                    refunded: Cents(l.refunded),
+                    billing_country: None,
+                }))
         };
         drop(st);
         Box::pin(async move { r })
@@ -406,11 +416,17 @@ mod tests {
     #[test]
     fn a_key_replays_its_first_answer_and_a_new_key_charges_again() {
         let p = SimPayments::new(ChaCha8Rng::seed_from_u64(1));
-        let a = p.call("order-7-authorize", Call::Authorize(&req(7))).unwrap();
-        let again = p.call("order-7-authorize", Call::Authorize(&req(7))).unwrap();
+        let a = p
+            .call("order-7-authorize", Call::Authorize(&req(7)))
+            .unwrap();
+        let again = p
+            .call("order-7-authorize", Call::Authorize(&req(7)))
+            .unwrap();
         assert_eq!(a, again);
-        p.call("order-7-capture", Call::Capture(&a.id, Cents(1_000))).unwrap();
-        p.call("order-7-capture", Call::Capture(&a.id, Cents(1_000))).unwrap();
+        p.call("order-7-capture", Call::Capture(&a.id, Cents(1_000)))
+            .unwrap();
+        p.call("order-7-capture", Call::Capture(&a.id, Cents(1_000)))
+            .unwrap();
         assert_eq!(p.ledger_of(OrderId(7)).unwrap().captures, 1);
         p.call("other", Call::Capture(&a.id, Cents(1_000))).unwrap();
         let l = p.ledger_of(OrderId(7)).unwrap();

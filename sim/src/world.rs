@@ -12,7 +12,7 @@ use crate::config::{MINUTE_MS, SimConfig};
 use crate::faults::{FaultCounters, FaultKind};
 use crate::net::Net;
 use crate::node::{CELL, Node};
-use crate::providers::{PayFaults, SimPayments, SimPush};
+use crate::providers::{SimPayments, SimPush};
 use crate::trace::Trace;
 use domain::{DriverId, OrderId, UnixMs};
 use rand::{Rng, SeedableRng};
@@ -172,11 +172,16 @@ impl World {
     }
 
     pub fn log(&mut self, line: impl FnOnce() -> String) {
-        let l = format!("{} {} {}", self.step, self.now - self.cfg.start_ms(), line());
+        let l = format!(
+            "{} {} {}",
+            self.step,
+            self.now - self.cfg.start_ms(),
+            line()
+        );
         self.trace.line(l);
     }
 
-    fn start_node(&mut self) -> Result<(), String> {
+    pub(crate) fn start_node(&mut self) -> Result<(), String> {
         let n = self.block(Node::build(
             self.kv.clone(),
             self.pay.clone(),
@@ -221,30 +226,6 @@ impl World {
         }
         let end = self.cfg.active_end_ms();
         self.queue.push(end, Ev::FaultsOff);
-    }
-
-    /// Turns the planned probabilistic faults on (or every fault off).
-    fn configure_faults(&mut self, on: bool) {
-        self.faults_on = on;
-        let p = &self.cfg.faults;
-        let f = |k| on && p.has(k);
-        let pick = |k, x| if f(k) { x } else { 0.0 };
-        self.db.set_faults(ModelFaults {
-            seed: self.cfg.seed ^ 0x5eed,
-            conflict: pick(FaultKind::StoreConflict, 0.02),
-            unknown_result: pick(FaultKind::UnknownResult, 0.01),
-            too_old: pick(FaultKind::TooOld, 0.005),
-            latency: std::time::Duration::ZERO,
-        });
-        self.pay.set_faults(PayFaults {
-            outage: false,
-            decline: pick(FaultKind::PaymentDecline, 0.03),
-            timeout_not_applied: pick(FaultKind::PaymentTimeoutNotApplied, 0.03),
-            timeout_applied: pick(FaultKind::PaymentTimeoutApplied, 0.03),
-        });
-        self.push.set_failure(pick(FaultKind::PushFailure, 0.1));
-        let plan = self.cfg.faults.clone();
-        self.net.configure(&plan, on);
     }
 
     /// Runs to the end, or to the first violated invariant.
@@ -315,7 +296,7 @@ impl World {
     fn handle(&mut self, ev: Ev) -> bool {
         match ev {
             Ev::Arrival => self.arrival(),
-            Ev::ToCell(r) => return self.to_cell(r),
+            Ev::ToCell(r) => return self.arrive(r),
             Ev::Timeout(r) => self.timeout(r),
             Ev::PingIn(d, fix) => self.ping_in(d, fix),
             Ev::Move(d) => self.move_driver(d),
@@ -398,13 +379,19 @@ impl World {
             )
         });
         self.node = Some(n);
-        let busy = |r: &Result<crate::node::Passes, String>| r.as_ref().map_or(true, |p| p.events > 0);
+        let busy =
+            |r: &Result<crate::node::Passes, String>| r.as_ref().map_or(true, |p| p.events > 0);
         if busy(&m) || busy(&t) || busy(&p) {
             let f = |r: Result<crate::node::Passes, String>| match r {
                 Ok(p) => format!("{}{}", p.events, if p.failed { "!" } else { "" }),
                 Err(e) => format!("err({e})"),
             };
-            let line = format!("consumers matching={} tracking={} notify={}", f(m), f(t), f(p));
+            let line = format!(
+                "consumers matching={} tracking={} notify={}",
+                f(m),
+                f(t),
+                f(p)
+            );
             self.log(|| line);
             return true;
         }
@@ -431,111 +418,6 @@ impl World {
         let r = self.block(checker.step(&*kv, &pay));
         self.checker = checker;
         r
-    }
-
-    fn crash(&mut self) {
-        if !self.faults_on || self.node.is_none() {
-            return;
-        }
-        self.fired.hit(FaultKind::CellCrash);
-        self.log(|| "crash".into());
-        // kill -9: every in-memory component goes at once; only the store remains.
-        self.node = None;
-        self.drivers.drop_sessions();
-        self.customers.drop_trackers();
-        self.at(2_000, Ev::Restart);
-        let d = self.rng.random_range(8 * MINUTE_MS..25 * MINUTE_MS);
-        self.at(d, Ev::Crash);
-    }
-
-    fn restart(&mut self) -> bool {
-        match self.start_node() {
-            Ok(()) => {
-                self.log(|| "restarted".into());
-                for d in self.drivers.on_shift() {
-                    let delay = self.rng.random_range(500..5_000);
-                    self.at(delay, Ev::Reconnect(d));
-                }
-                self.resubscribe_trackers();
-                true
-            }
-            Err(e) => {
-                self.log(|| format!("restart failed {e}"));
-                self.at(1_000, Ev::Restart);
-                false
-            }
-        }
-    }
-
-    fn outage(&mut self, on: bool) {
-        if on && !self.faults_on {
-            return;
-        }
-        self.log(|| format!("payment outage {on}"));
-        let mut f = PayFaults::default();
-        if self.faults_on {
-            let p = &self.cfg.faults;
-            let pick = |k, x| if p.has(k) { x } else { 0.0 };
-            f = PayFaults {
-                outage: on,
-                decline: pick(FaultKind::PaymentDecline, 0.03),
-                timeout_not_applied: pick(FaultKind::PaymentTimeoutNotApplied, 0.03),
-                timeout_applied: pick(FaultKind::PaymentTimeoutApplied, 0.03),
-            };
-        }
-        self.pay.set_faults(f);
-        if on {
-            let d = self.rng.random_range(MINUTE_MS..4 * MINUTE_MS);
-            self.at(d, Ev::Outage(false));
-        } else if self.faults_on {
-            let d = self.rng.random_range(5 * MINUTE_MS..20 * MINUTE_MS);
-            self.at(d, Ev::Outage(true));
-        }
-    }
-
-    fn cut_one(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        let on = self.drivers.on_shift();
-        if !on.is_empty() {
-            let d = on[self.rng.random_range(0..on.len())];
-            let len = self.rng.random_range(20_000..120_000);
-            self.net.partition(self.drivers.id(d).0, self.now + len);
-            self.fired.hit(FaultKind::DriverPartition);
-            self.log(|| format!("partition driver {d} for {len}"));
-            self.lose_session(d);
-            self.at(len, Ev::Heal(Some(d)));
-        }
-        let next = self.rng.random_range(3 * MINUTE_MS..10 * MINUTE_MS);
-        self.at(next, Ev::CutOne);
-    }
-
-    fn cut_all(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        let len = self.rng.random_range(10_000..60_000);
-        self.net.partition_all(self.now + len);
-        self.fired.hit(FaultKind::AllPartition);
-        self.log(|| format!("partition all drivers for {len}"));
-        for d in self.drivers.on_shift() {
-            self.lose_session(d);
-        }
-        self.at(len, Ev::Heal(None));
-        let next = self.rng.random_range(15 * MINUTE_MS..30 * MINUTE_MS);
-        self.at(next, Ev::CutAll);
-    }
-
-    fn heal(&mut self, d: Option<usize>) {
-        let ds = match d {
-            Some(d) => vec![d],
-            None => self.drivers.on_shift(),
-        };
-        for d in ds {
-            let delay = self.rng.random_range(0..3_000);
-            self.at(delay, Ev::Reconnect(d));
-        }
     }
 
     /// Once faults are off: ends the run when every order has ended and settled, or fails
@@ -570,7 +452,11 @@ impl World {
                 .acked
                 .keys()
                 .copied()
-                .filter(|o| n.tracker.hub.has_subscribers(cell::tracking::hub::Topic::Order(*o)))
+                .filter(|o| {
+                    n.tracker
+                        .hub
+                        .has_subscribers(cell::tracking::hub::Topic::Order(*o))
+                })
                 .collect(),
             None => Vec::new(),
         };

@@ -38,10 +38,18 @@ fn stopping_at_a_step_replays_the_same_prefix() {
         })
         .expect("city");
         w.run().expect("no violation before step 5000");
-        (w.step, w.trace.hash(), w.trace.last().cloned().collect::<Vec<_>>())
+        (
+            w.step,
+            w.trace.hash(),
+            w.trace.last().cloned().collect::<Vec<_>>(),
+        )
     };
     let (a, b) = (part(), part());
     assert_eq!(a, b);
     assert_eq!(a.0, 5_000);
-    assert_ne!(a.1, hash(SimConfig::ci(15)), "the prefix is not the whole run");
+    assert_ne!(
+        a.1,
+        hash(SimConfig::ci(15)),
+        "the prefix is not the whole run"
+    );
 }

@@ -76,7 +76,8 @@ impl Customers {
     pub fn request(&self, n: usize, restaurants: &crate::actors::Restaurants) -> PlaceOrder {
         let p = &self.book[n];
         let spot = &restaurants.spots[p.restaurant];
-        let fingerprint = cell::orders::fingerprint(format!("{}:{:?}", spot.id, p.lines).as_bytes());
+        let fingerprint =
+            cell::orders::fingerprint(format!("{}:{:?}", spot.id, p.lines).as_bytes());
         PlaceOrder {
             customer: p.customer,
             idempotency_key: p.key.clone(),
@@ -124,7 +125,8 @@ impl World {
         let r = self.rng.random_range(0..self.restaurants.spots.len());
         let spot = &self.restaurants.spots[r];
         let (d, b) = (
-            self.rng.random_range(200.0..(spot.radius_m * 0.9).clamp(300.0, 3_000.0)),
+            self.rng
+                .random_range(200.0..(spot.radius_m * 0.9).clamp(300.0, 3_000.0)),
             self.rng.random_range(0.0..std::f64::consts::TAU),
         );
         let address = crate::actors::offset((spot.lat, spot.lng), d, b);
@@ -173,7 +175,8 @@ impl World {
                 self.at(20 * MINUTE_MS, Ev::MaybeCancel(order.id));
             }
             Reply::NotPlaced(why) => {
-                let retry = p.choice < 2 && !why.contains("declined") && !why.contains("orders per");
+                let retry =
+                    p.choice < 2 && !why.contains("declined") && !why.contains("orders per");
                 if retry && self.now < self.cfg.active_end_ms() {
                     self.new_placement(p.customer, p.choice + 1);
                 }
@@ -245,7 +248,10 @@ impl World {
         for (o, sub) in self.customers.trackers.iter_mut() {
             while let Ok(msg) = sub.rx.try_recv() {
                 let v: serde_json::Value = serde_json::from_str(&msg).unwrap_or_default();
-                if let Some(s) = v["status"].as_str().and_then(|s| s.parse::<OrderStatus>().ok()) {
+                if let Some(s) = v["status"]
+                    .as_str()
+                    .and_then(|s| s.parse::<OrderStatus>().ok())
+                {
                     self.customers.seen.insert(*o, s);
                     if s.is_terminal() {
                         done.push(*o);

@@ -73,7 +73,9 @@ impl Drivers {
                     // Shifts start where demand builds up: drawn by the demand curve.
                     let start = loop {
                         let h = rng.random_range(0.0..24.0);
-                        if rng.random::<f64>() * crate::demand::MAX_WEIGHT <= crate::demand::weight(h + 1.5) {
+                        if rng.random::<f64>() * crate::demand::MAX_WEIGHT
+                            <= crate::demand::weight(h + 1.5)
+                        {
                             break h;
                         }
                     };
@@ -82,9 +84,16 @@ impl Drivers {
                     (s, s + (len * HOUR_MS as f64) as i64)
                 } else {
                     let s = cfg.start_ms() - rng.random_range(0..2 * HOUR_MS);
-                    (s, cfg.active_end_ms() + rng.random_range(HOUR_MS..3 * HOUR_MS))
+                    (
+                        s,
+                        cfg.active_end_ms() + rng.random_range(HOUR_MS..3 * HOUR_MS),
+                    )
                 };
-                let pos = offset(CENTRE, rng.random_range(0.0..5_000.0), rng.random_range(0.0..std::f64::consts::TAU));
+                let pos = offset(
+                    CENTRE,
+                    rng.random_range(0.0..5_000.0),
+                    rng.random_range(0.0..std::f64::consts::TAU),
+                );
                 Driver {
                     id: DriverId(1_000 + u64::from(i)),
                     shift,
@@ -148,7 +157,10 @@ fn to_target(from: (f64, f64), to: (f64, f64), step_m: f64) -> ((f64, f64), bool
         return (to, true);
     }
     let f = step_m / dist;
-    ((from.0 + (to.0 - from.0) * f, from.1 + (to.1 - from.1) * f), false)
+    (
+        (from.0 + (to.0 - from.0) * f, from.1 + (to.1 - from.1) * f),
+        false,
+    )
 }
 
 impl World {
@@ -196,7 +208,8 @@ impl World {
             lat: pos.0,
             lng: pos.1,
             heading: if heading > 0.0 {
-                cell::dispatch::matching::machine::bearing_deg(before.0, before.1, pos.0, pos.1) as f32
+                cell::dispatch::matching::machine::bearing_deg(before.0, before.1, pos.0, pos.1)
+                    as f32
             } else {
                 0.0
             },
@@ -219,13 +232,21 @@ impl World {
                 let u = DriverUpdate::ArrivedAtRestaurant(DeliveryId(trip.delivery));
                 self.send(Msg::Update(d, u));
             }
-            Job::AtRestaurant(trip) if !waiting && self.restaurants.ready(OrderId(trip.order), now) => {
+            Job::AtRestaurant(trip)
+                if !waiting && self.restaurants.ready(OrderId(trip.order), now) =>
+            {
                 self.drivers.list[d].waiting = true;
-                self.send(Msg::Update(d, DriverUpdate::PickedUp(DeliveryId(trip.delivery))));
+                self.send(Msg::Update(
+                    d,
+                    DriverUpdate::PickedUp(DeliveryId(trip.delivery)),
+                ));
             }
             Job::ToCustomer(trip) if arrived && !waiting => {
                 self.drivers.list[d].waiting = true;
-                self.send(Msg::Update(d, DriverUpdate::Delivered(DeliveryId(trip.delivery))));
+                self.send(Msg::Update(
+                    d,
+                    DriverUpdate::Delivered(DeliveryId(trip.delivery)),
+                ));
             }
             _ => {}
         }
@@ -238,7 +259,9 @@ impl World {
 
     pub(crate) fn ping_in(&mut self, d: usize, fix: GpsFix) {
         if let Some(n) = &self.node {
-            let _ = n.dispatch.ping(self.drivers.list[d].id, fix, UnixMs(self.now));
+            let _ = n
+                .dispatch
+                .ping(self.drivers.list[d].id, fix, UnixMs(self.now));
         }
     }
 
@@ -290,9 +313,27 @@ impl World {
             return;
         }
         match reply {
-            Reply::Done(Some(_)) => self.start_trip(d, delivery.0),
-            // The answer may be lost while the acceptance stood: the app asks what it carries.
-            _ => self.sync_driver(d),
+            // The answer names the order: the app follows it whatever it showed meanwhile.
+            Reply::Done(Some(o)) => {
+                if matches!(self.drivers.list[d].job, Job::Idle | Job::Offered { .. }) {
+                    self.drivers.list[d].job = Job::Offered {
+                        delivery: delivery.0,
+                        order: o.id.0,
+                        pickup: (o.restaurant_lat, o.restaurant_lng),
+                        dropoff: (o.delivery_address.lat, o.delivery_address.lng),
+                    };
+                    self.start_trip(d, delivery.0);
+                }
+            }
+            // Refused, or no answer while the acceptance may have stood: the app drops this
+            // offer and asks what it carries.
+            _ => {
+                if matches!(self.drivers.list[d].job, Job::Offered { delivery: x, .. } if x == delivery.0)
+                {
+                    self.drivers.list[d].job = Job::Idle;
+                }
+                self.sync_driver(d);
+            }
         }
     }
 
@@ -337,11 +378,12 @@ impl World {
         use domain::OrderStatus as S;
         match active.first() {
             None => {
-                if matches!(job, Job::ToRestaurant(_) | Job::AtRestaurant(_) | Job::ToCustomer(_)) {
+                if matches!(
+                    job,
+                    Job::ToRestaurant(_) | Job::AtRestaurant(_) | Job::ToCustomer(_)
+                ) {
                     self.log(|| format!("driver {d} finds no active delivery"));
                     self.end_trip(d);
-                } else if matches!(job, Job::Offered { .. }) {
-                    self.drivers.list[d].job = Job::Idle;
                 }
             }
             Some(o) => {
@@ -395,7 +437,12 @@ impl World {
                 };
                 let accept = self.rng.random_bool(self.drivers.list[d].accept_p);
                 let think = self.rng.random_range(2_000..10_000);
-                self.log(|| format!("driver {d} offered order {} delivery {}", o.order_id, o.delivery_id));
+                self.log(|| {
+                    format!(
+                        "driver {d} offered order {} delivery {}",
+                        o.order_id, o.delivery_id
+                    )
+                });
                 self.at(think, Ev::Answer(d, o.delivery_id, accept));
             }
             CellBody::Assignment(a) => self.start_trip(d, a.delivery_id),

@@ -151,7 +151,11 @@ impl World {
                     KitchenCmd::Accept
                 };
                 self.send(Msg::Kitchen(o, rid, cmd));
-                if reject { Stage::Closed } else { Stage::Answering }
+                if reject {
+                    Stage::Closed
+                } else {
+                    Stage::Answering
+                }
             }
             Stage::Accepted => {
                 self.send(Msg::Kitchen(o, rid, KitchenCmd::Preparing));
@@ -187,8 +191,11 @@ impl World {
             Reply::Done(_) => true,
             _ => {
                 let kv = self.node.as_ref().map(|n| n.kv.clone());
-                let status = kv.and_then(|kv| self.block(cell::orders::repo::get(&*kv, o)).ok().flatten());
-                status.is_some_and(|s| s.status.is_active() && s.status != domain::OrderStatus::Pending)
+                let status =
+                    kv.and_then(|kv| self.block(cell::orders::repo::get(&*kv, o)).ok().flatten());
+                status.is_some_and(|s| {
+                    s.status.is_active() && s.status != domain::OrderStatus::Pending
+                })
             }
         };
         let Some(k) = self.restaurants.kitchens.get_mut(&o) else {

@@ -3,7 +3,7 @@
 //! exactly once, no tracker left on a finished order.
 
 use super::{Violation, broken};
-use crate::providers::{SimPayments, Shown};
+use crate::providers::{Shown, SimPayments};
 use cell::notify::Recipient;
 use cell::orders::repo;
 use domain::{EventKind, OrderId, OrderStatus, PaymentState};
@@ -36,7 +36,10 @@ pub async fn quiescent(kv: &dyn Kv, pay_pending: &BTreeSet<OrderId>) -> Result<b
             return Ok(false);
         }
     }
-    let head = kv.log_head(LogId(crate::node::CELL)).await.map_err(|e| e.to_string())?;
+    let head = kv
+        .log_head(LogId(crate::node::CELL))
+        .await
+        .map_err(|e| e.to_string())?;
     let notified = cell::events::load_cursor(kv, cell::notify::CONSUMER)
         .await
         .map_err(|e| e.to_string())?;
@@ -56,7 +59,9 @@ pub async fn check(
         }
     }
     for s in OrderStatus::ALL.into_iter().filter(|s| s.is_active()) {
-        let left = repo::list_by_status(kv, s, None, 5).await.map_err(store_err)?;
+        let left = repo::list_by_status(kv, s, None, 5)
+            .await
+            .map_err(store_err)?;
         if let Some(o) = left.first() {
             return broken(
                 "every order ends within the bound",
@@ -82,17 +87,25 @@ pub async fn check(
                         ),
                     );
                 }
-                if o.status == OrderStatus::Delivered && (l.captured != l.authorized || l.refunded > 0) {
+                if o.status == OrderStatus::Delivered
+                    && (l.captured != l.authorized || l.refunded > 0)
+                {
                     return broken(
                         "money is conserved",
-                        format!("delivered order {id}: captured {} of {}, refunded {}", l.captured, l.authorized, l.refunded),
+                        format!(
+                            "delivered order {id}: captured {} of {}, refunded {}",
+                            l.captured, l.authorized, l.refunded
+                        ),
                     );
                 }
             }
             None if l.authorized > l.captured + l.voided => {
                 return broken(
                     "money is conserved",
-                    format!("a hold of {} for order {id}, which was never created", l.authorized),
+                    format!(
+                        "a hold of {} for order {id}, which was never created",
+                        l.authorized
+                    ),
                 );
             }
             None => {}
@@ -117,7 +130,11 @@ async fn notifications(kv: &dyn Kv, shown: &[Shown], acked: &[OrderId]) -> Resul
             .or_insert((0, s.kind))
             .0 += 1;
     }
-    let orders: BTreeSet<OrderId> = per.keys().map(|k| k.0).chain(acked.iter().copied()).collect();
+    let orders: BTreeSet<OrderId> = per
+        .keys()
+        .map(|k| k.0)
+        .chain(acked.iter().copied())
+        .collect();
     for id in orders {
         let Some((o, h)) = repo::get_with_history(kv, id).await.map_err(store_err)? else {
             continue;
@@ -130,13 +147,18 @@ async fn notifications(kv: &dyn Kv, shown: &[Shown], acked: &[OrderId]) -> Resul
             if *n > happened(*kind).max(1) {
                 return broken(
                     "each event's effect happens once",
-                    format!("order {id}: {n} {kind:?} notifications for {} such events", happened(*kind)),
+                    format!(
+                        "order {id}: {n} {kind:?} notifications for {} such events",
+                        happened(*kind)
+                    ),
                 );
             }
         }
         let told = |kinds: &[EventKind]| {
             shown.iter().any(|s| {
-                s.order == id && kinds.contains(&s.kind) && matches!(s.recipient, Recipient::Customer(_))
+                s.order == id
+                    && kinds.contains(&s.kind)
+                    && matches!(s.recipient, Recipient::Customer(_))
             })
         };
         let missing = match o.status {
@@ -151,7 +173,10 @@ async fn notifications(kv: &dyn Kv, shown: &[Shown], acked: &[OrderId]) -> Resul
         if missing {
             return broken(
                 "each event's effect happens once",
-                format!("order {id} ended {} and its customer was never told", o.status),
+                format!(
+                    "order {id} ended {} and its customer was never told",
+                    o.status
+                ),
             );
         }
     }

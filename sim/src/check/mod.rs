@@ -75,7 +75,10 @@ impl Checker {
         loop {
             let mut batch = None;
             for _ in 0..READ_TRIES {
-                if let Ok(b) = kv.read_events(LogId(crate::node::CELL), cursor.next(), 1_000).await {
+                if let Ok(b) = kv
+                    .read_events(LogId(crate::node::CELL), cursor.next(), 1_000)
+                    .await
+                {
                     batch = Some(b);
                     break;
                 }

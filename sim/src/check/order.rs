@@ -43,7 +43,9 @@ pub fn legal_moves() -> BTreeSet<(OrderStatus, OrderStatus)> {
     let stages = |s: OrderStatus| -> &'static [KitchenStage] {
         use KitchenStage::*;
         match s {
-            OrderStatus::PaymentPending | OrderStatus::Pending | OrderStatus::Cancelled => &[Received],
+            OrderStatus::PaymentPending | OrderStatus::Pending | OrderStatus::Cancelled => {
+                &[Received]
+            }
             OrderStatus::Confirmed => &[Accepted],
             OrderStatus::Preparing => &[Preparing],
             OrderStatus::DriverAssigned | OrderStatus::DriverAtRestaurant => {
@@ -93,9 +95,15 @@ pub fn check(
 ) -> Result<(), Violation> {
     let id = o.id;
     let Some(first) = h.first() else {
-        return broken("every transition is legal", format!("order {id} has no history"));
+        return broken(
+            "every transition is legal",
+            format!("order {id} has no history"),
+        );
     };
-    if !matches!(first.status, OrderStatus::Pending | OrderStatus::PaymentPending) {
+    if !matches!(
+        first.status,
+        OrderStatus::Pending | OrderStatus::PaymentPending
+    ) {
         return broken(
             "every transition is legal",
             format!("order {id} was created {}", first.status),
@@ -106,7 +114,10 @@ pub fn check(
         if a.status.is_terminal() && b.status != a.status {
             return broken(
                 "every transition is legal",
-                format!("order {id} moved on from {} ({:?} by {:?})", a.status, b.event, b.by),
+                format!(
+                    "order {id} moved on from {} ({:?} by {:?})",
+                    a.status, b.event, b.by
+                ),
             );
         }
         if a.status != b.status && !legal.contains(&(a.status, b.status)) {
@@ -144,7 +155,10 @@ fn money(o: &Order, h: &[HistoryEntry], l: &PayLedger) -> Result<(), Violation> 
     if l.captures > 1 {
         return broken(
             "each capture happens once",
-            format!("order {id} captured {} times ({} cents)", l.captures, l.captured),
+            format!(
+                "order {id} captured {} times ({} cents)",
+                l.captures, l.captured
+            ),
         );
     }
     if l.captured + l.voided > l.authorized {
@@ -159,7 +173,10 @@ fn money(o: &Order, h: &[HistoryEntry], l: &PayLedger) -> Result<(), Violation> 
     if l.refunded > l.captured {
         return broken(
             "money is conserved",
-            format!("order {id}: refunded {} > captured {}", l.refunded, l.captured),
+            format!(
+                "order {id}: refunded {} > captured {}",
+                l.refunded, l.captured
+            ),
         );
     }
     let accepted = h.iter().any(|e| e.event == EventKind::OrderConfirmed);
@@ -191,7 +208,11 @@ mod tests {
         ] {
             assert!(m.contains(&mv), "{mv:?}");
         }
-        for mv in [(Cancelled, Confirmed), (Delivered, Cancelled), (Pending, Delivered)] {
+        for mv in [
+            (Cancelled, Confirmed),
+            (Delivered, Cancelled),
+            (Pending, Delivered),
+        ] {
             assert!(!m.contains(&mv), "{mv:?}");
         }
     }
