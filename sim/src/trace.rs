@@ -42,6 +42,20 @@ impl Trace {
         self.last.push_back(line);
     }
 
+    /// Folds a frequent event (a driver's move or ping) into the hash without formatting a
+    /// line: its step, time and Debug text's bytes are hashed as a line would be, but it is
+    /// not kept among the last lines.
+    pub fn fold(&mut self, step: u64, t: i64, ev: &impl std::fmt::Debug) {
+        use std::fmt::Write;
+        let mut line = String::with_capacity(48);
+        let _ = write!(line, "{step} {t} {ev:?}");
+        for b in line.as_bytes().iter().chain(b"\n") {
+            self.hash ^= u64::from(*b);
+            self.hash = self.hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.lines += 1;
+    }
+
     pub fn hash(&self) -> u64 {
         self.hash
     }

@@ -238,6 +238,13 @@ impl World {
             self.clock.set(t);
             self.step += 1;
             self.wrote = false;
+            // The event's canonical line: what happened when, before its effects' lines.
+            if !matches!(ev, Ev::Move(_) | Ev::PingIn(..)) || self.trace.echo {
+                let line = format!("{ev:?}");
+                self.log(|| line);
+            } else {
+                self.trace.fold(self.step, t, &ev);
+            }
             let writes = self.handle(ev);
             if writes {
                 self.after_cell_step();
