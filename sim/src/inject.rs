@@ -53,6 +53,7 @@ impl World {
         match self.start_node() {
             Ok(()) => {
                 self.log(|| "restarted".into());
+                self.wake.all();
                 for d in self.drivers.on_shift() {
                     let delay = self.rng.random_range(500..5_000);
                     self.at(delay, Ev::Reconnect(d));

@@ -212,20 +212,26 @@ impl Node {
         })
     }
 
-    /// The payment worker: one consumer batch and one retry scan.
-    pub async fn worker_pass(&mut self) -> Result<usize, String> {
+    /// The payment worker's consumer, one batch.
+    pub async fn worker_consume(&mut self) -> Result<(), String> {
         self.pay_cursor = self.worker.consume_batch(self.pay_cursor).await?;
+        Ok(())
+    }
+
+    /// The payment worker's retry scan, once.
+    pub async fn worker_scan(&self) -> Result<usize, String> {
         self.worker.scan_once().await
     }
 
     /// One pass over the authorization queue.
-    pub async fn queue_pass(&self, now: UnixMs) -> Result<u64, String> {
+    /// One pass over the authorization queue: (orders it settled, orders still waiting).
+    pub async fn queue_pass(&self, now: UnixMs) -> Result<(u64, u64), String> {
         let p = self
             .orders
             .drain_payment_queue(&self.queue, now)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(p.authorized + p.declined + p.expired)
+        Ok((p.authorized + p.declined + p.expired + p.raced, p.waiting))
     }
 
     /// Matching's tick and the geostore's sweep, as the matching loop does them.

@@ -60,6 +60,40 @@ pub enum Ev {
     Settle,
 }
 
+/// Periodic work that only has something to do after a commit (or after it failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Wake {
+    Consumers,
+    Worker,
+    Queue,
+    Checker,
+}
+
+/// The store's commit count each periodic pass last saw, and which must look again anyway.
+#[derive(Debug, Default)]
+pub struct Wakes {
+    seen: std::collections::BTreeMap<Wake, u64>,
+    again: std::collections::BTreeSet<Wake>,
+}
+
+impl Wakes {
+    /// Whether `w` has work: commits since it last looked, or a retry asked for. Marks it seen.
+    pub fn fresh(&mut self, w: Wake, commits: u64) -> bool {
+        let again = self.again.remove(&w);
+        let before = self.seen.insert(w, commits);
+        again || before != Some(commits)
+    }
+
+    pub fn retry(&mut self, w: Wake) {
+        self.again.insert(w);
+    }
+
+    /// After a restart every pass looks once.
+    pub fn all(&mut self) {
+        self.seen.clear();
+    }
+}
+
 /// Why a run stopped early.
 #[derive(Debug, Clone)]
 pub struct Failure {
@@ -108,6 +142,8 @@ pub struct World {
     pub checker: Checker,
     /// Set by a handler: the cell may have written, so the checkers look at the log.
     pub wrote: bool,
+    /// Which periodic passes have new commits to look at.
+    pub wake: Wakes,
     done: bool,
 }
 
@@ -153,6 +189,7 @@ impl World {
             drivers,
             checker: Checker::new(),
             wrote: false,
+            wake: Wakes::default(),
             done: false,
             cfg,
         };
@@ -326,9 +363,18 @@ impl World {
             Ev::Worker => {
                 self.at(2_000, Ev::Worker);
                 if let Some(mut n) = self.node.take() {
-                    let r = self.block(n.worker_pass());
+                    // The consumer wakes on commits (as `wait_for_events` makes it); the retry
+                    // scan runs on its timer.
+                    let fresh = self.wake.fresh(Wake::Worker, self.db.stats().commits);
+                    let r = self.block(async {
+                        if fresh {
+                            n.worker_consume().await?;
+                        }
+                        n.worker_scan().await
+                    });
                     self.node = Some(n);
                     if let Err(e) = r {
+                        self.wake.retry(Wake::Worker);
                         self.log(|| format!("worker error {e}"));
                     }
                     return true;
@@ -336,12 +382,21 @@ impl World {
             }
             Ev::PayQueue => {
                 self.at(1_000, Ev::PayQueue);
-                if let Some(n) = &self.node {
-                    let r = self.block(n.queue_pass(UnixMs(self.now)));
-                    if let Ok(k) = r
-                        && k > 0
-                    {
-                        self.log(|| format!("payqueue settled {k}"));
+                let fresh = self.wake.fresh(Wake::Queue, self.db.stats().commits);
+                if let Some(n) = self.node.as_ref().filter(|_| fresh) {
+                    match self.block(n.queue_pass(UnixMs(self.now))) {
+                        Ok((settled, waiting)) => {
+                            if waiting > 0 {
+                                self.wake.retry(Wake::Queue);
+                            }
+                            if settled > 0 {
+                                self.log(|| format!("payqueue settled {settled}"));
+                            }
+                        }
+                        Err(e) => {
+                            self.wake.retry(Wake::Queue);
+                            self.log(|| format!("payqueue error {e}"));
+                        }
                     }
                     return true;
                 }
@@ -374,6 +429,9 @@ impl World {
 
     /// Runs the event-log consumers once each.
     fn consumers(&mut self) -> bool {
+        if !self.wake.fresh(Wake::Consumers, self.db.stats().commits) {
+            return false;
+        }
         let Some(mut n) = self.node.take() else {
             return false;
         };
@@ -388,7 +446,11 @@ impl World {
         self.node = Some(n);
         let busy =
             |r: &Result<crate::node::Passes, String>| r.as_ref().map_or(true, |p| p.events > 0);
-        if busy(&m) || busy(&t) || busy(&p) {
+        let failed =
+            |r: &Result<crate::node::Passes, String>| r.as_ref().map_or(true, |p| p.failed);
+        if busy(&m) || busy(&t) || busy(&p) || failed(&p) {
+            // More may be waiting (a full batch, a failed send): look again next time.
+            self.wake.retry(Wake::Consumers);
             let f = |r: Result<crate::node::Passes, String>| match r {
                 Ok(p) => format!("{}{}", p.events, if p.failed { "!" } else { "" }),
                 Err(e) => format!("err({e})"),
@@ -416,7 +478,7 @@ impl World {
     }
 
     fn check_step(&mut self) -> Result<(), Violation> {
-        if !self.wrote {
+        if !self.wrote || !self.wake.fresh(Wake::Checker, self.db.stats().commits) {
             return Ok(());
         }
         let kv = self.kv.clone();
