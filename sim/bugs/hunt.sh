@@ -15,7 +15,12 @@ bins=$(mktemp -d /tmp/sim-hunt-bins.XXXXXX)
 cleanup() {
   git -C "$root" worktree remove --force "$tree" >/dev/null 2>&1 || true
   rm -rf "$bins"
-  # The worktree's build wrote target/release/sim: make the fixed one current again.
+  # The worktree's crates build to the same artifacts as this tree's (cargo's metadata hash
+  # does not include the path), and their sources are newer: touch every file a patch
+  # changed (and the binary's), so the unpatched code is built again.
+  for p in "$root"/sim/bugs/*.patch; do
+    sed -n 's|^+++ b/||p' "$p" | while read -r f; do touch "$root/$f"; done
+  done
   touch "$root/sim/src/main.rs"
   (cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p sim) || true
 }
