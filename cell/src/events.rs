@@ -60,6 +60,70 @@ pub enum Start {
     Head,
 }
 
+/// What one [`consume_batch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    /// The position of the last event handled (or skipped as undecodable).
+    pub cursor: LogPos,
+    /// Events read (0: the consumer is caught up).
+    pub read: usize,
+    /// A handler failed: the events from that one on are read again next time.
+    pub failed: bool,
+}
+
+/// One batch of a consumer, without waiting: reads the events after `cursor`, runs `handle`
+/// on each in order until one fails, then saves the cursor when `start` is durable. The
+/// loop of [`consume`] calls this after each wake-up; a simulator calls it on its own
+/// schedule.
+pub async fn consume_batch<F, Fut>(
+    kv: &dyn Kv,
+    log: LogId,
+    start: Start,
+    mut cursor: LogPos,
+    handle: &mut F,
+) -> Result<Batch, store::StoreError>
+where
+    F: FnMut(LogPos, OrderEvent) -> Fut + Send,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let name = match start {
+        Start::Durable(n) => n,
+        Start::Head => "live",
+    };
+    let events = kv.read_events(log, cursor.next(), BATCH).await?;
+    let read = events.len();
+    let mut failed = false;
+    for e in events {
+        match serde_json::from_slice::<OrderEvent>(&e.payload) {
+            Ok(ev) => {
+                if let Err(err) = handle(e.pos, ev).await {
+                    tracing::warn!(consumer = name, pos = e.pos.0, error = %err, "handler failed; will retry");
+                    failed = true;
+                    break;
+                }
+            }
+            // An event this version cannot read is skipped, loudly: blocking the log
+            // forever would stop every order in the cell.
+            Err(err) => {
+                tracing::error!(consumer = name, pos = e.pos.0, error = %err, "undecodable event skipped")
+            }
+        }
+        cursor = e.pos;
+    }
+    metrics::gauge!("cell_event_consumer_position", "consumer" => name).set(cursor.0 as f64);
+    if read > 0
+        && let Start::Durable(n) = start
+        && let Err(e) = save_cursor(kv, n, cursor).await
+    {
+        tracing::warn!(consumer = name, error = %e, "saving cursor failed");
+    }
+    Ok(Batch {
+        cursor,
+        read,
+        failed,
+    })
+}
+
 /// Runs `handle` on every event after the start point, in order, until `shutdown` flips.
 /// A handler error is logged and the batch retried after a pause: effects must be
 /// idempotent (they are keyed by the event's position).
@@ -103,38 +167,16 @@ pub async fn consume<F, Fut>(
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             continue;
         }
-        let events = match kv.read_events(log, cursor.next(), BATCH).await {
-            Ok(e) => e,
+        let failed = match consume_batch(&*kv, log, start, cursor, &mut handle).await {
+            Ok(b) => {
+                cursor = b.cursor;
+                b.failed
+            }
             Err(e) => {
                 tracing::warn!(consumer = name, error = %e, "reading events failed");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                continue;
+                true
             }
         };
-        let mut failed = false;
-        for e in events {
-            match serde_json::from_slice::<OrderEvent>(&e.payload) {
-                Ok(ev) => {
-                    if let Err(err) = handle(e.pos, ev).await {
-                        tracing::warn!(consumer = name, pos = e.pos.0, error = %err, "handler failed; will retry");
-                        failed = true;
-                        break;
-                    }
-                }
-                // An event this version cannot read is skipped, loudly: blocking the log
-                // forever would stop every order in the cell.
-                Err(err) => {
-                    tracing::error!(consumer = name, pos = e.pos.0, error = %err, "undecodable event skipped")
-                }
-            }
-            cursor = e.pos;
-        }
-        metrics::gauge!("cell_event_consumer_position", "consumer" => name).set(cursor.0 as f64);
-        if let Start::Durable(n) = start
-            && let Err(e) = save_cursor(&*kv, n, cursor).await
-        {
-            tracing::warn!(consumer = name, error = %e, "saving cursor failed");
-        }
         if failed {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }

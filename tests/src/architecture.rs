@@ -140,6 +140,14 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
         "group commit: the linger deadline and commit-duration metrics",
     ),
     (
+        "sim/src/clock.rs",
+        "simulator: one real Instant anchors the model store's transaction-age clock to virtual time (only differences are used)",
+    ),
+    (
+        "sim/src/main.rs",
+        "simulator binary entry point: reports the wall time a run or a seed sweep took",
+    ),
+    (
         "platform/store/src/limits.rs",
         "store edge: `real_clock`, the one default clock a backend measures a transaction's 5 s age with (tests pass their own)",
     ),

@@ -136,7 +136,9 @@ pub async fn run(
 }
 
 /// Sends the notifications of one event. `Err` makes the consumer retry this event later.
-async fn handle(
+/// The consumer's handler; public so a simulator can run the consumer one batch at a time
+/// ([`crate::events::consume_batch`]).
+pub async fn handle(
     kv: &dyn Kv,
     log: LogId,
     provider: &dyn PushProvider,

@@ -29,7 +29,7 @@ mod receiver;
 #[cfg(test)]
 mod webhook_tests;
 
-pub use consumer::{CONSUMER, Overload, run};
+pub use consumer::{CONSUMER, Overload, handle, run};
 pub use messages::{needs_restaurant_name, notifications_for};
 pub use provider::{
     BoxFuture, Notification, Origin, PushError, PushProvider, Recipient, idempotency_key,

@@ -22,7 +22,7 @@ use payments::PaymentGateway;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{Kv, LogId};
+use store::{Kv, LogId, LogPos};
 use tokio::sync::watch;
 
 /// Events read per batch: bounds memory and the work between cursor saves.
@@ -177,44 +177,49 @@ impl PaymentWorker {
                 h = self.kv.wait_for_events(self.log, cursor) => h,
                 _ = shutdown.changed() => return,
             };
-            let batch = match head {
-                Ok(_) => self.kv.read_events(self.log, cursor.next(), BATCH).await,
-                Err(e) => Err(e),
-            };
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading events for payments failed");
-                    if pause(&mut shutdown).await {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let Some(last) = batch.last().map(|e| e.pos) else {
-                continue;
-            };
-            let ids: BTreeSet<OrderId> = batch
-                .iter()
-                .filter_map(|e| serde_json::from_slice::<OrderEvent>(&e.payload).ok())
-                .filter(|ev| may_leave_effect(ev.kind))
-                .map(|ev| ev.order_id)
-                .collect();
-            if let Err(e) = self.settle_all(ids).await {
-                tracing::warn!(error = %e, "settling payments failed; the batch will be retried");
+            if let Err(e) = head {
+                tracing::warn!(error = %e, "waiting for events for payments failed");
                 if pause(&mut shutdown).await {
                     return;
                 }
                 continue;
             }
-            if let Err(e) = events::save_cursor(&*self.kv, CURSOR, last).await {
-                tracing::warn!(error = %e, "saving the payment cursor failed");
-                continue;
+            match self.consume_batch(cursor).await {
+                Ok(next) => cursor = next,
+                Err(e) => {
+                    tracing::warn!(error = %e, "settling payments failed; the batch will be retried");
+                    if pause(&mut shutdown).await {
+                        return;
+                    }
+                }
             }
-            cursor = last;
-            metrics::gauge!("cell_event_consumer_position", "consumer" => CURSOR)
-                .set(last.0 as f64);
         }
+    }
+
+    /// One batch of the consumer, without waiting: settles the orders of the events after
+    /// `cursor` and saves the cursor past them. Returns the new cursor (`cursor` itself when
+    /// nothing was read); `Err` leaves the cursor where it was, so the batch is read again.
+    pub async fn consume_batch(&self, cursor: LogPos) -> Result<LogPos, String> {
+        let batch = self
+            .kv
+            .read_events(self.log, cursor.next(), BATCH)
+            .await
+            .map_err(|e| format!("reading events for payments: {e}"))?;
+        let Some(last) = batch.last().map(|e| e.pos) else {
+            return Ok(cursor);
+        };
+        let ids: BTreeSet<OrderId> = batch
+            .iter()
+            .filter_map(|e| serde_json::from_slice::<OrderEvent>(&e.payload).ok())
+            .filter(|ev| may_leave_effect(ev.kind))
+            .map(|ev| ev.order_id)
+            .collect();
+        self.settle_all(ids).await?;
+        events::save_cursor(&*self.kv, CURSOR, last)
+            .await
+            .map_err(|e| format!("saving the payment cursor: {e}"))?;
+        metrics::gauge!("cell_event_consumer_position", "consumer" => CURSOR).set(last.0 as f64);
+        Ok(last)
     }
 
     async fn scan(&self, mut shutdown: watch::Receiver<bool>) {
@@ -227,16 +232,21 @@ impl PaymentWorker {
             if *shutdown.borrow() {
                 return;
             }
-            match list_due(&*self.kv, self.clock.now(), SCAN_MAX).await {
-                Ok(due) => {
-                    metrics::gauge!("cell_payment_effects_due").set(due.len() as f64);
-                    if let Err(e) = self.settle_all(due.into_iter().map(|(id, _)| id)).await {
-                        tracing::warn!(error = %e, "settling due payments failed");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "listing due payments failed"),
+            if let Err(e) = self.scan_once().await {
+                tracing::warn!(error = %e, "settling due payments failed");
             }
         }
+    }
+
+    /// One pass of the retry scan: settles the orders whose retry time has come.
+    pub async fn scan_once(&self) -> Result<usize, String> {
+        let due = list_due(&*self.kv, self.clock.now(), SCAN_MAX)
+            .await
+            .map_err(|e| format!("listing due payments: {e}"))?;
+        metrics::gauge!("cell_payment_effects_due").set(due.len() as f64);
+        let n = due.len();
+        self.settle_all(due.into_iter().map(|(id, _)| id)).await?;
+        Ok(n)
     }
 }
 

@@ -1,0 +1,220 @@
+//! `sim`: runs the deterministic city simulator.
+//!
+//! - `sim run --seed S [--until-step N] [--fault KIND]... [--swarm]`: one seed; prints the
+//!   summary and the trace hash, or `SIM_SEED=… SIM_STEP=…`, the broken invariant and the
+//!   last events (exit 1).
+//! - `sim seeds --count N [--from S] [--swarm]`: many seeds, a progress line, a summary.
+//! - `sim day --seed S --matching CONFIG.toml --json OUT`: a what-if day's record as JSON.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use rand::SeedableRng;
+use sim::day::{CitySize, run_day};
+use sim::{Failure, FaultKind, FaultPlan, SimConfig, Summary};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "sim", about = "Deterministic city simulator")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct City {
+    #[arg(long, default_value_t = 2_000)]
+    orders_per_day: u32,
+    #[arg(long, default_value_t = 60)]
+    drivers: u32,
+    #[arg(long, default_value_t = 60)]
+    restaurants: usize,
+    /// Hours customers order for (faults stop then; orders must end within the drain bound).
+    #[arg(long, default_value_t = 0.5)]
+    hours: f64,
+    /// Local hour of day to start at.
+    #[arg(long, default_value_t = 11.75)]
+    start_hour: f64,
+    /// Force a fault kind on (repeatable).
+    #[arg(long = "fault")]
+    faults: Vec<FaultKind>,
+    /// Draw the fault mix from the seed.
+    #[arg(long)]
+    swarm: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs one seed.
+    Run {
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        until_step: Option<u64>,
+        /// Print every trace line.
+        #[arg(long)]
+        verbose: bool,
+        #[command(flatten)]
+        city: City,
+    },
+    /// Runs many seeds; stops at the first failure.
+    Seeds {
+        #[arg(long)]
+        count: u64,
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        #[command(flatten)]
+        city: City,
+    },
+    /// Runs a what-if day and writes its record as JSON.
+    Day {
+        #[arg(long)]
+        seed: u64,
+        /// A TOML file with `[dispatch.matching]`-style keys (missing keys: defaults).
+        #[arg(long)]
+        matching: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: std::path::PathBuf,
+        #[arg(long, default_value_t = 5_000)]
+        orders_per_day: u32,
+        #[arg(long, default_value_t = 300)]
+        drivers: u32,
+        #[arg(long, default_value_t = 24.0)]
+        hours: f64,
+    },
+}
+
+fn config(seed: u64, city: &City) -> SimConfig {
+    let faults = if city.swarm {
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        r.set_stream(99);
+        let mut p = FaultPlan::swarm(&mut r);
+        p.kinds.extend(city.faults.iter().copied());
+        p
+    } else {
+        FaultPlan::of(city.faults.iter().copied())
+    };
+    SimConfig {
+        orders_per_day: city.orders_per_day,
+        drivers: city.drivers,
+        restaurants: city.restaurants,
+        hours: city.hours,
+        start_hour: city.start_hour,
+        faults,
+        ..SimConfig::small(seed)
+    }
+}
+
+fn print_summary(s: &Summary) {
+    println!(
+        "seed {} ok: {} steps, {} placed, {} acknowledged, {} delivered, {} cancelled, faults [{}] fired [{}]",
+        s.seed, s.steps, s.placed, s.acknowledged, s.delivered, s.cancelled, s.faults, s.fired
+    );
+    println!("trace hash {:016x}", s.hash);
+}
+
+fn print_failure(f: &Failure, city: &City) {
+    eprintln!("SIM_SEED={} SIM_STEP={}", f.seed, f.step);
+    eprintln!("invariant broken: {}", f.violation);
+    eprintln!("last events:");
+    for l in &f.last {
+        eprintln!("  {l}");
+    }
+    let mut flags = String::new();
+    for k in &city.faults {
+        flags.push_str(&format!(" --fault {k}"));
+    }
+    if city.swarm {
+        flags.push_str(" --swarm");
+    }
+    eprintln!(
+        "reproduce: ./dev sim run --seed {} --until-step {}{flags}",
+        f.seed, f.step
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Run {
+            seed,
+            until_step,
+            verbose,
+            city,
+        } => {
+            let mut cfg = config(seed, &city);
+            cfg.until_step = until_step;
+            cfg.verbose = verbose;
+            let started = Instant::now();
+            match sim::run(cfg) {
+                Ok(s) => {
+                    print_summary(&s);
+                    eprintln!("wall {:.2} s", started.elapsed().as_secs_f64());
+                }
+                Err(f) => {
+                    print_failure(&f, &city);
+                    std::process::exit(1);
+                }
+            }
+        }
+        Cmd::Seeds { count, from, city } => {
+            let started = Instant::now();
+            let mut steps = 0;
+            for seed in from..from + count {
+                match sim::run(config(seed, &city)) {
+                    Ok(s) => {
+                        steps += s.steps;
+                        eprint!(
+                            "\r{}/{count} seeds ok ({:.1} s)",
+                            seed - from + 1,
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    Err(f) => {
+                        eprintln!();
+                        println!("FAILED after {} seeds", seed - from + 1);
+                        print_failure(&f, &city);
+                        std::process::exit(1);
+                    }
+                }
+            }
+            eprintln!();
+            println!(
+                "{count} seeds ok (from {from}), {steps} steps, {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Cmd::Day {
+            seed,
+            matching,
+            json,
+            orders_per_day,
+            drivers,
+            hours,
+        } => {
+            let cfg = match matching {
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+                }
+                None => Default::default(),
+            };
+            let size = CitySize {
+                orders_per_day,
+                drivers,
+                hours,
+                ..CitySize::default()
+            };
+            let started = Instant::now();
+            let rec = run_day(seed, cfg, size).map_err(anyhow::Error::msg)?;
+            std::fs::write(&json, serde_json::to_vec_pretty(&rec)?)?;
+            eprintln!(
+                "day of seed {seed}: {} orders, {} drivers, {:.1} s wall; wrote {}",
+                rec.orders.len(),
+                rec.drivers.len(),
+                started.elapsed().as_secs_f64(),
+                json.display()
+            );
+        }
+    }
+    Ok(())
+}
