@@ -5,6 +5,8 @@
 //!   last events (exit 1).
 //! - `sim seeds --count N [--from S] [--swarm]`: many seeds, a progress line, a summary.
 //! - `sim day --seed S --matching CONFIG.toml --json OUT`: a what-if day's record as JSON.
+//! - `sim whatif --day S --a A.toml --b B.toml [--out DIR]`: the same day under two matching
+//!   configurations, side by side (a table, and an HTML report with plots over the day).
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -81,6 +83,36 @@ enum Cmd {
         #[arg(long, default_value_t = 24.0)]
         hours: f64,
     },
+    /// The same day under two matching configurations, compared.
+    Whatif {
+        /// The day's seed.
+        #[arg(long)]
+        day: u64,
+        /// Configuration A (TOML, `[dispatch.matching]` keys at the top level).
+        #[arg(long)]
+        a: std::path::PathBuf,
+        /// Configuration B.
+        #[arg(long)]
+        b: std::path::PathBuf,
+        /// Where the report, both days' JSON and the Markdown table go.
+        #[arg(long, default_value = "target/whatif")]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = 5_000)]
+        orders_per_day: u32,
+        #[arg(long, default_value_t = 300)]
+        drivers: u32,
+        #[arg(long, default_value_t = 24.0)]
+        hours: f64,
+    },
+}
+
+/// A matching configuration from a TOML file (missing keys: the defaults).
+fn matching(
+    path: &std::path::Path,
+) -> anyhow::Result<cell::dispatch::matching::machine::MatchConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn config(seed: u64, city: &City) -> SimConfig {
@@ -191,11 +223,7 @@ fn main() -> anyhow::Result<()> {
             hours,
         } => {
             let cfg = match matching {
-                Some(p) => {
-                    let text = std::fs::read_to_string(&p)
-                        .with_context(|| format!("reading {}", p.display()))?;
-                    toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
-                }
+                Some(p) => self::matching(&p)?,
                 None => Default::default(),
             };
             let size = CitySize {
@@ -213,6 +241,58 @@ fn main() -> anyhow::Result<()> {
                 rec.drivers.len(),
                 started.elapsed().as_secs_f64(),
                 json.display()
+            );
+        }
+        Cmd::Whatif {
+            day,
+            a,
+            b,
+            out,
+            orders_per_day,
+            drivers,
+            hours,
+        } => {
+            let size = CitySize {
+                orders_per_day,
+                drivers,
+                hours,
+                ..CitySize::default()
+            };
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mut days = Vec::new();
+            for (tag, path) in [("A", &a), ("B", &b)] {
+                let label = path
+                    .file_stem()
+                    .map_or_else(|| tag.to_owned(), |s| s.to_string_lossy().into_owned());
+                eprintln!(
+                    "whatif: day {day}, {tag} = {label} ({}) ...",
+                    path.display()
+                );
+                let started = Instant::now();
+                let mut rec = run_day(day, matching(path)?, size).map_err(anyhow::Error::msg)?;
+                rec.label = label;
+                eprintln!(
+                    "whatif: {tag} done: {} orders in {:.1} s",
+                    rec.orders.len(),
+                    started.elapsed().as_secs_f64()
+                );
+                std::fs::write(
+                    out.join(format!("day-{day}-{tag}.json")),
+                    serde_json::to_vec_pretty(&rec)?,
+                )?;
+                days.push(rec);
+            }
+            let (a, b) = (&days[0], &days[1]);
+            let html = out.join(format!("whatif-{day}.html"));
+            std::fs::write(&html, sim::report::html(a, b))?;
+            std::fs::write(
+                out.join(format!("whatif-{day}.md")),
+                sim::report::markdown_table(a, b),
+            )?;
+            println!("{}", sim::report::table(a, b));
+            println!(
+                "report: {} (sim/report-screenshot.sh renders it to PNG)",
+                html.display()
             );
         }
     }

@@ -160,6 +160,8 @@ impl World {
             .enable_time()
             .build()
             .map_err(|e| e.to_string())?;
+        // The store's transaction ids come from the seed too, so two runs write the same bytes.
+        cell::orders::once::seed_ids_on_this_thread(cfg.seed);
         let start = UnixMs(cfg.start_ms());
         let clock = Arc::new(VirtualClock::new(start));
         let db = ModelDb::with_clock(ModelFaults::none(), store_clock(clock.clone(), start));

@@ -1,6 +1,11 @@
 //! Customers: arrivals follow the day's demand; each picks a restaurant near them and a
 //! cart, places the order (the same idempotency key on every resend), tracks it, and
 //! sometimes cancels (on a whim, or because nobody confirmed it in time).
+//!
+//! Demand is drawn apart from everything else: arrivals from their own stream, each
+//! customer's cart and whims from a generator seeded by (seed, customer, choice). So a what-if
+//! day under another matcher sees the same customers order the same food at the same times,
+//! whatever happens to their orders.
 
 use crate::apps::{Msg, Reply};
 use crate::config::{MINUTE_MS, SimConfig};
@@ -11,8 +16,19 @@ use cell::orders::PlaceOrder;
 use cell::tracking::hub::{Subscription, Topic};
 use domain::order::Address;
 use domain::{CustomerId, OrderId, OrderStatus};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// A generator for one customer's `purpose` (cart per choice, whim), from the seed alone.
+fn own_rng(seed: u64, customer: CustomerId, purpose: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed ^ customer.0.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    r.set_stream(purpose);
+    r
+}
+
+/// `own_rng`'s purpose for the whim (carts use their choice number, far below it).
+const WHIM: u64 = 1 << 32;
 
 /// One placement as the customer's app holds it.
 #[derive(Debug, Clone)]
@@ -36,6 +52,9 @@ pub struct Acked {
 
 pub struct Customers {
     base_rate: f64,
+    /// Arrivals so far (the next customer's id), and their own stream.
+    arrivals: u64,
+    arrival_rng: ChaCha8Rng,
     book: Vec<Placement>,
     pub acked: BTreeMap<OrderId, Acked>,
     trackers: BTreeMap<OrderId, Subscription>,
@@ -50,6 +69,12 @@ impl Customers {
     pub fn new(cfg: &SimConfig) -> Self {
         Self {
             base_rate: demand::base_rate_per_ms(cfg.orders_per_day),
+            arrivals: 0,
+            arrival_rng: {
+                let mut r = ChaCha8Rng::seed_from_u64(cfg.seed);
+                r.set_stream(11);
+                r
+            },
             book: Vec::new(),
             acked: BTreeMap::new(),
             trackers: BTreeMap::new(),
@@ -109,11 +134,11 @@ impl World {
         if self.now >= self.cfg.active_end_ms() {
             return;
         }
-        let n = self.customers.book.len();
-        let customer = CustomerId(n as u64 + 1);
+        self.customers.arrivals += 1;
+        let customer = CustomerId(self.customers.arrivals);
         self.new_placement(customer, 0);
         let next = demand::next_arrival(
-            &mut self.rng,
+            &mut self.customers.arrival_rng,
             self.now,
             crate::config::DAY_START_MS,
             self.customers.base_rate,
@@ -122,19 +147,19 @@ impl World {
     }
 
     fn new_placement(&mut self, customer: CustomerId, choice: u32) {
-        let r = self.rng.random_range(0..self.restaurants.spots.len());
+        let mut rng = own_rng(self.cfg.seed, customer, u64::from(choice));
+        let r = rng.random_range(0..self.restaurants.spots.len());
         let spot = &self.restaurants.spots[r];
         let (d, b) = (
-            self.rng
-                .random_range(200.0..(spot.radius_m * 0.9).clamp(300.0, 3_000.0)),
-            self.rng.random_range(0.0..std::f64::consts::TAU),
+            rng.random_range(200.0..(spot.radius_m * 0.9).clamp(300.0, 3_000.0)),
+            rng.random_range(0.0..std::f64::consts::TAU),
         );
         let address = crate::actors::offset((spot.lat, spot.lng), d, b);
-        let lines = (0..self.rng.random_range(1..=3))
+        let lines = (0..rng.random_range(1..=3))
             .map(|_| {
-                let i = self.rng.random_range(0..spot.items.len());
+                let i = rng.random_range(0..spot.items.len());
                 let (id, picks) = spot.items[i].clone();
-                (id, self.rng.random_range(1..=2), picks)
+                (id, rng.random_range(1..=2), picks)
             })
             .collect();
         let n = self.customers.book.len();
@@ -167,9 +192,10 @@ impl World {
                 );
                 self.customers.seen.insert(order.id, order.status);
                 self.subscribe(order.id);
-                if self.rng.random_bool(0.05) {
+                let mut whim = own_rng(self.cfg.seed, p.customer, WHIM);
+                if whim.random_bool(0.05) {
                     self.customers.whims.insert(order.id);
-                    let d = self.rng.random_range(MINUTE_MS..15 * MINUTE_MS);
+                    let d = whim.random_range(MINUTE_MS..15 * MINUTE_MS);
                     self.at(d, Ev::MaybeCancel(order.id));
                 }
                 self.at(20 * MINUTE_MS, Ev::MaybeCancel(order.id));
