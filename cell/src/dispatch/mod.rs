@@ -144,6 +144,9 @@ pub struct Dispatch {
     /// Where spoofed pings and `delivered` taps go for fraud scoring (set at startup when
     /// `[fraud]` is enabled).
     fraud: std::sync::OnceLock<crate::fraud::SignalSink>,
+    /// Where the carried order's accepted pings are recorded (set at startup when
+    /// `[history]` is enabled).
+    history: std::sync::OnceLock<Arc<crate::history::History>>,
 }
 
 fn to_geo(d: DriverId) -> geostore::DriverId {
@@ -175,6 +178,7 @@ impl Dispatch {
             next_session: AtomicU64::new(1),
             wake: Notify::new(),
             fraud: std::sync::OnceLock::new(),
+            history: std::sync::OnceLock::new(),
         }
     }
 
@@ -189,6 +193,18 @@ impl Dispatch {
     /// Sends fraud signals to `sink` from now on (once; later calls are ignored).
     pub fn set_fraud_signals(&self, sink: crate::fraud::SignalSink) {
         let _ = self.fraud.set(sink);
+    }
+
+    /// Records carried orders' pings in `history` from now on (once; later calls are ignored).
+    pub fn set_history(&self, history: Arc<crate::history::History>) {
+        let _ = self.history.set(history);
+    }
+
+    /// The delivery `order` ended (delivered or cancelled): its path is closed.
+    fn end_path(&self, order: &Order) {
+        if let (Some(h), Some(d)) = (self.history.get(), order.delivery_id) {
+            h.finish(d);
+        }
     }
 
     // === sessions ===
@@ -383,6 +399,21 @@ impl Dispatch {
                 DriverState::Available,
                 DriverState::OnDelivery,
             );
+            if let (Some(h), Some(d)) = (self.history.get(), order.delivery_id) {
+                // After every check: only accepted pings of the assigned driver are kept.
+                h.record(
+                    d,
+                    order.id,
+                    &GpsFix {
+                        lat,
+                        lng,
+                        heading,
+                        speed,
+                        ts_ms,
+                    },
+                    now,
+                );
+            }
             self.tracker
                 .location(&order, lat, lng, heading, ts_ms, now, entered);
         }
@@ -454,6 +485,7 @@ impl Dispatch {
                 });
             }
             self.carrying.write().remove(&driver);
+            self.end_path(&o);
             let _ = self.geo.set_state(to_geo(driver), DriverState::Available);
             self.wake.notify_one();
         } else {
@@ -567,6 +599,7 @@ impl Dispatch {
             let mut c = self.carrying.write();
             if order.status.is_terminal() {
                 c.remove(&d);
+                self.end_path(order);
             } else if c.contains_key(&d) {
                 c.insert(d, order.clone());
             }

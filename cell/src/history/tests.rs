@@ -1,0 +1,1 @@
+//! Tests of recording, flushing, compaction, purge and holds on a real store.
