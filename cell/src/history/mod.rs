@@ -29,6 +29,8 @@ pub mod recorder;
 pub mod view;
 
 #[cfg(test)]
+mod api_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::HistoryConfig;

@@ -30,9 +30,14 @@ fn env() -> Env {
     let mut dirs = Vec::new();
     let kv = redb(&mut dirs);
     let kd = tempfile::tempdir().unwrap();
-    let keys: Arc<dyn KeyStore> = Arc::new(RedbKeyStore::open(&kd.path().join("keys.redb")).unwrap());
+    let keys: Arc<dyn KeyStore> =
+        Arc::new(RedbKeyStore::open(&kd.path().join("keys.redb")).unwrap());
     dirs.push(kd);
-    Env { _dirs: dirs, kv, keys }
+    Env {
+        _dirs: dirs,
+        kv,
+        keys,
+    }
 }
 
 /// A history service over `kv` and `keys`, as a freshly started process has it (no cached
@@ -54,14 +59,21 @@ fn fix(i: i64) -> GpsFix {
 
 fn record(h: &History, d: u64, range: std::ops::Range<i64>) {
     for i in range {
-        h.record(DeliveryId(d), OrderId(d + 1000), &fix(i), UnixMs(T0 + i * 5_000));
+        h.record(
+            DeliveryId(d),
+            OrderId(d + 1000),
+            &fix(i),
+            UnixMs(T0 + i * 5_000),
+        );
     }
 }
 
 async fn stored_keys(kv: &Arc<dyn Kv>, prefix: Vec<u8>) -> Vec<Vec<u8>> {
     store::read(&**kv, move |txn| {
         let p = prefix.clone();
-        Box::pin(async move { Ok::<_, TxnError<()>>(txn.get_range(RangeRequest::prefix(&p)).await?) })
+        Box::pin(
+            async move { Ok::<_, TxnError<()>>(txn.get_range(RangeRequest::prefix(&p)).await?) },
+        )
     })
     .await
     .unwrap()
@@ -105,7 +117,10 @@ fn assert_track(got: &[pathcodec::Fix], range: std::ops::Range<i64>) {
     assert_eq!(got.len(), range.clone().count());
     for (f, i) in got.iter().zip(range) {
         let want = fix(i);
-        assert!((f.lat - want.lat).abs() <= 0.5e-5 && (f.lng - want.lng).abs() <= 0.5e-5, "{i}");
+        assert!(
+            (f.lat - want.lat).abs() <= 0.5e-5 && (f.lng - want.lng).abs() <= 0.5e-5,
+            "{i}"
+        );
         assert!((f.t_ms - want.ts_ms as i64).abs() <= 50, "{i}");
     }
 }
@@ -117,19 +132,33 @@ async fn segments_are_group_committed_and_a_finished_path_is_compacted_into_one_
     record(&h, 1, 0..12);
     record(&h, 2, 0..7);
     let s = h.flush(false, UnixMs(T0)).await.unwrap();
-    assert_eq!((s.segments, s.commits, s.compacted), (2, 1, 0), "two deliveries, one commit");
+    assert_eq!(
+        (s.segments, s.commits, s.compacted),
+        (2, 1, 0),
+        "two deliveries, one commit"
+    );
     record(&h, 1, 12..24);
     record(&h, 2, 7..9);
     h.flush(false, UnixMs(T0)).await.unwrap();
     let parts = stored_keys(&e.kv, keys::path_prefix(DAY, DeliveryId(1))).await;
-    assert_eq!(parts, vec![keys::path(DAY, DeliveryId(1), 0), keys::path(DAY, DeliveryId(1), 1)]);
+    assert_eq!(
+        parts,
+        vec![
+            keys::path(DAY, DeliveryId(1), 0),
+            keys::path(DAY, DeliveryId(1), 1)
+        ]
+    );
     assert_track(&h.read_path(DeliveryId(1)).await.unwrap().1, 0..24);
 
     // Delivery 1 ends: its last fixes and its segments become one block.
     record(&h, 1, 24..30);
     h.finish(DeliveryId(1));
     let s = h.flush(true, UnixMs(T0)).await.unwrap();
-    assert_eq!((s.segments, s.compacted), (1, 1), "only the finished delivery");
+    assert_eq!(
+        (s.segments, s.compacted),
+        (1, 1),
+        "only the finished delivery"
+    );
     let parts = stored_keys(&e.kv, keys::path_prefix(DAY, DeliveryId(1))).await;
     assert_eq!(parts, vec![keys::path(DAY, DeliveryId(1), keys::COMPACT)]);
     let (idx, fixes) = h.read_path(DeliveryId(1)).await.unwrap();
@@ -138,7 +167,10 @@ async fn segments_are_group_committed_and_a_finished_path_is_compacted_into_one_
     assert_track(&fixes, 0..30);
     // Delivery 2 kept recording meanwhile.
     assert_track(&h.read_path(DeliveryId(2)).await.unwrap().1, 0..9);
-    assert!(matches!(h.read_path(DeliveryId(3)).await, Err(HistoryError::NotFound(_))));
+    assert!(matches!(
+        h.read_path(DeliveryId(3)).await,
+        Err(HistoryError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -180,7 +212,10 @@ async fn a_ciphertext_moved_to_another_delivery_does_not_open() {
     })
     .await
     .unwrap();
-    assert!(matches!(h.read_path(DeliveryId(2)).await, Err(HistoryError::Key(KeyError::Open))));
+    assert!(matches!(
+        h.read_path(DeliveryId(2)).await,
+        Err(HistoryError::Key(KeyError::Open))
+    ));
     assert_track(&h.read_path(DeliveryId(1)).await.unwrap().1, 0..5);
 }
 
@@ -208,7 +243,9 @@ async fn the_purge_shreds_expired_days_in_backups_too_and_keeps_held_paths() {
     h.record(DeliveryId(3), OrderId(1003), &fix(0), UnixMs(later));
     h.flush(false, UnixMs(later)).await.unwrap();
     let hold_until = later + 10 * DAY_MS;
-    h.place_hold(DeliveryId(1), hold(1, hold_until)).await.unwrap();
+    h.place_hold(DeliveryId(1), hold(1, hold_until))
+        .await
+        .unwrap();
     assert!(matches!(
         h.place_hold(DeliveryId(9), hold(9, hold_until)).await,
         Err(HistoryError::NotFound(_))
@@ -220,23 +257,44 @@ async fn the_purge_shreds_expired_days_in_backups_too_and_keeps_held_paths() {
 
     let r = h.purge(UnixMs(later)).await.unwrap();
     assert_eq!((r.days, r.holds_resealed), (1, 1), "{r:?}");
-    assert_eq!(r.keys_cleared, 2, "delivery 1's block and delivery 2's segment");
+    assert_eq!(
+        r.keys_cleared, 2,
+        "delivery 1's block and delivery 2's segment"
+    );
     assert!(stored_keys(&e.kv, keys::day_prefix(DAY)).await.is_empty());
     assert!(
-        !e.keys.list().unwrap().iter().any(|(id, live)| *live && matches!(id, KeyId::Day(d) if *d < DAY + 1)),
+        !e.keys
+            .list()
+            .unwrap()
+            .iter()
+            .any(|(id, live)| *live && matches!(id, KeyId::Day(d) if *d < DAY + 1)),
         "no live key of the purged day"
     );
     assert_track(&h.read_path(DeliveryId(1)).await.unwrap().1, 0..20);
-    assert!(matches!(h.read_path(DeliveryId(2)).await, Err(HistoryError::NotFound(_))));
-    assert_eq!(h.read_path(DeliveryId(3)).await.unwrap().1.len(), 1, "a recent day is kept");
-    assert_eq!(h.purge(UnixMs(later)).await.unwrap(), Default::default(), "nothing left to do");
+    assert!(matches!(
+        h.read_path(DeliveryId(2)).await,
+        Err(HistoryError::NotFound(_))
+    ));
+    assert_eq!(
+        h.read_path(DeliveryId(3)).await.unwrap().1.len(),
+        1,
+        "a recent day is kept"
+    );
+    assert_eq!(
+        h.purge(UnixMs(later)).await.unwrap(),
+        Default::default(),
+        "nothing left to do"
+    );
 
     // The backup still holds day DAY's ciphertext, but with the key store after the purge
     // (a freshly started process) it does not open.
     let from_backup = history(&backup, &e.keys);
     for d in [1, 2] {
         assert!(
-            matches!(from_backup.read_path(DeliveryId(d)).await, Err(HistoryError::Purged(_))),
+            matches!(
+                from_backup.read_path(DeliveryId(d)).await,
+                Err(HistoryError::Purged(_))
+            ),
             "delivery {d}"
         );
     }
@@ -245,9 +303,16 @@ async fn the_purge_shreds_expired_days_in_backups_too_and_keeps_held_paths() {
     // The hold expires: its own key and blocks go at the next purge.
     let r = h.purge(UnixMs(hold_until)).await.unwrap();
     assert_eq!(r.holds_expired, 1, "{r:?}");
-    assert!(matches!(h.read_path(DeliveryId(1)).await, Err(HistoryError::NotFound(_))));
+    assert!(matches!(
+        h.read_path(DeliveryId(1)).await,
+        Err(HistoryError::NotFound(_))
+    ));
     assert!(e.keys.list().unwrap().contains(&(KeyId::Hold(1), false)));
-    assert!(stored_keys(&e.kv, keys::held_prefix(DeliveryId(1))).await.is_empty());
+    assert!(
+        stored_keys(&e.kv, keys::held_prefix(DeliveryId(1)))
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -266,7 +331,11 @@ async fn a_purge_interrupted_after_destroying_the_key_clears_the_day_next_time()
 #[tokio::test]
 async fn the_purge_clears_a_big_day_in_bounded_batches() {
     let e = env();
-    let ring = Arc::new(KeyRing::new(CELL, Kek::from_bytes(&[9; 32]), e.keys.clone()));
+    let ring = Arc::new(KeyRing::new(
+        CELL,
+        Kek::from_bytes(&[9; 32]),
+        e.keys.clone(),
+    ));
     let cfg = HistoryConfig {
         purge_batch_keys: 7,
         flush_batch_segments: 16,
@@ -277,7 +346,11 @@ async fn the_purge_clears_a_big_day_in_bounded_batches() {
         record(&h, d, 0..3);
     }
     let s = h.flush(false, UnixMs(T0)).await.unwrap();
-    assert_eq!((s.segments, s.commits), (50, 4), "batches of at most 16 segments");
+    assert_eq!(
+        (s.segments, s.commits),
+        (50, 4),
+        "batches of at most 16 segments"
+    );
     let r = h.purge(UnixMs(T0 + 31 * DAY_MS)).await.unwrap();
     assert_eq!(r.keys_cleared, 50);
     assert!(stored_keys(&e.kv, keys::paths_prefix()).await.is_empty());
