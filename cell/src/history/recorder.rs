@@ -88,7 +88,8 @@ impl Recorder {
         for s in &self.shards {
             let mut s = s.lock();
             s.retain(|&delivery, t| {
-                if (only_finished && !t.finished) || (t.buf.is_empty() && !t.finished) {
+                // An active path stays when only ended ones are asked for, or when it has nothing new.
+                if !t.finished && (only_finished || t.buf.is_empty()) {
                     return true;
                 }
                 let fixes = t.buf.len();

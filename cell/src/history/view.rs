@@ -159,7 +159,7 @@ pub fn build(
         points: fixes.len(),
         path: PathFeature {
             kind: FeatureType::Feature,
-            geometry: (coords.len() >= 2).then(|| LineString {
+            geometry: (coords.len() >= 2).then_some(LineString {
                 kind: LineStringType::LineString,
                 coordinates: coords,
             }),
