@@ -95,7 +95,26 @@ fn ks(e: impl std::fmt::Display) -> KeyError {
     KeyError::Store(e.to_string())
 }
 
+/// Key stores open in this process, by path: redb refuses to open a file twice, and two
+/// instances of a cell in one process (a test's standby, the simulator) share one.
+static OPEN: Mutex<Option<HashMap<std::path::PathBuf, std::sync::Weak<RedbKeyStore>>>> =
+    Mutex::new(None);
+
 impl RedbKeyStore {
+    /// The key store at `path`, shared with whoever in this process has it open already.
+    pub fn open_shared(path: &Path) -> Result<Arc<Self>, KeyError> {
+        let mut open = OPEN.lock();
+        let map = open.get_or_insert_with(HashMap::new);
+        let key = std::path::absolute(path).map_err(ks)?;
+        if let Some(s) = map.get(&key).and_then(std::sync::Weak::upgrade) {
+            return Ok(s);
+        }
+        let s = Arc::new(Self::open(path)?);
+        map.retain(|_, w| w.strong_count() > 0);
+        map.insert(key, Arc::downgrade(&s));
+        Ok(s)
+    }
+
     pub fn open(path: &Path) -> Result<Self, KeyError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(ks)?;

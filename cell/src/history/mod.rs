@@ -139,8 +139,8 @@ impl History {
         } else {
             crypto::Kek::load(&cfg.kek_file)?
         };
-        let store = crypto::RedbKeyStore::open(&cfg.key_store_path(data_dir))?;
-        Ok(Arc::new(KeyRing::new(cell, kek, Arc::new(store))))
+        let store = crypto::RedbKeyStore::open_shared(&cfg.key_store_path(data_dir))?;
+        Ok(Arc::new(KeyRing::new(cell, kek, store)))
     }
 
     pub fn config(&self) -> &HistoryConfig {
