@@ -194,14 +194,14 @@ impl History {
 pub async fn run(history: Arc<History>, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
     let segment = std::time::Duration::from_millis(history.cfg.segment_ms);
     let purge_every = history.cfg.purge_interval_ms as i64;
-    let mut next_segment = tokio::time::Instant::now() + segment;
+    let mut ticks = tokio::time::interval(segment);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: nothing is buffered yet.
+    ticks.tick().await;
     let mut last_purge = i64::MIN;
     loop {
         let only_finished = tokio::select! {
-            _ = tokio::time::sleep_until(next_segment) => {
-                next_segment += segment;
-                false
-            }
+            _ = ticks.tick() => false,
             _ = history.ended.notified() => {
                 // Let other deliveries that end now join the same transaction.
                 tokio::time::sleep(flush::MIN_COMMIT_GAP).await;
