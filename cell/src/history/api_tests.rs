@@ -303,7 +303,7 @@ async fn the_assigned_drivers_path_reaches_the_dispute_view_and_only_staff_read_
         Some(json!({"reason": "x", "expires_at": c.now().0})),
     )
     .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     let (st, _) = call(&c.app, "GET", "/api/v1/admin/audit/verify", &support, None).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, body) = call(&c.app, "GET", "/api/v1/admin/audit/verify", &admin, None).await;

@@ -25,8 +25,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Longest `reason`, in bytes.
-pub const MAX_REASON_BYTES: usize = 500;
+/// Longest `reason`, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
 /// Longest hold, from now.
 pub const MAX_HOLD_MS: i64 = 366 * crate::history::DAY_MS;
 
@@ -99,10 +99,10 @@ fn reason_of(r: Option<String>) -> Result<String, ApiError> {
             "a reason (a ticket id) is required to read location history",
         ));
     }
-    if r.len() > MAX_REASON_BYTES {
+    if r.chars().count() > MAX_REASON_CHARS {
         return Err(ApiError::bad_request(
             "history.reason_too_long",
-            format!("reason is longer than {MAX_REASON_BYTES} bytes"),
+            format!("reason is longer than {MAX_REASON_CHARS} characters"),
         ));
     }
     Ok(r.to_owned())
@@ -155,8 +155,9 @@ fn history_error(e: HistoryError) -> ApiError {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PathParams {
-    /// Why the path is read (a ticket id); stored in the audit log.
-    #[param(min_length = 1, max_length = 500)]
+    /// Why the path is read (a ticket id); stored in the audit log. Required: without it
+    /// (or with only white space) the answer is 400 `history.reason_required`.
+    #[param(required = true, value_type = String, min_length = 1, max_length = 500, pattern = r".*\S.*")]
     pub reason: Option<String>,
 }
 
@@ -193,9 +194,10 @@ async fn path(
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
     /// Why (a dispute or ticket id); stored with the hold and in the audit log.
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, max_length = 500, pattern = r".*\S.*")]
     pub reason: String,
-    /// When the hold ends, ms since the Unix epoch: in the future, at most 366 days ahead.
+    /// When the hold ends, ms since the Unix epoch: in the future, at most 366 days ahead
+    /// (else 422 `history.invalid_expiry`).
     pub expires_at: i64,
 }
 
@@ -204,7 +206,8 @@ pub struct HoldRequest {
 #[utoipa::path(post, path = "/api/v1/admin/deliveries/{id}/hold", params(("id" = String, Path)),
     request_body = HoldRequest, security(("bearer" = [])),
     responses((status = 200, body = Hold), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 async fn hold(
     State(app): State<App>,
     staff: Staff,
@@ -215,10 +218,10 @@ async fn hold(
     let reason = reason_of(Some(req.reason))?;
     let now = app.now();
     if req.expires_at <= now.0 || req.expires_at > now.0.saturating_add(MAX_HOLD_MS) {
-        return Err(ApiError::bad_request(
-            "history.invalid_expiry",
-            "expires_at must be in the future and at most 366 days ahead",
-        ));
+        return Err(ApiError::Unprocessable {
+            code: "history.invalid_expiry",
+            message: "expires_at must be in the future and at most 366 days ahead".into(),
+        });
     }
     let h = history(&app)?;
     audited(&app, &staff, "hold.place", Some(delivery), &reason).await?;
