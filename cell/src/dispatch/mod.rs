@@ -8,6 +8,7 @@
 //! drivers or a driver two orders.
 
 pub mod handover;
+mod history_hook;
 pub mod matching;
 pub mod pings;
 pub mod port;
@@ -193,18 +194,6 @@ impl Dispatch {
     /// Sends fraud signals to `sink` from now on (once; later calls are ignored).
     pub fn set_fraud_signals(&self, sink: crate::fraud::SignalSink) {
         let _ = self.fraud.set(sink);
-    }
-
-    /// Records carried orders' pings in `history` from now on (once; later calls are ignored).
-    pub fn set_history(&self, history: Arc<crate::history::History>) {
-        let _ = self.history.set(history);
-    }
-
-    /// The delivery `order` ended (delivered or cancelled): its path is closed.
-    fn end_path(&self, order: &Order) {
-        if let (Some(h), Some(d)) = (self.history.get(), order.delivery_id) {
-            h.finish(d);
-        }
     }
 
     // === sessions ===
@@ -401,18 +390,12 @@ impl Dispatch {
             );
             if let (Some(h), Some(d)) = (self.history.get(), order.delivery_id) {
                 // After every check: only accepted pings of the assigned driver are kept.
-                h.record(
-                    d,
-                    order.id,
-                    &GpsFix {
-                        lat,
-                        lng,
-                        heading,
-                        speed,
-                        ts_ms,
-                    },
-                    now,
-                );
+                let fix = GpsFix {
+                    heading,
+                    speed,
+                    ..fix
+                };
+                h.record(d, order.id, &fix, now);
             }
             self.tracker
                 .location(&order, lat, lng, heading, ts_ms, now, entered);
