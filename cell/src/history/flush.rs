@@ -12,6 +12,7 @@ use super::recorder::Sealed;
 use super::{History, HistoryError, PathIndex, day_of, keys};
 use domain::{DeliveryId, UnixMs};
 use pathcodec::Fix;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use store::{RangeRequest, Txn, TxnError};
@@ -67,62 +68,99 @@ async fn read_parts(
     Ok(fixes)
 }
 
-/// Writes `batch` in one transaction; returns the bytes written.
+/// What one batch wrote.
+struct Written {
+    bytes: usize,
+    compacted: usize,
+    /// Each delivery's index after the batch.
+    indexes: HashMap<DeliveryId, PathIndex>,
+}
+
+/// Writes `batch` in one transaction. `known` holds the indexes this process wrote last (it is
+/// the only writer while it holds the lease), so only a path new to it reads its index: in
+/// steady state a segment costs two writes and no read.
 async fn write_batch(
     txn: &dyn Txn,
     ring: &KeyRing,
     cell: u16,
     batch: &[Sealed],
-) -> Result<(usize, usize), HistoryError> {
+    known: &HashMap<DeliveryId, PathIndex>,
+) -> Result<Written, HistoryError> {
     let (mut bytes, mut compacted) = (0, 0);
+    let mut indexes: HashMap<DeliveryId, PathIndex> = HashMap::new();
     for s in batch {
         let d = s.delivery;
-        let mut idx = match txn.get(&keys::index(d)).await? {
-            Some(v) => decode_index(d, &v)?,
-            None => PathIndex {
-                day: day_of(s.started),
-                order: s.order.0,
-                next_part: 0,
-                compacted: false,
+        // A path whose day was purged while it was still recorded (a delivery older than the
+        // retention) cannot be written: its segment is dropped, not left to fail every batch.
+        let day_gone = |e: &HistoryError| {
+            matches!(e, HistoryError::Key(super::crypto::KeyError::Destroyed(_)))
+        };
+        let cached = indexes.get(&d).or_else(|| known.get(&d)).copied();
+        let mut idx = match cached {
+            Some(i) => i,
+            None => match txn.get(&keys::index(d)).await? {
+                Some(v) => decode_index(d, &v)?,
+                None => PathIndex {
+                    day: day_of(s.started),
+                    order: s.order.0,
+                    next_part: 0,
+                    compacted: false,
+                },
             },
         };
-        if s.finished {
-            let mut fixes = read_parts(txn, ring, cell, idx.day, d).await?;
-            if s.fixes > 0 {
-                let tail = pathcodec::decode(&s.block).map_err(|e| corrupt(d, e))?;
-                fixes.extend(tail.fixes);
-            }
-            txn.clear_range(
-                &keys::path_prefix(idx.day, d),
-                &store::keys::prefix_end(&keys::path_prefix(idx.day, d)),
-            );
-            if !fixes.is_empty() {
-                let block = pathcodec::encode(d.0, 0, &fixes);
+        let r: Result<(), HistoryError> = async {
+            if s.finished {
+                let mut fixes = read_parts(txn, ring, cell, idx.day, d).await?;
+                if s.fixes > 0 {
+                    let tail = pathcodec::decode(&s.block).map_err(|e| corrupt(d, e))?;
+                    fixes.extend(tail.fixes);
+                }
+                txn.clear_range(
+                    &keys::path_prefix(idx.day, d),
+                    &store::keys::prefix_end(&keys::path_prefix(idx.day, d)),
+                );
+                if !fixes.is_empty() {
+                    let block = pathcodec::encode(d.0, 0, &fixes);
+                    let sealed = ring.seal(
+                        KeyId::Day(idx.day),
+                        &keys::aad(cell, d, idx.day, keys::COMPACT),
+                        &block,
+                    )?;
+                    bytes += sealed.len();
+                    txn.set(&keys::path(idx.day, d, keys::COMPACT), &sealed);
+                }
+                idx.compacted = true;
+                compacted += 1;
+            } else {
+                let part = idx.next_part;
                 let sealed = ring.seal(
                     KeyId::Day(idx.day),
-                    &keys::aad(cell, d, idx.day, keys::COMPACT),
-                    &block,
+                    &keys::aad(cell, d, idx.day, part),
+                    &s.block,
                 )?;
                 bytes += sealed.len();
-                txn.set(&keys::path(idx.day, d, keys::COMPACT), &sealed);
+                txn.set(&keys::path(idx.day, d, part), &sealed);
+                idx.next_part = part.saturating_add(1).min(keys::COMPACT - 1);
             }
-            idx.compacted = true;
-            compacted += 1;
-        } else {
-            let part = idx.next_part;
-            let sealed = ring.seal(
-                KeyId::Day(idx.day),
-                &keys::aad(cell, d, idx.day, part),
-                &s.block,
-            )?;
-            bytes += sealed.len();
-            txn.set(&keys::path(idx.day, d, part), &sealed);
-            idx.next_part = part.saturating_add(1).min(keys::COMPACT - 1);
+            Ok(())
+        }
+        .await;
+        match r {
+            Err(e) if day_gone(&e) => {
+                metrics::counter!("cell_history_segments_dropped_total").increment(1);
+                continue;
+            }
+            r => r?,
         }
         let v = serde_json::to_vec(&idx).expect("an index serializes");
         txn.set(&keys::index(d), &v);
+        indexes.insert(d, idx);
     }
-    Ok((bytes, compacted))
+    Ok(Written {
+        bytes,
+        compacted,
+        indexes,
+    })
 }
 
 impl History {
@@ -149,11 +187,19 @@ impl History {
                 tokio::time::sleep(MIN_COMMIT_GAP).await;
             }
             let batch = Arc::new(batch);
+            let known: HashMap<DeliveryId, PathIndex> = {
+                let cache = self.indexes.lock();
+                batch
+                    .iter()
+                    .filter_map(|s| cache.get(&s.delivery).map(|i| (s.delivery, *i)))
+                    .collect()
+            };
+            let known = Arc::new(known);
             let (ring, cell, b) = (self.keys.clone(), self.cell, batch.clone());
             let r = store::transact(&*self.kv, move |txn| {
-                let (ring, b) = (ring.clone(), b.clone());
+                let (ring, b, known) = (ring.clone(), b.clone(), known.clone());
                 Box::pin(async move {
-                    write_batch(txn, &ring, cell, &b)
+                    write_batch(txn, &ring, cell, &b, &known)
                         .await
                         .map_err(|e| match e {
                             HistoryError::Store(s) => TxnError::Store(s),
@@ -163,11 +209,20 @@ impl History {
             })
             .await;
             match r {
-                Ok((bytes, compacted)) => {
+                Ok(w) => {
                     stats.commits += 1;
                     stats.segments += batch.len();
-                    stats.compacted += compacted;
-                    stats.bytes += bytes;
+                    stats.compacted += w.compacted;
+                    stats.bytes += w.bytes;
+                    let mut cache = self.indexes.lock();
+                    for (d, idx) in w.indexes {
+                        // A compacted path takes no more segments: forgotten here.
+                        if idx.compacted {
+                            cache.remove(&d);
+                        } else {
+                            cache.insert(d, idx);
+                        }
+                    }
                 }
                 Err(e) => {
                     metrics::counter!("cell_history_flush_failures_total").increment(1);

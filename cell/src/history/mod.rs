@@ -109,6 +109,8 @@ pub struct History {
     recorder: Recorder,
     /// Segments whose write failed, tried again first at the next flush.
     pending: Mutex<Vec<Sealed>>,
+    /// The index of every active path this process wrote (`flush::write_batch`).
+    indexes: Mutex<std::collections::HashMap<DeliveryId, PathIndex>>,
     /// Woken when a delivery ends, so its path is compacted promptly.
     ended: Notify,
 }
@@ -122,6 +124,7 @@ impl History {
             keys,
             recorder: Recorder::new(),
             pending: Mutex::new(Vec::new()),
+            indexes: Mutex::new(std::collections::HashMap::new()),
             ended: Notify::new(),
         }
     }

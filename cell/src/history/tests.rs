@@ -355,3 +355,23 @@ async fn the_purge_clears_a_big_day_in_bounded_batches() {
     assert_eq!(r.keys_cleared, 50);
     assert!(stored_keys(&e.kv, keys::paths_prefix()).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_segment_of_a_purged_day_is_dropped_without_blocking_the_others() {
+    let e = env();
+    let h = history(&e.kv, &e.keys);
+    record(&h, 1, 0..5);
+    h.flush(false, UnixMs(T0)).await.unwrap();
+    // Delivery 1 outlives its day's key; delivery 2 starts the next day.
+    h.keys().destroy(KeyId::Day(DAY)).unwrap();
+    record(&h, 1, 5..8);
+    h.record(DeliveryId(2), OrderId(1002), &fix(0), UnixMs(T0 + DAY_MS));
+    let s = h.flush(false, UnixMs(T0 + DAY_MS)).await.unwrap();
+    assert_eq!(s.commits, 1);
+    assert_eq!(h.read_path(DeliveryId(2)).await.unwrap().1.len(), 1);
+    assert!(h.pending.lock().is_empty(), "nothing left to retry forever");
+    assert!(matches!(
+        h.read_path(DeliveryId(1)).await,
+        Err(HistoryError::Purged(_))
+    ));
+}
