@@ -37,7 +37,13 @@ fn history(dir: &std::path::Path) -> History {
         Arc::new(store::RedbStore::open(&dir.join("data"), store::RedbOptions::default()).unwrap());
     let ks = Arc::new(RedbKeyStore::open(&dir.join("keys.redb")).unwrap());
     let ring = Arc::new(KeyRing::new(1, Kek::from_bytes(&[3; 32]), ks));
-    History::new(HistoryConfig::default(), 1, kv, ring)
+    // One transaction for the whole segment interval, as the anchor: with the default 500 a
+    // flush of 1,000 segments is two commits 100 ms apart (the pacing to 10 commits a second).
+    let cfg = HistoryConfig {
+        flush_batch_segments: DELIVERIES as usize,
+        ..HistoryConfig::default()
+    };
+    History::new(cfg, 1, kv, ring)
 }
 
 fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
