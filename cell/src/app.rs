@@ -72,6 +72,8 @@ struct Inner {
     sandbox: OnceLock<Arc<payments::SandboxGateway>>,
     /// Profiles from token claims, applied once per person and change.
     claim_sync: crate::people_claims::ClaimSync,
+    /// Location history, when `[history]` is enabled.
+    history: OnceLock<Arc<crate::history::History>>,
 }
 
 impl App {
@@ -108,6 +110,7 @@ impl App {
             stopping: std::sync::atomic::AtomicBool::new(false),
             sandbox: OnceLock::new(),
             claim_sync: Default::default(),
+            history: OnceLock::new(),
         }))
     }
 
@@ -193,6 +196,17 @@ impl App {
 
     pub fn quic_info(&self) -> Option<&QuicInfo> {
         self.0.quic.get()
+    }
+
+    /// Sets the history service (once, at startup) and gives dispatch its recorder.
+    pub fn set_history(&self, history: Arc<crate::history::History>) {
+        self.0.dispatch.set_history(history.clone());
+        let _ = self.0.history.set(history);
+    }
+
+    /// Location history, when enabled.
+    pub fn history(&self) -> Option<&Arc<crate::history::History>> {
+        self.0.history.get()
     }
 
     pub fn set_sandbox(&self, sandbox: Arc<payments::SandboxGateway>) {

@@ -5,7 +5,7 @@
 //! [`Config::validate`] reports every unusable value at once; outside demo mode it also
 //! applies the production rules ([`Config::production_rules`]): no shipped or inline secret,
 //! no sandbox payments, no generated QUIC CA, no plain HTTP on a public address, a store
-//! directory that exists and is writable.
+//! directory that exists and is writable, a private key file for location history.
 
 use serde::{Deserialize, Serialize};
 use service::config::{Problems, Section, Validate};
@@ -55,6 +55,8 @@ pub struct Config {
     pub limits: crate::limits::LimitsConfig,
     #[serde(default)]
     pub payment_worker: crate::saga::PaymentWorkerConfig,
+    #[serde(default)]
+    pub history: crate::history::HistoryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -305,6 +307,7 @@ impl Config {
             });
         p.validate("limits", &self.limits);
         p.validate("payment_worker", &self.payment_worker);
+        p.validate("history", &self.history);
         p
     }
 
@@ -356,6 +359,7 @@ impl Config {
                 );
             }
         }
+        self.history.production_rules(&mut p.section("history"));
         p.section("quic").ensure(
             !self.quic.cert_path.as_os_str().is_empty(),
             "cert_path",

@@ -92,6 +92,7 @@ const BAD: &[(&str, &str)] = &[
         "[payment_worker]\nconcurrency = 0\n",
         "payment_worker.concurrency",
     ),
+    ("[history]\nsegment_ms = 0\n", "history.segment_ms"),
 ];
 
 #[test]
@@ -107,6 +108,14 @@ fn write_secrets(dir: &std::path::Path) {
     std::fs::write(dir.join("tls.key"), ck.key_pair.serialize_pem()).unwrap();
     std::fs::write(dir.join("jwt"), "k3Vq9n2F7xLw0pZc8RtYb5HsJ4dGm1Ae6UoQiXy\n").unwrap();
     std::fs::write(dir.join("stripe"), "sk_live_51HxYzExampleExampleExample\n").unwrap();
+    write_kek(&dir.join("kek"), 0o600);
+}
+
+/// A location history key file with `mode`.
+fn write_kek(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("{}\n", "5a".repeat(32))).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[test]
@@ -122,6 +131,10 @@ fn a_file_setting_every_key_parses_and_validates() {
     assert_eq!(c.fraud.delivery_country, "DE");
     assert_eq!(c.fraud.rules.pair_cancellations.count, 3);
     assert_eq!(c.reconcile.batch, 50);
+    assert_eq!(
+        (c.history.segment_ms, c.history.retention_days),
+        (30_000, 14)
+    );
     // The files win over the inline values, without their trailing newline.
     assert_eq!(c.auth.jwt_secret, "k3Vq9n2F7xLw0pZc8RtYb5HsJ4dGm1Ae6UoQiXy");
 }
@@ -189,7 +202,8 @@ fn production_text(dir: &std::path::Path) -> String {
          tls_key_file = \"{d}/tls.key\"\n[store]\ndata_dir = \"{d}/data\"\n\
          [auth]\njwt_secret_file = \"{d}/jwt\"\n[quic]\ncert_path = \"{d}/tls.crt\"\n\
          key_path = \"{d}/tls.key\"\n[payments.provider]\nkind = \"stripe\"\n\
-         base_url = \"https://api.stripe.com\"\nsecret_key_file = \"{d}/stripe\"\n"
+         base_url = \"https://api.stripe.com\"\nsecret_key_file = \"{d}/stripe\"\n\
+         [history]\nkek_file = \"{d}/kek\"\n"
     )
 }
 
@@ -233,6 +247,14 @@ fn unsafe_settings(dir: &std::path::Path) -> Vec<(String, Vec<&'static str>)> {
             format!("[store]\ndata_dir = \"{d}/missing\"\n"),
             vec!["store.data_dir"],
         ),
+        (
+            "[history]\nkek_file = \"\"\n".into(),
+            vec!["history.kek_file"],
+        ),
+        (
+            format!("[history]\nkek_file = \"{d}/loose-kek\"\n"),
+            vec!["history.kek_file"],
+        ),
     ]
 }
 
@@ -266,6 +288,7 @@ fn each_unsafe_setting_is_refused_outside_demo_mode_only() {
         "REPLACE-with-openssl-rand-base64-48\n",
     )
     .unwrap();
+    write_kek(&dir.path().join("loose-kek"), 0o644);
     assert_eq!(
         all_problem_keys(&SUITE.load_text(&base)),
         Vec::<String>::new()

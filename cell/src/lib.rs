@@ -30,6 +30,9 @@
 //! - `reconcile`: periodic payment reconciliation against the provider, and the drift records.
 //! - `lease`: [`lease::CellLease`], the cell's lease: one instance per cell id serves, others
 //!   stand by; every write is fenced.
+//! - `history`: location history (issue 20): each delivery's path recorded from the ping
+//!   path, encrypted per day, purged after the retention, read by staff with an audited
+//!   reason (the dispute view).
 //! - `server`: startup (store, lease or standby, catalog, demo seed, payments, recovery) and
 //!   serving.
 
@@ -42,6 +45,7 @@ pub mod earnings;
 pub mod events;
 pub mod fraud;
 pub mod gateway;
+pub mod history;
 pub mod http;
 pub mod lease;
 pub mod limits;

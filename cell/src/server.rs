@@ -47,6 +47,8 @@ pub enum StartError {
     Keys(#[from] auth::config::KeyError),
     #[error(transparent)]
     LeaseLost(#[from] crate::lease::LeaseLost),
+    #[error("location history keys: {0}")]
+    HistoryKeys(#[from] crate::history::crypto::KeyError),
 }
 
 /// The cell's event log id: one log per cell.
@@ -152,6 +154,22 @@ pub async fn build(
         tracker.clone(),
     ));
     dispatch.recover(clock.now()).await?;
+    let history = if config.history.enabled {
+        let keys = crate::history::History::open_keys(
+            &config.history,
+            config.cell.id as u16,
+            &config.store.data_dir,
+            config.demo.enabled,
+        )?;
+        Some(Arc::new(crate::history::History::new(
+            config.history.clone(),
+            config.cell.id as u16,
+            kv.clone(),
+            keys,
+        )))
+    } else {
+        None
+    };
     let a = &config.auth;
     let verifier = auth::Verifier::from_config(a.jwt_secret.as_bytes(), &a.hs256, a.oidc.as_ref())?;
     // With an OIDC issuer configured, its keys are fetched before the cell reports ready.
@@ -161,6 +179,9 @@ pub async fn build(
     );
     if let Some(sandbox) = sandbox {
         app.set_sandbox(sandbox);
+    }
+    if let Some(h) = history {
+        app.set_history(h);
     }
     Ok(app)
 }
@@ -217,6 +238,13 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
         }
     });
     tokio::spawn(app.dispatch().clone().run(app.clock(), shutdown.clone()));
+    if let Some(h) = app.history() {
+        tokio::spawn(crate::history::run(
+            h.clone(),
+            app.clock(),
+            shutdown.clone(),
+        ));
+    }
     crate::drain::spawn(app, shutdown.clone());
     crate::earnings::spawn(
         app.kv().clone(),

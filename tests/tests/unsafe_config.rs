@@ -38,6 +38,15 @@ impl Fixture {
         .unwrap();
         std::fs::write(p.join("stripe"), "sk_live_51HxYzExampleExampleExample\n").unwrap();
         std::fs::create_dir(p.join("data")).unwrap();
+        // The location history key-encryption key: 64 hex digits, readable by its owner only.
+        std::fs::write(p.join("kek"), format!("{}\n", "5a".repeat(32))).unwrap();
+        std::fs::write(p.join("loose-kek"), format!("{}\n", "5a".repeat(32))).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |m| std::fs::Permissions::from_mode(m);
+            std::fs::set_permissions(p.join("kek"), mode(0o600)).unwrap();
+            std::fs::set_permissions(p.join("loose-kek"), mode(0o644)).unwrap();
+        }
         Fixture { dir }
     }
 
@@ -58,7 +67,8 @@ impl Fixture {
              [auth]\njwt_secret_file = \"{d}/jwt\"\n\
              [quic]\ncert_path = \"{d}/tls.crt\"\nkey_path = \"{d}/tls.key\"\n\
              [payments.provider]\nkind = \"stripe\"\nbase_url = \"https://api.stripe.com\"\n\
-             secret_key_file = \"{d}/stripe\"\n[demo]\nenabled = false\n"
+             secret_key_file = \"{d}/stripe\"\n[history]\nkek_file = \"{d}/kek\"\n\
+             [demo]\nenabled = false\n"
         ))
     }
 
@@ -211,6 +221,22 @@ fn unsafe_cell_settings(f: &Fixture) -> Vec<Unsafe> {
             env: None,
             expect: vec!["store.data_dir: "],
             in_all: true,
+        },
+        Unsafe {
+            what: "no location history key file",
+            toml: "[history]\nkek_file = \"\"\n".into(),
+            env: None,
+            expect: vec![
+                "history.kek_file: is empty; outside demo mode location history is encrypted",
+            ],
+            in_all: true,
+        },
+        Unsafe {
+            what: "location history key file readable by others",
+            toml: format!("[history]\nkek_file = \"{d}/loose-kek\"\n"),
+            env: None,
+            expect: vec!["history.kek_file: key file "],
+            in_all: false,
         },
     ]
 }

@@ -8,6 +8,7 @@
 //! drivers or a driver two orders.
 
 pub mod handover;
+mod history_hook;
 pub mod matching;
 pub mod pings;
 pub mod port;
@@ -144,6 +145,9 @@ pub struct Dispatch {
     /// Where spoofed pings and `delivered` taps go for fraud scoring (set at startup when
     /// `[fraud]` is enabled).
     fraud: std::sync::OnceLock<crate::fraud::SignalSink>,
+    /// Where the carried order's accepted pings are recorded (set at startup when
+    /// `[history]` is enabled).
+    history: std::sync::OnceLock<Arc<crate::history::History>>,
 }
 
 fn to_geo(d: DriverId) -> geostore::DriverId {
@@ -175,6 +179,7 @@ impl Dispatch {
             next_session: AtomicU64::new(1),
             wake: Notify::new(),
             fraud: std::sync::OnceLock::new(),
+            history: std::sync::OnceLock::new(),
         }
     }
 
@@ -383,6 +388,15 @@ impl Dispatch {
                 DriverState::Available,
                 DriverState::OnDelivery,
             );
+            if let (Some(h), Some(d)) = (self.history.get(), order.delivery_id) {
+                // After every check: only accepted pings of the assigned driver are kept.
+                let fix = GpsFix {
+                    heading,
+                    speed,
+                    ..fix
+                };
+                h.record(d, order.id, &fix, now);
+            }
             self.tracker
                 .location(&order, lat, lng, heading, ts_ms, now, entered);
         }
@@ -454,6 +468,7 @@ impl Dispatch {
                 });
             }
             self.carrying.write().remove(&driver);
+            self.end_path(&o);
             let _ = self.geo.set_state(to_geo(driver), DriverState::Available);
             self.wake.notify_one();
         } else {
@@ -567,6 +582,7 @@ impl Dispatch {
             let mut c = self.carrying.write();
             if order.status.is_terminal() {
                 c.remove(&d);
+                self.end_path(order);
             } else if c.contains_key(&d) {
                 c.insert(d, order.clone());
             }

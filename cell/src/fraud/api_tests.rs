@@ -21,6 +21,8 @@ pub(crate) async fn app(dir: &tempfile::TempDir) -> App {
     let mut cfg = Config::load(None).unwrap();
     cfg.demo.enabled = true;
     cfg.demo.restaurants = 3;
+    // The history key store and key file go to the data directory.
+    cfg.store.data_dir = dir.path().to_path_buf();
     let kv: Arc<dyn store::Kv> =
         Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
     let lease = crate::lease::CellLease::new(kv, &cfg);

@@ -267,13 +267,24 @@ pub struct DriverRef {
     pub pickup_eta_minutes: Option<u32>,
 }
 
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryDto {
     pub status: String,
     pub event: String,
     /// Milliseconds since the Unix epoch.
     pub at: i64,
     pub by: String,
+}
+
+impl HistoryDto {
+    pub fn from_entry(e: &HistoryEntry) -> Self {
+        HistoryDto {
+            status: e.status.as_str().into(),
+            event: e.event.as_str().into(),
+            at: e.at.0,
+            by: actor_label(&e.by),
+        }
+    }
 }
 
 /// `GET /api/v1/orders/{id}` (seed 5.4).
@@ -520,16 +531,7 @@ impl OrderResponse {
             cancel_reason: o.cancel_reason.clone(),
             created_at: o.created_at.0,
             updated_at: o.updated_at.0,
-            status_history: history.map(|h| {
-                h.iter()
-                    .map(|e| HistoryDto {
-                        status: e.status.as_str().into(),
-                        event: e.event.as_str().into(),
-                        at: e.at.0,
-                        by: actor_label(&e.by),
-                    })
-                    .collect()
-            }),
+            status_history: history.map(|h| h.iter().map(HistoryDto::from_entry).collect()),
         }
     }
 }

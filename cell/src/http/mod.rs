@@ -10,6 +10,8 @@
 //!   calls both) and per-driver ping counts (load generators read them).
 //! - `drift.rs`: payment drift found by reconciliation, admin-only.
 //! - `flags.rs`: fraud flags for admins and support staff: the listing and the review.
+//! - `history.rs`: location history for staff: the audited dispute view of a delivery's
+//!   path, dispute holds, the audit chain's check.
 //! - `regions.rs`: region moves, admin-only: the regions held, export and import pages.
 //! - `ops.rs`: `/live`, `/ready`, `/metrics`, the OpenAPI document, the demo token endpoint.
 //! - `standby.rs`: what a standby instance serves while another holds the cell's lease.
@@ -31,6 +33,7 @@ mod earnings;
 pub mod error;
 pub mod extract;
 mod flags;
+mod history;
 mod ops;
 mod orders;
 pub(crate) mod people;
@@ -94,6 +97,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(people::routes())
         .merge(earnings::routes())
         .merge(flags::routes())
+        .merge(history::routes())
         .merge(drift::routes())
         .merge(sandbox::routes())
         .merge(regions::routes());

@@ -28,6 +28,9 @@ fn config() -> Config {
     c.demo.enabled = true;
     c.demo.restaurants = 3;
     c.store.lease_ms = LEASE_MS;
+    // These tests share one store between instances and give no data directory of their own;
+    // location history (its key store is a file in the data directory) is not what they test.
+    c.history.enabled = false;
     c
 }
 

@@ -53,6 +53,8 @@ async fn cell() -> Cell {
     let mut cfg = Config::load(None).unwrap();
     cfg.demo.enabled = true;
     cfg.demo.restaurants = 3;
+    // The history key store and key file go to the data directory.
+    cfg.store.data_dir = dir.path().to_path_buf();
     cfg.dispatch.matching.offer_ttl_ms = 800;
     let kv: Arc<dyn store::Kv> =
         Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());

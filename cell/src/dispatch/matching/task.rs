@@ -107,6 +107,9 @@ impl Dispatch {
             );
             drop(st);
             self.carrying.write().remove(&d);
+            if let Some(h) = self.history.get() {
+                h.finish(del);
+            }
             let _ = self.geo.set_state(to_geo(d), DriverState::Available);
         }
     }
