@@ -113,6 +113,29 @@ impl FromRequestParts<App> for Auth {
     }
 }
 
+/// A staff caller (admin or support) and the name their token carries; other roles get 403.
+pub struct Staff {
+    pub role: &'static str,
+    pub name: Option<String>,
+}
+
+impl FromRequestParts<App> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized(AuthError::Missing))?;
+        let v = app.verifier().verify(token, app.now())?;
+        let role = match v.principal {
+            Principal::Admin => "admin",
+            Principal::Support => "support",
+            Principal::Customer(_) | Principal::Restaurant(_) | Principal::Driver(_) => {
+                return Err(ApiError::Forbidden("admin or support role required".into()));
+            }
+        };
+        Ok(Staff { role, name: v.name })
+    }
+}
+
 /// The caller of a WebSocket upgrade: the header, or `?token=` (browsers cannot set headers
 /// on a WebSocket upgrade), accepted only on an upgrade request. Keeps the whole
 /// [`Verified`] so the socket can end when the token expires.

@@ -5,13 +5,11 @@
 
 use super::dto::ErrorBody;
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AppQuery, bearer};
+use super::extract::{AppJson, AppPath, AppQuery, Staff};
 use crate::app::App;
-use crate::auth::{AuthError, Principal};
 use crate::fraud::flags::{self, Filter, FlagError};
 use crate::fraud::{Decision, Flag, FlagState, Review, RuleKind};
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -27,29 +25,6 @@ pub(super) fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(review))
-}
-
-/// A staff caller (admin or support) with the name their token carries, for the audit.
-struct Staff {
-    role: &'static str,
-    name: Option<String>,
-}
-
-impl FromRequestParts<App> for Staff {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized(AuthError::Missing))?;
-        let v = app.verifier().verify(token, app.now())?;
-        let role = match v.principal {
-            Principal::Admin => "admin",
-            Principal::Support => "support",
-            Principal::Customer(_) | Principal::Restaurant(_) | Principal::Driver(_) => {
-                return Err(ApiError::Forbidden("admin or support role required".into()));
-            }
-        };
-        Ok(Staff { role, name: v.name })
-    }
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -9,9 +9,8 @@
 use super::contract::parse_id;
 use super::dto::ErrorBody;
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AppQuery, bearer};
+use super::extract::{AppJson, AppPath, AppQuery};
 use crate::app::App;
-use crate::auth::{AuthError, Principal};
 use crate::history::audit::{self, Entry, Verdict};
 use crate::history::view::{self, DisputeView};
 use crate::history::{History, HistoryError, Hold};
@@ -49,15 +48,8 @@ impl FromRequestParts<App> for Staff {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized(AuthError::Missing))?;
-        let v = app.verifier().verify(token, app.now())?;
-        let role = match v.principal {
-            Principal::Admin => "admin",
-            Principal::Support => "support",
-            Principal::Customer(_) | Principal::Restaurant(_) | Principal::Driver(_) => {
-                return Err(ApiError::Forbidden("admin or support role required".into()));
-            }
-        };
+        let super::extract::Staff { role, name } =
+            super::extract::Staff::from_request_parts(parts, app).await?;
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -77,7 +69,7 @@ impl FromRequestParts<App> for Staff {
         };
         Ok(Staff {
             role,
-            actor: v.name.unwrap_or_else(|| role.to_owned()),
+            actor: name.unwrap_or_else(|| role.to_owned()),
             client,
         })
     }
