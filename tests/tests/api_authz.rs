@@ -468,6 +468,39 @@ fn table() -> Vec<Row> {
                 &cases,
             );
         }),
+        // Location history: admins and support staff, with a reason; nobody recorded a path
+        // for this delivery, so staff get past authorization (and the audit) to a 404.
+        ("get", "/api/v1/admin/deliveries/{id}/path", |c| {
+            let mut cases = only(Admin, 404);
+            cases.retain(|&(p, _)| p != Support);
+            cases.push((Support, 404));
+            c.check(
+                "get",
+                "/api/v1/admin/deliveries/999999/path?reason=T-1",
+                None,
+                &cases,
+            );
+        }),
+        ("post", "/api/v1/admin/deliveries/{id}/hold", |c| {
+            let mut cases = only(Admin, 404);
+            cases.retain(|&(p, _)| p != Support);
+            cases.push((Support, 404));
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis() as i64;
+            let body = json!({ "reason": "dispute T-1", "expires_at": now_ms + 86_400_000 });
+            c.check(
+                "post",
+                "/api/v1/admin/deliveries/999999/hold",
+                Some(&body),
+                &cases,
+            );
+        }),
+        // The audit chain's check: admins only (support staff get 403).
+        ("get", "/api/v1/admin/audit/verify", |c| {
+            c.check("get", "/api/v1/admin/audit/verify", None, &only(Admin, 200));
+        }),
         ("put", "/api/v1/admin/cellmap", |c| {
             c.check(
                 "put",
