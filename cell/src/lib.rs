@@ -57,4 +57,6 @@ pub mod people_claims;
 pub mod reconcile;
 pub mod saga;
 pub mod server;
+#[cfg(test)]
+pub(crate) mod test_app;
 pub mod tracking;

@@ -5,9 +5,7 @@
 //! without; exactly one audit record per read; an audit write that fails (the cell lost its
 //! lease, so every write is fenced) is a 503 with no data; an edited record is caught.
 
-use crate::app::{App, Clock};
 use crate::auth::Principal;
-use crate::config::Config;
 use crate::dispatch::port::DispatchPort;
 use crate::dispatch::{DriverUpdate, GpsFix};
 use crate::fraud::api_tests::call;
@@ -19,62 +17,19 @@ use crate::orders::repo::{self, Created};
 use axum::http::StatusCode;
 use domain::{
     CustomerId, DeliveryId, DriverId, EventKind, OrderEvent, OrderId, OrderStatus, RestaurantId,
-    UnixMs,
 };
 use schemas::CellBody;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use store::{RangeRequest, TxnError};
 
-const NOW: UnixMs = UnixMs(1_784_109_600_000);
-
-struct Virtual(AtomicI64);
-
-impl Clock for Virtual {
-    fn now(&self) -> UnixMs {
-        UnixMs(self.0.load(Ordering::SeqCst))
-    }
-}
-
-struct Cell {
-    app: App,
-    clock: Arc<Virtual>,
-    _dir: tempfile::TempDir,
-}
+use crate::test_app::TestApp as Cell;
 
 async fn cell() -> Cell {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::load(None).unwrap();
-    cfg.demo.enabled = true;
-    cfg.demo.restaurants = 3;
-    cfg.store.data_dir = dir.path().to_path_buf();
-    let kv: Arc<dyn store::Kv> =
-        Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
-    let lease = crate::lease::CellLease::new(kv, &cfg);
-    let clock = Arc::new(Virtual(AtomicI64::new(NOW.0)));
-    let dyn_clock: Arc<dyn Clock> = clock.clone();
-    lease.acquire(&*dyn_clock, |_| {}).await;
-    let app = crate::server::build(cfg, lease, dyn_clock, None)
-        .await
-        .unwrap();
-    Cell {
-        app,
-        clock,
-        _dir: dir,
-    }
+    Cell::start(|_| {}).await
 }
 
 impl Cell {
-    fn now(&self) -> UnixMs {
-        self.clock.now()
-    }
-
-    fn advance(&self, ms: i64) {
-        self.clock.0.fetch_add(ms, Ordering::SeqCst);
-    }
-
     fn ping(&self, driver: u64, lat: f64, lng: f64) -> bool {
         let fix = GpsFix {
             lat,

@@ -8,9 +8,7 @@
 //! - an accept arriving after the offer's expiry, before a tick withdrew it: REST 409
 //!   `offer.expired`, QUIC `offer_expired`.
 
-use crate::app::{App, Clock};
 use crate::auth::Principal;
-use crate::config::Config;
 use crate::dispatch::port::DispatchPort;
 use crate::dispatch::{DriverUpdate, GpsFix};
 use crate::gateway::DriverPort;
@@ -23,64 +21,17 @@ use domain::{
 };
 use schemas::{CellBody, CloseReason, Offer, OfferDecision, OfferResponse};
 use serde_json::Value;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
 
-const NOW: UnixMs = UnixMs(1_784_109_600_000);
-
-/// The app's clock: virtual time, set by the test.
-struct Virtual(AtomicI64);
-
-impl Clock for Virtual {
-    fn now(&self) -> UnixMs {
-        UnixMs(self.0.load(Ordering::SeqCst))
-    }
-}
-
-struct Cell {
-    app: App,
-    clock: Arc<Virtual>,
-    _dir: tempfile::TempDir,
-}
+use crate::test_app::TestApp as Cell;
 
 async fn cell() -> Cell {
-    let dir = tempfile::tempdir().unwrap();
-    // Demo mode: the shipped secrets and the payment sandbox are accepted (as in the other
-    // in-process app tests); three demo restaurants keep the start short.
-    let mut cfg = Config::load(None).unwrap();
-    cfg.demo.enabled = true;
-    cfg.demo.restaurants = 3;
-    // The history key store and key file go to the data directory.
-    cfg.store.data_dir = dir.path().to_path_buf();
-    cfg.dispatch.matching.offer_ttl_ms = 800;
-    let kv: Arc<dyn store::Kv> =
-        Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
-    let lease = crate::lease::CellLease::new(kv, &cfg);
-    let clock = Arc::new(Virtual(AtomicI64::new(NOW.0)));
-    let dyn_clock: Arc<dyn Clock> = clock.clone();
-    lease.acquire(&*dyn_clock, |_| {}).await;
-    let app = crate::server::build(cfg, lease, dyn_clock, None)
-        .await
-        .unwrap();
-    Cell {
-        app,
-        clock,
-        _dir: dir,
-    }
+    Cell::start(|cfg| cfg.dispatch.matching.offer_ttl_ms = 800).await
 }
 
 impl Cell {
-    fn now(&self) -> UnixMs {
-        self.clock.now()
-    }
-
-    fn set(&self, t: UnixMs) {
-        self.clock.0.store(t.0, Ordering::SeqCst);
-    }
-
     /// A driver connected over QUIC (through the port, as the gateway does), pinging at the
     /// restaurant and online. Returns the session's outbox.
     async fn driver(&self, id: u64) -> mpsc::Receiver<CellBody> {
