@@ -235,8 +235,12 @@ impl Bucket {
                 len
             }
         };
-        m.hint_ref(i).store(WILD, Release);
+        // Slot index before hint: a reused entry (i < len) is visible to scans at once, and a
+        // scan that reads the new `WILD` hint must not pair it with the previous occupant's
+        // slot index. That driver could be back in this bucket at another entry and be counted
+        // twice, by a pass that validates if this writer stalls before the `ver` bump below.
         m.slot_ref(i).store(slot, Release);
+        m.hint_ref(i).store(WILD, Release);
         if i == m.len() {
             m.set_len(i + 1);
         }
