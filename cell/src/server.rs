@@ -211,13 +211,14 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
     );
     if app.config().reconcile.enabled {
         let a = app.clone();
-        tokio::spawn(crate::reconcile::run(
+        // Background store writes (`store::priority`): nobody waits on them.
+        tokio::spawn(store::priority::background(crate::reconcile::run(
             app.kv().clone(),
             app.orders().payments().clone(),
             app.config().reconcile.clone(),
             move || a.now(),
             shutdown.clone(),
-        ));
+        )));
     }
     if let Some(sink) = crate::fraud::spawn(
         app.kv().clone(),
@@ -239,11 +240,11 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
     });
     tokio::spawn(app.dispatch().clone().run(app.clock(), shutdown.clone()));
     if let Some(h) = app.history() {
-        tokio::spawn(crate::history::run(
+        tokio::spawn(store::priority::background(crate::history::run(
             h.clone(),
             app.clock(),
             shutdown.clone(),
-        ));
+        )));
     }
     crate::drain::spawn(app, shutdown.clone());
     crate::earnings::spawn(

@@ -56,6 +56,15 @@ async fn ready(State(app): State<App>) -> impl IntoResponse {
 }
 
 async fn render_metrics(State(app): State<App>) -> impl IntoResponse {
+    // The embedded store's single writer: every write of the cell queues behind it, so its
+    // busy time (closures run + fsyncs) per second is the first thing to look at when write
+    // latency grows. Read at scrape time from the store's own running totals.
+    if let Some(s) = app.kv().commit_stats() {
+        metrics::counter!("cell_store_commits_total").absolute(s.batches);
+        metrics::counter!("cell_store_transactions_total").absolute(s.transactions);
+        metrics::counter!("cell_store_run_microseconds_total").absolute(s.run_micros);
+        metrics::counter!("cell_store_commit_microseconds_total").absolute(s.commit_micros);
+    }
     let body = app.metrics().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

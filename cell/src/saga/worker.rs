@@ -153,7 +153,13 @@ impl PaymentWorker {
             return;
         }
         tracing::info!("payment worker started");
-        tokio::join!(self.consume(shutdown.clone()), self.scan(shutdown));
+        // Nobody waits on a capture: the worker's writes (its own and the sandbox provider's)
+        // ride along the store's commits a few at a time instead of lengthening the ones that
+        // requests wait for (`store::priority`).
+        store::priority::background(async {
+            tokio::join!(self.consume(shutdown.clone()), self.scan(shutdown));
+        })
+        .await;
         tracing::info!("payment worker stopped");
     }
 

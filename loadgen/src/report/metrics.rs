@@ -13,6 +13,11 @@ pub const DEFAULT_FAMILIES: &[&str] = &[
     "cell_http_request_duration_seconds_count",
     "store_commit_seconds_sum",
     "store_commit_seconds_count",
+    // The embedded store's single writer: commits (fsyncs), transactions, and its busy time.
+    "cell_store_commits_total",
+    "cell_store_transactions_total",
+    "cell_store_run_microseconds_total",
+    "cell_store_commit_microseconds_total",
     // The cell's menu cache: the hit rate of a `menu` run.
     "catalog_menu_cache_hits_total",
     "catalog_menu_cache_misses_total",

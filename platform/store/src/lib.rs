@@ -93,6 +93,10 @@ macro_rules! forward_kv_reads {
         fn exclusive_to_this_process(&self) -> bool {
             self.$($field).+.exclusive_to_this_process()
         }
+
+        fn commit_stats(&self) -> Option<$crate::CommitStats> {
+            self.$($field).+.commit_stats()
+        }
     };
 }
 
@@ -112,6 +116,7 @@ mod once;
 mod open;
 mod overlay;
 pub mod paging;
+pub mod priority;
 pub mod redb;
 pub mod scoped;
 pub mod synthetic;
@@ -317,6 +322,12 @@ pub trait Kv: Send + Sync + 'static {
     /// Why the store refuses writes right now (after a failed commit, until it recovered), or
     /// `None` when it accepts them. Readiness probes report it.
     fn fault(&self) -> Option<String> {
+        None
+    }
+
+    /// The group commit's running totals, for a backend that has one (the embedded store):
+    /// how busy its single writer is, which every write of the process queues behind.
+    fn commit_stats(&self) -> Option<CommitStats> {
         None
     }
 }

@@ -11,6 +11,12 @@
 //! while jobs keep arriving within `linger_gap`) so the callers it just answered land in one
 //! batch instead of alternating between two half-full fsyncs.
 //!
+//! Background transactions (sent inside [`crate::priority::background`]) do not join the batch
+//! being formed: they wait in the writer, and each commit takes at most
+//! `background_per_batch` of them (oldest first), so work nobody waits on adds a bounded
+//! amount to the commits requests wait for. They still commit within a few batches: every
+//! batch takes some, and the writer does not sleep while any wait.
+//!
 //! Each job runs against an [`OverlayTxn`]: it reads the batch's write transaction (so it sees
 //! every earlier job of the batch) through its own write buffer, and its buffer is applied to the
 //! table only if the closure returns `Ok`. An aborted, failing or panicking job therefore writes
@@ -38,7 +44,7 @@
 //! gives the reason) and recovers by itself (`redb/recover.rs`): it reopens the file so reads
 //! are served again, then retries a small durable probe write with backoff until one commits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -73,6 +79,9 @@ pub struct RedbOptions {
     pub linger_max: std::time::Duration,
     /// ... as long as the next one arrives within this gap.
     pub linger_gap: std::time::Duration,
+    /// Most background transactions ([`crate::priority`]) one commit carries; the rest wait
+    /// for the next. Bounds what background work adds to a commit requests wait for.
+    pub background_per_batch: usize,
 }
 
 impl Default for RedbOptions {
@@ -82,11 +91,14 @@ impl Default for RedbOptions {
             max_batch: 1024,
             linger_max: std::time::Duration::from_micros(500),
             linger_gap: std::time::Duration::from_micros(100),
+            background_per_batch: 8,
         }
     }
 }
 
 struct Job {
+    /// Sent from inside [`crate::priority::background`].
+    background: bool,
     f: ErasedTxnFn,
     reply: oneshot::Sender<ErasedResult>,
 }
@@ -308,18 +320,28 @@ fn writer_loop(
     // Closures may use tokio types (timers, channels) even though we drive them here.
     let _rt = runtime.as_ref().map(|h| h.enter());
     let max_batch = opts.max_batch.max(1);
+    let per_batch = opts.background_per_batch.max(1);
     let mut last_batch = 1;
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        let drain = |batch: &mut Vec<Job>| {
+    // Background jobs received but not yet run, oldest first.
+    let mut waiting: VecDeque<Job> = VecDeque::new();
+    loop {
+        let mut batch = Vec::new();
+        // Block for work only when no background job is waiting for its turn.
+        if waiting.is_empty() {
+            match jobs.recv() {
+                Ok(j) => route(j, &mut batch, &mut waiting),
+                Err(_) => return,
+            }
+        }
+        let drain = |batch: &mut Vec<Job>, waiting: &mut VecDeque<Job>| {
             while batch.len() < max_batch {
                 match jobs.try_recv() {
-                    Ok(j) => batch.push(j),
+                    Ok(j) => route(j, batch, waiting),
                     Err(_) => break,
                 }
             }
         };
-        drain(&mut batch);
+        drain(&mut batch, &mut waiting);
         // Linger: when transactions are concurrent, the callers answered by the last commit are
         // resubmitting right now. Waiting while they keep arriving (at most `linger_max`) puts
         // them in this batch instead of splitting them between two fsyncs.
@@ -329,20 +351,37 @@ fn writer_loop(
                 let left = deadline.saturating_duration_since(Instant::now());
                 match jobs.recv_timeout(opts.linger_gap.min(left)) {
                     Ok(j) => {
-                        batch.push(j);
-                        drain(&mut batch);
+                        route(j, &mut batch, &mut waiting);
+                        drain(&mut batch, &mut waiting);
                     }
                     Err(_) => break,
                 }
             }
         }
+        // Background jobs ride along a few per commit, so a burst of them (a worker settling
+        // 64 captures at once) cannot make the commit a request waits for many times longer.
+        let room = max_batch.saturating_sub(batch.len()).max(1);
+        batch.extend(waiting.drain(..per_batch.min(room).min(waiting.len())));
         last_batch = batch.len();
         // After a failed commit, recover before the next batch; stop if the store is dropped.
-        if let Err(e) = run_batch(shared, batch)
-            && !recover::until_healthy(shared, jobs, e)
-        {
-            return;
+        if let Err(e) = run_batch(shared, batch) {
+            // The waiting background jobs are refused like the ones queued behind the failure.
+            for j in waiting.drain(..) {
+                let _ = j.reply.send(Err(TxnError::Store(shared.unavailable())));
+            }
+            if !recover::until_healthy(shared, jobs, e) {
+                return;
+            }
         }
+    }
+}
+
+/// A request's job joins the batch being formed; a background job waits its turn.
+fn route(j: Job, batch: &mut Vec<Job>, waiting: &mut VecDeque<Job>) {
+    if j.background {
+        waiting.push_back(j);
+    } else {
+        batch.push(j);
     }
 }
 
@@ -441,8 +480,13 @@ impl Kv for RedbStore {
             if self.shared.faulty.load(Ordering::Acquire) {
                 return Err(TxnError::Store(self.shared.unavailable()));
             }
-            jobs.send(Job { f, reply })
-                .map_err(|_| StoreError::Closed)?;
+            let background = crate::priority::is_background();
+            jobs.send(Job {
+                background,
+                f,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
             answer.await.map_err(|_| StoreError::Closed)?
         })
     }
@@ -544,6 +588,10 @@ impl Kv for RedbStore {
     /// The data directory is locked while the store is open.
     fn exclusive_to_this_process(&self) -> bool {
         true
+    }
+
+    fn commit_stats(&self) -> Option<CommitStats> {
+        Some(RedbStore::commit_stats(self))
     }
 
     fn fault(&self) -> Option<String> {

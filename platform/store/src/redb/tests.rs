@@ -140,3 +140,55 @@ async fn a_transaction_older_than_five_seconds_fails() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_transactions_ride_along_a_few_per_commit_and_all_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = RedbOptions {
+        background_per_batch: 2,
+        ..RedbOptions::default()
+    };
+    let store = Arc::new(RedbStore::open(dir.path(), opts).expect("open"));
+    let before = store.commit_stats();
+    // Ten background writes sent at once: at most two per commit, so at least five commits;
+    // without the limit they would share one or two.
+    let writes = (0..10u8).map(|i| {
+        let kv = store.clone();
+        tokio::spawn(crate::priority::background(async move {
+            crate::transact(&*kv, move |txn| {
+                Box::pin(async move {
+                    txn.set(&[b'b', i], b"v");
+                    Ok::<_, Err>(())
+                })
+            })
+            .await
+        }))
+    });
+    let foreground = crate::transact(&*store, |txn| {
+        Box::pin(async move {
+            txn.set(b"f", b"v");
+            Ok::<_, Err>(())
+        })
+    });
+    let (done, fg) = tokio::join!(futures::future::join_all(writes), foreground);
+    fg.unwrap();
+    for d in done {
+        d.unwrap().unwrap();
+    }
+    let after = store.commit_stats();
+    assert_eq!(after.transactions - before.transactions, 11);
+    assert!(
+        after.batches - before.batches >= 5,
+        "{} commits for 10 background writes, 2 allowed per commit",
+        after.batches - before.batches
+    );
+    for i in 0..10u8 {
+        let kv: &dyn Kv = &*store;
+        let v = crate::read(kv, move |txn| {
+            Box::pin(async move { Ok::<_, Err>(txn.get(&[b'b', i]).await?) })
+        })
+        .await
+        .unwrap();
+        assert_eq!(v.as_deref(), Some(&b"v"[..]));
+    }
+}
