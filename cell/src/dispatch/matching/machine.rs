@@ -6,10 +6,15 @@
 //! → the next candidate; after 3 offers (or when nobody is left) widen to 10 km for 3 more;
 //! still nobody → the order is flagged delayed (the customer is told) and matching keeps
 //! trying at the wide radius every `retry_delayed`. A driver holds at most one open offer.
+//!
+//! Waiting orders form one queue (seed §11: older orders first, high value prioritised):
+//! priority = seconds waited + a bonus for the order's value capped at V (`QueueKey`), so
+//! value can move an order ahead by at most V and none starves. Rounds take orders in that
+//! order, and a freed driver is given the first feasible one (`Matcher::next_for`).
 
-use domain::{DeliveryId, DriverId, OrderId, UnixMs};
+use domain::{Cents, DeliveryId, DriverId, OrderId, UnixMs};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 /// Matching settings (`[dispatch.matching]` in the cell config).
@@ -32,6 +37,10 @@ pub struct MatchConfig {
     pub weight_acceptance: f64,
     /// More orders waiting than this: skip scoring, offer to the nearest (seed §12 degrade).
     pub degrade_above_waiting: usize,
+    /// Queue priority: an order's value buys it this much waiting time per dollar...
+    pub value_bonus_ms_per_dollar: u64,
+    /// ... up to this much (V): no order is overtaken by one that arrived more than V later.
+    pub value_bonus_cap_ms: u64,
 }
 
 impl Default for MatchConfig {
@@ -48,6 +57,8 @@ impl Default for MatchConfig {
             weight_heading: 0.2,
             weight_acceptance: 0.2,
             degrade_above_waiting: 500,
+            value_bonus_ms_per_dollar: 2_000,
+            value_bonus_cap_ms: 120_000,
         }
     }
 }
@@ -55,6 +66,13 @@ impl Default for MatchConfig {
 impl MatchConfig {
     pub fn offer_ttl(&self) -> Duration {
         Duration::from_millis(self.offer_ttl_ms)
+    }
+
+    /// The waiting time an order's value is worth, capped at `value_bonus_cap_ms`.
+    pub fn value_bonus_ms(&self, value: Cents) -> i64 {
+        let cents = u64::try_from(value.0).unwrap_or(0);
+        let ms = cents.saturating_mul(self.value_bonus_ms_per_dollar) / 100;
+        i64::try_from(ms.min(self.value_bonus_cap_ms)).unwrap_or(i64::MAX)
     }
 }
 
@@ -65,6 +83,10 @@ pub struct JobSpec {
     pub delivery: DeliveryId,
     pub pickup: (f64, f64),
     pub dropoff: (f64, f64),
+    /// When the order started waiting (its placement: a restart rebuilds the same queue).
+    pub arrived: UnixMs,
+    /// What the order is worth (its total), for the queue's value bonus.
+    pub value: Cents,
 }
 
 /// A driver the geostore returned, with what scoring needs.
@@ -98,6 +120,7 @@ pub struct OpenOffer {
 #[derive(Debug, Clone)]
 struct Job {
     spec: JobSpec,
+    key: QueueKey,
     phase: Phase,
     offers_in_phase: u32,
     tried: HashSet<DriverId>,
@@ -135,7 +158,34 @@ pub struct Matcher {
     by_delivery: HashMap<DeliveryId, OrderId>,
     /// Drivers holding an open offer.
     offered: HashMap<DriverId, OrderId>,
+    /// Every job in queue order (see [`QueueKey`]).
+    queue: BTreeSet<QueueKey>,
     next_offer_id: u64,
+}
+
+/// A job's place in the queue. Priority at time t is (t − arrived) + bonus, with the bonus
+/// (from the order's value) capped at V; since t is common to all jobs, ordering by priority
+/// is ordering by `arrived − bonus` ascending, a key that never changes while the job waits:
+/// no re-sorting as time passes. Ties go to the oldest, then the smaller id. An order that
+/// arrived more than V after another has a larger key whatever the values: nobody starves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct QueueKey {
+    effective: i64,
+    arrived: i64,
+    order: OrderId,
+}
+
+impl QueueKey {
+    fn of(spec: &JobSpec, cfg: &MatchConfig) -> Self {
+        QueueKey {
+            effective: spec
+                .arrived
+                .0
+                .saturating_sub(cfg.value_bonus_ms(spec.value)),
+            arrived: spec.arrived.0,
+            order: spec.order,
+        }
+    }
 }
 
 impl Matcher {
@@ -144,16 +194,19 @@ impl Matcher {
     }
 
     /// Starts matching an order (idempotent: a known order is left as it is).
-    pub fn add(&mut self, spec: JobSpec, now: UnixMs) -> bool {
+    pub fn add(&mut self, spec: JobSpec, now: UnixMs, cfg: &MatchConfig) -> bool {
         if self.jobs.contains_key(&spec.order) {
             return false;
         }
         let spec_order = spec.order;
+        let key = QueueKey::of(&spec, cfg);
         self.by_delivery.insert(spec.delivery, spec.order);
+        self.queue.insert(key);
         self.jobs.insert(
             spec.order,
             Job {
                 spec,
+                key,
                 phase: Phase::Near,
                 offers_in_phase: 0,
                 tried: HashSet::new(),
@@ -170,6 +223,7 @@ impl Matcher {
     pub fn remove(&mut self, order: OrderId) -> Option<OpenOffer> {
         let job = self.jobs.remove(&order)?;
         self.by_delivery.remove(&job.spec.delivery);
+        self.queue.remove(&job.key);
         let open = job.open;
         if let Some(open) = &open {
             self.offered.remove(&open.driver);
@@ -196,17 +250,42 @@ impl Matcher {
         self.by_delivery.get(&d).copied()
     }
 
-    /// Orders that need an offer now: no open offer and their next attempt is due.
+    /// Orders that need an offer now (no open offer, next attempt due), in queue order:
+    /// highest priority first (see [`QueueKey`]).
     pub fn due(&self, now: UnixMs, cfg: &MatchConfig) -> Vec<(JobSpec, f64)> {
-        let mut v: Vec<_> = self
-            .jobs
-            .values()
+        self.queue
+            .iter()
+            .filter_map(|k| self.jobs.get(&k.order))
             .filter(|j| j.open.is_none() && j.next_attempt <= now)
             .map(|j| (j.spec.clone(), radius(j, cfg)))
-            .collect();
-        // Oldest orders first (ids are time-ordered Snowflakes).
-        v.sort_by_key(|(s, _)| s.order);
-        v
+            .collect()
+    }
+
+    /// A driver who just became free (online, delivered, declined) at `pos`: the first order
+    /// in queue order that is due, not offered, not tried by this driver, and whose pickup is
+    /// within its current radius. Walks the queue from the top, so with every order feasible
+    /// it looks at one.
+    pub fn next_for(
+        &self,
+        driver: DriverId,
+        pos: (f64, f64),
+        now: UnixMs,
+        cfg: &MatchConfig,
+    ) -> Option<OrderId> {
+        if self.offered.contains_key(&driver) {
+            return None;
+        }
+        self.queue
+            .iter()
+            .filter_map(|k| self.jobs.get(&k.order))
+            .find(|j| {
+                j.open.is_none()
+                    && j.next_attempt <= now
+                    && !j.tried.contains(&driver)
+                    && geostore::haversine_m(pos.0, pos.1, j.spec.pickup.0, j.spec.pickup.1)
+                        <= radius(j, cfg)
+            })
+            .map(|j| j.spec.order)
     }
 
     /// Ranks candidates for `order`: untried drivers without an open offer, best first.
@@ -451,6 +530,8 @@ impl Matcher {
             self.jobs.len(),
             "every job, and only a job, is indexed by its delivery"
         );
+        // `add` and `remove` insert and remove the queue key with the job.
+        debug_assert_eq!(self.queue.len(), self.jobs.len(), "one queue key per job");
         // An entry in `offered` is an open offer of a distinct job.
         debug_assert!(self.offered.len() <= self.jobs.len());
         let Some(job) = self.jobs.get(&order) else {

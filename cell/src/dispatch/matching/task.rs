@@ -56,9 +56,11 @@ impl Dispatch {
             delivery,
             pickup: (order.restaurant_lat, order.restaurant_lng),
             dropoff: (order.delivery_address.lat, order.delivery_address.lng),
+            arrived: order.created_at,
+            value: order.total,
         };
         let mut st = self.state.lock();
-        if st.matcher.add(spec, now) {
+        if st.matcher.add(spec, now, &self.cfg.matching) {
             st.jobs.insert(order.id, order);
             metrics::gauge!("cell_matching_waiting").set(st.matcher.waiting() as f64);
         }
