@@ -59,13 +59,19 @@ fn run(near: f64, seed: u64) -> (f64, f64, f64, f64) {
     let mut h = Histogram::<u64>::new(3).unwrap();
     let mut found = 0u64;
     for i in 0..CALLS {
-        let pos = (52.52 + (r.unit() - 0.5) * 0.02, 13.40 + (r.unit() - 0.5) * 0.02);
+        let pos = (
+            52.52 + (r.unit() - 0.5) * 0.02,
+            13.40 + (r.unit() - 0.5) * 0.02,
+        );
         let t = Instant::now();
         let o = m.next_for(DriverId(5_000_000 + i), pos, now, &cfg);
         h.record(t.elapsed().as_nanos() as u64).unwrap();
         found += u64::from(o.is_some());
     }
-    assert_eq!(found, CALLS, "every freed driver near the centre finds an order");
+    assert_eq!(
+        found, CALLS,
+        "every freed driver near the centre finds an order"
+    );
     let mut a = Histogram::<u64>::new(3).unwrap();
     for _ in 0..50 {
         let t = Instant::now();
@@ -88,10 +94,22 @@ fn main() {
     for (label, near) in [("every order in range", 1.0), ("one in ten in range", 0.1)] {
         let runs: Vec<_> = (1..=3).map(|s| run(near, s * 7919)).collect();
         println!("{label}:");
-        println!("  next_for p50  {}", mmm(runs.iter().map(|r| r.0).collect()));
-        println!("  next_for p99  {}", mmm(runs.iter().map(|r| r.1).collect()));
-        println!("  anchor due() p50 {}", mmm(runs.iter().map(|r| r.2).collect()));
-        println!("  anchor due() p99 {}", mmm(runs.iter().map(|r| r.3).collect()));
+        println!(
+            "  next_for p50  {}",
+            mmm(runs.iter().map(|r| r.0).collect())
+        );
+        println!(
+            "  next_for p99  {}",
+            mmm(runs.iter().map(|r| r.1).collect())
+        );
+        println!(
+            "  anchor due() p50 {}",
+            mmm(runs.iter().map(|r| r.2).collect())
+        );
+        println!(
+            "  anchor due() p99 {}",
+            mmm(runs.iter().map(|r| r.3).collect())
+        );
         let ratio: Vec<f64> = runs.iter().map(|r| r.2 / r.0.max(1e-3)).collect();
         println!("  due() / next_for at p50: {}×", mmm(ratio));
     }

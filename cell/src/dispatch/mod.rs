@@ -7,6 +7,7 @@
 //! transaction ([`crate::orders::repo::assign_driver`]) so no race can give an order two
 //! drivers or a driver two orders.
 
+pub mod eta;
 pub mod handover;
 mod history_hook;
 pub mod matching;
