@@ -70,7 +70,7 @@ impl Profile {
     }
 }
 
-fn key(kind: Kind, id: u64) -> Vec<u8> {
+pub(crate) fn key(kind: Kind, id: u64) -> Vec<u8> {
     store::keys::pack(&("prof", kind.tag(), id))
 }
 

@@ -105,6 +105,7 @@ async fn fx_in(dir: tempfile::TempDir, cfg: FraudConfig, price: i64, seed: bool)
             config: Default::default(),
         },
         Arc::new(Ownership::new(1)),
+        crate::personal::test_vault(),
     ));
     orders.resume_ids(NOON).await.unwrap();
     let scorer = Scorer::new(kv.clone(), payments.clone(), catalog, cfg);
@@ -139,6 +140,7 @@ impl Fx {
                     lat: LAT + north,
                     lng: LNG,
                     formatted: "2 Main St".into(),
+                    sealed: None,
                 },
             },
             payment_method_id: pm.into(),

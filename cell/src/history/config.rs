@@ -91,7 +91,7 @@ impl HistoryConfig {
             );
             return;
         }
-        if let Err(e) = super::crypto::Kek::load(&self.kek_file) {
+        if let Err(e) = crate::envelope::Kek::load(&self.kek_file) {
             s.push("kek_file", e.to_string());
         }
     }

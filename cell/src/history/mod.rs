@@ -21,7 +21,7 @@
 
 pub mod audit;
 pub mod config;
-pub mod crypto;
+
 pub mod flush;
 pub mod keys;
 pub mod purge;
@@ -36,7 +36,7 @@ mod tests;
 pub use config::HistoryConfig;
 
 use crate::app::Clock;
-use crypto::{KeyError, KeyRing};
+use crate::envelope::{self as crypto, KeyError, KeyRing};
 use domain::{DeliveryId, OrderId, UnixMs};
 use parking_lot::Mutex;
 use recorder::{Recorder, Sealed};
@@ -129,10 +129,12 @@ impl History {
         }
     }
 
-    /// Opens the key-encryption key and the key store as `[history]` says (demo mode makes a
-    /// key-encryption key in the data directory when there is none).
+    /// Opens the cell's key-encryption key and key store as `[history]` says (demo mode makes
+    /// a key-encryption key in the data directory when there is none), with the customer key
+    /// cache `[privacy]` bounds. Customer data keys live there too (`crate::personal`).
     pub fn open_keys(
         cfg: &HistoryConfig,
+        privacy: &crate::personal::PrivacyConfig,
         cell: u16,
         data_dir: &std::path::Path,
         demo: bool,
@@ -143,7 +145,12 @@ impl History {
             crypto::Kek::load(&cfg.kek_file)?
         };
         let store = crypto::RedbKeyStore::open_shared(&cfg.key_store_path(data_dir))?;
-        Ok(Arc::new(KeyRing::new(cell, kek, store)))
+        Ok(Arc::new(KeyRing::with_limits(
+            cell,
+            kek,
+            store,
+            privacy.cache_limits(),
+        )))
     }
 
     pub fn config(&self) -> &HistoryConfig {

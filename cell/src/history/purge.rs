@@ -7,8 +7,8 @@
 //! crash between the two steps leaves ciphertext nobody can open; the next purge clears it.
 //! An expired hold's key is destroyed and its blocks cleared the same way.
 
-use super::crypto::{KeyError, KeyId};
 use super::{History, HistoryError, Hold, PathIndex, day_of, keys};
+use crate::envelope::{KeyError, KeyId};
 use domain::{DeliveryId, UnixMs};
 use store::{RangeRequest, TxnError};
 

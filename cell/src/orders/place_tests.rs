@@ -76,6 +76,7 @@ pub(crate) async fn cell_with(store: TestStore, payments: Arc<SandboxGateway>) -
             config: Default::default(),
         },
         ownership.clone(),
+        crate::personal::test_vault(),
     );
     Cell {
         store,
@@ -102,6 +103,7 @@ pub(crate) fn request(key: &str, fingerprint: u64) -> PlaceOrder {
                 lat: LAT + 0.01,
                 lng: LNG,
                 formatted: "2 Main St".into(),
+                sealed: None,
             },
         },
         payment_method_id: "pm_card_visa".into(),

@@ -122,6 +122,7 @@ impl Customers {
                     lat: p.address.0,
                     lng: p.address.1,
                     formatted: format!("{:.5}, {:.5}", p.address.0, p.address.1),
+                    sealed: None,
                 },
             },
             payment_method_id: "pm_card_visa".into(),

@@ -34,6 +34,7 @@ async fn dispatch(dir: &std::path::Path) -> (Dispatch, Arc<Orders>) {
             config: Default::default(),
         },
         Arc::new(Ownership::new(1)),
+        crate::personal::test_vault(),
     ));
     let tracker = Arc::new(Tracker::new(TrackingConfig::default(), 25.0, 1.3));
     let geo = Arc::new(GeoStore::new(geostore::Config::default()));
