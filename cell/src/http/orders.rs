@@ -340,7 +340,8 @@ async fn get_order(
             "this order belongs to someone else".into(),
         ));
     }
-    let resp = OrderResponse::build(&order, Some(&history), app.now());
+    let mut resp = OrderResponse::build(&order, Some(&history), app.now());
+    super::privacy::reveal(&app, &who, &order, &history, &mut resp.delivery_address)?;
     Ok(axum::Json(
         super::people::with_driver(&app, resp, &order).await,
     ))
@@ -381,8 +382,12 @@ async fn list(
     Ok(axum::Json(OrderList {
         orders: orders
             .iter()
-            .map(|o| OrderResponse::build(o, None, now))
-            .collect(),
+            .map(|o| {
+                let mut r = OrderResponse::build(o, None, now);
+                super::privacy::reveal(&app, &who, o, &[], &mut r.delivery_address)?;
+                Ok(r)
+            })
+            .collect::<Result<_, ApiError>>()?,
         next_cursor,
         partial: None,
         missing_cells: None,

@@ -127,7 +127,13 @@ impl Dispatch {
             order_id: order.id.0,
             // The order keeps no restaurant address; the driver navigates by coordinates.
             pickup: place(spec.pickup, &order.restaurant_name, ""),
-            dropoff: place(spec.dropoff, "", &order.delivery_address.formatted),
+            // An offer is not the delivery: the centre of the dropoff's H3 resolution-8 cell,
+            // never the address (`personal::window`).
+            dropoff: place(
+                crate::personal::window::approximate(spec.dropoff.0, spec.dropoff.1),
+                "",
+                "",
+            ),
             payout_cents: crate::earnings::payout(&self.cfg, order).0,
             expires_at_ms: expires_at.0.max(0) as u64,
         }
