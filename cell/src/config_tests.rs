@@ -132,6 +132,11 @@ fn a_file_setting_every_key_parses_and_validates() {
     assert_eq!(c.fraud.rules.pair_cancellations.count, 3);
     assert_eq!(c.reconcile.batch, 50);
     assert_eq!(
+        c.privacy.driver_address_from,
+        crate::personal::config::RevealFrom::Acceptance
+    );
+    assert_eq!(c.privacy.key_cache_ttl_ms, 60_000);
+    assert_eq!(
         (c.history.segment_ms, c.history.retention_days),
         (30_000, 14)
     );

@@ -1,6 +1,7 @@
 //! The envelope's tests: sealing, destroying, reopening, key files.
 
 use super::*;
+use std::path::Path;
 
 fn ring(dir: &Path) -> KeyRing {
     let store = Arc::new(RedbKeyStore::open(&dir.join("keys.redb")).unwrap());

@@ -139,11 +139,16 @@ impl Fx {
                 address: Address {
                     lat: LAT + north,
                     lng: LNG,
-                    formatted: "2 Main St".into(),
+                    formatted: String::new(),
                     sealed: None,
                 },
             },
             payment_method_id: pm.into(),
+            contact: crate::personal::Contact {
+                formatted: "2 Main St".into(),
+                phone: Some("+4930123456".into()),
+                notes: Some("back door".into()),
+            },
         };
         self.orders.place(req, NOON).await.unwrap().order
     }
