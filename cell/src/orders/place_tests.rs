@@ -245,7 +245,11 @@ async fn placement_stores_the_personal_fields_sealed_and_the_customer_s_key_open
 
 async fn personal_fields_sealed(c: Cell) {
     let placed = c.orders.place(request("k1", 1), NOON).await.unwrap().order;
-    let sealed = placed.delivery_address.sealed.clone().expect("sealed fields");
+    let sealed = placed
+        .delivery_address
+        .sealed
+        .clone()
+        .expect("sealed fields");
     assert!(placed.delivery_address.formatted.is_empty());
     assert!(sealed.formatted.is_some() && sealed.phone.is_some() && sealed.notes.is_some());
     // Every key and value in the store (record, indexes, events, idempotency and outcome
@@ -272,8 +276,15 @@ async fn personal_fields_sealed(c: Cell) {
             assert!(!hit(k) && !hit(v), "{canary} in plaintext under {k:?}");
         }
     }
-    let back = c.orders.vault()
-        .open(placed.customer_id, placed.id, &placed.delivery_address, NOON)
+    let back = c
+        .orders
+        .vault()
+        .open(
+            placed.customer_id,
+            placed.id,
+            &placed.delivery_address,
+            NOON,
+        )
         .unwrap();
     assert_eq!(back.formatted, "2 Main St");
     assert_eq!(back.phone.as_deref(), Some("+4930123456"));
