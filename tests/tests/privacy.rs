@@ -76,8 +76,8 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 }
 
 /// Every file under `dir` (the store, the key store, the key file), read raw, and which
-/// canary each holds.
-fn canaries_in_files(dir: &Path) -> Vec<String> {
+/// of `needles` each holds.
+fn found_in_files(dir: &Path, needles: &[&str]) -> Vec<String> {
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     let mut files = 0;
@@ -90,7 +90,7 @@ fn canaries_in_files(dir: &Path) -> Vec<String> {
             }
             files += 1;
             let bytes = std::fs::read(&p).unwrap();
-            for c in CANARIES {
+            for c in needles {
                 if contains(&bytes, c) {
                     hits.push(format!("{c} in {}", p.display()));
                 }
@@ -363,7 +363,9 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
             "{c} in the cell's log"
         );
     }
-    assert_eq!(canaries_in_files(&dir), Vec::<String>::new());
+    assert_eq!(found_in_files(&dir, &CANARIES), Vec::<String>::new());
+    // The search reaches the store's bytes: the profile's display name is stored plain.
+    assert_eq!(found_in_files(&dir, &["Kanari Vogel"]).len(), 1, "a positive control");
 
     // Erase: the key goes; the export has nothing personal left; old reads fail shut.
     cell.restart();
@@ -405,5 +407,5 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
     fixtures::place(&cell, &cust, &body, &fixtures::idem_key("after-erase"))
         .expect_error(409, "key_destroyed");
     cell.terminate(Duration::from_secs(10));
-    assert_eq!(canaries_in_files(&dir), Vec::<String>::new());
+    assert_eq!(found_in_files(&dir, &CANARIES), Vec::<String>::new());
 }
