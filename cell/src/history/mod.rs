@@ -8,8 +8,9 @@
 //! - `flush`: seals buffers every `segment_ms` and writes segments in group-committed store
 //!   transactions (at most [`flush::MAX_COMMITS_PER_S`]); a finished delivery's segments are
 //!   compacted into one block in the same transaction as its last segment.
-//! - `crypto`: AES-256-GCM under per-day data keys, wrapped by the key-encryption key, kept
-//!   in a [`crypto::KeyStore`] file apart from the data store.
+//! - `crate::envelope` (was `history::crypto`): AES-256-GCM under per-day data keys, wrapped by
+//!   the key-encryption key, kept in a [`crypto::KeyStore`] file apart from the data store;
+//!   customers' data keys live there too (`crate::personal`).
 //! - `purge`: retention (a day's key destroyed first, then its key range cleared in batches)
 //!   and dispute holds (a held path is re-sealed under its own key before its day key goes).
 //! - `audit`: the append-only, hash-chained audit log and its verifier.
