@@ -116,7 +116,14 @@ fn main() {
             .unwrap();
         let e = t.elapsed().as_secs_f64() * 1e3;
         assert_eq!(doc.orders.len(), ORDERS as usize);
-        assert!(doc.orders[0].delivery_address.as_ref().unwrap().phone.is_some());
+        assert!(
+            doc.orders[0]
+                .delivery_address
+                .as_ref()
+                .unwrap()
+                .phone
+                .is_some()
+        );
         let t = Instant::now();
         let doc = rt
             .block_on(cell::personal::export::export(&*kv, &vault, legacy_c, now))
@@ -146,7 +153,9 @@ fn main() {
         let mut parse = Vec::with_capacity(n);
         for _ in 0..n {
             let t = Instant::now();
-            let c = vault.open(o.customer_id, o.id, &o.delivery_address, now).unwrap();
+            let c = vault
+                .open(o.customer_id, o.id, &o.delivery_address, now)
+                .unwrap();
             open.push(t.elapsed().as_nanos() as f64);
             std::hint::black_box(&c);
             let t = Instant::now();
@@ -163,7 +172,11 @@ fn main() {
     println!("open one order's 3 sealed fields, key cached, {n} per run:");
     p("  p50", p50s, "µs");
     p("  p99", p99s, "µs");
-    p("  anchor: p50 of parsing the order record's JSON", a50s, "µs");
+    p(
+        "  anchor: p50 of parsing the order record's JSON",
+        a50s,
+        "µs",
+    );
 
     // Erase (once: it is not repeatable on the same customer).
     let t = Instant::now();

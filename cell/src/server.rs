@@ -164,6 +164,7 @@ pub async fn build(
         orders.clone(),
         tracker.clone(),
     ));
+    dispatch.set_privacy(config.privacy.clone());
     dispatch.recover(clock.now()).await?;
     let history = if config.history.enabled {
         Some(Arc::new(crate::history::History::new(

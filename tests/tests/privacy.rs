@@ -365,7 +365,11 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
     }
     assert_eq!(found_in_files(&dir, &CANARIES), Vec::<String>::new());
     // The search reaches the store's bytes: the profile's display name is stored plain.
-    assert_eq!(found_in_files(&dir, &["Kanari Vogel"]).len(), 1, "a positive control");
+    assert_eq!(
+        found_in_files(&dir, &["Kanari Vogel"]).len(),
+        1,
+        "a positive control"
+    );
 
     // Erase: the key goes; the export has nothing personal left; old reads fail shut.
     cell.restart();

@@ -72,6 +72,7 @@ impl Dispatch {
         order: OrderId,
         driver: Option<DriverId>,
         delivery: Option<DeliveryId>,
+        at: UnixMs,
     ) {
         let mut st = self.state.lock();
         st.unstarted.retain(|o| o.id != order);
@@ -106,7 +107,10 @@ impl Dispatch {
                 }),
             );
             drop(st);
-            self.carrying.write().remove(&d);
+            let carried = self.carrying.write().remove(&d);
+            if let Some(carried) = carried {
+                self.schedule_revoke(d, &carried, at);
+            }
             if let Some(h) = self.history.get() {
                 h.finish(del);
             }
@@ -141,6 +145,7 @@ impl Dispatch {
 
     /// One pass: expire offers and lost sessions, then offer waiting orders to drivers.
     pub async fn tick(&self, now: UnixMs) {
+        self.send_due_revocations(now);
         let unstarted = std::mem::take(&mut self.state.lock().unstarted);
         for order in unstarted {
             self.start_matching(order, now);
@@ -312,7 +317,7 @@ impl Dispatch {
             EventKind::OrderCancelled | EventKind::OrderRejected => {
                 let (driver, delivery) =
                     order.map_or((None, None), |o| (o.driver_id, o.delivery_id));
-                self.order_cancelled(ev.order_id, driver, delivery);
+                self.order_cancelled(ev.order_id, driver, delivery, ev.at);
             }
             EventKind::OrderCreated
             | EventKind::OrderPreparing

@@ -61,7 +61,7 @@ async fn an_order_without_a_delivery_id_starts_on_a_later_tick() {
     assert_eq!(waiting(&d), 0, "no delivery id past the lease");
     d.tick(NOW).await;
     assert_eq!(waiting(&d), 0, "still no lease: still waiting to start");
-    d.order_cancelled(OrderId(2), None, None);
+    d.order_cancelled(OrderId(2), None, None, NOW);
     orders.renew_ids(NOW).await.unwrap();
     d.tick(NOW).await;
     assert_eq!(
