@@ -413,3 +413,81 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
     cell.terminate(Duration::from_secs(10));
     assert_eq!(found_in_files(&dir, &CANARIES), Vec::<String>::new());
 }
+
+/// Over QUIC: the offer carries the dropoff's area, never the address; `address_revoked`
+/// arrives on the control stream once the grace after `delivered` is over, not before.
+#[test]
+fn the_control_stream_offers_the_area_and_revokes_the_address_after_the_grace() {
+    use itest::live::{LiveDriver, distance_m, runtime};
+    use schemas::{CellBody, DriverStatus};
+    let config = format!(
+        "{}\n[privacy]\naddress_grace_ms = {GRACE_MS}\n",
+        itest::SHARED_CONFIG
+    );
+    let cell = Cell::start(CellOpts {
+        config_toml: Some(config),
+        ..CellOpts::default()
+    });
+    let rt = runtime();
+    let pick = fixtures::restaurant(&cell, 0).clone();
+    let r = &pick.menu["restaurant"];
+    let restaurant = (r["lat"].as_f64().unwrap(), r["lng"].as_f64().unwrap());
+    let mut driver = LiveDriver::connect(&cell, &rt, 6_601, restaurant);
+    let cust = cell.token("customer", 7_702);
+    let mut body = fixtures::simple_order(&cell, 0, PM_VISA);
+    body["delivery_address"]["formatted"] = json!(CANARY_ADDRESS);
+    body["delivery_address"]["notes"] = json!(CANARY_NOTES);
+    let door = (
+        body["delivery_address"]["lat"].as_f64().unwrap(),
+        body["delivery_address"]["lng"].as_f64().unwrap(),
+    );
+    let order = fixtures::place_new(&cell, &cust, &body);
+    let rest = cell.token("restaurant", &pick.id);
+    fixtures::set_status(&cell, &rest, &order, "accepted").expect_status(200);
+
+    let offer = driver.expect_offer(Duration::from_secs(60));
+    assert_eq!(offer.order_id.to_string(), order);
+    let area = distance_m((offer.dropoff.lat, offer.dropoff.lng), door);
+    assert!(
+        area > 1.0 && area < 1_000.0,
+        "the area's centre, {area} m from the door"
+    );
+    assert!(
+        !offer.dropoff.address.contains("Kanarien"),
+        "{:?}",
+        offer.dropoff
+    );
+    driver.answer(&offer, true).expect("accepted");
+    let delivery = offer.delivery_id;
+    for s in [
+        DriverStatus::ArrivedAtRestaurant {
+            delivery_id: delivery,
+        },
+        DriverStatus::PickedUp {
+            delivery_id: delivery,
+        },
+        DriverStatus::Delivered {
+            delivery_id: delivery,
+        },
+    ] {
+        driver.status(s).expect("step acknowledged");
+    }
+    let delivered = Instant::now();
+    let revoked = |b: &CellBody| {
+        matches!(b, CellBody::AddressRevoked(r) if r.delivery_id == delivery
+            && r.order_id.to_string() == order)
+    };
+    // Not before the grace is over (the cell's grace started before its answer arrived).
+    assert!(
+        driver
+            .try_expect(Duration::from_millis(GRACE_MS - 500), revoked)
+            .is_none(),
+        "address_revoked before the grace ended"
+    );
+    driver.expect("address_revoked", Duration::from_secs(30), revoked);
+    // A figure, not an assertion: how long after `delivered` was acknowledged it came.
+    eprintln!(
+        "address_revoked {} ms after the delivered ack (grace {GRACE_MS} ms)",
+        delivered.elapsed().as_millis()
+    );
+}
