@@ -9,16 +9,19 @@
 //! so a ciphertext copied elsewhere fails to open.
 //!
 //! - `kek`: the key-encryption key and the sealing format; `store`: the key store;
-//!   `cache`: the bounded, expiring cache of customer keys.
+//!   `cache`: the bounded, expiring cache of customer keys; `rotate`: key-encryption key
+//!   versions and the resumable rewrap job.
 
 mod cache;
 mod kek;
+mod rotate;
 mod store;
 #[cfg(test)]
 mod tests;
 
 pub use cache::CacheLimits;
 pub use kek::Kek;
+pub use rotate::{Keks, Rewrapped};
 pub use store::{KeyStore, RedbKeyStore, Stored};
 
 use domain::UnixMs;
@@ -47,6 +50,9 @@ pub enum KeyError {
     /// Wrong key, wrong associated data, or altered bytes.
     #[error("a ciphertext did not open (wrong key, moved or altered)")]
     Open,
+    /// A key was wrapped by a key-encryption key version this ring was not given.
+    #[error("key-encryption key version {0} is not configured")]
+    UnknownKekVersion(u32),
 }
 
 pub(crate) fn ks(e: impl std::fmt::Display) -> KeyError {
@@ -91,7 +97,7 @@ impl KeyId {
 /// cache whose entries expire, so a key unused for a while is only in the key store.
 pub struct KeyRing {
     cell: u16,
-    kek: Kek,
+    keks: Keks,
     store: Arc<dyn KeyStore>,
     pinned: Mutex<HashMap<KeyId, Arc<LessSafeKey>>>,
     customers: Mutex<cache::KeyCache>,
@@ -104,9 +110,14 @@ impl KeyRing {
     }
 
     pub fn with_limits(cell: u16, kek: Kek, store: Arc<dyn KeyStore>, limits: CacheLimits) -> Self {
+        Self::with_keks(cell, Keks::single(kek), store, limits)
+    }
+
+    /// A ring over several key-encryption key versions (during a rotation).
+    pub fn with_keks(cell: u16, keks: Keks, store: Arc<dyn KeyStore>, limits: CacheLimits) -> Self {
         Self {
             cell,
-            kek,
+            keks,
             store,
             pinned: Mutex::new(HashMap::new()),
             customers: Mutex::new(cache::KeyCache::new(limits)),
@@ -165,7 +176,7 @@ impl KeyRing {
             Stored::Absent => {
                 let mut raw = [0u8; KEY_LEN];
                 self.rng.fill(&mut raw).map_err(|_| ks("no randomness"))?;
-                let w = kek::seal(&self.kek.0, &self.rng, &self.wrap_aad(id), &raw);
+                let w = self.wrap_raw(id, &raw);
                 raw.zeroize();
                 // Another writer may have made one first: the stored key wins.
                 match self.store.insert_new(id, &w)? {
@@ -175,13 +186,31 @@ impl KeyRing {
                 }
             }
         };
-        let mut raw = kek::open(&self.kek.0, &self.wrap_aad(id), &wrapped)?;
+        let mut raw = self.unwrap_raw(id, &wrapped)?;
         let arr: Result<[u8; KEY_LEN], _> = raw.as_slice().try_into();
         raw.zeroize();
         let mut arr = arr.map_err(|_| KeyError::Open)?;
         let key = Arc::new(kek::aead_key(&arr));
         arr.zeroize();
         Ok(key)
+    }
+
+    /// `raw` wrapped under the current key-encryption key, framed with its version.
+    fn wrap_raw(&self, id: KeyId, raw: &[u8]) -> Vec<u8> {
+        let kek = self.keks.current_kek();
+        let sealed = kek::seal(&kek.0, &self.rng, &self.wrap_aad(id), raw);
+        rotate::frame(self.keks.current(), sealed)
+    }
+
+    /// The raw data key of a stored wrapped key, under whichever version wrapped it.
+    fn unwrap_raw(&self, id: KeyId, wrapped: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let (version, sealed) = rotate::unframe(wrapped)?;
+        kek::open(&self.keks.get(version)?.0, &self.wrap_aad(id), sealed)
+    }
+
+    /// The version new keys are wrapped with.
+    pub fn kek_version(&self) -> u32 {
+        self.keks.current()
     }
 
     /// Destroys `id`: forgotten here first, then tombstoned in the key store.

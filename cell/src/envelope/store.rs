@@ -25,7 +25,19 @@ pub trait KeyStore: Send + Sync {
     fn destroy(&self, id: KeyId) -> Result<(), KeyError>;
     /// Every id and whether its key is still there (not destroyed).
     fn list(&self) -> Result<Vec<(KeyId, bool)>, KeyError>;
+    /// Replaces `id`'s wrapped key with `new` if it is still `expected` (rewrapping under a
+    /// new key-encryption key); `false` if it changed meanwhile (destroyed, rewrapped).
+    fn replace(&self, id: KeyId, expected: &[u8], new: &[u8]) -> Result<bool, KeyError>;
+    /// Up to `limit` keys (tombstones included, as empty values) after the one named `after`,
+    /// in name order: the rewrap job's pages.
+    fn scan(&self, after: Option<&str>, limit: usize) -> Result<Vec<(KeyId, Vec<u8>)>, KeyError>;
+    /// A bookkeeping value of the key store itself (the rewrap job's cursor).
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, KeyError>;
+    fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), KeyError>;
 }
+
+/// Bookkeeping entries share the table under this prefix; [`KeyId::parse`] never takes them.
+const META: &str = "meta/";
 
 // The table keeps its first name (`history_keys`): stores written before customer keys open
 // unchanged.
@@ -117,6 +129,63 @@ impl KeyStore for RedbKeyStore {
 
     fn destroy(&self, id: KeyId) -> Result<(), KeyError> {
         self.write(id, &[], false).map(|_| ())
+    }
+
+    fn replace(&self, id: KeyId, expected: &[u8], new: &[u8]) -> Result<bool, KeyError> {
+        use redb::ReadableTable;
+        assert!(!new.is_empty(), "an empty value is a tombstone");
+        let w = self.db.begin_write().map_err(ks)?;
+        let name = id.to_string();
+        let replaced = {
+            let mut t = w.open_table(KEYS).map_err(ks)?;
+            let same = t
+                .get(name.as_str())
+                .map_err(ks)?
+                .is_some_and(|v| v.value() == expected);
+            if same {
+                t.insert(name.as_str(), new).map_err(ks)?;
+            }
+            same
+        };
+        w.commit().map_err(ks)?;
+        Ok(replaced)
+    }
+
+    fn scan(&self, after: Option<&str>, limit: usize) -> Result<Vec<(KeyId, Vec<u8>)>, KeyError> {
+        use redb::ReadableDatabase;
+        use std::ops::Bound;
+        let r = self.db.begin_read().map_err(ks)?;
+        let t = r.open_table(KEYS).map_err(ks)?;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        for item in t.range::<&str>((start, Bound::Unbounded)).map_err(ks)? {
+            let (k, v) = item.map_err(ks)?;
+            if let Some(id) = KeyId::parse(k.value()) {
+                out.push((id, v.value().to_vec()));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, KeyError> {
+        use redb::ReadableDatabase;
+        let r = self.db.begin_read().map_err(ks)?;
+        let t = r.open_table(KEYS).map_err(ks)?;
+        let key = format!("{META}{name}");
+        Ok(t.get(key.as_str()).map_err(ks)?.map(|v| v.value().to_vec()))
+    }
+
+    fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), KeyError> {
+        let w = self.db.begin_write().map_err(ks)?;
+        {
+            let mut t = w.open_table(KEYS).map_err(ks)?;
+            let key = format!("{META}{name}");
+            t.insert(key.as_str(), value).map_err(ks)?;
+        }
+        w.commit().map_err(ks)
     }
 
     fn list(&self) -> Result<Vec<(KeyId, bool)>, KeyError> {
