@@ -251,6 +251,12 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
             shutdown.clone(),
         ));
     }
+    // Key rotation: a quick no-op once every key is on the current version.
+    tokio::spawn(crate::envelope::run_rewrap(
+        app.orders().vault().keys().clone(),
+        app.config().history.rewrap_batch_keys,
+        shutdown.clone(),
+    ));
     crate::drain::spawn(app, shutdown.clone());
     crate::earnings::spawn(
         app.kv().clone(),

@@ -259,3 +259,58 @@ impl KeyRing {
         self.customers.lock().len()
     }
 }
+
+/// The rotation job: rewraps `page` keys at a time under the current key-encryption key
+/// version (at most ten pages a second, off the async threads) until every key is on it, then
+/// logs which versions still wrap keys. Picks up after the cursor of an earlier, interrupted
+/// run. Stops early when `stop` flips.
+pub async fn run_rewrap(
+    ring: Arc<KeyRing>,
+    page: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let pause = std::time::Duration::from_millis(100);
+    let mut total = 0usize;
+    loop {
+        let r = ring.clone();
+        let step = tokio::task::spawn_blocking(move || r.rewrap_batch(page)).await;
+        let wait = match step {
+            Ok(Ok(p)) => {
+                total += p.rewrapped;
+                metrics::counter!("cell_keys_rewrapped_total").increment(p.rewrapped as u64);
+                if p.done {
+                    let r = ring.clone();
+                    let versions = tokio::task::spawn_blocking(move || r.versions_in_use()).await;
+                    match versions {
+                        Ok(Ok(v)) => tracing::info!(
+                            rewrapped = total,
+                            kek_version = ring.kek_version(),
+                            in_use = ?v,
+                            "key rotation: every data key is on the current key-encryption key; versions not listed are retired"
+                        ),
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "key rotation: could not count key versions")
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "key rotation: counting key versions panicked")
+                        }
+                    }
+                    return;
+                }
+                pause
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "key rotation: a page failed; retrying");
+                pause * 50
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "key rotation: a page panicked; retrying");
+                pause * 50
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

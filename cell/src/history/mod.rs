@@ -145,10 +145,18 @@ impl History {
         } else {
             crypto::Kek::load(&cfg.kek_file)?
         };
+        let mut earlier = Vec::new();
+        for entry in &cfg.previous_kek_files {
+            // Checked by validation; a bad entry is skipped rather than guessed at.
+            if let Some((v, path)) = config::parse_previous(entry) {
+                earlier.push((v, crypto::Kek::load(&path)?));
+            }
+        }
+        let keks = crypto::Keks::rotated((cfg.kek_version, kek), earlier);
         let store = crypto::RedbKeyStore::open_shared(&cfg.key_store_path(data_dir))?;
-        Ok(Arc::new(KeyRing::with_limits(
+        Ok(Arc::new(KeyRing::with_keks(
             cell,
-            kek,
+            keks,
             store,
             privacy.cache_limits(),
         )))
