@@ -184,7 +184,7 @@ fn main() {
     let key_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     let r = rt
-        .block_on(cell::personal::erase::erase(&*kv, &vault, sealed_c))
+        .block_on(cell::personal::erase::erase(&*kv, &vault, None, sealed_c))
         .unwrap();
     let all_ms = t.elapsed().as_secs_f64() * 1e3;
     assert_eq!(r.orders_scrubbed, ORDERS as usize);

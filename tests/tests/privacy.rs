@@ -291,6 +291,9 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
         ),
         "{view}"
     );
+    // On the way: the path of the delivery is recorded (the erase deletes it below).
+    std::thread::sleep(Duration::from_millis(1_100));
+    ping(&cell, &driver, (near.0 - 0.0005, near.1));
     step("delivered");
     // Delivered, within the grace: still the address.
     let view = order_as(&cell, &driver, &order);
@@ -348,6 +351,16 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let support = cell.token("support", 1);
+    let path = format!("/api/v1/admin/deliveries/{delivery}/path?reason=T-1");
+    let start = Instant::now();
+    while cell.get(&path).token(&support).send().status != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the path was never written"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let metrics = cell.get("/metrics").send().expect_status(200).text;
     let dir = cell.data_dir().to_path_buf();
     let log = cell.log_path().to_path_buf();
@@ -385,6 +398,8 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
         .expect_status(200)
         .json;
     assert_eq!(export["erased"], true, "{export}");
+    // The path of their delivery is gone (no hold kept it).
+    cell.get(&path).token(&support).send().expect_status(404);
     assert!(export["profile"].is_null(), "{export}");
     assert!(
         export["orders"][0]["delivery_address"].is_null(),
@@ -407,6 +422,15 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
         .token(&cust)
         .send()
         .expect_status(204);
+    // Both exports and both erases were audited, in the chain staff reads are in.
+    let verdict = cell
+        .get("/api/v1/admin/audit/verify")
+        .token(&admin)
+        .send()
+        .expect_status(200)
+        .json;
+    assert_eq!(verdict["intact"], true, "{verdict}");
+    assert!(verdict["records"].as_u64().unwrap() >= 4, "{verdict}");
     // An erased customer's new order is refused: their key is never made again.
     fixtures::place(&cell, &cust, &body, &fixtures::idem_key("after-erase"))
         .expect_error(409, "key_destroyed");

@@ -240,6 +240,28 @@ impl History {
         }
     }
 
+    /// Deletes `d`'s stored path (an erased customer's delivery: the path ends at their door)
+    /// unless a hold keeps it; returns whether it was held. The day key stays (other
+    /// deliveries share it): copies in backups go with it at the retention.
+    pub async fn forget(&self, d: DeliveryId) -> Result<bool, HistoryError> {
+        Ok(store::transact(&*self.kv, move |txn| {
+            Box::pin(async move {
+                if txn.get(&keys::hold(d)).await?.is_some() {
+                    return Ok::<_, TxnError<HistoryError>>(true);
+                }
+                if let Some(v) = txn.get(&keys::index(d)).await?
+                    && let Ok(i) = serde_json::from_slice::<PathIndex>(&v)
+                {
+                    let p = keys::path_prefix(i.day, d);
+                    txn.clear_range(&p, &store::keys::prefix_end(&p));
+                }
+                txn.clear(&keys::index(d));
+                Ok(false)
+            })
+        })
+        .await?)
+    }
+
     /// Removes an expired hold: its key and blocks when its day was purged, its record always.
     async fn end_hold(&self, d: DeliveryId, cutoff: u32) -> Result<(), HistoryError> {
         let day_gone = store::transact(&*self.kv, move |txn| {

@@ -1,17 +1,21 @@
 //! A customer's personal data in the API: who sees which address fields of an order (the
 //! customer all of theirs; the assigned driver what `personal::window` allows; nobody else
-//! the sealed ones), and the customer's export and erasure.
+//! the sealed ones), and the customer's export and erasure (each audited first, in the
+//! hash-chained log of `crate::history::audit`).
 
 use super::dto::{AddressDto, ErrorBody};
 use super::error::{ApiError, personal_error};
 use super::extract::Auth;
 use crate::app::App;
 use crate::auth::Principal;
+use crate::history::audit::{self, Entry};
+use crate::personal::erase::EraseError;
 use crate::personal::export::{CustomerExport, ExportError};
 use crate::personal::window::{self, Shown};
 use crate::personal::{Contact, PersonalError};
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use domain::{CustomerId, HistoryEntry, Order};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -94,6 +98,38 @@ pub(crate) fn driver_view(
     Ok(())
 }
 
+/// The audit record of a customer's own export or erasure, committed before it happens (the
+/// same hash-chained log as staff reads of location history); 503 if it cannot be written.
+async fn audit(
+    app: &App,
+    parts: &Parts,
+    me: CustomerId,
+    action: &str,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let entry = Entry {
+        at: app.now().0,
+        actor: format!("customer/{me}"),
+        role: "customer".into(),
+        action: action.into(),
+        delivery_id: None,
+        reason: reason.into(),
+        client: super::history::client_of(parts),
+    };
+    audit::append(&**app.kv(), entry)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            tracing::warn!(error = %e, action, "could not write the audit record: refusing");
+            ApiError::Unavailable {
+                code: "audit.unavailable",
+                message: "the request could not be audited, so nothing was done; retry later"
+                    .into(),
+                retry_after_s: 2,
+            }
+        })
+}
+
 fn customer(who: &Principal) -> Result<CustomerId, ApiError> {
     match who {
         Principal::Customer(c) => Ok(*c),
@@ -112,8 +148,10 @@ fn customer(who: &Principal) -> Result<CustomerId, ApiError> {
 async fn export(
     State(app): State<App>,
     Auth(who): Auth,
+    parts: Parts,
 ) -> Result<axum::Json<CustomerExport>, ApiError> {
     let me = customer(&who)?;
+    audit(&app, &parts, me, "customer.export", "GDPR Art. 20 export").await?;
     let doc = crate::personal::export::export(&**app.kv(), app.orders().vault(), me, app.now())
         .await
         .map_err(|e| match e {
@@ -130,14 +168,21 @@ async fn export(
 /// their orders (kept for accounting) scrubbed of the rest. 204; a repeat is a no-op.
 #[utoipa::path(delete, path = "/api/v1/customers/me", security(("bearer" = [])),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn erase(State(app): State<App>, Auth(who): Auth) -> Result<StatusCode, ApiError> {
+async fn erase(
+    State(app): State<App>,
+    Auth(who): Auth,
+    parts: Parts,
+) -> Result<StatusCode, ApiError> {
     let me = customer(&who)?;
-    crate::personal::erase::erase(&**app.kv(), app.orders().vault(), me)
+    audit(&app, &parts, me, "customer.erase", "GDPR Art. 17 erasure").await?;
+    let history = app.history().map(|h| &**h);
+    crate::personal::erase::erase(&**app.kv(), app.orders().vault(), history, me)
         .await
         .map_err(|e| match e {
-            crate::personal::erase::EraseError::Personal(p) => personal_error(p),
-            crate::personal::erase::EraseError::Repo(r) => r.into(),
-            crate::personal::erase::EraseError::Store(s) => ApiError::internal(s),
+            EraseError::Personal(p) => personal_error(p),
+            EraseError::Repo(r) => r.into(),
+            EraseError::Store(s) => ApiError::internal(s),
+            EraseError::History(h) => ApiError::internal(h),
         })?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,7 @@
 //! Erasing a customer (GDPR Art. 17): their data key is destroyed first (every sealed
 //! address, phone and note of theirs, in every copy of the store, stays shut from then on),
-//! then their profile is deleted and their orders, kept for accounting, are scrubbed: legacy
+//! then their profile is deleted, their deliveries' paths deleted unless a dispute holds them,
+//! and their orders, kept for accounting, are scrubbed: legacy
 //! plaintext addresses blanked, the dead ciphertext dropped, the coordinates coarsened to the
 //! approximate area a driver sees before pickup.
 
@@ -20,6 +21,8 @@ pub enum EraseError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Repo(#[from] repo::RepoError),
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
 }
 
 /// What an erase did.
@@ -27,10 +30,19 @@ pub enum EraseError {
 pub struct Erased {
     pub orders_scrubbed: usize,
     pub profile_deleted: bool,
+    /// Paths of the customer's deliveries deleted, and those kept by a dispute hold.
+    pub paths_deleted: usize,
+    pub paths_held: usize,
 }
 
-/// Erases `customer`. Idempotent: a second erase finds the key gone and nothing to scrub.
-pub async fn erase(kv: &dyn Kv, vault: &Vault, customer: CustomerId) -> Result<Erased, EraseError> {
+/// Erases `customer` (and, with `history`, the paths of their deliveries unless held).
+/// Idempotent: a second erase finds the key gone and nothing to scrub.
+pub async fn erase(
+    kv: &dyn Kv,
+    vault: &Vault,
+    history: Option<&crate::history::History>,
+    customer: CustomerId,
+) -> Result<Erased, EraseError> {
     // The key first: once it is gone the data is unreadable whatever happens next.
     vault.destroy_key(customer)?;
     let profile_key = crate::people::key(crate::people::Kind::Customer, customer.0);
@@ -44,11 +56,18 @@ pub async fn erase(kv: &dyn Kv, vault: &Vault, customer: CustomerId) -> Result<E
     })
     .await
     .map_err(crate::people::flatten)?;
-    let ids: Vec<OrderId> = super::export::all_orders(kv, customer)
-        .await?
-        .iter()
-        .map(|o| o.id)
-        .collect();
+    let orders = super::export::all_orders(kv, customer).await?;
+    let ids: Vec<OrderId> = orders.iter().map(|o| o.id).collect();
+    let (mut paths_deleted, mut paths_held) = (0, 0);
+    if let Some(h) = history {
+        for d in orders.iter().filter_map(|o| o.delivery_id) {
+            if h.forget(d).await? {
+                paths_held += 1;
+            } else {
+                paths_deleted += 1;
+            }
+        }
+    }
     let mut scrubbed = 0;
     for chunk in ids.chunks(BATCH) {
         let chunk = chunk.to_vec();
@@ -82,5 +101,7 @@ pub async fn erase(kv: &dyn Kv, vault: &Vault, customer: CustomerId) -> Result<E
     Ok(Erased {
         orders_scrubbed: scrubbed,
         profile_deleted,
+        paths_deleted,
+        paths_held,
     })
 }
