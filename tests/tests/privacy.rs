@@ -172,9 +172,17 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
             &format!("/api/v1/admin/profiles/customer/{customer_id}"),
         )
         .token(&admin)
-        .json(&json!({ "display_name": "Kanari Vogel" }))
+        .json(&json!({ "display_name": "Kanari Vogel", "phone": CANARY_PHONE }))
         .send()
         .expect_status(200);
+    // Admins read the profile's phone (sealed at rest like the order's).
+    let profile = cell
+        .get(&format!("/api/v1/admin/profiles/customer/{customer_id}"))
+        .token(&admin)
+        .send()
+        .expect_status(200)
+        .json;
+    assert_eq!(profile["phone"], CANARY_PHONE, "{profile}");
     let cust = cell.token("customer", customer_id);
     let pick = fixtures::restaurant(&cell, 0).clone();
     let mut body = fixtures::simple_order(&cell, 0, PM_VISA);
@@ -325,6 +333,7 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
         .json;
     assert_eq!(export["erased"], false);
     assert_eq!(export["profile"]["display_name"], "Kanari Vogel");
+    assert_eq!(export["profile"]["phone"], CANARY_PHONE);
     let o = &export["orders"][0];
     assert_eq!(o["order_id"], order.as_str());
     assert_eq!(

@@ -97,6 +97,15 @@ pub enum ExportError {
     Personal(#[from] PersonalError),
 }
 
+impl From<people::PeopleError> for ExportError {
+    fn from(e: people::PeopleError) -> Self {
+        match e {
+            people::PeopleError::Store(s) => ExportError::Store(s),
+            people::PeopleError::Personal(p) => ExportError::Personal(p),
+        }
+    }
+}
+
 /// Every order of `customer` (newest first), page by page.
 pub async fn all_orders(kv: &dyn Kv, customer: CustomerId) -> Result<Vec<Order>, RepoError> {
     let mut out: Vec<Order> = Vec::new();
@@ -120,7 +129,8 @@ pub async fn export(
     now: UnixMs,
 ) -> Result<CustomerExport, ExportError> {
     let erased = vault.is_erased(customer)?;
-    let profile = match people::get(kv, Kind::Customer, customer.0).await? {
+    let sealer = people::Sealer { vault, now };
+    let profile = match people::get_opened(kv, &sealer, Kind::Customer, customer.0).await? {
         Some(p) if !erased => Some(ExportProfile {
             display_name: p.display_name.clone(),
             phone: p.phone.clone(),

@@ -72,9 +72,9 @@ pub enum PersonalError {
     /// The customer was erased: their data key is gone and their ciphertext stays shut.
     #[error("key_destroyed: customer {0}'s data key was destroyed (the customer was erased)")]
     KeyDestroyed(CustomerId),
-    /// Altered bytes, or a ciphertext moved from another order, customer or field.
-    #[error("a sealed {field} of order {order} did not open (moved or altered)")]
-    Open { order: OrderId, field: &'static str },
+    /// Altered bytes, or a ciphertext moved from another record, customer or field.
+    #[error("a sealed {field} of {record} did not open (moved or altered)")]
+    Open { record: Record, field: &'static str },
     #[error(transparent)]
     Key(KeyError),
 }
@@ -90,9 +90,31 @@ impl PersonalError {
     }
 }
 
+/// Which record of a customer a sealed field belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// An order's delivery address.
+    Order(OrderId),
+    /// The customer's profile (its phone).
+    Profile,
+}
+
+impl std::fmt::Display for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Record::Order(o) => write!(f, "order {o}"),
+            Record::Profile => f.write_str("profile"),
+        }
+    }
+}
+
 /// The associated data of one sealed field: where it belongs.
-pub fn aad(cell: u16, customer: CustomerId, order: OrderId, field: &str) -> Vec<u8> {
-    format!("pii/{cell}/{}/{}/{field}", customer.0, order.0).into_bytes()
+pub fn aad(cell: u16, customer: CustomerId, record: Record, field: &str) -> Vec<u8> {
+    match record {
+        Record::Order(o) => format!("pii/{cell}/{}/{}/{field}", customer.0, o.0),
+        Record::Profile => format!("pii/{cell}/{}/profile/{field}", customer.0),
+    }
+    .into_bytes()
 }
 
 /// Seals and opens customers' personal fields with their data keys.
@@ -116,15 +138,16 @@ impl Vault {
         }
     }
 
-    fn seal_field(
+    /// One field sealed for `record` of `customer`, base64.
+    pub fn seal_field(
         &self,
         customer: CustomerId,
-        order: OrderId,
+        record: Record,
         field: &str,
         text: &str,
         now: UnixMs,
     ) -> Result<String, PersonalError> {
-        let aad = aad(self.ring.cell(), customer, order, field);
+        let aad = aad(self.ring.cell(), customer, record, field);
         let sealed = self
             .ring
             .seal_at(KeyId::Customer(customer.0), &aad, text.as_bytes(), now)
@@ -132,17 +155,18 @@ impl Vault {
         Ok(B64.encode(sealed))
     }
 
-    fn open_field(
+    /// One field of `record` opened (the caller zeroizes the plaintext or wraps it).
+    pub fn open_field(
         &self,
         customer: CustomerId,
-        order: OrderId,
+        record: Record,
         field: &'static str,
         sealed: &str,
         now: UnixMs,
     ) -> Result<String, PersonalError> {
-        let bad = || PersonalError::Open { order, field };
+        let bad = || PersonalError::Open { record, field };
         let bytes = B64.decode(sealed).map_err(|_| bad())?;
-        let aad = aad(self.ring.cell(), customer, order, field);
+        let aad = aad(self.ring.cell(), customer, record, field);
         let mut plain = self
             .ring
             .open_at(KeyId::Customer(customer.0), &aad, &bytes, now)
@@ -167,7 +191,8 @@ impl Vault {
         contact: &Contact,
         now: UnixMs,
     ) -> Result<SealedContact, PersonalError> {
-        let field = |name: &str, v: &str| self.seal_field(customer, order, name, v, now);
+        let field =
+            |name: &str, v: &str| self.seal_field(customer, Record::Order(order), name, v, now);
         Ok(SealedContact {
             formatted: (!contact.formatted.is_empty())
                 .then(|| field("formatted", &contact.formatted))
@@ -203,13 +228,13 @@ impl Vault {
         };
         let mut c = Contact::default();
         if let Some(f) = &s.formatted {
-            c.formatted = self.open_field(customer, order, "formatted", f, now)?;
+            c.formatted = self.open_field(customer, Record::Order(order), "formatted", f, now)?;
         }
         if let Some(p) = &s.phone {
-            c.phone = Some(self.open_field(customer, order, "phone", p, now)?);
+            c.phone = Some(self.open_field(customer, Record::Order(order), "phone", p, now)?);
         }
         if let Some(n) = &s.notes {
-            c.notes = Some(self.open_field(customer, order, "notes", n, now)?);
+            c.notes = Some(self.open_field(customer, Record::Order(order), "notes", n, now)?);
         }
         Ok(c)
     }

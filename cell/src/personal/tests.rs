@@ -58,7 +58,7 @@ fn a_ciphertext_swapped_between_two_orders_does_not_open() {
     assert!(matches!(
         v.open(c, OrderId(10), &address(a_swapped), NOW),
         Err(PersonalError::Open {
-            order: OrderId(10),
+            record: Record::Order(OrderId(10)),
             field: "formatted"
         })
     ));
