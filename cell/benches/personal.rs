@@ -5,11 +5,13 @@
 //!   whose 1,000 orders are legacy plaintext (the same reads, nothing to open);
 //! - opening one order's sealed fields with the customer's key cached (p50, p99 of 100,000),
 //!   against its anchor, parsing the order record's JSON (what every read does anyway);
-//! - erasing that customer: destroying the key, then scrubbing the 1,000 orders.
+//! - erasing that customer: destroying the key, then scrubbing the 1,000 orders;
+//! - rotating the key-encryption key over 10,000 customer keys: the rewrap job in pages of
+//!   1,000, against its anchor, reading every key of the store once (`versions_in_use`).
 //!
 //! Five runs each, min / median / max printed. `cargo bench -p cell --bench personal`.
 
-use cell::envelope::{Kek, KeyRing, RedbKeyStore};
+use cell::envelope::{CacheLimits, Kek, Keks, KeyId, KeyRing, RedbKeyStore};
 use cell::personal::{Contact, Vault};
 use domain::{
     Actor, CustomerId, EventKind, HistoryEntry, Order, OrderId, OrderStatus, RestaurantId, UnixMs,
@@ -102,7 +104,11 @@ fn main() {
         store::RedbStore::open(&dir.path().join("data"), store::RedbOptions::default()).unwrap(),
     );
     let ks = Arc::new(RedbKeyStore::open(&dir.path().join("keys.redb")).unwrap());
-    let vault = Vault::new(Arc::new(KeyRing::new(1, Kek::from_bytes(&[3; 32]), ks)));
+    let vault = Vault::new(Arc::new(KeyRing::new(
+        1,
+        Kek::from_bytes(&[3; 32]),
+        ks.clone(),
+    )));
     let (sealed_c, legacy_c) = (CustomerId(1), CustomerId(2));
     let now = UnixMs(T0);
     let orders = rt.block_on(seed(&*kv, &vault, sealed_c, false));
@@ -192,4 +198,53 @@ fn main() {
         "erase of that customer: key destroyed in {key_ms:.3} ms; the whole erase (key, profile, \
          {ORDERS} orders scrubbed) {all_ms:.1} ms"
     );
+
+    // Rotation: 10,000 customer keys made under version 0 (one key-store commit each, as in
+    // service), then rewrapped under version 1, once per run on a fresh target version.
+    const KEYS: u64 = 10_000;
+    let t = Instant::now();
+    for c in 0..KEYS {
+        vault
+            .keys()
+            .key_at(KeyId::Customer(1_000 + c), true, now)
+            .unwrap();
+    }
+    let made_s = t.elapsed().as_secs_f64();
+    let (mut rewrap, mut scan, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS as u32 {
+        let mut earlier: Vec<(u32, Kek)> = vec![(0, Kek::from_bytes(&[3; 32]))];
+        earlier.extend((1..=run).map(|v| (v, Kek::from_bytes(&[4 + v as u8; 32]))));
+        let current = (run + 1, Kek::from_bytes(&[5 + run as u8; 32]));
+        let ring = KeyRing::with_keks(
+            1,
+            Keks::rotated(current, earlier),
+            ks.clone(),
+            CacheLimits::default(),
+        );
+        let t = Instant::now();
+        let mut n = 0;
+        loop {
+            let p = ring.rewrap_batch(1_000).unwrap();
+            n += p.rewrapped;
+            if p.done {
+                break;
+            }
+        }
+        let r = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let in_use = ring.versions_in_use().unwrap();
+        let a = t.elapsed().as_secs_f64();
+        assert_eq!(in_use.len(), 1, "every key on the new version: {in_use:?}");
+        assert!(n as u64 >= KEYS);
+        rewrap.push(n as f64 / r);
+        scan.push(n as f64 / a);
+        ratio.push(r / a);
+    }
+    println!(
+        "rotation over {KEYS} customer keys (+ the bench's other keys), pages of 1000; making \
+         them took {made_s:.1} s (one commit each):"
+    );
+    p("  rewrap", rewrap, "keys/s");
+    p("  anchor: reading every key once", scan, "keys/s");
+    p("  ratio rewrap time / read time", ratio, "x");
 }

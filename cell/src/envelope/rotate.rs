@@ -119,6 +119,7 @@ impl KeyRing {
             scanned: keys.len(),
             ..Rewrapped::default()
         };
+        let mut swaps = Vec::new();
         for (id, wrapped) in &keys {
             if wrapped.is_empty() {
                 continue;
@@ -130,10 +131,12 @@ impl KeyRing {
             let mut raw = self.unwrap_raw(*id, wrapped)?;
             let new = self.wrap_raw(*id, &raw);
             zeroize::Zeroize::zeroize(&mut raw);
-            // Changed meanwhile (destroyed, or rewrapped by another job): left as it is.
-            if self.store.replace(*id, wrapped, &new)? {
-                out.rewrapped += 1;
-            }
+            swaps.push((*id, wrapped.clone(), new));
+        }
+        // One commit per page; a key changed meanwhile (destroyed, or rewrapped by another
+        // job) is left as it is.
+        if !swaps.is_empty() {
+            out.rewrapped = self.store.replace_many(&swaps)?;
         }
         out.done = keys.len() < page.max(1);
         let next = match (out.done, keys.last()) {

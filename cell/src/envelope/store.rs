@@ -27,7 +27,12 @@ pub trait KeyStore: Send + Sync {
     fn list(&self) -> Result<Vec<(KeyId, bool)>, KeyError>;
     /// Replaces `id`'s wrapped key with `new` if it is still `expected` (rewrapping under a
     /// new key-encryption key); `false` if it changed meanwhile (destroyed, rewrapped).
-    fn replace(&self, id: KeyId, expected: &[u8], new: &[u8]) -> Result<bool, KeyError>;
+    fn replace(&self, id: KeyId, expected: &[u8], new: &[u8]) -> Result<bool, KeyError> {
+        self.replace_many(&[(id, expected.to_vec(), new.to_vec())])
+            .map(|n| n == 1)
+    }
+    /// [`KeyStore::replace`] for a page of keys in one commit; returns how many were replaced.
+    fn replace_many(&self, swaps: &[(KeyId, Vec<u8>, Vec<u8>)]) -> Result<usize, KeyError>;
     /// Up to `limit` keys (tombstones included, as empty values) after the one named `after`,
     /// in name order: the rewrap job's pages.
     fn scan(&self, after: Option<&str>, limit: usize) -> Result<Vec<(KeyId, Vec<u8>)>, KeyError>;
@@ -131,22 +136,25 @@ impl KeyStore for RedbKeyStore {
         self.write(id, &[], false).map(|_| ())
     }
 
-    fn replace(&self, id: KeyId, expected: &[u8], new: &[u8]) -> Result<bool, KeyError> {
+    fn replace_many(&self, swaps: &[(KeyId, Vec<u8>, Vec<u8>)]) -> Result<usize, KeyError> {
         use redb::ReadableTable;
-        assert!(!new.is_empty(), "an empty value is a tombstone");
         let w = self.db.begin_write().map_err(ks)?;
-        let name = id.to_string();
-        let replaced = {
+        let mut replaced = 0;
+        {
             let mut t = w.open_table(KEYS).map_err(ks)?;
-            let same = t
-                .get(name.as_str())
-                .map_err(ks)?
-                .is_some_and(|v| v.value() == expected);
-            if same {
-                t.insert(name.as_str(), new).map_err(ks)?;
+            for (id, expected, new) in swaps {
+                assert!(!new.is_empty(), "an empty value is a tombstone");
+                let name = id.to_string();
+                let same = t
+                    .get(name.as_str())
+                    .map_err(ks)?
+                    .is_some_and(|v| v.value() == expected.as_slice());
+                if same {
+                    t.insert(name.as_str(), new.as_slice()).map_err(ks)?;
+                    replaced += 1;
+                }
             }
-            same
-        };
+        }
         w.commit().map_err(ks)?;
         Ok(replaced)
     }
