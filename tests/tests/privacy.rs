@@ -207,6 +207,18 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
         ),
         "{mine}"
     );
+    // And in the tracking socket's snapshot.
+    {
+        let rt = itest::live::runtime();
+        let mut ws = itest::live::Tracker::connect(&cell, &rt, &order, &cust).expect("tracking");
+        let snap = ws.expect("snapshot", Duration::from_secs(10), |v| {
+            v["type"] == "snapshot"
+        });
+        assert_eq!(
+            snap["order"]["delivery_address"]["formatted"],
+            CANARY_ADDRESS
+        );
+    }
     let listed = fixtures::my_orders(&cell, &cust);
     assert_eq!(listed[0]["delivery_address"]["formatted"], CANARY_ADDRESS);
     // The restaurant sees the order, not the customer's personal fields.

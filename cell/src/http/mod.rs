@@ -39,7 +39,7 @@ mod history;
 mod ops;
 mod orders;
 pub(crate) mod people;
-mod privacy;
+pub(crate) mod privacy;
 mod regions;
 mod restaurants;
 mod sandbox;
