@@ -11,7 +11,7 @@
 //! Three runs each, min / median / max printed. `cargo bench -p cell --bench history`.
 
 use cell::dispatch::GpsFix;
-use cell::history::crypto::{Kek, KeyRing, RedbKeyStore};
+use cell::envelope::{Kek, KeyRing, RedbKeyStore};
 use cell::history::{History, HistoryConfig};
 use domain::{DeliveryId, OrderId, UnixMs};
 use std::sync::Arc;

@@ -57,6 +57,8 @@ pub struct Config {
     pub payment_worker: crate::saga::PaymentWorkerConfig,
     #[serde(default)]
     pub history: crate::history::HistoryConfig,
+    #[serde(default)]
+    pub privacy: crate::personal::PrivacyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -308,6 +310,7 @@ impl Config {
         p.validate("limits", &self.limits);
         p.validate("payment_worker", &self.payment_worker);
         p.validate("history", &self.history);
+        p.validate("privacy", &self.privacy);
         p
     }
 

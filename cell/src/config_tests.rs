@@ -93,6 +93,10 @@ const BAD: &[(&str, &str)] = &[
         "payment_worker.concurrency",
     ),
     ("[history]\nsegment_ms = 0\n", "history.segment_ms"),
+    (
+        "[privacy]\nkey_cache_entries = 0\n",
+        "privacy.key_cache_entries",
+    ),
 ];
 
 #[test]
@@ -131,6 +135,15 @@ fn a_file_setting_every_key_parses_and_validates() {
     assert_eq!(c.fraud.delivery_country, "DE");
     assert_eq!(c.fraud.rules.pair_cancellations.count, 3);
     assert_eq!(c.reconcile.batch, 50);
+    assert_eq!(
+        c.privacy.driver_address_from,
+        crate::personal::config::RevealFrom::Acceptance
+    );
+    assert_eq!(c.privacy.key_cache_ttl_ms, 60_000);
+    assert_eq!(
+        (c.history.kek_version, c.history.rewrap_batch_keys),
+        (2, 500)
+    );
     assert_eq!(
         (c.history.segment_ms, c.history.retention_days),
         (30_000, 14)

@@ -70,12 +70,39 @@ impl Profile {
     }
 }
 
-fn key(kind: Kind, id: u64) -> Vec<u8> {
+pub(crate) fn key(kind: Kind, id: u64) -> Vec<u8> {
     store::keys::pack(&("prof", kind.tag(), id))
 }
 
-/// The stored profile, if any.
-pub async fn get(kv: &dyn Kv, kind: Kind, id: u64) -> Result<Option<Profile>, store::StoreError> {
+/// A profile as stored: a customer's phone sealed under their data key (`phone_sealed`,
+/// `crate::personal`); drivers' and restaurants' phones, and customers' written before
+/// sealing, plain.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Stored {
+    display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone_sealed: Option<String>,
+}
+
+/// What seals and opens customers' phones: the cell's vault, and the time its key cache ages
+/// by.
+pub struct Sealer<'a> {
+    pub vault: &'a crate::personal::Vault,
+    pub now: domain::UnixMs,
+}
+
+/// Why a profile could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PeopleError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Personal(#[from] crate::personal::PersonalError),
+}
+
+async fn get_stored(kv: &dyn Kv, kind: Kind, id: u64) -> Result<Option<Stored>, store::StoreError> {
     let r = store::read(kv, move |txn| {
         Box::pin(async move {
             let v = txn.get(&key(kind, id)).await?;
@@ -86,9 +113,72 @@ pub async fn get(kv: &dyn Kv, kind: Kind, id: u64) -> Result<Option<Profile>, st
     r.map_err(flatten)
 }
 
-/// Stores `p` (validated by the caller).
-pub async fn put(kv: &dyn Kv, kind: Kind, id: u64, p: &Profile) -> Result<(), store::StoreError> {
-    let bytes = serde_json::to_vec(p).expect("a profile serializes");
+/// The stored profile, if any, without a sealed phone (names only need this).
+pub async fn get(kv: &dyn Kv, kind: Kind, id: u64) -> Result<Option<Profile>, store::StoreError> {
+    Ok(get_stored(kv, kind, id).await?.map(|s| Profile {
+        display_name: s.display_name,
+        phone: s.phone,
+    }))
+}
+
+/// The stored profile with a customer's phone opened (an erased customer's stays shut: none).
+pub async fn get_opened(
+    kv: &dyn Kv,
+    sealer: &Sealer<'_>,
+    kind: Kind,
+    id: u64,
+) -> Result<Option<Profile>, PeopleError> {
+    let Some(s) = get_stored(kv, kind, id).await? else {
+        return Ok(None);
+    };
+    let phone = match s.phone_sealed {
+        Some(sealed) => {
+            let customer = domain::CustomerId(id);
+            let profile = crate::personal::Record::Profile;
+            match sealer
+                .vault
+                .open_field(customer, profile, "phone", &sealed, sealer.now)
+            {
+                Ok(p) => Some(p),
+                Err(crate::personal::PersonalError::KeyDestroyed(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => s.phone,
+    };
+    Ok(Some(Profile {
+        display_name: s.display_name,
+        phone,
+    }))
+}
+
+/// Stores `p` (validated by the caller); a customer's phone sealed.
+pub async fn put(
+    kv: &dyn Kv,
+    sealer: &Sealer<'_>,
+    kind: Kind,
+    id: u64,
+    p: &Profile,
+) -> Result<(), PeopleError> {
+    let stored = match (kind, &p.phone) {
+        (Kind::Customer, Some(phone)) => Stored {
+            display_name: p.display_name.clone(),
+            phone: None,
+            phone_sealed: Some(sealer.vault.seal_field(
+                domain::CustomerId(id),
+                crate::personal::Record::Profile,
+                "phone",
+                phone,
+                sealer.now,
+            )?),
+        },
+        _ => Stored {
+            display_name: p.display_name.clone(),
+            phone: p.phone.clone(),
+            phone_sealed: None,
+        },
+    };
+    let bytes = serde_json::to_vec(&stored).expect("a profile serializes");
     let r = store::transact(kv, move |txn| {
         let bytes = bytes.clone();
         Box::pin(async move {
@@ -97,7 +187,7 @@ pub async fn put(kv: &dyn Kv, kind: Kind, id: u64, p: &Profile) -> Result<(), st
         })
     })
     .await;
-    r.map_err(flatten)
+    Ok(r.map_err(flatten)?)
 }
 
 /// A transaction's error when its closure never aborts: the store's.
@@ -195,7 +285,12 @@ mod tests {
             display_name: "Jonas Weber".into(),
             phone: None,
         };
-        put(&*kv, Kind::Driver, 7, &p).await.unwrap();
+        let vault = crate::personal::test_vault();
+        let sealer = Sealer {
+            vault: &vault,
+            now: domain::UnixMs(0),
+        };
+        put(&*kv, &sealer, Kind::Driver, 7, &p).await.unwrap();
         assert_eq!(get(&*kv, Kind::Driver, 7).await.unwrap(), Some(p));
         assert_eq!(
             get(&*kv, Kind::Customer, 7).await.unwrap(),
@@ -207,5 +302,53 @@ mod tests {
             Some(demo_name(7))
         );
         assert_eq!(display_name(&*kv, Kind::Customer, 7, false).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_customer_s_phone_is_sealed_and_gone_once_they_are_erased() {
+        let db = store::model::ModelDb::new(store::model::ModelFaults::none());
+        let kv = db.kv();
+        let vault = crate::personal::test_vault();
+        let sealer = Sealer {
+            vault: &vault,
+            now: domain::UnixMs(0),
+        };
+        let p = Profile {
+            display_name: "Ada Lovelace".into(),
+            phone: Some("+4930999888".into()),
+        };
+        for kind in [Kind::Customer, Kind::Driver] {
+            put(&*kv, &sealer, kind, 9, &p).await.unwrap();
+        }
+        let raw = |kind| {
+            let kv = kv.clone();
+            async move {
+                store::read(&*kv, move |txn| {
+                    Box::pin(async move {
+                        Ok::<_, store::TxnError<()>>(txn.get(&key(kind, 9)).await?.unwrap())
+                    })
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let has_phone = |b: &[u8]| b.windows(11).any(|w| w == b"+4930999888");
+        assert!(!has_phone(&raw(Kind::Customer).await), "sealed at rest");
+        assert!(
+            has_phone(&raw(Kind::Driver).await),
+            "a driver's phone is not a customer's"
+        );
+        assert_eq!(
+            get_opened(&*kv, &sealer, Kind::Customer, 9).await.unwrap(),
+            Some(p.clone())
+        );
+        assert_eq!(
+            get(&*kv, Kind::Customer, 9).await.unwrap().unwrap().phone,
+            None,
+            "names only: the phone stays shut"
+        );
+        vault.destroy_key(domain::CustomerId(9)).unwrap();
+        let after = get_opened(&*kv, &sealer, Kind::Customer, 9).await.unwrap();
+        assert_eq!(after.unwrap().phone, None);
     }
 }

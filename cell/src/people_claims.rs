@@ -60,20 +60,21 @@ impl ClaimSync {
     pub async fn apply(
         &self,
         kv: &dyn Kv,
+        sealer: &people::Sealer<'_>,
         kind: Kind,
         id: u64,
         name: Option<&str>,
         phone: Option<&str>,
-    ) -> Result<bool, store::StoreError> {
+    ) -> Result<bool, people::PeopleError> {
         let Some(name) = name else { return Ok(false) };
         let fp = fingerprint(name, phone);
         if self.applied.lock().get(&(kind, id)) == Some(&fp) {
             return Ok(false);
         }
-        let stored = people::get(kv, kind, id).await?;
+        let stored = people::get_opened(kv, sealer, kind, id).await?;
         let wrote = match merged(stored.as_ref(), name, phone) {
             Some(p) if stored.as_ref() != Some(&p) => {
-                people::put(kv, kind, id, &p).await?;
+                people::put(kv, sealer, kind, id, &p).await?;
                 true
             }
             _ => false,
@@ -123,10 +124,15 @@ mod tests {
         let db = store::model::ModelDb::new(store::model::ModelFaults::none());
         let kv: Arc<dyn Kv> = db.kv();
         let sync = ClaimSync::default();
+        let vault = crate::personal::test_vault();
+        let sealer = people::Sealer {
+            vault: &vault,
+            now: domain::UnixMs(0),
+        };
         let apply = |name: Option<&'static str>, phone: Option<&'static str>| {
-            let (kv, sync) = (kv.clone(), &sync);
+            let (kv, sync, sealer) = (kv.clone(), &sync, &sealer);
             async move {
-                sync.apply(&*kv, Kind::Customer, 7, name, phone)
+                sync.apply(&*kv, sealer, Kind::Customer, 7, name, phone)
                     .await
                     .unwrap()
             }
@@ -135,7 +141,9 @@ mod tests {
         assert!(apply(Some("Ada"), Some("+4930123456")).await);
         assert!(!apply(Some("Ada"), Some("+4930123456")).await, "memoized");
         assert_eq!(
-            people::get(&*kv, Kind::Customer, 7).await.unwrap(),
+            people::get_opened(&*kv, &sealer, Kind::Customer, 7)
+                .await
+                .unwrap(),
             Some(profile("Ada", Some("+4930123456")))
         );
         assert!(
@@ -143,7 +151,9 @@ mod tests {
             "a changed name is written"
         );
         assert_eq!(
-            people::get(&*kv, Kind::Customer, 7).await.unwrap(),
+            people::get_opened(&*kv, &sealer, Kind::Customer, 7)
+                .await
+                .unwrap(),
             Some(profile("Ada L.", Some("+4930123456"))),
             "the phone the claims lack is kept"
         );
@@ -151,7 +161,7 @@ mod tests {
         let fresh = ClaimSync::default();
         assert!(
             !fresh
-                .apply(&*kv, Kind::Customer, 7, Some("Ada L."), None)
+                .apply(&*kv, &sealer, Kind::Customer, 7, Some("Ada L."), None)
                 .await
                 .unwrap()
         );

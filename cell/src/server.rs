@@ -47,8 +47,8 @@ pub enum StartError {
     Keys(#[from] auth::config::KeyError),
     #[error(transparent)]
     LeaseLost(#[from] crate::lease::LeaseLost),
-    #[error("location history keys: {0}")]
-    HistoryKeys(#[from] crate::history::crypto::KeyError),
+    #[error("encryption keys (history, personal data): {0}")]
+    HistoryKeys(#[from] crate::envelope::KeyError),
 }
 
 /// The cell's event log id: one log per cell.
@@ -124,6 +124,16 @@ pub async fn build(
     let gateway = Arc::new(opened.gateway);
     let cell = CellId::new(config.cell.id).expect("cell.id is checked by validate above");
     let ownership = Arc::new(Ownership::new(config.cell.id));
+    // One key ring for the cell: history day keys and customer data keys, one KEK and one key
+    // store (`[history] kek_file`, `key_store_file`), whether history is on or not.
+    let keys = crate::history::History::open_keys(
+        &config.history,
+        &config.privacy,
+        config.cell.id as u16,
+        &config.store.data_dir,
+        config.demo.enabled,
+    )?;
+    let vault = Arc::new(crate::personal::Vault::new(keys.clone()));
     let orders = Arc::new(
         Orders::new(
             kv.clone(),
@@ -136,6 +146,7 @@ pub async fn build(
                 config: config.pricing.clone(),
             },
             ownership.clone(),
+            vault,
         )
         .with_order_limit(config.limits.order_limit())
         .with_placement_wait(config.payment_queue.placement_wait()),
@@ -153,14 +164,9 @@ pub async fn build(
         orders.clone(),
         tracker.clone(),
     ));
+    dispatch.set_privacy(config.privacy.clone());
     dispatch.recover(clock.now()).await?;
     let history = if config.history.enabled {
-        let keys = crate::history::History::open_keys(
-            &config.history,
-            config.cell.id as u16,
-            &config.store.data_dir,
-            config.demo.enabled,
-        )?;
         Some(Arc::new(crate::history::History::new(
             config.history.clone(),
             config.cell.id as u16,
@@ -246,6 +252,12 @@ pub fn spawn_background(app: &App, shutdown: watch::Receiver<bool>) -> Result<()
             shutdown.clone(),
         )));
     }
+    // Key rotation: a quick no-op once every key is on the current version.
+    tokio::spawn(crate::envelope::run_rewrap(
+        app.orders().vault().keys().clone(),
+        app.config().history.rewrap_batch_keys,
+        shutdown.clone(),
+    ));
     crate::drain::spawn(app, shutdown.clone());
     crate::earnings::spawn(
         app.kv().clone(),

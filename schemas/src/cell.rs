@@ -421,6 +421,45 @@ impl ErrorMsg {
     }
 }
 
+/// The grace after a delivery ended is over: the app forgets the customer's address, notes
+/// and name.
+///
+/// Decoding checks: ids non-zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddressRevoked {
+    /// The delivery whose address is revoked.
+    pub delivery_id: u64,
+    /// Its order.
+    pub order_id: u64,
+}
+
+impl AddressRevoked {
+    /// The checks decoding applies.
+    pub fn validate(&self) -> Result<()> {
+        check::id("AddressRevoked.delivery_id", self.delivery_id)?;
+        check::id("AddressRevoked.order_id", self.order_id)
+    }
+
+    fn write<'f>(&self, fbb: &mut FlatBufferBuilder<'f>) -> WIPOffset<fb::AddressRevoked<'f>> {
+        fb::AddressRevoked::create(
+            fbb,
+            &fb::AddressRevokedArgs {
+                delivery_id: self.delivery_id,
+                order_id: self.order_id,
+            },
+        )
+    }
+
+    fn read(t: fb::AddressRevoked<'_>) -> Result<Self> {
+        let r = Self {
+            delivery_id: t.delivery_id(),
+            order_id: t.order_id(),
+        };
+        r.validate()?;
+        Ok(r)
+    }
+}
+
 envelope! {
     /// Any cell -> driver control-stream message.
     pub enum CellBody: fb::CellBody {
@@ -438,6 +477,8 @@ envelope! {
         Ack = Ack via body_as_ack,
         /// A request failed, or the connection is closing.
         ErrorMsg = Error via body_as_error,
+        /// The customer's address is no longer the driver's to see.
+        AddressRevoked = AddressRevoked via body_as_address_revoked,
     }
     /// Envelope of every cell -> driver control-stream message.
     pub struct CellMsg: fb::CellMessage, fb::CellMessageArgs, capacity 512 {

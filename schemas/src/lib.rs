@@ -86,8 +86,8 @@ mod generated;
 pub use generated::delivery::driver as fb;
 
 pub use cell::{
-    Assignment, CancelTarget, Cancellation, CellBody, CellMsg, ErrorMsg, Handover, HelloAck, Offer,
-    Place,
+    AddressRevoked, Assignment, CancelTarget, Cancellation, CellBody, CellMsg, ErrorMsg, Handover,
+    HelloAck, Offer, Place,
 };
 pub use driver::{DriverBody, DriverMsg, DriverStatus, Hello, OfferResponse, StatusChange};
 pub use enums::{CancelReason, CloseReason, HandoverReason, OfferDecision, PingTransport};

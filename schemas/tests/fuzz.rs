@@ -162,6 +162,10 @@ fn samples() -> Vec<Vec<u8>> {
             ref_seq: Some(12),
             message: "not picked up yet".into(),
         }),
+        CellBody::AddressRevoked(AddressRevoked {
+            delivery_id: 2,
+            order_id: 3,
+        }),
     ];
     let mut out = vec![ping.to_vec()];
     out.extend(driver.into_iter().map(|b| DriverMsg::new(1, b).to_vec()));

@@ -53,6 +53,7 @@ impl Node {
         push: Arc<dyn PushProvider>,
         clock: Arc<VirtualClock>,
         matching: MatchConfig,
+        vault: Arc<cell::personal::Vault>,
     ) -> Result<Node, String> {
         let now = clock.get();
         let log = LogId(CELL);
@@ -75,6 +76,7 @@ impl Node {
                 config: pricing,
             },
             Arc::new(Ownership::new(u32::from(CELL))),
+            vault,
         ));
         orders
             .resume_ids(now)

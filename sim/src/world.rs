@@ -129,6 +129,10 @@ pub struct World {
     rt: tokio::runtime::Runtime,
     pub db: ModelDb,
     pub kv: Arc<dyn store::Kv>,
+    /// Customers' data keys: apart from the store, surviving the node's crashes as the key
+    /// store file survives a cell's.
+    pub vault: Arc<cell::personal::Vault>,
+    _keys: tempfile::TempDir,
     pub node: Option<Node>,
     pub pay: Arc<SimPayments>,
     pub push: Arc<SimPush>,
@@ -169,6 +173,12 @@ impl World {
         let mut rng = stream(cfg.seed, 0);
         let restaurants = rt.block_on(Restaurants::seed(&kv, &cfg, &mut rng))?;
         let drivers = Drivers::new(&cfg, &mut stream(cfg.seed, 5));
+        let keys = tempfile::tempdir().map_err(|e| format!("key store dir: {e}"))?;
+        let key_store = cell::envelope::RedbKeyStore::open(&keys.path().join("keys.redb"))
+            .map_err(|e| format!("key store: {e}"))?;
+        let kek = cell::envelope::Kek::from_bytes(&[7; cell::envelope::KEY_LEN]);
+        let ring = cell::envelope::KeyRing::new(CELL, kek, Arc::new(key_store));
+        let vault = Arc::new(cell::personal::Vault::new(Arc::new(ring)));
         let mut w = World {
             clock,
             now: start.0,
@@ -179,6 +189,8 @@ impl World {
             rt,
             db,
             kv,
+            vault,
+            _keys: keys,
             node: None,
             pay: Arc::new(SimPayments::new(stream(cfg.seed, 1))),
             push: Arc::new(SimPush::new(stream(cfg.seed, 2))),
@@ -227,6 +239,7 @@ impl World {
             self.push.clone(),
             self.clock.clone(),
             self.cfg.matching.clone(),
+            self.vault.clone(),
         ))?;
         self.node = Some(n);
         Ok(())

@@ -351,6 +351,29 @@ fn public_rows() -> Vec<Row> {
                 &only(Driver, 200),
             );
         }),
+        ("get", "/api/v1/customers/me/export", |c| {
+            c.check(
+                "get",
+                "/api/v1/customers/me/export",
+                None,
+                &only(CustomerA, 200),
+            );
+        }),
+        ("delete", "/api/v1/customers/me", |c| {
+            // Everyone but a customer is refused; a customer of its own (erasing customer A
+            // would break the rows that place its orders) erases itself.
+            let not_customers: Vec<(Party, u16)> = NOT_CUSTOMERS
+                .into_iter()
+                .map(|p| (p, if p == Nobody { 401 } else { 403 }))
+                .collect();
+            c.check("delete", "/api/v1/customers/me", None, &not_customers);
+            c.cell
+                .client()
+                .req(reqwest::Method::DELETE, "/api/v1/customers/me")
+                .token(&c.cell.token("customer", 3099))
+                .send()
+                .expect_status(204);
+        }),
         ("get", "/api/v1/drivers/me/delivery", |c| {
             // The right party with nothing offered: 404, not 401/403.
             c.check(

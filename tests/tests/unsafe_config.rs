@@ -226,10 +226,20 @@ fn unsafe_cell_settings(f: &Fixture) -> Vec<Unsafe> {
             what: "no location history key file",
             toml: "[history]\nkek_file = \"\"\n".into(),
             env: None,
+            // Since issue 20's personal data the message names customers' addresses too.
             expect: vec![
-                "history.kek_file: is empty; outside demo mode location history is encrypted",
+                "history.kek_file: is empty; outside demo mode location history and customers' \
+                 addresses are encrypted",
             ],
             in_all: true,
+        },
+        Unsafe {
+            // Customers' addresses are sealed under the same key with history off.
+            what: "no key file with location history off",
+            toml: "[history]\nenabled = false\nkek_file = \"\"\n".into(),
+            env: None,
+            expect: vec!["history.kek_file: is empty; "],
+            in_all: false,
         },
         Unsafe {
             what: "location history key file readable by others",

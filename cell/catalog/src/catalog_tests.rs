@@ -92,6 +92,7 @@ async fn availability_and_open_toggles_are_durable_and_visible() {
             lat: LAT,
             lng: LNG,
             formatted: String::new(),
+            sealed: None,
         },
     };
     let cfg = PricingConfig::default();

@@ -18,6 +18,7 @@ fn addr(north_m: f64) -> Address {
         lat: LAT + (north_m / crate::geo::EARTH_RADIUS_M).to_degrees(),
         lng: LNG,
         formatted: "Somewhere 1".into(),
+        sealed: None,
     }
 }
 

@@ -13,6 +13,7 @@ mod history_hook;
 pub mod matching;
 pub mod pings;
 pub mod port;
+mod revoke;
 mod validate;
 
 use crate::orders::repo::{self, RepoError};
@@ -149,6 +150,10 @@ pub struct Dispatch {
     /// Where the carried order's accepted pings are recorded (set at startup when
     /// `[history]` is enabled).
     history: std::sync::OnceLock<Arc<crate::history::History>>,
+    /// `[privacy]`, set at startup (the defaults otherwise).
+    privacy: std::sync::OnceLock<crate::personal::PrivacyConfig>,
+    /// `address_revoked` messages due at the end of a delivery's grace (`revoke.rs`).
+    revocations: Mutex<Vec<revoke::Due>>,
 }
 
 fn to_geo(d: DriverId) -> geostore::DriverId {
@@ -181,6 +186,8 @@ impl Dispatch {
             wake: Notify::new(),
             fraud: std::sync::OnceLock::new(),
             history: std::sync::OnceLock::new(),
+            privacy: std::sync::OnceLock::new(),
+            revocations: Mutex::new(Vec::new()),
         }
     }
 
@@ -470,6 +477,8 @@ impl Dispatch {
             }
             self.carrying.write().remove(&driver);
             self.end_path(&o);
+            // The carried order as it was before: what the driver could see.
+            self.schedule_revoke(driver, &order, now);
             let _ = self.geo.set_state(to_geo(driver), DriverState::Available);
             self.wake.notify_one();
         } else {

@@ -105,6 +105,7 @@ async fn fx_in(dir: tempfile::TempDir, cfg: FraudConfig, price: i64, seed: bool)
             config: Default::default(),
         },
         Arc::new(Ownership::new(1)),
+        crate::personal::test_vault(),
     ));
     orders.resume_ids(NOON).await.unwrap();
     let scorer = Scorer::new(kv.clone(), payments.clone(), catalog, cfg);
@@ -138,10 +139,16 @@ impl Fx {
                 address: Address {
                     lat: LAT + north,
                     lng: LNG,
-                    formatted: "2 Main St".into(),
+                    formatted: String::new(),
+                    sealed: None,
                 },
             },
             payment_method_id: pm.into(),
+            contact: crate::personal::Contact {
+                formatted: "2 Main St".into(),
+                phone: Some("+4930123456".into()),
+                notes: Some("back door".into()),
+            },
         };
         self.orders.place(req, NOON).await.unwrap().order
     }

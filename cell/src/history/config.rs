@@ -41,6 +41,21 @@ pub struct HistoryConfig {
     /// The key store (wrapped day keys). Empty: `history-keys.redb` in the data directory. Keep
     /// it out of the data store's backups, so destroying a key reaches every backup.
     pub key_store_file: PathBuf,
+    /// The version of `kek_file` (0: the first key). A new file with a higher version starts a
+    /// rotation: new data keys are wrapped by it, a background job rewraps the others.
+    pub kek_version: u32,
+    /// Earlier key-encryption keys, `"<version>:<path>"`, still needed to unwrap keys during
+    /// a rotation; drop one once the log reports its version retired.
+    pub previous_kek_files: Vec<String>,
+    /// Keys rewrapped per page of the rotation job (ten pages a second at most).
+    pub rewrap_batch_keys: usize,
+}
+
+/// One of `previous_kek_files`: its version and file.
+pub fn parse_previous(entry: &str) -> Option<(u32, PathBuf)> {
+    let (v, path) = entry.split_once(':')?;
+    let v = v.trim().parse().ok()?;
+    (!path.is_empty()).then(|| (v, PathBuf::from(path)))
 }
 
 impl Default for HistoryConfig {
@@ -54,6 +69,9 @@ impl Default for HistoryConfig {
             purge_batch_keys: 1_000,
             kek_file: PathBuf::new(),
             key_store_file: PathBuf::new(),
+            kek_version: 0,
+            previous_kek_files: Vec::new(),
+            rewrap_batch_keys: 1_000,
         }
     }
 }
@@ -78,21 +96,28 @@ impl HistoryConfig {
     }
 
     /// Outside demo mode: the key file is set, readable, a key, and only its owner's.
+    /// Checked with history off too: customers' personal data is sealed under the same key.
     pub fn production_rules(&self, s: &mut Section<'_>) {
-        if !self.enabled {
-            return;
-        }
         if self.kek_file.as_os_str().is_empty() {
             s.push(
                 "kek_file",
-                "is empty; outside demo mode location history is encrypted under a key from a \
-                 file: write 32 random bytes as 64 hex digits to a file of mode 0600 (openssl \
-                 rand -hex 32) and set history.kek_file, or set history.enabled = false",
+                "is empty; outside demo mode location history and customers' addresses are \
+                 encrypted under a key from a file: write 32 random bytes as 64 hex digits to a \
+                 file of mode 0600 (openssl rand -hex 32) and set history.kek_file",
             );
             return;
         }
-        if let Err(e) = super::crypto::Kek::load(&self.kek_file) {
+        if let Err(e) = crate::envelope::Kek::load(&self.kek_file) {
             s.push("kek_file", e.to_string());
+        }
+        for (_, path) in self
+            .previous_kek_files
+            .iter()
+            .filter_map(|e| parse_previous(e))
+        {
+            if let Err(e) = crate::envelope::Kek::load(&path) {
+                s.push("previous_kek_files", e.to_string());
+            }
         }
     }
 }
@@ -135,9 +160,26 @@ impl Validate for HistoryConfig {
                 )
             },
         );
+        for entry in &self.previous_kek_files {
+            match parse_previous(entry) {
+                Some((v, _)) if v >= self.kek_version => s.push(
+                    "previous_kek_files",
+                    format!(
+                        "{entry:?}: an earlier key's version must be below kek_version = {}",
+                        self.kek_version
+                    ),
+                ),
+                Some(_) => {}
+                None => s.push(
+                    "previous_kek_files",
+                    format!("{entry:?} must be \"<version>:<path>\""),
+                ),
+            }
+        }
         for (key, v) in [
             ("flush_batch_segments", self.flush_batch_segments),
             ("purge_batch_keys", self.purge_batch_keys),
+            ("rewrap_batch_keys", self.rewrap_batch_keys),
         ] {
             s.ensure(BATCH_RANGE.contains(&v), key, || {
                 format!(
@@ -147,5 +189,21 @@ impl Validate for HistoryConfig {
                 )
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earlier_keys_are_a_version_and_a_path() {
+        assert_eq!(
+            parse_previous("0:/k/old.kek"),
+            Some((0, PathBuf::from("/k/old.kek")))
+        );
+        assert_eq!(parse_previous("old.kek"), None);
+        assert_eq!(parse_previous("x:/k"), None);
+        assert_eq!(parse_previous("1:"), None);
     }
 }

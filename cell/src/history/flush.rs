@@ -7,9 +7,9 @@
 //! segment and written as one compacted block in the same transaction, which also removes
 //! them, so a crash leaves either the segments or the block, never neither.
 
-use super::crypto::{KeyId, KeyRing};
 use super::recorder::Sealed;
 use super::{History, HistoryError, PathIndex, day_of, keys};
+use crate::envelope::{KeyId, KeyRing};
 use domain::{DeliveryId, UnixMs};
 use pathcodec::Fix;
 use std::collections::HashMap;
@@ -93,7 +93,10 @@ async fn write_batch(
         // A path whose day was purged while it was still recorded (a delivery older than the
         // retention) cannot be written: its segment is dropped, not left to fail every batch.
         let day_gone = |e: &HistoryError| {
-            matches!(e, HistoryError::Key(super::crypto::KeyError::Destroyed(_)))
+            matches!(
+                e,
+                HistoryError::Key(crate::envelope::KeyError::Destroyed(_))
+            )
         };
         let cached = indexes.get(&d).or_else(|| known.get(&d)).copied();
         let mut idx = match cached {
@@ -283,13 +286,13 @@ impl History {
                             if fixes.is_empty()
                                 && matches!(
                                     ring.key(KeyId::Day(idx.day), false),
-                                    Err(super::crypto::KeyError::Destroyed(_))
+                                    Err(crate::envelope::KeyError::Destroyed(_))
                                 ) =>
                         {
                             Err(HistoryError::Purged(delivery))
                         }
                         Ok(fixes) => Ok((idx, fixes)),
-                        Err(HistoryError::Key(super::crypto::KeyError::Destroyed(_))) => {
+                        Err(HistoryError::Key(crate::envelope::KeyError::Destroyed(_))) => {
                             Err(HistoryError::Purged(delivery))
                         }
                         Err(e) => Err(e),

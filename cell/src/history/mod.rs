@@ -8,8 +8,9 @@
 //! - `flush`: seals buffers every `segment_ms` and writes segments in group-committed store
 //!   transactions (at most [`flush::MAX_COMMITS_PER_S`]); a finished delivery's segments are
 //!   compacted into one block in the same transaction as its last segment.
-//! - `crypto`: AES-256-GCM under per-day data keys, wrapped by the key-encryption key, kept
-//!   in a [`crypto::KeyStore`] file apart from the data store.
+//! - `crate::envelope` (was `history::crypto`): AES-256-GCM under per-day data keys, wrapped by
+//!   the key-encryption key, kept in a [`crypto::KeyStore`] file apart from the data store;
+//!   customers' data keys live there too (`crate::personal`).
 //! - `purge`: retention (a day's key destroyed first, then its key range cleared in batches)
 //!   and dispute holds (a held path is re-sealed under its own key before its day key goes).
 //! - `audit`: the append-only, hash-chained audit log and its verifier.
@@ -21,7 +22,7 @@
 
 pub mod audit;
 pub mod config;
-pub mod crypto;
+
 pub mod flush;
 pub mod keys;
 pub mod purge;
@@ -36,7 +37,7 @@ mod tests;
 pub use config::HistoryConfig;
 
 use crate::app::Clock;
-use crypto::{KeyError, KeyRing};
+use crate::envelope::{self as crypto, KeyError, KeyRing};
 use domain::{DeliveryId, OrderId, UnixMs};
 use parking_lot::Mutex;
 use recorder::{Recorder, Sealed};
@@ -129,10 +130,12 @@ impl History {
         }
     }
 
-    /// Opens the key-encryption key and the key store as `[history]` says (demo mode makes a
-    /// key-encryption key in the data directory when there is none).
+    /// Opens the cell's key-encryption key and key store as `[history]` says (demo mode makes
+    /// a key-encryption key in the data directory when there is none), with the customer key
+    /// cache `[privacy]` bounds. Customer data keys live there too (`crate::personal`).
     pub fn open_keys(
         cfg: &HistoryConfig,
+        privacy: &crate::personal::PrivacyConfig,
         cell: u16,
         data_dir: &std::path::Path,
         demo: bool,
@@ -142,8 +145,21 @@ impl History {
         } else {
             crypto::Kek::load(&cfg.kek_file)?
         };
+        let mut earlier = Vec::new();
+        for entry in &cfg.previous_kek_files {
+            // Checked by validation; a bad entry is skipped rather than guessed at.
+            if let Some((v, path)) = config::parse_previous(entry) {
+                earlier.push((v, crypto::Kek::load(&path)?));
+            }
+        }
+        let keks = crypto::Keks::rotated((cfg.kek_version, kek), earlier);
         let store = crypto::RedbKeyStore::open_shared(&cfg.key_store_path(data_dir))?;
-        Ok(Arc::new(KeyRing::new(cell, kek, store)))
+        Ok(Arc::new(KeyRing::with_keks(
+            cell,
+            keks,
+            store,
+            privacy.cache_limits(),
+        )))
     }
 
     pub fn config(&self) -> &HistoryConfig {

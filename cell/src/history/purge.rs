@@ -7,8 +7,8 @@
 //! crash between the two steps leaves ciphertext nobody can open; the next purge clears it.
 //! An expired hold's key is destroyed and its blocks cleared the same way.
 
-use super::crypto::{KeyError, KeyId};
 use super::{History, HistoryError, Hold, PathIndex, day_of, keys};
+use crate::envelope::{KeyError, KeyId};
 use domain::{DeliveryId, UnixMs};
 use store::{RangeRequest, TxnError};
 
@@ -238,6 +238,28 @@ impl History {
             Err(TxnError::Abort(HistoryError::Key(KeyError::Destroyed(_)))) => Ok(false),
             r => Ok(r?),
         }
+    }
+
+    /// Deletes `d`'s stored path (an erased customer's delivery: the path ends at their door)
+    /// unless a hold keeps it; returns whether it was held. The day key stays (other
+    /// deliveries share it): copies in backups go with it at the retention.
+    pub async fn forget(&self, d: DeliveryId) -> Result<bool, HistoryError> {
+        Ok(store::transact(&*self.kv, move |txn| {
+            Box::pin(async move {
+                if txn.get(&keys::hold(d)).await?.is_some() {
+                    return Ok::<_, TxnError<HistoryError>>(true);
+                }
+                if let Some(v) = txn.get(&keys::index(d)).await?
+                    && let Ok(i) = serde_json::from_slice::<PathIndex>(&v)
+                {
+                    let p = keys::path_prefix(i.day, d);
+                    txn.clear_range(&p, &store::keys::prefix_end(&p));
+                }
+                txn.clear(&keys::index(d));
+                Ok(false)
+            })
+        })
+        .await?)
     }
 
     /// Removes an expired hold: its key and blocks when its day was purged, its record always.

@@ -1,9 +1,9 @@
 //! Recording, flushing, compaction, restart, purge and holds, on the embedded store and a
 //! real key store file. Time is passed in: days are chosen, not waited for.
 
-use super::crypto::{Kek, KeyError, KeyId, KeyRing, KeyStore, RedbKeyStore};
 use super::{DAY_MS, History, HistoryConfig, HistoryError, Hold, keys};
 use crate::dispatch::GpsFix;
+use crate::envelope::{Kek, KeyError, KeyId, KeyRing, KeyStore, RedbKeyStore};
 use domain::{DeliveryId, OrderId, UnixMs};
 use std::sync::Arc;
 use store::{Kv, RangeRequest, TxnError};

@@ -1,13 +1,15 @@
 //! The driver REST endpoints of the seed (5.6, 5.7) plus status updates: the same dispatch
 //! calls as the QUIC gateway, for drivers (and tools) that speak HTTP.
 
-use super::dto::ErrorBody;
+use super::dto::{AddressDto, ErrorBody};
 use super::error::ApiError;
 use super::extract::{AppJson, AppPath, Auth};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::dispatch::pings::PingRejection;
 use crate::dispatch::{DispatchError, DriverUpdate, GpsFix};
+use crate::people::Kind;
+use crate::personal::window::{self, Shown};
 use axum::extract::State;
 use domain::{DeliveryId, DriverId, Order};
 use serde::{Deserialize, Serialize};
@@ -60,8 +62,22 @@ pub struct DeliveryResponse {
     /// the order was placed).
     pub restaurant_address: String,
     pub restaurant_location: [f64; 2],
+    /// The street address: empty until pickup (or acceptance, as `[privacy]
+    /// driver_address_from` says) and again after the delivery ended plus the grace.
     pub customer_address: String,
+    /// The dropoff: exact while the address is shown, else the centre of its H3
+    /// resolution-8 cell (`address_shown` = `approximate`).
     pub customer_location: [f64; 2],
+    /// `full` or `approximate`.
+    pub address_shown: String,
+    /// Restaurant to dropoff, straight line, in metres.
+    pub dropoff_distance_m: u32,
+    /// The customer's first name and last initial, while the address is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    /// Delivery notes, while the address is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_notes: Option<String>,
     /// Minutes to the restaurant from the driver's last position.
     pub pickup_eta_minutes: Option<u32>,
     /// What the driver earns for this delivery, in cents.
@@ -145,9 +161,34 @@ fn parse_delivery(id: &str) -> Result<DeliveryId, ApiError> {
     super::contract::parse_id("a delivery id", id)
 }
 
-fn delivery_body(app: &App, driver: DriverId, o: &Order) -> DeliveryResponse {
+async fn delivery_body(
+    app: &App,
+    driver: DriverId,
+    o: &Order,
+    offered: bool,
+) -> Result<DeliveryResponse, ApiError> {
     let pos = app.dispatch().geo().get(geostore::DriverId(driver.0));
-    DeliveryResponse {
+    // Carried orders are active: no end time yet.
+    let shown = window::shown(&app.config().privacy, o.status, offered, None, app.now());
+    let mut address = AddressDto {
+        lat: o.delivery_address.lat,
+        lng: o.delivery_address.lng,
+        formatted: String::new(),
+        phone: None,
+        notes: None,
+    };
+    super::privacy::driver_view(app, o, shown, &mut address)?;
+    let customer_name = match shown {
+        Shown::Full => {
+            let demo = app.config().demo.enabled;
+            crate::people::display_name(&**app.kv(), Kind::Customer, o.customer_id.0, demo)
+                .await
+                .map(|n| window::first_name_last_initial(&n))
+        }
+        Shown::Approximate => None,
+    };
+    let (d, a) = (&o.delivery_address, &address);
+    Ok(DeliveryResponse {
         delivery_id: o.delivery_id.map(|d| d.to_string()).unwrap_or_default(),
         order_id: o.id.to_string(),
         status: o.status.as_str().into(),
@@ -158,13 +199,22 @@ fn delivery_body(app: &App, driver: DriverId, o: &Order) -> DeliveryResponse {
             .map(|l| l.restaurant.address.clone())
             .unwrap_or_default(),
         restaurant_location: [o.restaurant_lat, o.restaurant_lng],
-        customer_address: o.delivery_address.formatted.clone(),
-        customer_location: [o.delivery_address.lat, o.delivery_address.lng],
+        customer_address: a.formatted.clone(),
+        customer_location: [a.lat, a.lng],
+        address_shown: match shown {
+            Shown::Full => "full",
+            Shown::Approximate => "approximate",
+        }
+        .into(),
+        dropoff_distance_m: geostore::haversine_m(o.restaurant_lat, o.restaurant_lng, d.lat, d.lng)
+            .round() as u32,
+        customer_name,
+        delivery_notes: a.notes.clone(),
         pickup_eta_minutes: pos.map(|p| {
             super::people::minutes_between((p.lat, p.lng), (o.restaurant_lat, o.restaurant_lng))
         }),
         payout_cents: crate::earnings::payout(&app.config().dispatch, o).0,
-    }
+    })
 }
 
 /// A GPS ping over HTTP (seed 5.6); the QUIC datagram path is the fast one. 429 over the
@@ -252,7 +302,7 @@ async fn accept(
         .await
         .map_err(dispatch_error)?;
     let order = order.ok_or_else(|| ApiError::internal("accept returned no order"))?;
-    Ok(axum::Json(delivery_body(&app, d, &order)))
+    Ok(axum::Json(delivery_body(&app, d, &order, false).await?))
 }
 
 /// Decline a delivery offer (seed 5.7): it moves on to the next driver.
@@ -328,10 +378,10 @@ async fn current(
 ) -> Result<axum::Json<DeliveryResponse>, ApiError> {
     let d = driver(&who)?;
     if let Some(o) = app.dispatch().carrying(d) {
-        return Ok(axum::Json(delivery_body(&app, d, &o)));
+        return Ok(axum::Json(delivery_body(&app, d, &o, false).await?));
     }
     match app.dispatch().open_offer(d) {
-        Some(o) => Ok(axum::Json(delivery_body(&app, d, &o))),
+        Some(o) => Ok(axum::Json(delivery_body(&app, d, &o, true).await?)),
         None => Err(ApiError::not_found("delivery", "current")),
     }
 }

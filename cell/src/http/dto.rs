@@ -166,8 +166,19 @@ pub struct AddressDto {
     pub lat: f64,
     #[schema(minimum = -180, maximum = 180)]
     pub lng: f64,
+    /// The street address. Personal data: stored sealed under the customer's key, shown to
+    /// the customer, and to the assigned driver during the delivery only.
     #[serde(default)]
     pub formatted: String,
+    /// A phone number for the driver to call at the door (personal data, stored sealed;
+    /// shown to the customer only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 32)]
+    pub phone: Option<String>,
+    /// Delivery notes ("ring twice"); personal data, stored sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 500)]
+    pub notes: Option<String>,
 }
 
 /// `POST /api/v1/orders` (seed 5.3).
@@ -510,10 +521,14 @@ impl OrderResponse {
                 heading: None,
                 pickup_eta_minutes: None,
             }),
+            // The personal fields are sealed: [`OrderResponse::reveal`] fills them in for those
+            // who may see them. Legacy orders carry a plaintext street address.
             delivery_address: AddressDto {
                 lat: o.delivery_address.lat,
                 lng: o.delivery_address.lng,
                 formatted: o.delivery_address.formatted.clone(),
+                phone: None,
+                notes: None,
             },
             subtotal: o.subtotal.0,
             delivery_fee: o.delivery_fee.0,

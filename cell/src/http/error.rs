@@ -262,3 +262,22 @@ pub fn transition_error(e: domain::TransitionError) -> ApiError {
         domain::TransitionError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
     }
 }
+
+/// A personal-data failure: an erased customer's data is gone for good (409
+/// `key_destroyed`); an unreadable field is a broken record (500); keys out of reach, 503.
+pub fn personal_error(e: crate::personal::PersonalError) -> ApiError {
+    use crate::personal::PersonalError;
+    match e {
+        PersonalError::KeyDestroyed(_) => ApiError::Conflict {
+            code: "key_destroyed",
+            message: "this customer's personal data was erased".into(),
+            status: None,
+        },
+        PersonalError::Open { .. } => ApiError::internal(e.to_string()),
+        PersonalError::Key(_) => ApiError::Unavailable {
+            code: "personal.keys_unavailable",
+            message: "the key store is unavailable; try again".into(),
+            retry_after_s: 1,
+        },
+    }
+}

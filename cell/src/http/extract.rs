@@ -101,10 +101,21 @@ impl FromRequestParts<App> for Auth {
             Principal::Driver(d) => Some((crate::people::Kind::Driver, d.0)),
             _ => None,
         };
+        let sealer = crate::people::Sealer {
+            vault: app.orders().vault(),
+            now: app.now(),
+        };
         if let Some((kind, id)) = who
             && let Err(e) = app
                 .claim_sync()
-                .apply(&**app.kv(), kind, id, v.name.as_deref(), v.phone.as_deref())
+                .apply(
+                    &**app.kv(),
+                    &sealer,
+                    kind,
+                    id,
+                    v.name.as_deref(),
+                    v.phone.as_deref(),
+                )
                 .await
         {
             tracing::warn!(error = %e, "could not apply the token's profile claims");

@@ -50,28 +50,32 @@ impl FromRequestParts<App> for Staff {
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let super::extract::Staff { role, name } =
             super::extract::Staff::from_request_parts(parts, app).await?;
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-        // The forwarded address is recorded beside the peer, not instead of it: a client can
-        // send the header itself.
-        let client = match parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(f) => format!(
-                "{peer} (x-forwarded-for: {})",
-                f.chars().take(200).collect::<String>()
-            ),
-            None => peer,
-        };
         Ok(Staff {
             role,
             actor: name.unwrap_or_else(|| role.to_owned()),
-            client,
+            client: client_of(parts),
         })
+    }
+}
+
+/// Where a request came from, as the audit log records it.
+pub(super) fn client_of(parts: &Parts) -> String {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    // The forwarded address is recorded beside the peer, not instead of it: a client can
+    // send the header itself.
+    match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(f) => format!(
+            "{peer} (x-forwarded-for: {})",
+            f.chars().take(200).collect::<String>()
+        ),
+        None => peer,
     }
 }
 

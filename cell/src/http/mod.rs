@@ -12,6 +12,8 @@
 //! - `flags.rs`: fraud flags for admins and support staff: the listing and the review.
 //! - `history.rs`: location history for staff: the audited dispute view of a delivery's
 //!   path, dispute holds, the audit chain's check.
+//! - `privacy.rs`: which address fields each party sees of an order, the customer's export
+//!   and erasure.
 //! - `regions.rs`: region moves, admin-only: the regions held, export and import pages.
 //! - `ops.rs`: `/live`, `/ready`, `/metrics`, the OpenAPI document, the demo token endpoint.
 //! - `standby.rs`: what a standby instance serves while another holds the cell's lease.
@@ -37,6 +39,7 @@ mod history;
 mod ops;
 mod orders;
 pub(crate) mod people;
+pub(crate) mod privacy;
 mod regions;
 mod restaurants;
 mod sandbox;
@@ -95,6 +98,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(drivers::routes())
         .merge(admin::routes())
         .merge(people::routes())
+        .merge(privacy::routes())
         .merge(earnings::routes())
         .merge(flags::routes())
         .merge(history::routes())

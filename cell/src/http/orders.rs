@@ -11,6 +11,7 @@ use super::restaurants::parse_restaurant;
 use crate::app::App;
 use crate::auth::Principal;
 use crate::orders::{OrderError, PlaceError, PlaceOrder, Placed};
+use crate::personal::Contact;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -70,6 +71,7 @@ fn place_error(e: PlaceError) -> ApiError {
             }
         }
         PlaceError::Repo(r) => r.into(),
+        PlaceError::Personal(p) => super::error::personal_error(p),
     }
 }
 
@@ -161,15 +163,26 @@ fn parse_cart(
             customizations: line.customizations.clone(),
         });
     }
+    // The personal fields never enter the cart: placement seals them (`Contact`).
     let cart = CartRequest {
         items,
         address: Address {
             lat: a.lat,
             lng: a.lng,
-            formatted: a.formatted.clone(),
+            formatted: String::new(),
+            sealed: None,
         },
     };
     Ok((rid, cart))
+}
+
+/// The personal fields of a request's address.
+fn contact(a: &AddressDto) -> Contact {
+    Contact {
+        formatted: a.formatted.clone(),
+        phone: a.phone.clone().filter(|p| !p.is_empty()),
+        notes: a.notes.clone().filter(|n| !n.is_empty()),
+    }
 }
 
 /// Totals and delivery estimate for a cart, before placing it.
@@ -263,6 +276,7 @@ async fn place(
         restaurant_id,
         cart,
         payment_method_id,
+        contact: contact(&req.delivery_address),
     };
     let Placed { order, created } = app
         .orders()
@@ -326,7 +340,8 @@ async fn get_order(
             "this order belongs to someone else".into(),
         ));
     }
-    let resp = OrderResponse::build(&order, Some(&history), app.now());
+    let mut resp = OrderResponse::build(&order, Some(&history), app.now());
+    super::privacy::reveal(&app, &who, &order, &history, &mut resp.delivery_address)?;
     Ok(axum::Json(
         super::people::with_driver(&app, resp, &order).await,
     ))
@@ -367,8 +382,12 @@ async fn list(
     Ok(axum::Json(OrderList {
         orders: orders
             .iter()
-            .map(|o| OrderResponse::build(o, None, now))
-            .collect(),
+            .map(|o| {
+                let mut r = OrderResponse::build(o, None, now);
+                super::privacy::reveal(&app, &who, o, &[], &mut r.delivery_address)?;
+                Ok(r)
+            })
+            .collect::<Result<_, ApiError>>()?,
         next_cursor,
         partial: None,
         missing_cells: None,

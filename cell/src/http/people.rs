@@ -17,6 +17,13 @@ pub(super) fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new().routes(routes!(get_profile, put_profile))
 }
 
+fn people_error(e: people::PeopleError) -> ApiError {
+    match e {
+        people::PeopleError::Personal(p) => super::error::personal_error(p),
+        people::PeopleError::Store(s) => ApiError::internal(s),
+    }
+}
+
 fn profile_id(id: &str) -> Result<u64, ApiError> {
     super::contract::parse_id("a profile id", id)
 }
@@ -32,9 +39,13 @@ async fn get_profile(
 ) -> Result<axum::Json<Profile>, ApiError> {
     require_admin(&who)?;
     let id = profile_id(&id)?;
-    people::get(&**app.kv(), kind, id)
+    let sealer = people::Sealer {
+        vault: app.orders().vault(),
+        now: app.now(),
+    };
+    people::get_opened(&**app.kv(), &sealer, kind, id)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(people_error)?
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found("profile", id.to_string()))
 }
@@ -53,9 +64,13 @@ async fn put_profile(
     let id = profile_id(&id)?;
     p.validate()
         .map_err(|e| ApiError::bad_request("profile.invalid", e.to_string()))?;
-    people::put(&**app.kv(), kind, id, &p)
+    let sealer = people::Sealer {
+        vault: app.orders().vault(),
+        now: app.now(),
+    };
+    people::put(&**app.kv(), &sealer, kind, id, &p)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(people_error)?;
     Ok(axum::Json(p))
 }
 

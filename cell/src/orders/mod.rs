@@ -61,9 +61,14 @@ pub struct Orders {
     order_limit: OrderLimit,
     /// How long placement waits for the provider before it queues the order.
     placement_wait: std::time::Duration,
+    /// Seals the delivery address's personal fields under the customer's key at placement.
+    vault: Arc<crate::personal::Vault>,
 }
 
 impl Orders {
+    // Every collaborator is required (the vault too: no order is written unsealed), so a
+    // builder would only move the list.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         kv: Arc<dyn Kv>,
         log: LogId,
@@ -72,6 +77,7 @@ impl Orders {
         currency: String,
         pricing: Pricing,
         ownership: Arc<Ownership>,
+        vault: Arc<crate::personal::Vault>,
     ) -> Self {
         Self {
             kv,
@@ -84,11 +90,17 @@ impl Orders {
             ownership,
             order_limit: OrderLimit::default(),
             placement_wait: QueueConfig::default().placement_wait(),
+            vault,
         }
     }
 
     pub fn kv(&self) -> &Arc<dyn Kv> {
         &self.kv
+    }
+
+    /// Opens and seals customers' personal data.
+    pub fn vault(&self) -> &Arc<crate::personal::Vault> {
+        &self.vault
     }
 
     pub fn log(&self) -> LogId {

@@ -51,6 +51,9 @@ pub struct PlaceOrder {
     /// Items (menu item ids, quantities, customizations) and the delivery address.
     pub cart: CartRequest,
     pub payment_method_id: String,
+    /// The delivery address's personal fields in plaintext: sealed under the customer's
+    /// key before anything is written (the cart's `address.formatted` stays empty).
+    pub contact: crate::personal::Contact,
 }
 
 /// A placed order.
@@ -84,6 +87,10 @@ pub enum PlaceError {
     },
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// The personal fields could not be sealed (the customer was erased, or the key store is
+    /// unavailable).
+    #[error(transparent)]
+    Personal(#[from] crate::personal::PersonalError),
 }
 
 /// A stable fingerprint of a request's bytes (FNV-1a), so a reused idempotency key with a
@@ -113,6 +120,7 @@ struct Draft {
     eta_min_minutes: u32,
     eta_max_minutes: u32,
     payment_method_id: String,
+    contact: crate::personal::Contact,
 }
 
 impl Orders {
@@ -180,6 +188,7 @@ impl Orders {
             eta_min_minutes: priced.eta_min_minutes,
             eta_max_minutes: priced.eta_max_minutes,
             payment_method_id: req.payment_method_id,
+            contact: req.contact,
         };
         self.create(draft, req.idempotency_key, req.fingerprint, now)
             .await
@@ -203,6 +212,10 @@ impl Orders {
             });
         }
         let id = reservation.order_id;
+        let mut address = draft.address;
+        if !draft.contact.is_empty() {
+            address.sealed = Some(self.vault.seal(draft.customer, id, &draft.contact, now)?);
+        }
         let request = AuthorizeRequest {
             amount: draft.total,
             currency: self.currency.clone(),
@@ -244,7 +257,7 @@ impl Orders {
             driver_id: None,
             delivery_id: None,
             items: draft.items,
-            delivery_address: draft.address,
+            delivery_address: address,
             subtotal: draft.subtotal,
             delivery_fee: draft.delivery_fee,
             tax: draft.tax,

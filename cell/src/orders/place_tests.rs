@@ -76,6 +76,7 @@ pub(crate) async fn cell_with(store: TestStore, payments: Arc<SandboxGateway>) -
             config: Default::default(),
         },
         ownership.clone(),
+        crate::personal::test_vault(),
     );
     Cell {
         store,
@@ -101,10 +102,16 @@ pub(crate) fn request(key: &str, fingerprint: u64) -> PlaceOrder {
             address: Address {
                 lat: LAT + 0.01,
                 lng: LNG,
-                formatted: "2 Main St".into(),
+                formatted: String::new(),
+                sealed: None,
             },
         },
         payment_method_id: "pm_card_visa".into(),
+        contact: crate::personal::Contact {
+            formatted: "2 Main St".into(),
+            phone: Some("+4930123456".into()),
+            notes: Some("back door".into()),
+        },
     }
 }
 
@@ -227,4 +234,59 @@ async fn sixth_order_refused(c: Cell) {
             .unwrap()
             .created
     );
+}
+
+#[tokio::test]
+async fn placement_stores_the_personal_fields_sealed_and_the_customer_s_key_opens_them() {
+    for s in test_stores::both() {
+        personal_fields_sealed(cell(s).await).await;
+    }
+}
+
+async fn personal_fields_sealed(c: Cell) {
+    let placed = c.orders.place(request("k1", 1), NOON).await.unwrap().order;
+    let sealed = placed
+        .delivery_address
+        .sealed
+        .clone()
+        .expect("sealed fields");
+    assert!(placed.delivery_address.formatted.is_empty());
+    assert!(sealed.formatted.is_some() && sealed.phone.is_some() && sealed.notes.is_some());
+    // Every key and value in the store (record, indexes, events, idempotency and outcome
+    // records): none holds a personal field in plaintext.
+    let all = store::read(&*c.store.kv, |txn| {
+        Box::pin(async move {
+            txn.get_range(store::RangeRequest {
+                begin: vec![],
+                end: vec![0xff; 8],
+                limit: 0,
+                reverse: false,
+            })
+            .await
+            .map_err(store::TxnError::<()>::Store)
+        })
+    })
+    .await
+    .unwrap();
+    assert!(!all.is_empty());
+    for kv in &all {
+        let (k, v) = (&kv.key, &kv.value);
+        for canary in ["2 Main St", "+4930123456", "back door"] {
+            let hit = |b: &[u8]| b.windows(canary.len()).any(|w| w == canary.as_bytes());
+            assert!(!hit(k) && !hit(v), "{canary} in plaintext under {k:?}");
+        }
+    }
+    let back = c
+        .orders
+        .vault()
+        .open(
+            placed.customer_id,
+            placed.id,
+            &placed.delivery_address,
+            NOON,
+        )
+        .unwrap();
+    assert_eq!(back.formatted, "2 Main St");
+    assert_eq!(back.phone.as_deref(), Some("+4930123456"));
+    assert_eq!(back.notes.as_deref(), Some("back door"));
 }

@@ -165,6 +165,7 @@ async fn ids_only_orders(kv: Arc<dyn Kv>, cell: domain::CellId) -> super::Orders
             config: Default::default(),
         },
         Arc::new(crate::ownership::Ownership::new(1)),
+        crate::personal::test_vault(),
     )
 }
 

@@ -23,6 +23,9 @@ const LEASE_MS: u64 = 1_000;
 /// build), so they are not a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(120);
 
+static KEYS_DIR: std::sync::LazyLock<std::path::PathBuf> =
+    std::sync::LazyLock::new(|| tempfile::tempdir().expect("a temp dir").keep());
+
 fn config() -> Config {
     let mut c = Config::load(None).unwrap();
     c.demo.enabled = true;
@@ -31,6 +34,9 @@ fn config() -> Config {
     // These tests share one store between instances and give no data directory of their own;
     // location history (its key store is a file in the data directory) is not what they test.
     c.history.enabled = false;
+    // The cell's key store (customer data keys) and demo KEK: in a directory of this run, so
+    // instances of one test share them as instances of one cell do.
+    c.store.data_dir = KEYS_DIR.clone();
     c
 }
 

@@ -108,7 +108,7 @@ async fn track_order(
     }
     let claim = claim(&app, &raw)?;
     Ok(sized(ws, &app).on_upgrade(move |socket, open| async move {
-        track_socket(socket, open, app, id, expiry).await;
+        track_socket(socket, open, app, id, who, expiry).await;
         drop(claim);
     }))
 }
@@ -118,12 +118,13 @@ async fn track_socket(
     mut open: FragmentOpen,
     app: App,
     id: OrderId,
+    who: Principal,
     expiry: Instant,
 ) {
     let topic = Topic::Order(id);
     let mut sub = app.tracker().hub.subscribe(topic);
     // Snapshot after subscribing: an update racing the snapshot arrives after it.
-    let Some(first) = order_snapshot(&app, id).await else {
+    let Some(first) = order_snapshot(&app, id, who).await else {
         app.tracker().hub.unsubscribe(topic, sub);
         return;
     };
@@ -166,16 +167,24 @@ struct Snapshot {
 /// The order's snapshot message, or `None` if it cannot be read. A function of its own so
 /// that the order it is built from is gone before the socket starts waiting: whatever an
 /// async function holds across its awaits stays in the socket task's memory for its life.
-async fn order_snapshot(app: &App, id: OrderId) -> Option<Snapshot> {
+async fn order_snapshot(app: &App, id: OrderId, who: Principal) -> Option<Snapshot> {
     let snapshot = crate::orders::repo::get(&**app.kv(), id).await.ok()??;
     let now = app.now();
     let driver = snapshot
         .driver_id
         .and_then(|d| app.dispatch().geo().get(geostore::DriverId(d.0)));
     let eta = driver.map(|d| app.tracker().eta_minutes(&snapshot, d.lat, d.lng));
+    let mut view = OrderResponse::build(&snapshot, None, now);
+    // Its customer sees their own address, as in the order view; others see none of it.
+    // Unreadable now (the key store down): the snapshot goes out without it.
+    if let Err(e) =
+        crate::http::privacy::reveal(app, &who, &snapshot, &[], &mut view.delivery_address)
+    {
+        tracing::warn!(error = %e, order_id = %id, "tracking snapshot without the address");
+    }
     let msg = json!({
         "type": "snapshot",
-        "order": crate::http::people::with_driver(app, OrderResponse::build(&snapshot, None, now), &snapshot).await,
+        "order": crate::http::people::with_driver(app, view, &snapshot).await,
         "driver_location": driver.map(|d| json!({"lat": d.lat, "lng": d.lng, "heading": d.heading_deg, "ts": d.ts_ms})),
         "eta_minutes": eta,
     });

@@ -29,5 +29,6 @@ pub use machine::{Actor, Command, OrderStatus, PaymentAction, Transition, Transi
 pub use money::Cents;
 pub use order::{
     Address, EventKind, HistoryEntry, KitchenStage, Order, OrderEvent, OrderItem, PaymentState,
+    SealedContact,
 };
 pub use time::UnixMs;

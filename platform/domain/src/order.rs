@@ -7,13 +7,33 @@ use crate::money::Cents;
 use crate::time::UnixMs;
 use serde::{Deserialize, Serialize};
 
-/// A delivery address. `formatted` is shown to the assigned driver only.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A delivery address. The coordinates stay plaintext (dispatch, pricing and tracking need
+/// them on every tick); the personal fields (street address, phone, delivery notes) are
+/// stored sealed in [`Address::sealed`] and shown to the customer, and to the assigned driver
+/// during the delivery only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Address {
     pub lat: f64,
     pub lng: f64,
-    #[serde(default)]
+    /// Plaintext street address: only in orders written before encryption at rest (legacy,
+    /// read as they are) and on a cart before placement; empty in every order written since.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub formatted: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedContact>,
+}
+
+/// The personal fields of a delivery address, each AES-256-GCM ciphertext (base64) under the
+/// customer's data key, with associated data naming the cell, customer, order and field
+/// (`cell::personal`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedContact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
 }
 
 /// A chosen customization option, priced from the menu at order time.

@@ -26,6 +26,7 @@ pub fn order(id: OrderId, customer: CustomerId, restaurant: RestaurantId, at: Un
             lat: 52.51,
             lng: 13.41,
             formatted: "x".into(),
+            sealed: None,
         },
         subtotal: Cents(1000),
         delivery_fee: Cents(199),

@@ -800,10 +800,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for HandoverReason {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_CELL_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_CELL_BODY: u8 = 7;
+pub const ENUM_MAX_CELL_BODY: u8 = 8;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_CELL_BODY: [CellBody; 8] = [
+pub const ENUM_VALUES_CELL_BODY: [CellBody; 9] = [
   CellBody::NONE,
   CellBody::HelloAck,
   CellBody::Offer,
@@ -812,6 +812,7 @@ pub const ENUM_VALUES_CELL_BODY: [CellBody; 8] = [
   CellBody::Handover,
   CellBody::Ack,
   CellBody::Error,
+  CellBody::AddressRevoked,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -827,9 +828,10 @@ impl CellBody {
   pub const Handover: Self = Self(5);
   pub const Ack: Self = Self(6);
   pub const Error: Self = Self(7);
+  pub const AddressRevoked: Self = Self(8);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 7;
+  pub const ENUM_MAX: u8 = 8;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::HelloAck,
@@ -839,6 +841,7 @@ impl CellBody {
     Self::Handover,
     Self::Ack,
     Self::Error,
+    Self::AddressRevoked,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -851,6 +854,7 @@ impl CellBody {
       Self::Handover => Some("Handover"),
       Self::Ack => Some("Ack"),
       Self::Error => Some("Error"),
+      Self::AddressRevoked => Some("AddressRevoked"),
       _ => None,
     }
   }
@@ -3179,6 +3183,121 @@ impl ::core::fmt::Debug for Error<'_> {
       ds.finish()
   }
 }
+pub enum AddressRevokedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// The delivery's grace after delivered or cancelled is over: the app forgets the customer's
+/// address, notes and name (the cell's API shows the approximate area again).
+pub struct AddressRevoked<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AddressRevoked<'a> {
+  type Inner = AddressRevoked<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AddressRevoked<'a> {
+  pub const VT_DELIVERY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_ORDER_ID: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AddressRevoked { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AddressRevokedArgs
+  ) -> ::flatbuffers::WIPOffset<AddressRevoked<'bldr>> {
+    let mut builder = AddressRevokedBuilder::new(_fbb);
+    builder.add_order_id(args.order_id);
+    builder.add_delivery_id(args.delivery_id);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn delivery_id(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(AddressRevoked::VT_DELIVERY_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn order_id(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(AddressRevoked::VT_ORDER_ID, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AddressRevoked<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("delivery_id", Self::VT_DELIVERY_ID, false)?
+     .visit_field::<u64>("order_id", Self::VT_ORDER_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AddressRevokedArgs {
+    pub delivery_id: u64,
+    pub order_id: u64,
+}
+impl<'a> Default for AddressRevokedArgs {
+  #[inline]
+  fn default() -> Self {
+    AddressRevokedArgs {
+      delivery_id: 0,
+      order_id: 0,
+    }
+  }
+}
+
+pub struct AddressRevokedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AddressRevokedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_delivery_id(&mut self, delivery_id: u64) {
+    self.fbb_.push_slot::<u64>(AddressRevoked::VT_DELIVERY_ID, delivery_id, 0);
+  }
+  #[inline]
+  pub fn add_order_id(&mut self, order_id: u64) {
+    self.fbb_.push_slot::<u64>(AddressRevoked::VT_ORDER_ID, order_id, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AddressRevokedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AddressRevokedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AddressRevoked<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AddressRevoked<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AddressRevoked");
+      ds.field("delivery_id", &self.delivery_id());
+      ds.field("order_id", &self.order_id());
+      ds.finish()
+  }
+}
 pub enum CellMessageOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -3336,6 +3455,20 @@ impl<'a> CellMessage<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_address_revoked(&self) -> Option<AddressRevoked<'a>> {
+    if self.body_type() == CellBody::AddressRevoked {
+      let u = self.body();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { AddressRevoked::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for CellMessage<'_> {
@@ -3354,6 +3487,7 @@ impl ::flatbuffers::Verifiable for CellMessage<'_> {
           CellBody::Handover => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Handover>>("CellBody::Handover", pos),
           CellBody::Ack => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ack>>("CellBody::Ack", pos),
           CellBody::Error => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Error>>("CellBody::Error", pos),
+          CellBody::AddressRevoked => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AddressRevoked>>("CellBody::AddressRevoked", pos),
           _ => Ok(()),
         }
      })?
@@ -3460,6 +3594,13 @@ impl ::core::fmt::Debug for CellMessage<'_> {
         },
         CellBody::Error => {
           if let Some(x) = self.body_as_error() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        CellBody::AddressRevoked => {
+          if let Some(x) = self.body_as_address_revoked() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -247,6 +247,12 @@ pub fn cell_body() -> BoxedStrategy<CellBody> {
         handover().prop_map(CellBody::Handover),
         ack().prop_map(CellBody::Ack),
         error_msg().prop_map(CellBody::ErrorMsg),
+        (1..=u64::MAX, 1..=u64::MAX).prop_map(|(delivery_id, order_id)| {
+            CellBody::AddressRevoked(AddressRevoked {
+                delivery_id,
+                order_id,
+            })
+        }),
     ]
     .boxed()
 }

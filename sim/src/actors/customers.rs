@@ -121,10 +121,17 @@ impl Customers {
                 address: Address {
                     lat: p.address.0,
                     lng: p.address.1,
-                    formatted: format!("{:.5}, {:.5}", p.address.0, p.address.1),
+                    formatted: String::new(),
+                    sealed: None,
                 },
             },
             payment_method_id: "pm_card_visa".into(),
+            // Sealed at placement under the customer's key, as the API's are.
+            contact: cell::personal::Contact {
+                formatted: format!("{:.5}, {:.5}", p.address.0, p.address.1),
+                phone: None,
+                notes: None,
+            },
         }
     }
 }

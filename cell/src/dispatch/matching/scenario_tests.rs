@@ -72,6 +72,7 @@ async fn city() -> City {
             config: Default::default(),
         },
         Arc::new(Ownership::new(1)),
+        crate::personal::test_vault(),
     ));
     orders.renew_ids(NOW).await.unwrap();
     let tracker = Arc::new(Tracker::new(TrackingConfig::default(), 25.0, 1.3));

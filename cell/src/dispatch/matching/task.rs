@@ -74,6 +74,7 @@ impl Dispatch {
         order: OrderId,
         driver: Option<DriverId>,
         delivery: Option<DeliveryId>,
+        at: UnixMs,
     ) {
         let mut st = self.state.lock();
         st.unstarted.retain(|o| o.id != order);
@@ -108,7 +109,10 @@ impl Dispatch {
                 }),
             );
             drop(st);
-            self.carrying.write().remove(&d);
+            let carried = self.carrying.write().remove(&d);
+            if let Some(carried) = carried {
+                self.schedule_revoke(d, &carried, at);
+            }
             if let Some(h) = self.history.get() {
                 h.finish(del);
             }
@@ -129,7 +133,13 @@ impl Dispatch {
             order_id: order.id.0,
             // The order keeps no restaurant address; the driver navigates by coordinates.
             pickup: place(spec.pickup, &order.restaurant_name, ""),
-            dropoff: place(spec.dropoff, "", &order.delivery_address.formatted),
+            // An offer is not the delivery: the centre of the dropoff's H3 resolution-8 cell,
+            // never the address (`personal::window`).
+            dropoff: place(
+                crate::personal::window::approximate(spec.dropoff.0, spec.dropoff.1),
+                "",
+                "",
+            ),
             payout_cents: crate::earnings::payout(&self.cfg, order).0,
             expires_at_ms: expires_at.0.max(0) as u64,
         }
@@ -137,6 +147,7 @@ impl Dispatch {
 
     /// One pass: expire offers and lost sessions, then offer waiting orders to drivers.
     pub async fn tick(&self, now: UnixMs) {
+        self.send_due_revocations(now);
         let unstarted = std::mem::take(&mut self.state.lock().unstarted);
         for order in unstarted {
             self.start_matching(order, now);
@@ -308,7 +319,7 @@ impl Dispatch {
             EventKind::OrderCancelled | EventKind::OrderRejected => {
                 let (driver, delivery) =
                     order.map_or((None, None), |o| (o.driver_id, o.delivery_id));
-                self.order_cancelled(ev.order_id, driver, delivery);
+                self.order_cancelled(ev.order_id, driver, delivery, ev.at);
             }
             EventKind::OrderCreated
             | EventKind::OrderPreparing

@@ -34,6 +34,7 @@ async fn dispatch(dir: &std::path::Path) -> (Dispatch, Arc<Orders>) {
             config: Default::default(),
         },
         Arc::new(Ownership::new(1)),
+        crate::personal::test_vault(),
     ));
     let tracker = Arc::new(Tracker::new(TrackingConfig::default(), 25.0, 1.3));
     let geo = Arc::new(GeoStore::new(geostore::Config::default()));
@@ -60,7 +61,7 @@ async fn an_order_without_a_delivery_id_starts_on_a_later_tick() {
     assert_eq!(waiting(&d), 0, "no delivery id past the lease");
     d.tick(NOW).await;
     assert_eq!(waiting(&d), 0, "still no lease: still waiting to start");
-    d.order_cancelled(OrderId(2), None, None);
+    d.order_cancelled(OrderId(2), None, None, NOW);
     orders.renew_ids(NOW).await.unwrap();
     d.tick(NOW).await;
     assert_eq!(

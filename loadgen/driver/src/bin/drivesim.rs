@@ -588,7 +588,8 @@ async fn on_message(
         }
         CellBody::Handover(_) => return Err(HandedOver.into()),
         CellBody::Ack(a) => unacked.retain(|(seq, _)| *seq != a.ack_seq),
-        CellBody::HelloAck(_) => {}
+        // The simulated app keeps no customer data to forget.
+        CellBody::HelloAck(_) | CellBody::AddressRevoked(_) => {}
     }
     Ok(())
 }
