@@ -29,6 +29,8 @@ pub struct SimConfig {
     pub until_step: Option<u64>,
     /// Print every trace line.
     pub verbose: bool,
+    /// Record carried deliveries' paths (`cell::history`), flushed every segment interval.
+    pub history: bool,
 }
 
 impl SimConfig {
@@ -46,6 +48,7 @@ impl SimConfig {
             matching: MatchConfig::default(),
             until_step: None,
             verbose: false,
+            history: false,
         }
     }
 

@@ -27,6 +27,7 @@ pub mod config;
 pub mod day;
 pub mod demand;
 pub mod faults;
+pub mod history;
 pub mod inject;
 pub mod net;
 pub mod node;

@@ -48,6 +48,8 @@ pub enum Ev {
     Worker,
     PayQueue,
     Renew,
+    /// Location history: seal and write the buffered paths (every segment interval).
+    HistoryFlush,
     // Faults.
     Crash,
     Restart,
@@ -132,6 +134,10 @@ pub struct World {
     /// Customers' data keys: apart from the store, surviving the node's crashes as the key
     /// store file survives a cell's.
     pub vault: Arc<cell::personal::Vault>,
+    /// Delivery paths, when `cfg.history` (kept across node restarts like the key store).
+    pub history: Option<Arc<cell::history::History>>,
+    /// Ciphertext bytes the history flushes handed to the store (compactions included).
+    pub history_handed: u64,
     _keys: tempfile::TempDir,
     pub node: Option<Node>,
     pub pay: Arc<SimPayments>,
@@ -177,8 +183,16 @@ impl World {
         let key_store = cell::envelope::RedbKeyStore::open(&keys.path().join("keys.redb"))
             .map_err(|e| format!("key store: {e}"))?;
         let kek = cell::envelope::Kek::from_bytes(&[7; cell::envelope::KEY_LEN]);
-        let ring = cell::envelope::KeyRing::new(CELL, kek, Arc::new(key_store));
-        let vault = Arc::new(cell::personal::Vault::new(Arc::new(ring)));
+        let ring = Arc::new(cell::envelope::KeyRing::new(CELL, kek, Arc::new(key_store)));
+        let vault = Arc::new(cell::personal::Vault::new(ring.clone()));
+        let history = cfg.history.then(|| {
+            Arc::new(cell::history::History::new(
+                cell::history::HistoryConfig::default(),
+                CELL,
+                kv.clone(),
+                ring,
+            ))
+        });
         let mut w = World {
             clock,
             now: start.0,
@@ -190,6 +204,8 @@ impl World {
             db,
             kv,
             vault,
+            history,
+            history_handed: 0,
             _keys: keys,
             node: None,
             pay: Arc::new(SimPayments::new(stream(cfg.seed, 1))),
@@ -241,12 +257,19 @@ impl World {
             self.cfg.matching.clone(),
             self.vault.clone(),
         ))?;
+        if let Some(h) = &self.history {
+            n.dispatch.set_history(h.clone());
+        }
         self.node = Some(n);
         Ok(())
     }
 
     fn schedule_start(&mut self) {
         self.at(0, Ev::Arrival);
+        if let Some(h) = &self.history {
+            let every = h.config().segment_ms as i64;
+            self.at(every, Ev::HistoryFlush);
+        }
         for (e, d) in [
             (Ev::Tick, 1_000),
             (Ev::Consumers, 500),
@@ -416,6 +439,7 @@ impl World {
                     return true;
                 }
             }
+            Ev::HistoryFlush => self.flush_history(),
             Ev::Renew => {
                 self.at(5_000, Ev::Renew);
                 if let Some(n) = &self.node {
