@@ -168,6 +168,11 @@ impl KeyRing {
         Ok(key)
     }
 
+    /// Whether a customer's key is in the cache now (then [`KeyRing::key_at`] does no I/O).
+    pub fn is_cached(&self, id: KeyId, now: UnixMs) -> bool {
+        self.customers.lock().get(id, now).is_some()
+    }
+
     fn unwrap_or_make(&self, id: KeyId, create: bool) -> Result<Arc<LessSafeKey>, KeyError> {
         let wrapped = match self.store.get(id)? {
             Stored::Wrapped(w) => w,

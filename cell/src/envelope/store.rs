@@ -49,8 +49,85 @@ const META: &str = "meta/";
 const KEYS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("history_keys");
 
 /// The key store in a redb file of its own (the one real [`KeyStore`]).
+///
+/// New keys (one per new customer, on their first order) are group-committed: callers hand
+/// them to a writer thread that puts every queued one in one write transaction, so a burst of
+/// new customers costs one fsync per batch rather than one each.
 pub struct RedbKeyStore {
-    db: redb::Database,
+    db: Arc<redb::Database>,
+    new_keys: Mutex<Option<std::sync::mpsc::Sender<NewKey>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// A key waiting for the writer thread, and where its outcome goes.
+struct NewKey {
+    name: String,
+    wrapped: Vec<u8>,
+    reply: std::sync::mpsc::SyncSender<Result<Stored, KeyError>>,
+}
+
+/// Most new keys one commit carries.
+const MAX_BATCH: usize = 1024;
+
+/// The writer thread: every queued new key in one transaction, then one commit.
+fn write_new_keys(db: &redb::Database, keys: &std::sync::mpsc::Receiver<NewKey>) {
+    use redb::ReadableTable;
+    while let Ok(first) = keys.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match keys.try_recv() {
+                Ok(k) => batch.push(k),
+                Err(_) => break,
+            }
+        }
+        let outcome = (|| -> Result<Vec<Stored>, KeyError> {
+            let w = db.begin_write().map_err(ks)?;
+            let mut out = Vec::with_capacity(batch.len());
+            {
+                let mut t = w.open_table(KEYS).map_err(ks)?;
+                for k in &batch {
+                    // An earlier key of the same id (stored, destroyed, or earlier in this
+                    // batch) wins.
+                    let old = t
+                        .get(k.name.as_str())
+                        .map_err(ks)?
+                        .map(|v| v.value().to_vec());
+                    out.push(match old {
+                        Some(v) => stored(v),
+                        None => {
+                            t.insert(k.name.as_str(), k.wrapped.as_slice())
+                                .map_err(ks)?;
+                            Stored::Wrapped(k.wrapped.clone())
+                        }
+                    });
+                }
+            }
+            w.commit().map_err(ks)?;
+            Ok(out)
+        })();
+        match outcome {
+            Ok(out) => {
+                for (k, s) in batch.into_iter().zip(out) {
+                    let _ = k.reply.send(Ok(s));
+                }
+            }
+            Err(e) => {
+                for k in batch {
+                    let _ = k.reply.send(Err(ks(&e)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RedbKeyStore {
+    fn drop(&mut self) {
+        // Closing the queue stops the writer after what it holds; then the file closes.
+        self.new_keys.lock().take();
+        if let Some(w) = self.writer.lock().take() {
+            let _ = w.join();
+        }
+    }
 }
 
 /// Key stores open in this process, by path: redb refuses to open a file twice, and two
@@ -81,7 +158,18 @@ impl RedbKeyStore {
         let w = db.begin_write().map_err(ks)?;
         w.open_table(KEYS).map_err(ks)?;
         w.commit().map_err(ks)?;
-        Ok(Self { db })
+        let db = Arc::new(db);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer_db = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("key-store-writer".into())
+            .spawn(move || write_new_keys(&writer_db, &rx))
+            .map_err(ks)?;
+        Ok(Self {
+            db,
+            new_keys: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+        })
     }
 
     fn write(&self, id: KeyId, value: &[u8], only_new: bool) -> Result<Stored, KeyError> {
@@ -129,7 +217,21 @@ impl KeyStore for RedbKeyStore {
 
     fn insert_new(&self, id: KeyId, wrapped: &[u8]) -> Result<Stored, KeyError> {
         assert!(!wrapped.is_empty(), "an empty value is a tombstone");
-        self.write(id, wrapped, true)
+        let (reply, outcome) = std::sync::mpsc::sync_channel(1);
+        let key = NewKey {
+            name: id.to_string(),
+            wrapped: wrapped.to_vec(),
+            reply,
+        };
+        self.new_keys
+            .lock()
+            .as_ref()
+            .ok_or_else(|| ks("the key store is closed"))?
+            .send(key)
+            .map_err(|_| ks("the key store's writer stopped"))?;
+        outcome
+            .recv()
+            .map_err(|_| ks("the key store's writer stopped"))?
     }
 
     fn destroy(&self, id: KeyId) -> Result<(), KeyError> {

@@ -199,3 +199,50 @@ fn a_rotation_rewraps_every_key_resuming_after_an_interruption_and_retires_the_o
         Err(KeyError::UnknownKekVersion(1))
     ));
 }
+
+#[test]
+fn new_keys_from_many_threads_share_commits_and_a_race_on_one_id_has_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbKeyStore::open(&dir.path().join("keys.redb")).unwrap());
+    let threads: Vec<_> = (0..16u64)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                for i in 0..50u64 {
+                    let id = KeyId::Customer(t * 1_000 + i);
+                    let v = vec![1 + (t as u8), i as u8];
+                    assert_eq!(store.insert_new(id, &v).unwrap(), Stored::Wrapped(v));
+                    mine.push(id);
+                }
+                // All racing on one id: each offers its own value, and all see the same one.
+                let shared = store
+                    .insert_new(KeyId::Customer(999_999), &[t as u8 + 1])
+                    .unwrap();
+                (mine, shared)
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let winner = results[0].1.clone();
+    assert!(
+        results.iter().all(|(_, s)| *s == winner),
+        "one value for the raced id"
+    );
+    for (ids, _) in &results {
+        for id in ids {
+            assert!(matches!(store.get(*id).unwrap(), Stored::Wrapped(_)));
+        }
+    }
+    // A destroyed key is never made again through the writer either.
+    store.destroy(KeyId::Customer(5)).unwrap();
+    assert_eq!(
+        store.insert_new(KeyId::Customer(5), &[9]).unwrap(),
+        Stored::Destroyed
+    );
+    // The writer stops with the store, and what it wrote is durable.
+    drop(results);
+    drop(store);
+    let again = RedbKeyStore::open(&dir.path().join("keys.redb")).unwrap();
+    assert_eq!(again.get(KeyId::Customer(999_999)).unwrap(), winner);
+}

@@ -214,6 +214,7 @@ impl Orders {
         let id = reservation.order_id;
         let mut address = draft.address;
         if !draft.contact.is_empty() {
+            self.vault.warm(draft.customer, now).await?;
             address.sealed = Some(self.vault.seal(draft.customer, id, &draft.contact, now)?);
         }
         let request = AuthorizeRequest {

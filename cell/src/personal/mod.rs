@@ -182,6 +182,22 @@ impl Vault {
         text
     }
 
+    /// Makes sure `customer`'s key is cached, made if they have none, with the key store's
+    /// I/O (a durable write for a new key) on the blocking pool rather than on the caller's
+    /// async worker: a burst of first orders then shares the key store's commits instead of
+    /// stalling the runtime one fsync at a time. [`Vault::seal`] right after does no I/O.
+    pub async fn warm(&self, customer: CustomerId, now: UnixMs) -> Result<(), PersonalError> {
+        let id = KeyId::Customer(customer.0);
+        if self.ring.is_cached(id, now) {
+            return Ok(());
+        }
+        let ring = self.ring.clone();
+        tokio::task::spawn_blocking(move || ring.key_at(id, true, now).map(|_| ()))
+            .await
+            .map_err(|e| PersonalError::Key(crate::envelope::ks(e)))?
+            .map_err(|e| Self::key_error(customer, e))
+    }
+
     /// `contact` sealed for `order` of `customer` (the customer's key is made on first use;
     /// an erased customer's key is never made again).
     pub fn seal(
