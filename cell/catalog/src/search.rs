@@ -1,8 +1,9 @@
 //! Restaurant discovery (seed 5.1): open restaurants that deliver to the address, within the
 //! search radius, nearest first.
 
+use crate::chunk::{Chunk, SLACK_M, bits, mask_of};
 use crate::geo::{
-    ABounds, CuisineId, INDEX_RESOLUTION, Index, Point, Row, a_to_m, disk_k, haversine_m,
+    ABounds, Bucket, CuisineId, INDEX_RESOLUTION, Index, Point, Row, a_to_m, disk_k, haversine_m,
 };
 use crate::hours::local_day_minute;
 use crate::pricing::{PricingConfig, delivery_fee, eta_label, eta_range_min};
@@ -205,6 +206,16 @@ impl<'a> Best<'a> {
         }
     }
 
+    /// Would no match farther than `m` metres make the page? (The page is full and its
+    /// farthest match is nearer.)
+    fn beyond(&self, m: f64) -> bool {
+        self.heap.len() >= self.keep
+            && self
+                .heap
+                .peek()
+                .is_none_or(|far| a_to_m(f64::from_bits(far.key.0)) < m)
+    }
+
     #[inline]
     fn offer(&mut self, m: Match<'a>) {
         self.total += 1;
@@ -265,6 +276,7 @@ pub(crate) fn search(
     let probe = Filter {
         at: Point::new(q.lat, q.lng),
         radius: ABounds::new(radius),
+        radius_m: radius,
     };
     let mut clock = LocalClock {
         now,
@@ -272,6 +284,9 @@ pub(crate) fn search(
     };
     let mut best = Best::new(q);
     if index.max_delivery_m > 0 {
+        // Nearest buckets first, so the page's matches are found early and farther chunks
+        // can be counted without reading their rows.
+        let mut visits: Vec<(f64, &Bucket)> = Vec::with_capacity(128);
         for cell in origin.grid_disk::<Vec<_>>(disk_k(reach)) {
             let Some(bucket) = index.buckets.get(&cell) else {
                 continue;
@@ -282,10 +297,12 @@ pub(crate) fn search(
             if nearest_possible > reach || nearest_possible > f64::from(bucket.max_delivery_m) {
                 continue;
             }
-            for row in &bucket.rows {
-                if let Some(m) = row_matches(row, &probe, radius, cuisine, &mut clock) {
-                    best.offer(m);
-                }
+            visits.push((to_centre, bucket));
+        }
+        visits.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, bucket) in visits {
+            for chunk in &bucket.chunks {
+                scan_chunk(bucket, chunk, &probe, reach, cuisine, &mut clock, &mut best);
             }
         }
     }
@@ -296,34 +313,73 @@ pub(crate) fn search(
 struct Filter {
     at: Point,
     radius: ABounds,
+    radius_m: f64,
 }
 
-/// The exact filter: distance (haversine, in metres) within the radius and the restaurant's
-/// delivery radius, cuisine, manual toggle, hours.
-fn row_matches<'a>(
-    row: &'a Row,
+/// Whether `row` is open and not closed by hand at local weekday `day`, minute `minute`.
+fn open_at(row: &Row, day: u8, minute: u16) -> bool {
+    !row.manually_closed
+        && match &row.hours {
+            Some(week) => week.is_open_local(day, minute),
+            None => row.listing.restaurant.hours.is_open_local(day, minute),
+        }
+}
+
+/// Offers the matches of one chunk: the exact filter of every row (distance, by haversine, in
+/// metres within the radius and the restaurant's delivery radius; cuisine; manual toggle;
+/// hours), where chunk-level bounds decide whole groups of rows at once (see
+/// [`crate::chunk`]).
+fn scan_chunk<'a>(
+    bucket: &'a Bucket,
+    chunk: &Chunk,
     f: &Filter,
-    radius: f64,
+    reach: f64,
     cuisine: Option<CuisineId>,
     clock: &mut LocalClock,
-) -> Option<Match<'a>> {
-    let a = f.at.a_to(&row.point);
-    if !f.radius.contains(a, radius)
-        || !row.delivery.contains(a, f64::from(row.delivery_radius_m))
-        || row.manually_closed
-        || cuisine.is_some_and(|c| c != row.cuisine)
-    {
-        return None;
+    best: &mut Best<'a>,
+) {
+    let d = a_to_m(f.at.a_to(&chunk.center));
+    let near = d - chunk.reach_m - SLACK_M;
+    if near > reach || near > f64::from(chunk.max_delivery_m) {
+        return;
     }
-    let (day, minute) = clock.at(row.tz);
-    let open = match &row.hours {
-        Some(week) => week.is_open_local(day, minute),
-        None => row.listing.restaurant.hours.is_open_local(day, minute),
+    let rows = &bucket.rows[chunk.range()];
+    let mut mask = match chunk.tz {
+        Some(tz) => {
+            let (day, minute) = clock.at(tz);
+            chunk.open_mask(rows, day, minute, |r| open_at(r, day, minute))
+        }
+        None => mask_of(rows, |r| {
+            let (day, minute) = clock.at(r.tz);
+            open_at(r, day, minute)
+        }),
     };
-    open.then_some(Match {
-        key: (a.to_bits(), row.id),
-        row,
-    })
+    if let Some(c) = cuisine {
+        mask &= mask_of(rows, |r| r.cuisine == c);
+    }
+    if mask == 0 {
+        return;
+    }
+    let far = d + chunk.reach_m + SLACK_M;
+    // Every row is surely within the radius and none can enter the page: the rows that
+    // surely deliver this far only count.
+    if far <= f.radius_m && best.beyond(near) {
+        let sure = mask & chunk.delivering(far);
+        best.total += sure.count_ones() as usize;
+        mask &= !sure;
+    }
+    for i in bits(mask) {
+        let row = &rows[i];
+        let a = f.at.a_to(&row.point);
+        if f.radius.contains(a, f.radius_m)
+            && row.delivery.contains(a, f64::from(row.delivery_radius_m))
+        {
+            best.offer(Match {
+                key: (a.to_bits(), row.id),
+                row,
+            });
+        }
+    }
 }
 
 fn page(best: Best<'_>, q: &SearchQuery, pricing: &PricingConfig) -> SearchPage {
