@@ -32,6 +32,9 @@ printf '[demo]\nrestaurants = %s\nradius_km = %s\n' "$RESTAURANTS" "$RADIUS_KM" 
 printf '[demo]\nrestaurants = 0\n' >"$OUT/empty.toml"
 ms() { date +%s%3N; }
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+# utime + stime of process $1, in clock ticks (fields 14 and 15; the name in field 2 has no
+# spaces here).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # Starts a cell on data dir $1 with config $2, output in $3.*; sets CELLPID, H, READY_MS.
 start_cell() {
@@ -48,10 +51,15 @@ start_cell() {
 # A clean stop (SIGTERM): the next start takes the cell's lease at once.
 stop_cell() { kill "$CELLPID" 2>/dev/null || true; wait "$CELLPID" 2>/dev/null || true; }
 # Loadgen scenario $1 into $2.json / $2.txt, extra flags after.
+# Also writes $2.cpu.json: the cell's CPU seconds over the whole loadgen run (user + system,
+# from /proc/<pid>/stat; warm-up included, as are its requests in the cell's counter).
 load() {
-  local which=$1 out=$2; shift 2
+  local which=$1 out=$2 t0; shift 2
+  t0=$(cpu_ticks "$CELLPID")
   ${PIN_LOADGEN[@]+"${PIN_LOADGEN[@]}"} "$L" "$which" --target "http://$H" --token-from-dev --rate "$RATE" \
     --duration "${SECS}s" --ramp-up 3s --target-pid "$CELLPID" "$@" --report-json "$out.json" >"$out.txt" 2>&1 || true
+  python3 -c "import json,sys; json.dump({'cell_cpu_s': int(sys.argv[1]) / int(sys.argv[2])}, open(sys.argv[3], 'w'))" \
+    "$(( $(cpu_ticks "$CELLPID") - t0 ))" "$(getconf CLK_TCK)" "$out.cpu.json"
   tail -2 "$out.txt"
 }
 
@@ -112,6 +120,17 @@ for i in range(1, runs + 1):
             add(f"{name}: cache hit rate %", 100 * h / (h + m) if h + m else None)
         cores = r.get("cpu", {}).get("target_cores")
         add(f"{name}: cell CPU cores", cores)
+        fam = r.get("server", {}).get("families", {})
+        reqs = fam.get("cell_http_requests_total") or o["sent"]
+        cp = os.path.join(out, f"run{i}", f"{name}.cpu.json")
+        if os.path.exists(cp):
+            add(f"{name}: cell CPU µs per request", json.load(open(cp))["cell_cpu_s"] * 1e6 / reqs)
+        lg = r.get("cpu", {}).get("loadgen_cores")
+        span = r.get("ramp_up_s", 0) + r.get("steady_s", 0)
+        if lg is not None and span:
+            add(f"{name}: loadgen CPU µs per request", lg * span * 1e6 / o["sent"])
+        add(f"{name}: loadgen dispatch lag max, ms", r.get("max_dispatch_lag_ms"))
+        add(f"{name}: load average (1 min) at start", float(r["machine"]["loadavg_start"].split()[0]))
 def fmt(v):
     return "-" if v is None else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
 print(f"seeding (generation + import, first start to READY): {seed['seed_ready_ms'] / 1000:.1f} s; "

@@ -101,11 +101,20 @@ impl FromRequestParts<App> for Auth {
             Principal::Driver(d) => Some((crate::people::Kind::Driver, d.0)),
             _ => None,
         };
+        // Boxed: the store read and write it may do would otherwise make every request's
+        // extractor future (moved on each poll setup) several times larger.
         if let Some((kind, id)) = who
-            && let Err(e) = app
+            && !app
                 .claim_sync()
-                .apply(&**app.kv(), kind, id, v.name.as_deref(), v.phone.as_deref())
-                .await
+                .is_current(kind, id, v.name.as_deref(), v.phone.as_deref())
+            && let Err(e) = Box::pin(app.claim_sync().apply(
+                &**app.kv(),
+                kind,
+                id,
+                v.name.as_deref(),
+                v.phone.as_deref(),
+            ))
+            .await
         {
             tracing::warn!(error = %e, "could not apply the token's profile claims");
         }
