@@ -6,9 +6,11 @@ use crate::geo::{
     ABounds, Bucket, CuisineId, INDEX_RESOLUTION, Index, Point, Row, a_to_m, disk_k, haversine_m,
 };
 use crate::hours::local_day_minute;
+use crate::listing::Listing;
 use crate::pricing::{PricingConfig, delivery_fee, eta_label, eta_range_min};
 use domain::{Cents, RestaurantId, UnixMs};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Largest search radius: 20 km covers a metro area; farther restaurants cannot deliver
 /// anyway (see [`crate::model::MAX_DELIVERY_RADIUS_M`]) and the grid disk grows with r².
@@ -131,12 +133,11 @@ impl SearchQuery {
     }
 }
 
-/// One result, with the seed's fields.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One result, with the seed's fields. The name, cuisine and thumbnail are read from the
+/// restaurant's listing when the hit is serialized, not copied per request.
+#[derive(Debug, Clone)]
 pub struct SearchHit {
     pub id: RestaurantId,
-    pub name: String,
-    pub cuisine_type: String,
     pub rating: f32,
     /// For this address, by the cell's tariff.
     pub delivery_fee: Cents,
@@ -146,10 +147,59 @@ pub struct SearchHit {
     pub eta_max_minutes: u32,
     /// Straight-line distance from the address, rounded to whole metres.
     pub distance_m: u32,
-    pub thumbnail_url: String,
     /// Where the restaurant is (a map pin).
     pub lat: f64,
     pub lng: f64,
+    listing: Arc<Listing>,
+}
+
+impl SearchHit {
+    pub fn name(&self) -> &str {
+        &self.listing.restaurant.name
+    }
+    pub fn cuisine_type(&self) -> &str {
+        &self.listing.restaurant.cuisine
+    }
+    pub fn thumbnail_url(&self) -> &str {
+        &self.listing.restaurant.thumbnail_url
+    }
+}
+
+impl PartialEq for SearchHit {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            self.id,
+            self.rating,
+            self.delivery_fee,
+            &self.estimated_time,
+        ) == (o.id, o.rating, o.delivery_fee, &o.estimated_time)
+            && (self.eta_min_minutes, self.eta_max_minutes, self.distance_m)
+                == (o.eta_min_minutes, o.eta_max_minutes, o.distance_m)
+            && (self.lat, self.lng) == (o.lat, o.lng)
+            && (self.name(), self.cuisine_type(), self.thumbnail_url())
+                == (o.name(), o.cuisine_type(), o.thumbnail_url())
+    }
+}
+
+/// The seed's field order, as the derive on the former all-owned struct wrote it.
+impl Serialize for SearchHit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("SearchHit", 12)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("name", self.name())?;
+        st.serialize_field("cuisine_type", self.cuisine_type())?;
+        st.serialize_field("rating", &self.rating)?;
+        st.serialize_field("delivery_fee", &self.delivery_fee)?;
+        st.serialize_field("estimated_time", &self.estimated_time)?;
+        st.serialize_field("eta_min_minutes", &self.eta_min_minutes)?;
+        st.serialize_field("eta_max_minutes", &self.eta_max_minutes)?;
+        st.serialize_field("distance_m", &self.distance_m)?;
+        st.serialize_field("thumbnail_url", self.thumbnail_url())?;
+        st.serialize_field("lat", &self.lat)?;
+        st.serialize_field("lng", &self.lng)?;
+        st.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -404,17 +454,15 @@ fn page(best: Best<'_>, q: &SearchQuery, pricing: &PricingConfig) -> SearchPage 
             let (lo, hi) = eta_range_min(r.prep_time_min, distance_m, pricing);
             SearchHit {
                 id: r.id,
-                name: r.name.clone(),
-                cuisine_type: r.cuisine.clone(),
                 rating: r.rating(),
                 delivery_fee: delivery_fee(distance_m, pricing),
                 estimated_time: eta_label(lo, hi),
                 eta_min_minutes: lo,
                 eta_max_minutes: hi,
                 distance_m,
-                thumbnail_url: r.thumbnail_url.clone(),
                 lat: m.row.lat,
                 lng: m.row.lng,
+                listing: m.row.listing.clone(),
             }
         })
         .collect();

@@ -143,8 +143,38 @@ fn hits_carry_fee_eta_and_card_fields() {
             format!("{}-{} min", h.eta_min_minutes, h.eta_max_minutes)
         );
         assert!((3.2..=5.0).contains(&h.rating));
-        assert!(h.thumbnail_url.starts_with("https://"));
+        assert!(h.thumbnail_url().starts_with("https://"));
     }
+    // The seed's fields in the seed's order, the strings from the listing.
+    let h = &page.restaurants[0];
+    let json = serde_json::to_string(h).unwrap();
+    let keys = [
+        "id",
+        "name",
+        "cuisine_type",
+        "rating",
+        "delivery_fee",
+        "estimated_time",
+        "eta_min_minutes",
+        "eta_max_minutes",
+        "distance_m",
+        "thumbnail_url",
+        "lat",
+        "lng",
+    ];
+    let at: Vec<usize> = keys
+        .iter()
+        .map(|k| json.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v.as_object().unwrap().len(), keys.len());
+    let r = &city().get(h.id).unwrap().restaurant;
+    assert_eq!(
+        (v["name"].as_str(), v["cuisine_type"].as_str()),
+        (Some(&*r.name), Some(&*r.cuisine))
+    );
+    assert_eq!(v["thumbnail_url"].as_str(), Some(&*r.thumbnail_url));
     // Paging walks the whole result without repeats.
     let mut seen = HashSet::new();
     let mut q = query(52.52, 13.405, 5_000);
