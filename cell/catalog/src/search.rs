@@ -334,9 +334,9 @@ pub(crate) fn search(
     };
     let mut best = Best::new(q);
     if index.max_delivery_m > 0 {
-        // Nearest buckets first, so the page's matches are found early and farther chunks
-        // can be counted without reading their rows.
-        let mut visits: Vec<(f64, &Bucket)> = Vec::with_capacity(128);
+        // Every chunk that may hold a match, nearest first: the page's matches are found
+        // early, so farther chunks can be counted without reading their rows.
+        let mut visits: Vec<Visit<'_>> = Vec::with_capacity(512);
         for cell in origin.grid_disk::<Vec<_>>(disk_k(reach)) {
             let Some(bucket) = index.buckets.get(&cell) else {
                 continue;
@@ -347,13 +347,23 @@ pub(crate) fn search(
             if nearest_possible > reach || nearest_possible > f64::from(bucket.max_delivery_m) {
                 continue;
             }
-            visits.push((to_centre, bucket));
-        }
-        visits.sort_by(|a, b| a.0.total_cmp(&b.0));
-        for (_, bucket) in visits {
             for chunk in &bucket.chunks {
-                scan_chunk(bucket, chunk, &probe, reach, cuisine, &mut clock, &mut best);
+                let d = a_to_m(probe.at.a_to(&chunk.center));
+                let near = d - chunk.reach_m - SLACK_M;
+                if near > reach || near > f64::from(chunk.max_delivery_m) {
+                    continue;
+                }
+                visits.push(Visit {
+                    near,
+                    far: d + chunk.reach_m + SLACK_M,
+                    bucket,
+                    chunk,
+                });
             }
+        }
+        visits.sort_unstable_by(|a, b| a.near.total_cmp(&b.near));
+        for v in &visits {
+            scan_chunk(v, &probe, cuisine, &mut clock, &mut best);
         }
     }
     Ok(page(best, q, pricing))
@@ -375,25 +385,27 @@ fn open_at(row: &Row, day: u8, minute: u16) -> bool {
         }
 }
 
+/// A chunk a search reads, with the bounds on its rows' distances from the query point.
+struct Visit<'a> {
+    near: f64,
+    far: f64,
+    bucket: &'a Bucket,
+    chunk: &'a Chunk,
+}
+
 /// Offers the matches of one chunk: the exact filter of every row (distance, by haversine, in
 /// metres within the radius and the restaurant's delivery radius; cuisine; manual toggle;
 /// hours), where chunk-level bounds decide whole groups of rows at once (see
 /// [`crate::chunk`]).
 fn scan_chunk<'a>(
-    bucket: &'a Bucket,
-    chunk: &Chunk,
+    v: &Visit<'a>,
     f: &Filter,
-    reach: f64,
     cuisine: Option<CuisineId>,
     clock: &mut LocalClock,
     best: &mut Best<'a>,
 ) {
-    let d = a_to_m(f.at.a_to(&chunk.center));
-    let near = d - chunk.reach_m - SLACK_M;
-    if near > reach || near > f64::from(chunk.max_delivery_m) {
-        return;
-    }
-    let rows = &bucket.rows[chunk.range()];
+    let (chunk, near, far) = (v.chunk, v.near, v.far);
+    let rows = &v.bucket.rows[chunk.range()];
     let mut mask = match chunk.tz {
         Some(tz) => {
             let (day, minute) = clock.at(tz);
@@ -410,7 +422,6 @@ fn scan_chunk<'a>(
     if mask == 0 {
         return;
     }
-    let far = d + chunk.reach_m + SLACK_M;
     // Every row is surely within the radius and none can enter the page: the rows that
     // surely deliver this far only count.
     if far <= f.radius_m && best.beyond(near) {
