@@ -10,7 +10,7 @@
 //! open rows that surely deliver that far are counted from the cached mask with one popcount;
 //! only the other rows are tested one by one, exactly as before.
 
-use crate::geo::{Point, Row, haversine_m};
+use crate::geo::{EARTH_RADIUS_M, Point, Row, a_to_m, haversine_m};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Rows per chunk: one `u32` mask of open rows.
@@ -119,6 +119,20 @@ impl Chunk {
     }
 }
 
+/// Lower and upper bounds on [`a_to_m`]`(a)` without its arcsine, for chunk-level tests: with
+/// x = √a ≤ 0.1 (up to ≈ 1,270 km), x ≤ asin x ≤ x·(1 + x²/5) (the series x + x³/6 + 3x⁵/40 + …);
+/// farther, the exact value. Their rounding error is far inside [`SLACK_M`].
+#[inline]
+pub(crate) fn m_bounds(a: f64) -> (f64, f64) {
+    let x = a.sqrt();
+    if x > 0.1 {
+        let m = a_to_m(a);
+        return (m, m);
+    }
+    let lo = 2.0 * EARTH_RADIUS_M * x;
+    (lo, lo * (1.0 + x * x / 5.0))
+}
+
 /// The mask of `rows` for which `f` holds.
 pub(crate) fn mask_of(rows: &[Row], mut f: impl FnMut(&Row) -> bool) -> u32 {
     rows.iter()
@@ -152,6 +166,26 @@ pub(crate) fn compact(rows: &mut [Row]) -> Vec<Chunk> {
             .unwrap_or(0)
     });
     chunks_of(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance_bounds_hold_the_exact_distance() {
+        let mut a = 1e-16;
+        while a < 1.0 {
+            let (lo, hi) = m_bounds(a);
+            let m = a_to_m(a);
+            assert!(lo <= m + 1e-6 && m <= hi + 1e-6, "a {a}: {lo} {m} {hi}");
+            // Tight enough to decide chunks: under half a metre at metro distances.
+            if m < 50_000.0 {
+                assert!(hi - lo < 0.5, "a {a}: {lo} {hi}");
+            }
+            a *= 1.37;
+        }
+    }
 }
 
 /// The set bits of `mask`, lowest first.
