@@ -437,15 +437,16 @@ fn scan_chunk<'a>(
         best.total += sure.count_ones() as usize;
         mask &= !sure;
     }
+    // A row that delivers less far than the chunk's nearest bound surely does not deliver here.
+    mask &= chunk.delivering(near);
     for i in bits(mask) {
-        let row = &rows[i];
-        let a = f.at.a_to(&row.point);
+        let a = f.at.a_to(&chunk.points[i]);
         if f.radius.contains(a, f.radius_m)
-            && row.delivery.contains(a, f64::from(row.delivery_radius_m))
+            && chunk.delivery[i].contains(a, f64::from(chunk.delivery_m[i]))
         {
             best.offer(Match {
-                key: (a.to_bits(), row.id),
-                row,
+                key: (a.to_bits(), chunk.ids[i]),
+                row: &rows[i],
             });
         }
     }
