@@ -180,6 +180,17 @@ pub(crate) fn compact(rows: &mut [Row]) -> Vec<Chunk> {
     chunks_of(rows)
 }
 
+/// The set bits of `mask`, lowest first.
+pub(crate) fn bits(mut mask: u32) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            i
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,15 +209,4 @@ mod tests {
             a *= 1.37;
         }
     }
-}
-
-/// The set bits of `mask`, lowest first.
-pub(crate) fn bits(mut mask: u32) -> impl Iterator<Item = usize> {
-    std::iter::from_fn(move || {
-        (mask != 0).then(|| {
-            let i = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            i
-        })
-    })
 }
