@@ -160,6 +160,13 @@ pub async fn put(
     id: u64,
     p: &Profile,
 ) -> Result<(), PeopleError> {
+    if let (Kind::Customer, Some(_)) = (kind, &p.phone) {
+        // The key store's I/O off the async worker (a new customer's key is a durable write).
+        sealer
+            .vault
+            .warm(domain::CustomerId(id), sealer.now)
+            .await?;
+    }
     let stored = match (kind, &p.phone) {
         (Kind::Customer, Some(phone)) => Stored {
             display_name: p.display_name.clone(),

@@ -55,6 +55,14 @@ fn fingerprint(name: &str, phone: Option<&str>) -> u64 {
 }
 
 impl ClaimSync {
+    /// Whether `name`/`phone` need no write: no name, or what was last applied. A cheap,
+    /// synchronous check that lets every other request skip [`ClaimSync::apply`].
+    pub fn is_current(&self, kind: Kind, id: u64, name: Option<&str>, phone: Option<&str>) -> bool {
+        name.is_none_or(|name| {
+            self.applied.lock().get(&(kind, id)) == Some(&fingerprint(name, phone))
+        })
+    }
+
     /// Applies a token's `name`/`phone` claims to the profile of `kind`/`id`, unless they are
     /// what was last applied. Returns whether the store was written.
     pub async fn apply(

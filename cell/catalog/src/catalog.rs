@@ -121,6 +121,7 @@ impl Catalog {
             })?;
             index.put(Arc::new(Listing::build(r)));
         }
+        index.compact();
         let capacity = menu_cache.unwrap_or(menu_cache_capacity(index.listings.len()));
         tracing::info!(
             restaurants = index.listings.len(),
@@ -191,6 +192,7 @@ impl Catalog {
                 self.menus.invalidate(id);
             }
         }
+        self.index.write().compact();
         self.fit_menu_cache();
         tracing::debug!(restaurants = n, "catalog import committed");
         Ok(n)

@@ -6,6 +6,7 @@
 //! centre and how far its farthest member is from it), and filters the rest exactly by
 //! haversine distance.
 
+use crate::chunk::Chunk;
 use crate::hours::CompactWeek;
 use crate::listing::Listing;
 use domain::RestaurantId;
@@ -147,6 +148,8 @@ pub(crate) struct Bucket {
     /// Largest delivery radius of any member.
     pub max_delivery_m: u32,
     pub rows: Vec<Row>,
+    /// `rows` in runs of up to 32 neighbours, with their own bounds (see [`crate::chunk`]).
+    pub chunks: Vec<Chunk>,
 }
 
 impl Bucket {
@@ -158,6 +161,7 @@ impl Bucket {
             reach_m: 0.0,
             max_delivery_m: 0,
             rows: Vec::new(),
+            chunks: Vec::new(),
         }
     }
 
@@ -173,6 +177,7 @@ impl Bucket {
             .map(|r| r.delivery_radius_m)
             .max()
             .unwrap_or(0);
+        self.chunks = crate::chunk::compact(&mut self.rows);
     }
 }
 
@@ -235,7 +240,17 @@ impl Index {
         ));
         bucket.max_delivery_m = bucket.max_delivery_m.max(row.delivery_radius_m);
         bucket.rows.push(row);
+        crate::chunk::append(&mut bucket.chunks, &bucket.rows);
         self.listings.insert(r.id, (cell, listing));
+    }
+
+    /// Orders every bucket's rows so that neighbours share chunks. A bulk load puts rows in
+    /// store order, which makes loose chunks (correct, but fewer decided without reading
+    /// rows); called once after it.
+    pub fn compact(&mut self) {
+        for b in self.buckets.values_mut() {
+            b.chunks = crate::chunk::compact(&mut b.rows);
+        }
     }
 
     pub fn remove(&mut self, id: RestaurantId) -> Option<Arc<Listing>> {

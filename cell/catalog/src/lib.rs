@@ -28,7 +28,9 @@
 //! - `hours.rs`: [`WeeklyHours`], past-midnight intervals, local time via `chrono-tz`.
 //! - `listing.rs`: [`Listing`] (the in-memory record) and the menu response body [`MenuBody`].
 //! - `menu_cache.rs`: the bounded menu cache, its freshness rule and metrics.
-//! - `geo.rs`: haversine and the H3 bucket index.
+//! - `geo.rs`: haversine and the H3 bucket index; `chunk.rs`: runs of neighbouring rows
+//!   with their own bounds and a cached open mask, so a search counts most matches without
+//!   reading them.
 //! - `search.rs`: [`SearchQuery`] validation, the search, paging.
 //! - `pricing.rs`: [`price_cart`], [`CartError`], the delivery tariff and the ETA model.
 //! - `catalog.rs`: [`Catalog`]: load, reads, writes, export/import.
@@ -44,6 +46,7 @@
 //! (the default parser may be one ULP off, and an export must equal what was imported).
 
 mod catalog;
+mod chunk;
 pub mod demo;
 mod demo_data;
 mod error;

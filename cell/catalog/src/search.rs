@@ -1,13 +1,16 @@
 //! Restaurant discovery (seed 5.1): open restaurants that deliver to the address, within the
 //! search radius, nearest first.
 
+use crate::chunk::{CHUNK, Chunk, SLACK_M, bits, m_bounds, mask_of};
 use crate::geo::{
-    ABounds, CuisineId, INDEX_RESOLUTION, Index, Point, Row, a_to_m, disk_k, haversine_m,
+    ABounds, Bucket, CuisineId, INDEX_RESOLUTION, Index, Point, Row, a_to_m, disk_k, haversine_m,
 };
 use crate::hours::local_day_minute;
+use crate::listing::Listing;
 use crate::pricing::{PricingConfig, delivery_fee, eta_label, eta_range_min};
 use domain::{Cents, RestaurantId, UnixMs};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Largest search radius: 20 km covers a metro area; farther restaurants cannot deliver
 /// anyway (see [`crate::model::MAX_DELIVERY_RADIUS_M`]) and the grid disk grows with r².
@@ -130,12 +133,11 @@ impl SearchQuery {
     }
 }
 
-/// One result, with the seed's fields.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One result, with the seed's fields. The name, cuisine and thumbnail are read from the
+/// restaurant's listing when the hit is serialized, not copied per request.
+#[derive(Debug, Clone)]
 pub struct SearchHit {
     pub id: RestaurantId,
-    pub name: String,
-    pub cuisine_type: String,
     pub rating: f32,
     /// For this address, by the cell's tariff.
     pub delivery_fee: Cents,
@@ -145,10 +147,59 @@ pub struct SearchHit {
     pub eta_max_minutes: u32,
     /// Straight-line distance from the address, rounded to whole metres.
     pub distance_m: u32,
-    pub thumbnail_url: String,
     /// Where the restaurant is (a map pin).
     pub lat: f64,
     pub lng: f64,
+    listing: Arc<Listing>,
+}
+
+impl SearchHit {
+    pub fn name(&self) -> &str {
+        &self.listing.restaurant.name
+    }
+    pub fn cuisine_type(&self) -> &str {
+        &self.listing.restaurant.cuisine
+    }
+    pub fn thumbnail_url(&self) -> &str {
+        &self.listing.restaurant.thumbnail_url
+    }
+}
+
+impl PartialEq for SearchHit {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            self.id,
+            self.rating,
+            self.delivery_fee,
+            &self.estimated_time,
+        ) == (o.id, o.rating, o.delivery_fee, &o.estimated_time)
+            && (self.eta_min_minutes, self.eta_max_minutes, self.distance_m)
+                == (o.eta_min_minutes, o.eta_max_minutes, o.distance_m)
+            && (self.lat, self.lng) == (o.lat, o.lng)
+            && (self.name(), self.cuisine_type(), self.thumbnail_url())
+                == (o.name(), o.cuisine_type(), o.thumbnail_url())
+    }
+}
+
+/// The seed's field order, as the derive on the former all-owned struct wrote it.
+impl Serialize for SearchHit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("SearchHit", 12)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("name", self.name())?;
+        st.serialize_field("cuisine_type", self.cuisine_type())?;
+        st.serialize_field("rating", &self.rating)?;
+        st.serialize_field("delivery_fee", &self.delivery_fee)?;
+        st.serialize_field("estimated_time", &self.estimated_time)?;
+        st.serialize_field("eta_min_minutes", &self.eta_min_minutes)?;
+        st.serialize_field("eta_max_minutes", &self.eta_max_minutes)?;
+        st.serialize_field("distance_m", &self.distance_m)?;
+        st.serialize_field("thumbnail_url", self.thumbnail_url())?;
+        st.serialize_field("lat", &self.lat)?;
+        st.serialize_field("lng", &self.lng)?;
+        st.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -203,6 +254,16 @@ impl<'a> Best<'a> {
             heap: std::collections::BinaryHeap::with_capacity(keep.min(1_024)),
             total: 0,
         }
+    }
+
+    /// Would no match farther than `m` metres make the page? (The page is full and its
+    /// farthest match is nearer.)
+    fn beyond(&self, m: f64) -> bool {
+        self.heap.len() >= self.keep
+            && self
+                .heap
+                .peek()
+                .is_none_or(|far| a_to_m(f64::from_bits(far.key.0)) < m)
     }
 
     #[inline]
@@ -265,6 +326,7 @@ pub(crate) fn search(
     let probe = Filter {
         at: Point::new(q.lat, q.lng),
         radius: ABounds::new(radius),
+        radius_m: radius,
     };
     let mut clock = LocalClock {
         now,
@@ -272,6 +334,9 @@ pub(crate) fn search(
     };
     let mut best = Best::new(q);
     if index.max_delivery_m > 0 {
+        // Every chunk that may hold a match, nearest first: the page's matches are found
+        // early, so farther chunks can be counted without reading their rows.
+        let mut visits: Vec<Visit<'_>> = Vec::with_capacity(512);
         for cell in origin.grid_disk::<Vec<_>>(disk_k(reach)) {
             let Some(bucket) = index.buckets.get(&cell) else {
                 continue;
@@ -282,11 +347,31 @@ pub(crate) fn search(
             if nearest_possible > reach || nearest_possible > f64::from(bucket.max_delivery_m) {
                 continue;
             }
-            for row in &bucket.rows {
-                if let Some(m) = row_matches(row, &probe, radius, cuisine, &mut clock) {
-                    best.offer(m);
+            for chunk in &bucket.chunks {
+                let (lo, hi) = m_bounds(probe.at.a_to(&chunk.center));
+                let near = lo - chunk.reach_m - SLACK_M;
+                if near > reach || near > f64::from(chunk.max_delivery_m) {
+                    continue;
                 }
+                visits.push(Visit {
+                    near,
+                    far: hi + chunk.reach_m + SLACK_M,
+                    bucket,
+                    chunk,
+                });
             }
+        }
+        // Only the nearest few need visiting in order: they fill the page, and then every
+        // farther chunk is counted or read in whatever order (a full sort of ~1,000 chunks
+        // cost more than it saved).
+        let by_near = |a: &Visit<'_>, b: &Visit<'_>| a.near.total_cmp(&b.near);
+        let first = visits.len().min(8 + 2 * best.keep.div_ceil(CHUNK));
+        if first < visits.len() {
+            visits.select_nth_unstable_by(first, by_near);
+        }
+        visits[..first].sort_unstable_by(by_near);
+        for v in &visits {
+            scan_chunk(v, &probe, cuisine, &mut clock, &mut best);
         }
     }
     Ok(page(best, q, pricing))
@@ -296,34 +381,75 @@ pub(crate) fn search(
 struct Filter {
     at: Point,
     radius: ABounds,
+    radius_m: f64,
 }
 
-/// The exact filter: distance (haversine, in metres) within the radius and the restaurant's
-/// delivery radius, cuisine, manual toggle, hours.
-fn row_matches<'a>(
-    row: &'a Row,
+/// Whether `row` is open and not closed by hand at local weekday `day`, minute `minute`.
+fn open_at(row: &Row, day: u8, minute: u16) -> bool {
+    !row.manually_closed
+        && match &row.hours {
+            Some(week) => week.is_open_local(day, minute),
+            None => row.listing.restaurant.hours.is_open_local(day, minute),
+        }
+}
+
+/// A chunk a search reads, with the bounds on its rows' distances from the query point.
+struct Visit<'a> {
+    near: f64,
+    far: f64,
+    bucket: &'a Bucket,
+    chunk: &'a Chunk,
+}
+
+/// Offers the matches of one chunk: the exact filter of every row (distance, by haversine, in
+/// metres within the radius and the restaurant's delivery radius; cuisine; manual toggle;
+/// hours), where chunk-level bounds decide whole groups of rows at once (see
+/// [`crate::chunk`]).
+fn scan_chunk<'a>(
+    v: &Visit<'a>,
     f: &Filter,
-    radius: f64,
     cuisine: Option<CuisineId>,
     clock: &mut LocalClock,
-) -> Option<Match<'a>> {
-    let a = f.at.a_to(&row.point);
-    if !f.radius.contains(a, radius)
-        || !row.delivery.contains(a, f64::from(row.delivery_radius_m))
-        || row.manually_closed
-        || cuisine.is_some_and(|c| c != row.cuisine)
-    {
-        return None;
-    }
-    let (day, minute) = clock.at(row.tz);
-    let open = match &row.hours {
-        Some(week) => week.is_open_local(day, minute),
-        None => row.listing.restaurant.hours.is_open_local(day, minute),
+    best: &mut Best<'a>,
+) {
+    let (chunk, near, far) = (v.chunk, v.near, v.far);
+    let rows = &v.bucket.rows[chunk.range()];
+    let mut mask = match chunk.tz {
+        Some(tz) => {
+            let (day, minute) = clock.at(tz);
+            chunk.open_mask(rows, day, minute, |r| open_at(r, day, minute))
+        }
+        None => mask_of(rows, |r| {
+            let (day, minute) = clock.at(r.tz);
+            open_at(r, day, minute)
+        }),
     };
-    open.then_some(Match {
-        key: (a.to_bits(), row.id),
-        row,
-    })
+    if let Some(c) = cuisine {
+        mask &= mask_of(rows, |r| r.cuisine == c);
+    }
+    if mask == 0 {
+        return;
+    }
+    // Every row is surely within the radius and none can enter the page: the rows that
+    // surely deliver this far only count.
+    if far <= f.radius_m && best.beyond(near) {
+        let sure = mask & chunk.delivering(far);
+        best.total += sure.count_ones() as usize;
+        mask &= !sure;
+    }
+    // A row that delivers less far than the chunk's nearest bound surely does not deliver here.
+    mask &= chunk.delivering(near);
+    for i in bits(mask) {
+        let a = f.at.a_to(&chunk.points[i]);
+        if f.radius.contains(a, f.radius_m)
+            && chunk.delivery[i].contains(a, f64::from(chunk.delivery_m[i]))
+        {
+            best.offer(Match {
+                key: (a.to_bits(), chunk.ids[i]),
+                row: &rows[i],
+            });
+        }
+    }
 }
 
 fn page(best: Best<'_>, q: &SearchQuery, pricing: &PricingConfig) -> SearchPage {
@@ -348,17 +474,15 @@ fn page(best: Best<'_>, q: &SearchQuery, pricing: &PricingConfig) -> SearchPage 
             let (lo, hi) = eta_range_min(r.prep_time_min, distance_m, pricing);
             SearchHit {
                 id: r.id,
-                name: r.name.clone(),
-                cuisine_type: r.cuisine.clone(),
                 rating: r.rating(),
                 delivery_fee: delivery_fee(distance_m, pricing),
                 estimated_time: eta_label(lo, hi),
                 eta_min_minutes: lo,
                 eta_max_minutes: hi,
                 distance_m,
-                thumbnail_url: r.thumbnail_url.clone(),
                 lat: m.row.lat,
                 lng: m.row.lng,
+                listing: m.row.listing.clone(),
             }
         })
         .collect();

@@ -30,6 +30,20 @@ fn city() -> &'static Index {
     })
 }
 
+/// The same city with its rows sorted into tight chunks, as a loaded catalog has them (the
+/// index above keeps insertion order: loose chunks).
+fn compacted_city() -> &'static Index {
+    static CITY: OnceLock<Index> = OnceLock::new();
+    CITY.get_or_init(|| {
+        let mut index = Index::default();
+        for (r, _) in demo::generate(&spec()).unwrap() {
+            index.put(Arc::new(Listing::build(r)));
+        }
+        index.compact();
+        index
+    })
+}
+
 /// The model: every restaurant, checked with the public per-restaurant predicates.
 fn brute_force(index: &Index, q: &SearchQuery, now: UnixMs) -> (Vec<(u32, RestaurantId)>, usize) {
     let mut all: Vec<(f64, RestaurantId)> = index
@@ -94,13 +108,15 @@ proptest! {
             page,
             page_size,
         };
-        let got = city().search_for_test(&q, now);
         let (want, total) = brute_force(city(), &q, now);
-        let got_keys: Vec<_> = got.restaurants.iter().map(|h| (h.distance_m, h.id)).collect();
-        prop_assert_eq!(got_keys, want);
-        prop_assert_eq!(got.total, total);
-        let more = ((page * page_size) as usize) < total;
-        prop_assert_eq!(got.next_page, more.then_some(page + 1));
+        for index in [city(), compacted_city()] {
+            let got = index.search_for_test(&q, now);
+            let got_keys: Vec<_> = got.restaurants.iter().map(|h| (h.distance_m, h.id)).collect();
+            prop_assert_eq!(&got_keys, &want);
+            prop_assert_eq!(got.total, total);
+            let more = ((page * page_size) as usize) < total;
+            prop_assert_eq!(got.next_page, more.then_some(page + 1));
+        }
     }
 }
 
@@ -127,8 +143,38 @@ fn hits_carry_fee_eta_and_card_fields() {
             format!("{}-{} min", h.eta_min_minutes, h.eta_max_minutes)
         );
         assert!((3.2..=5.0).contains(&h.rating));
-        assert!(h.thumbnail_url.starts_with("https://"));
+        assert!(h.thumbnail_url().starts_with("https://"));
     }
+    // The seed's fields in the seed's order, the strings from the listing.
+    let h = &page.restaurants[0];
+    let json = serde_json::to_string(h).unwrap();
+    let keys = [
+        "id",
+        "name",
+        "cuisine_type",
+        "rating",
+        "delivery_fee",
+        "estimated_time",
+        "eta_min_minutes",
+        "eta_max_minutes",
+        "distance_m",
+        "thumbnail_url",
+        "lat",
+        "lng",
+    ];
+    let at: Vec<usize> = keys
+        .iter()
+        .map(|k| json.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v.as_object().unwrap().len(), keys.len());
+    let r = &city().get(h.id).unwrap().restaurant;
+    assert_eq!(
+        (v["name"].as_str(), v["cuisine_type"].as_str()),
+        (Some(&*r.name), Some(&*r.cuisine))
+    );
+    assert_eq!(v["thumbnail_url"].as_str(), Some(&*r.thumbnail_url));
     // Paging walks the whole result without repeats.
     let mut seen = HashSet::new();
     let mut q = query(52.52, 13.405, 5_000);
@@ -241,6 +287,51 @@ fn closed_and_out_of_reach_restaurants_are_hidden() {
     // Replacing and removing keep the buckets consistent.
     idx.remove(testing::rid(3));
     assert_eq!(idx.search_for_test(&query(LAT, LNG, 5_000), NOON).total, 0);
+}
+
+/// Chunks cache which rows are open per minute of the week: a write after a search (closing
+/// by hand, new hours, a new or removed restaurant) is seen by the next search at once.
+#[test]
+fn edits_after_a_search_are_seen_at_once() {
+    let mut idx = Index::default();
+    // Enough neighbours for several chunks, all within the radius.
+    for i in 1..=100u64 {
+        let mut r = testing::restaurant(i);
+        r.lat += (i % 10) as f64 * 0.0005;
+        r.lng += (i / 10) as f64 * 0.0005;
+        idx.put(Arc::new(Listing::build(r)));
+    }
+    idx.compact();
+    let q = SearchQuery {
+        page_size: 5,
+        ..query(LAT + 0.02, LNG, 10_000)
+    };
+    let check = |idx: &Index, want_total: usize| {
+        let got = idx.search_for_test(&q, NOON);
+        let (want, total) = brute_force(idx, &q, NOON);
+        let keys: Vec<_> = got
+            .restaurants
+            .iter()
+            .map(|h| (h.distance_m, h.id))
+            .collect();
+        assert_eq!((keys, got.total), (want, total));
+        assert_eq!(total, want_total);
+    };
+    check(&idx, 100);
+    let mut closed = testing::restaurant(7);
+    closed.lat += 0.0035;
+    closed.manually_closed = true;
+    idx.put(Arc::new(Listing::build(closed)));
+    check(&idx, 99);
+    let mut night = testing::restaurant(8);
+    night.lat += 0.004;
+    night.hours = crate::hours::WeeklyHours::default();
+    idx.put(Arc::new(Listing::build(night)));
+    check(&idx, 98);
+    idx.remove(testing::rid(9));
+    check(&idx, 97);
+    idx.put(Arc::new(Listing::build(testing::restaurant(9))));
+    check(&idx, 98);
 }
 
 #[test]

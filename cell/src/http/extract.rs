@@ -105,18 +105,21 @@ impl FromRequestParts<App> for Auth {
             vault: app.orders().vault(),
             now: app.now(),
         };
+        // Boxed: the store read and write it may do would otherwise make every request's
+        // extractor future (moved on each poll setup) several times larger.
         if let Some((kind, id)) = who
-            && let Err(e) = app
+            && !app
                 .claim_sync()
-                .apply(
-                    &**app.kv(),
-                    &sealer,
-                    kind,
-                    id,
-                    v.name.as_deref(),
-                    v.phone.as_deref(),
-                )
-                .await
+                .is_current(kind, id, v.name.as_deref(), v.phone.as_deref())
+            && let Err(e) = Box::pin(app.claim_sync().apply(
+                &**app.kv(),
+                &sealer,
+                kind,
+                id,
+                v.name.as_deref(),
+                v.phone.as_deref(),
+            ))
+            .await
         {
             tracing::warn!(error = %e, "could not apply the token's profile claims");
         }
