@@ -407,6 +407,17 @@ fn the_canary_reaches_its_customer_and_the_driver_in_the_window_and_nothing_else
 
     // Erase: the key goes; the export has nothing personal left; old reads fail shut.
     cell.restart();
+    // Each path has its one method: a DELETE on the export path erases nothing, and the
+    // erase path reads nothing.
+    cell.client()
+        .req(reqwest::Method::DELETE, "/api/v1/customers/me/export")
+        .token(&cust)
+        .send()
+        .expect_status(405);
+    cell.get("/api/v1/customers/me")
+        .token(&cust)
+        .send()
+        .expect_status(405);
     cell.client()
         .req(reqwest::Method::DELETE, "/api/v1/customers/me")
         .token(&cust)

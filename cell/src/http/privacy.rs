@@ -21,7 +21,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(super) fn routes() -> OpenApiRouter<App> {
-    OpenApiRouter::new().routes(routes!(export, erase))
+    // One `routes!` per path: handlers listed together share every path among them.
+    OpenApiRouter::new()
+        .routes(routes!(export))
+        .routes(routes!(erase))
 }
 
 /// The order's personal fields, opened; an erased customer's come back empty.
