@@ -7,6 +7,7 @@
 //! transaction ([`crate::orders::repo::assign_driver`]) so no race can give an order two
 //! drivers or a driver two orders.
 
+mod config;
 pub mod eta;
 pub mod handover;
 mod history_hook;
@@ -16,14 +17,16 @@ pub mod port;
 mod revoke;
 mod validate;
 
+pub use config::DispatchConfig;
+
 use crate::orders::repo::{self, RepoError};
 use crate::orders::{OrderError, Orders};
 use crate::tracking::Tracker;
 use domain::{Actor, Command, DeliveryId, DriverId, Order, OrderId, OrderStatus, UnixMs};
 use geostore::{DriverState, GeoStore};
-use matching::machine::{self, MatchConfig, Matcher};
+use matching::machine::{self, Matcher};
 use parking_lot::{Mutex, RwLock};
-use pings::{Fix, Ledger, Outcome, PingCounters, PingLimits, PingRejection, SessionSeq};
+use pings::{Fix, Ledger, Outcome, PingCounters, PingRejection, SessionSeq};
 use schemas::{Assignment, CellBody};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,34 +35,6 @@ use tokio::sync::{Notify, mpsc};
 
 /// Per-driver outbox depth: offers and confirmations are rare; a full box means a dead peer.
 const OUTBOX: usize = 32;
-
-/// Dispatch settings.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DispatchConfig {
-    pub matching: MatchConfig,
-    pub pings: PingLimits,
-    /// A dropped driver keeps their offer and state this long before going offline.
-    pub reconnect_grace_ms: u64,
-    /// How often expiries and waiting orders are looked at (also woken on events).
-    pub tick_ms: u64,
-    /// Payout to the driver: base plus per km of pickup→dropoff, in cents.
-    pub payout_base_cents: i64,
-    pub payout_per_km_cents: i64,
-}
-
-impl Default for DispatchConfig {
-    fn default() -> Self {
-        Self {
-            matching: MatchConfig::default(),
-            pings: PingLimits::default(),
-            reconnect_grace_ms: 30_000,
-            tick_ms: 250,
-            payout_base_cents: 350,
-            payout_per_km_cents: 120,
-        }
-    }
-}
 
 /// Why a driver action was refused. Maps to an `ErrorMsg` code on QUIC, a status on REST.
 #[derive(Debug, thiserror::Error)]

@@ -171,28 +171,6 @@ impl RedbKeyStore {
             writer: Mutex::new(Some(writer)),
         })
     }
-
-    fn write(&self, id: KeyId, value: &[u8], only_new: bool) -> Result<Stored, KeyError> {
-        use redb::ReadableTable;
-        let w = self.db.begin_write().map_err(ks)?;
-        let name = id.to_string();
-        let now = {
-            let mut t = w.open_table(KEYS).map_err(ks)?;
-            let old = t
-                .get(name.as_str())
-                .map_err(ks)?
-                .map(|v| v.value().to_vec());
-            match old {
-                Some(v) if only_new => stored(v),
-                _ => {
-                    t.insert(name.as_str(), value).map_err(ks)?;
-                    stored(value.to_vec())
-                }
-            }
-        };
-        w.commit().map_err(ks)?;
-        Ok(now)
-    }
 }
 
 fn stored(v: Vec<u8>) -> Stored {
@@ -235,7 +213,12 @@ impl KeyStore for RedbKeyStore {
     }
 
     fn destroy(&self, id: KeyId) -> Result<(), KeyError> {
-        self.write(id, &[], false).map(|_| ())
+        let w = self.db.begin_write().map_err(ks)?;
+        w.open_table(KEYS)
+            .map_err(ks)?
+            .insert(id.to_string().as_str(), &[][..])
+            .map_err(ks)?;
+        w.commit().map_err(ks)
     }
 
     fn replace_many(&self, swaps: &[(KeyId, Vec<u8>, Vec<u8>)]) -> Result<usize, KeyError> {

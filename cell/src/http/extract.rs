@@ -101,10 +101,6 @@ impl FromRequestParts<App> for Auth {
             Principal::Driver(d) => Some((crate::people::Kind::Driver, d.0)),
             _ => None,
         };
-        let sealer = crate::people::Sealer {
-            vault: app.orders().vault(),
-            now: app.now(),
-        };
         // Boxed: the store read and write it may do would otherwise make every request's
         // extractor future (moved on each poll setup) several times larger.
         if let Some((kind, id)) = who
@@ -113,7 +109,10 @@ impl FromRequestParts<App> for Auth {
                 .is_current(kind, id, v.name.as_deref(), v.phone.as_deref())
             && let Err(e) = Box::pin(app.claim_sync().apply(
                 &**app.kv(),
-                &sealer,
+                &crate::people::Sealer {
+                    vault: app.orders().vault(),
+                    now: app.now(),
+                },
                 kind,
                 id,
                 v.name.as_deref(),

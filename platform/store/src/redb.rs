@@ -44,7 +44,7 @@
 //! gives the reason) and recovers by itself (`redb/recover.rs`): it reopens the file so reads
 //! are served again, then retries a small durable probe write with backoff until one commits.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -193,7 +193,7 @@ impl RedbStore {
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&writer_shared, &rx, runtime, &opts))
+            .spawn(move || writer::writer_loop(&writer_shared, &rx, runtime, &opts))
             .map_err(backend)?;
         Ok(Self {
             shared,
@@ -308,80 +308,6 @@ where
             }
         }
         Ok(())
-    }
-}
-
-fn writer_loop(
-    shared: &Shared,
-    jobs: &mpsc::Receiver<Job>,
-    runtime: Option<tokio::runtime::Handle>,
-    opts: &RedbOptions,
-) {
-    // Closures may use tokio types (timers, channels) even though we drive them here.
-    let _rt = runtime.as_ref().map(|h| h.enter());
-    let max_batch = opts.max_batch.max(1);
-    let per_batch = opts.background_per_batch.max(1);
-    let mut last_batch = 1;
-    // Background jobs received but not yet run, oldest first.
-    let mut waiting: VecDeque<Job> = VecDeque::new();
-    loop {
-        let mut batch = Vec::new();
-        // Block for work only when no background job is waiting for its turn.
-        if waiting.is_empty() {
-            match jobs.recv() {
-                Ok(j) => route(j, &mut batch, &mut waiting),
-                Err(_) => return,
-            }
-        }
-        let drain = |batch: &mut Vec<Job>, waiting: &mut VecDeque<Job>| {
-            while batch.len() < max_batch {
-                match jobs.try_recv() {
-                    Ok(j) => route(j, batch, waiting),
-                    Err(_) => break,
-                }
-            }
-        };
-        drain(&mut batch, &mut waiting);
-        // Linger: when transactions are concurrent, the callers answered by the last commit are
-        // resubmitting right now. Waiting while they keep arriving (at most `linger_max`) puts
-        // them in this batch instead of splitting them between two fsyncs.
-        if last_batch > 1 && !opts.linger_max.is_zero() {
-            let deadline = Instant::now() + opts.linger_max;
-            while batch.len() < max_batch {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match jobs.recv_timeout(opts.linger_gap.min(left)) {
-                    Ok(j) => {
-                        route(j, &mut batch, &mut waiting);
-                        drain(&mut batch, &mut waiting);
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
-        // Background jobs ride along a few per commit, so a burst of them (a worker settling
-        // 64 captures at once) cannot make the commit a request waits for many times longer.
-        let room = max_batch.saturating_sub(batch.len()).max(1);
-        batch.extend(waiting.drain(..per_batch.min(room).min(waiting.len())));
-        last_batch = batch.len();
-        // After a failed commit, recover before the next batch; stop if the store is dropped.
-        if let Err(e) = run_batch(shared, batch) {
-            // The waiting background jobs are refused like the ones queued behind the failure.
-            for j in waiting.drain(..) {
-                let _ = j.reply.send(Err(TxnError::Store(shared.unavailable())));
-            }
-            if !recover::until_healthy(shared, jobs, e) {
-                return;
-            }
-        }
-    }
-}
-
-/// A request's job joins the batch being formed; a background job waits its turn.
-fn route(j: Job, batch: &mut Vec<Job>, waiting: &mut VecDeque<Job>) {
-    if j.background {
-        waiting.push_back(j);
-    } else {
-        batch.push(j);
     }
 }
 
@@ -607,3 +533,4 @@ mod apply;
 mod recover;
 #[cfg(test)]
 mod tests;
+mod writer;

@@ -12,6 +12,7 @@
 //! value can move an order ahead by at most V and none starves. Rounds take orders in that
 //! order, and a freed driver is given the first feasible one (`Matcher::next_for`).
 
+use super::queue::QueueKey;
 use domain::{Cents, DeliveryId, DriverId, OrderId, UnixMs};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -161,31 +162,6 @@ pub struct Matcher {
     /// Every job in queue order (see [`QueueKey`]).
     queue: BTreeSet<QueueKey>,
     next_offer_id: u64,
-}
-
-/// A job's place in the queue. Priority at time t is (t − arrived) + bonus, with the bonus
-/// (from the order's value) capped at V; since t is common to all jobs, ordering by priority
-/// is ordering by `arrived − bonus` ascending, a key that never changes while the job waits:
-/// no re-sorting as time passes. Ties go to the oldest, then the smaller id. An order that
-/// arrived more than V after another has a larger key whatever the values: nobody starves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct QueueKey {
-    effective: i64,
-    arrived: i64,
-    order: OrderId,
-}
-
-impl QueueKey {
-    fn of(spec: &JobSpec, cfg: &MatchConfig) -> Self {
-        QueueKey {
-            effective: spec
-                .arrived
-                .0
-                .saturating_sub(cfg.value_bonus_ms(spec.value)),
-            arrived: spec.arrived.0,
-            order: spec.order,
-        }
-    }
 }
 
 impl Matcher {

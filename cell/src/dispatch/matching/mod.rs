@@ -8,6 +8,7 @@
 //!   machine's answers say.
 
 pub mod machine;
+mod queue;
 #[cfg(test)]
 mod race_tests;
 #[cfg(test)]
