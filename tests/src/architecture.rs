@@ -140,6 +140,10 @@ pub const CLOCK_ALLOWLIST: &[(&str, &str)] = &[
         "group commit: the linger deadline and commit-duration metrics",
     ),
     (
+        "platform/store/src/redb/writer.rs",
+        "group commit: the writer loop's linger deadline (moved out of redb.rs)",
+    ),
+    (
         "sim/src/clock.rs",
         "simulator: one real Instant anchors the model store's transaction-age clock to virtual time (only differences are used)",
     ),
