@@ -3,15 +3,18 @@
 //! delivery. The QUIC gateway and the REST driver endpoints call the same methods here.
 //!
 //! Matching decisions are made by the sans-IO [`matching::machine::Matcher`]; the async
-//! `matching::task` only feeds it candidates and time and carries out what it asks. Assignment itself is a store
-//! transaction ([`crate::orders::repo::assign_driver`]) so no race can give an order two
-//! drivers or a driver two orders.
+//! `matching::task` only feeds it candidates and time and carries out what it asks. Every
+//! offer is a lease in the store (`offers`): created, accepted, declined and expired each in
+//! one transaction, the accept together with the assignment
+//! ([`crate::orders::repo::assign_in`]), so no race can give an order two drivers or a
+//! driver two orders, and a repeated accept answers what the first did.
 
 mod config;
 pub mod eta;
 pub mod handover;
 mod history_hook;
 pub mod matching;
+pub mod offers;
 pub mod pings;
 pub mod port;
 mod revoke;
@@ -19,15 +22,16 @@ mod validate;
 
 pub use config::DispatchConfig;
 
-use crate::orders::repo::{self, RepoError};
+use crate::orders::repo::RepoError;
 use crate::orders::{OrderError, Orders};
 use crate::tracking::Tracker;
 use domain::{Actor, Command, DeliveryId, DriverId, Order, OrderId, OrderStatus, UnixMs};
 use geostore::{DriverState, GeoStore};
-use matching::machine::{self, Matcher};
+use matching::machine::Matcher;
+use offers::offer_error;
 use parking_lot::{Mutex, RwLock};
 use pings::{Fix, Ledger, Outcome, PingCounters, PingRejection, SessionSeq};
-use schemas::{Assignment, CellBody};
+use schemas::CellBody;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,8 +45,12 @@ const OUTBOX: usize = 32;
 pub enum DispatchError {
     #[error("no open offer or delivery {0} for this driver")]
     UnknownDelivery(DeliveryId),
-    #[error("the offer expired")]
-    OfferExpired,
+    /// The offer's lease refused the answer (`offer_expired`, `offer_superseded`,
+    /// `order_taken`).
+    #[error(transparent)]
+    Refused(offers::Refusal),
+    #[error("offer store: {0}")]
+    Store(#[from] store::StoreError),
     #[error(transparent)]
     Order(#[from] OrderError),
 }
@@ -102,6 +110,11 @@ struct State {
     stats: HashMap<DriverId, DriverStats>,
     /// Order specs by id, for offers (pickup/dropoff names).
     jobs: HashMap<OrderId, Order>,
+    /// Offers whose message could not be handed to the driver's session (full outbox):
+    /// undeliverable unless sent again on reconnect.
+    undelivered: std::collections::HashSet<u64>,
+    /// Offers of cancelled orders whose leases the next tick closes as withdrawn.
+    withdrawn: Vec<offers::OfferId>,
     /// Orders whose matching could not start (no delivery id while the store refused the id
     /// lease): each tick tries them again, so a store fault delays them but strands none.
     unstarted: Vec<Order>,
@@ -152,6 +165,8 @@ impl Dispatch {
                 sessions: HashMap::new(),
                 stats: HashMap::new(),
                 jobs: HashMap::new(),
+                undelivered: Default::default(),
+                withdrawn: Vec::new(),
                 unstarted: Vec::new(),
             }),
             carrying: RwLock::new(HashMap::new()),
@@ -202,12 +217,10 @@ impl Dispatch {
         if let Some((spec, open)) = st.matcher.open_offer_of(driver)
             && let Some(order) = st.jobs.get(&spec.order)
         {
-            let _ = tx.try_send(CellBody::Offer(self.offer_msg(
-                order,
-                &spec,
-                open.offer_id,
-                open.expires_at,
-            )));
+            let msg = CellBody::Offer(self.offer_msg(order, &spec, open.offer_id, open.expires_at));
+            if tx.try_send(msg).is_ok() {
+                st.undelivered.remove(&open.offer_id);
+            }
         }
         metrics::gauge!("cell_drivers_connected")
             .set(st.sessions.values().filter(|s| s.lost_at.is_none()).count() as f64);
@@ -406,6 +419,10 @@ impl Dispatch {
     ) -> Result<Option<Order>, DispatchError> {
         let (cmd, delivery) = match update {
             DriverUpdate::Online => {
+                // Immediate, also after an auto-offline (`missed_offers`), which it clears.
+                offers::store::online(&**self.orders.kv(), driver)
+                    .await
+                    .map_err(offer_error)?;
                 if !self.carrying.read().contains_key(&driver) {
                     let _ = self.geo.set_state(to_geo(driver), DriverState::Available);
                 }
@@ -460,85 +477,6 @@ impl Dispatch {
             self.carrying.write().insert(driver, o.clone());
         }
         Ok(Some(o))
-    }
-
-    /// A driver's answer to an offer.
-    pub async fn respond(
-        &self,
-        driver: DriverId,
-        delivery: DeliveryId,
-        accept: bool,
-        now: UnixMs,
-    ) -> Result<Option<Order>, DispatchError> {
-        let cfg = &self.cfg.matching;
-        if !accept {
-            let r = self
-                .state
-                .lock()
-                .matcher
-                .decline(driver, delivery, now, cfg);
-            let (order, step) = r.map_err(|_| DispatchError::UnknownDelivery(delivery))?;
-            let _ = self.geo.compare_and_set_state(
-                to_geo(driver),
-                DriverState::Offered,
-                DriverState::Available,
-            );
-            metrics::counter!("cell_offers_total", "outcome" => "declined").increment(1);
-            self.after_step(order, step, now).await;
-            self.wake.notify_one();
-            return Ok(None);
-        }
-        let order = {
-            let mut st = self.state.lock();
-            match st.matcher.accept(driver, delivery, now) {
-                Ok(o) => o,
-                Err(machine::MatchError::Expired) => return Err(DispatchError::OfferExpired),
-                Err(machine::MatchError::NoSuchOffer) => {
-                    return Err(DispatchError::UnknownDelivery(delivery));
-                }
-            }
-        };
-        let kv = self.orders.kv().clone();
-        // One id for this acceptance: a commit retried after an unknown result returns the
-        // assignment instead of finding the driver busy with this very order.
-        let op = crate::orders::WriteOp::new(now);
-        match repo::assign_driver(&*kv, self.orders.log(), order, driver, delivery, &op).await {
-            Ok((o, _)) => {
-                let mut st = self.state.lock();
-                let open = st.matcher.remove(order);
-                st.jobs.remove(&order);
-                st.stats.entry(driver).or_default().accepts += 1;
-                let offer_id = open.map_or(0, |o| o.offer_id);
-                self.send(
-                    &st,
-                    driver,
-                    CellBody::Assignment(Assignment {
-                        offer_id,
-                        delivery_id: delivery.0,
-                        order_id: order.0,
-                    }),
-                );
-                drop(st);
-                let _ = self.geo.set_state(to_geo(driver), DriverState::OnDelivery);
-                self.carrying.write().insert(driver, o.clone());
-                metrics::counter!("cell_offers_total", "outcome" => "accepted").increment(1);
-                metrics::gauge!("cell_matching_waiting")
-                    .set(self.state.lock().matcher.waiting() as f64);
-                Ok(Some(o))
-            }
-            Err(e) => {
-                let step = self.state.lock().matcher.assign_failed(order, now, cfg);
-                let _ = self.geo.compare_and_set_state(
-                    to_geo(driver),
-                    DriverState::Offered,
-                    DriverState::Available,
-                );
-                metrics::counter!("cell_offers_total", "outcome" => "assign_failed").increment(1);
-                self.after_step(order, step, now).await;
-                self.wake.notify_one();
-                Err(e.into())
-            }
-        }
     }
 
     /// The order a driver holds an open offer for (status `offered` in the response).

@@ -19,7 +19,10 @@ pub struct DispatchPort(pub App);
 fn close_reason(e: &DispatchError) -> CloseReason {
     match e {
         DispatchError::UnknownDelivery(_) => CloseReason::UnknownDelivery,
-        DispatchError::OfferExpired => CloseReason::OfferExpired,
+        // The wire has one code for an answer that came too late (`OfferExpired`: "expired or
+        // withdrawn"); a superseded offer or a taken order are that to the driver's app.
+        DispatchError::Refused(_) => CloseReason::OfferExpired,
+        DispatchError::Store(_) => CloseReason::Internal,
         DispatchError::Order(OrderError::Repo(_)) => CloseReason::InvalidTransition,
         DispatchError::Order(OrderError::Payment(_)) => CloseReason::InvalidTransition,
     }
@@ -94,9 +97,19 @@ impl DriverPort for DispatchPort {
     ) -> BoxFuture<'_, Result<(), CloseReason>> {
         Box::pin(async move {
             let accept = resp.decision == OfferDecision::Accept;
+            // The offer id names the lease; its own fencing number is checked against the
+            // order's latest (the QUIC message carries no separate one).
+            let offer = Some(crate::dispatch::offers::OfferId(resp.offer_id));
             self.0
                 .dispatch()
-                .respond(driver, DeliveryId(resp.delivery_id), accept, self.0.now())
+                .answer(
+                    driver,
+                    DeliveryId(resp.delivery_id),
+                    offer,
+                    None,
+                    accept,
+                    self.0.now(),
+                )
                 .await
                 .map(|_| ())
                 .map_err(|e| close_reason(&e))

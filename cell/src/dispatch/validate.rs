@@ -46,6 +46,17 @@ impl Validate for MatchConfig {
         s.ensure(self.offer_ttl_ms > 0, "offer_ttl_ms", || {
             "must be greater than 0 (got 0)".to_owned()
         });
+        // A margin as long as the lease would show a deadline already passed.
+        s.ensure(
+            self.offer_display_margin_ms < self.offer_ttl_ms,
+            "offer_display_margin_ms",
+            || {
+                format!(
+                    "must be less than offer_ttl_ms = {} (got {})",
+                    self.offer_ttl_ms, self.offer_display_margin_ms
+                )
+            },
+        );
         for (key, w) in [
             ("weight_distance", self.weight_distance),
             ("weight_heading", self.weight_heading),

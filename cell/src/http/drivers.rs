@@ -6,11 +6,13 @@ use super::error::ApiError;
 use super::extract::{AppJson, AppPath, Auth};
 use crate::app::App;
 use crate::auth::Principal;
+use crate::dispatch::offers::OfferId;
 use crate::dispatch::pings::PingRejection;
 use crate::dispatch::{DispatchError, DriverUpdate, GpsFix};
 use crate::people::Kind;
 use crate::personal::window::{self, Shown};
 use axum::extract::State;
+use axum::response::IntoResponse;
 use domain::{DeliveryId, DriverId, Order};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -82,6 +84,18 @@ pub struct DeliveryResponse {
     pub pickup_eta_minutes: Option<u32>,
     /// What the driver earns for this delivery, in cents.
     pub payout_cents: i64,
+    /// While offered: the offer to name in the accept (`offer_id`, `fence`) and the deadline
+    /// to show (Unix ms; the lease runs `offer_display_margin_ms` longer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<OfferView>,
+}
+
+/// An open offer, as a REST driver sees it.
+#[derive(Serialize, ToSchema)]
+pub struct OfferView {
+    pub offer_id: String,
+    pub fence: u64,
+    pub deadline_ms: i64,
 }
 
 /// A driver's status change. Progress through a delivery names the delivery; going online
@@ -148,11 +162,14 @@ fn driver(who: &Principal) -> Result<DriverId, ApiError> {
 pub(crate) fn dispatch_error(e: DispatchError) -> ApiError {
     match e {
         DispatchError::UnknownDelivery(d) => ApiError::not_found("delivery", d),
-        DispatchError::OfferExpired => ApiError::Conflict {
-            code: "offer.expired",
-            message: e.to_string(),
+        // The typed reason of a late or stale answer: `offer_expired`, `offer_superseded`,
+        // `order_taken`.
+        DispatchError::Refused(r) => ApiError::Conflict {
+            code: r.code(),
+            message: r.to_string(),
             status: None,
         },
+        DispatchError::Store(s) => super::error::store_error(s),
         DispatchError::Order(o) => super::orders::order_error(o),
     }
 }
@@ -214,6 +231,7 @@ async fn delivery_body(
             super::people::minutes_between((p.lat, p.lng), (o.restaurant_lat, o.restaurant_lng))
         }),
         payout_cents: crate::earnings::payout(&app.config().dispatch, o).0,
+        offer: None,
     })
 }
 
@@ -285,24 +303,65 @@ async fn location(
     }))
 }
 
-/// Accept a delivery offer (seed 5.7). 409 if it expired, 404 if it is not yours.
+/// Which offer an accept answers: the offer id and fencing number the offer carried
+/// (`GET /api/v1/drivers/me/delivery` shows them). Optional: without them the order's
+/// latest offer is meant, checked with its own fencing number.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRequest {
+    #[schema(pattern = r"^[0-9]{1,20}$")]
+    pub offer_id: String,
+    pub fence: u64,
+}
+
+/// Accept a delivery offer (seed 5.7). A repeat of an accept that assigned returns the
+/// identical body; a late one is 409 with `offer_expired`, `offer_superseded` or
+/// `order_taken`; 404 if it is not yours.
 #[utoipa::path(post, path = "/api/v1/drivers/deliveries/{delivery_id}/accept", params(("delivery_id" = String, Path)),
-    security(("bearer" = [])), responses((status = 200, body = DeliveryResponse), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    request_body(content = Option<AcceptRequest>, description = "optional: the offer id and fencing number"),
+    security(("bearer" = [])), responses((status = 200, body = DeliveryResponse), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn accept(
     State(app): State<App>,
     Auth(who): Auth,
     AppPath(id): AppPath<String>,
-) -> Result<axum::Json<DeliveryResponse>, ApiError> {
+    body: axum::body::Bytes,
+) -> Result<axum::response::Response, ApiError> {
     let d = driver(&who)?;
     let delivery = parse_delivery(&id)?;
-    let order = app
+    let (offer, fence) = if body.iter().all(u8::is_ascii_whitespace) {
+        (None, None)
+    } else {
+        let req: AcceptRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("offer.invalid_body", e.to_string()))?;
+        let offer = req.offer_id.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("offer.invalid_body", "offer_id must be a decimal id")
+        })?;
+        (Some(OfferId(offer)), Some(req.fence))
+    };
+    let accepted = app
         .dispatch()
-        .respond(d, delivery, true, app.now())
+        .answer(d, delivery, offer, fence, true, app.now())
         .await
-        .map_err(dispatch_error)?;
-    let order = order.ok_or_else(|| ApiError::internal("accept returned no order"))?;
-    Ok(axum::Json(delivery_body(&app, d, &order, false).await?))
+        .map_err(dispatch_error)?
+        .ok_or_else(|| ApiError::internal("accept returned no order"))?;
+    let text = match accepted.body {
+        Some(kept) => kept,
+        None => {
+            let view = delivery_body(&app, d, &accepted.order, false).await?;
+            let text = serde_json::to_string(&view).map_err(ApiError::internal)?;
+            // The first reply made is kept: a repeat (or a racing one) answers with it.
+            app.dispatch()
+                .keep_reply(accepted.reply.offer, text)
+                .await
+                .map_err(dispatch_error)?
+        }
+    };
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response())
 }
 
 /// Decline a delivery offer (seed 5.7): it moves on to the next driver.
@@ -381,7 +440,15 @@ async fn current(
         return Ok(axum::Json(delivery_body(&app, d, &o, false).await?));
     }
     match app.dispatch().open_offer(d) {
-        Some(o) => Ok(axum::Json(delivery_body(&app, d, &o, true).await?)),
+        Some(o) => {
+            let mut body = delivery_body(&app, d, &o, true).await?;
+            body.offer = app.dispatch().open_lease(d).await.map(|l| OfferView {
+                offer_id: l.offer.to_string(),
+                fence: l.fence,
+                deadline_ms: l.display_deadline.0,
+            });
+            Ok(axum::Json(body))
+        }
         None => Err(ApiError::not_found("delivery", "current")),
     }
 }

@@ -18,64 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-/// Matching settings (`[dispatch.matching]` in the cell config).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MatchConfig {
-    pub radius_m: f64,
-    pub wide_radius_m: f64,
-    /// Candidates fetched per attempt (geostore `nearest` k).
-    pub candidates: usize,
-    pub offer_ttl_ms: u64,
-    /// Offers per radius before widening.
-    pub offers_per_phase: u32,
-    /// Once delayed, how often to look again.
-    pub retry_delayed_ms: u64,
-    /// After a search found nobody, wait this long before the next round.
-    pub empty_retry_ms: u64,
-    pub weight_distance: f64,
-    pub weight_heading: f64,
-    pub weight_acceptance: f64,
-    /// More orders waiting than this: skip scoring, offer to the nearest (seed §12 degrade).
-    pub degrade_above_waiting: usize,
-    /// Queue priority: an order's value buys it this much waiting time per dollar...
-    pub value_bonus_ms_per_dollar: u64,
-    /// ... up to this much (V): no order is overtaken by one that arrived more than V later.
-    pub value_bonus_cap_ms: u64,
-}
-
-impl Default for MatchConfig {
-    fn default() -> Self {
-        Self {
-            radius_m: 5_000.0,
-            wide_radius_m: 10_000.0,
-            candidates: 20,
-            offer_ttl_ms: 30_000,
-            offers_per_phase: 3,
-            retry_delayed_ms: 30_000,
-            empty_retry_ms: 10_000,
-            weight_distance: 0.6,
-            weight_heading: 0.2,
-            weight_acceptance: 0.2,
-            degrade_above_waiting: 500,
-            value_bonus_ms_per_dollar: 2_000,
-            value_bonus_cap_ms: 120_000,
-        }
-    }
-}
-
-impl MatchConfig {
-    pub fn offer_ttl(&self) -> Duration {
-        Duration::from_millis(self.offer_ttl_ms)
-    }
-
-    /// The waiting time an order's value is worth, capped at `value_bonus_cap_ms`.
-    pub fn value_bonus_ms(&self, value: Cents) -> i64 {
-        let cents = u64::try_from(value.0).unwrap_or(0);
-        let ms = cents.saturating_mul(self.value_bonus_ms_per_dollar) / 100;
-        i64::try_from(ms.min(self.value_bonus_cap_ms)).unwrap_or(i64::MAX)
-    }
-}
+pub use super::match_config::MatchConfig;
 
 /// What the order needs carried.
 #[derive(Debug, Clone, PartialEq)]
@@ -276,8 +219,13 @@ impl Matcher {
         let Some(job) = self.jobs.get(&order) else {
             return vec![];
         };
-        candidates
-            .retain(|c| !job.tried.contains(&c.driver) && !self.offered.contains_key(&c.driver));
+        candidates.retain(|c| !self.offered.contains_key(&c.driver));
+        // Lockout: who declined or timed out on this order is not offered it again, unless
+        // the switch is on and nobody else is available.
+        let fresh = candidates.iter().any(|c| !job.tried.contains(&c.driver));
+        if fresh || !cfg.reoffer_when_exhausted {
+            candidates.retain(|c| !job.tried.contains(&c.driver));
+        }
         if degraded {
             candidates.sort_by(|a, b| {
                 a.distance_m
@@ -376,13 +324,10 @@ impl Matcher {
             }
             Phase::Wide => {
                 job.phase = Phase::Delayed;
-                // Everyone gets another chance on the next sweep.
-                job.tried.clear();
                 job.next_attempt = now.plus(Duration::from_millis(cfg.retry_delayed_ms));
                 Step::FlagDelayed
             }
             Phase::Delayed => {
-                job.tried.clear();
                 job.next_attempt = now.plus(Duration::from_millis(cfg.retry_delayed_ms));
                 Step::Idle
             }
@@ -471,9 +416,19 @@ impl Matcher {
         Ok(*order)
     }
 
-    /// Offers past their expiry, with what to do next for each.
+    /// Offers past their expiry, with what to do next for each (the matcher alone: the
+    /// dispatch closes the lease in the store first, then calls [`Matcher::lapsed`]).
     pub fn expire(&mut self, now: UnixMs, cfg: &MatchConfig) -> Vec<(OrderId, OpenOffer, Step)> {
-        let mut expired: Vec<(OrderId, OpenOffer)> = self
+        self.expired(now)
+            .into_iter()
+            .map(|(order, open)| (order, open, self.offer_failed(order, now, cfg)))
+            .collect()
+    }
+
+    /// Open offers at or past their expiry (nothing changes: the lease in the store decides
+    /// first, then [`Matcher::lapsed`] moves the order on).
+    pub fn expired(&self, now: UnixMs) -> Vec<(OrderId, OpenOffer)> {
+        let mut out: Vec<(OrderId, OpenOffer)> = self
             .jobs
             .values()
             .filter(|j| !j.accepting)
@@ -484,13 +439,67 @@ impl Matcher {
                     .map(|o| (j.spec.order, o.clone()))
             })
             .collect();
-        // Oldest order first, as `due`: the map's iteration order must not decide which
-        // withdrawal (and which delay flag) comes first.
-        expired.sort_by_key(|(order, _)| *order);
-        expired
-            .into_iter()
-            .map(|(order, open)| (order, open, self.offer_failed(order, now, cfg)))
-            .collect()
+        // Oldest order first: the map's iteration order must not decide what comes first.
+        out.sort_by_key(|(order, _)| *order);
+        out
+    }
+
+    /// Offer `offer_id` of `order` ended without an acceptance (its lease closed in the
+    /// store): the order moves on. `locked`: the driver declined or timed out, and is not
+    /// offered the order again; otherwise (undeliverable, withdrawn, never created) they may
+    /// be. A stale id (the order moved on already) changes nothing.
+    pub fn lapsed(
+        &mut self,
+        order: OrderId,
+        offer_id: u64,
+        locked: bool,
+        now: UnixMs,
+        cfg: &MatchConfig,
+    ) -> Step {
+        let Some(job) = self.jobs.get_mut(&order) else {
+            return Step::Idle;
+        };
+        let Some(open) = job.open.as_ref().filter(|o| o.offer_id == offer_id) else {
+            return Step::Idle;
+        };
+        if !locked {
+            let driver = open.driver;
+            job.tried.remove(&driver);
+        }
+        job.accepting = false;
+        self.offer_failed(order, now, cfg)
+    }
+
+    /// Offer ids continue above `last` (the highest one stored, after a restart).
+    pub fn resume_offer_ids(&mut self, last: u64) {
+        self.next_offer_id = self.next_offer_id.max(last);
+    }
+
+    /// An open offer read back from the store after a restart. `false` if the order is not
+    /// waiting or already has one, or the driver holds another.
+    pub fn restore(&mut self, order: OrderId, open: OpenOffer) -> bool {
+        if self.offered.contains_key(&open.driver) {
+            return false;
+        }
+        let Some(job) = self.jobs.get_mut(&order) else {
+            return false;
+        };
+        if job.open.is_some() || job.spec.delivery != open.delivery {
+            return false;
+        }
+        job.tried.insert(open.driver);
+        self.offered.insert(open.driver, order);
+        self.next_offer_id = self.next_offer_id.max(open.offer_id);
+        job.open = Some(open);
+        self.debug_check(order, None);
+        true
+    }
+
+    /// Drivers locked out of `order` (read back from the store after a restart).
+    pub fn lock_out(&mut self, order: OrderId, drivers: impl IntoIterator<Item = DriverId>) {
+        if let Some(job) = self.jobs.get_mut(&order) {
+            job.tried.extend(drivers);
+        }
     }
 
     pub fn phase(&self, order: OrderId) -> Option<Phase> {

@@ -102,6 +102,22 @@ fn declines_and_timeouts_widen_then_delay() {
     assert_eq!(m.no_candidate(OrderId(1), later, &cfg), Step::FlagDelayed);
     assert_eq!(m.phase(OrderId(1)), Some(Phase::Delayed));
     assert!(m.due(later, &cfg).is_empty(), "waits before retrying");
+    // Delayed, the lockout holds: who declined or timed out is not offered it again...
+    let all = vec![cand(1, 10.0), cand(2, 20.0), cand(3, 30.0)];
+    assert!(m.rank(OrderId(1), all.clone(), &cfg, false).is_empty());
+    // ...unless the exhausted-pool switch is on and nobody else is available.
+    let switch = MatchConfig {
+        reoffer_when_exhausted: true,
+        ..cfg.clone()
+    };
+    assert_eq!(m.rank(OrderId(1), all.clone(), &switch, false).len(), 3);
+    let mut with_new = all;
+    with_new.push(cand(4, 40.0));
+    let ranked = m.rank(OrderId(1), with_new, &switch, false);
+    assert_eq!(
+        ranked.iter().map(|c| c.driver).collect::<Vec<_>>(),
+        vec![DriverId(4)]
+    );
     assert_eq!(o.offer_id, 1);
 }
 

@@ -8,6 +8,7 @@
 //!   machine's answers say.
 
 pub mod machine;
+mod match_config;
 mod queue;
 #[cfg(test)]
 mod race_tests;

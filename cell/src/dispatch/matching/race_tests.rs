@@ -4,9 +4,13 @@
 //! number the test sets. No background task runs: the test ticks matching itself.
 //!
 //! - accepts of one delivery racing over QUIC and REST, by its holder and by another driver:
-//!   exactly one wins; the rest are refused as the transports say it (404, `unknown_delivery`);
-//! - an accept arriving after the offer's expiry, before a tick withdrew it: REST 409
-//!   `offer.expired`, QUIC `offer_expired`.
+//!   one assigns, the holder's other one repeats it (the leased offer's replay), the other
+//!   driver's are refused as the transports say it (404, `unknown_delivery`);
+//! - an accept arriving after the offer's lease ended, before a tick withdrew it: REST 409
+//!   `offer_expired`, QUIC `offer_expired`; one at the shown deadline (2 s, here 200 ms,
+//!   before the lease's end) lands;
+//! - a repeated REST accept returns the identical body, with the offer id and fencing number
+//!   or without.
 
 use crate::auth::Principal;
 use crate::dispatch::port::DispatchPort;
@@ -28,7 +32,11 @@ use tower::ServiceExt;
 use crate::test_app::TestApp as Cell;
 
 async fn cell() -> Cell {
-    Cell::start(|cfg| cfg.dispatch.matching.offer_ttl_ms = 800).await
+    Cell::start(|cfg| {
+        cfg.dispatch.matching.offer_ttl_ms = 800;
+        cfg.dispatch.matching.offer_display_margin_ms = 200;
+    })
+    .await
 }
 
 impl Cell {
@@ -73,6 +81,20 @@ impl Cell {
 
     /// `POST /api/v1/drivers/deliveries/{delivery}/accept` as `driver`: status and body.
     async fn rest_accept(&self, driver: u64, delivery: u64) -> (StatusCode, Value) {
+        let (status, bytes) = self.rest_accept_with(driver, delivery, "").await;
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// The same with a request body; the raw response body.
+    async fn rest_accept_with(
+        &self,
+        driver: u64,
+        delivery: u64,
+        body: &str,
+    ) -> (StatusCode, Vec<u8>) {
         let token = self.app.jwt().issue(
             Principal::Driver(DriverId(driver)),
             None,
@@ -83,7 +105,8 @@ impl Cell {
             .method("POST")
             .uri(format!("/api/v1/drivers/deliveries/{delivery}/accept"))
             .header("authorization", format!("Bearer {token}"))
-            .body(Body::empty())
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
             .unwrap();
         let resp = crate::http::router(self.app.clone())
             .oneshot(req)
@@ -93,10 +116,7 @@ impl Cell {
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await
             .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        (status, bytes.to_vec())
     }
 
     /// An accept over the QUIC session's port.
@@ -142,19 +162,9 @@ async fn accepts_racing_over_rest_and_quic_assign_exactly_one_driver() {
         c.rest_accept(202, delivery),
         c.quic_accept(202, &offer),
     );
-    assert!(
-        hq.is_ok() ^ (hr == StatusCode::OK),
-        "exactly one of the holder's accepts wins: QUIC {hq:?}, REST {hr}"
-    );
-    if hq.is_ok() {
-        assert_eq!(
-            hr,
-            StatusCode::NOT_FOUND,
-            "the delivery is no longer on offer"
-        );
-    } else {
-        assert_eq!(hq, Err(CloseReason::UnknownDelivery));
-    }
+    // One of the holder's accepts assigns, the other repeats it (one assignment, below).
+    assert_eq!(hq, Ok(()), "the holder's QUIC accept");
+    assert_eq!(hr, StatusCode::OK, "the holder's REST accept");
     assert_eq!(or, StatusCode::NOT_FOUND, "not the other driver's offer");
     assert_eq!(oq, Err(CloseReason::UnknownDelivery));
 
@@ -185,11 +195,11 @@ async fn an_accept_after_the_expiry_is_refused_on_both_transports() {
     c.order(1).await;
     c.app.dispatch().tick(c.now()).await;
     let offer = offers(&mut rest_driver).pop().expect("offered");
-    // The offer lapses at its expiry; no tick has run to withdraw it yet.
-    c.set(UnixMs(offer.expires_at_ms as i64));
+    // The lease ends 200 ms after the shown deadline; no tick has run to withdraw it yet.
+    c.set(UnixMs(offer.expires_at_ms as i64 + 200));
     let (status, body) = c.rest_accept(301, offer.delivery_id).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["error"]["code"], "offer.expired");
+    assert_eq!(body["error"]["code"], "offer_expired");
     assert_eq!(
         c.quic_accept(301, &offer).await,
         Err(CloseReason::OfferExpired)
@@ -200,6 +210,60 @@ async fn an_accept_after_the_expiry_is_refused_on_both_transports() {
     c.order(2).await;
     c.app.dispatch().tick(c.now()).await;
     let offer = offers(&mut quic_driver).pop().expect("offered");
-    c.set(UnixMs(offer.expires_at_ms as i64 - 1));
+    c.set(UnixMs(offer.expires_at_ms as i64 + 200 - 1));
     assert_eq!(c.quic_accept(302, &offer).await, Ok(()));
+}
+
+#[tokio::test]
+async fn a_repeated_rest_accept_returns_the_identical_body() {
+    let c = cell().await;
+    let mut rx = c.driver(401).await;
+    c.order(1).await;
+    c.app.dispatch().tick(c.now()).await;
+    let offer = offers(&mut rx).pop().expect("offered");
+    let lease = crate::dispatch::offers::store::get_lease(
+        &**c.app.kv(),
+        crate::dispatch::offers::OfferId(offer.offer_id),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let named = format!(
+        r#"{{"offer_id":"{}","fence":{}}}"#,
+        offer.offer_id, lease.fence
+    );
+    let wrong = format!(
+        r#"{{"offer_id":"{}","fence":{}}}"#,
+        offer.offer_id,
+        lease.fence + 1
+    );
+    let (status, body) = c.rest_accept_with(401, offer.delivery_id, &wrong).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["error"]["code"], "offer_superseded",
+        "a fencing number it never carried"
+    );
+    let (status, first) = c.rest_accept_with(401, offer.delivery_id, &named).await;
+    assert_eq!(status, StatusCode::OK);
+    // The driver moves (the body's pickup ETA would change) and time passes the lease's end:
+    // the repeats still get the first reply, byte for byte.
+    c.advance(5_000);
+    let fix = GpsFix {
+        lat: 52.5 + 3_000.0 / 111_195.0,
+        lng: 13.4,
+        heading: 0.0,
+        speed: 0.0,
+        ts_ms: c.now().0 as u64,
+    };
+    c.app.dispatch().ping(DriverId(401), fix, c.now()).unwrap();
+    for body in [named.as_str(), ""] {
+        let (status, again) = c.rest_accept_with(401, offer.delivery_id, body).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(again, first);
+    }
+    let (status, _) = c
+        .rest_accept_with(401, offer.delivery_id, "{\"offer_id\":1}")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

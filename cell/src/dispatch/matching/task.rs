@@ -79,6 +79,8 @@ impl Dispatch {
         let mut st = self.state.lock();
         st.unstarted.retain(|o| o.id != order);
         if let Some(open) = st.matcher.remove(order) {
+            st.withdrawn
+                .push(crate::dispatch::offers::OfferId(open.offer_id));
             let _ = self.geo.compare_and_set_state(
                 to_geo(open.driver),
                 DriverState::Offered,
@@ -141,7 +143,12 @@ impl Dispatch {
                 "",
             ),
             payout_cents: crate::earnings::payout(&self.cfg, order).0,
-            expires_at_ms: expires_at.0.max(0) as u64,
+            // The display deadline: the lease runs `offer_display_margin_ms` longer, so a
+            // tap at the shown deadline still lands in time.
+            expires_at_ms: expires_at
+                .0
+                .saturating_sub(self.cfg.matching.offer_display_margin_ms as i64)
+                .max(0) as u64,
         }
     }
 
@@ -152,30 +159,8 @@ impl Dispatch {
         for order in unstarted {
             self.start_matching(order, now);
         }
-        let cfg = &self.cfg.matching;
-        let mut steps = Vec::new();
-        {
+        let gone = {
             let mut st = self.state.lock();
-            for (order, open, step) in st.matcher.expire(now, cfg) {
-                let _ = self.geo.compare_and_set_state(
-                    to_geo(open.driver),
-                    DriverState::Offered,
-                    DriverState::Available,
-                );
-                metrics::counter!("cell_offers_total", "outcome" => "expired").increment(1);
-                self.send(
-                    &st,
-                    open.driver,
-                    CellBody::Cancellation(Cancellation {
-                        target: CancelTarget::Offer {
-                            offer_id: open.offer_id,
-                            delivery_id: open.delivery.0,
-                        },
-                        reason: CancelReason::OfferExpired,
-                    }),
-                );
-                steps.push((order, step));
-            }
             // Drivers whose connection stayed lost past the grace period go offline.
             let grace = Duration::from_millis(self.cfg.reconnect_grace_ms);
             let mut gone: Vec<DriverId> = st
@@ -186,22 +171,17 @@ impl Dispatch {
                 .collect();
             // By id, not the map's order: the offers they held move on in a fixed order.
             gone.sort_unstable();
-            for d in gone {
-                st.sessions.remove(&d);
-                if !self.carrying.read().contains_key(&d) {
-                    let _ = self.geo.set_state(to_geo(d), DriverState::Offline);
-                }
-                // An offer they held moves on at once.
-                if let Some((spec, _)) = st.matcher.open_offer_of(d)
-                    && let Ok((order, step)) = st.matcher.decline(d, spec.delivery, now, cfg)
-                {
-                    steps.push((order, step));
+            for d in &gone {
+                st.sessions.remove(d);
+                if !self.carrying.read().contains_key(d) {
+                    let _ = self.geo.set_state(to_geo(*d), DriverState::Offline);
                 }
             }
-        }
-        for (order, step) in steps {
-            self.after_step(order, step, now).await;
-        }
+            gone
+        };
+        // Leases first (each its own transaction), then the matcher follows what committed;
+        // an offer they held moves on at once, as undeliverable.
+        self.expire_offers(now, gone).await;
         // An order whose search came up empty for the last time at 5 km is due again at once
         // at 10 km: offered in this same tick, so when the wide offer goes out depends on
         // `now` alone, not on how soon a wake-up runs the next tick. Only widened orders are
@@ -254,7 +234,7 @@ impl Dispatch {
                     })
                     .collect();
                 let ranked = st.matcher.rank(spec.order, candidates, cfg, degraded);
-                let mut sent = false;
+                let mut chosen = None;
                 for c in ranked {
                     // QUIC drivers must be connected; REST-only drivers (no session) poll for offers.
                     let reachable = st.sessions.get(&c.driver).is_none_or(|s| s.tx.is_some());
@@ -270,32 +250,42 @@ impl Dispatch {
                     {
                         continue;
                     }
-                    let Some(open) = st.matcher.offered(spec.order, c.driver, now, cfg) else {
-                        break;
-                    };
-                    let Some(order) = st.jobs.get(&spec.order) else {
-                        break;
-                    };
-                    let msg = CellBody::Offer(self.offer_msg(
-                        order,
-                        &spec,
-                        open.offer_id,
-                        open.expires_at,
-                    ));
-                    st.stats.entry(c.driver).or_default().offers += 1;
-                    // A full outbox keeps the offer open: it is sent again on reconnect or expires.
-                    self.send(&st, c.driver, msg);
-                    metrics::counter!("cell_offers_total", "outcome" => "sent").increment(1);
-                    sent = true;
+                    chosen = st.matcher.offered(spec.order, c.driver, now, cfg);
                     break;
                 }
-                let step = if sent {
-                    Step::Idle
+                if chosen.is_none() {
+                    metrics::gauge!("cell_matching_waiting").set(st.matcher.waiting() as f64);
+                    Err(st.matcher.no_candidate(spec.order, now, cfg))
                 } else {
-                    st.matcher.no_candidate(spec.order, now, cfg)
-                };
-                metrics::gauge!("cell_matching_waiting").set(st.matcher.waiting() as f64);
-                step
+                    Ok(chosen)
+                }
+            };
+            // The lease commits before the driver hears of the offer.
+            let step = match step {
+                Err(step) => step,
+                Ok(None) => Step::Idle,
+                Ok(Some(open)) => match self.lease_offer(spec.order, &open, now).await {
+                    Err(step) => step,
+                    Ok(()) => {
+                        let mut st = self.state.lock();
+                        let msg = st.jobs.get(&spec.order).map(|order| {
+                            CellBody::Offer(self.offer_msg(
+                                order,
+                                &spec,
+                                open.offer_id,
+                                open.expires_at,
+                            ))
+                        });
+                        // A full outbox keeps the offer open: it is sent again on reconnect,
+                        // or expires as undeliverable.
+                        if !msg.is_some_and(|m| self.send(&st, open.driver, m)) {
+                            st.undelivered.insert(open.offer_id);
+                        }
+                        metrics::counter!("cell_offers_total", "outcome" => "sent").increment(1);
+                        metrics::gauge!("cell_matching_waiting").set(st.matcher.waiting() as f64);
+                        Step::Idle
+                    }
+                },
             };
             metrics::histogram!("cell_match_attempt_seconds").record(start.elapsed().as_secs_f64());
             if step == Step::Widened {
@@ -339,16 +329,24 @@ impl Dispatch {
     /// Rebuilds matching and "who carries what" from the store after a restart.
     pub async fn recover(&self, now: UnixMs) -> Result<(), RepoError> {
         let kv = self.orders.kv().clone();
+        let mut waiting = Vec::new();
         for s in [
             OrderStatus::Confirmed,
             OrderStatus::Preparing,
             OrderStatus::ReadyForPickup,
         ] {
             repo::for_each_in_status(&*kv, s, repo::RECOVERY_PAGE, |o| {
+                waiting.push(o.id);
                 self.start_matching(o, now)
             })
             .await?;
         }
+        self.recover_offers(waiting, now)
+            .await
+            .map_err(|e| match e {
+                crate::dispatch::offers::OfferError::Repo(r) => r,
+                e => RepoError::Store(store::StoreError::Backend(e.to_string())),
+            })?;
         for s in [
             OrderStatus::DriverAssigned,
             OrderStatus::DriverAtRestaurant,
