@@ -14,7 +14,6 @@
 
 use super::queue::QueueKey;
 use domain::{Cents, DeliveryId, DriverId, OrderId, UnixMs};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 

@@ -106,15 +106,10 @@ fn an_expiry_before_the_lease_ends_is_refused_and_a_late_decline_is_a_timeout() 
         ),
         Err(Refusal::StillOpen)
     );
-    assert_eq!(
-        close(&mut l, &mut f, Close::Declined, l.expires_at),
-        Ok(true)
-    );
+    let end = l.expires_at;
+    assert_eq!(close(&mut l, &mut f, Close::Declined, end), Ok(true));
     assert_eq!(l.state, LeaseState::Expired);
-    assert_eq!(
-        close(&mut l, &mut f, Close::Declined, l.expires_at),
-        Ok(false)
-    );
+    assert_eq!(close(&mut l, &mut f, Close::Declined, end), Ok(false));
 }
 
 #[test]
@@ -160,7 +155,8 @@ fn three_timeouts_in_a_row_go_offline_and_answers_or_undeliverable_offers_do_not
         } else {
             Close::Expired { undeliverable }
         };
-        close(&mut l, &mut f, how, l.expires_at).unwrap();
+        let end = l.expires_at;
+        close(&mut l, &mut f, how, end).unwrap();
         l
     };
     let decline = {
