@@ -474,8 +474,9 @@ impl Matcher {
         self.next_offer_id = self.next_offer_id.max(last);
     }
 
-    /// An open offer read back from the store after a restart. `false` if the order is not
-    /// waiting or already has one, or the driver holds another.
+    /// An open offer read back from the store after a restart (the job takes the lease's
+    /// delivery id). `false` if the order is not waiting or already has one, or the driver
+    /// holds another.
     pub fn restore(&mut self, order: OrderId, open: OpenOffer) -> bool {
         if self.offered.contains_key(&open.driver) {
             return false;
@@ -483,8 +484,15 @@ impl Matcher {
         let Some(job) = self.jobs.get_mut(&order) else {
             return false;
         };
-        if job.open.is_some() || job.spec.delivery != open.delivery {
+        if job.open.is_some() {
             return false;
+        }
+        // A restart drew a new delivery id for the waiting order; the driver knows the one
+        // in the lease.
+        if job.spec.delivery != open.delivery {
+            self.by_delivery.remove(&job.spec.delivery);
+            job.spec.delivery = open.delivery;
+            self.by_delivery.insert(open.delivery, order);
         }
         job.tried.insert(open.driver);
         self.offered.insert(open.driver, order);

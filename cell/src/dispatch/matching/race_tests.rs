@@ -248,9 +248,9 @@ async fn a_repeated_rest_accept_returns_the_identical_body() {
     assert_eq!(status, StatusCode::OK);
     // The driver moves (the body's pickup ETA would change) and time passes the lease's end:
     // the repeats still get the first reply, byte for byte.
-    c.advance(5_000);
+    c.advance(60_000);
     let fix = GpsFix {
-        lat: 52.5 + 3_000.0 / 111_195.0,
+        lat: 52.5 + 1_300.0 / 111_195.0,
         lng: 13.4,
         heading: 0.0,
         speed: 0.0,

@@ -132,9 +132,10 @@ async fn three_timeouts_in_a_row_take_a_driver_offline_declines_never_count() {
         (rec.timeouts, rec.declines, rec.offline_reason),
         (4, 1, None)
     );
+    // Still online: already holding the next offer.
     assert_eq!(
         rig.d.geo().get(geostore::DriverId(1)).unwrap().state,
-        DriverState::Available
+        DriverState::Offered
     );
     let (t, pending) = answer_each(&mut rig, t, pending, &[false]).await;
     assert!(pending.is_none(), "taken offline before the next offer");
@@ -149,11 +150,16 @@ async fn three_timeouts_in_a_row_take_a_driver_offline_declines_never_count() {
         vec![],
         "offline: no offers"
     );
-    // Back online at once, and offered the next order.
+    // Back online at once (no penalty wait), and offered an order at its next round (the
+    // waiting orders were flagged delayed meanwhile: `retry_delayed_ms`).
     let t = UnixMs(t.0 + 30_001);
     rig.d.update(d, DriverUpdate::Online, t).await.unwrap();
     assert_eq!(rig.d.offer_record(d).await.unwrap().offline_reason, None);
-    rig.tick(t).await;
+    assert_eq!(
+        rig.d.geo().get(geostore::DriverId(1)).unwrap().state,
+        DriverState::Available
+    );
+    rig.tick(UnixMs(t.0 + 5_000)).await;
     assert_eq!(rig.new_offers().len(), 1);
 }
 
