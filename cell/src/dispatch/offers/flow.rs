@@ -7,7 +7,7 @@ use super::lease::{Close, LeaseState, OfferId, Refusal};
 use super::store::{self, Accepted, Closed, OfferError};
 use crate::dispatch::matching::machine::{OpenOffer, Step};
 use crate::dispatch::{Dispatch, DispatchError, State, to_geo};
-use crate::orders::OrderError;
+use crate::orders::{OrderError, WriteOp};
 use domain::{DeliveryId, DriverId, Order, OrderId, UnixMs};
 use geostore::DriverState;
 use schemas::{Assignment, CancelReason, CancelTarget, Cancellation, CellBody};
@@ -54,13 +54,15 @@ impl Dispatch {
             e => offer_error(e),
         };
         if !accept {
-            let closed = store::decline(&*kv, driver, delivery, offer, now, cfg.lease())
+            let op = WriteOp::new(now);
+            let closed = store::decline(&*kv, driver, delivery, offer, &op, cfg.lease())
                 .await
                 .map_err(refused)?;
             self.lease_closed(&closed, now).await;
             self.wake.notify_one();
             return Ok(None);
         }
+        let op = WriteOp::new(now);
         let r = store::accept(
             &*kv,
             self.orders.log(),
@@ -68,7 +70,7 @@ impl Dispatch {
             delivery,
             offer,
             fence,
-            now,
+            &op,
             cfg.lease(),
         )
         .await;
@@ -81,7 +83,8 @@ impl Dispatch {
                 if let Some((_, open)) = open.filter(|(s, _)| s.delivery == delivery) {
                     let id = OfferId(open.offer_id);
                     if let Ok(Some(c)) =
-                        store::close(&*kv, id, Close::Withdrawn, now, cfg.lease()).await
+                        store::close(&*kv, id, Close::Withdrawn, &WriteOp::new(now), cfg.lease())
+                            .await
                     {
                         self.lease_closed(&c, now).await;
                     }
@@ -99,8 +102,26 @@ impl Dispatch {
         };
         if a.replay {
             metrics::counter!("cell_offers_total", "outcome" => "replayed").increment(1);
+            // The first accept's reply may have been lost before the dispatch heard of it
+            // (a commit with an unknown result): catch up once.
+            let known = self
+                .carrying
+                .read()
+                .get(&driver)
+                .is_some_and(|o| o.id == a.order.id);
+            if !known && a.order.driver_id == Some(driver) && !a.order.status.is_terminal() {
+                self.took(driver, delivery, &a);
+            }
             return Ok(Some(a));
         }
+        self.took(driver, delivery, &a);
+        metrics::counter!("cell_offers_total", "outcome" => "accepted").increment(1);
+        Ok(Some(a))
+    }
+
+    /// The in-memory side of an acceptance that committed: the order leaves matching, the
+    /// driver carries it and hears of the assignment.
+    fn took(&self, driver: DriverId, delivery: DeliveryId, a: &Accepted) {
         let order = a.order.id;
         let mut st = self.state.lock();
         st.matcher.remove(order);
@@ -122,8 +143,6 @@ impl Dispatch {
         drop(st);
         let _ = self.geo.set_state(to_geo(driver), DriverState::OnDelivery);
         self.carrying.write().insert(driver, a.order.clone());
-        metrics::counter!("cell_offers_total", "outcome" => "accepted").increment(1);
-        Ok(Some(a))
     }
 
     /// Keeps `body` as the transport's reply to the accept of `offer` unless an earlier
@@ -204,7 +223,8 @@ impl Dispatch {
             (withdrawn, expired)
         };
         for id in withdrawn {
-            if let Err(e) = store::close(&*kv, id, Close::Withdrawn, now, cfg).await {
+            if let Err(e) = store::close(&*kv, id, Close::Withdrawn, &WriteOp::new(now), cfg).await
+            {
                 tracing::warn!(offer = %id, error = %e, "could not withdraw offer; retried");
                 self.state.lock().withdrawn.push(id);
             }
@@ -220,12 +240,50 @@ impl Dispatch {
             .into_iter()
             .chain(gone_offers.into_iter().map(|id| (id, true)));
         for (id, undeliverable) in all {
-            match store::close(&*kv, id, Close::Expired { undeliverable }, now, cfg).await {
+            match store::close(
+                &*kv,
+                id,
+                Close::Expired { undeliverable },
+                &WriteOp::new(now),
+                cfg,
+            )
+            .await
+            {
                 Ok(Some(c)) => self.lease_closed(&c, now).await,
-                // Accepted (or closed) meanwhile: the accept's own path updates the matcher.
-                Ok(None) => {}
+                // Closed meanwhile. Accepted: the accept's own path updates the matcher, unless
+                // its reply was lost before it could (then this catches up).
+                Ok(None) => self.adopt_if_accepted(id).await,
                 Err(e) => tracing::warn!(offer = %id, error = %e, "could not expire offer"),
             }
+        }
+    }
+
+    /// A lease the matcher still holds open was accepted in the store: take the acceptance.
+    async fn adopt_if_accepted(&self, id: OfferId) {
+        let kv = self.orders.kv().clone();
+        let Ok(Some(l)) = store::get_lease(&*kv, id).await else {
+            return;
+        };
+        let Some(reply) = l.reply.filter(|_| l.state == LeaseState::Accepted) else {
+            return;
+        };
+        let Ok(Some(order)) = crate::orders::repo::get(&*kv, l.orders[0]).await else {
+            return;
+        };
+        let still_open = self
+            .state
+            .lock()
+            .matcher
+            .open_offer_of(l.driver)
+            .is_some_and(|(_, o)| o.offer_id == id.0);
+        if still_open && order.driver_id == Some(l.driver) && !order.status.is_terminal() {
+            let a = Accepted {
+                reply,
+                order,
+                replay: true,
+                body: l.body,
+            };
+            self.took(l.driver, l.delivery, &a);
         }
     }
 
@@ -244,7 +302,7 @@ impl Dispatch {
             order,
             open.delivery,
             open.driver,
-            now,
+            &WriteOp::new(now),
             cfg.lease(),
             cfg.reoffer_when_exhausted,
         )
@@ -295,7 +353,7 @@ impl Dispatch {
                 let how = Close::Expired {
                     undeliverable: true,
                 };
-                if let Some(c) = store::close(&*kv, l.offer, how, now, cfg).await? {
+                if let Some(c) = store::close(&*kv, l.offer, how, &WriteOp::new(now), cfg).await? {
                     self.lease_closed(&c, now).await;
                 }
                 continue;
@@ -308,7 +366,9 @@ impl Dispatch {
             };
             if !self.state.lock().matcher.restore(l.orders[0], open) {
                 // Its order is not waiting any more (cancelled while the cell was down).
-                if let Some(c) = store::close(&*kv, l.offer, Close::Withdrawn, now, cfg).await? {
+                if let Some(c) =
+                    store::close(&*kv, l.offer, Close::Withdrawn, &WriteOp::new(now), cfg).await?
+                {
                     self.lease_closed(&c, now).await;
                 }
             }

@@ -2,13 +2,16 @@
 //! transaction that reads the rows, lets [`super::lease`] decide with the `now` it is given,
 //! and writes what changed. An accept assigns the order in that same transaction, so the
 //! assignment, the lease's `accepted` state and the stored reply commit together or not at
-//! all: a crash between commit and reply leaves a lease whose repeat answers the same.
+//! all: a crash between commit and reply leaves a lease whose repeat answers the same. Each
+//! step runs at most once per request (`store::transact_once`): a commit whose result was
+//! lost and is retried returns what it did.
 
 use super::keys;
 use super::lease::{
     self, Accept, AcceptReply, Close, DriverRecord, Lease, LeaseConfig, OfferId, OrderFence,
     Refusal,
 };
+use crate::orders::WriteOp;
 use crate::orders::repo::{self, RepoError};
 use domain::{DeliveryId, DriverId, Order, OrderId, UnixMs};
 use store::{Kv, LogId, RangeRequest, StoreError, Txn, TxnError};
@@ -76,12 +79,13 @@ pub async fn create(
     order: OrderId,
     delivery: DeliveryId,
     driver: DriverId,
-    now: UnixMs,
+    op: &WriteOp,
     cfg: LeaseConfig,
     reoffer: bool,
 ) -> Result<Lease, OfferError> {
+    let now = op.now;
     flatten(
-        store::transact(kv, move |txn| {
+        store::transact_once(kv, &op.txn, move |txn| {
             Box::pin(async move {
                 let mut fence: OrderFence =
                     get(txn, &keys::fence(order)).await?.unwrap_or_default();
@@ -109,7 +113,7 @@ pub async fn create(
 }
 
 /// What an accept did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Accepted {
     pub reply: AcceptReply,
     /// The order as the assignment left it (on a replay: as it is now).
@@ -152,11 +156,14 @@ pub async fn accept(
     delivery: DeliveryId,
     offer: Option<OfferId>,
     presented: Option<u64>,
-    now: UnixMs,
+    op: &WriteOp,
     cfg: LeaseConfig,
 ) -> Result<Accepted, OfferError> {
+    let now = op.now;
+    // At most once per request: a commit whose result was lost and retried returns what it
+    // did, not a repeat (and the dispatch learns of the assignment either way).
     flatten(
-        store::transact(kv, move |txn| {
+        store::transact_once(kv, &op.txn, move |txn| {
             Box::pin(async move {
                 let (order, mut fence, mut l) = find(txn, delivery, offer).await?;
                 match lease::accept(&l, &fence, driver, presented, now) {
@@ -207,7 +214,7 @@ fn repo_err(e: TxnError<RepoError>) -> TxnError<OfferError> {
 }
 
 /// A closed lease and whether the driver went offline with it (`missed_offers`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Closed {
     pub lease: Lease,
     pub offline: bool,
@@ -219,11 +226,12 @@ pub async fn close(
     kv: &dyn Kv,
     offer: OfferId,
     how: Close,
-    now: UnixMs,
+    op: &WriteOp,
     cfg: LeaseConfig,
 ) -> Result<Option<Closed>, OfferError> {
+    let now = op.now;
     flatten(
-        store::transact(kv, move |txn| {
+        store::transact_once(kv, &op.txn, move |txn| {
             Box::pin(async move {
                 let Some(mut l) = get::<Lease>(txn, &keys::lease(offer)).await? else {
                     return Ok(None);
@@ -268,11 +276,12 @@ pub async fn decline(
     driver: DriverId,
     delivery: DeliveryId,
     offer: Option<OfferId>,
-    now: UnixMs,
+    op: &WriteOp,
     cfg: LeaseConfig,
 ) -> Result<Closed, OfferError> {
+    let now = op.now;
     flatten(
-        store::transact(kv, move |txn| {
+        store::transact_once(kv, &op.txn, move |txn| {
             Box::pin(async move {
                 let (_, _, mut l) = find(txn, delivery, offer).await?;
                 if l.driver != driver || l.state != lease::LeaseState::Open {
