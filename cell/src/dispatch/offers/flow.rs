@@ -123,6 +123,14 @@ impl Dispatch {
     /// driver carries it and hears of the assignment.
     fn took(&self, driver: DriverId, delivery: DeliveryId, a: &Accepted) {
         let order = a.order.id;
+        {
+            // Once per acceptance: a racing repeat that catches up finds it taken here.
+            let mut carrying = self.carrying.write();
+            if carrying.get(&driver).is_some_and(|o| o.id == order) {
+                return;
+            }
+            carrying.insert(driver, a.order.clone());
+        }
         let mut st = self.state.lock();
         st.matcher.remove(order);
         st.jobs.remove(&order);
@@ -142,7 +150,6 @@ impl Dispatch {
         metrics::gauge!("cell_matching_waiting").set(st.matcher.waiting() as f64);
         drop(st);
         let _ = self.geo.set_state(to_geo(driver), DriverState::OnDelivery);
-        self.carrying.write().insert(driver, a.order.clone());
     }
 
     /// Keeps `body` as the transport's reply to the accept of `offer` unless an earlier
