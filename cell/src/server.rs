@@ -35,6 +35,8 @@ pub enum StartError {
     Demo(#[from] catalog::ValidationError),
     #[error("payments: {0}")]
     Payments(#[from] payments::PaymentError),
+    #[error("the sandbox payment provider's store: {0}")]
+    Sandbox(String),
     #[error("recovering orders: {0}")]
     Recover(#[from] crate::orders::repo::RepoError),
     #[error("notifications: {0}")]
@@ -78,6 +80,23 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Kv>, StartError> {
     )?)
 }
 
+/// The sandbox payment provider's store: a directory of the data directory.
+pub const SANDBOX_DIR: &str = "payments-sandbox";
+
+/// The store a sandbox payment provider keeps its ledger in: a redb store of its own in
+/// [`SANDBOX_DIR`], whatever the cell's backend (the sandbox only runs in demo mode and
+/// tests). A real provider keeps its ledger apart from ours; so does the sandbox, so its
+/// writes never ride the order store's commits and the saga's provider calls cost the order
+/// store nothing.
+pub fn open_sandbox_store(config: &Config) -> Result<Arc<dyn Kv>, StartError> {
+    let opts = store::RedbOptions {
+        cache_size: 16 << 20,
+        ..store::RedbOptions::default()
+    };
+    let dir = config.store.data_dir.join(SANDBOX_DIR);
+    Ok(Arc::new(store::RedbStore::open(&dir, opts)?))
+}
+
 /// Restaurants the demo seeder generates and imports at a time: a big city never sits in
 /// memory whole (50,000 restaurants with their menus would be gigabytes).
 const SEED_SLICE: usize = 2_000;
@@ -118,8 +137,24 @@ pub async fn build(
     if seeded > 0 {
         tracing::info!(restaurants = seeded, city = %config.demo.city_name, "seeded demo catalog");
     }
-    // A sandbox provider keeps its state in the cell's store, so a restart loses nothing.
-    let opened = payments::open_gateway(&config.payments, kv.clone()).await?;
+    // A sandbox provider keeps its state in a store of its own, so a restart loses nothing.
+    let provider_kv = match &config.payments.provider {
+        payments::ProviderConfig::Sandbox(_) => {
+            let sandbox_kv = open_sandbox_store(&config)?;
+            let moved = payments::migrate(&*kv, &*sandbox_kv)
+                .await
+                .map_err(|e| StartError::Sandbox(format!("moving its records: {e}")))?;
+            if moved > 0 {
+                tracing::info!(
+                    records = moved,
+                    "moved the sandbox's records to its own store"
+                );
+            }
+            sandbox_kv
+        }
+        _ => kv.clone(),
+    };
+    let opened = payments::open_gateway(&config.payments, provider_kv).await?;
     let sandbox = opened.sandbox;
     let gateway = Arc::new(opened.gateway);
     let cell = CellId::new(config.cell.id).expect("cell.id is checked by validate above");

@@ -107,6 +107,40 @@ pub async fn settle(
     Ok(r?)
 }
 
+/// [`settle`] for the common case, an effect that succeeded, with the order's new record
+/// encoded before the transaction: the writer only checks that the order is still `snapshot`
+/// (the bytes the effect was performed from; a byte comparison), then writes. The writer runs
+/// every transaction's body in turn, so decoding and encoding a whole order there would
+/// lengthen the commits that requests wait for. `Ok(None)`: the order changed since the
+/// snapshot, nothing was written; [`settle`] records it the guarded way.
+pub async fn record_done(
+    kv: &dyn Kv,
+    snapshot: Vec<u8>,
+    mut order: domain::Order,
+    to: PaymentState,
+    now: UnixMs,
+) -> Result<Option<Settled>, RepoError> {
+    debug_assert!(order.payment_state.is_pending());
+    let id = order.id;
+    order.payment_state = to;
+    order.updated_at = now;
+    let next = repo::to_json(&order);
+    let key = crate::orders::keys::order(id);
+    let r = store::transact(kv, move |txn| {
+        let (snapshot, next, key) = (snapshot.clone(), next.clone(), key.clone());
+        Box::pin(async move {
+            if txn.get(&key).await?.as_deref() != Some(snapshot.as_slice()) {
+                return Ok::<_, TxnError<RepoError>>(None);
+            }
+            txn.set(&key, &next);
+            txn.clear(&due_key(id));
+            Ok(Some(Settled::Recorded(to)))
+        })
+    })
+    .await;
+    Ok(r?)
+}
+
 /// Marks the payment failed and, for a capture, runs the compensation.
 async fn fail(
     txn: &dyn store::Txn,

@@ -13,7 +13,7 @@
 
 use super::PaymentWorkerConfig;
 use super::effect::{Effect, perform};
-use super::record::{CURSOR, Policy, Settled, list_due, settle};
+use super::record::{CURSOR, Policy, Settled, list_due, record_done, settle};
 use crate::app::Clock;
 use crate::events;
 use domain::{EventKind, OrderEvent, OrderId, PaymentState};
@@ -22,7 +22,7 @@ use payments::PaymentGateway;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{Kv, LogId, LogPos};
+use store::{Kv, LogId, LogPos, TxnError};
 use tokio::sync::watch;
 
 /// Events read per batch: bounds memory and the work between cursor saves.
@@ -82,10 +82,7 @@ impl PaymentWorker {
     pub async fn settle_order(&self, id: OrderId) -> Result<Option<Settled>, String> {
         let mut last = None;
         for _ in 0..PASSES {
-            let order = crate::orders::repo::get(&*self.kv, id)
-                .await
-                .map_err(|e| format!("reading order {id}: {e}"))?;
-            let Some(order) = order else {
+            let Some((snapshot, order)) = self.read(id).await? else {
                 return Ok(last);
             };
             if !order.payment_state.is_pending() {
@@ -104,7 +101,17 @@ impl PaymentWorker {
             };
             metrics::counter!("cell_payment_effects_total", "state" => order.payment_state.as_str(), "outcome" => outcome)
                 .increment(1);
-            let s = self.record(id, order.payment_state, effect).await?;
+            let performed_for = order.payment_state;
+            let fast = match effect {
+                Effect::Done(to) => record_done(&*self.kv, snapshot, order, to, self.clock.now())
+                    .await
+                    .map_err(|e| format!("recording the payment of order {id}: {e}"))?,
+                _ => None,
+            };
+            let s = match fast {
+                Some(s) => s,
+                None => self.record(id, performed_for, effect).await?,
+            };
             last = Some(s);
             match s {
                 Settled::Recorded(_) | Settled::RetryAt(_) | Settled::Failed => return Ok(last),
@@ -112,6 +119,23 @@ impl PaymentWorker {
             }
         }
         Ok(last)
+    }
+
+    /// The order's record as stored, and decoded (`None`: no such order).
+    async fn read(&self, id: OrderId) -> Result<Option<(Vec<u8>, domain::Order)>, String> {
+        let key = crate::orders::keys::order(id);
+        let bytes = store::read(&*self.kv, move |txn| {
+            let key = key.clone();
+            Box::pin(async move { txn.get(&key).await.map_err(TxnError::<String>::Store) })
+        })
+        .await
+        .map_err(|e| format!("reading order {id}: {e}"))?;
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let order = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("reading order {id}: corrupt record: {e}"))?;
+        Ok(Some((bytes, order)))
     }
 
     async fn record(

@@ -333,6 +333,49 @@ async fn cancelling_while_the_capture_is_pending_captures_then_refunds() {
     assert!(e.refunded <= e.captured);
 }
 
+/// The fast record of a capture writes only over the snapshot the capture was performed
+/// from: an order that moved on since (cancelled while the capture was in flight) is left as
+/// the cancel wrote it, and the guarded settle then records the capture and refunds.
+#[tokio::test]
+async fn a_fast_record_over_a_stale_snapshot_writes_nothing() {
+    let s = setup(test_stores::redb()).await;
+    let id = accepted(&s, "k1").await;
+    let key = crate::orders::keys::order(id);
+    let snapshot = store::read(&*s.c.store.kv, move |txn| {
+        let key = key.clone();
+        Box::pin(async move { txn.get(&key).await.map_err(store::TxnError::<()>::Store) })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let before = order(&s, id).await;
+    let cancel = Command::Cancel {
+        reason: "changed mind".into(),
+    };
+    s.c.orders
+        .transition(id, cancel, Actor::Admin, NOON)
+        .await
+        .unwrap();
+    let stale = record_done(
+        &*s.c.store.kv,
+        snapshot,
+        before,
+        PaymentState::Captured,
+        NOON,
+    )
+    .await
+    .unwrap();
+    assert_eq!(stale, None);
+    assert_eq!(
+        order(&s, id).await.payment_state,
+        PaymentState::RefundPending
+    );
+    assert_eq!(
+        s.worker.settle_order(id).await.unwrap(),
+        Some(Settled::Recorded(PaymentState::Refunded))
+    );
+}
+
 #[tokio::test]
 async fn the_running_worker_settles_what_the_log_says() {
     let s = setup(test_stores::redb()).await;
@@ -383,7 +426,7 @@ async fn the_checker_passes_a_settled_store_and_reports_a_pending_effect() {
     s.worker.settle_order(a).await.unwrap();
     let kv = s.c.orders.kv().clone();
     // `b` is still capture_pending: reported.
-    let r = check::check_payments(&*kv).await.unwrap();
+    let r = check::check_payments(&*kv, &*kv).await.unwrap();
     assert_eq!(
         (r.orders, r.pending_effects, r.awaiting_restaurant),
         (3, 1, 1)
@@ -395,7 +438,7 @@ async fn the_checker_passes_a_settled_store_and_reports_a_pending_effect() {
         r.violations
     );
     s.worker.settle_order(b).await.unwrap();
-    let r = check::check_payments(&*kv).await.unwrap();
+    let r = check::check_payments(&*kv, &*kv).await.unwrap();
     assert!(r.ok(), "{:?}", r.violations);
     assert_eq!(r.captures_per_order.get(&1), Some(&2));
     assert_eq!(r.by_payment_state.get("captured"), Some(&2));

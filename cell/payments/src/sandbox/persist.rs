@@ -1,4 +1,5 @@
-//! The sandbox's state in the cell's store: one record per authorization
+//! The sandbox's state in its store (the cell gives it a store of its own, as a real provider
+//! keeps its ledger apart from ours): one record per authorization
 //! (`("sandbox", "auth", id)`, the [`LedgerEntry`] with its effect counts) and one per
 //! idempotency key (`("sandbox", "idem", key)`: the request and its first answer). A call
 //! reads both, decides with [`super::ledger::execute`] and writes in one serializable
@@ -83,4 +84,40 @@ pub async fn load_ledger(kv: &dyn Kv) -> std::result::Result<Vec<LedgerEntry>, S
         }
     }
     Ok(out)
+}
+
+/// Moves the sandbox's records from `from` (the cell's order store, where they were kept before
+/// the sandbox had a store of its own) into `to`, so authorizations made before an upgrade can
+/// still be captured or voided after it. Returns how many records moved. Runs before the
+/// sandbox answers any call: a crash between the copy and the clear leaves both copies equal,
+/// and the next start copies the same records again, then clears.
+pub async fn migrate(from: &dyn Kv, to: &dyn Kv) -> std::result::Result<usize, String> {
+    let prefix = store::keys::pack(&("sandbox",));
+    let mut moved = 0;
+    let mut pages = Pages::prefix(&prefix, PageLimits::DEFAULT);
+    while let Some(page) = pages.next(from).await.map_err(|e| e.to_string())? {
+        moved += page.len();
+        store::transact(to, move |txn| {
+            let page = page.clone();
+            Box::pin(async move {
+                for kv in &page {
+                    txn.set(&kv.key, &kv.value);
+                }
+                Ok::<_, TxnError<std::convert::Infallible>>(())
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    let end = store::keys::prefix_end(&prefix);
+    store::transact(from, move |txn| {
+        let (b, e) = (prefix.clone(), end.clone());
+        Box::pin(async move {
+            txn.clear_range(&b, &e);
+            Ok::<_, TxnError<std::convert::Infallible>>(())
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(moved)
 }
