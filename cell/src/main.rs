@@ -113,12 +113,7 @@ fn main() -> anyhow::Result<()> {
             let report = tokio::runtime::Runtime::new()?.block_on(async {
                 let kv = cell::server::open_store(&cfg)?;
                 let kv = store::SubspaceKv::scoped(kv, cell::server::subspace(&cfg));
-                let provider = cell::server::open_sandbox_store(&cfg)?;
-                // A store from before the sandbox had its own: its records are still in ours.
-                payments::migrate(&*kv, &*provider)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
-                cell::saga::check::check_payments(&*kv, &*provider)
+                cell::saga::check::check_payments(&*kv)
                     .await
                     .map_err(anyhow::Error::msg)
             })?;

@@ -51,7 +51,6 @@ pub use gateway::{
 pub use resilient::{ResilientGateway, RetryPolicy};
 pub use sandbox::{
     Effects, FaultPatch, FaultState, LedgerEntry, SandboxGateway, SandboxStats, load_ledger,
-    migrate,
 };
 pub use stripe::StripeGateway;
 
@@ -77,8 +76,8 @@ pub struct OpenedGateway {
     pub sandbox: Option<Arc<SandboxGateway>>,
 }
 
-/// Like [`gateway_from_config`], but a sandbox keeps its state in `kv` (a store of its own, see
-/// the cell's `server::open_sandbox_store`), so a restart loses nothing.
+/// Like [`gateway_from_config`], but a sandbox keeps its state in `kv` (the cell's store), so
+/// a restart loses nothing.
 pub async fn open_gateway(
     config: &PaymentsConfig,
     kv: Arc<dyn store::Kv>,

@@ -33,7 +33,7 @@ mod persist;
 
 pub use faults::{FaultPatch, FaultState, Faults, Injected};
 pub use ledger::{Effects, LedgerEntry, auth_id_for};
-pub use persist::{load_ledger, migrate};
+pub use persist::load_ledger;
 
 use crate::config::SandboxConfig;
 use crate::error::{PaymentError, Result};

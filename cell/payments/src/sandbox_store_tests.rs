@@ -65,43 +65,6 @@ async fn a_restart_keeps_authorizations_idempotency_records_and_counts() {
     );
 }
 
-/// Records kept in the cell's store by an older cell move to the sandbox's own store: an
-/// authorization made before the move is captured once after it, and replays still answer.
-#[tokio::test]
-async fn migrate_moves_the_records_to_the_sandbox_store_once() {
-    let (old_dir, new_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (old, new) = (open_store(old_dir.path()), open_store(new_dir.path()));
-    let (a, b) = {
-        let gw = SandboxGateway::open(&SandboxConfig::default(), old.clone())
-            .await
-            .unwrap();
-        let a = gw.authorize(&req(1000, 1)).await.unwrap();
-        gw.capture(&a.id, Cents(1000), &key(1, Op::Capture))
-            .await
-            .unwrap();
-        (a, gw.authorize(&req(500, 2)).await.unwrap())
-    };
-    // Three records per paid order, two per authorized one: auth + idempotency keys.
-    assert_eq!(migrate(&*old, &*new).await.unwrap(), 5);
-    assert!(load_ledger(&*old).await.unwrap().is_empty());
-    // A second start finds nothing left to move.
-    assert_eq!(migrate(&*old, &*new).await.unwrap(), 0);
-    let gw = SandboxGateway::open(&SandboxConfig::default(), new.clone())
-        .await
-        .unwrap();
-    assert_eq!(gw.ledger().len(), 2);
-    let again = gw
-        .capture(&a.id, Cents(1000), &key(1, Op::Capture))
-        .await
-        .unwrap();
-    assert_eq!(again.status, AuthorizationStatus::Captured);
-    assert_eq!(gw.entry(&a.id).unwrap().effects.capture, 1);
-    gw.capture(&b.id, Cents(500), &key(2, Op::Capture))
-        .await
-        .unwrap();
-    assert_eq!(gw.entry(&b.id).unwrap().effects.capture, 1);
-}
-
 /// The store behind a sandbox, to read it as the checker does.
 fn open_store_shared(gw: &SandboxGateway) -> Arc<dyn Kv> {
     gw.store.clone().expect("a store-backed sandbox")

@@ -1,7 +1,7 @@
-//! The payment checker: reads every order from a cell's store and the sandbox's ledger from its
-//! own (after the cell stopped) and checks the saga's promises — no order captured twice, none
-//! left with a pending effect, and per settled order authorized = captured + voided and
-//! refunded ≤ captured, with the order's payment state agreeing with the provider's. `cell
+//! The payment checker: reads every order and the sandbox's ledger from a cell's store (after
+//! the cell stopped) and checks the saga's promises — no order captured twice, none left with
+//! a pending effect, and per settled order authorized = captured + voided and refunded ≤
+//! captured, with the order's payment state agreeing with the provider's. `cell
 //! check-payments` prints the [`PaymentReport`] and exits non-zero on any violation.
 
 use domain::{Order, OrderStatus, PaymentState};
@@ -53,11 +53,10 @@ async fn all_orders(kv: &dyn Kv) -> Result<Vec<Order>, String> {
     Ok(out)
 }
 
-/// Checks the cell's store `kv` (scoped to the cell) against the sandbox provider's ledger in
-/// `provider` (its store, see `server::open_sandbox_store`).
-pub async fn check_payments(kv: &dyn Kv, provider: &dyn Kv) -> Result<PaymentReport, String> {
+/// Checks the cell's store `kv` (scoped to the cell).
+pub async fn check_payments(kv: &dyn Kv) -> Result<PaymentReport, String> {
     let orders = all_orders(kv).await?;
-    let ledger: HashMap<String, LedgerEntry> = payments::load_ledger(provider)
+    let ledger: HashMap<String, LedgerEntry> = payments::load_ledger(kv)
         .await?
         .into_iter()
         .map(|e| (e.id.clone(), e))

@@ -426,7 +426,7 @@ async fn the_checker_passes_a_settled_store_and_reports_a_pending_effect() {
     s.worker.settle_order(a).await.unwrap();
     let kv = s.c.orders.kv().clone();
     // `b` is still capture_pending: reported.
-    let r = check::check_payments(&*kv, &*kv).await.unwrap();
+    let r = check::check_payments(&*kv).await.unwrap();
     assert_eq!(
         (r.orders, r.pending_effects, r.awaiting_restaurant),
         (3, 1, 1)
@@ -438,7 +438,7 @@ async fn the_checker_passes_a_settled_store_and_reports_a_pending_effect() {
         r.violations
     );
     s.worker.settle_order(b).await.unwrap();
-    let r = check::check_payments(&*kv, &*kv).await.unwrap();
+    let r = check::check_payments(&*kv).await.unwrap();
     assert!(r.ok(), "{:?}", r.violations);
     assert_eq!(r.captures_per_order.get(&1), Some(&2));
     assert_eq!(r.by_payment_state.get("captured"), Some(&2));

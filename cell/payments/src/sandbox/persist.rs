@@ -1,5 +1,4 @@
-//! The sandbox's state in its store (the cell gives it a store of its own, as a real provider
-//! keeps its ledger apart from ours): one record per authorization
+//! The sandbox's state in the cell's store: one record per authorization
 //! (`("sandbox", "auth", id)`, the [`LedgerEntry`] with its effect counts) and one per
 //! idempotency key (`("sandbox", "idem", key)`: the request and its first answer). A call
 //! reads both, decides with [`super::ledger::execute`] and writes in one serializable
@@ -32,8 +31,82 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Opti
         .map_err(|e| PaymentError::Provider(format!("sandbox record unreadable: {e}")))
 }
 
-/// One call as a store transaction. Returns the outcome (applied or replayed).
+/// One call. Decided from a snapshot read, off the store's writer (which runs every
+/// transaction's body in turn, requests' included): the transaction then only checks that both
+/// records are still the bytes the decision was made from and writes. A concurrent call on the
+/// same records makes the check fail, and the call is decided again inside a transaction
+/// ([`call_in_txn`]). Returns the outcome (applied or replayed).
 pub(super) async fn call(
+    kv: &dyn Kv,
+    key: &str,
+    request: Fingerprint,
+    decline_capture: bool,
+) -> Result<Outcome> {
+    let auth_id = request.auth_id(key);
+    let (ik, ak) = (idem_key(key), auth_key(&auth_id));
+    let (rk, ra) = (ik.clone(), ak.clone());
+    let snapshot = store::read(kv, move |txn| {
+        let (ik, ak) = (rk.clone(), ra.clone());
+        Box::pin(async move {
+            Ok::<_, TxnError<std::convert::Infallible>>((txn.get(&ik).await?, txn.get(&ak).await?))
+        })
+    })
+    .await;
+    let (idem, auth) = match snapshot {
+        Ok(s) => s,
+        Err(TxnError::Store(e)) => return Err(store_error(e)),
+        Err(TxnError::Abort(never)) => match never {},
+    };
+    let stored: Option<Stored> = decode(idem.clone())?;
+    // A replay or a mismatch answers from the idempotency record, which never changes once
+    // written: the snapshot is as good as a transaction.
+    let entry: Option<LedgerEntry> = if stored.is_some() {
+        None
+    } else {
+        decode(auth.clone())?
+    };
+    let outcome = execute(key, request.clone(), stored, entry, decline_capture);
+    let Outcome::Applied { stored, entry } = &outcome else {
+        return Ok(outcome);
+    };
+    if entry.as_ref().is_some_and(|e| e.id != auth_id) {
+        return call_in_txn(kv, key, request, decline_capture).await;
+    }
+    let s = serde_json::to_vec(stored).expect("sandbox records serialize");
+    let e = entry
+        .as_ref()
+        .map(|e| serde_json::to_vec(e).expect("sandbox records serialize"));
+    let written = store::transact(kv, move |txn| {
+        let (ik, ak, idem, auth, s, e) = (
+            ik.clone(),
+            ak.clone(),
+            idem.clone(),
+            auth.clone(),
+            s.clone(),
+            e.clone(),
+        );
+        Box::pin(async move {
+            if txn.get(&ik).await? != idem || txn.get(&ak).await? != auth {
+                return Ok::<_, TxnError<std::convert::Infallible>>(false);
+            }
+            txn.set(&ik, &s);
+            if let Some(e) = &e {
+                txn.set(&ak, e);
+            }
+            Ok(true)
+        })
+    })
+    .await;
+    match written {
+        Ok(true) => Ok(outcome),
+        Ok(false) => call_in_txn(kv, key, request, decline_capture).await,
+        Err(TxnError::Store(e)) => Err(store_error(e)),
+        Err(TxnError::Abort(never)) => match never {},
+    }
+}
+
+/// One call decided and written in one store transaction.
+async fn call_in_txn(
     kv: &dyn Kv,
     key: &str,
     request: Fingerprint,
@@ -84,40 +157,4 @@ pub async fn load_ledger(kv: &dyn Kv) -> std::result::Result<Vec<LedgerEntry>, S
         }
     }
     Ok(out)
-}
-
-/// Moves the sandbox's records from `from` (the cell's order store, where they were kept before
-/// the sandbox had a store of its own) into `to`, so authorizations made before an upgrade can
-/// still be captured or voided after it. Returns how many records moved. Runs before the
-/// sandbox answers any call: a crash between the copy and the clear leaves both copies equal,
-/// and the next start copies the same records again, then clears.
-pub async fn migrate(from: &dyn Kv, to: &dyn Kv) -> std::result::Result<usize, String> {
-    let prefix = store::keys::pack(&("sandbox",));
-    let mut moved = 0;
-    let mut pages = Pages::prefix(&prefix, PageLimits::DEFAULT);
-    while let Some(page) = pages.next(from).await.map_err(|e| e.to_string())? {
-        moved += page.len();
-        store::transact(to, move |txn| {
-            let page = page.clone();
-            Box::pin(async move {
-                for kv in &page {
-                    txn.set(&kv.key, &kv.value);
-                }
-                Ok::<_, TxnError<std::convert::Infallible>>(())
-            })
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    }
-    let end = store::keys::prefix_end(&prefix);
-    store::transact(from, move |txn| {
-        let (b, e) = (prefix.clone(), end.clone());
-        Box::pin(async move {
-            txn.clear_range(&b, &e);
-            Ok::<_, TxnError<std::convert::Infallible>>(())
-        })
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok(moved)
 }
