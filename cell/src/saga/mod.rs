@@ -34,7 +34,7 @@ mod worker_tests;
 
 pub use effect::{Effect, perform};
 pub use record::{
-    CURSOR, Due, PAYMENT_FAILED, Policy, Settled, count_due, list_due, record_done, settle,
+    CURSOR, Done, Due, PAYMENT_FAILED, Policy, Settled, count_due, list_due, record_done, settle,
 };
 pub use worker::PaymentWorker;
 

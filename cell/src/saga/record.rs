@@ -107,38 +107,60 @@ pub async fn settle(
     Ok(r?)
 }
 
-/// [`settle`] for the common case, an effect that succeeded, with the order's new record
-/// encoded before the transaction: the writer only checks that the order is still `snapshot`
-/// (the bytes the effect was performed from; a byte comparison), then writes. The writer runs
-/// every transaction's body in turn, so decoding and encoding a whole order there would
-/// lengthen the commits that requests wait for. `Ok(None)`: the order changed since the
-/// snapshot, nothing was written; [`settle`] records it the guarded way.
+/// An effect that succeeded, to record with [`record_done`]: the order as read before the
+/// effect (`snapshot`, its stored bytes; `order`, decoded) and the payment state it now has.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub snapshot: Vec<u8>,
+    pub order: domain::Order,
+    pub to: PaymentState,
+}
+
+/// Records effects that succeeded, many in one transaction, with each order's new record
+/// encoded before it: the writer only checks that each order is still its snapshot (a byte
+/// comparison), then writes. The writer runs every transaction's body in turn, so decoding and
+/// encoding orders there, one transaction each, would lengthen the commits requests wait for.
+/// Returns the ones whose order changed since the snapshot (nothing written for them): the
+/// caller records those the guarded way ([`settle`]).
 pub async fn record_done(
     kv: &dyn Kv,
-    snapshot: Vec<u8>,
-    mut order: domain::Order,
-    to: PaymentState,
+    done: Vec<Done>,
     now: UnixMs,
-) -> Result<Option<Settled>, RepoError> {
-    debug_assert!(order.payment_state.is_pending());
-    let id = order.id;
-    order.payment_state = to;
-    order.updated_at = now;
-    let next = repo::to_json(&order);
-    let key = crate::orders::keys::order(id);
-    let r = store::transact(kv, move |txn| {
-        let (snapshot, next, key) = (snapshot.clone(), next.clone(), key.clone());
+) -> Result<Vec<Done>, RepoError> {
+    let writes: Vec<(Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>)> = done
+        .iter()
+        .map(|d| {
+            debug_assert!(d.order.payment_state.is_pending());
+            let mut order = d.order.clone();
+            order.payment_state = d.to;
+            order.updated_at = now;
+            let key = crate::orders::keys::order(order.id);
+            (
+                key,
+                due_key(order.id),
+                d.snapshot.clone(),
+                repo::to_json(&order),
+            )
+        })
+        .collect();
+    let stale = store::transact(kv, move |txn| {
+        let writes = writes.clone();
         Box::pin(async move {
-            if txn.get(&key).await?.as_deref() != Some(snapshot.as_slice()) {
-                return Ok::<_, TxnError<RepoError>>(None);
+            let mut stale = Vec::new();
+            for (i, (key, due, snapshot, next)) in writes.iter().enumerate() {
+                if txn.get(key).await?.as_deref() != Some(snapshot.as_slice()) {
+                    stale.push(i);
+                    continue;
+                }
+                txn.set(key, next);
+                txn.clear(due);
             }
-            txn.set(&key, &next);
-            txn.clear(&due_key(id));
-            Ok(Some(Settled::Recorded(to)))
+            Ok::<_, TxnError<RepoError>>(stale)
         })
     })
-    .await;
-    Ok(r?)
+    .await?;
+    let mut done: Vec<Option<Done>> = done.into_iter().map(Some).collect();
+    Ok(stale.into_iter().filter_map(|i| done[i].take()).collect())
 }
 
 /// Marks the payment failed and, for a capture, runs the compensation.

@@ -333,22 +333,29 @@ async fn cancelling_while_the_capture_is_pending_captures_then_refunds() {
     assert!(e.refunded <= e.captured);
 }
 
-/// The fast record of a capture writes only over the snapshot the capture was performed
-/// from: an order that moved on since (cancelled while the capture was in flight) is left as
-/// the cancel wrote it, and the guarded settle then records the capture and refunds.
+/// Recording captures together writes each only over the snapshot it was performed from: an
+/// order that moved on since (cancelled while the capture was in flight) is left as the cancel
+/// wrote it, and the guarded settle then records the capture and refunds.
 #[tokio::test]
 async fn a_fast_record_over_a_stale_snapshot_writes_nothing() {
     let s = setup(test_stores::redb()).await;
     let id = accepted(&s, "k1").await;
-    let key = crate::orders::keys::order(id);
-    let snapshot = store::read(&*s.c.store.kv, move |txn| {
-        let key = key.clone();
-        Box::pin(async move { txn.get(&key).await.map_err(store::TxnError::<()>::Store) })
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let fresh = accepted(&s, "k2").await;
+    let snapshot_of = |id: OrderId| {
+        let key = crate::orders::keys::order(id);
+        store::read(&*s.c.store.kv, move |txn| {
+            let key = key.clone();
+            Box::pin(async move { txn.get(&key).await.map_err(store::TxnError::<()>::Store) })
+        })
+    };
+    let snapshot = snapshot_of(id).await.unwrap().unwrap();
     let before = order(&s, id).await;
+    // Recorded in the same transaction: an unchanged order is written, a changed one is not.
+    let fresh_done = Done {
+        snapshot: snapshot_of(fresh).await.unwrap().unwrap(),
+        order: order(&s, fresh).await,
+        to: PaymentState::Captured,
+    };
     let cancel = Command::Cancel {
         reason: "changed mind".into(),
     };
@@ -356,16 +363,16 @@ async fn a_fast_record_over_a_stale_snapshot_writes_nothing() {
         .transition(id, cancel, Actor::Admin, NOON)
         .await
         .unwrap();
-    let stale = record_done(
-        &*s.c.store.kv,
+    let done = Done {
         snapshot,
-        before,
-        PaymentState::Captured,
-        NOON,
-    )
-    .await
-    .unwrap();
-    assert_eq!(stale, None);
+        order: before,
+        to: PaymentState::Captured,
+    };
+    let stale = record_done(&*s.c.store.kv, vec![done, fresh_done], NOON)
+        .await
+        .unwrap();
+    assert_eq!(stale.iter().map(|d| d.order.id).collect::<Vec<_>>(), [id]);
+    assert_eq!(order(&s, fresh).await.payment_state, PaymentState::Captured);
     assert_eq!(
         order(&s, id).await.payment_state,
         PaymentState::RefundPending
