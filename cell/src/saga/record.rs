@@ -127,7 +127,9 @@ pub async fn record_done(
     done: Vec<Done>,
     now: UnixMs,
 ) -> Result<Vec<Done>, RepoError> {
-    let writes: Vec<(Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>)> = done
+    // Per order: its key, its retry record's key, the snapshot, the new record.
+    type Write = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+    let writes: Vec<Write> = done
         .iter()
         .map(|d| {
             debug_assert!(d.order.payment_state.is_pending());
