@@ -88,7 +88,7 @@ impl PaymentWorker {
                 Pass::Gone => return Ok(last),
                 Pass::Nothing(s) => return Ok(Some(last.unwrap_or(s))),
                 Pass::Recorded(s) => s,
-                Pass::Done(d) => self.record_done(vec![d]).await?[0],
+                Pass::Done(d) => self.record_done(vec![*d]).await?[0],
             };
             last = Some(s);
             match s {
@@ -122,11 +122,11 @@ impl PaymentWorker {
         metrics::counter!("cell_payment_effects_total", "state" => order.payment_state.as_str(), "outcome" => outcome)
             .increment(1);
         if let Effect::Done(to) = effect {
-            return Ok(Pass::Done(Done {
+            return Ok(Pass::Done(Box::new(Done {
                 snapshot,
                 order,
                 to,
-            }));
+            })));
         }
         Ok(Pass::Recorded(
             self.record(id, order.payment_state, effect).await?,
@@ -202,7 +202,7 @@ impl PaymentWorker {
         for (id, pass) in passes {
             match pass? {
                 Pass::Gone | Pass::Nothing(_) => {}
-                Pass::Done(d) => done.push(d),
+                Pass::Done(d) => done.push(*d),
                 Pass::Recorded(s) => {
                     if matches!(s, Settled::Moved(_) | Settled::Compensated) {
                         again.push(id);
@@ -357,7 +357,7 @@ enum Pass {
     /// The effect failed or the order moved on: recorded the guarded way.
     Recorded(Settled),
     /// The effect succeeded: to record.
-    Done(Done),
+    Done(Box<Done>),
 }
 
 /// `v` in pieces of at most `n`, in order.
