@@ -32,6 +32,8 @@ const BATCH: usize = 512;
 const PASSES: usize = 4;
 /// Retry records settled per scan.
 const SCAN_MAX: usize = 4096;
+/// Least time between two batches of the consumer (see `consume`).
+const BATCH_GAP: Duration = Duration::from_millis(20);
 /// Successful effects recorded per transaction: bounds the transaction's size.
 const RECORD_BATCH: usize = 64;
 /// Pause after a store error before the batch is tried again.
@@ -275,7 +277,15 @@ impl PaymentWorker {
                 continue;
             }
             match self.consume_batch(cursor).await {
-                Ok(next) => cursor = next,
+                Ok(next) => {
+                    cursor = next;
+                    // Let events gather: nobody waits on a capture, and a batch per store
+                    // commit would save the cursor and record outcomes once per commit.
+                    tokio::select! {
+                        () = tokio::time::sleep(BATCH_GAP) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "settling payments failed; the batch will be retried");
                     if pause(&mut shutdown).await {
