@@ -37,6 +37,7 @@
 //!   serving.
 
 pub mod app;
+pub mod background;
 pub use ::auth;
 pub mod config;
 pub mod dispatch;

@@ -32,9 +32,7 @@ mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 DATA=$(mktemp -d); EMPTY=$(mktemp -d)
 trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DATA" "$EMPTY"' EXIT
 note() { echo "$1 $(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/info"; }
-if [ -n "${LOCAL_HOUR:-}" ]; then
-  CLOCK_OFFSET_MS=$(( ($(date -u -d "today $(( (LOCAL_HOUR + 23) % 24 )):00" +%s) - $(date -u +%s)) * 1000 ))
-fi
+[ -n "${LOCAL_HOUR:-}" ] && CLOCK_OFFSET_MS=$(local_hour_offset_ms)
 printf '[demo]\nrestaurants = %s\nradius_km = %s\nclock_offset_ms = %s\n' "$RESTAURANTS" "$RADIUS_KM" "${CLOCK_OFFSET_MS:-0}" >"$OUT/cell.toml"
 printf '[demo]\nrestaurants = 0\n' >"$OUT/empty.toml"
 ms() { date +%s%3N; }

@@ -28,3 +28,14 @@ start_cell_and_router() {
   QUIC=$(field "$OUT/cell.ready" quic); CA=$(field "$OUT/cell.ready" quic_ca)
   "$ROUTER" cells add "$CELL_HTTP" --router "http://$ROUTER_HTTP" >/dev/null
 }
+
+# The demo `clock_offset_ms` that makes the Berlin demo metro's clock read LOCAL_HOUR:00 today
+# (UTC+1, as in winter): how many demo restaurants are open, and so how many searches match and
+# how many restaurants take orders, depends on the local time. Prints 0 without LOCAL_HOUR.
+local_hour_offset_ms() {
+  if [ -n "${LOCAL_HOUR:-}" ]; then
+    echo $(( ($(date -u -d "today $(( (LOCAL_HOUR + 23) % 24 )):00" +%s) - $(date -u +%s)) * 1000 ))
+  else
+    echo 0
+  fi
+}

@@ -11,10 +11,12 @@
 # Run from the repository root after `cargo build --release -p cell -p loadgen`.
 #
 #   loadgen/bench/saga-overhead.sh [OUT_DIR]
-#   env: RATE (1000), SECS (20), ROUNDS (5), BIN_DIR (target/release)
+#   env: RATE (1000), SECS (20), ROUNDS (5), BIN_DIR (target/release), LOCAL_HOUR (19: the
+#        demo city's clock reads 19:00, so the same restaurants are open whenever it runs;
+#        the restaurants taking orders share the load, and each tablet has its own rate limit)
 set -euo pipefail
 OUT=${1:-target/bench/saga-overhead-$(date -u +%Y%m%dT%H%M%S)}
-RATE=${RATE:-1000}; SECS=${SECS:-20}; ROUNDS=${ROUNDS:-5}
+RATE=${RATE:-1000}; SECS=${SECS:-20}; ROUNDS=${ROUNDS:-5}; LOCAL_HOUR=${LOCAL_HOUR:-19}
 . "$(dirname "$0")/lib.sh"   # CELL, L, PIDS, field, wait_ready
 for b in "$CELL" "$L"; do [ -x "$b" ] || { echo "missing $b: cargo build --release -p cell -p loadgen"; exit 1; }; done
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
@@ -22,7 +24,7 @@ mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 trap 'kill ${PIDS[@]+"${PIDS[@]}"} 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 for mode in on off; do
   flag=true; [ "$mode" = off ] && flag=false
-  printf '[demo]\nrestaurants = 300\nradius_km = 4.0\n\n[payment_worker]\nperform_effects = %s\n' "$flag" >"$OUT/$mode.toml"
+  printf '[demo]\nrestaurants = 300\nradius_km = 4.0\nclock_offset_ms = %s\n\n[payment_worker]\nperform_effects = %s\n' "$(local_hour_offset_ms)" "$flag" >"$OUT/$mode.toml"
 done
 
 one() { # round, mode

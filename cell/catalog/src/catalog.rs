@@ -397,13 +397,32 @@ impl Catalog {
         Ok(Some(body))
     }
 
-    /// The menu, parsed from its body (cached or read as by [`Catalog::menu_json`]).
+    /// The menu (see [`Catalog::menu_shared`]), as an owned copy.
     pub async fn menu(&self, id: RestaurantId) -> Result<Option<Menu>> {
+        Ok(self.menu_shared(id).await?.map(|m| (*m).clone()))
+    }
+
+    /// The menu, parsed from its body (cached or read as by [`Catalog::menu_json`]). A cached
+    /// body is parsed once and the result kept with it, so pricing orders from a hot menu
+    /// parses nothing.
+    pub async fn menu_shared(&self, id: RestaurantId) -> Result<Option<Arc<Menu>>> {
+        if self.restaurant(id).is_none() {
+            return Ok(None);
+        }
+        // The body is a menu with a `restaurant` field in front, which `Menu` ignores.
+        let parse = |body: &[u8]| decode::<Menu>(&menu_prefix(id), body).map(Arc::new);
+        if let Some((body, parsed)) = self.menus.get_parsed(id) {
+            if let Some(menu) = parsed.get() {
+                return Ok(Some(menu.clone()));
+            }
+            // Two first pricings may both parse; the first to finish is kept (same body).
+            let menu = parse(&body)?;
+            return Ok(Some(parsed.get_or_init(|| menu).clone()));
+        }
         let Some(body) = self.menu_json(id).await? else {
             return Ok(None);
         };
-        // The body is a menu with a `restaurant` field in front, which `Menu` ignores.
-        decode(&menu_prefix(id), &body).map(Some)
+        parse(&body).map(Some)
     }
 
     /// Resizes the menu cache to the catalog's size, unless its capacity was configured.
@@ -441,7 +460,7 @@ impl Catalog {
         let listing = self
             .restaurant(id)
             .ok_or(CartError::UnknownRestaurant(id))?;
-        let menu = match self.menu(id).await {
+        let menu = match self.menu_shared(id).await {
             Ok(Some(menu)) => menu,
             Ok(None) => return Err(CartError::UnknownRestaurant(id)),
             Err(e) => return Err(CartError::Unavailable(e.to_string())),

@@ -250,6 +250,10 @@ async fn an_edited_menu_is_served_fresh_cached_or_not() {
             cola(&body(c.menu_json(rid(1)).await.unwrap().unwrap())),
             true
         );
+        // Parsed (as pricing does) before the edit too, so the parsed copy is cached with the
+        // body and must go with it.
+        let parsed = c.menu_shared(rid(1)).await.unwrap().unwrap();
+        assert!(parsed.item(MenuItemId(2)).unwrap().available);
         for id in [rid(1), rid(2)] {
             c.set_item_available(id, MenuItemId(2), false)
                 .await

@@ -11,17 +11,28 @@
 //! read since the hand last passed. A working set that fits the capacity is never evicted by
 //! a scan of itself, and an entry read between sweeps stays.
 //!
+//! # Parsed menus
+//! Pricing a cart needs the menu's items, not its body: each entry also holds the menu parsed
+//! once, on its first pricing ([`MenuCache::get_parsed`]), so an order costs no JSON parse of
+//! its menu. It lives and dies with the body it was parsed from, so it is never staler than
+//! the body; only menus that were priced while cached pay for the parsed copy.
+//!
 //! # Freshness
 //! A write invalidates the restaurant's entry after its commit. A miss that read the store
 //! *before* that commit must not put the old body back: every invalidation bumps `epoch`,
 //! a miss notes the epoch before its store read, and inserts only if nothing was invalidated
 //! since. (It still returns what it read: that read began before the write finished.)
 
+use crate::model::Menu;
 use bytes::Bytes;
 use domain::RestaurantId;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// An entry's menu, parsed from its body at most once (see the module doc).
+pub(crate) type Parsed = Arc<OnceLock<Arc<Menu>>>;
 
 /// Hit and miss counters, and the time misses spent reading the store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,6 +63,7 @@ impl MenuCacheStats {
 struct Slot {
     id: RestaurantId,
     body: Bytes,
+    parsed: Parsed,
     referenced: bool,
 }
 
@@ -65,10 +77,10 @@ struct Ring {
 }
 
 impl Ring {
-    fn get(&mut self, id: RestaurantId) -> Option<Bytes> {
+    fn get(&mut self, id: RestaurantId) -> Option<(Bytes, Parsed)> {
         let slot = &mut self.slots[*self.at.get(&id)?];
         slot.referenced = true;
-        Some(slot.body.clone())
+        Some((slot.body.clone(), slot.parsed.clone()))
     }
 
     /// Inserts or replaces `id`'s body, evicting to stay within `capacity` (> 0).
@@ -82,6 +94,7 @@ impl Ring {
         self.slots.push(Slot {
             id,
             body,
+            parsed: Parsed::default(),
             referenced: false,
         });
     }
@@ -143,10 +156,16 @@ impl MenuCache {
     /// The cached body, counting a hit; `None` counts nothing (the caller reads the store and
     /// calls [`MenuCache::fill`]).
     pub fn get(&self, id: RestaurantId) -> Option<Bytes> {
-        let body = self.ring.lock().get(id)?;
+        self.get_parsed(id).map(|(body, _)| body)
+    }
+
+    /// [`MenuCache::get`], with the entry's parsed menu: set if it was priced before, else for
+    /// the caller to set once it parsed the body.
+    pub fn get_parsed(&self, id: RestaurantId) -> Option<(Bytes, Parsed)> {
+        let entry = self.ring.lock().get(id)?;
         self.hits.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("catalog_menu_cache_hits_total").increment(1);
-        Some(body)
+        Some(entry)
     }
 
     /// The epoch to pass to [`MenuCache::fill`], taken before the store read.

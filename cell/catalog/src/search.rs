@@ -187,15 +187,16 @@ impl Serialize for SearchHit {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("SearchHit", 12)?;
         st.serialize_field("id", &self.id)?;
-        st.serialize_field("name", self.name())?;
-        st.serialize_field("cuisine_type", self.cuisine_type())?;
+        let json = &self.listing.json;
+        st.serialize_field("name", &json.name)?;
+        st.serialize_field("cuisine_type", &json.cuisine)?;
         st.serialize_field("rating", &self.rating)?;
         st.serialize_field("delivery_fee", &self.delivery_fee)?;
         st.serialize_field("estimated_time", &self.estimated_time)?;
         st.serialize_field("eta_min_minutes", &self.eta_min_minutes)?;
         st.serialize_field("eta_max_minutes", &self.eta_max_minutes)?;
         st.serialize_field("distance_m", &self.distance_m)?;
-        st.serialize_field("thumbnail_url", self.thumbnail_url())?;
+        st.serialize_field("thumbnail_url", &json.thumbnail_url)?;
         st.serialize_field("lat", &self.lat)?;
         st.serialize_field("lng", &self.lng)?;
         st.end()

@@ -234,7 +234,7 @@ impl Scorer {
     async fn menu_prices(&self, pos: LogPos, order: &Order, at: UnixMs, plan: &mut Plan) {
         let r = RuleKind::MenuPrice;
         let rule = self.cfg.rules.get(r);
-        let Ok(Some(menu)) = self.catalog.menu(order.restaurant_id).await else {
+        let Ok(Some(menu)) = self.catalog.menu_shared(order.restaurant_id).await else {
             return;
         };
         let Ok(region) = order.restaurant_id.region() else {

@@ -33,7 +33,9 @@ mod worker;
 mod worker_tests;
 
 pub use effect::{Effect, perform};
-pub use record::{CURSOR, Due, PAYMENT_FAILED, Policy, Settled, count_due, list_due, settle};
+pub use record::{
+    CURSOR, Done, Due, PAYMENT_FAILED, Policy, Settled, count_due, list_due, record_done, settle,
+};
 pub use worker::PaymentWorker;
 
 use serde::{Deserialize, Serialize};

@@ -107,6 +107,64 @@ pub async fn settle(
     Ok(r?)
 }
 
+/// An effect that succeeded, to record with [`record_done`]: the order as read before the
+/// effect (`snapshot`, its stored bytes; `order`, decoded) and the payment state it now has.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub snapshot: Vec<u8>,
+    pub order: domain::Order,
+    pub to: PaymentState,
+}
+
+/// Records effects that succeeded, many in one transaction, with each order's new record
+/// encoded before it: the writer only checks that each order is still its snapshot (a byte
+/// comparison), then writes. The writer runs every transaction's body in turn, so decoding and
+/// encoding orders there, one transaction each, would lengthen the commits requests wait for.
+/// Returns the ones whose order changed since the snapshot (nothing written for them): the
+/// caller records those the guarded way ([`settle`]).
+pub async fn record_done(
+    kv: &dyn Kv,
+    done: Vec<Done>,
+    now: UnixMs,
+) -> Result<Vec<Done>, RepoError> {
+    // Per order: its key, its retry record's key, the snapshot, the new record.
+    type Write = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+    let writes: Vec<Write> = done
+        .iter()
+        .map(|d| {
+            debug_assert!(d.order.payment_state.is_pending());
+            let mut order = d.order.clone();
+            order.payment_state = d.to;
+            order.updated_at = now;
+            let key = crate::orders::keys::order(order.id);
+            (
+                key,
+                due_key(order.id),
+                d.snapshot.clone(),
+                repo::to_json(&order),
+            )
+        })
+        .collect();
+    let stale = store::transact(kv, move |txn| {
+        let writes = writes.clone();
+        Box::pin(async move {
+            let mut stale = Vec::new();
+            for (i, (key, due, snapshot, next)) in writes.iter().enumerate() {
+                if txn.get(key).await?.as_deref() != Some(snapshot.as_slice()) {
+                    stale.push(i);
+                    continue;
+                }
+                txn.set(key, next);
+                txn.clear(due);
+            }
+            Ok::<_, TxnError<RepoError>>(stale)
+        })
+    })
+    .await?;
+    let mut done: Vec<Option<Done>> = done.into_iter().map(Some).collect();
+    Ok(stale.into_iter().filter_map(|i| done[i].take()).collect())
+}
+
 /// Marks the payment failed and, for a capture, runs the compensation.
 async fn fail(
     txn: &dyn store::Txn,

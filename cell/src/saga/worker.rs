@@ -13,7 +13,7 @@
 
 use super::PaymentWorkerConfig;
 use super::effect::{Effect, perform};
-use super::record::{CURSOR, Policy, Settled, list_due, settle};
+use super::record::{CURSOR, Done, Policy, Settled, list_due, record_done, settle};
 use crate::app::Clock;
 use crate::events;
 use domain::{EventKind, OrderEvent, OrderId, PaymentState};
@@ -22,7 +22,7 @@ use payments::PaymentGateway;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{Kv, LogId, LogPos};
+use store::{Kv, LogId, LogPos, TxnError};
 use tokio::sync::watch;
 
 /// Events read per batch: bounds memory and the work between cursor saves.
@@ -32,6 +32,10 @@ const BATCH: usize = 512;
 const PASSES: usize = 4;
 /// Retry records settled per scan.
 const SCAN_MAX: usize = 4096;
+/// Least time between two batches of the consumer (see `consume`).
+const BATCH_GAP: Duration = Duration::from_millis(20);
+/// Successful effects recorded per transaction: bounds the transaction's size.
+const RECORD_BATCH: usize = 64;
 /// Pause after a store error before the batch is tried again.
 const PAUSE: Duration = Duration::from_millis(500);
 
@@ -82,29 +86,12 @@ impl PaymentWorker {
     pub async fn settle_order(&self, id: OrderId) -> Result<Option<Settled>, String> {
         let mut last = None;
         for _ in 0..PASSES {
-            let order = crate::orders::repo::get(&*self.kv, id)
-                .await
-                .map_err(|e| format!("reading order {id}: {e}"))?;
-            let Some(order) = order else {
-                return Ok(last);
+            let s = match self.pass(id).await? {
+                Pass::Gone => return Ok(last),
+                Pass::Nothing(s) => return Ok(Some(last.unwrap_or(s))),
+                Pass::Recorded(s) => s,
+                Pass::Done(d) => self.record_done(vec![*d]).await?[0],
             };
-            if !order.payment_state.is_pending() {
-                // Also clears a retry record left behind by an effect recorded elsewhere.
-                let s = self
-                    .record(id, order.payment_state, Effect::Nothing)
-                    .await?;
-                return Ok(Some(last.unwrap_or(s)));
-            }
-            let effect = perform(&*self.gateway, &order).await;
-            let outcome = match &effect {
-                Effect::Done(_) => "done",
-                Effect::Retry(_) => "retry",
-                Effect::Failed(_) => "failed",
-                Effect::Nothing => "nothing",
-            };
-            metrics::counter!("cell_payment_effects_total", "state" => order.payment_state.as_str(), "outcome" => outcome)
-                .increment(1);
-            let s = self.record(id, order.payment_state, effect).await?;
             last = Some(s);
             match s {
                 Settled::Recorded(_) | Settled::RetryAt(_) | Settled::Failed => return Ok(last),
@@ -112,6 +99,77 @@ impl PaymentWorker {
             }
         }
         Ok(last)
+    }
+
+    /// One pass over order `id`: reads it, performs what its payment state asks for, records
+    /// the outcome unless the effect succeeded (those are recorded together, [`record_done`]).
+    async fn pass(&self, id: OrderId) -> Result<Pass, String> {
+        let Some((snapshot, order)) = self.read(id).await? else {
+            return Ok(Pass::Gone);
+        };
+        if !order.payment_state.is_pending() {
+            // Also clears a retry record left behind by an effect recorded elsewhere.
+            let s = self
+                .record(id, order.payment_state, Effect::Nothing)
+                .await?;
+            return Ok(Pass::Nothing(s));
+        }
+        let effect = perform(&*self.gateway, &order).await;
+        let outcome = match &effect {
+            Effect::Done(_) => "done",
+            Effect::Retry(_) => "retry",
+            Effect::Failed(_) => "failed",
+            Effect::Nothing => "nothing",
+        };
+        metrics::counter!("cell_payment_effects_total", "state" => order.payment_state.as_str(), "outcome" => outcome)
+            .increment(1);
+        if let Effect::Done(to) = effect {
+            return Ok(Pass::Done(Box::new(Done {
+                snapshot,
+                order,
+                to,
+            })));
+        }
+        Ok(Pass::Recorded(
+            self.record(id, order.payment_state, effect).await?,
+        ))
+    }
+
+    /// Records effects that succeeded in one transaction; an order that changed since it was
+    /// read is recorded the guarded way. Returns each one's outcome, in order.
+    async fn record_done(&self, done: Vec<Done>) -> Result<Vec<Settled>, String> {
+        let all: Vec<(OrderId, PaymentState)> = done.iter().map(|d| (d.order.id, d.to)).collect();
+        let stale = record_done(&*self.kv, done, self.clock.now())
+            .await
+            .map_err(|e| format!("recording payments: {e}"))?;
+        let mut out = Vec::with_capacity(all.len());
+        for (id, to) in all {
+            match stale.iter().find(|d| d.order.id == id) {
+                None => out.push(Settled::Recorded(to)),
+                Some(d) => out.push(
+                    self.record(id, d.order.payment_state, Effect::Done(to))
+                        .await?,
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The order's record as stored, and decoded (`None`: no such order).
+    async fn read(&self, id: OrderId) -> Result<Option<(Vec<u8>, domain::Order)>, String> {
+        let key = crate::orders::keys::order(id);
+        let bytes = store::read(&*self.kv, move |txn| {
+            let key = key.clone();
+            Box::pin(async move { txn.get(&key).await.map_err(TxnError::<String>::Store) })
+        })
+        .await
+        .map_err(|e| format!("reading order {id}: {e}"))?;
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let order = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("reading order {id}: corrupt record: {e}"))?;
+        Ok(Some((bytes, order)))
     }
 
     async fn record(
@@ -133,9 +191,37 @@ impl PaymentWorker {
         .map_err(|e| format!("recording the payment of order {id}: {e}"))
     }
 
-    /// Settles `ids` with bounded concurrency; `Err` if any hit a store failure.
+    /// Settles `ids` with bounded concurrency; `Err` if any hit a store failure. The effects
+    /// that succeed on the first pass are recorded together, in one transaction; an order
+    /// that needs more (it moved on, or its effect failed) is then settled on its own.
     async fn settle_all(&self, ids: impl IntoIterator<Item = OrderId>) -> Result<(), String> {
-        let results: Vec<_> = futures::stream::iter(ids)
+        let passes: Vec<_> = futures::stream::iter(ids)
+            .map(|id| async move { (id, self.pass(id).await) })
+            .buffer_unordered(self.config.concurrency)
+            .collect()
+            .await;
+        let (mut done, mut again) = (Vec::new(), Vec::new());
+        for (id, pass) in passes {
+            match pass? {
+                Pass::Gone | Pass::Nothing(_) => {}
+                Pass::Done(d) => done.push(*d),
+                Pass::Recorded(s) => {
+                    if matches!(s, Settled::Moved(_) | Settled::Compensated) {
+                        again.push(id);
+                    }
+                }
+            }
+        }
+        for chunk in chunks(done, RECORD_BATCH) {
+            let ids: Vec<OrderId> = chunk.iter().map(|d| d.order.id).collect();
+            let outcomes = self.record_done(chunk).await?;
+            for (id, s) in ids.into_iter().zip(outcomes) {
+                if matches!(s, Settled::Moved(_) | Settled::Compensated) {
+                    again.push(id);
+                }
+            }
+        }
+        let results: Vec<_> = futures::stream::iter(again)
             .map(|id| self.settle_order(id))
             .buffer_unordered(self.config.concurrency)
             .collect()
@@ -191,7 +277,15 @@ impl PaymentWorker {
                 continue;
             }
             match self.consume_batch(cursor).await {
-                Ok(next) => cursor = next,
+                Ok(next) => {
+                    cursor = next;
+                    // Let events gather: nobody waits on a capture, and a batch per store
+                    // commit would save the cursor and record outcomes once per commit.
+                    tokio::select! {
+                        () = tokio::time::sleep(BATCH_GAP) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "settling payments failed; the batch will be retried");
                     if pause(&mut shutdown).await {
@@ -262,4 +356,28 @@ async fn pause(shutdown: &mut watch::Receiver<bool>) -> bool {
         () = tokio::time::sleep(PAUSE) => false,
         _ = shutdown.changed() => true,
     }
+}
+
+/// What one pass over an order left (see `PaymentWorker::pass`).
+enum Pass {
+    /// No such order.
+    Gone,
+    /// Nothing was pending: the guarded record of "nothing".
+    Nothing(Settled),
+    /// The effect failed or the order moved on: recorded the guarded way.
+    Recorded(Settled),
+    /// The effect succeeded: to record.
+    Done(Box<Done>),
+}
+
+/// `v` in pieces of at most `n`, in order.
+fn chunks<T>(v: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    for x in v {
+        match out.last_mut() {
+            Some(last) if last.len() < n => last.push(x),
+            _ => out.push(vec![x]),
+        }
+    }
+    out
 }

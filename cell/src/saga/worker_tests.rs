@@ -333,6 +333,56 @@ async fn cancelling_while_the_capture_is_pending_captures_then_refunds() {
     assert!(e.refunded <= e.captured);
 }
 
+/// Recording captures together writes each only over the snapshot it was performed from: an
+/// order that moved on since (cancelled while the capture was in flight) is left as the cancel
+/// wrote it, and the guarded settle then records the capture and refunds.
+#[tokio::test]
+async fn a_fast_record_over_a_stale_snapshot_writes_nothing() {
+    let s = setup(test_stores::redb()).await;
+    let id = accepted(&s, "k1").await;
+    let fresh = accepted(&s, "k2").await;
+    let snapshot_of = |id: OrderId| {
+        let key = crate::orders::keys::order(id);
+        store::read(&*s.c.store.kv, move |txn| {
+            let key = key.clone();
+            Box::pin(async move { txn.get(&key).await.map_err(store::TxnError::<()>::Store) })
+        })
+    };
+    let snapshot = snapshot_of(id).await.unwrap().unwrap();
+    let before = order(&s, id).await;
+    // Recorded in the same transaction: an unchanged order is written, a changed one is not.
+    let fresh_done = Done {
+        snapshot: snapshot_of(fresh).await.unwrap().unwrap(),
+        order: order(&s, fresh).await,
+        to: PaymentState::Captured,
+    };
+    let cancel = Command::Cancel {
+        reason: "changed mind".into(),
+    };
+    s.c.orders
+        .transition(id, cancel, Actor::Admin, NOON)
+        .await
+        .unwrap();
+    let done = Done {
+        snapshot,
+        order: before,
+        to: PaymentState::Captured,
+    };
+    let stale = record_done(&*s.c.store.kv, vec![done, fresh_done], NOON)
+        .await
+        .unwrap();
+    assert_eq!(stale.iter().map(|d| d.order.id).collect::<Vec<_>>(), [id]);
+    assert_eq!(order(&s, fresh).await.payment_state, PaymentState::Captured);
+    assert_eq!(
+        order(&s, id).await.payment_state,
+        PaymentState::RefundPending
+    );
+    assert_eq!(
+        s.worker.settle_order(id).await.unwrap(),
+        Some(Settled::Recorded(PaymentState::Refunded))
+    );
+}
+
 #[tokio::test]
 async fn the_running_worker_settles_what_the_log_says() {
     let s = setup(test_stores::redb()).await;

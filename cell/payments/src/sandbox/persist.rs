@@ -31,8 +31,82 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Opti
         .map_err(|e| PaymentError::Provider(format!("sandbox record unreadable: {e}")))
 }
 
-/// One call as a store transaction. Returns the outcome (applied or replayed).
+/// One call. Decided from a snapshot read, off the store's writer (which runs every
+/// transaction's body in turn, requests' included): the transaction then only checks that both
+/// records are still the bytes the decision was made from and writes. A concurrent call on the
+/// same records makes the check fail, and the call is decided again inside a transaction
+/// ([`call_in_txn`]). Returns the outcome (applied or replayed).
 pub(super) async fn call(
+    kv: &dyn Kv,
+    key: &str,
+    request: Fingerprint,
+    decline_capture: bool,
+) -> Result<Outcome> {
+    let auth_id = request.auth_id(key);
+    let (ik, ak) = (idem_key(key), auth_key(&auth_id));
+    let (rk, ra) = (ik.clone(), ak.clone());
+    let snapshot = store::read(kv, move |txn| {
+        let (ik, ak) = (rk.clone(), ra.clone());
+        Box::pin(async move {
+            Ok::<_, TxnError<std::convert::Infallible>>((txn.get(&ik).await?, txn.get(&ak).await?))
+        })
+    })
+    .await;
+    let (idem, auth) = match snapshot {
+        Ok(s) => s,
+        Err(TxnError::Store(e)) => return Err(store_error(e)),
+        Err(TxnError::Abort(never)) => match never {},
+    };
+    let stored: Option<Stored> = decode(idem.clone())?;
+    // A replay or a mismatch answers from the idempotency record, which never changes once
+    // written: the snapshot is as good as a transaction.
+    let entry: Option<LedgerEntry> = if stored.is_some() {
+        None
+    } else {
+        decode(auth.clone())?
+    };
+    let outcome = execute(key, request.clone(), stored, entry, decline_capture);
+    let Outcome::Applied { stored, entry } = &outcome else {
+        return Ok(outcome);
+    };
+    if entry.as_ref().is_some_and(|e| e.id != auth_id) {
+        return call_in_txn(kv, key, request, decline_capture).await;
+    }
+    let s = serde_json::to_vec(stored).expect("sandbox records serialize");
+    let e = entry
+        .as_ref()
+        .map(|e| serde_json::to_vec(e).expect("sandbox records serialize"));
+    let written = store::transact(kv, move |txn| {
+        let (ik, ak, idem, auth, s, e) = (
+            ik.clone(),
+            ak.clone(),
+            idem.clone(),
+            auth.clone(),
+            s.clone(),
+            e.clone(),
+        );
+        Box::pin(async move {
+            if txn.get(&ik).await? != idem || txn.get(&ak).await? != auth {
+                return Ok::<_, TxnError<std::convert::Infallible>>(false);
+            }
+            txn.set(&ik, &s);
+            if let Some(e) = &e {
+                txn.set(&ak, e);
+            }
+            Ok(true)
+        })
+    })
+    .await;
+    match written {
+        Ok(true) => Ok(outcome),
+        Ok(false) => call_in_txn(kv, key, request, decline_capture).await,
+        Err(TxnError::Store(e)) => Err(store_error(e)),
+        Err(TxnError::Abort(never)) => match never {},
+    }
+}
+
+/// One call decided and written in one store transaction.
+async fn call_in_txn(
     kv: &dyn Kv,
     key: &str,
     request: Fingerprint,
