@@ -60,3 +60,29 @@ pub fn model(faults: ModelFaults) -> TestStore {
 pub fn both() -> [TestStore; 2] {
     [redb(), model(faults(16, 0.1))]
 }
+
+/// Order flows on `kv` as the dispatch tests drive them: an empty catalog, the memory-only
+/// payment sandbox, ids of cell 1 starting just before `now` (call `renew_ids` for more).
+pub async fn plain_orders(
+    kv: Arc<dyn Kv>,
+    log: store::LogId,
+    now: domain::UnixMs,
+) -> Arc<crate::orders::Orders> {
+    let catalog = Arc::new(catalog::Catalog::load(kv.clone()).await.unwrap());
+    let cell = domain::CellId::new(1).unwrap();
+    Arc::new(crate::orders::Orders::new(
+        kv,
+        log,
+        domain::SnowflakeGen::resume(cell, now.0 - 1_000),
+        Arc::new(payments::SandboxGateway::new(
+            &payments::SandboxConfig::default(),
+        )),
+        "eur".into(),
+        crate::orders::Pricing {
+            catalog,
+            config: Default::default(),
+        },
+        Arc::new(crate::ownership::Ownership::new(1)),
+        crate::personal::test_vault(),
+    ))
+}

@@ -15,18 +15,15 @@
 //! - an order nobody within 5 km can take is offered at 10 km in the tick that widens it.
 
 use crate::dispatch::{Dispatch, DispatchConfig, DispatchError, DriverUpdate, GpsFix};
+use crate::orders::WriteOp;
 use crate::orders::repo::{self, Created};
-use crate::orders::{Orders, Pricing, WriteOp};
-use crate::ownership::Ownership;
 use crate::tracking::hub::Topic;
 use crate::tracking::{Tracker, TrackingConfig};
-use catalog::Catalog;
 use domain::{
-    CellId, CustomerId, DeliveryId, DriverId, EventKind, Order, OrderEvent, OrderId, OrderStatus,
-    RestaurantId, SnowflakeGen, UnixMs,
+    CustomerId, DeliveryId, DriverId, EventKind, Order, OrderEvent, OrderId, OrderStatus,
+    RestaurantId, UnixMs,
 };
 use geostore::GeoStore;
-use payments::{SandboxConfig, SandboxGateway};
 use schemas::{CancelReason, CancelTarget, CellBody, Offer};
 use std::sync::Arc;
 use store::{Kv, LogId, LogPos};
@@ -61,21 +58,7 @@ async fn city() -> City {
     let dir = tempfile::tempdir().unwrap();
     let kv: Arc<dyn Kv> =
         Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
-    let catalog = Arc::new(Catalog::load(kv.clone()).await.unwrap());
-    let cell = CellId::new(1).unwrap();
-    let orders = Arc::new(Orders::new(
-        kv.clone(),
-        LOG,
-        SnowflakeGen::resume(cell, NOW.0 - 1_000),
-        Arc::new(SandboxGateway::new(&SandboxConfig::default())),
-        "eur".into(),
-        Pricing {
-            catalog,
-            config: Default::default(),
-        },
-        Arc::new(Ownership::new(1)),
-        crate::personal::test_vault(),
-    ));
+    let orders = crate::orders::test_stores::plain_orders(kv.clone(), LOG, NOW).await;
     orders.renew_ids(NOW).await.unwrap();
     let tracker = Arc::new(Tracker::new(TrackingConfig::default(), 25.0, 1.3));
     let geo = Arc::new(GeoStore::new(geostore::Config::default()));

@@ -4,13 +4,10 @@
 //! cancellation in between drops it.
 
 use crate::dispatch::{Dispatch, DispatchConfig};
-use crate::orders::{Orders, Pricing};
-use crate::ownership::Ownership;
+use crate::orders::Orders;
 use crate::tracking::{Tracker, TrackingConfig};
-use catalog::Catalog;
-use domain::{CellId, CustomerId, OrderId, RestaurantId, SnowflakeGen, UnixMs};
+use domain::{CustomerId, OrderId, RestaurantId, UnixMs};
 use geostore::GeoStore;
-use payments::{SandboxConfig, SandboxGateway};
 use std::sync::Arc;
 use store::{Kv, LogId};
 
@@ -21,21 +18,7 @@ const NOW: UnixMs = UnixMs(1_784_109_600_000);
 async fn dispatch(dir: &std::path::Path) -> (Dispatch, Arc<Orders>) {
     let kv: Arc<dyn Kv> =
         Arc::new(store::RedbStore::open(dir, store::RedbOptions::default()).unwrap());
-    let catalog = Arc::new(Catalog::load(kv.clone()).await.unwrap());
-    let cell = CellId::new(1).unwrap();
-    let orders = Arc::new(Orders::new(
-        kv,
-        LogId(1),
-        SnowflakeGen::resume(cell, NOW.0 - 1_000),
-        Arc::new(SandboxGateway::new(&SandboxConfig::default())),
-        "eur".into(),
-        Pricing {
-            catalog,
-            config: Default::default(),
-        },
-        Arc::new(Ownership::new(1)),
-        crate::personal::test_vault(),
-    ));
+    let orders = crate::orders::test_stores::plain_orders(kv, LogId(1), NOW).await;
     let tracker = Arc::new(Tracker::new(TrackingConfig::default(), 25.0, 1.3));
     let geo = Arc::new(GeoStore::new(geostore::Config::default()));
     let d = Dispatch::new(DispatchConfig::default(), geo, orders.clone(), tracker);

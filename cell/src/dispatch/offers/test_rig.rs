@@ -5,16 +5,12 @@
 
 use crate::dispatch::{Dispatch, DispatchConfig, DriverUpdate, GpsFix};
 use crate::orders::repo::{self, Created};
-use crate::orders::{Orders, Pricing, WriteOp};
-use crate::ownership::Ownership;
+use crate::orders::{Orders, WriteOp};
 use crate::tracking::{Tracker, TrackingConfig};
-use catalog::Catalog;
 use domain::{
-    CellId, CustomerId, DriverId, EventKind, Order, OrderEvent, OrderId, OrderStatus, RestaurantId,
-    SnowflakeGen, UnixMs,
+    CustomerId, DriverId, EventKind, Order, OrderEvent, OrderId, OrderStatus, RestaurantId, UnixMs,
 };
 use geostore::GeoStore;
-use payments::{SandboxConfig, SandboxGateway};
 use schemas::{CellBody, Offer};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,21 +39,7 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let kv: Arc<dyn Kv> =
             Arc::new(store::RedbStore::open(dir.path(), store::RedbOptions::default()).unwrap());
-        let catalog = Arc::new(Catalog::load(kv.clone()).await.unwrap());
-        let cell = CellId::new(1).unwrap();
-        let orders = Arc::new(Orders::new(
-            kv.clone(),
-            LOG,
-            SnowflakeGen::resume(cell, NOW.0 - 1_000),
-            Arc::new(SandboxGateway::new(&SandboxConfig::default())),
-            "eur".into(),
-            Pricing {
-                catalog,
-                config: Default::default(),
-            },
-            Arc::new(Ownership::new(1)),
-            crate::personal::test_vault(),
-        ));
+        let orders = crate::orders::test_stores::plain_orders(kv.clone(), LOG, NOW).await;
         orders.renew_ids(NOW).await.unwrap();
         let tracker = Arc::new(Tracker::new(TrackingConfig::default(), 25.0, 1.3));
         let geo = Arc::new(GeoStore::new(geostore::Config::default()));
