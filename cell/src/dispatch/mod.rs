@@ -82,6 +82,20 @@ pub struct GpsFix {
     pub ts_ms: u64,
 }
 
+#[cfg(test)]
+impl GpsFix {
+    /// A driver standing still at `(lat, lng)`, reporting at `now` (tests).
+    pub(crate) fn still((lat, lng): (f64, f64), now: UnixMs) -> GpsFix {
+        GpsFix {
+            lat,
+            lng,
+            heading: 0.0,
+            speed: 0.0,
+            ts_ms: now.0 as u64,
+        }
+    }
+}
+
 /// Per-driver state of the ping path, kept across reconnects. A QUIC session holds its
 /// driver's link, so a datagram touches only atomics here (no map lookup, no shared lock).
 #[derive(Debug, Default)]

@@ -212,9 +212,9 @@ impl PaymentWorker {
                 }
             }
         }
-        for chunk in chunks(done, RECORD_BATCH) {
+        for chunk in done.chunks(RECORD_BATCH) {
             let ids: Vec<OrderId> = chunk.iter().map(|d| d.order.id).collect();
-            let outcomes = self.record_done(chunk).await?;
+            let outcomes = self.record_done(chunk.to_vec()).await?;
             for (id, s) in ids.into_iter().zip(outcomes) {
                 if matches!(s, Settled::Moved(_) | Settled::Compensated) {
                     again.push(id);
@@ -368,16 +368,4 @@ enum Pass {
     Recorded(Settled),
     /// The effect succeeded: to record.
     Done(Box<Done>),
-}
-
-/// `v` in pieces of at most `n`, in order.
-fn chunks<T>(v: Vec<T>, n: usize) -> Vec<Vec<T>> {
-    let mut out: Vec<Vec<T>> = Vec::new();
-    for x in v {
-        match out.last_mut() {
-            Some(last) if last.len() < n => last.push(x),
-            _ => out.push(vec![x]),
-        }
-    }
-    out
 }

@@ -45,13 +45,7 @@ impl Cell {
     async fn driver(&self, id: u64) -> mpsc::Receiver<CellBody> {
         let d = DriverId(id);
         let session = DispatchPort(self.app.clone()).connected(d, None);
-        let fix = GpsFix {
-            lat: 52.5 + 300.0 / 111_195.0,
-            lng: 13.4,
-            heading: 0.0,
-            speed: 0.0,
-            ts_ms: self.now().0 as u64,
-        };
+        let fix = GpsFix::still((52.5 + 300.0 / 111_195.0, 13.4), self.now());
         self.app.dispatch().ping(d, fix, self.now()).unwrap();
         self.app
             .dispatch()
@@ -249,13 +243,7 @@ async fn a_repeated_rest_accept_returns_the_identical_body() {
     // The driver moves (the body's pickup ETA would change) and time passes the lease's end:
     // the repeats still get the first reply, byte for byte.
     c.advance(60_000);
-    let fix = GpsFix {
-        lat: 52.5 + 1_300.0 / 111_195.0,
-        lng: 13.4,
-        heading: 0.0,
-        speed: 0.0,
-        ts_ms: c.now().0 as u64,
-    };
+    let fix = GpsFix::still((52.5 + 1_300.0 / 111_195.0, 13.4), c.now());
     c.app.dispatch().ping(DriverId(401), fix, c.now()).unwrap();
     for body in [named.as_str(), ""] {
         let (status, again) = c.rest_accept_with(401, offer.delivery_id, body).await;

@@ -118,13 +118,7 @@ impl City {
     async fn driver(&self, id: u64, at: (f64, f64), now: UnixMs) -> Driver {
         let id = DriverId(id);
         let (_, rx, _) = self.d.connect(id, now);
-        let fix = GpsFix {
-            lat: at.0,
-            lng: at.1,
-            heading: 0.0,
-            speed: 0.0,
-            ts_ms: now.0 as u64,
-        };
+        let fix = GpsFix::still((at.0, at.1), now);
         self.d.ping(id, fix, now).unwrap();
         self.d.update(id, DriverUpdate::Online, now).await.unwrap();
         Driver {

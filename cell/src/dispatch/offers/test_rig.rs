@@ -76,13 +76,7 @@ impl Rig {
         let (_, rx, _) = self.d.connect(id, now);
         self.outboxes.insert(id, rx);
         self.here.insert(id, at);
-        let fix = GpsFix {
-            lat: at.0,
-            lng: at.1,
-            heading: 0.0,
-            speed: 0.0,
-            ts_ms: now.0 as u64,
-        };
+        let fix = GpsFix::still((at.0, at.1), now);
         self.d.ping(id, fix, now).unwrap();
         self.d.update(id, DriverUpdate::Online, now).await.unwrap();
     }
@@ -93,13 +87,7 @@ impl Rig {
         ids.sort_unstable();
         for id in ids {
             let at = self.here[&id];
-            let fix = GpsFix {
-                lat: at.0,
-                lng: at.1,
-                heading: 0.0,
-                speed: 0.0,
-                ts_ms: now.0 as u64,
-            };
+            let fix = GpsFix::still((at.0, at.1), now);
             // A second ping at the same instant is refused as stale: harmless here.
             let _ = self.d.ping(id, fix, now);
         }
